@@ -1,0 +1,68 @@
+/* cli.h — the `tailor` program: one table of subcommands (name, arguments,
+ * summary, options, handler) that drives parsing, dispatch and --help.
+ * Handlers return a sysexits.h code; only main() exits. */
+#ifndef TAILOR_CLI_H
+#define TAILOR_CLI_H
+
+#include <sysexits.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+typedef struct cli_opt {
+    const char *name; /* long name without dashes */
+    char short_name;  /* 0 = none */
+    const char *arg;  /* metavariable, NULL for a flag */
+    const char *help;
+} cli_opt;
+
+#define CLI_MAX_OPTS 24
+
+typedef struct cli_args {
+    const struct cli_cmd *cmd;
+    const char *db_path; /* --db, $TAILOR_DB, or ./tailor.db */
+    bool quiet;
+    /* Values of the command's options, by index in cmd->opts; flags are
+     * "1" when given. Repeated options keep the last value. */
+    const char *values[CLI_MAX_OPTS];
+    int npos;
+    char **pos; /* positional arguments */
+} cli_args;
+
+typedef int (*cli_handler)(cli_args *a);
+
+typedef struct cli_cmd {
+    const char *name;    /* "import movielens" */
+    const char *usage;   /* positional arguments, e.g. "DIR" */
+    const char *summary; /* one line */
+    const char *details; /* more help text, may be NULL */
+    int min_pos, max_pos;
+    cli_opt opts[CLI_MAX_OPTS]; /* ends at the first entry with name NULL */
+    cli_handler handler;
+} cli_cmd;
+
+const char *cli_opt_get(const cli_args *a, const char *name);
+bool cli_flag(const cli_args *a, const char *name);
+/* Maps a tailor_status to a sysexits code. */
+int cli_exit_code(int status);
+/* Prints "tailor: MESSAGE" for err and returns its exit code. */
+int cli_fail(const tailor_error *err);
+/* Prints a usage error for the command and returns EX_USAGE. */
+int cli_usage_error(const cli_args *a, const char *fmt, ...) BASE_PRINTF(2, 3);
+/* Opens the store named by --db, reporting errors; NULL on failure. */
+store *cli_open_store(const cli_args *a, int *exit_code);
+/* Parses --on-duplicate (or returns def); false on an unknown value. */
+bool cli_dup_policy(const cli_args *a, store_dup_policy def, store_dup_policy *out);
+
+/* Handlers. */
+int cmd_version(cli_args *a);
+int cmd_stats(cli_args *a);
+int cmd_import_movielens(cli_args *a);
+int cmd_import_sequences(cli_args *a);
+int cmd_import_events(cli_args *a);
+int cmd_import_items(cli_args *a);
+int cmd_datasets_list(cli_args *a);
+int cmd_datasets_fetch(cli_args *a);
+int cmd_help(cli_args *a);
+
+#endif

@@ -1,0 +1,354 @@
+/* main.c — the command table, option parsing and help for `tailor`.
+ * Global options (--db, --quiet, --verbose, --help) are accepted before or
+ * after the subcommand; each command's options come from its table row. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define DUP_OPT(def)                                                                  \
+    {"on-duplicate", 0, "POLICY",                                                     \
+     "what to do with a row that already exists: error, skip, replace or keep "      \
+     "(default " def ")"}
+
+static const cli_cmd COMMANDS[] = {
+    {"import movielens", "DIR", "import a MovieLens folder (ml-100k, ml-1m, ml-latest[-small], ml-20m)",
+     "The layout is detected from the files present. Items (with year, genres and links),\n"
+     "users, ratings and tags are imported in one transaction: on the first bad row the\n"
+     "error names file:line and field, and the database is left exactly as it was.",
+     1, 1, {DUP_OPT("error")}, cmd_import_movielens},
+    {"import sequences", "FILE", "import 'user item [item ...]' lines (SASRec / S3-Rec format)",
+     "Each line holds a user id followed by items in time order; a user may span several\n"
+     "lines. Event times are positions in the user's sequence.",
+     1, 1,
+     {{"attributes", 0, "JSON", "item -> [attribute ids] JSON object (S3-Rec *_item2attributes.json)"},
+      {"kind", 0, "NAME", "event kind to record (default interaction)"},
+      DUP_OPT("keep")},
+     cmd_import_sequences},
+    {"import events", "FILE", "import events from CSV/TSV (header row) or JSON Lines",
+     "Columns default to the first present of: user_id/user/userId, item_id/item/itemId/movieId,\n"
+     "timestamp/time/ts/date (unix seconds or ISO 8601), value/rating/score, kind/event/type.\n"
+     "Unknown users and items are created.",
+     1, 1,
+     {{"user", 0, "COL", "user id column"},
+      {"item", 0, "COL", "item id column"},
+      {"time", 0, "COL", "time column (unix seconds or ISO 8601)"},
+      {"value", 0, "COL", "value column (rating, count, ...)"},
+      {"kind", 0, "COL", "event kind column (view, click, rating, purchase, ...)"},
+      {"default-kind", 0, "NAME", "kind when there is no kind column (default interaction)"},
+      {"format", 0, "FMT", "csv, tsv or jsonl (default: from the file name)"},
+      DUP_OPT("keep")},
+     cmd_import_events},
+    {"import items", "FILE", "import a catalogue from CSV/TSV (header row) or JSON Lines",
+     "Columns other than id, title and text are stored as the item's attributes (JSON).",
+     1, 1,
+     {{"id", 0, "COL", "item id column (default item_id/id/item/itemId/movieId)"},
+      {"title", 0, "COL", "title column (default title/name)"},
+      {"text", 0, "COL", "text column (default text/description/overview/summary)"},
+      {"format", 0, "FMT", "csv, tsv or jsonl (default: from the file name)"},
+      DUP_OPT("error")},
+     cmd_import_items},
+    {"datasets list", "", "list the datasets tailor can fetch, and which are cached", NULL, 0, 0,
+     {{"dir", 0, "DIR", "cache folder (default $XDG_CACHE_HOME/tailor)"}}, cmd_datasets_list},
+    {"datasets fetch", "NAME", "download, verify and unpack a dataset into the cache",
+     "Downloads NAME.zip, checks its size and digest, and unpacks it into DIR/NAME.\n"
+     "Offline, --from takes the zip (or the unpacked folder) from a local folder instead.\n"
+     "Prints the dataset's folder on stdout.",
+     1, 1,
+     {{"dir", 0, "DIR", "cache folder (default $XDG_CACHE_HOME/tailor)"},
+      {"from", 0, "DIR", "take NAME.zip or NAME/ from this folder instead of downloading"},
+      {"sha256", 0, "HEX", "expected SHA-256 of the zip (for a mirror's copy)"},
+      {"url", 0, "URL", "download from this URL prefix (mirror; default $TAILOR_DATASETS_URL)"},
+      {"force", 'f', NULL, "download again even if cached"}},
+     cmd_datasets_fetch},
+    {"stats", "", "counts, density, sequence-length and item-popularity distributions", NULL, 0, 0,
+     {{"kind", 0, "NAME", "only events of this kind"}, {"json", 0, NULL, "print JSON"}},
+     cmd_stats},
+    {"version", "", "print the version", NULL, 0, 0, {{0}}, cmd_version},
+    {"help", "[COMMAND]", "show help for a command", NULL, 0, 2, {{0}}, cmd_help},
+};
+#define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static const cli_opt GLOBAL_OPTS[] = {
+    {"db", 0, "PATH", "database file (default $TAILOR_DB or ./tailor.db)"},
+    {"quiet", 'q', NULL, "no progress bars"},
+    {"verbose", 'v', NULL, "more log output (same as TAILOR_LOG=info)"},
+    {"help", 'h', NULL, "show help"},
+};
+#define NGLOBAL (sizeof GLOBAL_OPTS / sizeof GLOBAL_OPTS[0])
+
+static size_t cmd_nopts(const cli_cmd *c) {
+    size_t n = 0;
+    while (n < CLI_MAX_OPTS && c->opts[n].name) n++;
+    return n;
+}
+
+const char *cli_opt_get(const cli_args *a, const char *name) {
+    size_t n = cmd_nopts(a->cmd);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(a->cmd->opts[i].name, name)) return a->values[i];
+    return NULL;
+}
+
+bool cli_flag(const cli_args *a, const char *name) { return cli_opt_get(a, name) != NULL; }
+
+int cli_exit_code(int status) {
+    switch (status) {
+    case TAILOR_OK: return EX_OK;
+    case TAILOR_EDATA:
+    case TAILOR_ECHECKSUM:
+    case TAILOR_EEXISTS: return EX_DATAERR;
+    case TAILOR_ENOTFOUND: return EX_NOINPUT;
+    case TAILOR_EINVAL: return EX_USAGE;
+    case TAILOR_ENETWORK: return EX_UNAVAILABLE;
+    case TAILOR_EIO:
+    case TAILOR_EDB: return EX_IOERR;
+    case TAILOR_EUNSUPPORTED: return EX_CONFIG;
+    default: return EX_SOFTWARE;
+    }
+}
+
+int cli_fail(const tailor_error *err) {
+    fprintf(stderr, "tailor: %s\n", err->msg[0] ? err->msg : tailor_strerror(err->code));
+    return cli_exit_code(err->code);
+}
+
+static void print_opt(FILE *f, const cli_opt *o) {
+    char left[64];
+    if (o->short_name)
+        snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
+    else
+        snprintf(left, sizeof left, "    --%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    fprintf(f, "  %-28s %s\n", left, o->help);
+}
+
+static void print_cmd_help(FILE *f, const cli_cmd *c) {
+    fprintf(f, "usage: tailor %s%s%s [options]\n\n%s\n", c->name, *c->usage ? " " : "", c->usage,
+            c->summary);
+    if (c->details) fprintf(f, "\n%s\n", c->details);
+    size_t n = cmd_nopts(c);
+    if (n) {
+        fprintf(f, "\noptions:\n");
+        for (size_t i = 0; i < n; i++) print_opt(f, &c->opts[i]);
+    }
+    fprintf(f, "\nglobal options:\n");
+    for (size_t i = 0; i < NGLOBAL; i++) print_opt(f, &GLOBAL_OPTS[i]);
+}
+
+/* Lists the commands whose name starts with prefix ("" = all). */
+static void print_overview(FILE *f, const char *prefix) {
+    fprintf(f,
+            "tailor %s — LLM-powered personalization engine\n\n"
+            "usage: tailor [--db PATH] COMMAND [options] [args]\n\ncommands:\n",
+            TAILOR_VERSION_STRING);
+    size_t pl = strlen(prefix);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (pl && strncmp(COMMANDS[i].name, prefix, pl) != 0) continue;
+        char left[64];
+        snprintf(left, sizeof left, "%s %s", COMMANDS[i].name, COMMANDS[i].usage);
+        fprintf(f, "  %-30s %s\n", left, COMMANDS[i].summary);
+    }
+    fprintf(f, "\nglobal options:\n");
+    for (size_t i = 0; i < NGLOBAL; i++) print_opt(f, &GLOBAL_OPTS[i]);
+    fprintf(f,
+            "\nenvironment: TAILOR_DB (database), TAILOR_LOG (debug|info|warn|error),\n"
+            "XDG_CACHE_HOME (dataset cache), TAILOR_DATASETS_URL (dataset mirror)\n"
+            "'tailor help COMMAND' or 'tailor COMMAND --help' shows a command's options.\n");
+}
+
+int cli_usage_error(const cli_args *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tailor %s: ", a->cmd->name);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: tailor %s%s%s [options]  (see 'tailor %s --help')\n", a->cmd->name,
+            *a->cmd->usage ? " " : "", a->cmd->usage, a->cmd->name);
+    return EX_USAGE;
+}
+
+store *cli_open_store(const cli_args *a, int *exit_code) {
+    store *s = NULL;
+    tailor_error err = {0};
+    if (store_open(a->db_path, store_default_params(), &s, &err) != 0) {
+        *exit_code = cli_fail(&err);
+        return NULL;
+    }
+    return s;
+}
+
+bool cli_dup_policy(const cli_args *a, store_dup_policy def, store_dup_policy *out) {
+    const char *v = cli_opt_get(a, "on-duplicate");
+    if (!v) {
+        *out = def;
+        return true;
+    }
+    return store_dup_policy_parse(v, out);
+}
+
+/* Finds the command named by argv[i] (and argv[i+1] for two-word names).
+ * *words receives how many arguments the name used. */
+static const cli_cmd *find_command(int argc, char **argv, int i, int *words) {
+    if (i >= argc) return NULL;
+    for (size_t k = 0; k < NCOMMANDS; k++) {
+        const char *n = COMMANDS[k].name;
+        const char *sp = strchr(n, ' ');
+        if (!sp) {
+            if (!strcmp(n, argv[i])) {
+                *words = 1;
+                return &COMMANDS[k];
+            }
+            continue;
+        }
+        if ((size_t)(sp - n) == strlen(argv[i]) && !strncmp(n, argv[i], (size_t)(sp - n)) &&
+            i + 1 < argc && !strcmp(sp + 1, argv[i + 1])) {
+            *words = 2;
+            return &COMMANDS[k];
+        }
+    }
+    return NULL;
+}
+
+static bool is_group(const char *word) {
+    size_t l = strlen(word);
+    for (size_t k = 0; k < NCOMMANDS; k++)
+        if (!strncmp(COMMANDS[k].name, word, l) && COMMANDS[k].name[l] == ' ') return true;
+    return false;
+}
+
+int cmd_help(cli_args *a) {
+    if (a->npos == 0) {
+        print_overview(stdout, "");
+        return EX_OK;
+    }
+    int words;
+    const cli_cmd *c = find_command(a->npos, a->pos, 0, &words);
+    if (c) {
+        print_cmd_help(stdout, c);
+        return EX_OK;
+    }
+    if (is_group(a->pos[0])) {
+        print_overview(stdout, a->pos[0]);
+        return EX_OK;
+    }
+    fprintf(stderr, "tailor: no command '%s'; 'tailor help' lists them\n", a->pos[0]);
+    return EX_USAGE;
+}
+
+int cmd_version(cli_args *a) {
+    printf("tailor %s (schema version %d)\n", tailor_version(), STORE_SCHEMA_VERSION);
+    return EX_OK;
+}
+
+int main(int argc, char **argv) {
+    log_init_from_env();
+    cli_args a = {0};
+    const char *env_db = getenv("TAILOR_DB");
+    a.db_path = env_db && *env_db ? env_db : "tailor.db";
+    bool want_help = false;
+
+    /* Global options before the command. */
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--db") && i + 1 < argc) a.db_path = argv[++i];
+        else if (!strncmp(o, "--db=", 5)) a.db_path = o + 5;
+        else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) a.quiet = true;
+        else if (!strcmp(o, "-v") || !strcmp(o, "--verbose")) log_set_level(LOG_LEVEL_INFO);
+        else if (!strcmp(o, "-h") || !strcmp(o, "--help")) want_help = true;
+        else if (!strcmp(o, "--version")) return cmd_version(&a);
+        else {
+            fprintf(stderr, "tailor: unknown option '%s' before the command; 'tailor --help' lists them\n", o);
+            return EX_USAGE;
+        }
+    }
+    if (i >= argc) {
+        print_overview(want_help ? stdout : stderr, "");
+        return want_help ? EX_OK : EX_USAGE;
+    }
+    int words = 0;
+    const cli_cmd *cmd = find_command(argc, argv, i, &words);
+    if (!cmd) {
+        if (is_group(argv[i])) {
+            bool h = want_help || (i + 1 < argc && (!strcmp(argv[i + 1], "--help") || !strcmp(argv[i + 1], "-h")));
+            if (!h && i + 1 < argc)
+                fprintf(stderr, "tailor: no command '%s %s'\n\n", argv[i], argv[i + 1]);
+            print_overview(h ? stdout : stderr, argv[i]);
+            return h ? EX_OK : EX_USAGE;
+        }
+        fprintf(stderr, "tailor: no command '%s'; 'tailor --help' lists them\n", argv[i]);
+        return EX_USAGE;
+    }
+    a.cmd = cmd;
+
+    /* getopt_long over the command's options plus the global ones. */
+    size_t nopts = cmd_nopts(cmd);
+    struct option longopts[CLI_MAX_OPTS + NGLOBAL + 1];
+    /* "-": positionals come back in order as option 1; ":": a missing
+     * value is reported as ':'. */
+    char shorts[2 * (CLI_MAX_OPTS + NGLOBAL) + 3] = "-:";
+    size_t sl = 2;
+    size_t n = 0;
+    for (size_t k = 0; k < nopts; k++, n++) {
+        longopts[n] = (struct option){cmd->opts[k].name, cmd->opts[k].arg ? required_argument : no_argument,
+                                      NULL, 1000 + (int)k};
+        if (cmd->opts[k].short_name) {
+            shorts[sl++] = cmd->opts[k].short_name;
+            if (cmd->opts[k].arg) shorts[sl++] = ':';
+        }
+    }
+    for (size_t k = 0; k < NGLOBAL; k++, n++) {
+        longopts[n] = (struct option){GLOBAL_OPTS[k].name,
+                                      GLOBAL_OPTS[k].arg ? required_argument : no_argument, NULL,
+                                      2000 + (int)k};
+        if (GLOBAL_OPTS[k].short_name) shorts[sl++] = GLOBAL_OPTS[k].short_name;
+    }
+    longopts[n] = (struct option){0};
+    shorts[sl] = 0;
+
+    int sub_argc = argc - i - words + 1;
+    char **sub_argv = xmalloc(((size_t)sub_argc + 1) * sizeof *sub_argv);
+    sub_argv[0] = argv[0];
+    for (int k = 1; k < sub_argc; k++) sub_argv[k] = argv[i + words + k - 1];
+    sub_argv[sub_argc] = NULL;
+    a.pos = xmalloc(((size_t)sub_argc + 1) * sizeof *a.pos);
+    opterr = 0;
+    optind = 1;
+    int c, rc = EX_OK;
+    while ((c = getopt_long(sub_argc, sub_argv, shorts, longopts, NULL)) != -1) {
+        if (c == 1) {
+            a.pos[a.npos++] = optarg;
+        } else if (c >= 2000) {
+            const char *g = GLOBAL_OPTS[c - 2000].name;
+            if (!strcmp(g, "db")) a.db_path = optarg;
+            else if (!strcmp(g, "quiet")) a.quiet = true;
+            else if (!strcmp(g, "verbose")) log_set_level(LOG_LEVEL_INFO);
+            else if (!strcmp(g, "help")) want_help = true;
+        } else if (c >= 1000) {
+            a.values[c - 1000] = optarg ? optarg : "1";
+        } else {
+            const char *bad = sub_argv[optind - 1];
+            rc = cli_usage_error(&a, c == ':' ? "option '%s' needs a value" : "unknown option '%s'",
+                                 bad);
+            goto done;
+        }
+    }
+    if (want_help) {
+        print_cmd_help(stdout, cmd);
+        goto done;
+    }
+    if (a.npos < cmd->min_pos || a.npos > cmd->max_pos) {
+        rc = cli_usage_error(&a, a.npos < cmd->min_pos ? "missing %s" : "too many arguments%s",
+                             a.npos < cmd->min_pos ? cmd->usage : "");
+        goto done;
+    }
+    progress_set_quiet(a.quiet);
+    rc = cmd->handler(&a);
+done:
+    free(sub_argv);
+    free(a.pos);
+    return rc;
+}

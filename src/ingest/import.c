@@ -1,0 +1,206 @@
+/* import.c — what every importer shares: the transaction, the in-memory
+ * external-id maps (users, items, kinds), the duplicate policy and the
+ * progress bar. Maps hold one entry per user/item/kind — what is kept —
+ * never one per event. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ingest/import_internal.h"
+
+int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
+                  const char *label, uint64_t total_bytes, tailor_error *err) {
+    memset(c, 0, sizeof *c);
+    c->s = s;
+    c->dup = dup;
+    c->st = st;
+    memset(st, 0, sizeof *st);
+    c->t0 = timer_now_ns();
+    hmap_init(&c->users, 1024);
+    hmap_init(&c->items, 1024);
+    hmap_init(&c->kinds, 16);
+    int rc = store_begin(s, err);
+    if (!rc) rc = store_idmap_load(s, "users", &c->users, err);
+    if (!rc) rc = store_idmap_load(s, "items", &c->items, err);
+    if (rc) {
+        store_rollback(s);
+        hmap_deinit(&c->users);
+        hmap_deinit(&c->items);
+        hmap_deinit(&c->kinds);
+        return rc;
+    }
+    progress_begin(&c->bar, label, total_bytes);
+    return 0;
+}
+
+int ing_ctx_end(ing_ctx *c, int rc, tailor_error *err) {
+    if (rc == 0) rc = store_commit(c->s, err);
+    if (rc != 0) store_rollback(c->s);
+    progress_end(&c->bar);
+    hmap_deinit(&c->users);
+    hmap_deinit(&c->items);
+    hmap_deinit(&c->kinds);
+    c->st->seconds = timer_seconds_since(c->t0);
+    return rc;
+}
+
+void ing_ctx_progress(ing_ctx *c, uint64_t bytes_done) {
+    if ((++c->tick & 4095) == 0) progress_update(&c->bar, bytes_done);
+}
+
+/* Adds or reuses an entity. define = the row comes from a catalogue file, so
+ * the duplicate policy applies; otherwise an existing row is simply reused. */
+static int ctx_entity(ing_ctx *c, bool is_user, const char *ext, size_t len,
+                      const char *title, const char *text, const char *attrs, bool define,
+                      int64_t *id, tailor_error *err) {
+    hmap *m = is_user ? &c->users : &c->items;
+    int64_t have;
+    bool exists = hmap_get(m, ext, len, &have);
+    if (exists && !define) {
+        *id = have;
+        return 0;
+    }
+    if (exists) {
+        if (c->dup == STORE_DUP_ERROR)
+            return err_set(err, TAILOR_EEXISTS,
+                           "%s '%.*s' already exists (use --on-duplicate skip or replace)",
+                           is_user ? "user" : "item", (int)len, ext);
+        *id = have;
+        if (c->dup == STORE_DUP_REPLACE) {
+            c->st->replaced++;
+            char *e = xstrndup(ext, len);
+            int rc = is_user ? store_user_put(c->s, e, attrs, STORE_DUP_REPLACE, NULL, NULL, err)
+                             : store_item_put(c->s, e, title, text, attrs, STORE_DUP_REPLACE,
+                                              NULL, NULL, err);
+            free(e);
+            return rc;
+        }
+        c->st->skipped++;
+        return 0;
+    }
+    char *e = xstrndup(ext, len);
+    int rc = is_user ? store_user_put(c->s, e, attrs, STORE_DUP_ERROR, id, NULL, err)
+                     : store_item_put(c->s, e, title, text, attrs, STORE_DUP_ERROR, id, NULL, err);
+    free(e);
+    if (rc) return rc;
+    hmap_put(m, ext, len, *id);
+    if (is_user) c->st->users++;
+    else c->st->items++;
+    return 0;
+}
+
+int ing_user(ing_ctx *c, const char *ext, size_t len, const char *attrs, bool define,
+             int64_t *id, tailor_error *err) {
+    return ctx_entity(c, true, ext, len, NULL, NULL, attrs, define, id, err);
+}
+
+int ing_item(ing_ctx *c, const char *ext, size_t len, const char *title, const char *text,
+             const char *attrs, bool define, int64_t *id, tailor_error *err) {
+    return ctx_entity(c, false, ext, len, title, text, attrs, define, id, err);
+}
+
+bool ing_user_known(ing_ctx *c, const char *ext, size_t len, int64_t *id) {
+    return hmap_get(&c->users, ext, len, id);
+}
+
+bool ing_item_known(ing_ctx *c, const char *ext, size_t len, int64_t *id) {
+    return hmap_get(&c->items, ext, len, id);
+}
+
+int ing_kind(ing_ctx *c, const char *name, size_t len, int64_t *id, tailor_error *err) {
+    if (hmap_get(&c->kinds, name, len, id)) return 0;
+    char *n = xstrndup(name, len);
+    int rc = store_kind_id(c->s, n, true, id, err);
+    free(n);
+    if (!rc) hmap_put(&c->kinds, name, len, *id);
+    return rc;
+}
+
+int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err) {
+    if (c->dup != STORE_DUP_KEEP) {
+        bool found;
+        int rc = store_event_find(c->s, ev, &found, err);
+        if (rc) return rc;
+        if (found) {
+            if (c->dup == STORE_DUP_ERROR)
+                return err_set(err, TAILOR_EEXISTS,
+                               "duplicate event for this user, item and kind "
+                               "(use --on-duplicate keep, skip or replace)");
+            if (c->dup == STORE_DUP_SKIP) {
+                c->st->skipped++;
+                return 0;
+            }
+            if ((rc = store_event_delete_same(c->s, ev, err))) return rc;
+            c->st->replaced++;
+        }
+    }
+    int rc = store_event_add(c->s, ev, err);
+    if (!rc) c->st->events++;
+    return rc;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil), so parsing needs no timezone state. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char *s, size_t n, int *out) {
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool ing_parse_time(const char *s, size_t n, int64_t *out) {
+    if (parse_i64(s, n, out)) return true;
+    double d;
+    if (parse_f64(s, n, &d) && d > -1e15 && d < 1e15) {
+        *out = (int64_t)d;
+        return true;
+    }
+    /* YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|(+|-)HH[:]MM] */
+    int y, mo, da, h = 0, mi = 0, se = 0;
+    if (n < 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) || !digits(s + 5, 2, &mo) ||
+        !digits(s + 8, 2, &da) || mo < 1 || mo > 12 || da < 1 || da > 31)
+        return false;
+    size_t i = 10;
+    if (i < n && (s[i] == 'T' || s[i] == ' ')) {
+        if (n < i + 6 || s[i + 3] != ':' || !digits(s + i + 1, 2, &h) ||
+            !digits(s + i + 4, 2, &mi) || h > 23 || mi > 59)
+            return false;
+        i += 6;
+        if (i < n && s[i] == ':') {
+            if (n < i + 3 || !digits(s + i + 1, 2, &se) || se > 60) return false;
+            i += 3;
+            if (i < n && s[i] == '.') {
+                i++;
+                while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+            }
+        }
+    }
+    int64_t offset = 0;
+    if (i < n && s[i] == 'Z') {
+        i++;
+    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+        int oh, om = 0;
+        int sign = s[i] == '-' ? -1 : 1;
+        if (n < i + 3 || !digits(s + i + 1, 2, &oh)) return false;
+        i += 3;
+        if (i < n && s[i] == ':') i++;
+        if (i + 2 <= n && digits(s + i, 2, &om)) i += 2;
+        offset = sign * (oh * 3600 + om * 60);
+    }
+    if (i != n) return false;
+    *out = days_from_civil(y, (unsigned)mo, (unsigned)da) * 86400 + h * 3600 + mi * 60 + se -
+           offset;
+    return true;
+}

@@ -1,0 +1,45 @@
+/* import_internal.h — private to src/ingest/: the context every importer
+ * runs in (transaction, id maps, duplicate policy, progress). */
+#ifndef TAILOR_IMPORT_INTERNAL_H
+#define TAILOR_IMPORT_INTERNAL_H
+
+#include "ingest/ingest.h"
+
+typedef struct ing_ctx {
+    store *s;
+    store_dup_policy dup;
+    ing_stats *st;
+    hmap users, items, kinds; /* external id -> row id */
+    progress bar;
+    uint64_t t0, tick;
+} ing_ctx;
+
+/* Opens the transaction and loads the id maps. */
+int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
+                  const char *label, uint64_t total_bytes, tailor_error *err);
+/* Commits when rc == 0, else rolls back; returns the final status. */
+int ing_ctx_end(ing_ctx *c, int rc, tailor_error *err);
+void ing_ctx_progress(ing_ctx *c, uint64_t bytes_done);
+
+int ing_user(ing_ctx *c, const char *ext, size_t len, const char *attrs, bool define,
+             int64_t *id, tailor_error *err);
+int ing_item(ing_ctx *c, const char *ext, size_t len, const char *title, const char *text,
+             const char *attrs, bool define, int64_t *id, tailor_error *err);
+bool ing_user_known(ing_ctx *c, const char *ext, size_t len, int64_t *id);
+bool ing_item_known(ing_ctx *c, const char *ext, size_t len, int64_t *id);
+int ing_kind(ing_ctx *c, const char *name, size_t len, int64_t *id, tailor_error *err);
+/* Adds an event under the context's duplicate policy. */
+int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err);
+
+
+
+/* Prefixes err with "PATH:LINE" for row-level failures that did not
+ * already name their place (duplicates, database errors); returns rc. */
+static inline int ing_at(tailor_error *err, int rc, const char *path, int64_t line) {
+    if (rc && rc != TAILOR_EDATA) {
+        err_prefix(err, "%s:%lld", path, (long long)line);
+        if (err && rc != TAILOR_EDB) err->code = rc;
+    }
+    return rc;
+}
+#endif

@@ -1,0 +1,137 @@
+/* schema.c — the schema as an ordered list of migrations.
+ * Migration N takes a database at user_version N-1 to N. Never edit a
+ * migration that has shipped: add a new one at the end. Each runs inside
+ * the transaction that store_open opens for it. */
+#include "store/store_internal.h"
+
+static const char *const MIGRATION_1 =
+    /* Catalogue and people. attributes: a JSON object (checked). */
+    "CREATE TABLE items ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ext_id TEXT NOT NULL UNIQUE,"
+    "  title TEXT,"
+    "  text TEXT,"
+    "  attributes TEXT CHECK (attributes IS NULL OR json_valid(attributes))"
+    ");"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ext_id TEXT NOT NULL UNIQUE,"
+    "  attributes TEXT CHECK (attributes IS NULL OR json_valid(attributes))"
+    ");"
+    "CREATE TABLE event_kinds ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE"
+    ");"
+    "INSERT INTO event_kinds (id, name) VALUES"
+    "  (1, 'view'), (2, 'click'), (3, 'rating'), (4, 'purchase'), (5, 'interaction');"
+    /* Interactions; ts is unix seconds (or a position for sequence data). */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    "  kind INTEGER NOT NULL REFERENCES event_kinds(id),"
+    "  value REAL,"
+    "  ts INTEGER NOT NULL"
+    ");"
+    /* Per-user history and duplicate checks; views scan in rowid order. */
+    "CREATE INDEX events_user_item ON events (user_id, item_id, kind);"
+    "CREATE INDEX events_item ON events (item_id);"
+    "CREATE TABLE tags ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,"
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    "  tag TEXT NOT NULL,"
+    "  ts INTEGER"
+    ");"
+    "CREATE INDEX tags_item ON tags (item_id);"
+    "CREATE INDEX tags_user ON tags (user_id);"
+    /* Knowledge graph: entities are free strings; source says who asserted
+     * the fact (an importer, or an LLM completion with its confidence). */
+    "CREATE TABLE kg_triples ("
+    "  id INTEGER PRIMARY KEY,"
+    "  head TEXT NOT NULL,"
+    "  relation TEXT NOT NULL,"
+    "  tail TEXT NOT NULL,"
+    "  source TEXT NOT NULL DEFAULT 'import',"
+    "  confidence REAL NOT NULL DEFAULT 1.0 CHECK (confidence >= 0 AND confidence <= 1),"
+    "  UNIQUE (head, relation, tail)"
+    ");"
+    "CREATE INDEX kg_tail ON kg_triples (tail, relation);"
+    /* Conversations and their messages. */
+    "CREATE TABLE sessions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  summary TEXT"
+    ");"
+    "CREATE INDEX sessions_user ON sessions (user_id);"
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),"
+    "  content TEXT NOT NULL,"
+    "  tool_name TEXT,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX messages_session ON messages (session_id, id);"
+    /* Trained models: the file holds the weights, the row what they are. */
+    "CREATE TABLE models ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL,"
+    "  params TEXT CHECK (params IS NULL OR json_valid(params)),"
+    "  metrics TEXT CHECK (metrics IS NULL OR json_valid(metrics)),"
+    "  file TEXT,"
+    "  trained_at INTEGER NOT NULL"
+    ");";
+
+/* Version 2: full-text search over item titles and texts (search tools and
+ * the agent need it), kept in sync by triggers. */
+static const char *const MIGRATION_2 =
+    "CREATE VIRTUAL TABLE items_fts USING fts5("
+    "  title, text, content='items', content_rowid='id');"
+    "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN"
+    "  INSERT INTO items_fts (rowid, title, text) VALUES (new.id, new.title, new.text);"
+    "END;"
+    "CREATE TRIGGER items_fts_ad AFTER DELETE ON items BEGIN"
+    "  INSERT INTO items_fts (items_fts, rowid, title, text)"
+    "    VALUES ('delete', old.id, old.title, old.text);"
+    "END;"
+    "CREATE TRIGGER items_fts_au AFTER UPDATE OF title, text ON items BEGIN"
+    "  INSERT INTO items_fts (items_fts, rowid, title, text)"
+    "    VALUES ('delete', old.id, old.title, old.text);"
+    "  INSERT INTO items_fts (rowid, title, text) VALUES (new.id, new.title, new.text);"
+    "END;"
+    "INSERT INTO items_fts (items_fts) VALUES ('rebuild');";
+
+static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
+_Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+int store_migrate(store *s, int target, tailor_error *err) {
+    int have = store_schema_version(s);
+    if (have > STORE_SCHEMA_VERSION)
+        return err_set(err, TAILOR_EUNSUPPORTED,
+                       "%s: schema version %d is newer than this tailor understands (%d); "
+                       "upgrade tailor",
+                       s->path, have, STORE_SCHEMA_VERSION);
+    for (int v = have + 1; v <= target; v++) {
+        int rc = store_begin(s, err);
+        if (rc) return rc;
+        rc = store_exec(s, MIGRATIONS[v - 1], err);
+        if (!rc) {
+            char sql[64];
+            snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
+            rc = store_exec(s, sql, err);
+        }
+        if (!rc) rc = store_commit(s, err);
+        if (rc) {
+            store_rollback(s);
+            err_prefix(err, "%s: migration to schema version %d failed", s->path, v);
+            return rc;
+        }
+        log_info("%s: migrated schema to version %d", s->path, v);
+    }
+    return 0;
+}

@@ -1,0 +1,642 @@
+/* store.c — opening the SQLite store and typed row access.
+ * Every statement is prepared once and cached; text is bound
+ * SQLITE_TRANSIENT unless it outlives the step (then SQLITE_STATIC). */
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_internal.h"
+
+static const char *const STMT_SQL[ST_COUNT_] = {
+    [ST_USER_FIND] = "SELECT id FROM users WHERE ext_id = ?1",
+    [ST_USER_INSERT] = "INSERT INTO users (ext_id, attributes) VALUES (?1, ?2)",
+    [ST_USER_UPDATE] = "UPDATE users SET attributes = coalesce(?2, attributes) WHERE id = ?1",
+    [ST_ITEM_FIND] = "SELECT id FROM items WHERE ext_id = ?1",
+    [ST_ITEM_INSERT] = "INSERT INTO items (ext_id, title, text, attributes) VALUES (?1, ?2, ?3, ?4)",
+    [ST_ITEM_UPDATE] = "UPDATE items SET title = coalesce(?2, title), text = coalesce(?3, text),"
+                       " attributes = coalesce(?4, attributes) WHERE id = ?1",
+    [ST_KIND_FIND] = "SELECT id FROM event_kinds WHERE name = ?1",
+    [ST_KIND_INSERT] = "INSERT INTO event_kinds (name) VALUES (?1)",
+    [ST_EVENT_INSERT] = "INSERT INTO events (user_id, item_id, kind, value, ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_EVENT_FIND] = "SELECT 1 FROM events WHERE user_id = ?1 AND item_id = ?2 AND kind = ?3 LIMIT 1",
+    [ST_EVENT_DELETE] = "DELETE FROM events WHERE user_id = ?1 AND item_id = ?2 AND kind = ?3",
+    [ST_TAG_INSERT] = "INSERT INTO tags (user_id, item_id, tag, ts) VALUES (?1, ?2, ?3, ?4)",
+    [ST_KG_INSERT] = "INSERT INTO kg_triples (head, relation, tail, source, confidence) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_KG_INSERT_IGNORE] = "INSERT OR IGNORE INTO kg_triples (head, relation, tail, source, confidence)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_KG_REPLACE] = "INSERT INTO kg_triples (head, relation, tail, source, confidence) VALUES (?1, ?2, ?3, ?4, ?5)"
+                      " ON CONFLICT (head, relation, tail) DO UPDATE SET source = excluded.source,"
+                      " confidence = excluded.confidence",
+};
+
+int store_sqlite_err(store *s, tailor_error *err, const char *what) {
+    return err_set(err, TAILOR_EDB, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+sqlite3_stmt *store_stmt(store *s, store_stmt_id id, tailor_error *err) {
+    if (!s->stmts[id]) {
+        if (sqlite3_prepare_v3(s->db, STMT_SQL[id], -1, SQLITE_PREPARE_PERSISTENT,
+                               &s->stmts[id], NULL) != SQLITE_OK) {
+            store_sqlite_err(s, err, "prepare");
+            return NULL;
+        }
+    } else {
+        sqlite3_reset(s->stmts[id]);
+        sqlite3_clear_bindings(s->stmts[id]);
+    }
+    return s->stmts[id];
+}
+
+store_params store_default_params(void) {
+    return (store_params){.target_version = 0, .read_only = false};
+}
+
+sqlite3 *store_db(store *s) { return s->db; }
+
+int store_exec(store *s, const char *sql, tailor_error *err) {
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        err_set(err, TAILOR_EDB, "%s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return TAILOR_EDB;
+    }
+    return 0;
+}
+
+int store_schema_version(store *s) {
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+int store_open(const char *path, store_params params, store **out, tailor_error *err) {
+    *out = NULL;
+    store *s = xcalloc(1, sizeof *s);
+    s->path = xstrdup(path);
+    int flags = params.read_only ? SQLITE_OPEN_READONLY
+                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        err_set(err, params.read_only ? TAILOR_ENOTFOUND : TAILOR_EDB,
+                "cannot open database %s: %s", path,
+                s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        store_close(s);
+        return err ? err->code : TAILOR_EDB;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    /* WAL lets readers (the server) run beside a writer (an import);
+     * synchronous=NORMAL is durable across application crashes in WAL. */
+    int rc = store_exec(s, "PRAGMA foreign_keys = ON;", err);
+    if (!rc && !params.read_only)
+        rc = store_exec(s,
+                        "PRAGMA journal_mode = WAL;"
+                        "PRAGMA synchronous = NORMAL;"
+                        "PRAGMA cache_size = -65536;"
+                        "PRAGMA temp_store = MEMORY;",
+                        err);
+    if (rc) {
+        err_prefix(err, "cannot open database %s", path);
+        store_close(s);
+        return rc;
+    }
+    if (!params.read_only) {
+        int target = params.target_version > 0 ? params.target_version : STORE_SCHEMA_VERSION;
+        rc = store_migrate(s, target, err);
+        if (rc) {
+            store_close(s);
+            return rc;
+        }
+    } else if (store_schema_version(s) != STORE_SCHEMA_VERSION) {
+        int v = store_schema_version(s);
+        store_close(s);
+        return err_set(err, TAILOR_EUNSUPPORTED,
+                       "%s: schema version %d, expected %d (open it read-write once to migrate)",
+                       path, v, STORE_SCHEMA_VERSION);
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(store *s) {
+    if (!s) return;
+    for (int i = 0; i < ST_COUNT_; i++) sqlite3_finalize(s->stmts[i]);
+    if (s->db) sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+int store_begin(store *s, tailor_error *err) {
+    if (s->in_tx) return err_set(err, TAILOR_EINTERNAL, "nested transaction");
+    int rc = store_exec(s, "BEGIN IMMEDIATE", err);
+    if (!rc) s->in_tx = true;
+    return rc;
+}
+
+int store_commit(store *s, tailor_error *err) {
+    int rc = store_exec(s, "COMMIT", err);
+    if (!rc) s->in_tx = false;
+    return rc;
+}
+
+void store_rollback(store *s) {
+    if (!s->in_tx) return;
+    /* Reset statements first: an active read would block the rollback. */
+    for (int i = 0; i < ST_COUNT_; i++)
+        if (s->stmts[i]) sqlite3_reset(s->stmts[i]);
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_tx = false;
+}
+
+bool store_dup_policy_parse(const char *str, store_dup_policy *out) {
+    static const char *names[] = {"error", "skip", "replace", "keep"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(str, names[i]) == 0) {
+            *out = (store_dup_policy)i;
+            return true;
+        }
+    return false;
+}
+
+const char *store_dup_policy_name(store_dup_policy p) {
+    static const char *names[] = {"error", "skip", "replace", "keep"};
+    return (unsigned)p < 4 ? names[p] : "?";
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+    if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, i);
+}
+
+static int store_find_ext(store *s, store_stmt_id sid, const char *what,
+                          const char *ext_id, int64_t *id, tailor_error *err) {
+    sqlite3_stmt *st = store_stmt(s, sid, err);
+    if (!st) return TAILOR_EDB;
+    sqlite3_bind_text(st, 1, ext_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_sqlite_err(s, err, what);
+    return err_set(err, TAILOR_ENOTFOUND, "%s '%s' not found", what, ext_id);
+}
+
+int store_user_find(store *s, const char *ext_id, int64_t *id, tailor_error *err) {
+    return store_find_ext(s, ST_USER_FIND, "user", ext_id, id, err);
+}
+
+int store_item_find(store *s, const char *ext_id, int64_t *id, tailor_error *err) {
+    return store_find_ext(s, ST_ITEM_FIND, "item", ext_id, id, err);
+}
+
+static int store_step_done(store *s, sqlite3_stmt *st, tailor_error *err, const char *what) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_sqlite_err(s, err, what);
+    return 0;
+}
+
+int store_user_put(store *s, const char *ext_id, const char *attributes,
+                   store_dup_policy dup, int64_t *id, bool *inserted, tailor_error *err) {
+    int64_t existing;
+    tailor_error e2;
+    int rc = store_user_find(s, ext_id, &existing, &e2);
+    if (inserted) *inserted = false;
+    if (rc == 0) {
+        if (dup == STORE_DUP_ERROR)
+            return err_set(err, TAILOR_EEXISTS, "user '%s' already exists", ext_id);
+        if (dup == STORE_DUP_REPLACE) {
+            sqlite3_stmt *st = store_stmt(s, ST_USER_UPDATE, err);
+            if (!st) return TAILOR_EDB;
+            sqlite3_bind_int64(st, 1, existing);
+            bind_text_or_null(st, 2, attributes);
+            if ((rc = store_step_done(s, st, err, "update user"))) return rc;
+        }
+        if (id) *id = existing;
+        return 0;
+    }
+    if (rc != TAILOR_ENOTFOUND) {
+        if (err) *err = e2;
+        return rc;
+    }
+    sqlite3_stmt *st = store_stmt(s, ST_USER_INSERT, err);
+    if (!st) return TAILOR_EDB;
+    sqlite3_bind_text(st, 1, ext_id, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, attributes);
+    if ((rc = store_step_done(s, st, err, "insert user"))) return rc;
+    if (id) *id = sqlite3_last_insert_rowid(s->db);
+    if (inserted) *inserted = true;
+    return 0;
+}
+
+int store_item_put(store *s, const char *ext_id, const char *title, const char *text,
+                   const char *attributes, store_dup_policy dup, int64_t *id,
+                   bool *inserted, tailor_error *err) {
+    int64_t existing;
+    tailor_error e2;
+    int rc = store_item_find(s, ext_id, &existing, &e2);
+    if (inserted) *inserted = false;
+    if (rc == 0) {
+        if (dup == STORE_DUP_ERROR)
+            return err_set(err, TAILOR_EEXISTS, "item '%s' already exists", ext_id);
+        if (dup == STORE_DUP_REPLACE) {
+            sqlite3_stmt *st = store_stmt(s, ST_ITEM_UPDATE, err);
+            if (!st) return TAILOR_EDB;
+            sqlite3_bind_int64(st, 1, existing);
+            bind_text_or_null(st, 2, title);
+            bind_text_or_null(st, 3, text);
+            bind_text_or_null(st, 4, attributes);
+            if ((rc = store_step_done(s, st, err, "update item"))) return rc;
+        }
+        if (id) *id = existing;
+        return 0;
+    }
+    if (rc != TAILOR_ENOTFOUND) {
+        if (err) *err = e2;
+        return rc;
+    }
+    sqlite3_stmt *st = store_stmt(s, ST_ITEM_INSERT, err);
+    if (!st) return TAILOR_EDB;
+    sqlite3_bind_text(st, 1, ext_id, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, title);
+    bind_text_or_null(st, 3, text);
+    bind_text_or_null(st, 4, attributes);
+    if ((rc = store_step_done(s, st, err, "insert item"))) return rc;
+    if (id) *id = sqlite3_last_insert_rowid(s->db);
+    if (inserted) *inserted = true;
+    return 0;
+}
+
+int store_kind_id(store *s, const char *name, bool create, int64_t *id, tailor_error *err) {
+    sqlite3_stmt *st = store_stmt(s, ST_KIND_FIND, err);
+    if (!st) return TAILOR_EDB;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_sqlite_err(s, err, "event kind");
+    if (!create) return err_set(err, TAILOR_ENOTFOUND, "event kind '%s' not found", name);
+    st = store_stmt(s, ST_KIND_INSERT, err);
+    if (!st) return TAILOR_EDB;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if ((rc = store_step_done(s, st, err, "insert event kind"))) return rc;
+    *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+static void bind_event_key(sqlite3_stmt *st, const store_event *ev) {
+    sqlite3_bind_int64(st, 1, ev->user_id);
+    sqlite3_bind_int64(st, 2, ev->item_id);
+    sqlite3_bind_int64(st, 3, ev->kind);
+}
+
+int store_event_add(store *s, const store_event *ev, tailor_error *err) {
+    sqlite3_stmt *st = s->stmts[ST_EVENT_INSERT];
+    if (!st && !(st = store_stmt(s, ST_EVENT_INSERT, err))) return TAILOR_EDB;
+    /* Hot path of every import: rebinding all five parameters makes
+     * clear_bindings unnecessary. */
+    bind_event_key(st, ev);
+    if (ev->has_value) sqlite3_bind_double(st, 4, ev->value);
+    else sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, ev->ts);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_sqlite_err(s, err, "insert event");
+    return 0;
+}
+
+int store_event_find(store *s, const store_event *ev, bool *found, tailor_error *err) {
+    sqlite3_stmt *st = store_stmt(s, ST_EVENT_FIND, err);
+    if (!st) return TAILOR_EDB;
+    bind_event_key(st, ev);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_sqlite_err(s, err, "find event");
+    *found = rc == SQLITE_ROW;
+    return 0;
+}
+
+int store_event_delete_same(store *s, const store_event *ev, tailor_error *err) {
+    sqlite3_stmt *st = store_stmt(s, ST_EVENT_DELETE, err);
+    if (!st) return TAILOR_EDB;
+    bind_event_key(st, ev);
+    return store_step_done(s, st, err, "delete event");
+}
+
+int store_tag_add(store *s, int64_t user_id, int64_t item_id, const char *tag, int64_t ts,
+                  tailor_error *err) {
+    sqlite3_stmt *st = store_stmt(s, ST_TAG_INSERT, err);
+    if (!st) return TAILOR_EDB;
+    if (user_id) sqlite3_bind_int64(st, 1, user_id);
+    else sqlite3_bind_null(st, 1);
+    sqlite3_bind_int64(st, 2, item_id);
+    sqlite3_bind_text(st, 3, tag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ts);
+    return store_step_done(s, st, err, "insert tag");
+}
+
+int store_kg_add(store *s, const char *head, const char *relation, const char *tail,
+                 const char *source, double confidence, store_dup_policy dup,
+                 tailor_error *err) {
+    store_stmt_id id = dup == STORE_DUP_SKIP      ? ST_KG_INSERT_IGNORE
+                       : dup == STORE_DUP_REPLACE ? ST_KG_REPLACE
+                                                  : ST_KG_INSERT;
+    sqlite3_stmt *st = store_stmt(s, id, err);
+    if (!st) return TAILOR_EDB;
+    sqlite3_bind_text(st, 1, head, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, relation, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, tail, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, source ? source : "import", -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 5, confidence);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return err_set(err, TAILOR_EEXISTS, "triple (%s, %s, %s) already exists", head,
+                       relation, tail);
+    if (rc != SQLITE_DONE) return store_sqlite_err(s, err, "insert triple");
+    return 0;
+}
+
+static char *col_strdup(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+int store_item_get(store *s, int64_t id, store_item *out, tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT ext_id, title, text, attributes FROM items WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "item");
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->id = id;
+        out->ext_id = col_strdup(st, 0);
+        out->title = col_strdup(st, 1);
+        out->text = col_strdup(st, 2);
+        out->attributes = col_strdup(st, 3);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(err, TAILOR_ENOTFOUND, "item %lld not found", (long long)id);
+    } else {
+        rc = store_sqlite_err(s, err, "item");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void store_item_deinit(store_item *it) {
+    free(it->ext_id);
+    free(it->title);
+    free(it->text);
+    free(it->attributes);
+    memset(it, 0, sizeof *it);
+}
+
+int store_model_put(store *s, const store_model *m, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO models (name, kind, params, metrics, file, trained_at)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET"
+                           " kind = excluded.kind, params = excluded.params,"
+                           " metrics = excluded.metrics, file = excluded.file,"
+                           " trained_at = excluded.trained_at",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "model");
+    sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, m->kind, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 3, m->params);
+    bind_text_or_null(st, 4, m->metrics);
+    bind_text_or_null(st, 5, m->file);
+    sqlite3_bind_int64(st, 6, m->trained_at ? m->trained_at : (int64_t)time(NULL));
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "save model");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_model_get(store *s, const char *name, store_model *out, tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT name, kind, params, metrics, file, trained_at FROM models"
+                           " WHERE name = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "model");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->name = col_strdup(st, 0);
+        out->kind = col_strdup(st, 1);
+        out->params = col_strdup(st, 2);
+        out->metrics = col_strdup(st, 3);
+        out->file = col_strdup(st, 4);
+        out->trained_at = sqlite3_column_int64(st, 5);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(err, TAILOR_ENOTFOUND, "model '%s' not found", name);
+    } else {
+        rc = store_sqlite_err(s, err, "model");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void store_model_deinit(store_model *m) {
+    free(m->name);
+    free(m->kind);
+    free(m->params);
+    free(m->metrics);
+    free(m->file);
+    memset(m, 0, sizeof *m);
+}
+
+int store_session_new(store *s, int64_t user_id, int64_t *id, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO sessions (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "session");
+    if (user_id) sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "new session");
+    sqlite3_finalize(st);
+    if (!rc) *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+int store_message_add(store *s, int64_t session_id, const char *role, const char *content,
+                      const char *tool_name, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO messages (session_id, role, content, tool_name, created_at)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "message");
+    int64_t now = (int64_t)time(NULL);
+    sqlite3_bind_int64(st, 1, session_id);
+    sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, content, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 4, tool_name);
+    sqlite3_bind_int64(st, 5, now);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "add message");
+    sqlite3_finalize(st);
+    if (rc) return rc;
+    if (sqlite3_prepare_v2(s->db, "UPDATE sessions SET updated_at = ?2 WHERE id = ?1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "session");
+    sqlite3_bind_int64(st, 1, session_id);
+    sqlite3_bind_int64(st, 2, now);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "touch session");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_messages_list(store *s, int64_t session_id, store_message **out, size_t *n,
+                        tailor_error *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT role, content, tool_name, created_at FROM messages"
+                           " WHERE session_id = ?1 ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "messages");
+    sqlite3_bind_int64(st, 1, session_id);
+    VEC(store_message) v = {0};
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_message m = {col_strdup(st, 0), col_strdup(st, 1), col_strdup(st, 2),
+                           sqlite3_column_int64(st, 3)};
+        vec_push(&v, m);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        store_messages_free(v.data, v.len);
+        return store_sqlite_err(s, err, "messages");
+    }
+    *out = v.data;
+    *n = v.len;
+    return 0;
+}
+
+void store_messages_free(store_message *m, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(m[i].role);
+        free(m[i].content);
+        free(m[i].tool_name);
+    }
+    free(m);
+}
+
+static int store_count_table(store *s, const char *table, int64_t *out, tailor_error *err) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, table);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : store_sqlite_err(s, err, table);
+}
+
+int store_counts(store *s, tailor_store_counts *out, tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    int rc = store_count_table(s, "users", &out->users, err);
+    if (!rc) rc = store_count_table(s, "items", &out->items, err);
+    if (!rc) rc = store_count_table(s, "events", &out->events, err);
+    if (!rc) rc = store_count_table(s, "tags", &out->tags, err);
+    if (!rc) rc = store_count_table(s, "kg_triples", &out->kg_triples, err);
+    if (!rc) rc = store_count_table(s, "models", &out->models, err);
+    return rc;
+}
+
+int store_content_digest(store *s, char out_hex[65], tailor_error *err) {
+    /* Tables in name order, rows in rowid order, each value with its type:
+     * equal digests mean equal content, whatever the page layout. */
+    sqlite3_stmt *tables;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT name FROM sqlite_schema WHERE type = 'table'"
+                           " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'items_fts%'"
+                           " ORDER BY name",
+                           -1, &tables, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "digest");
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    int version = store_schema_version(s);
+    EVP_DigestUpdate(md, &version, sizeof version);
+    int rc = 0;
+    while (!rc && sqlite3_step(tables) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(tables, 0);
+        EVP_DigestUpdate(md, name, strlen(name) + 1);
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT * FROM \"%s\" ORDER BY rowid", name);
+        sqlite3_stmt *rows;
+        if (sqlite3_prepare_v2(s->db, sql, -1, &rows, NULL) != SQLITE_OK) {
+            rc = store_sqlite_err(s, err, "digest");
+            break;
+        }
+        int ncol = sqlite3_column_count(rows);
+        while (sqlite3_step(rows) == SQLITE_ROW) {
+            for (int c = 0; c < ncol; c++) {
+                unsigned char type = (unsigned char)sqlite3_column_type(rows, c);
+                EVP_DigestUpdate(md, &type, 1);
+                int len = sqlite3_column_bytes(rows, c);
+                const void *blob = sqlite3_column_blob(rows, c);
+                EVP_DigestUpdate(md, &len, sizeof len);
+                if (blob && len) EVP_DigestUpdate(md, blob, (size_t)len);
+            }
+        }
+        sqlite3_finalize(rows);
+    }
+    sqlite3_finalize(tables);
+    unsigned char d[32];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    EVP_MD_CTX_free(md);
+    for (int i = 0; i < 32; i++) snprintf(out_hex + 2 * i, 3, "%02x", d[i]);
+    return rc;
+}
+
+int store_idmap_load(store *s, const char *table, hmap *m, tailor_error *err) {
+    if (strcmp(table, "users") != 0 && strcmp(table, "items") != 0)
+        return err_set(err, TAILOR_EINVAL, "no id map for table %s", table);
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT ext_id, id FROM %s", table);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, table);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        hmap_put(m, k, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_int64(st, 1));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, table);
+}
+
+/* ---- public wrappers --------------------------------------------------- */
+
+int tailor_store_open(const char *path, tailor_store **out, tailor_error *err) {
+    return store_open(path, store_default_params(), out, err);
+}
+
+void tailor_store_close(tailor_store *s) { store_close(s); }
+
+int tailor_store_counts_get(tailor_store *s, tailor_store_counts *out, tailor_error *err) {
+    return store_counts(s, out, err);
+}

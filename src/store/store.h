@@ -1,0 +1,180 @@
+/* store.h — the persistent store: SQLite schema, migrations, typed access,
+ * and the in-memory views that models train on.
+ *
+ * Owns the sqlite3 handle and every SQL statement in tailor; no other module
+ * writes SQL. Internal ids are SQLite rowids (INTEGER PRIMARY KEY); external
+ * ids are the strings the data came with. Views use dense 0-based indexes.
+ * Writes happen inside store_begin/store_commit so that a failed import
+ * rolls back to exactly the state before it.
+ */
+#ifndef TAILOR_STORE_H
+#define TAILOR_STORE_H
+
+#include <sqlite3.h>
+
+#include "base/base.h"
+
+typedef struct tailor_store store;
+
+/* The schema version this build creates and migrates to. */
+#define STORE_SCHEMA_VERSION 2
+
+typedef struct store_params {
+    int target_version; /* migrate up to this version; 0 = latest (tests use older) */
+    bool read_only;
+} store_params;
+
+store_params store_default_params(void);
+int store_open(const char *path, store_params params, store **out, tailor_error *err);
+void store_close(store *s);
+sqlite3 *store_db(store *s);
+int store_schema_version(store *s);
+
+/* Transactions: one level; store_rollback is safe to call after errors. */
+int store_begin(store *s, tailor_error *err);
+int store_commit(store *s, tailor_error *err);
+void store_rollback(store *s);
+/* Runs a statement without results (DDL, pragmas). */
+int store_exec(store *s, const char *sql, tailor_error *err);
+
+/* What to do when a row with the same key exists. */
+typedef enum store_dup_policy {
+    STORE_DUP_ERROR = 0, /* stop the import with an error */
+    STORE_DUP_SKIP,      /* keep the existing row */
+    STORE_DUP_REPLACE,   /* overwrite with the new row */
+    STORE_DUP_KEEP,      /* store both (events only) */
+} store_dup_policy;
+
+/* Parses "error|skip|replace|keep". Returns false when unknown. */
+bool store_dup_policy_parse(const char *s, store_dup_policy *out);
+const char *store_dup_policy_name(store_dup_policy p);
+
+/* ---- typed access ------------------------------------------------------ */
+
+/* Id lookups by external id. Return TAILOR_ENOTFOUND when absent. */
+int store_user_find(store *s, const char *ext_id, int64_t *id, tailor_error *err);
+int store_item_find(store *s, const char *ext_id, int64_t *id, tailor_error *err);
+
+/* Inserts a user/item. With STORE_DUP_ERROR an existing ext_id is
+ * TAILOR_EEXISTS; SKIP returns the existing id untouched; REPLACE updates
+ * the non-NULL columns given. attributes: a JSON text or NULL. *id (may be
+ * NULL) receives the row id. *inserted (may be NULL) says whether a new row
+ * was created. */
+int store_user_put(store *s, const char *ext_id, const char *attributes,
+                   store_dup_policy dup, int64_t *id, bool *inserted, tailor_error *err);
+int store_item_put(store *s, const char *ext_id, const char *title, const char *text,
+                   const char *attributes, store_dup_policy dup, int64_t *id,
+                   bool *inserted, tailor_error *err);
+
+/* Event kinds are a small lookup table (view, click, rating, purchase,
+ * interaction are built in). With create, unknown names are added. */
+int store_kind_id(store *s, const char *name, bool create, int64_t *id, tailor_error *err);
+
+typedef struct store_event {
+    int64_t user_id, item_id, kind;
+    double value;
+    bool has_value;
+    int64_t ts;
+} store_event;
+
+/* Appends an event; the caller has checked the ids (imports use their own
+ * id maps). */
+int store_event_add(store *s, const store_event *ev, tailor_error *err);
+/* Whether an event with ev's (user, item, kind) is stored, and removal of
+ * all such events (the replace policy). */
+int store_event_find(store *s, const store_event *ev, bool *found, tailor_error *err);
+int store_event_delete_same(store *s, const store_event *ev, tailor_error *err);
+
+int store_tag_add(store *s, int64_t user_id /* 0 = none */, int64_t item_id,
+                  const char *tag, int64_t ts, tailor_error *err);
+int store_kg_add(store *s, const char *head, const char *relation, const char *tail,
+                 const char *source, double confidence, store_dup_policy dup,
+                 tailor_error *err);
+
+typedef struct store_item {
+    int64_t id;
+    char *ext_id, *title, *text, *attributes; /* malloc'd; NULL when absent */
+} store_item;
+int store_item_get(store *s, int64_t id, store_item *out, tailor_error *err);
+void store_item_deinit(store_item *it);
+
+/* Models: one row per trained model. */
+typedef struct store_model {
+    char *name, *kind, *params, *metrics, *file; /* malloc'd */
+    int64_t trained_at; /* unix seconds */
+} store_model;
+int store_model_put(store *s, const store_model *m, tailor_error *err);
+int store_model_get(store *s, const char *name, store_model *out, tailor_error *err);
+void store_model_deinit(store_model *m);
+
+/* Conversations. */
+int store_session_new(store *s, int64_t user_id /* 0 = anonymous */, int64_t *id,
+                      tailor_error *err);
+int store_message_add(store *s, int64_t session_id, const char *role,
+                      const char *content, const char *tool_name, tailor_error *err);
+typedef struct store_message {
+    char *role, *content, *tool_name;
+    int64_t created_at;
+} store_message;
+/* Fills *out with a malloc'd array of *n messages in order; free with
+ * store_messages_free. */
+int store_messages_list(store *s, int64_t session_id, store_message **out, size_t *n,
+                        tailor_error *err);
+void store_messages_free(store_message *m, size_t n);
+
+/* Counts of the main tables. */
+int store_counts(store *s, tailor_store_counts *out, tailor_error *err);
+
+/* A digest of the whole content (every table's rows in rowid order, plus
+ * the schema version): equal digests mean equal content. Used by tests to
+ * prove that a failed import changed nothing. */
+int store_content_digest(store *s, char out_hex[65], tailor_error *err);
+
+/* Loads ext_id -> row id for "users" or "items" into m (hmap_init'ed by the
+ * caller). */
+int store_idmap_load(store *s, const char *table, hmap *m, tailor_error *err);
+
+/* ---- views for models -------------------------------------------------- */
+
+typedef struct store_view_params {
+    const char *kind; /* only events of this kind; NULL = all */
+    double min_value; /* with has_min_value: drop events whose value is lower */
+    bool has_min_value;
+} store_view_params;
+
+store_view_params store_view_default_params(void);
+
+/* The user x item interaction data as dense arrays. Users and items are
+ * indexed 0..n-1 in row-id order; every user and item of the store appears,
+ * even without events. All arrays are owned by the view. */
+typedef struct store_view {
+    int32_t n_users, n_items;
+    int64_t n_events; /* events in the sequences (duplicates included) */
+    int64_t nnz;      /* distinct (user, item) pairs in the CSR matrix */
+
+    int64_t *user_rowid, *item_rowid; /* dense index -> store row id */
+    char **user_ext, **item_ext;      /* dense index -> external id */
+    hmap user_index, item_index;      /* external id -> dense index */
+
+    /* CSR matrix, rows = users, columns sorted ascending; for repeated
+     * (user, item) pairs the latest event's value and time are kept. */
+    int64_t *indptr;  /* n_users + 1 */
+    int32_t *indices; /* nnz */
+    float *values;    /* nnz */
+    int64_t *times;   /* nnz */
+
+    /* Per-user sequences in time order (ties: item index, then insertion). */
+    int64_t *seq_ptr;   /* n_users + 1 */
+    int32_t *seq_items; /* n_events */
+    int64_t *seq_times; /* n_events */
+
+    arena strings;
+} store_view;
+
+int store_view_build(store *s, store_view_params params, store_view *out, tailor_error *err);
+void store_view_deinit(store_view *v);
+/* Dense index of an external id, or -1. */
+int32_t store_view_user(const store_view *v, const char *ext_id);
+int32_t store_view_item(const store_view *v, const char *ext_id);
+
+#endif /* TAILOR_STORE_H */

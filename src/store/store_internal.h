@@ -1,0 +1,43 @@
+/* store_internal.h — private to src/store/: the store struct and its
+ * statement cache. Nothing outside this folder includes it. */
+#ifndef TAILOR_STORE_INTERNAL_H
+#define TAILOR_STORE_INTERNAL_H
+
+#include <stdio.h>
+
+#include "store/store.h"
+
+/* Prepared statements, created on first use and kept until close. */
+typedef enum store_stmt_id {
+    ST_USER_FIND,
+    ST_USER_INSERT,
+    ST_USER_UPDATE,
+    ST_ITEM_FIND,
+    ST_ITEM_INSERT,
+    ST_ITEM_UPDATE,
+    ST_KIND_FIND,
+    ST_KIND_INSERT,
+    ST_EVENT_INSERT,
+    ST_EVENT_FIND,
+    ST_EVENT_DELETE,
+    ST_TAG_INSERT,
+    ST_KG_INSERT,
+    ST_KG_INSERT_IGNORE,
+    ST_KG_REPLACE,
+    ST_COUNT_
+} store_stmt_id;
+
+struct tailor_store {
+    sqlite3 *db;
+    char *path;
+    bool in_tx;
+    sqlite3_stmt *stmts[ST_COUNT_];
+};
+
+/* Returns the cached statement, reset and with bindings cleared. */
+sqlite3_stmt *store_stmt(store *s, store_stmt_id id, tailor_error *err);
+/* Fills err from the connection's last error. */
+int store_sqlite_err(store *s, tailor_error *err, const char *what);
+int store_migrate(store *s, int target, tailor_error *err);
+
+#endif
