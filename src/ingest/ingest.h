@@ -46,6 +46,9 @@ typedef struct ing_reader {
 
 /* Opens path for reading; *r is initialised by this call. */
 int ing_reader_open(ing_reader *r, const char *path, ing_reader_params p, tailor_error *err);
+/* Same over an open stream (a pipe, fmemopen for fuzzing); the reader owns
+ * f from now on and closes it. name is used in messages. */
+void ing_reader_open_stream(ing_reader *r, FILE *f, const char *name, ing_reader_params p);
 void ing_reader_close(ing_reader *r);
 /* Reads the next non-empty record. Returns 1 with a record, 0 at end of
  * file, or a negative status with err naming the file and line. */
@@ -78,6 +81,9 @@ typedef struct ing_table ing_table;
 
 /* Opens a table; for CSV/TSV the first row names the columns. */
 int ing_table_open(ing_table **out, const char *path, ing_table_format fmt, tailor_error *err);
+/* Same over an open stream, which the table then owns. */
+int ing_table_open_stream(ing_table **out, FILE *f, const char *path, ing_table_format fmt,
+                          tailor_error *err);
 void ing_table_close(ing_table *t);
 /* Column index of name, or -1. For JSONL every requested name gets an
  * index (a missing key is then an absent value, row by row). */

@@ -49,10 +49,15 @@ static int want_fields(const ing_reader *r, size_t n, const char *const *names,
     return 0;
 }
 
+static int missing(const ing_reader *r, const char *name, tailor_error *err) {
+    return err_data(err, r->path, r->line, name, "missing value%s",
+                    r->last_had_newline ? "" : " (the file ends inside this line: truncated?)");
+}
+
 static int field_id(const ing_reader *r, size_t i, const char *name, tailor_error *err) {
     int64_t v;
     size_t len = ing_field_len(r, i);
-    if (len == 0) return err_data(err, r->path, r->line, name, "missing value");
+    if (len == 0) return missing(r, name, err);
     if (!parse_i64(ing_field_str(r, i), len, &v) || v < 0)
         return err_data(err, r->path, r->line, name, "'%s' is not a non-negative integer id",
                         ing_field_str(r, i));
@@ -62,7 +67,7 @@ static int field_id(const ing_reader *r, size_t i, const char *name, tailor_erro
 static int field_num(const ing_reader *r, size_t i, const char *name, double *out,
                      tailor_error *err) {
     size_t len = ing_field_len(r, i);
-    if (len == 0) return err_data(err, r->path, r->line, name, "missing value");
+    if (len == 0) return missing(r, name, err);
     if (!parse_f64(ing_field_str(r, i), len, out))
         return err_data(err, r->path, r->line, name, "'%s' is not a number", ing_field_str(r, i));
     return 0;
@@ -71,7 +76,7 @@ static int field_num(const ing_reader *r, size_t i, const char *name, double *ou
 static int field_int(const ing_reader *r, size_t i, const char *name, int64_t *out,
                      tailor_error *err) {
     size_t len = ing_field_len(r, i);
-    if (len == 0) return err_data(err, r->path, r->line, name, "missing value");
+    if (len == 0) return missing(r, name, err);
     if (!parse_i64(ing_field_str(r, i), len, out))
         return err_data(err, r->path, r->line, name, "'%s' is not an integer",
                         ing_field_str(r, i));

@@ -17,20 +17,27 @@ ing_reader_params ing_csv_params(void) {
 }
 
 int ing_reader_open(ing_reader *r, const char *path, ing_reader_params p, tailor_error *err) {
-    memset(r, 0, sizeof *r);
-    r->f = fopen(path, "rb");
-    if (!r->f)
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        memset(r, 0, sizeof *r);
         return err_set(err, errno == ENOENT ? TAILOR_ENOTFOUND : TAILOR_EIO,
                        "cannot open %s: %s", path, strerror(errno));
+    }
+    ing_reader_open_stream(r, f, path, p);
+    return 0;
+}
+
+void ing_reader_open_stream(ing_reader *r, FILE *f, const char *name, ing_reader_params p) {
+    memset(r, 0, sizeof *r);
+    r->f = f;
     struct stat stt;
-    if (fstat(fileno(r->f), &stt) == 0) r->file_size = (uint64_t)stt.st_size;
-    r->path = xstrdup(path);
+    if (fstat(fileno(f), &stt) == 0 && S_ISREG(stt.st_mode)) r->file_size = (uint64_t)stt.st_size;
+    r->path = xstrdup(name);
     r->p = p;
     if (!r->p.sep || !*r->p.sep) r->p.sep = ",";
     r->buf_cap = ING_BLOCK;
     r->buf = xmalloc(r->buf_cap);
     sb_init(&r->rec);
-    return 0;
 }
 
 void ing_reader_close(ing_reader *r) {

@@ -3,6 +3,7 @@
  * JSONL rows are parsed one line at a time with cJSON; values are handed
  * out as text (numbers in their JSON spelling). */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,16 +30,23 @@ static ing_table_format format_from_name(const char *path) {
 
 int ing_table_open(ing_table **out, const char *path, ing_table_format fmt, tailor_error *err) {
     *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(err, errno == ENOENT ? TAILOR_ENOTFOUND : TAILOR_EIO, "cannot open %s: %s",
+                       path, strerror(errno));
+    return ing_table_open_stream(out, f, path, fmt, err);
+}
+
+int ing_table_open_stream(ing_table **out, FILE *f, const char *path, ing_table_format fmt,
+                          tailor_error *err) {
+    *out = NULL;
     ing_table *t = xcalloc(1, sizeof *t);
     t->fmt = fmt == ING_TABLE_AUTO ? format_from_name(path) : fmt;
     ing_reader_params p = ing_csv_params();
     if (t->fmt == ING_TABLE_TSV) p.sep = "\t", p.quoting = false;
-    int rc = ing_reader_open(&t->r, path, p, err);
-    if (rc) {
-        free(t);
-        return rc;
-    }
+    ing_reader_open_stream(&t->r, f, path, p);
     sb_init(&t->scratch);
+    int rc;
     if (t->fmt != ING_TABLE_JSONL) {
         rc = ing_reader_next(&t->r, err);
         if (rc == 0) rc = err_data(err, path, 1, NULL, "empty file: expected a header row");

@@ -1,0 +1,101 @@
+#!/bin/sh
+# test_cli.sh — the tailor program end to end: help from the command table,
+# exit codes (sysexits), --db before or after the command and TAILOR_DB,
+# imports and their failures, stats, datasets.
+set -u
+T=${TAILOR_BIN:?TAILOR_BIN not set}
+DATA=${TAILOR_TEST_DATA:-}
+if [ -z "$DATA" ] || [ ! -d "$DATA" ]; then
+    echo "FATAL: the shared datasets folder is missing (TAILOR_TEST_DATA=$DATA); tests need ../shared/data" >&2
+    exit 2
+fi
+W=$(mktemp -d "${TMPDIR:-/tmp}/tailor-cli-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# expect CODE DESCRIPTION -- command...: runs it, checks the exit code.
+expect() {
+    want=$1 what=$2; shift 3
+    "$@" >"$W/out" 2>"$W/err"; got=$?
+    if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$W/err" >&2; fi
+}
+has() { # has FILE TEXT DESCRIPTION
+    if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $1"; sed 's/^/  | /' "$1" >&2; fi
+}
+
+expect 0 "help" -- "$T" --help
+has "$W/out" "import movielens DIR" "help lists commands"
+has "$W/out" "datasets fetch NAME" "help lists commands"
+expect 0 "command help" -- "$T" import events --help
+has "$W/out" "--user COL" "command help lists options"
+has "$W/out" "--db PATH" "command help lists global options"
+expect 0 "help command" -- "$T" help datasets fetch
+has "$W/out" "--from DIR" "help COMMAND"
+expect 0 "group help" -- "$T" import --help
+has "$W/out" "import sequences FILE" "group help"
+expect 64 "no command" -- "$T"
+expect 64 "unknown command" -- "$T" frobnicate
+has "$W/err" "no command 'frobnicate'" "unknown command message"
+expect 64 "unknown option" -- "$T" stats --bogus
+has "$W/err" "unknown option '--bogus'" "unknown option message"
+expect 64 "missing argument" -- "$T" import movielens
+has "$W/err" "missing DIR" "missing argument message"
+expect 64 "option without value" -- "$T" import events x.csv --user
+has "$W/err" "needs a value" "option value message"
+expect 0 "version" -- "$T" version
+has "$W/out" "tailor 0.1.0" "version output"
+
+# --db after the command, and before it.
+expect 0 "import ml-100k" -- "$T" -q import movielens "$DATA/ml-100k" --db "$W/a.db"
+has "$W/out" "943 users, 1682 items, 100000 events" "import summary"
+expect 0 "stats --db before" -- "$T" --db "$W/a.db" stats
+has "$W/out" "events     100000" "stats counts"
+has "$W/out" "density    6.3047%" "stats density"
+has "$W/out" "events per user:" "sequence-length distribution"
+has "$W/out" "median 65" "median sequence length"
+expect 0 "stats json" -- "$T" stats --db "$W/a.db" --json
+has "$W/out" '"events":100000' "stats json"
+has "$W/out" '"sequence_length":{"min":20' "stats json distribution"
+# TAILOR_DB.
+expect 0 "TAILOR_DB" -- env TAILOR_DB="$W/a.db" "$T" stats
+has "$W/out" "users      943" "TAILOR_DB used"
+
+# Failures: data error (65), database unchanged, missing input (66).
+printf 'user_id,item_id,timestamp\nu,i,1\nv,j,later\n' >"$W/bad.csv"
+expect 65 "bad csv" -- "$T" --db "$W/a.db" import events "$W/bad.csv"
+has "$W/err" "bad.csv:3: field 'timestamp': 'later' is not a time" "bad row named"
+has "$W/err" "database unchanged" "failure says database unchanged"
+expect 0 "stats after failure" -- "$T" --db "$W/a.db" stats --json
+has "$W/out" '"events":100000' "nothing imported by the failed import"
+expect 65 "duplicate import" -- "$T" -q --db "$W/a.db" import movielens "$DATA/ml-100k"
+has "$W/err" "already exists (use --on-duplicate skip or replace)" "duplicate message"
+expect 0 "duplicate skip" -- "$T" -q --db "$W/a.db" import movielens "$DATA/ml-100k" --on-duplicate skip
+has "$W/out" "0 events" "skip adds nothing"
+expect 64 "bad policy" -- "$T" --db "$W/a.db" import movielens "$DATA/ml-100k" --on-duplicate maybe
+expect 66 "missing dir" -- "$T" --db "$W/a.db" import movielens "$W/nothing"
+expect 65 "not movielens" -- "$T" --db "$W/a.db" import movielens "$W"
+has "$W/err" "not a MovieLens directory" "layout message"
+
+# Sequences and generic imports.
+expect 0 "sequences" -- "$T" -q --db "$W/b.db" import sequences "$DATA/s3rec-seqrec/LastFM.txt" --attributes "$DATA/s3rec-seqrec/LastFM_item2attributes.json"
+has "$W/out" "1090 users, 3646 items, 52551 events" "LastFM counts"
+printf '{"id":"x","title":"X","color":"red"}\n' >"$W/items.jsonl"
+expect 0 "items jsonl" -- "$T" -q --db "$W/b.db" import items "$W/items.jsonl"
+has "$W/out" "1 items" "items imported"
+
+# Datasets: list, fetch --from a local folder into a private cache.
+expect 0 "datasets list" -- env XDG_CACHE_HOME="$W/cache" "$T" datasets list
+has "$W/out" "ml-latest-small" "datasets list"
+has "$W/out" "$W/cache/tailor" "cache location"
+expect 0 "fetch --from" -- env XDG_CACHE_HOME="$W/cache" "$T" datasets fetch ml-latest-small --from "$DATA"
+has "$W/out" "$W/cache/tailor/ml-latest-small" "fetch prints the folder"
+expect 0 "datasets list cached" -- env XDG_CACHE_HOME="$W/cache" "$T" datasets list
+if grep -q "^ml-latest-small  *yes" "$W/out"; then ok; else bad "ml-latest-small not shown as cached"; fi
+expect 64 "unknown dataset" -- "$T" datasets fetch ml-5b
+expect 69 "offline fetch" -- env XDG_CACHE_HOME="$W/cache" "$T" datasets fetch ml-1m --url http://127.0.0.1:1
+has "$W/err" "--from DIR" "offline message suggests --from"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

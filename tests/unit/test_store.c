@@ -1,0 +1,332 @@
+/* test_store.c — unit tests for src/store: opening (WAL, foreign keys),
+ * migrations from an older schema, typed access with duplicate policies,
+ * transactions, content digests, and the CSR/sequence views. */
+#include "store/store.h"
+#include "test.h"
+
+static char *g_dir;
+
+static store *open_db(const char *name, int target) {
+    char *p = path_join(g_dir, name);
+    store *s = NULL;
+    tailor_error e = {0};
+    store_params sp = store_default_params();
+    sp.target_version = target;
+    int rc = store_open(p, sp, &s, &e);
+    if (rc) fprintf(stderr, "open failed: %s\n", e.msg);
+    free(p);
+    return s;
+}
+
+static int64_t query_int(store *s, const char *sql) {
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+static void test_open_pragmas(void) {
+    store *s = open_db("a.db", 0);
+    CHECK(s != NULL);
+    if (!s) return;
+    CHECK_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+    CHECK_EQ(query_int(s, "PRAGMA foreign_keys"), 1);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(store_db(s), "PRAGMA journal_mode", -1, &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW);
+    CHECK_STR((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    /* Built-in event kinds. */
+    int64_t k;
+    tailor_error e = {0};
+    CHECK_EQ(store_kind_id(s, "rating", false, &k, &e), 0);
+    CHECK_EQ(k, 3);
+    CHECK_EQ(store_kind_id(s, "wishlist", false, &k, &e), TAILOR_ENOTFOUND);
+    CHECK_EQ(store_kind_id(s, "wishlist", true, &k, &e), 0);
+    CHECK_EQ(k, 6);
+    store_close(s);
+    /* Reopening keeps the version and runs no migration twice. */
+    s = open_db("a.db", 0);
+    CHECK(s && store_schema_version(s) == STORE_SCHEMA_VERSION);
+    store_close(s);
+}
+
+static void test_migration_from_v1(void) {
+    store *s = open_db("old.db", 1);
+    CHECK(s != NULL);
+    if (!s) return;
+    CHECK_EQ(store_schema_version(s), 1);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'items_fts'"), 0);
+    tailor_error e = {0};
+    int64_t id;
+    CHECK_EQ(store_item_put(s, "m1", "The Matrix (1999)", "hackers fight machines", NULL,
+                            STORE_DUP_ERROR, &id, NULL, &e), 0);
+    CHECK_EQ(store_item_put(s, "m2", "Toy Story (1995)", NULL, NULL, STORE_DUP_ERROR, &id, NULL, &e), 0);
+    store_close(s);
+    /* Opening with this build migrates to the latest version; data stays and
+     * the new full-text index covers the old rows. */
+    s = open_db("old.db", 0);
+    CHECK(s != NULL);
+    if (!s) return;
+    CHECK_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM items"), 2);
+    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'machines'"), 1);
+    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'toy'"), 2);
+    /* Triggers keep it in sync after the migration. */
+    CHECK_EQ(store_item_put(s, "m3", "Heat (1995)", "a heist in los angeles", NULL,
+                            STORE_DUP_ERROR, &id, NULL, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'heist'"), id);
+    CHECK_EQ(store_item_put(s, "m3", "Heat (1995)", "a bank robbery", NULL, STORE_DUP_REPLACE,
+                            &id, NULL, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'heist'"), 0);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'robbery'"), 1);
+    /* A database from a newer tailor is refused, not damaged. */
+    CHECK_EQ(store_exec(s, "PRAGMA user_version = 99", &e), 0);
+    store_close(s);
+    s = open_db("old.db", 0);
+    CHECK(s == NULL);
+    char *p = path_join(g_dir, "old.db");
+    store_params sp = store_default_params();
+    CHECK_EQ(store_open(p, sp, &s, &e), TAILOR_EUNSUPPORTED);
+    CHECK_CONTAINS(e.msg, "schema version 99 is newer");
+    free(p);
+}
+
+static void test_entities_and_policies(void) {
+    store *s = open_db("b.db", 0);
+    if (!s) {
+        CHECK(0);
+        return;
+    }
+    tailor_error e = {0};
+    int64_t u1, u2, i1, i2;
+    bool ins;
+    CHECK_EQ(store_user_put(s, "alice", "{\"age\":30}", STORE_DUP_ERROR, &u1, &ins, &e), 0);
+    CHECK(ins);
+    CHECK_EQ(store_user_put(s, "alice", NULL, STORE_DUP_ERROR, &u2, &ins, &e), TAILOR_EEXISTS);
+    CHECK_CONTAINS(e.msg, "user 'alice' already exists");
+    CHECK_EQ(store_user_put(s, "alice", "{\"age\":31}", STORE_DUP_SKIP, &u2, &ins, &e), 0);
+    CHECK(!ins);
+    CHECK_EQ(u2, u1);
+    CHECK_EQ(query_int(s, "SELECT attributes->>'age' FROM users WHERE ext_id = 'alice'"), 30);
+    CHECK_EQ(store_user_put(s, "alice", "{\"age\":31}", STORE_DUP_REPLACE, &u2, &ins, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT attributes->>'age' FROM users WHERE ext_id = 'alice'"), 31);
+    /* Attributes must be JSON. */
+    CHECK_EQ(store_user_put(s, "bob", "{not json", STORE_DUP_ERROR, &u2, &ins, &e), TAILOR_EDB);
+    CHECK_EQ(store_item_put(s, "i1", "One", "text one", "{\"g\":[1]}", STORE_DUP_ERROR, &i1, NULL, &e), 0);
+    CHECK_EQ(store_item_put(s, "i2", "Two", NULL, NULL, STORE_DUP_ERROR, &i2, NULL, &e), 0);
+    int64_t found;
+    CHECK_EQ(store_item_find(s, "i2", &found, &e), 0);
+    CHECK_EQ(found, i2);
+    CHECK_EQ(store_item_find(s, "nope", &found, &e), TAILOR_ENOTFOUND);
+    store_item it;
+    CHECK_EQ(store_item_get(s, i1, &it, &e), 0);
+    CHECK_STR(it.ext_id, "i1");
+    CHECK_STR(it.title, "One");
+    CHECK_STR(it.text, "text one");
+    CHECK_STR(it.attributes, "{\"g\":[1]}");
+    store_item_deinit(&it);
+    CHECK_EQ(store_item_get(s, 999, &it, &e), TAILOR_ENOTFOUND);
+
+    /* Events: foreign keys hold. */
+    store_event ev = {.user_id = u1, .item_id = i1, .kind = 3, .value = 4.5, .has_value = true, .ts = 100};
+    CHECK_EQ(store_event_add(s, &ev, &e), 0);
+    bool f;
+    CHECK_EQ(store_event_find(s, &ev, &f, &e), 0);
+    CHECK(f);
+    store_event bad = ev;
+    bad.item_id = 12345;
+    CHECK_EQ(store_event_add(s, &bad, &e), TAILOR_EDB);
+    CHECK_CONTAINS(e.msg, "FOREIGN KEY");
+    CHECK_EQ(store_event_delete_same(s, &ev, &e), 0);
+    CHECK_EQ(store_event_find(s, &ev, &f, &e), 0);
+    CHECK(!f);
+
+    /* Tags, triples, models, sessions. */
+    CHECK_EQ(store_tag_add(s, u1, i1, "mind-bending", 5, &e), 0);
+    CHECK_EQ(store_tag_add(s, 0, i2, "classic", 6, &e), 0);
+    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "import", 1.0, STORE_DUP_ERROR, &e), 0);
+    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_ERROR, &e), TAILOR_EEXISTS);
+    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_SKIP, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT confidence * 10 FROM kg_triples"), 10);
+    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_REPLACE, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT confidence * 10 FROM kg_triples"), 5);
+    CHECK_EQ(store_kg_add(s, "i1", "year", "1999", "llm", 1.5, STORE_DUP_ERROR, &e), TAILOR_EDB);
+
+    store_model m = {.name = "als-64", .kind = "als", .params = "{\"factors\":64}",
+                     .metrics = "{\"ndcg@10\":0.04}", .file = "models/als-64.bin", .trained_at = 1700000000};
+    CHECK_EQ(store_model_put(s, &m, &e), 0);
+    m.params = "{\"factors\":128}";
+    CHECK_EQ(store_model_put(s, &m, &e), 0); /* same name: updated */
+    store_model got;
+    CHECK_EQ(store_model_get(s, "als-64", &got, &e), 0);
+    CHECK_STR(got.kind, "als");
+    CHECK_STR(got.params, "{\"factors\":128}");
+    CHECK_EQ(got.trained_at, 1700000000);
+    store_model_deinit(&got);
+    CHECK_EQ(store_model_get(s, "none", &got, &e), TAILOR_ENOTFOUND);
+
+    int64_t sid;
+    CHECK_EQ(store_session_new(s, u1, &sid, &e), 0);
+    CHECK_EQ(store_message_add(s, sid, "user", "something like Heat?", NULL, &e), 0);
+    CHECK_EQ(store_message_add(s, sid, "tool", "{\"items\":[1]}", "recommend", &e), 0);
+    CHECK_EQ(store_message_add(s, sid, "robot", "x", NULL, &e), TAILOR_EDB);
+    store_message *msgs;
+    size_t nm;
+    CHECK_EQ(store_messages_list(s, sid, &msgs, &nm, &e), 0);
+    CHECK_EQ(nm, 2);
+    if (nm == 2) {
+        CHECK_STR(msgs[0].role, "user");
+        CHECK_STR(msgs[1].tool_name, "recommend");
+        CHECK(msgs[0].tool_name == NULL);
+    }
+    store_messages_free(msgs, nm);
+
+    tailor_store_counts c;
+    CHECK_EQ(store_counts(s, &c, &e), 0);
+    CHECK_EQ(c.users, 1);
+    CHECK_EQ(c.items, 2);
+    CHECK_EQ(c.events, 0);
+    CHECK_EQ(c.tags, 2);
+    CHECK_EQ(c.kg_triples, 1);
+    CHECK_EQ(c.models, 1);
+    store_close(s);
+}
+
+static void test_transactions_and_digest(void) {
+    store *s = open_db("c.db", 0);
+    if (!s) {
+        CHECK(0);
+        return;
+    }
+    tailor_error e = {0};
+    int64_t id;
+    char d0[65], d1[65], d2[65];
+    CHECK_EQ(store_content_digest(s, d0, &e), 0);
+    CHECK_EQ(store_begin(s, &e), 0);
+    CHECK_EQ(store_begin(s, &e), TAILOR_EINTERNAL); /* one level only */
+    CHECK_EQ(store_item_put(s, "x", "X", NULL, NULL, STORE_DUP_ERROR, &id, NULL, &e), 0);
+    store_rollback(s);
+    CHECK_EQ(store_content_digest(s, d1, &e), 0);
+    CHECK_STR(d1, d0);
+    CHECK_EQ(store_begin(s, &e), 0);
+    CHECK_EQ(store_item_put(s, "x", "X", NULL, NULL, STORE_DUP_ERROR, &id, NULL, &e), 0);
+    CHECK_EQ(store_commit(s, &e), 0);
+    CHECK_EQ(store_content_digest(s, d2, &e), 0);
+    CHECK(strcmp(d2, d0) != 0);
+    store_rollback(s); /* no transaction: harmless */
+    store_close(s);
+}
+
+static void test_view(void) {
+    store *s = open_db("v.db", 0);
+    if (!s) {
+        CHECK(0);
+        return;
+    }
+    tailor_error e = {0};
+    int64_t u[3], it[4];
+    const char *un[3] = {"u0", "u1", "u2"}, *in[4] = {"a", "b", "c", "d"};
+    for (int k = 0; k < 3; k++) store_user_put(s, un[k], NULL, STORE_DUP_ERROR, &u[k], NULL, &e);
+    for (int k = 0; k < 4; k++) store_item_put(s, in[k], NULL, NULL, NULL, STORE_DUP_ERROR, &it[k], NULL, &e);
+    int64_t click;
+    store_kind_id(s, "click", false, &click, &e);
+    /* u0: c@30, a@10, b@20, a@40 (repeat: latest value wins in the CSR);
+     * u1: d@5 and b@5 (tie: item order), one click that a kind filter drops;
+     * u2: nothing. */
+    struct {
+        int u, i;
+        double v;
+        int64_t ts;
+        int64_t kind;
+    } evs[] = {{0, 2, 3, 30, 3}, {0, 0, 1, 10, 3}, {0, 1, 2, 20, 3}, {0, 0, 5, 40, 3},
+               {1, 3, 4, 5, 3},  {1, 1, 2, 5, 3},  {1, 2, 1, 1, 0}};
+    for (size_t k = 0; k < sizeof evs / sizeof evs[0]; k++) {
+        store_event ev = {.user_id = u[evs[k].u], .item_id = it[evs[k].i],
+                          .kind = evs[k].kind ? evs[k].kind : click, .value = evs[k].v,
+                          .has_value = true, .ts = evs[k].ts};
+        CHECK_EQ(store_event_add(s, &ev, &e), 0);
+    }
+    store_view v;
+    CHECK_EQ(store_view_build(s, store_view_default_params(), &v, &e), 0);
+    CHECK_EQ(v.n_users, 3);
+    CHECK_EQ(v.n_items, 4);
+    CHECK_EQ(v.n_events, 7);
+    CHECK_EQ(v.nnz, 6);
+    /* Sequences. */
+    CHECK_EQ(v.seq_ptr[1], 4);
+    int32_t want0[4] = {0, 1, 2, 0};
+    for (int k = 0; k < 4; k++) CHECK_EQ(v.seq_items[k], want0[k]);
+    CHECK_EQ(v.seq_times[3], 40);
+    /* u1: click c@1, then the tie at 5 in item order b, d. */
+    CHECK_EQ(v.seq_items[4], 2);
+    CHECK_EQ(v.seq_items[5], 1);
+    CHECK_EQ(v.seq_items[6], 3);
+    CHECK_EQ(v.seq_ptr[3] - v.seq_ptr[2], 0);
+    /* CSR: u0 has a, b, c with a's latest value 5 at time 40. */
+    CHECK_EQ(v.indptr[1], 3);
+    CHECK_EQ(v.indices[0], 0);
+    CHECK(v.values[0] == 5.0f);
+    CHECK_EQ(v.times[0], 40);
+    CHECK_EQ(v.indices[2], 2);
+    CHECK_EQ(v.indptr[3], v.indptr[2]);
+    CHECK_EQ(store_view_user(&v, "u1"), 1);
+    CHECK_EQ(store_view_item(&v, "d"), 3);
+    CHECK_EQ(store_view_item(&v, "zz"), -1);
+    CHECK_STR(v.item_ext[2], "c");
+    CHECK_EQ(v.user_rowid[2], u[2]);
+    store_view_deinit(&v);
+
+    store_view_params p = store_view_default_params();
+    p.kind = "rating";
+    p.min_value = 2;
+    p.has_min_value = true;
+    CHECK_EQ(store_view_build(s, p, &v, &e), 0);
+    CHECK_EQ(v.n_events, 5); /* drops the click and a@10 (value 1) */
+    CHECK_EQ(v.nnz, 5);
+    store_view_deinit(&v);
+    p.kind = "no-such-kind";
+    CHECK_EQ(store_view_build(s, p, &v, &e), TAILOR_ENOTFOUND);
+    store_close(s);
+}
+
+static void test_view_sparse_ids(void) {
+    /* Row ids far apart use the hash-map path of the view. */
+    store *s = open_db("sparse.db", 0);
+    if (!s) {
+        CHECK(0);
+        return;
+    }
+    tailor_error e = {0};
+    CHECK_EQ(store_exec(s,
+                        "INSERT INTO users (id, ext_id) VALUES (5, 'a'), (900000, 'b');"
+                        "INSERT INTO items (id, ext_id) VALUES (7, 'x'), (800000, 'y');"
+                        "INSERT INTO events (user_id, item_id, kind, value, ts) VALUES"
+                        " (900000, 800000, 1, NULL, 3), (5, 7, 1, NULL, 1);",
+                        &e), 0);
+    store_view v;
+    CHECK_EQ(store_view_build(s, store_view_default_params(), &v, &e), 0);
+    CHECK_EQ(v.n_users, 2);
+    CHECK_EQ(v.nnz, 2);
+    CHECK_EQ(v.indices[0], 0);
+    CHECK_EQ(v.indices[1], 1);
+    CHECK(v.values[0] == 1.0f); /* NULL value counts as 1 */
+    store_view_deinit(&v);
+    store_close(s);
+}
+
+int main(void) {
+    g_dir = test_tmpdir();
+    RUN(test_open_pragmas);
+    RUN(test_migration_from_v1);
+    RUN(test_entities_and_policies);
+    RUN(test_transactions_and_digest);
+    RUN(test_view);
+    RUN(test_view_sparse_ids);
+    test_rmtree(g_dir);
+    free(g_dir);
+    return test_summary();
+}
