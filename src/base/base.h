@@ -90,13 +90,18 @@ char *arena_strdup(arena *a, const char *s);
 
 /* ---- hash map: byte-string keys -> int64 values ------------------------ */
 
-/* Open addressing with linear probing. Keys are copied into the map's own
- * arena; values are int64 (ids, indexes). */
+/* Open addressing with linear probing over 32-byte slots; keys of up to
+ * 12 bytes live inside the slot, so a hit touches one cache line. Longer
+ * keys are copied into the map's arena. Values are int64 (ids, indexes). */
+typedef struct hmap_slot {
+    uint64_t hash; /* 0 = empty */
+    int64_t val;
+    uint32_t klen;
+    char key[12]; /* the key itself, or (klen > 12) a pointer to it */
+} hmap_slot;
+
 typedef struct hmap {
-    uint64_t *hashes; /* 0 = empty slot */
-    const char **keys;
-    uint32_t *klens;
-    int64_t *vals;
+    hmap_slot *slots;
     size_t cap, len;
     arena keys_arena;
 } hmap;

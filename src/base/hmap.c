@@ -21,27 +21,27 @@ uint64_t hmap_hash(const void *key, size_t len) {
     return h ? h : 1;
 }
 
-static void hmap_alloc(hmap *m, size_t cap) {
-    m->cap = cap;
-    m->hashes = xcalloc(cap, sizeof *m->hashes);
-    m->keys = xmalloc(cap * sizeof *m->keys);
-    m->klens = xmalloc(cap * sizeof *m->klens);
-    m->vals = xmalloc(cap * sizeof *m->vals);
+enum { HMAP_INLINE = sizeof(((hmap_slot *)0)->key) };
+_Static_assert(sizeof(hmap_slot) == 32, "two slots per cache line");
+
+static const char *slot_key(const hmap_slot *sl) {
+    if (sl->klen <= HMAP_INLINE) return sl->key;
+    const char *p;
+    memcpy(&p, sl->key, sizeof p);
+    return p;
 }
 
 void hmap_init(hmap *m, size_t expected) {
     size_t cap = 16;
     while (cap < expected * 2) cap *= 2;
     m->len = 0;
-    hmap_alloc(m, cap);
+    m->cap = cap;
+    m->slots = xcalloc(cap, sizeof *m->slots);
     arena_init(&m->keys_arena, 0);
 }
 
 void hmap_deinit(hmap *m) {
-    free(m->hashes);
-    free(m->keys);
-    free(m->klens);
-    free(m->vals);
+    free(m->slots);
     arena_deinit(&m->keys_arena);
     memset(m, 0, sizeof *m);
 }
@@ -49,52 +49,55 @@ void hmap_deinit(hmap *m) {
 static size_t hmap_find(const hmap *m, uint64_t h, const char *key, size_t len) {
     size_t mask = m->cap - 1, i = h & mask;
     for (;;) {
-        if (m->hashes[i] == 0) return i;
-        if (m->hashes[i] == h && m->klens[i] == len &&
-            memcmp(m->keys[i], key, len) == 0)
-            return i;
+        const hmap_slot *sl = &m->slots[i];
+        if (sl->hash == 0) return i;
+        if (sl->hash == h && sl->klen == len && memcmp(slot_key(sl), key, len) == 0) return i;
         i = (i + 1) & mask;
     }
 }
 
 bool hmap_get(const hmap *m, const char *key, size_t len, int64_t *val) {
+    if (!m->cap) return false;
     size_t i = hmap_find(m, hmap_hash(key, len), key, len);
-    if (m->hashes[i] == 0) return false;
-    if (val) *val = m->vals[i];
+    if (m->slots[i].hash == 0) return false;
+    if (val) *val = m->slots[i].val;
     return true;
 }
 
 static void hmap_grow(hmap *m) {
-    hmap old = *m;
-    hmap_alloc(m, old.cap * 2);
-    for (size_t i = 0; i < old.cap; i++) {
-        if (!old.hashes[i]) continue;
-        size_t j = hmap_find(m, old.hashes[i], old.keys[i], old.klens[i]);
-        m->hashes[j] = old.hashes[i];
-        m->keys[j] = old.keys[i];
-        m->klens[j] = old.klens[i];
-        m->vals[j] = old.vals[i];
+    hmap_slot *old = m->slots;
+    size_t oldcap = m->cap;
+    m->cap *= 2;
+    m->slots = xcalloc(m->cap, sizeof *m->slots);
+    for (size_t i = 0; i < oldcap; i++) {
+        if (!old[i].hash) continue;
+        size_t j = old[i].hash & (m->cap - 1);
+        while (m->slots[j].hash) j = (j + 1) & (m->cap - 1);
+        m->slots[j] = old[i];
     }
-    free(old.hashes);
-    free(old.keys);
-    free(old.klens);
-    free(old.vals);
+    free(old);
 }
 
 void hmap_put(hmap *m, const char *key, size_t len, int64_t val) {
     uint64_t h = hmap_hash(key, len);
     size_t i = hmap_find(m, h, key, len);
-    if (m->hashes[i]) {
-        m->vals[i] = val;
+    if (m->slots[i].hash) {
+        m->slots[i].val = val;
         return;
     }
     if ((m->len + 1) * 2 > m->cap) {
         hmap_grow(m);
         i = hmap_find(m, h, key, len);
     }
-    m->hashes[i] = h;
-    m->keys[i] = arena_strndup(&m->keys_arena, key, len);
-    m->klens[i] = (uint32_t)len;
-    m->vals[i] = val;
+    hmap_slot *sl = &m->slots[i];
+    sl->hash = h;
+    sl->klen = (uint32_t)len;
+    sl->val = val;
+    if (len <= HMAP_INLINE) {
+        memcpy(sl->key, key, len);
+    } else {
+        const char *p = arena_strndup(&m->keys_arena, key, len);
+        memcpy(sl->key, &p, sizeof p);
+    }
     m->len++;
 }

@@ -142,12 +142,36 @@ bool parse_i64(const char *s, size_t n, int64_t *out) {
 }
 
 bool parse_f64(const char *s, size_t n, double *out) {
-    /* Fast path for plain integers and short decimals, the common case in
-     * rating files; strtod for the rest. */
-    int64_t iv;
-    if (parse_i64(s, n, &iv)) {
-        *out = (double)iv;
-        return true;
+    /* Fast path for plain decimals like "4.5" or "-12.25", the common case
+     * in rating files: with at most 15 significant digits both the digits
+     * and the power of ten are exact doubles, so one division rounds
+     * correctly (Clinger's fast path). strtod for everything else. */
+    {
+        size_t i = 0;
+        bool neg = false;
+        if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
+        uint64_t m = 0;
+        int digits = 0, frac = -1;
+        for (; i < n; i++) {
+            unsigned d = (unsigned char)s[i] - '0';
+            if (d <= 9) {
+                m = m * 10 + d;
+                digits++;
+                if (frac >= 0) frac++;
+            } else if (s[i] == '.' && frac < 0) {
+                frac = 0;
+            } else {
+                break;
+            }
+        }
+        if (i == n && digits > 0 && digits <= 15 && frac != 0) {
+            static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                         1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+            double v = (double)m;
+            if (frac > 0) v /= p10[frac];
+            *out = neg ? -v : v;
+            return true;
+        }
     }
     if (n == 0 || n > 63) return false;
     char buf[64];

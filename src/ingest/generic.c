@@ -62,7 +62,9 @@ int ing_events(store *s, const char *path, ing_events_params p, ing_stats *st,
         return rc;
     }
     ing_ctx c;
-    if ((rc = ing_ctx_begin(&c, s, p.dup, st, "import", ing_table_file_size(t), err))) {
+    /* A rough count: event rows are rarely shorter than 32 bytes. */
+    uint64_t size = ing_table_file_size(t);
+    if ((rc = ing_ctx_begin(&c, s, p.dup, st, "import", size, (int64_t)(size / 32), err))) {
         ing_table_close(t);
         return rc;
     }
@@ -133,7 +135,7 @@ int ing_items(store *s, const char *path, ing_items_params p, ing_stats *st, tai
         return rc;
     }
     ing_ctx c;
-    if ((rc = ing_ctx_begin(&c, s, p.dup, st, "import", ing_table_file_size(t), err))) {
+    if ((rc = ing_ctx_begin(&c, s, p.dup, st, "import", ing_table_file_size(t), 0, err))) {
         ing_table_close(t);
         return rc;
     }

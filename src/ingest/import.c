@@ -9,7 +9,8 @@
 #include "ingest/import_internal.h"
 
 int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
-                  const char *label, uint64_t total_bytes, tailor_error *err) {
+                  const char *label, uint64_t total_bytes, int64_t expected_events,
+                  tailor_error *err) {
     memset(c, 0, sizeof *c);
     c->s = s;
     c->dup = dup;
@@ -19,11 +20,19 @@ int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
     hmap_init(&c->users, 1024);
     hmap_init(&c->items, 1024);
     hmap_init(&c->kinds, 16);
-    int rc = store_begin(s, err);
+    /* Bulk mode drops the events index (whoever needs it next rebuilds
+     * it: a sort of the whole table), so it is used only when the import at
+     * least doubles the table. */
+    c->bulk = dup == STORE_DUP_KEEP && expected_events >= 10000 &&
+              expected_events >= store_events_count(s);
+    int rc = c->bulk ? store_events_bulk_begin(s, err) : 0;
+    if (!rc) rc = store_begin(s, err);
+    if (!rc && c->bulk) rc = store_events_bulk_drop_indexes(s, err);
     if (!rc) rc = store_idmap_load(s, "users", &c->users, err);
     if (!rc) rc = store_idmap_load(s, "items", &c->items, err);
     if (rc) {
         store_rollback(s);
+        if (c->bulk) store_events_bulk_finish(s);
         hmap_deinit(&c->users);
         hmap_deinit(&c->items);
         hmap_deinit(&c->kinds);
@@ -33,10 +42,18 @@ int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
     return 0;
 }
 
+static int ctx_flush(ing_ctx *c, tailor_error *err) {
+    int rc = store_events_add(c->s, c->pending, c->npending, err);
+    c->npending = 0;
+    return rc;
+}
+
 int ing_ctx_end(ing_ctx *c, int rc, tailor_error *err) {
+    if (rc == 0 && c->npending) rc = ctx_flush(c, err);
+    progress_end(&c->bar);
     if (rc == 0) rc = store_commit(c->s, err);
     if (rc != 0) store_rollback(c->s);
-    progress_end(&c->bar);
+    if (c->bulk) store_events_bulk_finish(c->s);
     hmap_deinit(&c->users);
     hmap_deinit(&c->items);
     hmap_deinit(&c->kinds);
@@ -117,24 +134,27 @@ int ing_kind(ing_ctx *c, const char *name, size_t len, int64_t *id, tailor_error
 }
 
 int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err) {
-    if (c->dup != STORE_DUP_KEEP) {
-        bool found;
-        int rc = store_event_find(c->s, ev, &found, err);
-        if (rc) return rc;
-        if (found) {
-            if (c->dup == STORE_DUP_ERROR)
-                return err_set(err, TAILOR_EEXISTS,
-                               "duplicate event for this user, item and kind "
-                               "(use --on-duplicate keep, skip or replace)");
-            if (c->dup == STORE_DUP_SKIP) {
-                c->st->skipped++;
-                return 0;
-            }
-            if ((rc = store_event_delete_same(c->s, ev, err))) return rc;
-            c->st->replaced++;
-        }
+    if (c->dup == STORE_DUP_KEEP) {
+        c->pending[c->npending++] = *ev;
+        c->st->events++;
+        return c->npending == STORE_EVENT_BATCH ? ctx_flush(c, err) : 0;
     }
-    int rc = store_event_add(c->s, ev, err);
+    bool found;
+    int rc = store_event_find(c->s, ev, &found, err);
+    if (rc) return rc;
+    if (found) {
+        if (c->dup == STORE_DUP_ERROR)
+            return err_set(err, TAILOR_EEXISTS,
+                           "duplicate event for this user, item and kind "
+                           "(use --on-duplicate keep, skip or replace)");
+        if (c->dup == STORE_DUP_SKIP) {
+            c->st->skipped++;
+            return 0;
+        }
+        if ((rc = store_event_delete_same(c->s, ev, err))) return rc;
+        c->st->replaced++;
+    }
+    rc = store_event_add(c->s, ev, err);
     if (!rc) c->st->events++;
     return rc;
 }

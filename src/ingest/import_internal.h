@@ -12,11 +12,18 @@ typedef struct ing_ctx {
     hmap users, items, kinds; /* external id -> row id */
     progress bar;
     uint64_t t0, tick;
+    bool bulk; /* foreign-key checks off, events index dropped */
+    /* KEEP policy: events wait here and go in as one multi-row insert. */
+    store_event pending[STORE_EVENT_BATCH];
+    size_t npending;
 } ing_ctx;
 
-/* Opens the transaction and loads the id maps. */
+/* Opens the transaction and loads the id maps. expected_events estimates
+ * how many events the import adds: when that is large next to what is
+ * stored and duplicates are kept, the load runs in bulk mode. */
 int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
-                  const char *label, uint64_t total_bytes, tailor_error *err);
+                  const char *label, uint64_t total_bytes, int64_t expected_events,
+                  tailor_error *err);
 /* Commits when rc == 0, else rolls back; returns the final status. */
 int ing_ctx_end(ing_ctx *c, int rc, tailor_error *err);
 void ing_ctx_progress(ing_ctx *c, uint64_t bytes_done);

@@ -496,7 +496,8 @@ int ing_movielens(store *s, const char *dir, ing_movielens_params p, ing_stats *
     const char *const *files = layout == ML_100K ? f100k : layout == ML_1M ? f1m : flatest;
 
     ing_ctx c;
-    int rc = ing_ctx_begin(&c, s, p.dup, st, "import", dir_files_size(dir, files), err);
+    uint64_t size = dir_files_size(dir, files);
+    int rc = ing_ctx_begin(&c, s, p.dup, st, "import", size, (int64_t)(size / 32), err);
     if (rc) return rc;
     ml_job j = {.c = &c, .dir = dir, .err = err};
     rc = ing_kind(&c, "rating", 6, &j.kind_rating, err);

@@ -49,7 +49,7 @@ int ing_sequences(store *s, const char *path, ing_sequences_params p, ing_stats 
         return rc;
     }
     ing_ctx c;
-    if ((rc = ing_ctx_begin(&c, s, p.dup, st, "import", r.file_size, err))) {
+    if ((rc = ing_ctx_begin(&c, s, p.dup, st, "import", r.file_size, (int64_t)(r.file_size / 8), err))) {
         ing_reader_close(&r);
         cJSON_Delete(attrs);
         return rc;

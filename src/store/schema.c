@@ -33,9 +33,10 @@ static const char *const MIGRATION_1 =
     "  value REAL,"
     "  ts INTEGER NOT NULL"
     ");"
-    /* Per-user history and duplicate checks; views scan in rowid order. */
-    "CREATE INDEX events_user_item ON events (user_id, item_id, kind);"
-    "CREATE INDEX events_item ON events (item_id);"
+    /* No secondary index on events here: the event log is append-only and
+     * views scan it in rowid order. The (user, item, kind) index that
+     * duplicate checks and per-user look-ups need is built on demand
+     * (store_events_index_ensure) and dropped by bulk loads. */
     "CREATE TABLE tags ("
     "  id INTEGER PRIMARY KEY,"
     "  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,"
@@ -134,4 +135,54 @@ int store_migrate(store *s, int target, tailor_error *err) {
         log_info("%s: migrated schema to version %d", s->path, v);
     }
     return 0;
+}
+
+int store_events_index_ensure(store *s, tailor_error *err) {
+    if (s->events_indexed) return 0;
+    int rc = store_exec(s, "CREATE INDEX IF NOT EXISTS events_user_item ON events (user_id, item_id, kind)",
+                        err);
+    if (!rc) s->events_indexed = true;
+    return rc;
+}
+
+int store_events_bulk_begin(store *s, tailor_error *err) {
+    /* Per-row foreign-key checks cost two b-tree look-ups per event; the
+     * bulk loader takes its ids from maps of existing rows instead. */
+    return store_exec(s, "PRAGMA foreign_keys = OFF", err);
+}
+
+int store_events_bulk_drop_indexes(store *s, tailor_error *err) {
+    int rc = store_exec(s, "DROP INDEX IF EXISTS events_user_item", err);
+    if (!rc) s->events_indexed = false;
+    return rc;
+}
+
+void store_events_bulk_finish(store *s) {
+    store_exec(s, "PRAGMA foreign_keys = ON", NULL);
+    /* A rolled-back drop brings the index back. */
+    s->events_indexed = store_has_events_index(s);
+}
+
+int64_t store_events_count(store *s) {
+    /* max(rowid) is O(log n), unlike count(*); good enough to decide
+     * whether a load is bulk. */
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT max(id) FROM events", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return n;
+}
+
+bool store_has_events_index(store *s) {
+    sqlite3_stmt *st;
+    bool has = false;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'events_user_item'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        has = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    return has;
 }

@@ -78,8 +78,11 @@ int store_open(const char *path, store_params params, store **out, tailor_error 
     *out = NULL;
     store *s = xcalloc(1, sizeof *s);
     s->path = xstrdup(path);
-    int flags = params.read_only ? SQLITE_OPEN_READONLY
-                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* One thread uses a store handle at a time (the server opens one per
+     * worker), so SQLite's per-call connection mutex is not needed. */
+    int flags = (params.read_only ? SQLITE_OPEN_READONLY
+                                  : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         err_set(err, params.read_only ? TAILOR_ENOTFOUND : TAILOR_EDB,
                 "cannot open database %s: %s", path,
@@ -96,8 +99,7 @@ int store_open(const char *path, store_params params, store **out, tailor_error 
         rc = store_exec(s,
                         "PRAGMA journal_mode = WAL;"
                         "PRAGMA synchronous = NORMAL;"
-                        "PRAGMA cache_size = -65536;"
-                        "PRAGMA temp_store = MEMORY;",
+                        "PRAGMA cache_size = -65536;",
                         err);
     if (rc) {
         err_prefix(err, "cannot open database %s", path);
@@ -118,6 +120,7 @@ int store_open(const char *path, store_params params, store **out, tailor_error 
                        "%s: schema version %d, expected %d (open it read-write once to migrate)",
                        path, v, STORE_SCHEMA_VERSION);
     }
+    s->events_indexed = store_has_events_index(s);
     *out = s;
     return 0;
 }
@@ -125,6 +128,7 @@ int store_open(const char *path, store_params params, store **out, tailor_error 
 void store_close(store *s) {
     if (!s) return;
     for (int i = 0; i < ST_COUNT_; i++) sqlite3_finalize(s->stmts[i]);
+    sqlite3_finalize(s->batch_insert);
     if (s->db) sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -148,6 +152,7 @@ void store_rollback(store *s) {
     /* Reset statements first: an active read would block the rollback. */
     for (int i = 0; i < ST_COUNT_; i++)
         if (s->stmts[i]) sqlite3_reset(s->stmts[i]);
+    if (s->batch_insert) sqlite3_reset(s->batch_insert);
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     s->in_tx = false;
 }
@@ -318,11 +323,48 @@ int store_event_add(store *s, const store_event *ev, tailor_error *err) {
     return 0;
 }
 
+int store_events_add(store *s, const store_event *evs, size_t n, tailor_error *err) {
+    size_t i = 0;
+    if (n >= STORE_EVENT_BATCH && !s->batch_insert) {
+        sb sql;
+        sb_init(&sql);
+        sb_puts(&sql, "INSERT INTO events (user_id, item_id, kind, value, ts) VALUES ");
+        for (int k = 0; k < STORE_EVENT_BATCH; k++) sb_puts(&sql, k ? ",(?,?,?,?,?)" : "(?,?,?,?,?)");
+        int prc = sqlite3_prepare_v3(s->db, sb_str(&sql), -1, SQLITE_PREPARE_PERSISTENT,
+                                     &s->batch_insert, NULL);
+        sb_deinit(&sql);
+        if (prc != SQLITE_OK) return store_sqlite_err(s, err, "prepare batch insert");
+    }
+    for (; i + STORE_EVENT_BATCH <= n; i += STORE_EVENT_BATCH) {
+        sqlite3_stmt *st = s->batch_insert;
+        for (int k = 0; k < STORE_EVENT_BATCH; k++) {
+            const store_event *ev = &evs[i + (size_t)k];
+            int b = 5 * k;
+            sqlite3_bind_int64(st, b + 1, ev->user_id);
+            sqlite3_bind_int64(st, b + 2, ev->item_id);
+            sqlite3_bind_int64(st, b + 3, ev->kind);
+            if (ev->has_value) sqlite3_bind_double(st, b + 4, ev->value);
+            else sqlite3_bind_null(st, b + 4);
+            sqlite3_bind_int64(st, b + 5, ev->ts);
+        }
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return store_sqlite_err(s, err, "insert events");
+    }
+    for (; i < n; i++) {
+        int rc = store_event_add(s, &evs[i], err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int store_event_find(store *s, const store_event *ev, bool *found, tailor_error *err) {
+    int rc = store_events_index_ensure(s, err);
+    if (rc) return rc;
     sqlite3_stmt *st = store_stmt(s, ST_EVENT_FIND, err);
     if (!st) return TAILOR_EDB;
     bind_event_key(st, ev);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_sqlite_err(s, err, "find event");
     *found = rc == SQLITE_ROW;
@@ -330,6 +372,8 @@ int store_event_find(store *s, const store_event *ev, bool *found, tailor_error 
 }
 
 int store_event_delete_same(store *s, const store_event *ev, tailor_error *err) {
+    int rc = store_events_index_ensure(s, err);
+    if (rc) return rc;
     sqlite3_stmt *st = store_stmt(s, ST_EVENT_DELETE, err);
     if (!st) return TAILOR_EDB;
     bind_event_key(st, ev);

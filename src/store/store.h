@@ -80,6 +80,27 @@ typedef struct store_event {
 /* Appends an event; the caller has checked the ids (imports use their own
  * id maps). */
 int store_event_add(store *s, const store_event *ev, tailor_error *err);
+/* Appends n events; full batches of STORE_EVENT_BATCH go through one
+ * multi-row INSERT (per-statement overhead dominates single-row inserts). */
+#define STORE_EVENT_BATCH 64
+int store_events_add(store *s, const store_event *evs, size_t n, tailor_error *err);
+/* The (user, item, kind) index on events is built on demand: duplicate
+ * checks and per-user look-ups call store_events_index_ensure first (a
+ * no-op once built). */
+int store_events_index_ensure(store *s, tailor_error *err);
+
+/* Bulk loading of events: store_events_bulk_begin (before store_begin)
+ * turns off per-row foreign-key checks (the caller guarantees its ids exist:
+ * the importers take them from maps of existing rows);
+ * store_events_bulk_drop_indexes (inside the transaction) drops the events
+ * index so appends stay sequential. store_events_bulk_finish restores both
+ * after the transaction ends, whether it committed or not. */
+int store_events_bulk_begin(store *s, tailor_error *err);
+int store_events_bulk_drop_indexes(store *s, tailor_error *err);
+void store_events_bulk_finish(store *s);
+/* An estimate of the number of stored events (max rowid). */
+int64_t store_events_count(store *s);
+
 /* Whether an event with ev's (user, item, kind) is stored, and removal of
  * all such events (the replace policy). */
 int store_event_find(store *s, const store_event *ev, bool *found, tailor_error *err);

@@ -31,7 +31,9 @@ struct tailor_store {
     sqlite3 *db;
     char *path;
     bool in_tx;
+    bool events_indexed; /* events_user_item exists */
     sqlite3_stmt *stmts[ST_COUNT_];
+    sqlite3_stmt *batch_insert; /* STORE_EVENT_BATCH rows per statement */
 };
 
 /* Returns the cached statement, reset and with bindings cleared. */
@@ -39,5 +41,6 @@ sqlite3_stmt *store_stmt(store *s, store_stmt_id id, tailor_error *err);
 /* Fills err from the connection's last error. */
 int store_sqlite_err(store *s, tailor_error *err, const char *what);
 int store_migrate(store *s, int target, tailor_error *err);
+bool store_has_events_index(store *s);
 
 #endif

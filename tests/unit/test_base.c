@@ -85,7 +85,18 @@ static void test_hmap(void) {
     CHECK(hmap_get(&m, (const char *)&bin, sizeof bin, &v));
     CHECK_EQ(v, 9);
     CHECK(hmap_get(&m, "", 0, &v) == false);
+    /* Keys longer than the in-slot space live in the arena. */
+    const char *longk = "a-rather-long-external-identifier-0001";
+    hmap_put(&m, longk, strlen(longk), 123);
+    char copy[64];
+    strcpy(copy, longk);
+    CHECK(hmap_get(&m, copy, strlen(copy), &v));
+    CHECK_EQ(v, 123);
+    copy[strlen(copy) - 1] = '2';
+    CHECK(!hmap_get(&m, copy, strlen(copy), &v));
     hmap_deinit(&m);
+    hmap empty = {0};
+    CHECK(!hmap_get(&empty, "x", 1, &v));
 }
 
 static void test_sb(void) {
@@ -146,6 +157,25 @@ static void test_parse_numbers(void) {
     CHECK(!parse_f64("inf", 3, &d));
     CHECK(!parse_f64("", 0, &d));
     CHECK(!parse_f64(" 1", 2, &d));
+    CHECK(!parse_f64(".", 1, &d));
+    CHECK(!parse_f64("1.2.3", 5, &d));
+    CHECK(parse_f64("4.", 2, &d) && d == 4.0);
+    CHECK(parse_f64("-0.5", 4, &d) && d == -0.5);
+    CHECK(parse_f64("1234567890123456789", 19, &d) && d == 1234567890123456789.0);
+    /* The fast decimal path rounds exactly like strtod. */
+    uint64_t x = 88172645463325252ULL;
+    for (int k = 0; k < 20000; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        char buf[64];
+        int decimals = (int)(x % 9);
+        int n = snprintf(buf, sizeof buf, "%.*f", decimals, (double)(x % 100000000) / 1000.0);
+        double want = strtod(buf, NULL);
+        if (!parse_f64(buf, (size_t)n, &d) || d != want) {
+            CHECK(d == want);
+            fprintf(stderr, "  mismatch on %s\n", buf);
+            break;
+        }
+    }
 }
 
 static void test_json(void) {

@@ -293,6 +293,60 @@ static void test_view(void) {
     store_close(s);
 }
 
+static void test_batch_and_bulk(void) {
+    store *s = open_db("bulk.db", 0);
+    if (!s) {
+        CHECK(0);
+        return;
+    }
+    tailor_error e = {0};
+    int64_t u, i;
+    store_user_put(s, "u", NULL, STORE_DUP_ERROR, &u, NULL, &e);
+    store_item_put(s, "i", NULL, NULL, NULL, STORE_DUP_ERROR, &i, NULL, &e);
+    /* 2 full batches and a remainder; values and NULLs kept in order. */
+    enum { N = 2 * STORE_EVENT_BATCH + 5 };
+    store_event evs[N];
+    for (int k = 0; k < N; k++)
+        evs[k] = (store_event){.user_id = u, .item_id = i, .kind = 1, .value = k,
+                               .has_value = k % 3 != 0, .ts = 1000 + k};
+    CHECK_EQ(store_events_add(s, evs, N, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM events"), N);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM events WHERE value IS NULL"), (N + 2) / 3);
+    CHECK_EQ(query_int(s, "SELECT value FROM events WHERE ts = 1100"), 100);
+    CHECK_EQ(query_int(s, "SELECT max(id) - min(id) FROM events WHERE ts - id = 999"), N - 1);
+    CHECK_EQ(store_events_count(s), N);
+    /* The (user, item, kind) index appears on demand. */
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 0);
+    bool f;
+    CHECK_EQ(store_event_find(s, &evs[0], &f, &e), 0);
+    CHECK(f);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 1);
+    /* Bulk mode: checks off and index dropped inside the transaction; a
+     * rollback brings the index back and finish turns checks on again. */
+    CHECK_EQ(store_events_bulk_begin(s, &e), 0);
+    CHECK_EQ(query_int(s, "PRAGMA foreign_keys"), 0);
+    CHECK_EQ(store_begin(s, &e), 0);
+    CHECK_EQ(store_events_bulk_drop_indexes(s, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 0);
+    store_rollback(s);
+    store_events_bulk_finish(s);
+    CHECK_EQ(query_int(s, "PRAGMA foreign_keys"), 1);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 1);
+    CHECK_EQ(store_event_find(s, &evs[1], &f, &e), 0);
+    CHECK(f);
+    /* Committed bulk drop: the next duplicate check rebuilds the index. */
+    CHECK_EQ(store_events_bulk_begin(s, &e), 0);
+    CHECK_EQ(store_begin(s, &e), 0);
+    CHECK_EQ(store_events_bulk_drop_indexes(s, &e), 0);
+    CHECK_EQ(store_commit(s, &e), 0);
+    store_events_bulk_finish(s);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 0);
+    CHECK_EQ(store_event_find(s, &evs[2], &f, &e), 0);
+    CHECK(f);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 1);
+    store_close(s);
+}
+
 static void test_view_sparse_ids(void) {
     /* Row ids far apart use the hash-map path of the view. */
     store *s = open_db("sparse.db", 0);
@@ -325,6 +379,7 @@ int main(void) {
     RUN(test_entities_and_policies);
     RUN(test_transactions_and_digest);
     RUN(test_view);
+    RUN(test_batch_and_bulk);
     RUN(test_view_sparse_ids);
     test_rmtree(g_dir);
     free(g_dir);
