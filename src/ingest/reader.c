@@ -118,6 +118,11 @@ static void reader_end_field(ing_reader *r, size_t start) {
 }
 
 static int reader_check_fields(ing_reader *r, tailor_error *err) {
+    /* A NUL byte would silently cut the text short wherever it is used as
+     * a C string: binary data is refused. */
+    for (size_t i = 0; i < r->fields.len; i++)
+        if (memchr(ing_field_str(r, i), 0, ing_field_len(r, i)))
+            return err_data(err, r->path, r->line, NULL, "field %zu: NUL byte (binary data?)", i + 1);
     if (r->p.latin1 || !r->p.check_utf8) return 0;
     for (size_t i = 0; i < r->fields.len; i++) {
         int64_t bad = utf8_check(ing_field_str(r, i), ing_field_len(r, i));

@@ -77,6 +77,21 @@ static void test_separators_and_encodings(void) {
     free(s);
 }
 
+static void test_nul_bytes(void) {
+    char *path = path_join(g_dir, "nul.csv");
+    FILE *f = fopen(path, "wb");
+    fwrite("a,b\nx,y\0z\n", 1, 11, f);
+    fclose(f);
+    ing_reader r;
+    tailor_error e = {0};
+    CHECK_EQ(ing_reader_open(&r, path, ing_csv_params(), &e), 0);
+    CHECK_EQ(ing_reader_next(&r, &e), 1);
+    CHECK_EQ(ing_reader_next(&r, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "nul.csv:2: field 2: NUL byte");
+    ing_reader_close(&r);
+    free(path);
+}
+
 static void test_long_lines(void) {
     /* A record longer than the 1 MiB block grows the buffer. */
     size_t n = 3u << 20;
@@ -196,6 +211,7 @@ int main(void) {
     RUN(test_csv_basic);
     RUN(test_csv_quotes);
     RUN(test_separators_and_encodings);
+    RUN(test_nul_bytes);
     RUN(test_long_lines);
     RUN(test_short_record_message);
     RUN(test_table_csv);
