@@ -2,6 +2,7 @@
 # Both install missing Debian packages first (scripts/install-deps.sh).
 # CMake does the building; this file only names the jobs.
 
+MAKEFLAGS += --no-print-directory
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
