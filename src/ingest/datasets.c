@@ -272,6 +272,9 @@ static int download(const char *url, const char *dest, const ing_dataset *d, tai
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &dp);
     CURLcode cr = curl_easy_perform(c);
     progress_end(&dp.bar);
+    curl_off_t announced = -1, got = 0;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+    curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &got);
     curl_easy_cleanup(c);
     bool werr = fclose(f) != 0;
     if (cr != CURLE_OK) {
@@ -290,6 +293,12 @@ static int download(const char *url, const char *dest, const ing_dataset *d, tai
     if (werr) {
         unlink(dest);
         return err_set(err, TAILOR_EIO, "cannot write %s", dest);
+    }
+    /* The size the server announced must have arrived whole. */
+    if (announced >= 0 && got != announced) {
+        unlink(dest);
+        return err_set(err, TAILOR_ECHECKSUM, "%s: received %lld of %lld bytes", url,
+                       (long long)got, (long long)announced);
     }
     return 0;
 }

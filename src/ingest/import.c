@@ -95,10 +95,9 @@ static int ctx_entity(ing_ctx *c, bool is_user, const char *ext, size_t len,
         c->st->skipped++;
         return 0;
     }
-    char *e = xstrndup(ext, len);
-    int rc = is_user ? store_user_put(c->s, e, attrs, STORE_DUP_ERROR, id, NULL, err)
-                     : store_item_put(c->s, e, title, text, attrs, STORE_DUP_ERROR, id, NULL, err);
-    free(e);
+    /* Absent from the map of stored rows: a plain insert. */
+    int rc = is_user ? store_user_add(c->s, ext, len, attrs, id, err)
+                     : store_item_add(c->s, ext, len, title, text, attrs, id, err);
     if (rc) return rc;
     hmap_put(m, ext, len, *id);
     if (is_user) c->st->users++;

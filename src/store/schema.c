@@ -88,11 +88,14 @@ static const char *const MIGRATION_1 =
     ");";
 
 /* Version 2: full-text search over item titles and texts (search tools and
- * the agent need it), kept in sync by triggers. */
+ * the agent need it), kept in sync by triggers. Items without any text
+ * (those that event logs create) skip the index: deleting tokens of NULL
+ * columns is a no-op for FTS5, so the other triggers need no condition. */
 static const char *const MIGRATION_2 =
     "CREATE VIRTUAL TABLE items_fts USING fts5("
     "  title, text, content='items', content_rowid='id');"
-    "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN"
+    "CREATE TRIGGER items_fts_ai AFTER INSERT ON items"
+    "  WHEN new.title IS NOT NULL OR new.text IS NOT NULL BEGIN"
     "  INSERT INTO items_fts (rowid, title, text) VALUES (new.id, new.title, new.text);"
     "END;"
     "CREATE TRIGGER items_fts_ad AFTER DELETE ON items BEGIN"

@@ -210,75 +210,93 @@ static int store_step_done(store *s, sqlite3_stmt *st, tailor_error *err, const 
     return 0;
 }
 
-int store_user_put(store *s, const char *ext_id, const char *attributes,
-                   store_dup_policy dup, int64_t *id, bool *inserted, tailor_error *err) {
-    int64_t existing;
-    tailor_error e2;
-    int rc = store_user_find(s, ext_id, &existing, &e2);
-    if (inserted) *inserted = false;
-    if (rc == 0) {
-        if (dup == STORE_DUP_ERROR)
-            return err_set(err, TAILOR_EEXISTS, "user '%s' already exists", ext_id);
-        if (dup == STORE_DUP_REPLACE) {
-            sqlite3_stmt *st = store_stmt(s, ST_USER_UPDATE, err);
-            if (!st) return TAILOR_EDB;
-            sqlite3_bind_int64(st, 1, existing);
-            bind_text_or_null(st, 2, attributes);
-            if ((rc = store_step_done(s, st, err, "update user"))) return rc;
-        }
-        if (id) *id = existing;
-        return 0;
-    }
-    if (rc != TAILOR_ENOTFOUND) {
-        if (err) *err = e2;
-        return rc;
-    }
-    sqlite3_stmt *st = store_stmt(s, ST_USER_INSERT, err);
-    if (!st) return TAILOR_EDB;
-    sqlite3_bind_text(st, 1, ext_id, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 2, attributes);
-    if ((rc = store_step_done(s, st, err, "insert user"))) return rc;
-    if (id) *id = sqlite3_last_insert_rowid(s->db);
-    if (inserted) *inserted = true;
-    return 0;
-}
+/* Users and items share one shape: a table with ext_id plus columns that
+ * REPLACE updates only where a value is given. */
+typedef struct entity_ops {
+    const char *what;
+    store_stmt_id find, insert, update;
+} entity_ops;
 
-int store_item_put(store *s, const char *ext_id, const char *title, const char *text,
-                   const char *attributes, store_dup_policy dup, int64_t *id,
-                   bool *inserted, tailor_error *err) {
-    int64_t existing;
-    tailor_error e2;
-    int rc = store_item_find(s, ext_id, &existing, &e2);
-    if (inserted) *inserted = false;
-    if (rc == 0) {
-        if (dup == STORE_DUP_ERROR)
-            return err_set(err, TAILOR_EEXISTS, "item '%s' already exists", ext_id);
-        if (dup == STORE_DUP_REPLACE) {
-            sqlite3_stmt *st = store_stmt(s, ST_ITEM_UPDATE, err);
-            if (!st) return TAILOR_EDB;
-            sqlite3_bind_int64(st, 1, existing);
-            bind_text_or_null(st, 2, title);
-            bind_text_or_null(st, 3, text);
-            bind_text_or_null(st, 4, attributes);
-            if ((rc = store_step_done(s, st, err, "update item"))) return rc;
-        }
-        if (id) *id = existing;
-        return 0;
+static const entity_ops USER_OPS = {"user", ST_USER_FIND, ST_USER_INSERT, ST_USER_UPDATE};
+static const entity_ops ITEM_OPS = {"item", ST_ITEM_FIND, ST_ITEM_INSERT, ST_ITEM_UPDATE};
+
+/* Binds ?2.. of the insert/update statements: attributes for users;
+ * title, text, attributes for items. */
+static void bind_entity_cols(const entity_ops *ops, sqlite3_stmt *st, const char *title,
+                             const char *text, const char *attributes) {
+    if (ops == &USER_OPS) {
+        bind_text_or_null(st, 2, attributes);
+        return;
     }
-    if (rc != TAILOR_ENOTFOUND) {
-        if (err) *err = e2;
-        return rc;
-    }
-    sqlite3_stmt *st = store_stmt(s, ST_ITEM_INSERT, err);
-    if (!st) return TAILOR_EDB;
-    sqlite3_bind_text(st, 1, ext_id, -1, SQLITE_STATIC);
     bind_text_or_null(st, 2, title);
     bind_text_or_null(st, 3, text);
     bind_text_or_null(st, 4, attributes);
-    if ((rc = store_step_done(s, st, err, "insert item"))) return rc;
+}
+
+static int entity_add(store *s, const entity_ops *ops, const char *ext_id, size_t len,
+                      const char *title, const char *text, const char *attributes, int64_t *id,
+                      tailor_error *err) {
+    sqlite3_stmt *st = store_stmt(s, ops->insert, err);
+    if (!st) return TAILOR_EDB;
+    sqlite3_bind_text(st, 1, ext_id, (int)len, SQLITE_STATIC);
+    bind_entity_cols(ops, st, title, text, attributes);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return err_set(err, TAILOR_EEXISTS, "%s '%.*s' already exists", ops->what, (int)len, ext_id);
+    if (rc != SQLITE_DONE) return store_sqlite_err(s, err, ops->what);
     if (id) *id = sqlite3_last_insert_rowid(s->db);
-    if (inserted) *inserted = true;
     return 0;
+}
+
+static int entity_put(store *s, const entity_ops *ops, const char *ext_id, const char *title,
+                      const char *text, const char *attributes, store_dup_policy dup,
+                      int64_t *id, bool *inserted, tailor_error *err) {
+    int64_t existing = 0;
+    tailor_error e2;
+    int rc = store_find_ext(s, ops->find, ops->what, ext_id, &existing, &e2);
+    if (inserted) *inserted = false;
+    if (rc == TAILOR_ENOTFOUND) {
+        rc = entity_add(s, ops, ext_id, strlen(ext_id), title, text, attributes, id, err);
+        if (!rc && inserted) *inserted = true;
+        return rc;
+    }
+    if (rc) {
+        if (err) *err = e2;
+        return rc;
+    }
+    if (dup == STORE_DUP_ERROR)
+        return err_set(err, TAILOR_EEXISTS, "%s '%s' already exists", ops->what, ext_id);
+    if (dup == STORE_DUP_REPLACE) {
+        sqlite3_stmt *st = store_stmt(s, ops->update, err);
+        if (!st) return TAILOR_EDB;
+        sqlite3_bind_int64(st, 1, existing);
+        bind_entity_cols(ops, st, title, text, attributes);
+        if ((rc = store_step_done(s, st, err, ops->what))) return rc;
+    }
+    if (id) *id = existing;
+    return 0;
+}
+
+int store_user_put(store *s, const char *ext_id, const char *attributes, store_dup_policy dup,
+                   int64_t *id, bool *inserted, tailor_error *err) {
+    return entity_put(s, &USER_OPS, ext_id, NULL, NULL, attributes, dup, id, inserted, err);
+}
+
+int store_item_put(store *s, const char *ext_id, const char *title, const char *text,
+                   const char *attributes, store_dup_policy dup, int64_t *id, bool *inserted,
+                   tailor_error *err) {
+    return entity_put(s, &ITEM_OPS, ext_id, title, text, attributes, dup, id, inserted, err);
+}
+
+int store_user_add(store *s, const char *ext_id, size_t len, const char *attributes,
+                   int64_t *id, tailor_error *err) {
+    return entity_add(s, &USER_OPS, ext_id, len, NULL, NULL, attributes, id, err);
+}
+
+int store_item_add(store *s, const char *ext_id, size_t len, const char *title,
+                   const char *text, const char *attributes, int64_t *id, tailor_error *err) {
+    return entity_add(s, &ITEM_OPS, ext_id, len, title, text, attributes, id, err);
 }
 
 int store_kind_id(store *s, const char *name, bool create, int64_t *id, tailor_error *err) {

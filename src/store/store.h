@@ -66,6 +66,14 @@ int store_item_put(store *s, const char *ext_id, const char *title, const char *
                    const char *attributes, store_dup_policy dup, int64_t *id,
                    bool *inserted, tailor_error *err);
 
+/* Adds a user/item the caller knows to be new (importers keep a map of
+ * stored ids); an existing ext_id is TAILOR_EEXISTS. ext_id need not be
+ * NUL-terminated. */
+int store_user_add(store *s, const char *ext_id, size_t len, const char *attributes,
+                   int64_t *id, tailor_error *err);
+int store_item_add(store *s, const char *ext_id, size_t len, const char *title,
+                   const char *text, const char *attributes, int64_t *id, tailor_error *err);
+
 /* Event kinds are a small lookup table (view, click, rating, purchase,
  * interaction are built in). With create, unknown names are added. */
 int store_kind_id(store *s, const char *name, bool create, int64_t *id, tailor_error *err);

@@ -97,5 +97,16 @@ expect 64 "unknown dataset" -- "$T" datasets fetch ml-5b
 expect 69 "offline fetch" -- env XDG_CACHE_HOME="$W/cache" "$T" datasets fetch ml-1m --url http://127.0.0.1:1
 has "$W/err" "--from DIR" "offline message suggests --from"
 
+# The command reference in docs/ is generated from this table: it must match.
+if [ -n "${TAILOR_SOURCE:-}" ]; then
+    sh "$TAILOR_SOURCE/scripts/gen-cli-doc.sh" "$T" >"$W/cli.md"
+    if cmp -s "$W/cli.md" "$TAILOR_SOURCE/docs/cli.md"; then ok; else
+        bad "docs/cli.md is stale: run scripts/gen-cli-doc.sh build/release/tailor > docs/cli.md"
+        diff "$TAILOR_SOURCE/docs/cli.md" "$W/cli.md" | head -20 >&2
+    fi
+else
+    bad "TAILOR_SOURCE not set"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

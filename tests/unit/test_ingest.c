@@ -144,6 +144,44 @@ static void test_beauty_sequences(void) {
     free(attrs);
 }
 
+static void test_ml1m_layout(void) {
+    /* No ml-1m in shared/data: a small folder in its exact format ('::'
+     * separated, Latin-1 titles, users.dat) exercises that path. */
+    char *dir = path_join(g_dir, "ml-1m");
+    tailor_error e = {0};
+    mkdir_p(dir, &e);
+    free(test_write(dir, "movies.dat",
+                    "1::Toy Story (1995)::Animation|Children's|Comedy\n"
+                    "2::Mis\xe9rables, Les (1995)::Drama|Musical\n"));
+    free(test_write(dir, "users.dat", "1::F::1::10::48067\n2::M::56::16::70072\n"));
+    free(test_write(dir, "ratings.dat",
+                    "1::1::5::978300760\n1::2::3::978302109\n2::1::4::978301968\n"));
+    CHECK_STR(ing_movielens_detect(dir), "ml-1m");
+    store *s = new_db();
+    ing_stats st;
+    ing_movielens_params p = {.dup = STORE_DUP_ERROR};
+    CHECK_EQ(ing_movielens(s, dir, p, &st, &e), 0);
+    check_counts(s, 2, 2, 3, 0);
+    char *t = query_text(s, "SELECT title FROM items WHERE ext_id = '2'");
+    CHECK_STR(t, "Mis\xc3\xa9rables, Les (1995)");
+    free(t);
+    t = query_text(s, "SELECT attributes FROM items WHERE ext_id = '1'");
+    CHECK_STR(t, "{\"year\":1995,\"genres\":[\"Animation\",\"Children's\",\"Comedy\"]}");
+    free(t);
+    t = query_text(s, "SELECT attributes FROM users WHERE ext_id = '2'");
+    CHECK_STR(t, "{\"gender\":\"M\",\"age\":56,\"occupation\":\"16\",\"zip_code\":\"70072\"}");
+    free(t);
+    /* A rating of an unknown movie names its line. */
+    free(test_write(dir, "ratings.dat", "1::1::5::978300760\n1::9::3::978302109\n"));
+    store_close(s);
+    s = new_db();
+    CHECK_EQ(ing_movielens(s, dir, p, &st, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "ratings.dat:2: field 'item_id': unknown movie '9'");
+    check_counts(s, 0, 0, 0, 0);
+    store_close(s);
+    free(dir);
+}
+
 /* ---- corrupted copies -------------------------------------------------- */
 
 typedef enum edit_kind { EDIT_REPLACE, EDIT_TRUNCATE_LAST } edit_kind;
@@ -453,6 +491,7 @@ int main(void) {
     RUN(test_ml100k);
     RUN(test_ml_latest_small);
     RUN(test_beauty_sequences);
+    RUN(test_ml1m_layout);
     RUN(test_corrupt_bad_number);
     RUN(test_corrupt_missing_field);
     RUN(test_corrupt_truncated);
