@@ -37,7 +37,8 @@ bench: release
 	@bench/run.sh $(RELEASE)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS; not part of CI.
-fuzz: deps
+fuzz:
+	@scripts/install-deps.sh --check --fuzz 2>/dev/null || scripts/install-deps.sh --fuzz
 	@CC=clang cmake -S . -B $(FUZZB) -DCMAKE_BUILD_TYPE=Debug -DTAILOR_FUZZ=ON -DTAILOR_TESTS=OFF >/dev/null
 	@cmake --build $(FUZZB) -j $(JOBS)
 	@tests/fuzz/run.sh $(FUZZB) $(FUZZ_SECONDS)

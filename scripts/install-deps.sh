@@ -1,13 +1,20 @@
 #!/bin/sh
-# Installs the Debian packages tailor's build needs. Idempotent: with
-# --check it only reports whether anything is missing (exit 1 if so).
-# apt-get runs directly as root, through sudo otherwise.
+# Installs the Debian packages tailor's build needs. Idempotent.
+#   --check   only report whether anything is missing (exit 1 if so)
+#   --fuzz    also clang, for the libFuzzer targets of `make fuzz`
+# apt-get runs directly as root, through sudo otherwise. The sanitizer
+# runtimes of the test build come with gcc.
 set -eu
 
 PKGS="cmake pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libzip-dev"
-# The test build needs the sanitizer runtimes (gcc ships them) and clang
-# for the libFuzzer targets of `make fuzz`.
-PKGS="$PKGS clang"
+check=0
+for a in "$@"; do
+    case "$a" in
+        --check) check=1 ;;
+        --fuzz) PKGS="$PKGS clang" ;;
+        *) echo "usage: install-deps.sh [--check] [--fuzz]" >&2; exit 64 ;;
+    esac
+done
 
 missing=""
 for p in $PKGS; do
@@ -18,7 +25,7 @@ for p in $PKGS; do
     esac
 done
 
-if [ "${1:-}" = "--check" ]; then
+if [ "$check" -eq 1 ]; then
     [ -z "$missing" ] && exit 0
     echo "missing packages:$missing" >&2
     exit 1

@@ -234,6 +234,8 @@ bool file_exists(const char *path);
 bool dir_exists(const char *path);
 /* Joins a and b with one '/'. Caller frees. */
 char *path_join(const char *a, const char *b);
+/* Appends the whole file to out. Returns 0 or sets err (naming the file). */
+int file_read(const char *path, sb *out, tailor_error *err);
 /* mkdir -p. Returns 0 or sets err. */
 int mkdir_p(const char *path, tailor_error *err);
 

@@ -1,5 +1,6 @@
 /* file.c — small filesystem helpers. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +24,19 @@ char *path_join(const char *a, const char *b) {
     if (s.len && s.buf[s.len - 1] != '/') sb_putc(&s, '/');
     sb_puts(&s, b);
     return sb_take(&s);
+}
+
+int file_read(const char *path, sb *out, tailor_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(err, errno == ENOENT ? TAILOR_ENOTFOUND : TAILOR_EIO, "cannot open %s: %s",
+                       path, strerror(errno));
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_append(out, buf, n);
+    bool bad = ferror(f);
+    fclose(f);
+    return bad ? err_set(err, TAILOR_EIO, "%s: read error", path) : 0;
 }
 
 int mkdir_p(const char *path, tailor_error *err) {

@@ -123,6 +123,16 @@ static void json_genres(sb *a, const char *const *g, size_t n) {
     sb_putc(a, ']');
 }
 
+/* Starts an item's attributes object: {"year":Y, when the title ends in
+ * "(YYYY)". Returns the year (0 when none). */
+static int ml_attrs_begin(sb *a, const char *title) {
+    sb_clear(a);
+    sb_putc(a, '{');
+    int y = title_year(title);
+    if (y) sb_printf(a, "\"year\":%d,", y);
+    return y;
+}
+
 /* Splits "A|B|C" into a NULL-free list (pointers into a copy in *buf). */
 static size_t split_pipe(char *s, const char **out, size_t max) {
     size_t n = 0;
@@ -155,6 +165,21 @@ static int ml_open(ml_job *j, ing_reader *r, const char *file, ing_reader_params
 static void ml_close(ml_job *j, ing_reader *r) {
     j->bytes_before += r->bytes_done;
     ing_reader_close(r);
+}
+
+/* Ends the attributes in a with the genres and stores the item of the
+ * current record (field 0 is the movie id). */
+static int ml_item_store(ml_job *j, const ing_reader *r, const char *title, sb *a,
+                         const char *const *genres, size_t ng) {
+    json_genres(a, genres, ng);
+    sb_putc(a, '}');
+    int64_t id;
+    int rc = ing_at(j->err,
+                    ing_item(j->c, ing_field_str(r, 0), ing_field_len(r, 0), title, NULL, sb_str(a),
+                             true, &id, j->err),
+                    r->path, r->line);
+    if (!rc) ing_ctx_progress(j->c, j->bytes_before + r->bytes_done);
+    return rc;
 }
 
 /* ---- ml-100k ----------------------------------------------------------- */
@@ -191,12 +216,9 @@ static int ml100k_items(ml_job *j) {
         }
         if (rc) break;
         const char *title = ing_field_str(&r, 1), *date = ing_field_str(&r, 2);
-        sb_clear(&a);
-        sb_putc(&a, '{');
-        int y = title_year(title);
         size_t dl = strlen(date);
-        if (!y && dl >= 4) y = atoi(date + dl - 4);
-        if (y) sb_printf(&a, "\"year\":%d,", y);
+        if (!ml_attrs_begin(&a, title) && dl >= 4 && atoi(date + dl - 4) > 0)
+            sb_printf(&a, "\"year\":%d,", atoi(date + dl - 4));
         if (dl) {
             sb_puts(&a, "\"release_date\":");
             sb_json_str(&a, date, dl);
@@ -207,15 +229,7 @@ static int ml100k_items(ml_job *j) {
             sb_json_str(&a, ing_field_str(&r, 4), ing_field_len(&r, 4));
             sb_putc(&a, ',');
         }
-        json_genres(&a, g, ng);
-        sb_putc(&a, '}');
-        int64_t id;
-        rc = ing_at(j->err,
-                    ing_item(j->c, ing_field_str(&r, 0), ing_field_len(&r, 0), title, NULL,
-                             sb_str(&a), true, &id, j->err),
-                    r.path, r.line);
-        if (rc) break;
-        ing_ctx_progress(j->c, j->bytes_before + r.bytes_done);
+        if ((rc = ml_item_store(j, &r, title, &a, g, ng))) break;
     }
     sb_deinit(&a);
     ml_close(j, &r);
@@ -318,18 +332,9 @@ static int ml1m_items(ml_job *j) {
         char *gcopy = xstrdup(ing_field_str(&r, 2));
         const char *g[32];
         size_t ng = split_pipe(gcopy, g, 32);
-        sb_clear(&a);
-        sb_putc(&a, '{');
-        int y = title_year(title);
-        if (y) sb_printf(&a, "\"year\":%d,", y);
-        json_genres(&a, g, ng);
-        sb_putc(&a, '}');
+        ml_attrs_begin(&a, title);
+        rc = ml_item_store(j, &r, title, &a, g, ng);
         free(gcopy);
-        int64_t id;
-        rc = ing_at(j->err,
-                    ing_item(j->c, ing_field_str(&r, 0), ing_field_len(&r, 0), title, NULL,
-                             sb_str(&a), true, &id, j->err),
-                    r.path, r.line);
         if (rc) break;
     }
     sb_deinit(&a);
@@ -397,25 +402,15 @@ static int ml_latest_items(ml_job *j) {
         char *gcopy = xstrdup(ing_field_str(&r, 2));
         const char *g[32];
         size_t ng = split_pipe(gcopy, g, 32);
-        sb_clear(&a);
-        sb_putc(&a, '{');
-        int y = title_year(title);
-        if (y) sb_printf(&a, "\"year\":%d,", y);
+        ml_attrs_begin(&a, title);
         int64_t li;
         if (hmap_get(&links_idx, ing_field_str(&r, 0), ing_field_len(&r, 0), &li)) {
             if (links.data[li].imdb[0]) sb_printf(&a, "\"imdb_id\":\"tt%s\",", links.data[li].imdb);
             if (links.data[li].tmdb[0]) sb_printf(&a, "\"tmdb_id\":\"%s\",", links.data[li].tmdb);
         }
-        json_genres(&a, g, ng);
-        sb_putc(&a, '}');
+        rc = ml_item_store(j, &r, title, &a, g, ng);
         free(gcopy);
-        int64_t id;
-        rc = ing_at(j->err,
-                    ing_item(j->c, ing_field_str(&r, 0), ing_field_len(&r, 0), title, NULL,
-                             sb_str(&a), true, &id, j->err),
-                    r.path, r.line);
         if (rc) break;
-        ing_ctx_progress(j->c, j->bytes_before + r.bytes_done);
     }
     sb_deinit(&a);
     ml_close(j, &r);

@@ -11,14 +11,13 @@
 /* Reads the whole attributes file (a single JSON object: small next to the
  * sequences) and returns it parsed. */
 static int load_attributes(const char *path, cJSON **out, tailor_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(err, TAILOR_ENOTFOUND, "cannot open %s", path);
     sb buf;
     sb_init(&buf);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sb_append(&buf, chunk, n);
-    fclose(f);
+    int rc = file_read(path, &buf, err);
+    if (rc) {
+        sb_deinit(&buf);
+        return rc;
+    }
     int64_t bad = utf8_check(sb_str(&buf), buf.len);
     if (bad >= 0) {
         sb_deinit(&buf);

@@ -207,13 +207,9 @@ static void test_download(void) {
     char *zp = make_zip(zdir, "ml-100k", "ml-100k", src, NULL);
     char sha[65];
     ing_sha256_file(zp, sha, &e);
-    FILE *f = fopen(zp, "rb");
     sb body;
     sb_init(&body);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_append(&body, buf, n);
-    fclose(f);
+    CHECK_EQ(file_read(zp, &body, &e), 0);
 
     http_once h = {.body = body.buf, .len = body.len};
     http_start(&h);

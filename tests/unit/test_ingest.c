@@ -6,6 +6,7 @@
 
 #include "ingest/ingest.h"
 #include "test.h"
+#include "test_db.h"
 
 static char *g_dir;
 static int g_db_seq;
@@ -19,27 +20,6 @@ static store *new_db(void) {
     if (store_open(p, store_default_params(), &s, &e)) fprintf(stderr, "%s\n", e.msg);
     free(p);
     return s;
-}
-
-static int64_t query_int(store *s, const char *sql) {
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return v;
-}
-
-static char *query_text(store *s, const char *sql) {
-    sqlite3_stmt *st;
-    char *v = NULL;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-            v = strdup((const char *)sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
-    }
-    return v;
 }
 
 static void check_counts(store *s, int64_t users, int64_t items, int64_t events, int64_t tags) {
@@ -201,13 +181,13 @@ static char *corrupt_copy(const char *src_dir, const char *file, edit_kind kind,
         exit(2);
     }
     char *in = path_join(src_dir, file), *out = path_join(dst, file);
-    FILE *f = fopen(in, "rb");
     sb all;
     sb_init(&all);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_append(&all, buf, n);
-    fclose(f);
+    tailor_error e = {0};
+    if (file_read(in, &all, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        exit(2);
+    }
     FILE *o = fopen(out, "wb");
     if (kind == EDIT_TRUNCATE_LAST) {
         size_t end = all.len;
@@ -220,14 +200,14 @@ static char *corrupt_copy(const char *src_dir, const char *file, edit_kind kind,
         size_t i = 0;
         while (i < all.len) {
             const char *nl = memchr(all.buf + i, '\n', all.len - i);
-            size_t e = nl ? (size_t)(nl - all.buf) + 1 : all.len;
+            size_t end = nl ? (size_t)(nl - all.buf) + 1 : all.len;
             if (ln == line) {
                 fputs(text, o);
                 fputc('\n', o);
             } else {
-                fwrite(all.buf + i, 1, e - i, o);
+                fwrite(all.buf + i, 1, end - i, o);
             }
-            i = e;
+            i = end;
             ln++;
         }
     }

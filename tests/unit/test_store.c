@@ -3,6 +3,7 @@
  * transactions, content digests, and the CSR/sequence views. */
 #include "store/store.h"
 #include "test.h"
+#include "test_db.h"
 
 static char *g_dir;
 
@@ -16,16 +17,6 @@ static store *open_db(const char *name, int target) {
     if (rc) fprintf(stderr, "open failed: %s\n", e.msg);
     free(p);
     return s;
-}
-
-static int64_t query_int(store *s, const char *sql) {
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return v;
 }
 
 static void test_open_pragmas(void) {
