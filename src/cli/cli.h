@@ -49,8 +49,9 @@ int cli_exit_code(int status);
 int cli_fail(const tailor_error *err);
 /* Prints a usage error for the command and returns EX_USAGE. */
 int cli_usage_error(const cli_args *a, const char *fmt, ...) BASE_PRINTF(2, 3);
-/* Opens the store named by --db, reporting errors; NULL on failure. */
-store *cli_open_store(const cli_args *a, int *exit_code);
+/* Opens the store named by --db, reporting errors; NULL on failure.
+ * must_exist: refuse to create a new database (commands that only read). */
+store *cli_open_store(const cli_args *a, bool must_exist, int *exit_code);
 /* Parses --on-duplicate (or returns def); false on an unknown value. */
 bool cli_dup_policy(const cli_args *a, store_dup_policy def, store_dup_policy *out);
 

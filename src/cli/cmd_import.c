@@ -36,7 +36,7 @@ static int run_import(cli_args *a, store_dup_policy def_dup, import_fn fn) {
     if (!cli_dup_policy(a, def_dup, &dup))
         return cli_usage_error(a, "--on-duplicate must be error, skip, replace or keep");
     int code;
-    store *s = cli_open_store(a, &code);
+    store *s = cli_open_store(a, false, &code);
     if (!s) return code;
     ing_stats st;
     tailor_error err = {0};

@@ -62,7 +62,7 @@ static void json_dist(const char *key, const dist *d, bool comma) {
 
 int cmd_stats(cli_args *a) {
     int code;
-    store *s = cli_open_store(a, &code);
+    store *s = cli_open_store(a, true, &code);
     if (!s) return code;
     tailor_error err = {0};
     tailor_store_counts c;

@@ -170,9 +170,15 @@ int cli_usage_error(const cli_args *a, const char *fmt, ...) {
     return EX_USAGE;
 }
 
-store *cli_open_store(const cli_args *a, int *exit_code) {
+store *cli_open_store(const cli_args *a, bool must_exist, int *exit_code) {
     store *s = NULL;
     tailor_error err = {0};
+    if (must_exist && !file_exists(a->db_path)) {
+        fprintf(stderr, "tailor: no database at %s (import data first, or pass --db PATH)\n",
+                a->db_path);
+        *exit_code = EX_NOINPUT;
+        return NULL;
+    }
     if (store_open(a->db_path, store_default_params(), &s, &err) != 0) {
         *exit_code = cli_fail(&err);
         return NULL;

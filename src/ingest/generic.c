@@ -95,10 +95,19 @@ int ing_events(store *s, const char *path, ing_events_params p, ing_stats *st,
         if ((rc = ing_at(err, ing_item(&c, v, vl, NULL, NULL, NULL, false, &ev.item_id, err),
                          path_, line)))
             break;
-        if (ct >= 0 && ing_table_get(t, ct, &v, &vl) && !ing_parse_time(v, vl, &ev.ts)) {
-            rc = err_data(err, path_, line, nt,
-                          "'%.*s' is not a time (unix seconds or ISO 8601 date/time)", (int)vl, v);
-            break;
+        /* A time column, once there, must be filled: an order cannot be
+         * guessed for one row. Without one, rows keep file order. */
+        if (ct >= 0) {
+            if (!ing_table_get(t, ct, &v, &vl)) {
+                rc = err_data(err, path_, line, nt, "missing value");
+                break;
+            }
+            if (!ing_parse_time(v, vl, &ev.ts)) {
+                rc = err_data(err, path_, line, nt,
+                              "'%.*s' is not a time (unix seconds or ISO 8601 date/time)", (int)vl,
+                              v);
+                break;
+            }
         }
         if (cv >= 0 && ing_table_get(t, cv, &v, &vl)) {
             if (!parse_f64(v, vl, &ev.value)) {

@@ -58,6 +58,9 @@ has "$W/out" "median 65" "median sequence length"
 expect 0 "stats json" -- "$T" stats --db "$W/a.db" --json
 has "$W/out" '"events":100000' "stats json"
 has "$W/out" '"sequence_length":{"min":20' "stats json distribution"
+expect 66 "stats without a database" -- "$T" --db "$W/none.db" stats
+has "$W/err" "no database at $W/none.db" "stats names the missing database"
+if [ -e "$W/none.db" ]; then bad "stats created a database"; else ok; fi
 # TAILOR_DB.
 expect 0 "TAILOR_DB" -- env TAILOR_DB="$W/a.db" "$T" stats
 has "$W/out" "users      943" "TAILOR_DB used"

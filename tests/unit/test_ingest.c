@@ -403,6 +403,10 @@ static void test_generic_events(void) {
     char *bad = test_write(g_dir, "bad.csv", "user_id,item_id,timestamp\na,b,1\nc,d,noon\n");
     CHECK_EQ(ing_events(s, bad, d, &st, &e), TAILOR_EDATA);
     CHECK_CONTAINS(e.msg, "bad.csv:3: field 'timestamp': 'noon' is not a time");
+    char *notime = test_write(g_dir, "notime.csv", "user_id,item_id,timestamp\na,b,1\nc,d,\n");
+    CHECK_EQ(ing_events(s, notime, d, &st, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "notime.csv:3: field 'timestamp': missing value");
+    free(notime);
     char *badj = test_write(g_dir, "bad.jsonl", "{\"user_id\": 1, \"item_id\": 2}\n{\"user_id\": 3}\n");
     CHECK_EQ(ing_events(s, badj, d, &st, &e), TAILOR_EDATA);
     CHECK_CONTAINS(e.msg, "bad.jsonl:2: field 'item_id': missing value");
