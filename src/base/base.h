@@ -188,6 +188,20 @@ void log_write(log_level lvl, const char *file, int line, const char *fmt, ...)
 #define log_warn(...) TAILOR_LOG(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_error(...) TAILOR_LOG(LOG_LEVEL_ERROR, __VA_ARGS__)
 
+/* ---- random numbers ---------------------------------------------------- */
+
+/* xoshiro256** seeded through splitmix64: fast, good, and the same stream
+ * for the same seed on every machine. One generator per thread. */
+typedef struct rng {
+    uint64_t s[4];
+} rng;
+
+void rng_seed(rng *r, uint64_t seed);
+uint64_t rng_next(rng *r);
+double rng_uniform(rng *r);              /* [0, 1) */
+uint64_t rng_below(rng *r, uint64_t n);  /* [0, n), unbiased; n > 0 */
+double rng_normal(rng *r);               /* standard normal */
+
 /* ---- timers ------------------------------------------------------------ */
 
 uint64_t timer_now_ns(void); /* CLOCK_MONOTONIC */

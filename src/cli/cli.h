@@ -25,6 +25,9 @@ typedef struct cli_args {
     /* Values of the command's options, by index in cmd->opts; flags are
      * "1" when given. Repeated options keep the last value. */
     const char *values[CLI_MAX_OPTS];
+    /* Every occurrence of repeatable options (--param a=1 --param b=2). */
+    const char *multi[CLI_MAX_OPTS][32];
+    int nmulti[CLI_MAX_OPTS];
     int npos;
     char **pos; /* positional arguments */
 } cli_args;
@@ -43,6 +46,10 @@ typedef struct cli_cmd {
 
 const char *cli_opt_get(const cli_args *a, const char *name);
 bool cli_flag(const cli_args *a, const char *name);
+/* All values given for a repeatable option, in order; *n receives how many. */
+const char *const *cli_opt_all(const cli_args *a, const char *name, int *n);
+/* Parses a positive integer option (or def when absent); false when bad. */
+bool cli_opt_int(const cli_args *a, const char *name, long def, long min, long max, long *out);
 /* Maps a tailor_status to a sysexits code. */
 int cli_exit_code(int status);
 /* Prints "tailor: MESSAGE" for err and returns its exit code. */
@@ -65,5 +72,10 @@ int cmd_import_items(cli_args *a);
 int cmd_datasets_list(cli_args *a);
 int cmd_datasets_fetch(cli_args *a);
 int cmd_help(cli_args *a);
+int cmd_train(cli_args *a);
+int cmd_recommend(cli_args *a);
+int cmd_similar(cli_args *a);
+int cmd_eval(cli_args *a);
+int cmd_tune(cli_args *a);
 
 #endif

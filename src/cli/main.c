@@ -63,6 +63,79 @@ static const cli_cmd COMMANDS[] = {
       {"url", 0, "URL", "download from this URL prefix (mirror; default $TAILOR_DATASETS_URL)"},
       {"force", 'f', NULL, "download again even if cached"}},
      cmd_datasets_fetch},
+    {"train", "MODEL", "train a recommender on the store and save it (file + models table)",
+     "MODEL is one of: pop, itemknn, als, bpr, ease ('tailor train MODEL --help' lists\n"
+     "nothing more: see docs/models.md for each model's parameters and defaults).\n"
+     "The model file goes to DB.models/NAME.tmod.",
+     1, 1,
+     {{"param", 'p', "K=V", "model parameter (repeatable), e.g. --param factors=128"},
+      {"name", 0, "NAME", "name to save under (default: the model kind)"},
+      {"kind", 0, "NAME", "train on events of this kind only"},
+      {"min-value", 0, "X", "train on events with value >= X only"},
+      {"threads", 't', "N", "threads (default: all cores)"},
+      {"seed", 0, "S", "random seed (default 42)"}},
+     cmd_train},
+    {"recommend", "", "top-k items for a user, with titles, scores and optional explanations",
+     "Items the user already has are excluded. --history recommends for an anonymous\n"
+     "history (a cold user, a chat session) instead of a stored user.",
+     0, 0,
+     {{"user", 'u', "ID", "user (external id)"},
+      {"history", 0, "IDS", "comma-separated item ids: recommend for this history"},
+      {"k", 'k', "N", "how many (default 10)"},
+      {"model", 'm', "NAME", "model name (default: the last trained)"},
+      {"filter", 0, "KEY=VALUE", "only items whose attribute KEY is or contains VALUE (repeatable)"},
+      {"explain", 'e', NULL, "show the signals behind each item"},
+      {"json", 0, NULL, "print JSON"}},
+     cmd_recommend},
+    {"similar", "", "items most similar to an item, by a trained model", NULL, 0, 0,
+     {{"item", 'i', "ID", "item (external id)"},
+      {"k", 'k', "N", "how many (default 10)"},
+      {"model", 'm', "NAME", "model name (default: the last trained)"},
+      {"json", 0, NULL, "print JSON"}},
+     cmd_similar},
+    {"eval", "", "train and evaluate models under a stated split and protocol",
+     "Every figure is a mean over users with its 95% confidence interval; models after\n"
+     "the first are compared with it (paired, per user). Validation targets are never\n"
+     "used here unless --validation is given.",
+     0, 0,
+     {{"models", 0, "LIST", "comma-separated models (default pop,itemknn,als,bpr,ease)"},
+      {"param", 'p', "MODEL.K=V", "parameter of one model (repeatable), e.g. als.factors=128"},
+      {"split", 0, "SPLIT", "loo (default), temporal or random"},
+      {"ratio", 0, "R", "test share for temporal and random splits (default 0.2)"},
+      {"kcore", 0, "N", "keep users and items with at least N interactions"},
+      {"protocol", 0, "P", "full (default) or sampled"},
+      {"negatives", 0, "N", "sampled: negatives per user (default 100)"},
+      {"pop-negatives", 0, NULL, "sampled: draw negatives by popularity"},
+      {"neg-file", 0, "FILE", "sampled: negatives from FILE ('user neg1 neg2 ...' lines)"},
+      {"k", 'k', "LIST", "cut-offs, e.g. 10,20 (default 10)"},
+      {"seed", 0, "S", "seed for splits, negatives and models (default 42)"},
+      {"kind", 0, "NAME", "only events of this kind"},
+      {"min-value", 0, "X", "only events with value >= X"},
+      {"validation", 0, NULL, "evaluate on the validation split (models trained without it)"},
+      {"threads", 't', "N", "threads (default: all cores)"},
+      {"json", 0, "FILE", "also write the results as JSON"},
+      {"report", 0, "DIR", "also write DIR/report.md and DIR/ndcg.svg"},
+      {"name", 0, "NAME", "dataset name in outputs (default: the database file)"}},
+     cmd_eval},
+    {"tune", "MODEL", "choose hyperparameters on the validation split (never on test)",
+     "Tries every combination of the --grid values; each model trains on the training\n"
+     "split minus validation and is scored on validation targets. With --save NAME the\n"
+     "best parameters are trained on all data and saved like 'tailor train'.",
+     1, 1,
+     {{"grid", 'g', "K=V1,V2,...", "values to try for one parameter (repeatable)"},
+      {"param", 'p', "K=V", "fixed parameter (repeatable)"},
+      {"metric", 0, "NAME", "ndcg (default), hr, recall, mrr, map or precision"},
+      {"k", 'k', "N", "cut-off (default 10)"},
+      {"split", 0, "SPLIT", "loo (default), temporal or random"},
+      {"ratio", 0, "R", "test share for temporal and random splits (default 0.2)"},
+      {"kcore", 0, "N", "keep users and items with at least N interactions"},
+      {"protocol", 0, "P", "full (default) or sampled"},
+      {"negatives", 0, "N", "sampled: negatives per user (default 100)"},
+      {"seed", 0, "S", "seed (default 42)"},
+      {"kind", 0, "NAME", "only events of this kind"},
+      {"threads", 't', "N", "threads (default: all cores)"},
+      {"save", 0, "NAME", "train the best parameters on all data and save as NAME"}},
+     cmd_tune},
     {"stats", "", "counts, density, sequence-length and item-popularity distributions", NULL, 0, 0,
      {{"kind", 0, "NAME", "only events of this kind"}, {"json", 0, NULL, "print JSON"}},
      cmd_stats},
@@ -93,6 +166,29 @@ const char *cli_opt_get(const cli_args *a, const char *name) {
 }
 
 bool cli_flag(const cli_args *a, const char *name) { return cli_opt_get(a, name) != NULL; }
+
+const char *const *cli_opt_all(const cli_args *a, const char *name, int *n) {
+    size_t no = cmd_nopts(a->cmd);
+    for (size_t i = 0; i < no; i++)
+        if (!strcmp(a->cmd->opts[i].name, name)) {
+            *n = a->nmulti[i];
+            return a->multi[i];
+        }
+    *n = 0;
+    return NULL;
+}
+
+bool cli_opt_int(const cli_args *a, const char *name, long def, long min, long max, long *out) {
+    const char *v = cli_opt_get(a, name);
+    if (!v) {
+        *out = def;
+        return true;
+    }
+    int64_t x;
+    if (!parse_i64(v, strlen(v), &x) || x < min || x > max) return false;
+    *out = (long)x;
+    return true;
+}
 
 int cli_exit_code(int status) {
     switch (status) {
@@ -325,6 +421,14 @@ int main(int argc, char **argv) {
     optind = 1;
     int c, rc = EX_OK;
     while ((c = getopt_long(sub_argc, sub_argv, shorts, longopts, NULL)) != -1) {
+        /* Short options come back as their letter: map them to the same
+         * codes as their long names. */
+        if (c > 1 && c < 256 && c != '?' && c != ':') {
+            for (size_t k = 0; k < nopts; k++)
+                if (cmd->opts[k].short_name == c) c = 1000 + (int)k;
+            for (size_t k = 0; k < NGLOBAL && c < 256; k++)
+                if (GLOBAL_OPTS[k].short_name == c) c = 2000 + (int)k;
+        }
         if (c == 1) {
             a.pos[a.npos++] = optarg;
         } else if (c >= 2000) {
@@ -334,7 +438,9 @@ int main(int argc, char **argv) {
             else if (!strcmp(g, "verbose")) log_set_level(LOG_LEVEL_INFO);
             else if (!strcmp(g, "help")) want_help = true;
         } else if (c >= 1000) {
-            a.values[c - 1000] = optarg ? optarg : "1";
+            int k = c - 1000;
+            a.values[k] = optarg ? optarg : "1";
+            if (a.nmulti[k] < 32) a.multi[k][a.nmulti[k]++] = a.values[k];
         } else {
             const char *bad = sub_argv[optind - 1];
             rc = cli_usage_error(&a, c == ':' ? "option '%s' needs a value" : "unknown option '%s'",

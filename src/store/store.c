@@ -1,6 +1,7 @@
 /* store.c — opening the SQLite store and typed row access.
  * Every statement is prepared once and cached; text is bound
  * SQLITE_TRANSIENT unless it outlives the step (then SQLITE_STATIC). */
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,15 +491,16 @@ int store_model_put(store *s, const store_model *m, tailor_error *err) {
     return rc;
 }
 
-int store_model_get(store *s, const char *name, store_model *out, tailor_error *err) {
+static int store_model_query(store *s, const char *name, store_model *out, tailor_error *err) {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT name, kind, params, metrics, file, trained_at FROM models"
-                           " WHERE name = ?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    const char *sql = name ? "SELECT name, kind, params, metrics, file, trained_at FROM models"
+                             " WHERE name = ?1"
+                           : "SELECT name, kind, params, metrics, file, trained_at FROM models"
+                             " ORDER BY trained_at DESC, id DESC LIMIT 1";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return store_sqlite_err(s, err, "model");
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (name) sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->name = col_strdup(st, 0);
@@ -509,10 +511,57 @@ int store_model_get(store *s, const char *name, store_model *out, tailor_error *
         out->trained_at = sqlite3_column_int64(st, 5);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
-        rc = err_set(err, TAILOR_ENOTFOUND, "model '%s' not found", name);
+        rc = name ? err_set(err, TAILOR_ENOTFOUND, "model '%s' not found (tailor train lists how to make one)", name)
+                  : err_set(err, TAILOR_ENOTFOUND, "no trained model in %s (run tailor train MODEL first)", s->path);
     } else {
         rc = store_sqlite_err(s, err, "model");
     }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_model_get(store *s, const char *name, store_model *out, tailor_error *err) {
+    return store_model_query(s, name, out, err);
+}
+
+int store_model_latest(store *s, store_model *out, tailor_error *err) {
+    return store_model_query(s, NULL, out, err);
+}
+
+int store_user_history(store *s, const char *user_ext, store_history_fn cb, void *ctx,
+                       tailor_error *err) {
+    int64_t uid;
+    int rc = store_user_find(s, user_ext, &uid, err);
+    if (rc) return rc;
+    if ((rc = store_events_index_ensure(s, err))) return rc;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT i.ext_id, e.value, e.ts FROM events e JOIN items i ON i.id = e.item_id"
+                           " WHERE e.user_id = ?1 ORDER BY e.ts, e.id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "history");
+    sqlite3_bind_int64(st, 1, uid);
+    int step;
+    rc = 0;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        double v = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
+        rc = cb(ctx, (const char *)sqlite3_column_text(st, 0), v, sqlite3_column_int64(st, 2));
+    }
+    if (!rc && step != SQLITE_DONE) rc = store_sqlite_err(s, err, "history");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_items_each(store *s, store_item_fn cb, void *ctx, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT ext_id, title, attributes FROM items ORDER BY id", -1, &st,
+                           NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "items");
+    int rc = 0, step;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = cb(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                (const char *)sqlite3_column_text(st, 2));
+    if (!rc && step != SQLITE_DONE) rc = store_sqlite_err(s, err, "items");
     sqlite3_finalize(st);
     return rc;
 }

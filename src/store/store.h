@@ -151,6 +151,21 @@ int store_messages_list(store *s, int64_t session_id, store_message **out, size_
                         tailor_error *err);
 void store_messages_free(store_message *m, size_t n);
 
+/* A user's events in time order: cb(ctx, item ext id, value or NaN, ts)
+ * for each; a non-zero return from cb stops the walk and is returned.
+ * TAILOR_ENOTFOUND when the user does not exist. */
+typedef int (*store_history_fn)(void *ctx, const char *item_ext, double value, int64_t ts);
+int store_user_history(store *s, const char *user_ext, store_history_fn cb, void *ctx,
+                       tailor_error *err);
+
+/* Every item: cb(ctx, ext id, title or NULL, attributes JSON or NULL). */
+typedef int (*store_item_fn)(void *ctx, const char *ext_id, const char *title,
+                             const char *attributes);
+int store_items_each(store *s, store_item_fn cb, void *ctx, tailor_error *err);
+
+/* The most recently trained model (ties: the last saved). */
+int store_model_latest(store *s, store_model *out, tailor_error *err);
+
 /* Counts of the main tables. */
 int store_counts(store *s, tailor_store_counts *out, tailor_error *err);
 

@@ -1,0 +1,161 @@
+/* eval.h — offline evaluation that can be trusted: splits, protocols,
+ * ranking metrics with confidence intervals, paired comparisons, reports.
+ *
+ * Owns: k-core filtering, leave-one-out / temporal / random splits (each with
+ * a validation split carved from training, so tuning never sees test), the
+ * full and sampled ranking protocols, the metric definitions, and the JSON /
+ * markdown / SVG writers. Every figure carries its protocol.
+ * Ranking rule everywhere: higher score first, ties to the lower item index.
+ */
+#ifndef TAILOR_EVAL_H
+#define TAILOR_EVAL_H
+
+#include <stdio.h>
+
+#include "rec/rec.h"
+#include "store/store.h"
+
+/* ---- data and splits --------------------------------------------------- */
+
+/* A CSR matrix that owns its arrays (values and times per entry). */
+typedef struct eval_csr {
+    int32_t n_rows;
+    int64_t *ptr;
+    int32_t *idx;
+    float *val;
+    int64_t *ts;
+} eval_csr;
+
+void eval_csr_free(eval_csr *c);
+rec_data eval_csr_data(const eval_csr *c, int32_t n_items);
+
+typedef enum eval_split_kind {
+    EVAL_SPLIT_LOO = 0,  /* last item per user to test, second-last to validation */
+    EVAL_SPLIT_TEMPORAL, /* global time cut: the newest ratio of events to test */
+    EVAL_SPLIT_RANDOM,   /* per user, a random ratio of items to test */
+} eval_split_kind;
+
+typedef struct eval_split_params {
+    eval_split_kind kind;
+    double ratio;  /* test fraction (temporal, random); validation uses the same of the rest */
+    int kcore;     /* keep users and items with at least this many interactions (0 = all) */
+    uint64_t seed;
+} eval_split_params;
+
+eval_split_params eval_split_default_params(void);
+bool eval_split_kind_parse(const char *s, eval_split_kind *out);
+const char *eval_split_kind_name(eval_split_kind k);
+
+typedef struct eval_split {
+    int32_t n_users, n_items;
+    char **user_ext, **item_ext; /* owned copies (k-core renumbers) */
+    arena strings;
+    eval_csr all;        /* every kept interaction */
+    eval_csr train;      /* all minus test: trains the models that are tested */
+    eval_csr val_train;  /* train minus validation: trains the models that are tuned */
+    eval_csr test, val;  /* targets per user (items; empty rows = not evaluated) */
+    float *popularity;   /* per item: users in train */
+} eval_split;
+
+/* Builds the split from a store view (its CSR: one entry per user and item,
+ * with the latest time). */
+int eval_split_build(const store_view *v, eval_split_params p, eval_split *out, tailor_error *err);
+void eval_split_free(eval_split *s);
+
+/* ---- protocols and metrics --------------------------------------------- */
+
+typedef enum eval_protocol_kind { EVAL_FULL = 0, EVAL_SAMPLED } eval_protocol_kind;
+
+typedef struct eval_protocol {
+    eval_protocol_kind kind;
+    int negatives;         /* sampled: per user */
+    bool pop_negatives;    /* sampled: draw in proportion to popularity */
+    uint64_t seed;
+    const char *neg_file;  /* sampled: "user neg1 neg2 ..." lines (external ids) */
+} eval_protocol;
+
+/* "full ranking" or "sampled: 100 uniform negatives, seed 42" etc. */
+void eval_protocol_describe(const eval_protocol *p, sb *out);
+
+/* The metrics, in the order of eval_metric_names. */
+enum {
+    EVAL_M_HR = 0,
+    EVAL_M_RECALL,
+    EVAL_M_PRECISION,
+    EVAL_M_NDCG,
+    EVAL_M_MRR,
+    EVAL_M_MAP,
+    EVAL_M_PER_USER, /* metrics with a value per user */
+};
+extern const char *const eval_metric_names[EVAL_M_PER_USER];
+
+#define EVAL_MAX_K 8
+
+/* Per-user metrics of one ranked list: ranked[0..n) best first, targets the
+ * relevant items (sorted or not). out[EVAL_M_PER_USER]. */
+void eval_user_metrics(const int32_t *ranked, int n, const int32_t *targets, int nt, int k,
+                       double *out);
+
+typedef struct eval_stat {
+    double mean, lo, hi; /* 95% confidence interval of the mean (normal) */
+    int64_t n;
+} eval_stat;
+
+eval_stat eval_stat_of(const double *v, int64_t n);
+
+/* Paired comparison of per-user values a and b (same users): mean of a - b,
+ * its 95% interval, and the two-sided p-value of the paired t statistic
+ * (normal approximation, fine for the hundreds of users evaluated). */
+typedef struct eval_paired {
+    double diff, lo, hi, p_value;
+    int64_t n;
+} eval_paired;
+
+eval_paired eval_paired_test(const double *a, const double *b, int64_t n);
+
+/* Result of evaluating one model. */
+typedef struct eval_result {
+    char model[32];
+    char params[512]; /* JSON */
+    double train_s, eval_s;
+    int nk;
+    int ks[EVAL_MAX_K];
+    int64_t n_users; /* users evaluated */
+    /* per user, per K, per metric: values[(u * nk + ki) * EVAL_M_PER_USER + m] */
+    double *values;
+    eval_stat stats[EVAL_MAX_K][EVAL_M_PER_USER];
+    /* Beyond accuracy, from each user's full top-K list. */
+    double coverage[EVAL_MAX_K], gini[EVAL_MAX_K], arp[EVAL_MAX_K], novelty[EVAL_MAX_K];
+} eval_result;
+
+void eval_result_free(eval_result *r);
+
+typedef struct eval_run_params {
+    const int *ks;
+    int nk;
+    bool validation; /* train on val_train, score validation targets */
+    pool *pool;
+} eval_run_params;
+
+/* Trains m on the split (train or val_train) and evaluates it. */
+int eval_model(rec_model *m, const eval_split *s, const eval_protocol *proto,
+               eval_run_params p, eval_result *out, tailor_error *err);
+
+/* ---- output ------------------------------------------------------------ */
+
+typedef struct eval_report_info {
+    const char *dataset;
+    const eval_split *split;
+    const eval_split_params *split_params;
+    const eval_protocol *protocol;
+} eval_report_info;
+
+/* The aligned table of the CLI. */
+void eval_print_table(FILE *f, const eval_report_info *info, const eval_result *r, int n);
+/* {"dataset", "split", "protocol", "k", "results": [...], "paired": [...]} */
+void eval_write_json(sb *out, const eval_report_info *info, const eval_result *r, int n);
+/* DIR/report.md and DIR/ndcg.svg. */
+int eval_write_report(const char *dir, const eval_report_info *info, const eval_result *r, int n,
+                      tailor_error *err);
+
+#endif /* TAILOR_EVAL_H */
