@@ -154,7 +154,7 @@ static int open_served(const cli_args *a, served *sv) {
     const char *name = cli_opt_get(a, "model");
     int rc = name ? store_model_get(sv->s, name, &row, &err) : store_model_latest(sv->s, &row, &err);
     if (!rc) rc = rec_model_load(row.file, &sv->m, &err);
-    if (!name && !rc) fprintf(stderr, "model: %s (%s)\n", row.name, row.kind);
+    if (!name && !rc && !a->quiet) fprintf(stderr, "model: %s (%s)\n", row.name, row.kind);
     store_model_deinit(&row);
     if (rc) {
         store_close(sv->s);

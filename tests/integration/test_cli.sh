@@ -100,6 +100,43 @@ expect 64 "unknown dataset" -- "$T" datasets fetch ml-5b
 expect 69 "offline fetch" -- env XDG_CACHE_HOME="$W/cache" "$T" datasets fetch ml-1m --url http://127.0.0.1:1
 has "$W/err" "--from DIR" "offline message suggests --from"
 
+# Recommenders: train, recommend (with explanations, filters, a cold
+# history), similar, eval with JSON and report, tune on validation.
+expect 0 "train itemknn" -- "$T" -q --db "$W/a.db" train itemknn --param k=20 --name knn20
+has "$W/out" "trained itemknn as 'knn20' on 943 users, 1682 items, 100000 interactions" "train summary"
+[ -f "$W/a.db.models/knn20.tmod" ] && ok || bad "model file written"
+expect 0 "train als" -- "$T" -q --db "$W/a.db" train als -p factors=16 -p iterations=3 -t 2
+expect 0 "recommend" -- "$T" --db "$W/a.db" recommend --user 1 -k 5 --model knn20 --explain
+has "$W/out" "itemknn for user 1 (272 items in history)" "recommend header"
+has "$W/out" "because of" "explanations"
+if grep -q "Toy Story (1995)" "$W/out"; then bad "recommended an item the user has"; else ok; fi
+expect 0 "recommend json latest" -- "$T" --db "$W/a.db" recommend -u 1 -k 3 --json
+has "$W/out" '"model":"als","items":[{"rank":1' "latest model used, JSON"
+expect 0 "recommend filter" -- "$T" --db "$W/a.db" recommend -u 1 -k 5 -m knn20 --filter genres=Horror --json
+if grep -q '"rank":1' "$W/out"; then ok; else bad "filtered recommendations"; fi
+expect 0 "recommend cold history" -- "$T" --db "$W/a.db" recommend --history 1,2,3 -k 3 -m knn20
+expect 65 "unknown history item" -- "$T" --db "$W/a.db" recommend --history nosuch -m knn20
+expect 64 "user and history" -- "$T" --db "$W/a.db" recommend
+expect 66 "unknown user" -- "$T" --db "$W/a.db" recommend --user 99999 -m knn20
+expect 0 "similar" -- "$T" --db "$W/a.db" similar --item 1 -k 3 -m knn20
+has "$W/out" "items like Toy Story (1995) (itemknn):" "similar header"
+expect 66 "no such model" -- "$T" --db "$W/a.db" recommend -u 1 -m nosuch
+expect 64 "unknown model kind" -- "$T" --db "$W/a.db" train nosuch
+has "$W/err" "models: pop, itemknn, als, bpr, ease" "train lists models"
+expect 64 "unknown param" -- "$T" --db "$W/a.db" train als -p nosuch=1
+expect 0 "eval" -- "$T" -q --db "$W/a.db" eval --models pop,itemknn --param itemknn.k=10 -k 10,20 --json "$W/e.json" --report "$W/rep" --name ml-100k
+has "$W/out" "protocol: full ranking" "eval labels protocol"
+has "$W/out" "paired comparison with pop" "eval paired comparison"
+has "$W/e.json" '"dataset":"ml-100k"' "eval json"
+has "$W/e.json" '"ndcg@10":{"mean":0.034' "eval json itemknn k=10 figure"
+[ -f "$W/rep/report.md" ] && [ -f "$W/rep/ndcg.svg" ] && ok || bad "report written"
+expect 0 "eval sampled" -- "$T" -q --db "$W/a.db" eval --models pop --protocol sampled --negatives 50
+has "$W/out" "sampled ranking (target + 50 uniform negatives, seed 42)" "sampled label"
+expect 64 "negatives without sampled" -- "$T" --db "$W/a.db" eval --negatives 50
+expect 0 "tune" -- "$T" -q --db "$W/a.db" tune itemknn --grid k=5,20 --save knn-best
+has "$W/out" "best on validation" "tune result"
+has "$W/out" "trained itemknn as 'knn-best'" "tune saves"
+
 # The command reference in docs/ is generated from this table: it must match.
 if [ -n "${TAILOR_SOURCE:-}" ]; then
     sh "$TAILOR_SOURCE/scripts/gen-cli-doc.sh" "$T" >"$W/cli.md"
