@@ -544,6 +544,11 @@ int cmd_eval(cli_args *a) {
         return cli_fail(&err);
     }
     store_view_deinit(&v);
+    if (cli_opt_get(a, "export-split") && eval_split_export(&split, cli_opt_get(a, "export-split"), &err)) {
+        eval_split_free(&split);
+        store_close(s);
+        return cli_fail(&err);
+    }
     pool *tp = cli_pool(a, &code);
     eval_result *res = xcalloc((size_t)nm, sizeof *res);
     int done = 0, rc = 0;

@@ -115,7 +115,8 @@ static const cli_cmd COMMANDS[] = {
       {"threads", 't', "N", "threads (default: all cores)"},
       {"json", 0, "FILE", "also write the results as JSON"},
       {"report", 0, "DIR", "also write DIR/report.md and DIR/ndcg.svg"},
-      {"name", 0, "NAME", "dataset name in outputs (default: the database file)"}},
+      {"name", 0, "NAME", "dataset name in outputs (default: the database file)"},
+      {"export-split", 0, "DIR", "also write the split as TSV files (train, valid, test, ids)"}},
      cmd_eval},
     {"tune", "MODEL", "choose hyperparameters on the validation split (never on test)",
      "Tries every combination of the --grid values; each model trains on the training\n"

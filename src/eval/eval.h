@@ -61,6 +61,10 @@ typedef struct eval_split {
  * with the latest time). */
 int eval_split_build(const store_view *v, eval_split_params p, eval_split *out, tailor_error *err);
 void eval_split_free(eval_split *s);
+/* Writes the split as tab-separated files for other tools: DIR/train.tsv,
+ * valid.tsv, test.tsv ("user item value time", dense indexes), users.tsv
+ * and items.tsv ("index external-id"). */
+int eval_split_export(const eval_split *s, const char *dir, tailor_error *err);
 
 /* ---- protocols and metrics --------------------------------------------- */
 

@@ -70,32 +70,33 @@ static inline float als_conf_minus1(const als_state *s, const float *val, int64_
     return s->alpha * (s->use_values && val ? val[a] : 1.0f);
 }
 
-/* Exact solve of one row: the reference. */
-static void als_row_exact(const als_state *s, const als_half *h, int64_t b, int64_t e, float *x,
-                          double *A, double *rhs, double *sol) {
+/* Exact solve of one row: the reference. The system is accumulated in
+ * float with rank-1 row updates (vectorised), then factored in double. */
+static inline __attribute__((always_inline)) void als_row_exact(const als_state *s, const als_half *h, int64_t b, int64_t e, float *x,
+                          float *Af, double *A, double *rhs, double *sol) {
     int k = s->k;
-    for (int i = 0; i < k * k; i++) A[i] = h->gram[i];
-    for (int i = 0; i < k; i++) rhs[i] = 0;
+    memcpy(Af, h->gram, (size_t)k * k * sizeof *Af);
+    float *bf = Af + (size_t)k * k;
+    memset(bf, 0, (size_t)k * sizeof *bf);
     for (int64_t a = b; a < e; a++) {
         const float *y = h->fix + (size_t)h->idx[a] * k;
         float cm1 = als_conf_minus1(s, h->val, a);
-        for (int i = 0; i < k; i++) {
-            rhs[i] += (double)(1 + cm1) * y[i];
-            for (int j = 0; j <= i; j++) A[i * k + j] += (double)cm1 * y[i] * y[j];
-        }
+        la_axpy(1 + cm1, y, bf, k);
+        for (int i = 0; i < k; i++) la_axpy(cm1 * y[i], y, Af + (size_t)i * k, k);
     }
-    for (int i = 0; i < k; i++)
-        for (int j = i + 1; j < k; j++) A[i * k + j] = A[j * k + i];
+    for (int i = 0; i < k * k; i++) A[i] = Af[i];
+    for (int i = 0; i < k; i++) rhs[i] = bf[i];
     if (la_cholesky_solve(A, rhs, sol, k))
         for (int i = 0; i < k; i++) x[i] = (float)sol[i];
 }
 
 /* A fixed number of CG steps from the current x (Hu et al.'s system,
  * written as implicit does it: A p = gram p + sum (c-1)(y.p) y). */
-static void als_row_cg(const als_state *s, const als_half *h, int64_t b, int64_t e, float *x,
+static inline __attribute__((always_inline)) void als_row_cg(const als_state *s, const als_half *h, int64_t b, int64_t e, float *x,
                        float *r, float *p, float *Ap) {
     int k = s->k;
     la_symv(h->gram, x, r, k);
+    /* r = b - A x with b = sum c_a y_a and A x = gram x + data part. */
     for (int i = 0; i < k; i++) r[i] = -r[i];
     for (int64_t a = b; a < e; a++) {
         const float *y = h->fix + (size_t)h->idx[a] * k;
@@ -124,12 +125,14 @@ static void als_row_cg(const als_state *s, const als_half *h, int64_t b, int64_t
     }
 }
 
-static void als_half_rows(void *ctx, size_t begin, size_t end, int thread) {
+static inline __attribute__((always_inline)) void als_half_rows_impl(void *ctx, size_t begin,
+                                                                     size_t end) {
     als_half *h = ctx;
     const als_state *s = h->s;
     int k = s->k;
     float *r = xmalloc(3 * (size_t)k * sizeof *r);
     double *A = s->exact ? xmalloc(((size_t)k * k + 2 * (size_t)k) * sizeof *A) : NULL;
+    float *Af = s->exact ? xmalloc(((size_t)k * k + (size_t)k) * sizeof *Af) : NULL;
     for (size_t u = begin; u < end; u++) {
         float *x = h->out + u * (size_t)k;
         int64_t b = h->ptr[u], e = h->ptr[u + 1];
@@ -137,11 +140,30 @@ static void als_half_rows(void *ctx, size_t begin, size_t end, int thread) {
             memset(x, 0, (size_t)k * sizeof *x);
             continue;
         }
-        if (s->exact) als_row_exact(s, h, b, e, x, A, A + (size_t)k * k, A + (size_t)k * k + k);
+        if (s->exact) als_row_exact(s, h, b, e, x, Af, A, A + (size_t)k * k, A + (size_t)k * k + k);
         else als_row_cg(s, h, b, e, x, r, r + k, r + 2 * k);
     }
     free(r);
     free(A);
+    free(Af);
+}
+
+/* The same rows compiled twice: for AVX2 + FMA, chosen at run time when
+ * the CPU has them, and for the baseline x86-64. */
+__attribute__((target("avx2,fma"))) static void als_half_rows_avx2(void *ctx, size_t begin,
+                                                                   size_t end, int thread) {
+    als_half_rows_impl(ctx, begin, end);
+}
+
+static void als_half_rows_base(void *ctx, size_t begin, size_t end, int thread) {
+    als_half_rows_impl(ctx, begin, end);
+}
+
+static void als_half_rows(void *ctx, size_t begin, size_t end, int thread) {
+    static int has_avx2 = -1;
+    if (has_avx2 < 0) has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (has_avx2) als_half_rows_avx2(ctx, begin, end, thread);
+    else als_half_rows_base(ctx, begin, end, thread);
 }
 
 /* gram = F^T F + reg I (F: n x k). */
@@ -182,7 +204,9 @@ static int als_fit(rec_model *m, const rec_data *d, tailor_error *err) {
     progress bar;
     progress_begin(&bar, "als", (uint64_t)s->iterations);
     if (m->quiet) bar.active = false;
-    openblas_set_num_threads(m->pool ? pool_threads(m->pool) : 1);
+    /* The k x k Gram products are small: OpenBLAS threads would only spin
+     * (sched_yield) beside the pool's. */
+    openblas_set_num_threads(1);
     for (int it = 0; it < s->iterations; it++) {
         als_half users = {s, d->indptr, d->indices, d->values, s->Y, s->X, gram};
         als_gram(s->Y, ni, k, s->reg, gram);

@@ -69,6 +69,7 @@ static int ease_fit(rec_model *m, const rec_data *d, tailor_error *err) {
     openblas_set_num_threads(m->pool ? pool_threads(m->pool) : 1);
     spotrf_("L", &n, G, &n, &info);
     if (info == 0) spotri_("L", &n, G, &n, &info);
+    openblas_set_num_threads(1); /* idle OpenBLAS threads spin beside ours */
     if (info != 0) {
         free(G);
         return err_set(err, TAILOR_EINTERNAL, "ease: inverting the Gram matrix failed (LAPACK info %d)", info);

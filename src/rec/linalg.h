@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-static inline float la_dot(const float *a, const float *b, int n) {
+static inline __attribute__((always_inline)) float la_dot(const float *a, const float *b, int n) {
     float acc[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -19,19 +19,19 @@ static inline float la_dot(const float *a, const float *b, int n) {
     return s;
 }
 
-static inline void la_axpy(float alpha, const float *x, float *y, int n) {
+static inline __attribute__((always_inline)) void la_axpy(float alpha, const float *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
 /* y = A x for a symmetric k x k row-major A. */
-static inline void la_symv(const float *A, const float *x, float *y, int k) {
+static inline __attribute__((always_inline)) void la_symv(const float *A, const float *x, float *y, int k) {
     for (int i = 0; i < k; i++) y[i] = la_dot(A + (size_t)i * k, x, k);
 }
 
 /* Solves A x = b for symmetric positive definite A (k x k, row-major, in
  * double; destroyed: its lower triangle becomes L). Returns false when A is
  * not positive definite. */
-static inline bool la_cholesky_solve(double *A, const double *b, double *x, int k) {
+static inline __attribute__((always_inline)) bool la_cholesky_solve(double *A, const double *b, double *x, int k) {
     for (int j = 0; j < k; j++) {
         double d = A[(size_t)j * k + j];
         for (int p = 0; p < j; p++) d -= A[(size_t)j * k + p] * A[(size_t)j * k + p];
