@@ -48,4 +48,14 @@ for n in 1000000 10000000; do
             "PRAGMA journal_mode=WAL" ".mode csv" ".import $csv events"
     fi
 done
-rm -f "$W/"*.db "$W/"*.db-*
+rm -f "$W/ml.db"* "$W/ev.db"* "$W/ref.db"*
+
+echo
+echo "## ALS: tailor against numpy/scipy (64 factors, 15 iterations, leave-one-out, full ranking)"
+echo
+"$(dirname "$0")/als.sh" "$B"
+
+echo
+echo "## Serving: top-10 per user on Amazon Beauty (S3-Rec), all items scored"
+echo
+"$B/bench/bench_serve" "$W/als-beauty.db"

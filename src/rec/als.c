@@ -263,7 +263,7 @@ static void als_score(const rec_model *m, int32_t user, const int32_t *hist, con
         als_fold_in(s, m->n_items, hist, vals, n, fold);
         x = fold;
     }
-    for (int32_t i = 0; i < m->n_items; i++) out[i] = la_dot(s->Y + (size_t)i * k, x, k);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->n_items, k, 1.0f, s->Y, k, x, 1, 0.0f, out, 1);
     free(fold);
 }
 

@@ -5,6 +5,7 @@
  * (Hogwild: Niu et al. 2011), so results vary slightly with the thread
  * count; with one thread they are reproducible for a seed. An anonymous
  * history is folded in as the mean of its items' factors. */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +157,8 @@ static void bpr_score(const rec_model *m, int32_t user, const int32_t *hist, con
     int k = s->k;
     float *x = xmalloc((size_t)k * sizeof *x);
     bpr_user_vector(m, user, hist, n, x);
-    for (int32_t i = 0; i < m->n_items; i++) out[i] = s->bias[i] + la_dot(s->Y + (size_t)i * k, x, k);
+    memcpy(out, s->bias, (size_t)m->n_items * sizeof *out);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->n_items, k, 1.0f, s->Y, k, x, 1, 1.0f, out, 1);
     free(x);
 }
 

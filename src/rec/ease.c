@@ -93,11 +93,8 @@ static void ease_score(const rec_model *m, int32_t user, const int32_t *hist, co
     const ease_state *s = m->impl;
     int32_t ni = m->n_items;
     memset(out, 0, (size_t)ni * sizeof *out);
-    for (size_t h = 0; h < n; h++) {
-        if (hist[h] < 0 || hist[h] >= ni) continue;
-        const float *row = s->B + (size_t)hist[h] * ni;
-        for (int32_t j = 0; j < ni; j++) out[j] += row[j];
-    }
+    for (size_t h = 0; h < n; h++)
+        if (hist[h] >= 0 && hist[h] < ni) cblas_saxpy(ni, 1.0f, s->B + (size_t)hist[h] * ni, 1, out, 1);
 }
 
 static void ease_similar(const rec_model *m, int32_t item, float *out) {

@@ -2,6 +2,7 @@
  * File layout (little-endian): "TLRMODEL" | u32 version | u32 len + kind |
  * u32 len + params JSON | u32 n_users | u32 n_items | id maps | u64 len +
  * payload | SHA-256 of everything before it. */
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -84,6 +85,9 @@ const char *rec_param_str(const rec_model *m, const char *name) {
 
 int rec_model_new(const rec_kind *kind, const rec_params *p, rec_model **out, tailor_error *err) {
     *out = NULL;
+    /* Models call OpenBLAS from the pool's threads: its own threads would
+     * only compete with them (fits that want them set them around the call). */
+    openblas_set_num_threads(1);
     rec_model *m = xcalloc(1, sizeof *m);
     m->kind = kind;
     m->seed = 42;
