@@ -187,7 +187,7 @@ bool ing_table_get(ing_table *t, int col, const char **val, size_t *len) {
     }
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d == (double)(int64_t)d && d > -9.2e18 && d < 9.2e18)
+        if (d > -9.2e18 && d < 9.2e18 && d == (double)(int64_t)d) /* range first: the cast is UB outside */
             snprintf(t->numbuf, sizeof t->numbuf, "%lld", (long long)(int64_t)d);
         else
             snprintf(t->numbuf, sizeof t->numbuf, "%.17g", d);

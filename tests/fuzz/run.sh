@@ -6,7 +6,7 @@ B=${1:-build/fuzz}
 SECONDS_EACH=${2:-60}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 data="$here/../shared/data"
-mkdir -p "$B/corpus/csv" "$B/corpus/jsonl" "$B/crashes"
+mkdir -p "$B/corpus/csv" "$B/corpus/jsonl" "$B/corpus/model" "$B/crashes"
 # Seeds: a byte of parameters, then a few lines of real files.
 if [ -d "$data" ]; then
     { printf '\000'; head -c 2000 "$data/ml-latest-small/movies.csv"; } >"$B/corpus/csv/movies"
@@ -15,7 +15,14 @@ if [ -d "$data" ]; then
     { printf '\001'; head -c 2000 "$data/ml-latest-small/ratings.csv"; } >"$B/corpus/jsonl/ratings"
 fi
 printf '\000{"user_id": 1, "item_id": "a", "timestamp": "2024-01-01T00:00:00Z", "value": 2.5}\n{"a": [1, {"b": null}]}\n' >"$B/corpus/jsonl/seed"
-for t in csv jsonl; do
+# Model seeds: small real model files of every kind.
+if [ -d "$data/ml-100k" ] && [ ! -f "$B/corpus/model/pop.tmod" ]; then
+    T=$B/tailor
+    "$T" -q --db "$B/seed.db" import movielens "$data/ml-100k" >/dev/null 2>&1 || true
+    for k in pop itemknn; do "$T" -q --db "$B/seed.db" train $k -p k=2 >/dev/null 2>&1 || "$T" -q --db "$B/seed.db" train $k >/dev/null 2>&1 || true; done
+    cp "$B/seed.db.models/"*.tmod "$B/corpus/model/" 2>/dev/null || true
+fi
+for t in csv jsonl model; do
     echo "== fuzz_$t for ${SECONDS_EACH}s"
     "$B/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -max_len=65536 \
         -artifact_prefix="$B/crashes/$t-" "$B/corpus/$t"

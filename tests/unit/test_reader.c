@@ -174,6 +174,18 @@ static void test_table_jsonl(void) {
     CHECK_CONTAINS(e.msg, "t.jsonl:4: invalid JSON");
     ing_table_close(t);
     free(path);
+    /* Huge numbers keep their spelling (found by fuzzing: the integer
+     * check must not cast them). */
+    path = test_write(g_dir, "big.jsonl", "{\"v\": 1.2222e23, \"w\": -5}\n");
+    CHECK_EQ(ing_table_open(&t, path, ING_TABLE_AUTO, &e), 0);
+    int cv = ing_table_col(t, "v"), cw = ing_table_col(t, "w");
+    CHECK_EQ(ing_table_next(t, &e), 1);
+    CHECK(ing_table_get(t, cv, &v, &n));
+    CHECK_STR(v, "1.2222e+23");
+    CHECK(ing_table_get(t, cw, &v, &n));
+    CHECK_STR(v, "-5");
+    ing_table_close(t);
+    free(path);
     path = test_write(g_dir, "arr.jsonl", "[1,2]\n");
     CHECK_EQ(ing_table_open(&t, path, ING_TABLE_AUTO, &e), TAILOR_EDATA);
     CHECK_CONTAINS(e.msg, "arr.jsonl:1: expected a JSON object per line");
