@@ -93,15 +93,6 @@ typedef struct eval_job {
     unsigned char *has;   /* per user: evaluated */
 } eval_job;
 
-static bool row_contains(const eval_csr *c, int32_t u, int32_t item) {
-    int64_t lo = c->ptr[u], hi = c->ptr[u + 1];
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (c->idx[mid] < item) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < c->ptr[u + 1] && c->idx[lo] == item;
-}
 
 typedef struct cand {
     float score;
@@ -152,7 +143,7 @@ static void eval_users(void *ctx, size_t begin, size_t end, int thread) {
             if (j->negs) {
                 for (int64_t a = j->negs->ptr[u]; a < j->negs->ptr[u + 1]; a++) {
                     int32_t it = j->negs->items[a];
-                    if (chosen[it] || row_contains(&s->all, u, it)) continue;
+                    if (chosen[it] || rec_csr_has(s->all.ptr, s->all.idx, u, it)) continue;
                     cand c = {scores[it], it};
                     vec_push(&cands, c);
                     chosen[it] = 1;
@@ -177,7 +168,7 @@ static void eval_users(void *ctx, size_t begin, size_t end, int thread) {
                     } else {
                         it = (int32_t)rng_below(&g, (uint64_t)ni);
                     }
-                    if (chosen[it] || row_contains(&s->all, u, it)) continue;
+                    if (chosen[it] || rec_csr_has(s->all.ptr, s->all.idx, u, it)) continue;
                     chosen[it] = 1;
                     cand c = {scores[it], it};
                     vec_push(&cands, c);

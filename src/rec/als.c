@@ -269,14 +269,7 @@ static void als_score(const rec_model *m, int32_t user, const int32_t *hist, con
 
 static void als_similar(const rec_model *m, int32_t item, float *out) {
     const als_state *s = m->impl;
-    int k = s->k;
-    const float *q = s->Y + (size_t)item * k;
-    float qn = sqrtf(la_dot(q, q, k));
-    for (int32_t i = 0; i < m->n_items; i++) {
-        const float *y = s->Y + (size_t)i * k;
-        float yn = sqrtf(la_dot(y, y, k));
-        out[i] = i == item ? -INFINITY : (qn > 0 && yn > 0 ? la_dot(q, y, k) / (qn * yn) : 0);
-    }
+    la_cosine_rows(s->Y, m->n_items, s->k, item, out);
 }
 
 /* score(item) = y_item . x_u with x_u = W sum_h c_h y_h, W the inverse of

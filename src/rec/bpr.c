@@ -54,15 +54,6 @@ typedef struct bpr_job {
     int epoch;
 } bpr_job;
 
-static bool row_has(const rec_data *d, int32_t u, int32_t item) {
-    int64_t lo = d->indptr[u], hi = d->indptr[u + 1];
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (d->indices[mid] < item) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < d->indptr[u + 1] && d->indices[lo] == item;
-}
 
 static void bpr_samples(void *ctx, size_t begin, size_t end, int thread) {
     bpr_job *j = ctx;
@@ -81,7 +72,7 @@ static void bpr_samples(void *ctx, size_t begin, size_t end, int thread) {
         for (int tries = 0; tries < 100; tries++) {
             int32_t c = s->pop_negatives ? d->indices[rng_below(&g, (uint64_t)nnz)]
                                          : (int32_t)rng_below(&g, (uint64_t)d->n_items);
-            if (!row_has(d, u, c)) {
+            if (!rec_csr_has(d->indptr, d->indices, u, c)) {
                 neg = c;
                 break;
             }
@@ -164,14 +155,7 @@ static void bpr_score(const rec_model *m, int32_t user, const int32_t *hist, con
 
 static void bpr_similar(const rec_model *m, int32_t item, float *out) {
     const bpr_state *s = m->impl;
-    int k = s->k;
-    const float *q = s->Y + (size_t)item * k;
-    float qn = sqrtf(la_dot(q, q, k));
-    for (int32_t i = 0; i < m->n_items; i++) {
-        const float *y = s->Y + (size_t)i * k;
-        float yn = sqrtf(la_dot(y, y, k));
-        out[i] = i == item ? -INFINITY : (qn > 0 && yn > 0 ? la_dot(q, y, k) / (qn * yn) : 0);
-    }
+    la_cosine_rows(s->Y, m->n_items, s->k, item, out);
 }
 
 /* Alignment of each history item with the recommended one. */

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 static inline __attribute__((always_inline)) float la_dot(const float *a, const float *b, int n) {
     float acc[8] = {0};
@@ -26,6 +27,18 @@ static inline __attribute__((always_inline)) void la_axpy(float alpha, const flo
 /* y = A x for a symmetric k x k row-major A. */
 static inline __attribute__((always_inline)) void la_symv(const float *A, const float *x, float *y, int k) {
     for (int i = 0; i < k; i++) y[i] = la_dot(A + (size_t)i * k, x, k);
+}
+
+/* Cosine similarity of row `item` of Y (n x k) to every row; the item
+ * itself gets -inf so it is never its own neighbour. */
+static inline void la_cosine_rows(const float *Y, int32_t n, int k, int32_t item, float *out) {
+    const float *q = Y + (size_t)item * k;
+    float qn = sqrtf(la_dot(q, q, k));
+    for (int32_t i = 0; i < n; i++) {
+        const float *y = Y + (size_t)i * k;
+        float yn = sqrtf(la_dot(y, y, k));
+        out[i] = i == item ? -INFINITY : (qn > 0 && yn > 0 ? la_dot(q, y, k) / (qn * yn) : 0);
+    }
 }
 
 /* Solves A x = b for symmetric positive definite A (k x k, row-major, in

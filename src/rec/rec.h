@@ -28,6 +28,17 @@ typedef struct rec_data {
 
 static inline int64_t rec_data_nnz(const rec_data *d) { return d->indptr[d->n_users]; }
 
+/* Whether row `row` of a CSR matrix with sorted columns holds `col`. */
+static inline bool rec_csr_has(const int64_t *ptr, const int32_t *idx, int32_t row, int32_t col) {
+    int64_t lo = ptr[row], hi = ptr[row + 1];
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (idx[mid] < col) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < ptr[row + 1] && idx[lo] == col;
+}
+
 /* ---- parameters -------------------------------------------------------- */
 
 typedef struct rec_param_spec {
