@@ -1,0 +1,56 @@
+/* nn.h — tensor kernels with forward and backward passes, an optimiser and
+ * initialisers: what SASRec trains with today and LoRA fine-tuning will
+ * reuse. Plain loops for clarity, OpenBLAS GEMM for the matmuls.
+ *
+ * Every op exists in float (nn_*) and in double (nn_*_f64, for the
+ * finite-difference gradient checks in the tests); both come from one
+ * source, ops.inc. Shapes are written beside each function (B batch, T time,
+ * C channels, NH heads, OC output channels, V vocabulary). Backward
+ * functions ADD into gradient buffers. */
+#ifndef TAILOR_NN_H
+#define TAILOR_NN_H
+
+#include "base/base.h"
+
+#define NN_DECLARE(REAL, SUF)                                                                          \
+    void nn_matmul_forward##SUF(REAL *out, const REAL *inp, const REAL *w, const REAL *b, int N, int C, \
+                                int OC);                                                               \
+    void nn_matmul_backward##SUF(REAL *dinp, REAL *dw, REAL *db, const REAL *dout, const REAL *inp,    \
+                                 const REAL *w, int N, int C, int OC);                                 \
+    void nn_layernorm_forward##SUF(REAL *out, REAL *mean, REAL *rstd, const REAL *inp, const REAL *w,  \
+                                   const REAL *b, int N, int C, REAL eps);                             \
+    void nn_layernorm_backward##SUF(REAL *dinp, REAL *dw, REAL *db, const REAL *dout, const REAL *inp, \
+                                    const REAL *w, const REAL *mean, const REAL *rstd, int N, int C);  \
+    void nn_attention_forward##SUF(REAL *out, REAL *att, const REAL *q, const REAL *k, const REAL *v,  \
+                                   const unsigned char *valid, int B, int T, int C, int NH);           \
+    void nn_attention_backward##SUF(REAL *dq, REAL *dk, REAL *dv, const REAL *dout, const REAL *att,   \
+                                    const REAL *q, const REAL *k, const REAL *v, int B, int T, int C,  \
+                                    int NH, REAL *scratch);                                            \
+    void nn_relu_forward##SUF(REAL *out, const REAL *inp, size_t n);                                   \
+    void nn_relu_backward##SUF(REAL *dinp, const REAL *dout, const REAL *inp, size_t n);               \
+    void nn_gelu_forward##SUF(REAL *out, const REAL *inp, size_t n);                                   \
+    void nn_gelu_backward##SUF(REAL *dinp, const REAL *dout, const REAL *inp, size_t n);               \
+    void nn_dropout_forward##SUF(REAL *out, REAL *mask, const REAL *inp, size_t n, REAL p, rng *g);    \
+    void nn_dropout_backward##SUF(REAL *dinp, const REAL *dout, const REAL *mask, size_t n);           \
+    REAL nn_softmax_ce##SUF(REAL *logits, const int32_t *targets, int N, int V);                       \
+    REAL nn_bce_pairs##SUF(const REAL *pos, const REAL *neg, const unsigned char *valid, REAL *dpos,   \
+                           REAL *dneg, int N);
+
+NN_DECLARE(float, )
+NN_DECLARE(double, _f64)
+
+/* AdamW (Loshchilov & Hutter): decoupled weight decay wd; t counts steps
+ * from 1. m and v are the moment buffers (zeroed at start). */
+typedef struct nn_adamw {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t t;
+} nn_adamw;
+
+void nn_adamw_step(nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t n, bool decay);
+/* Scales grad so that its L2 norm is at most max_norm; returns the norm
+ * before clipping. */
+float nn_clip_grad_norm(float *grad, size_t n, float max_norm);
+/* Normal(0, std) initialisation. */
+void nn_init_normal(float *w, size_t n, float std, rng *g);
+
+#endif

@@ -1,0 +1,266 @@
+/* test_nn.c — finite-difference gradient checks (float64) of every op in
+ * src/nn, the float ops against the double ones, and AdamW by hand. */
+#include <math.h>
+
+#include "nn/nn.h"
+#include "test.h"
+
+/* A loss L = sum(out * r) over an op's output; the analytic gradient of each
+ * input is the op's backward with dout = r. */
+typedef double (*loss_fn)(void *ctx);
+
+static rng g_rng;
+
+static void fill(double *x, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) x[i] = (rng_uniform(&g_rng) * 2 - 1) * scale;
+}
+
+/* Compares grad with central differences of f over every element of x. */
+static double check_grad(loss_fn f, void *ctx, double *x, const double *grad, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double keep = x[i], h = 1e-6;
+        x[i] = keep + h;
+        double lp = f(ctx);
+        x[i] = keep - h;
+        double lm = f(ctx);
+        x[i] = keep;
+        double num = (lp - lm) / (2 * h), err = fabs(num - grad[i]) / fmax(1e-6, fabs(num) + fabs(grad[i]));
+        if (err > worst) worst = err;
+    }
+    return worst;
+}
+
+static double dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* ---- matmul ------------------------------------------------------------ */
+enum { MN = 5, MC = 4, MO = 3 };
+typedef struct mm {
+    double inp[MN * MC], w[MO * MC], b[MO], out[MN * MO], r[MN * MO];
+} mm;
+
+static double mm_loss(void *c) {
+    mm *m = c;
+    nn_matmul_forward_f64(m->out, m->inp, m->w, m->b, MN, MC, MO);
+    return dot(m->out, m->r, MN * MO);
+}
+
+static void test_matmul(void) {
+    mm m;
+    fill(m.inp, MN * MC, 1), fill(m.w, MO * MC, 1), fill(m.b, MO, 1), fill(m.r, MN * MO, 1);
+    double di[MN * MC] = {0}, dw[MO * MC] = {0}, db[MO] = {0};
+    mm_loss(&m);
+    nn_matmul_backward_f64(di, dw, db, m.r, m.inp, m.w, MN, MC, MO);
+    CHECK(check_grad(mm_loss, &m, m.inp, di, MN * MC) < 1e-7);
+    CHECK(check_grad(mm_loss, &m, m.w, dw, MO * MC) < 1e-7);
+    CHECK(check_grad(mm_loss, &m, m.b, db, MO) < 1e-7);
+    /* float matches double */
+    float fi[MN * MC], fw[MO * MC], fb[MO], fo[MN * MO];
+    for (int i = 0; i < MN * MC; i++) fi[i] = (float)m.inp[i];
+    for (int i = 0; i < MO * MC; i++) fw[i] = (float)m.w[i];
+    for (int i = 0; i < MO; i++) fb[i] = (float)m.b[i];
+    nn_matmul_forward(fo, fi, fw, fb, MN, MC, MO);
+    for (int i = 0; i < MN * MO; i++) CHECK(fabs(fo[i] - m.out[i]) < 1e-5);
+}
+
+/* ---- layernorm --------------------------------------------------------- */
+enum { LN = 3, LC = 6 };
+typedef struct lnc {
+    double inp[LN * LC], w[LC], b[LC], out[LN * LC], r[LN * LC], mean[LN], rstd[LN];
+} lnc;
+
+static double ln_loss(void *c) {
+    lnc *l = c;
+    nn_layernorm_forward_f64(l->out, l->mean, l->rstd, l->inp, l->w, l->b, LN, LC, 1e-8);
+    return dot(l->out, l->r, LN * LC);
+}
+
+static void test_layernorm(void) {
+    lnc l;
+    fill(l.inp, LN * LC, 2), fill(l.w, LC, 1), fill(l.b, LC, 1), fill(l.r, LN * LC, 1);
+    double di[LN * LC] = {0}, dw[LC] = {0}, db[LC] = {0};
+    ln_loss(&l);
+    nn_layernorm_backward_f64(di, dw, db, l.r, l.inp, l.w, l.mean, l.rstd, LN, LC);
+    CHECK(check_grad(ln_loss, &l, l.inp, di, LN * LC) < 1e-6);
+    CHECK(check_grad(ln_loss, &l, l.w, dw, LC) < 1e-7);
+    CHECK(check_grad(ln_loss, &l, l.b, db, LC) < 1e-7);
+    /* mean and rstd are those of the row */
+    double m = 0, var = 0;
+    for (int i = 0; i < LC; i++) m += l.inp[i];
+    m /= LC;
+    for (int i = 0; i < LC; i++) var += (l.inp[i] - m) * (l.inp[i] - m);
+    CHECK(fabs(l.mean[0] - m) < 1e-12);
+    CHECK(fabs(l.rstd[0] - 1 / sqrt(var / LC + 1e-8)) < 1e-9);
+}
+
+/* ---- attention --------------------------------------------------------- */
+enum { AB = 2, AT = 4, AC = 6, AH = 2 };
+typedef struct atc {
+    double q[AB * AT * AC], k[AB * AT * AC], v[AB * AT * AC], out[AB * AT * AC], r[AB * AT * AC];
+    double att[AB * AH * AT * AT];
+    unsigned char valid[AB * AT];
+} atc;
+
+static double at_loss(void *c) {
+    atc *a = c;
+    nn_attention_forward_f64(a->out, a->att, a->q, a->k, a->v, a->valid, AB, AT, AC, AH);
+    return dot(a->out, a->r, AB * AT * AC);
+}
+
+static void test_attention(void) {
+    atc a;
+    size_t n = AB * AT * AC;
+    fill(a.q, n, 1), fill(a.k, n, 1), fill(a.v, n, 1), fill(a.r, n, 1);
+    /* Batch 0 fully valid; batch 1 left-padded (first two positions). */
+    for (int i = 0; i < AB * AT; i++) a.valid[i] = !(i >= AT && i < AT + 2);
+    at_loss(&a);
+    double dq[AB * AT * AC] = {0}, dk[AB * AT * AC] = {0}, dv[AB * AT * AC] = {0}, scratch[AT];
+    nn_attention_backward_f64(dq, dk, dv, a.r, a.att, a.q, a.k, a.v, AB, AT, AC, AH, scratch);
+    CHECK(check_grad(at_loss, &a, a.q, dq, n) < 1e-6);
+    CHECK(check_grad(at_loss, &a, a.k, dk, n) < 1e-6);
+    CHECK(check_grad(at_loss, &a, a.v, dv, n) < 1e-6);
+    /* Causality: the first position only sees itself; padded queries with
+     * no valid key give zeros; attention rows sum to 1 where defined. */
+    for (int i = 0; i < AC / AH; i++) CHECK(fabs(a.out[i] - a.v[i]) < 1e-12);
+    for (int i = 0; i < AC; i++) CHECK(a.out[(size_t)AT * AC + i] == 0);
+    double s = 0;
+    for (int j = 0; j < AT; j++) s += a.att[(size_t)(AT - 1) * AT + j];
+    CHECK(fabs(s - 1) < 1e-12);
+    /* A later key never changes an earlier output. */
+    double before = a.out[AC + 1];
+    a.k[3 * AC + 1] += 5;
+    a.v[3 * AC + 1] += 5;
+    at_loss(&a);
+    CHECK(a.out[AC + 1] == before);
+}
+
+/* ---- activations, dropout, losses -------------------------------------- */
+enum { EN = 12 };
+typedef struct elc {
+    double x[EN], out[EN], r[EN], mask[EN];
+    int kind; /* 0 relu, 1 gelu, 2 dropout */
+    uint64_t seed;
+} elc;
+
+static double el_loss(void *c) {
+    elc *e = c;
+    if (e->kind == 0) nn_relu_forward_f64(e->out, e->x, EN);
+    else if (e->kind == 1) nn_gelu_forward_f64(e->out, e->x, EN);
+    else {
+        rng g;
+        rng_seed(&g, e->seed);
+        nn_dropout_forward_f64(e->out, e->mask, e->x, EN, 0.4, &g);
+    }
+    return dot(e->out, e->r, EN);
+}
+
+static void test_elementwise(void) {
+    for (int kind = 0; kind < 3; kind++) {
+        elc e = {.kind = kind, .seed = 9};
+        fill(e.x, EN, 2), fill(e.r, EN, 1);
+        for (int i = 0; i < EN; i++)
+            if (fabs(e.x[i]) < 0.01) e.x[i] = 0.5; /* away from relu's kink */
+        el_loss(&e);
+        double dx[EN] = {0};
+        if (kind == 0) nn_relu_backward_f64(dx, e.r, e.x, EN);
+        else if (kind == 1) nn_gelu_backward_f64(dx, e.r, e.x, EN);
+        else nn_dropout_backward_f64(dx, e.r, e.mask, EN);
+        CHECK(check_grad(el_loss, &e, e.x, dx, EN) < 1e-7);
+    }
+    /* dropout keeps about 1-p and scales by 1/(1-p); p=0 copies */
+    enum { DN = 20000 };
+    static float x[DN], o[DN], mk[DN];
+    for (int i = 0; i < DN; i++) x[i] = 1;
+    rng g;
+    rng_seed(&g, 1);
+    nn_dropout_forward(o, mk, x, DN, 0.25f, &g);
+    double mean = 0;
+    for (int i = 0; i < DN; i++) mean += o[i];
+    CHECK(fabs(mean / DN - 1) < 0.02);
+    nn_dropout_forward(o, mk, x, DN, 0, &g);
+    for (int i = 0; i < DN; i++) CHECK(o[i] == 1);
+}
+
+enum { SN = 3, SV = 5 };
+typedef struct cec {
+    double logits[SN * SV], work[SN * SV];
+    int32_t t[SN];
+} cec;
+
+static double ce_loss(void *c) {
+    cec *e = c;
+    memcpy(e->work, e->logits, sizeof e->work);
+    return nn_softmax_ce_f64(e->work, e->t, SN, SV);
+}
+
+static void test_losses(void) {
+    cec e = {.t = {2, -1, 4}};
+    fill(e.logits, SN * SV, 3);
+    ce_loss(&e);
+    double grad[SN * SV];
+    memcpy(grad, e.work, sizeof grad);
+    CHECK(check_grad(ce_loss, &e, e.logits, grad, SN * SV) < 1e-7);
+    /* A uniform row has loss log V. */
+    cec u = {.t = {0, -1, -1}};
+    CHECK(fabs(ce_loss(&u) - log(SV)) < 1e-12);
+    /* BCE pairs */
+    double pos[4], neg[4], dp[4], dn[4];
+    unsigned char valid[4] = {1, 1, 0, 1};
+    fill(pos, 4, 3), fill(neg, 4, 3);
+    double l0 = nn_bce_pairs_f64(pos, neg, valid, dp, dn, 4);
+    for (int i = 0; i < 4; i++) {
+        double h = 1e-6, keep = pos[i], t1, t2, tmp1[4], tmp2[4];
+        pos[i] = keep + h;
+        t1 = nn_bce_pairs_f64(pos, neg, valid, tmp1, tmp2, 4);
+        pos[i] = keep - h;
+        t2 = nn_bce_pairs_f64(pos, neg, valid, tmp1, tmp2, 4);
+        pos[i] = keep;
+        CHECK(fabs((t1 - t2) / (2 * h) - dp[i]) < 1e-6);
+        keep = neg[i];
+        neg[i] = keep + h;
+        t1 = nn_bce_pairs_f64(pos, neg, valid, tmp1, tmp2, 4);
+        neg[i] = keep - h;
+        t2 = nn_bce_pairs_f64(pos, neg, valid, tmp1, tmp2, 4);
+        neg[i] = keep;
+        CHECK(fabs((t1 - t2) / (2 * h) - dn[i]) < 1e-6);
+    }
+    double zero[1] = {0};
+    unsigned char one[1] = {1};
+    CHECK(fabs(nn_bce_pairs_f64(zero, zero, one, dp, dn, 1) - 2 * log(2)) < 1e-12);
+    CHECK(l0 > 0);
+}
+
+static void test_adamw_and_clip(void) {
+    /* One step from zero moments: update = lr * sign(g) (bias-corrected),
+     * plus decoupled decay. */
+    float p[2] = {1, -2}, gr[2] = {0.5f, -3}, m[2] = {0}, v[2] = {0};
+    nn_adamw o = {.lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f, .t = 1};
+    nn_adamw_step(&o, p, gr, m, v, 2, true);
+    CHECK(fabsf(p[0] - (1 - 0.1f * (1 + 0.01f * 1))) < 1e-5f);
+    CHECK(fabsf(p[1] - (-2 + 0.1f * (1 + 0.01f * 2))) < 1e-5f);
+    float g2[3] = {3, 4, 0};
+    CHECK(fabsf(nn_clip_grad_norm(g2, 3, 1) - 5) < 1e-6f);
+    CHECK(fabsf(sqrtf(g2[0] * g2[0] + g2[1] * g2[1]) - 1) < 1e-4f);
+    float w[1000];
+    rng g;
+    rng_seed(&g, 3);
+    nn_init_normal(w, 1000, 0.02f, &g);
+    double s = 0;
+    for (int i = 0; i < 1000; i++) s += (double)w[i] * w[i];
+    CHECK(fabs(sqrt(s / 1000) - 0.02) < 0.003);
+}
+
+int main(void) {
+    rng_seed(&g_rng, 1234);
+    RUN(test_matmul);
+    RUN(test_layernorm);
+    RUN(test_attention);
+    RUN(test_elementwise);
+    RUN(test_losses);
+    RUN(test_adamw_and_clip);
+    return test_summary();
+}
