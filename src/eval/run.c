@@ -125,6 +125,24 @@ static void eval_users(void *ctx, size_t begin, size_t end, int thread) {
         size_t nh = 0;
         for (int64_t a = j->train->ptr[u]; a < j->train->ptr[u + 1]; a++)
             hist[nh] = j->train->idx[a], hv[nh++] = j->train->val[a];
+        if (j->m->kind->sequential) {
+            /* oldest first, ties by item index: insertion sort on times */
+            const int64_t *ts = j->train->ts + j->train->ptr[u];
+            int64_t *t2 = xmalloc(nh * sizeof *t2 + 1);
+            memcpy(t2, ts, nh * sizeof *t2);
+            for (size_t x = 1; x < nh; x++) {
+                int32_t hi = hist[x];
+                float hvv = hv[x];
+                int64_t tx = t2[x];
+                size_t y = x;
+                while (y > 0 && (t2[y - 1] > tx || (t2[y - 1] == tx && hist[y - 1] > hi))) {
+                    hist[y] = hist[y - 1], hv[y] = hv[y - 1], t2[y] = t2[y - 1];
+                    y--;
+                }
+                hist[y] = hi, hv[y] = hvv, t2[y] = tx;
+            }
+            free(t2);
+        }
         j->m->kind->score(j->m, u, hist, hv, nh, scores);
         for (size_t h = 0; h < nh; h++) scores[hist[h]] = -INFINITY;
         /* The full list: what the user would be shown. */

@@ -91,6 +91,9 @@ typedef struct rec_kind {
     void (*save)(const rec_model *m, sb *out);
     int (*load)(rec_model *m, const char *buf, size_t n, tailor_error *err);
     void (*free)(rec_model *m);
+    /* Scores depend on the order of the history: callers pass it oldest
+     * first (the evaluation sorts training rows by time for such models). */
+    bool sequential;
 } rec_kind;
 
 extern const rec_kind *const REC_KINDS[];
@@ -159,5 +162,9 @@ bool rec_read(rec_reader *r, void *dst, size_t n);
  * refuses counts that disagree with expect (when expect >= 0). */
 bool rec_read_array(rec_reader *r, size_t elem, int64_t expect, void **out, size_t *count);
 void rec_write_array(sb *out, const void *data, size_t elem, size_t count);
+
+/* Test hook: the largest relative difference between SASRec's analytic
+ * parameter gradients and central differences on a tiny random model. */
+double rec_sasrec_gradcheck(bool ce, uint64_t seed);
 
 #endif /* TAILOR_REC_H */
