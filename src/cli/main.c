@@ -64,7 +64,7 @@ static const cli_cmd COMMANDS[] = {
       {"force", 'f', NULL, "download again even if cached"}},
      cmd_datasets_fetch},
     {"train", "MODEL", "train a recommender on the store and save it (file + models table)",
-     "MODEL is one of: pop, itemknn, als, bpr, ease ('tailor train MODEL --help' lists\n"
+     "MODEL is one of: pop, itemknn, als, bpr, ease, sasrec ('tailor train MODEL --help' lists\n"
      "nothing more: see docs/models.md for each model's parameters and defaults).\n"
      "The model file goes to DB.models/NAME.tmod.",
      1, 1,
