@@ -59,3 +59,8 @@ echo
 echo "## Serving: top-10 per user on Amazon Beauty (S3-Rec), all items scored"
 echo
 "$B/bench/bench_serve" "$W/als-beauty.db"
+
+echo
+echo "## SASRec: tailor against PyTorch (Amazon Beauty, BCE, 2 threads)"
+echo
+"$(dirname "$0")/sasrec.sh" "$B" 10

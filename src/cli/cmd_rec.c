@@ -434,6 +434,25 @@ int cmd_similar(cli_args *a) {
 
 /* ---- evaluation -------------------------------------------------------- */
 
+static int parse_eval_common(const cli_args *a, eval_split_params *sp, eval_protocol *proto);
+
+/* --protocol full,sampled: the protocols to score each trained model under. */
+static int parse_protocols(const cli_args *a, eval_protocol *protos, int *n) {
+    const char *v = cli_opt_get(a, "protocol");
+    eval_split_params sp;
+    int code = parse_eval_common(a, &sp, &protos[0]);
+    if (code) return code;
+    *n = 1;
+    if (!v || !strchr(v, ',')) return 0;
+    if (strcmp(v, "full,sampled") && strcmp(v, "sampled,full"))
+        return cli_usage_error(a, "--protocol must be full, sampled, or full,sampled");
+    protos[1] = protos[0];
+    protos[0].kind = v[0] == 'f' ? EVAL_FULL : EVAL_SAMPLED;
+    protos[1].kind = v[0] == 'f' ? EVAL_SAMPLED : EVAL_FULL;
+    *n = 2;
+    return 0;
+}
+
 static int parse_eval_common(const cli_args *a, eval_split_params *sp, eval_protocol *proto) {
     *sp = eval_split_default_params();
     memset(proto, 0, sizeof *proto);
@@ -450,7 +469,8 @@ static int parse_eval_common(const cli_args *a, eval_split_params *sp, eval_prot
     sp->seed = proto->seed = (uint64_t)x;
     if ((v = cli_opt_get(a, "protocol"))) {
         if (!strcmp(v, "sampled")) proto->kind = EVAL_SAMPLED;
-        else if (strcmp(v, "full")) return cli_usage_error(a, "--protocol must be full or sampled");
+        else if (!strncmp(v, "sampled,", 8) || !strncmp(v, "full,", 5)) proto->kind = EVAL_SAMPLED; /* a list: see parse_protocols */
+        else if (strcmp(v, "full")) return cli_usage_error(a, "--protocol must be full, sampled, or full,sampled");
     }
     if (!cli_opt_int(a, "negatives", 100, 1, 1000000, &x)) return cli_usage_error(a, "--negatives must be a positive number");
     proto->negatives = (int)x;
@@ -487,11 +507,28 @@ static const char *base_name(const char *p) {
     return s ? s + 1 : p;
 }
 
+/* "out.json" -> "out.sampled.json" for the second protocol's outputs. */
+static char *protocol_path(const char *path, const eval_protocol *p, int np, bool dir) {
+    sb o;
+    sb_init(&o);
+    const char *tag = p->kind == EVAL_FULL ? "full" : "sampled";
+    if (np == 1) sb_puts(&o, path);
+    else if (dir) sb_printf(&o, "%s/%s", path, tag);
+    else {
+        const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+        if (dot && (!slash || dot > slash)) sb_printf(&o, "%.*s.%s%s", (int)(dot - path), path, tag, dot);
+        else sb_printf(&o, "%s.%s", path, tag);
+    }
+    return sb_take(&o);
+}
+
 int cmd_eval(cli_args *a) {
     eval_split_params sp;
-    eval_protocol proto;
-    int code = parse_eval_common(a, &sp, &proto);
+    eval_protocol protos[2];
+    int np;
+    int code = parse_eval_common(a, &sp, &protos[0]);
     if (code) return code;
+    if ((code = parse_protocols(a, protos, &np))) return code;
     int ks[EVAL_MAX_K], nk;
     if ((code = parse_ks(a, ks, &nk))) return code;
     const char *models = cli_opt_get(a, "models") ? cli_opt_get(a, "models") : "pop,itemknn,als,bpr,ease";
@@ -517,9 +554,9 @@ int cmd_eval(cli_args *a) {
         nm++;
     }
     free(copy);
-    int np;
-    const char *const *pv = cli_opt_all(a, "param", &np);
-    for (int i = 0; i < np; i++) {
+    int npv;
+    const char *const *pv = cli_opt_all(a, "param", &npv);
+    for (int i = 0; i < npv; i++) {
         const char *dot = strchr(pv[i], '.');
         bool used = false;
         for (int m = 0; dot && m < nm; m++)
@@ -550,34 +587,46 @@ int cmd_eval(cli_args *a) {
         return cli_fail(&err);
     }
     pool *tp = cli_pool(a, &code);
-    eval_result *res = xcalloc((size_t)nm, sizeof *res);
+    eval_result *res = xcalloc((size_t)nm * 2, sizeof *res); /* [protocol][model] */
     int done = 0, rc = 0;
     for (int m = 0; m < nm && !rc; m++) {
         rec_model *model;
         if ((rc = rec_model_new(kinds[m], &params[m], &model, &err))) break;
         model->quiet = a->quiet || !progress_enabled();
-        eval_run_params rp = {.ks = ks, .nk = nk, .validation = cli_flag(a, "validation"), .pool = tp};
         if (!a->quiet) fprintf(stderr, "evaluating %s...\n", kinds[m]->name);
-        rc = eval_model(model, &split, &proto, rp, &res[m], &err);
+        for (int pi = 0; pi < np && !rc; pi++) {
+            eval_run_params rp = {.ks = ks, .nk = nk, .validation = cli_flag(a, "validation"), .pool = tp,
+                                  .trained = pi > 0};
+            rc = eval_model(model, &split, &protos[pi], rp, &res[pi * nm + m], &err);
+            if (pi > 0) res[pi * nm + m].train_s = res[m].train_s; /* one training serves both */
+        }
         rec_model_free(model);
         if (!rc) done++;
     }
     const char *dataset = cli_opt_get(a, "name") ? cli_opt_get(a, "name") : base_name(a->db_path);
-    eval_report_info info = {dataset, &split, &sp, &proto};
-    if (!rc) {
-        eval_print_table(stdout, &info, res, done);
+    for (int pi = 0; pi < np && !rc; pi++) {
+        eval_report_info info = {dataset, &split, &sp, &protos[pi]};
+        eval_result *r = res + pi * nm;
+        if (pi) printf("\n");
+        eval_print_table(stdout, &info, r, done);
         if (cli_opt_get(a, "json")) {
             sb j;
             sb_init(&j);
-            eval_write_json(&j, &info, res, done);
-            FILE *f = fopen(cli_opt_get(a, "json"), "wb");
-            if (!f || fwrite(j.buf, 1, j.len, f) != j.len) rc = err_set(&err, TAILOR_EIO, "cannot write %s", cli_opt_get(a, "json"));
+            eval_write_json(&j, &info, r, done);
+            char *path = protocol_path(cli_opt_get(a, "json"), &protos[pi], np, false);
+            FILE *f = fopen(path, "wb");
+            if (!f || fwrite(j.buf, 1, j.len, f) != j.len) rc = err_set(&err, TAILOR_EIO, "cannot write %s", path);
             if (f) fclose(f);
+            free(path);
             sb_deinit(&j);
         }
-        if (!rc && cli_opt_get(a, "report")) rc = eval_write_report(cli_opt_get(a, "report"), &info, res, done, &err);
+        if (!rc && cli_opt_get(a, "report")) {
+            char *dir = protocol_path(cli_opt_get(a, "report"), &protos[pi], np, true);
+            rc = eval_write_report(dir, &info, r, done, &err);
+            free(dir);
+        }
     }
-    for (int m = 0; m < done; m++) eval_result_free(&res[m]);
+    for (int m = 0; m < 2 * nm; m++) eval_result_free(&res[m]);
     free(res);
     pool_free(tp);
     eval_split_free(&split);

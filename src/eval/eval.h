@@ -138,6 +138,7 @@ typedef struct eval_run_params {
     const int *ks;
     int nk;
     bool validation; /* train on val_train, score validation targets */
+    bool trained;    /* the model is already trained on this split: score only */
     pool *pool;
 } eval_run_params;
 

@@ -241,8 +241,8 @@ int eval_model(rec_model *m, const eval_split *s, const eval_protocol *proto, ev
     rec_data d = eval_csr_data(train, s->n_items);
     m->pool = p.pool;
     uint64_t t0 = timer_now_ns();
-    int rc = rec_model_fit(m, &d, s->user_ext, s->item_ext, err);
-    out->train_s = timer_seconds_since(t0);
+    int rc = p.trained ? 0 : rec_model_fit(m, &d, s->user_ext, s->item_ext, err);
+    out->train_s = p.trained ? 0 : timer_seconds_since(t0);
     if (rc) return rc;
 
     neg_lists negs = {0};

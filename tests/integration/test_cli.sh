@@ -136,6 +136,11 @@ has "$W/e.json" '"ndcg@10":{"mean":0.034' "eval json itemknn k=10 figure"
 expect 0 "eval sampled" -- "$T" -q --db "$W/a.db" eval --models pop --protocol sampled --negatives 50
 has "$W/out" "sampled ranking (target + 50 uniform negatives, seed 42)" "sampled label"
 expect 64 "negatives without sampled" -- "$T" --db "$W/a.db" eval --negatives 50
+expect 0 "eval both protocols" -- "$T" -q --db "$W/a.db" eval --models pop --protocol full,sampled --json "$W/b.json" --report "$W/both"
+has "$W/out" "protocol: full ranking" "both: full table"
+has "$W/out" "protocol: sampled ranking" "both: sampled table"
+[ -f "$W/b.full.json" ] && [ -f "$W/b.sampled.json" ] && [ -f "$W/both/sampled/report.md" ] && ok || bad "both protocols written"
+has "$W/b.sampled.json" '"protocol":"sampled"' "sampled json labelled"
 expect 0 "tune" -- "$T" -q --db "$W/a.db" tune itemknn --grid k=5,20 --save knn-best
 has "$W/out" "best on validation" "tune result"
 has "$W/out" "trained itemknn as 'knn-best'" "tune saves"
