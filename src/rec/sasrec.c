@@ -11,8 +11,8 @@
  * cross-entropy. Sequences come from the training matrix in time order.
  * Early stopping holds out each user's last training item and keeps the
  * weights with the best validation NDCG@10 (full ranking). Big products run
- * on OpenBLAS with the pool's thread count; for a seed and a thread count the
- * result is deterministic. */
+ * on OpenBLAS with the pool's thread count; with one thread the result is
+ * reproducible bit for bit for a seed. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
