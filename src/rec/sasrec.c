@@ -400,7 +400,9 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
     nn_adamw opt = {.lr = s->lr, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-9f, .weight_decay = s->l2, .t = 0};
     openblas_set_num_threads(m->pool ? pool_threads(m->pool) : 1);
     progress bar;
-    progress_begin(&bar, "sasrec", (uint64_t)s->epochs);
+    char label[96] = "sasrec";
+    uint64_t t_ep = timer_now_ns();
+    progress_begin(&bar, label, (uint64_t)s->epochs);
     if (m->quiet) bar.active = false;
     double best_ndcg = -1;
     int bad = 0;
@@ -527,6 +529,9 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
             ep_loss += loss;
             nb++;
         }
+        /* the bar shows the last epoch's loss and time */
+        snprintf(label, sizeof label, "sasrec loss %.4f, %.1f s/epoch", nb ? ep_loss / nb : 0, timer_seconds_since(t_ep));
+        t_ep = timer_now_ns();
         progress_update(&bar, (uint64_t)ep + 1);
         log_info("sasrec epoch %d loss %.4f", ep + 1, nb ? ep_loss / nb : 0);
         if (s->patience > 0 && ((ep + 1) % s->eval_every == 0 || ep + 1 == s->epochs)) {
