@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "rec/linalg.h"
 #include "rec/rec.h"
 
 typedef struct sas_layout { /* offsets into the parameter array */
@@ -577,16 +578,7 @@ static void sas_score(const rec_model *m, int32_t user, const int32_t *hist, con
 
 static void sas_similar(const rec_model *m, int32_t item, float *out) {
     const sas_state *s = m->impl;
-    int C = s->C;
-    const float *E = s->params + s->lay.E + C; /* item rows */
-    float qn = 0;
-    for (int i = 0; i < C; i++) qn += E[(size_t)item * C + i] * E[(size_t)item * C + i];
-    qn = sqrtf(qn);
-    for (int32_t j = 0; j < m->n_items; j++) {
-        float d = 0, jn = 0;
-        for (int i = 0; i < C; i++) d += E[(size_t)item * C + i] * E[(size_t)j * C + i], jn += E[(size_t)j * C + i] * E[(size_t)j * C + i];
-        out[j] = j == item ? -INFINITY : (qn > 0 && jn > 0 ? d / (qn * sqrtf(jn)) : 0);
-    }
+    la_cosine_rows(s->params + s->lay.E + s->C, m->n_items, s->C, item, out); /* item rows start at 1 */
 }
 
 static void sas_save(const rec_model *m, sb *out) {
