@@ -84,6 +84,15 @@ def main():
             return self.ln(x)
 
     model = SASRec()
+    # The same initialisation as tailor: N(0, 0.02) weights and biases,
+    # LayerNorm scales 1 and shifts 0, a zero padding row.
+    with torch.no_grad():
+        for name, prm in model.named_parameters():
+            if ".ln" in name or name.startswith("ln."):
+                prm.fill_(1.0 if name.endswith("weight") else 0.0)
+            else:
+                prm.normal_(0, 0.02)
+        model.E.weight[0].zero_()
     opt = torch.optim.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.98))
 
     def window(s):
