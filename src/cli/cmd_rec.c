@@ -507,6 +507,27 @@ static const char *base_name(const char *p) {
     return s ? s + 1 : p;
 }
 
+/* Opens the store and builds the evaluation split of its data. Returns 0
+ * or an exit code (the store is closed then). */
+static int open_split(const cli_args *a, eval_split_params sp, store **s, eval_split *split) {
+    int code;
+    *s = cli_open_store(a, true, &code);
+    if (!*s) return code;
+    store_view v;
+    if ((code = build_view(a, *s, &v))) {
+        store_close(*s);
+        return code;
+    }
+    tailor_error err = {0};
+    int rc = eval_split_build(&v, sp, split, &err);
+    store_view_deinit(&v);
+    if (rc) {
+        store_close(*s);
+        return cli_fail(&err);
+    }
+    return 0;
+}
+
 /* "out.json" -> "out.sampled.json" for the second protocol's outputs. */
 static char *protocol_path(const char *path, const eval_protocol *p, int np, bool dir) {
     sb o;
@@ -566,21 +587,10 @@ int cmd_eval(cli_args *a) {
             }
         if (!used) return cli_usage_error(a, "--param '%s' names no model of --models (use MODEL.KEY=VALUE)", pv[i]);
     }
-    store *s = cli_open_store(a, true, &code);
-    if (!s) return code;
-    store_view v;
-    if ((code = build_view(a, s, &v))) {
-        store_close(s);
-        return code;
-    }
-    tailor_error err = {0};
+    store *s;
     eval_split split;
-    if (eval_split_build(&v, sp, &split, &err)) {
-        store_view_deinit(&v);
-        store_close(s);
-        return cli_fail(&err);
-    }
-    store_view_deinit(&v);
+    if ((code = open_split(a, sp, &s, &split))) return code;
+    tailor_error err = {0};
     if (cli_opt_get(a, "export-split") && eval_split_export(&split, cli_opt_get(a, "export-split"), &err)) {
         eval_split_free(&split);
         store_close(s);
@@ -673,17 +683,11 @@ int cmd_tune(cli_args *a) {
         if (!gcount[g]) return cli_usage_error(a, "--grid %s has no values", gnames[g]);
         combos *= (size_t)gcount[g];
     }
-    store *s = cli_open_store(a, true, &code);
-    if (!s) return code;
-    store_view v;
-    if ((code = build_view(a, s, &v))) {
-        store_close(s);
-        return code;
-    }
-    tailor_error err = {0};
+    store *s;
     eval_split split;
-    int rc = eval_split_build(&v, sp, &split, &err);
-    store_view_deinit(&v);
+    if ((code = open_split(a, sp, &s, &split))) return code;
+    tailor_error err = {0};
+    int rc = 0;
     pool *tp = cli_pool(a, &code);
     sb desc;
     sb_init(&desc);
