@@ -34,6 +34,7 @@ typedef struct sas_layout { /* offsets into the parameter array */
 enum { B_LNA_W, B_LNA_B, B_WQ, B_BQ, B_WK, B_BK, B_WV, B_BV, B_WO, B_BO, B_LNF_W, B_LNF_B, B_W1, B_B1, B_W2, B_B2, B_N };
 
 typedef struct sas_state {
+    pool *pool; /* borrowed during fit: attention runs per sequence on it */
     int T, L, NH, C, epochs, batch, patience, eval_every;
     float lr, dropout, l2;
     bool ce;
@@ -149,6 +150,40 @@ static void sas_act_free(sas_act *a) {
     free(a->blk);
 }
 
+/* Attention per sequence on the pool: sequences are independent, so each
+ * thread takes a contiguous range of the batch (the same partition for the
+ * same sizes: deterministic). */
+typedef struct sas_att_job {
+    const sas_state *s;
+    sas_blk_act *b;
+    sas_act *a;
+    float *dq, *dk, *dv, *dout; /* backward only */
+    bool backward;
+} sas_att_job;
+
+static void sas_att_rows(void *ctx, size_t begin, size_t end, int thread) {
+    sas_att_job *j = ctx;
+    int T = j->a->T, C = j->s->C, NH = j->s->NH;
+    size_t tc = (size_t)T * C, att = (size_t)NH * T * T;
+    float *scratch = j->backward ? xmalloc((size_t)T * sizeof *scratch) : NULL;
+    for (size_t b = begin; b < end; b++) {
+        if (!j->backward)
+            nn_attention_forward(j->b->a + b * tc, j->b->att + b * att, j->b->q + b * tc, j->b->k + b * tc,
+                                 j->b->v + b * tc, j->a->valid + b * T, 1, T, C, NH);
+        else
+            nn_attention_backward(j->dq + b * tc, j->dk + b * tc, j->dv + b * tc, j->dout + b * tc, j->b->att + b * att,
+                                  j->b->q + b * tc, j->b->k + b * tc, j->b->v + b * tc, 1, T, C, NH, scratch);
+    }
+    free(scratch);
+}
+
+static void sas_attention(const sas_state *s, sas_act *a, sas_blk_act *b, bool backward, float *dq, float *dk,
+                          float *dv, float *dout) {
+    sas_att_job j = {s, b, a, dq, dk, dv, dout, backward};
+    if (s->pool && a->B > 1) pool_for(s->pool, (size_t)a->B, sas_att_rows, &j);
+    else sas_att_rows(&j, 0, (size_t)a->B, 0);
+}
+
 /* Forward through the blocks; a->seq and a->valid must be filled. */
 static void sas_forward(const sas_state *s, const float *P, sas_act *a, bool train, rng *g) {
     int B = a->B, T = a->T, C = s->C, off = s->T - a->T;
@@ -172,7 +207,7 @@ static void sas_forward(const sas_state *s, const float *P, sas_act *a, bool tra
         nn_matmul_forward(b->q, b->Q, W + o[B_WQ], W + o[B_BQ], (int)N, C, C);
         nn_matmul_forward(b->k, b->xin, W + o[B_WK], W + o[B_BK], (int)N, C, C);
         nn_matmul_forward(b->v, b->xin, W + o[B_WV], W + o[B_BV], (int)N, C, C);
-        nn_attention_forward(b->a, b->att, b->q, b->k, b->v, a->valid, B, T, C, s->NH);
+        sas_attention(s, a, b, false, NULL, NULL, NULL, NULL);
         nn_matmul_forward(b->x1, b->a, W + o[B_WO], W + o[B_BO], (int)N, C, C);
         for (size_t i = 0; i < NC; i++) b->x1[i] += b->Q[i];
         nn_layernorm_forward(b->y, b->fmean, b->frstd, b->x1, W + o[B_LNF_W], W + o[B_LNF_B], (int)N, C, 1e-8f);
@@ -235,7 +270,7 @@ static void sas_backward(const sas_state *s, const float *P, float *dP, sas_act 
         memset(dq, 0, NC * sizeof *dq);
         memset(dk, 0, NC * sizeof *dk);
         memset(dv, 0, NC * sizeof *dv);
-        nn_attention_backward(dq, dk, dv, dh2, b->att, b->q, b->k, b->v, B, T, C, s->NH, scratch);
+        sas_attention(s, a, b, true, dq, dk, dv, dh2);
         /* inputs: q from Q, k and v from xin */
         memset(dx, 0, NC * sizeof *dx);
         nn_matmul_backward(dQ, dW + o[B_WQ], dW + o[B_BQ], dq, b->Q, W + o[B_WQ], (int)N, C, C);
@@ -400,6 +435,7 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
     int32_t *vrow = xmalloc(N * sizeof *vrow), *tgt = xmalloc(N * sizeof *tgt);
     nn_adamw opt = {.lr = s->lr, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-9f, .weight_decay = s->l2, .t = 0};
     openblas_set_num_threads(m->pool ? pool_threads(m->pool) : 1);
+    s->pool = m->pool;
     progress bar;
     char label[96] = "sasrec";
     uint64_t t_ep = timer_now_ns();
@@ -549,6 +585,7 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
         }
     }
     progress_end(&bar);
+    s->pool = NULL;
     free(order);
     if (best) memcpy(P, best, s->lay.total * sizeof *best);
     openblas_set_num_threads(1);
