@@ -246,30 +246,22 @@ void eval_split_free(eval_split *s) {
     memset(s, 0, sizeof *s);
 }
 
-static int export_csr(const eval_csr *c, const char *dir, const char *name, tailor_error *err) {
+/* Writes DIR/NAME: the rows of c ("user item value time"), or with c NULL
+ * the ids ext[0..n) ("index id"). */
+static int export_tsv(const char *dir, const char *name, const eval_csr *c, char **ext, int32_t n,
+                      tailor_error *err) {
     char *path = path_join(dir, name);
     FILE *f = fopen(path, "wb");
     int rc = 0;
     if (!f) {
         rc = err_set(err, TAILOR_EIO, "cannot write %s: %s", path, strerror(errno));
     } else {
-        for (int32_t u = 0; u < c->n_rows; u++)
-            for (int64_t a = c->ptr[u]; a < c->ptr[u + 1]; a++)
-                fprintf(f, "%d\t%d\t%g\t%lld\n", u, c->idx[a], c->val[a], (long long)c->ts[a]);
-        if (fclose(f) != 0) rc = err_set(err, TAILOR_EIO, "cannot write %s", path);
-    }
-    free(path);
-    return rc;
-}
-
-static int export_ids(char **ext, int32_t n, const char *dir, const char *name, tailor_error *err) {
-    char *path = path_join(dir, name);
-    FILE *f = fopen(path, "wb");
-    int rc = 0;
-    if (!f) {
-        rc = err_set(err, TAILOR_EIO, "cannot write %s: %s", path, strerror(errno));
-    } else {
-        for (int32_t i = 0; i < n; i++) fprintf(f, "%d\t%s\n", i, ext[i]);
+        if (c)
+            for (int32_t u = 0; u < c->n_rows; u++)
+                for (int64_t a = c->ptr[u]; a < c->ptr[u + 1]; a++)
+                    fprintf(f, "%d\t%d\t%g\t%lld\n", u, c->idx[a], c->val[a], (long long)c->ts[a]);
+        else
+            for (int32_t i = 0; i < n; i++) fprintf(f, "%d\t%s\n", i, ext[i]);
         if (fclose(f) != 0) rc = err_set(err, TAILOR_EIO, "cannot write %s", path);
     }
     free(path);
@@ -278,10 +270,10 @@ static int export_ids(char **ext, int32_t n, const char *dir, const char *name, 
 
 int eval_split_export(const eval_split *s, const char *dir, tailor_error *err) {
     int rc = mkdir_p(dir, err);
-    if (!rc) rc = export_csr(&s->train, dir, "train.tsv", err);
-    if (!rc) rc = export_csr(&s->val, dir, "valid.tsv", err);
-    if (!rc) rc = export_csr(&s->test, dir, "test.tsv", err);
-    if (!rc) rc = export_ids(s->user_ext, s->n_users, dir, "users.tsv", err);
-    if (!rc) rc = export_ids(s->item_ext, s->n_items, dir, "items.tsv", err);
+    if (!rc) rc = export_tsv(dir, "train.tsv", &s->train, NULL, 0, err);
+    if (!rc) rc = export_tsv(dir, "valid.tsv", &s->val, NULL, 0, err);
+    if (!rc) rc = export_tsv(dir, "test.tsv", &s->test, NULL, 0, err);
+    if (!rc) rc = export_tsv(dir, "users.tsv", NULL, s->user_ext, s->n_users, err);
+    if (!rc) rc = export_tsv(dir, "items.tsv", NULL, s->item_ext, s->n_items, err);
     return rc;
 }
