@@ -77,5 +77,8 @@ int cmd_recommend(cli_args *a);
 int cmd_similar(cli_args *a);
 int cmd_eval(cli_args *a);
 int cmd_tune(cli_args *a);
+int cmd_llm_info(cli_args *a);
+int cmd_llm_tokenize(cli_args *a);
+int cmd_llm_run(cli_args *a);
 
 #endif

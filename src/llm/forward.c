@@ -1,0 +1,336 @@
+/* forward.c — the transformer forward pass with its KV cache.
+ * Shapes (per decode chunk of T tokens): x, h [T][D]; q [T][H*S];
+ * k, v [T][Hkv*S]; gate, up [T][F]; the cache holds [L][n_ctx][Hkv*S] floats
+ * for K and for V. Each weight matmul first rounds its input rows to the
+ * weight's dot type (Q8_0, Q8_1, F16, ...) exactly as the reference engine
+ * does, then splits the weight's rows over the thread pool, so every thread
+ * streams its own rows once per chunk. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/llm.h"
+
+#define N_BATCH 256 /* tokens per chunk of a long prompt */
+
+struct llm_ctx {
+    const llm_model *m;
+    const llm_kernels *k;
+    pool *pool;
+    int32_t n_ctx, n_past, n_threads;
+    float *kc, *vc; /* [L][n_ctx][Hkv*S] */
+    /* chunk scratch, N_BATCH rows each */
+    float *x, *h, *q, *kb, *vb, *att, *gate, *up, *rope_cs;
+    uint8_t *act;
+    float *scores; /* [threads][n_ctx] */
+    /* results of the last decode */
+    float *hidden; /* [n][D] */
+    size_t hidden_cap;
+    float *logits; /* [rows][V] */
+    size_t logits_cap;
+    int32_t last_n;
+    bool last_all;
+    float *capture;
+};
+
+llm_ctx_params llm_ctx_default_params(void) {
+    llm_ctx_params p = {0, 0, NULL};
+    return p;
+}
+
+int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_error *err) {
+    const llm_hparams *hp = &m->hp;
+    int32_t n_ctx = p.n_ctx > 0 ? p.n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    if (n_ctx <= 0 || n_ctx > (1 << 20)) return err_set(err, TAILOR_EINVAL, "context size %d out of range", n_ctx);
+    llm_ctx *c = xcalloc(1, sizeof *c);
+    c->m = m;
+    c->k = p.kernels ? p.kernels : llm_kernels_best();
+    c->pool = pool_new(p.n_threads);
+    c->n_threads = pool_threads(c->pool);
+    c->n_ctx = n_ctx;
+    int64_t D = hp->n_embd, DQ = (int64_t)hp->n_head * hp->head_dim, DKV = (int64_t)hp->n_head_kv * hp->head_dim;
+    size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * (size_t)DKV;
+    c->kc = calloc(cache, sizeof(float));
+    c->vc = calloc(cache, sizeof(float));
+    if (!c->kc || !c->vc) {
+        llm_ctx_free(c);
+        return err_set(err, TAILOR_ENOMEM, "KV cache of %zu MiB does not fit; use a smaller context",
+                       cache * 8 >> 20);
+    }
+    size_t B = N_BATCH;
+    int64_t widest = D > hp->n_ff ? D : hp->n_ff;
+    if (DQ > widest) widest = DQ;
+    c->x = xmalloc(B * (size_t)D * 4);
+    c->h = xmalloc(B * (size_t)D * 4);
+    c->q = xmalloc(B * (size_t)DQ * 4);
+    c->kb = xmalloc(B * (size_t)DKV * 4);
+    c->vb = xmalloc(B * (size_t)DKV * 4);
+    c->att = xmalloc(B * (size_t)DQ * 4);
+    c->gate = xmalloc(B * (size_t)hp->n_ff * 4);
+    c->up = xmalloc(B * (size_t)hp->n_ff * 4);
+    c->rope_cs = xmalloc(B * (size_t)hp->rope_dim * 4);
+    c->act = xmalloc(B * (size_t)widest * 4 + 64);
+    c->scores = xmalloc((size_t)c->n_threads * (size_t)n_ctx * 4);
+    *out = c;
+    return 0;
+}
+
+void llm_ctx_free(llm_ctx *c) {
+    if (!c) return;
+    pool_free(c->pool);
+    free(c->kc);
+    free(c->vc);
+    free(c->x);
+    free(c->h);
+    free(c->q);
+    free(c->kb);
+    free(c->vb);
+    free(c->att);
+    free(c->gate);
+    free(c->up);
+    free(c->rope_cs);
+    free(c->act);
+    free(c->scores);
+    free(c->hidden);
+    free(c->logits);
+    free(c);
+}
+
+const llm_model *llm_ctx_model(const llm_ctx *c) { return c->m; }
+int32_t llm_ctx_n_ctx(const llm_ctx *c) { return c->n_ctx; }
+int32_t llm_ctx_n_past(const llm_ctx *c) { return c->n_past; }
+void llm_ctx_truncate(llm_ctx *c, int32_t pos) {
+    if (pos >= 0 && pos < c->n_past) c->n_past = pos;
+}
+void llm_ctx_capture_states(llm_ctx *c, float *buf) { c->capture = buf; }
+const float *llm_ctx_hidden(const llm_ctx *c) { return c->hidden; }
+
+const float *llm_ctx_logits(const llm_ctx *c, int32_t i) {
+    if (!c->logits || c->last_n == 0) return NULL;
+    if (i < 0) i = c->last_n - 1;
+    if (i >= c->last_n) return NULL;
+    if (!c->last_all) return i == c->last_n - 1 ? c->logits : NULL;
+    return c->logits + (size_t)i * (size_t)c->m->hp.n_vocab;
+}
+
+/* ---- building blocks --------------------------------------------------- */
+
+typedef struct mm_job {
+    llm_dot_fn dot;
+    const uint8_t *w, *act;
+    size_t w_row, a_row;
+    int64_t cols, rows;
+    int n;
+    float *y;
+} mm_job;
+
+static void mm_rows(void *ctx, size_t b, size_t e, int thread) {
+    (void)thread;
+    const mm_job *j = ctx;
+    for (size_t r = b; r < e; r++) {
+        const uint8_t *w = j->w + r * j->w_row;
+        for (int t = 0; t < j->n; t++) j->y[(size_t)t * (size_t)j->rows + r] = j->dot(w, j->act + (size_t)t * j->a_row, j->cols);
+    }
+}
+
+/* y[t][r] = W[r] . x[t] for T = n rows of x. */
+static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y) {
+    llm_type at = llm_type_get(w->type)->dot_type;
+    int64_t cols = w->ne[0], rows = w->ne[1];
+    size_t a_row = llm_row_bytes(at, cols);
+    for (int t = 0; t < n; t++) c->k->quant[at](x + (size_t)t * (size_t)cols, c->act + (size_t)t * a_row, cols);
+    mm_job j = {c->k->dot[w->type], w->data, c->act, llm_row_bytes(w->type, cols), a_row, cols, rows, n, y};
+    /* Small products are not worth waking the pool. */
+    if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) mm_rows(&j, 0, (size_t)rows, 0);
+    else pool_for(c->pool, (size_t)rows, mm_rows, &j);
+}
+
+/* y = (x / rms(x)) * w, with the reference's double accumulation. */
+static void rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    float mean = (float)(sum / (double)n);
+    float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+}
+
+/* cos/sin of each rotated pair for each token: angles grow by repeated
+ * multiplication in float, as the reference computes them. */
+static void rope_table(llm_ctx *c, int n) {
+    const llm_hparams *hp = &c->m->hp;
+    int half = hp->rope_dim / 2;
+    float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->rope_dim);
+    const float *ff = c->m->rope_freqs ? c->m->rope_freqs->data : NULL;
+    for (int t = 0; t < n; t++) {
+        float theta = (float)(c->n_past + t);
+        float *cs = c->rope_cs + (size_t)t * (size_t)hp->rope_dim;
+        for (int i = 0; i < half; i++) {
+            float a = hp->rope_freq_scale * (ff ? theta / ff[i] : theta);
+            cs[2 * i] = cosf(a);
+            cs[2 * i + 1] = sinf(a);
+            theta *= theta_scale;
+        }
+    }
+}
+
+static void rope(const llm_ctx *c, float *v, int n, int heads) {
+    const llm_hparams *hp = &c->m->hp;
+    int S = hp->head_dim, half = hp->rope_dim / 2;
+    for (int t = 0; t < n; t++) {
+        const float *cs = c->rope_cs + (size_t)t * (size_t)hp->rope_dim;
+        for (int h = 0; h < heads; h++) {
+            float *x = v + ((size_t)t * (size_t)heads + (size_t)h) * (size_t)S;
+            for (int i = 0; i < half; i++) {
+                int i0 = hp->rope_neox ? i : 2 * i, i1 = hp->rope_neox ? i + hp->rope_dim / 2 : 2 * i + 1;
+                float x0 = x[i0], x1 = x[i1], co = cs[2 * i], si = cs[2 * i + 1];
+                x[i0] = x0 * co - x1 * si;
+                x[i1] = x0 * si + x1 * co;
+            }
+        }
+    }
+}
+
+typedef struct attn_job {
+    llm_ctx *c;
+    int layer, n;
+} attn_job;
+
+/* One (token, head) pair per item: softmax(q K^T * scale) V over the
+ * positions up to the token's own. */
+static void attn_items(void *ctx, size_t b, size_t e, int thread) {
+    const attn_job *j = ctx;
+    llm_ctx *c = j->c;
+    const llm_hparams *hp = &c->m->hp;
+    int S = hp->head_dim, H = hp->n_head, group = hp->n_head / hp->n_head_kv;
+    size_t DKV = (size_t)hp->n_head_kv * (size_t)S, DQ = (size_t)H * (size_t)S;
+    const float *K = c->kc + (size_t)j->layer * (size_t)c->n_ctx * DKV;
+    const float *V = c->vc + (size_t)j->layer * (size_t)c->n_ctx * DKV;
+    float *sc = c->scores + (size_t)thread * (size_t)c->n_ctx;
+    float scale = 1.0f / sqrtf((float)S);
+    llm_dot_fn dot = c->k->dot[LLM_TYPE_F32];
+    for (size_t it = b; it < e; it++) {
+        int t = (int)(it / (size_t)H), h = (int)(it % (size_t)H), kvh = h / group;
+        int last = c->n_past + t;
+        const float *q = c->q + (size_t)t * DQ + (size_t)h * (size_t)S;
+        float max = -INFINITY;
+        for (int p = 0; p <= last; p++) {
+            sc[p] = dot(q, K + (size_t)p * DKV + (size_t)kvh * (size_t)S, S) * scale;
+            if (sc[p] > max) max = sc[p];
+        }
+        double sum = 0;
+        for (int p = 0; p <= last; p++) {
+            sc[p] = expf(sc[p] - max);
+            sum += sc[p];
+        }
+        float inv = (float)(1.0 / sum);
+        float *o = c->att + (size_t)t * DQ + (size_t)h * (size_t)S;
+        memset(o, 0, (size_t)S * 4);
+        for (int p = 0; p <= last; p++) {
+            float wgt = sc[p] * inv;
+            const float *vv = V + (size_t)p * DKV + (size_t)kvh * (size_t)S;
+            for (int i = 0; i < S; i++) o[i] += wgt * vv[i];
+        }
+    }
+}
+
+static void add_bias(float *y, const llm_tensor *b, int n, int64_t dim) {
+    if (!b) return;
+    const float *bb = b->data;
+    for (int t = 0; t < n; t++)
+        for (int64_t i = 0; i < dim; i++) y[(size_t)t * (size_t)dim + (size_t)i] += bb[i];
+}
+
+static void head_norm(float *v, const llm_tensor *w, int n, int heads, int S, float eps) {
+    if (!w) return;
+    for (size_t r = 0; r < (size_t)n * (size_t)heads; r++) rmsnorm(v + r * (size_t)S, v + r * (size_t)S, w->data, S, eps);
+}
+
+/* One chunk of n <= N_BATCH tokens at positions n_past..; writes the
+ * final-norm rows into hid [n][D]. */
+static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, int64_t cap_off, int64_t cap_n) {
+    const llm_model *m = c->m;
+    const llm_hparams *hp = &m->hp;
+    int64_t D = hp->n_embd, F = hp->n_ff, S = hp->head_dim;
+    int64_t DQ = (int64_t)hp->n_head * S, DKV = (int64_t)hp->n_head_kv * S;
+    size_t erow = llm_row_bytes(m->tok_embd->type, D);
+    for (int t = 0; t < n; t++)
+        llm_dequant_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tokens[t] * erow,
+                        c->x + (size_t)t * (size_t)D, D);
+    rope_table(c, n);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const llm_layer *L = &m->layers[l];
+        for (int t = 0; t < n; t++)
+            rmsnorm(c->h + (size_t)t * (size_t)D, c->x + (size_t)t * (size_t)D, L->attn_norm->data, D, hp->rms_eps);
+        matmul(c, L->wq, c->h, n, c->q);
+        matmul(c, L->wk, c->h, n, c->kb);
+        matmul(c, L->wv, c->h, n, c->vb);
+        add_bias(c->q, L->bq, n, DQ);
+        add_bias(c->kb, L->bk, n, DKV);
+        add_bias(c->vb, L->bv, n, DKV);
+        head_norm(c->q, L->q_norm, n, hp->n_head, (int)S, hp->rms_eps);
+        head_norm(c->kb, L->k_norm, n, hp->n_head_kv, (int)S, hp->rms_eps);
+        rope(c, c->q, n, hp->n_head);
+        rope(c, c->kb, n, hp->n_head_kv);
+        size_t base = ((size_t)l * (size_t)c->n_ctx + (size_t)c->n_past) * (size_t)DKV;
+        memcpy(c->kc + base, c->kb, (size_t)n * (size_t)DKV * 4);
+        memcpy(c->vc + base, c->vb, (size_t)n * (size_t)DKV * 4);
+        attn_job aj = {c, l, n};
+        size_t items = (size_t)n * (size_t)hp->n_head;
+        if (c->n_threads == 1 || (size_t)(c->n_past + n) * items < 4096) attn_items(&aj, 0, items, 0);
+        else pool_for(c->pool, items, attn_items, &aj);
+        matmul(c, L->wo, c->att, n, c->h);
+        for (size_t i = 0; i < (size_t)n * (size_t)D; i++) c->x[i] += c->h[i];
+
+        for (int t = 0; t < n; t++)
+            rmsnorm(c->h + (size_t)t * (size_t)D, c->x + (size_t)t * (size_t)D, L->ffn_norm->data, D, hp->rms_eps);
+        matmul(c, L->ffn_gate, c->h, n, c->gate);
+        matmul(c, L->ffn_up, c->h, n, c->up);
+        for (size_t i = 0; i < (size_t)n * (size_t)F; i++) {
+            float g = c->gate[i];
+            c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
+        }
+        matmul(c, L->ffn_down, c->gate, n, c->h);
+        for (size_t i = 0; i < (size_t)n * (size_t)D; i++) c->x[i] += c->h[i];
+        if (c->capture)
+            memcpy(c->capture + ((size_t)l * (size_t)cap_n + (size_t)cap_off) * (size_t)D, c->x, (size_t)n * (size_t)D * 4);
+    }
+    for (int t = 0; t < n; t++)
+        rmsnorm(hid + (size_t)t * (size_t)D, c->x + (size_t)t * (size_t)D, m->output_norm->data, D, hp->rms_eps);
+    if (c->capture)
+        memcpy(c->capture + ((size_t)hp->n_layer * (size_t)cap_n + (size_t)cap_off) * (size_t)D, hid, (size_t)n * (size_t)D * 4);
+    c->n_past += n;
+}
+
+int llm_decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits, tailor_error *err) {
+    const llm_hparams *hp = &c->m->hp;
+    if (n <= 0) return err_set(err, TAILOR_EINVAL, "decode: no tokens");
+    if (n > c->n_ctx - c->n_past)
+        return err_set(err, TAILOR_EINVAL, "decode: %d tokens after %d exceed the context of %d", n, c->n_past,
+                       c->n_ctx);
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return err_set(err, TAILOR_EINVAL, "decode: token id %d out of range [0, %d)", tokens[i], hp->n_vocab);
+    size_t D = (size_t)hp->n_embd, V = (size_t)hp->n_vocab;
+    if ((size_t)n * D > c->hidden_cap) {
+        c->hidden_cap = (size_t)n * D;
+        c->hidden = xrealloc(c->hidden, c->hidden_cap * 4);
+    }
+    size_t rows = all_logits ? (size_t)n : 1;
+    if (rows * V > c->logits_cap) {
+        c->logits_cap = rows * V;
+        c->logits = xrealloc(c->logits, c->logits_cap * 4);
+    }
+    for (int32_t t0 = 0; t0 < n; t0 += N_BATCH) {
+        int nb = n - t0 < N_BATCH ? n - t0 : N_BATCH;
+        forward_chunk(c, tokens + t0, nb, c->hidden + (size_t)t0 * D, t0, n);
+    }
+    /* The LM head, in chunks of the scratch size. */
+    const float *from = all_logits ? c->hidden : c->hidden + (size_t)(n - 1) * D;
+    for (size_t r0 = 0; r0 < rows; r0 += N_BATCH) {
+        int nb = (int)(rows - r0 < N_BATCH ? rows - r0 : N_BATCH);
+        matmul(c, c->m->output, from + r0 * D, nb, c->logits + r0 * V);
+    }
+    c->last_n = n;
+    c->last_all = all_logits;
+    return 0;
+}

@@ -1,0 +1,345 @@
+/* llm.h — the built-in LLM engine: GGUF files (read over mmap, and
+ * written), tensor types with their scalar and AVX2 kernels, model
+ * architectures, tokenizers, the forward pass with its KV cache, sampling
+ * and chat templates. Everything under src/llm/ is declared here.
+ *
+ * Rules: every byte read from a GGUF file is bounds-checked before use;
+ * weights stay in the mapping (never copied); numerics follow the
+ * reference engine (activations rounded to the weight's dot-product type
+ * before each matmul), so results match llama.cpp to its own tolerances. */
+#ifndef TAILOR_LLM_H
+#define TAILOR_LLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+/* ---- tensor types (ggml numbering, as stored in GGUF) ------------------ */
+
+typedef enum llm_type {
+    LLM_TYPE_F32 = 0,
+    LLM_TYPE_F16 = 1,
+    LLM_TYPE_Q4_0 = 2,
+    LLM_TYPE_Q4_1 = 3,
+    LLM_TYPE_Q5_0 = 6,
+    LLM_TYPE_Q5_1 = 7,
+    LLM_TYPE_Q8_0 = 8,
+    LLM_TYPE_Q8_1 = 9,
+    LLM_TYPE_Q2_K = 10,
+    LLM_TYPE_Q3_K = 11,
+    LLM_TYPE_Q4_K = 12,
+    LLM_TYPE_Q5_K = 13,
+    LLM_TYPE_Q6_K = 14,
+    LLM_TYPE_Q8_K = 15,
+    LLM_TYPE_BF16 = 30,
+    LLM_TYPE_COUNT = 40
+} llm_type;
+
+typedef struct llm_type_info {
+    const char *name; /* "Q8_0"; NULL for numbers tailor does not know */
+    int block;        /* values per block */
+    int bytes;        /* bytes per block */
+    bool supported;   /* tailor can compute with it */
+    llm_type dot_type; /* what activations are rounded to for its dot */
+} llm_type_info;
+
+/* NULL when t is not a known type number. */
+const llm_type_info *llm_type_get(uint32_t t);
+/* Bytes of a row of n values; 0 when n is not a multiple of the block. */
+size_t llm_row_bytes(llm_type t, int64_t n);
+/* Parses "q8_0", "Q4_0", "f16" ...; -1 when unknown. */
+int llm_type_from_name(const char *name);
+
+/* IEEE half and bfloat16, round to nearest even (as the reference). */
+uint16_t llm_fp32_to_fp16(float f);
+float llm_fp16_to_fp32(uint16_t h);
+uint16_t llm_fp32_to_bf16(float f);
+float llm_bf16_to_fp32(uint16_t h);
+
+/* Reference (scalar) row conversions. n must be a multiple of the block. */
+void llm_dequant_row(llm_type t, const void *src, float *dst, int64_t n);
+/* Quantizes with the reference quantizer of the format (weights, and the
+ * activation types Q8_0/Q8_1/F16/BF16/F32). */
+void llm_quant_row(llm_type t, const float *src, void *dst, int64_t n);
+
+/* A dot product of a weight row (type t) with an activation row already in
+ * t's dot_type. */
+typedef float (*llm_dot_fn)(const void *w, const void *a, int64_t n);
+typedef void (*llm_quant_fn)(const float *src, void *dst, int64_t n);
+
+typedef struct llm_kernels {
+    const char *name;                 /* "scalar" or "avx2" */
+    llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
+    llm_quant_fn quant[LLM_TYPE_COUNT]; /* activation quantizers */
+} llm_kernels;
+
+const llm_kernels *llm_kernels_scalar(void);
+/* The AVX2+FMA+F16C set, or NULL when the CPU lacks it. */
+const llm_kernels *llm_kernels_avx2(void);
+/* The best set for this CPU ($TAILOR_LLM_KERNELS=scalar forces the
+ * reference). */
+const llm_kernels *llm_kernels_best(void);
+
+/* ---- GGUF -------------------------------------------------------------- */
+
+typedef enum llm_gguf_vtype {
+    LLM_GGUF_U8 = 0,
+    LLM_GGUF_I8 = 1,
+    LLM_GGUF_U16 = 2,
+    LLM_GGUF_I16 = 3,
+    LLM_GGUF_U32 = 4,
+    LLM_GGUF_I32 = 5,
+    LLM_GGUF_F32 = 6,
+    LLM_GGUF_BOOL = 7,
+    LLM_GGUF_STR = 8,
+    LLM_GGUF_ARR = 9,
+    LLM_GGUF_U64 = 10,
+    LLM_GGUF_I64 = 11,
+    LLM_GGUF_F64 = 12,
+    LLM_GGUF_NTYPES = 13
+} llm_gguf_vtype;
+
+typedef struct llm_str {
+    const char *s; /* NUL-terminated copy (may hold inner NULs: use n) */
+    uint64_t n;
+} llm_str;
+
+typedef struct llm_gguf_kv {
+    const char *key;
+    uint32_t type;     /* llm_gguf_vtype */
+    uint32_t arr_type; /* element type when type == LLM_GGUF_ARR */
+    uint64_t n;        /* array length */
+    union {
+        uint64_t u;
+        int64_t i;
+        double f;
+        llm_str str;
+        const void *arr; /* aligned copy: llm_str[] for strings, else raw */
+    } v;
+} llm_gguf_kv;
+
+typedef struct llm_tensor {
+    const char *name;
+    uint32_t n_dims;
+    int64_t ne[4];     /* ne[0] = row length (ggml order) */
+    llm_type type;
+    uint64_t offset;   /* from the start of the data section */
+    const void *data;  /* inside the mapping */
+    size_t bytes;
+} llm_tensor;
+
+typedef struct llm_gguf {
+    char *path;
+    void *map;
+    size_t size;
+    uint32_t version;
+    uint32_t alignment;
+    size_t data_offset;
+    int64_t n_kv, n_tensors;
+    llm_gguf_kv *kv;
+    llm_tensor *tensors;
+    hmap kv_index, tensor_index;
+    arena strings; /* keys, string values, array copies */
+} llm_gguf;
+
+/* Maps and validates a GGUF v2/v3 file (every count, size, offset, string
+ * and type checked). *out is owned by the caller: llm_gguf_free. */
+int llm_gguf_open(const char *path, llm_gguf **out, tailor_error *err);
+/* Same over a caller's buffer (borrowed for the object's lifetime); used
+ * by the fuzz target and tests. */
+int llm_gguf_open_buffer(const void *buf, size_t n, const char *name, llm_gguf **out,
+                         tailor_error *err);
+void llm_gguf_free(llm_gguf *g);
+
+const llm_gguf_kv *llm_gguf_find(const llm_gguf *g, const char *key);
+const llm_tensor *llm_gguf_tensor(const llm_gguf *g, const char *name);
+/* Typed getters: false when absent or of an incompatible type (integers of
+ * any width convert when in range). */
+bool llm_gguf_get_u32(const llm_gguf *g, const char *key, uint32_t *out);
+bool llm_gguf_get_f32(const llm_gguf *g, const char *key, float *out);
+bool llm_gguf_get_bool(const llm_gguf *g, const char *key, bool *out);
+const char *llm_gguf_get_str(const llm_gguf *g, const char *key); /* NULL if absent */
+const char *llm_gguf_vtype_name(uint32_t t);
+
+/* Writer: collects metadata and tensors, then writes one file (to a
+ * temporary name, renamed on success). Tensor data is borrowed until
+ * llm_gguf_writer_write returns. */
+typedef struct llm_gguf_writer llm_gguf_writer;
+llm_gguf_writer *llm_gguf_writer_new(void);
+void llm_gguf_writer_free(llm_gguf_writer *w);
+void llm_gguf_set_u32(llm_gguf_writer *w, const char *key, uint32_t v);
+void llm_gguf_set_i32(llm_gguf_writer *w, const char *key, int32_t v);
+void llm_gguf_set_f32(llm_gguf_writer *w, const char *key, float v);
+void llm_gguf_set_bool(llm_gguf_writer *w, const char *key, bool v);
+void llm_gguf_set_str(llm_gguf_writer *w, const char *key, const char *v);
+/* Arrays: elements copied. type is the element type. */
+void llm_gguf_set_arr(llm_gguf_writer *w, const char *key, uint32_t type, const void *data,
+                      uint64_t n);
+void llm_gguf_set_arr_str(llm_gguf_writer *w, const char *key, const llm_str *v, uint64_t n);
+/* Copies one key/value (any type) from a file being read. */
+void llm_gguf_set_kv(llm_gguf_writer *w, const llm_gguf_kv *kv);
+void llm_gguf_add_tensor(llm_gguf_writer *w, const char *name, llm_type type, uint32_t n_dims,
+                         const int64_t *ne, const void *data);
+int llm_gguf_writer_write(llm_gguf_writer *w, const char *path, tailor_error *err);
+
+/* ---- vocabulary and tokenizers ----------------------------------------- */
+
+typedef enum llm_vocab_kind { LLM_VOCAB_SPM = 1, LLM_VOCAB_BPE = 2 } llm_vocab_kind;
+
+/* Token attributes (bit set). */
+enum {
+    LLM_TOK_NORMAL = 1 << 0,
+    LLM_TOK_UNKNOWN = 1 << 1,
+    LLM_TOK_CONTROL = 1 << 2,
+    LLM_TOK_USER = 1 << 3,
+    LLM_TOK_UNUSED = 1 << 4,
+    LLM_TOK_BYTE = 1 << 5,
+    LLM_TOK_RSTRIP = 1 << 6,
+    LLM_TOK_LSTRIP = 1 << 7
+};
+
+typedef struct llm_vocab llm_vocab;
+
+/* Reads tokenizer.ggml.* from g (which must outlive the vocab). */
+int llm_vocab_load(const llm_gguf *g, llm_vocab **out, tailor_error *err);
+void llm_vocab_free(llm_vocab *v);
+int32_t llm_vocab_size(const llm_vocab *v);
+int32_t llm_vocab_bos(const llm_vocab *v); /* -1 when none */
+int32_t llm_vocab_eos(const llm_vocab *v);
+bool llm_vocab_add_bos(const llm_vocab *v);
+bool llm_vocab_add_space_prefix(const llm_vocab *v);
+bool llm_vocab_is_eog(const llm_vocab *v, int32_t id);
+const char *llm_vocab_kind_name(const llm_vocab *v);
+const char *llm_vocab_pre_name(const llm_vocab *v);
+/* Token id of an exact token text, -1 when none. */
+int32_t llm_vocab_find(const llm_vocab *v, const char *text, size_t n);
+const llm_str *llm_vocab_text(const llm_vocab *v, int32_t id);
+
+/* Tokenizes text (n bytes) into out (capacity cap). add_special adds BOS
+ * (and EOS) as the vocabulary says; parse_special turns control-token text
+ * into its token. Returns the number of tokens, or -(needed) when cap is too
+ * small (out then holds the first cap). */
+int64_t llm_tokenize(const llm_vocab *v, const char *text, size_t n, bool add_special,
+                     bool parse_special, int32_t *out, int64_t cap);
+/* Appends the bytes of one token (special: render control tokens). */
+void llm_token_piece(const llm_vocab *v, int32_t id, bool special, sb *out);
+/* Appends the text of a token sequence (the reference's detokenize with
+ * remove_special=false). */
+void llm_detokenize(const llm_vocab *v, const int32_t *ids, int64_t n, bool special, sb *out);
+
+/* ---- model ------------------------------------------------------------- */
+
+typedef enum llm_arch { LLM_ARCH_LLAMA = 1, LLM_ARCH_QWEN2, LLM_ARCH_QWEN3 } llm_arch;
+
+typedef struct llm_layer {
+    const llm_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *q_norm, *k_norm;
+    const llm_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down;
+} llm_layer;
+
+typedef struct llm_hparams {
+    int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    int32_t rope_dim;
+    float rope_base, rope_freq_scale, rms_eps;
+    bool rope_neox;
+} llm_hparams;
+
+typedef struct llm_model {
+    llm_gguf *gguf;
+    llm_arch arch;
+    const char *arch_name;
+    llm_hparams hp;
+    const llm_tensor *tok_embd, *output_norm, *output;
+    const llm_tensor *rope_freqs; /* per-pair frequency divisors, or NULL */
+    llm_layer *layers;
+    llm_vocab *vocab;
+    const char *chat_template; /* tokenizer.chat_template, or NULL */
+} llm_model;
+
+/* Loads a model (vocabulary included). Refuses unknown architectures,
+ * missing or misshapen tensors and unsupported tensor types, by name. */
+int llm_model_load(const char *path, llm_model **out, tailor_error *err);
+void llm_model_free(llm_model *m);
+size_t llm_model_weight_bytes(const llm_model *m);
+
+/* ---- inference context ------------------------------------------------- */
+
+typedef struct llm_ctx_params {
+    int32_t n_ctx;     /* 0 = min(model's training context, 4096) */
+    int32_t n_threads; /* 0 = all cores */
+    const llm_kernels *kernels; /* NULL = best for this CPU */
+} llm_ctx_params;
+
+llm_ctx_params llm_ctx_default_params(void);
+
+typedef struct llm_ctx llm_ctx;
+
+int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_error *err);
+void llm_ctx_free(llm_ctx *c);
+const llm_model *llm_ctx_model(const llm_ctx *c);
+int32_t llm_ctx_n_ctx(const llm_ctx *c);
+int32_t llm_ctx_n_past(const llm_ctx *c);
+/* Drops the cache from position pos on (0 = start over). */
+void llm_ctx_truncate(llm_ctx *c, int32_t pos);
+/* Runs tokens at positions n_past.. and appends them to the cache.
+ * all_logits: keep logits for every token, else only for the last. */
+int llm_decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits, tailor_error *err);
+/* Logits of the i-th token of the last decode (i = -1: the last). */
+const float *llm_ctx_logits(const llm_ctx *c, int32_t i);
+/* Test hook: when set, each decode writes the residual after every block
+ * and the final-norm output, [n_layer + 1][n][n_embd], into buf. */
+void llm_ctx_capture_states(llm_ctx *c, float *buf);
+/* Final-norm hidden state of every token of the last decode [n][n_embd]
+ * (for embeddings). */
+const float *llm_ctx_hidden(const llm_ctx *c);
+
+/* ---- sampling ---------------------------------------------------------- */
+
+typedef struct llm_sampler_params {
+    float temperature;    /* <= 0: greedy */
+    int32_t top_k;        /* <= 0: off */
+    float top_p;          /* >= 1: off */
+    float min_p;          /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    float presence_penalty;
+    int32_t penalty_last_n; /* tokens looked back for penalties */
+    uint64_t seed;
+} llm_sampler_params;
+
+llm_sampler_params llm_sampler_default_params(void);
+
+typedef struct llm_sampler llm_sampler;
+llm_sampler *llm_sampler_new(llm_sampler_params p, int32_t n_vocab);
+void llm_sampler_free(llm_sampler *s);
+/* Picks a token from logits (not modified); history is the tokens so far
+ * (for penalties). */
+int32_t llm_sampler_sample(llm_sampler *s, const float *logits, const int32_t *history,
+                           int64_t n_history);
+
+/* ---- generation -------------------------------------------------------- */
+
+/* Receives generated text as it is produced; return false to stop. */
+typedef bool (*llm_stream_fn)(void *ud, const char *text, size_t n);
+
+typedef struct llm_gen_params {
+    int32_t n_predict; /* new tokens at most; -1 = until EOG or the context is full */
+    llm_sampler_params sampling;
+    const char *const *stop; /* stop strings (borrowed), n_stop of them */
+    int n_stop;
+    bool stop_at_eog; /* end at an end-of-generation token */
+} llm_gen_params;
+
+typedef struct llm_gen_stats {
+    int64_t prompt_tokens, gen_tokens;
+    double prompt_s, gen_s;
+    bool eog; /* ended on an end-of-generation token */
+} llm_gen_stats;
+
+llm_gen_params llm_gen_default_params(void);
+/* Decodes the prompt (after what the context already holds), then samples
+ * up to n_predict tokens, streaming their text (stop strings withheld). */
+int llm_generate(llm_ctx *c, const int32_t *prompt, int64_t n_prompt, const llm_gen_params *p,
+                 llm_stream_fn cb, void *ud, llm_gen_stats *st, tailor_error *err);
+
+#endif

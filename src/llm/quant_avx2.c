@@ -1,0 +1,281 @@
+/* quant_avx2.c — AVX2+FMA+F16C dot products and activation quantizers,
+ * chosen at run time when the CPU has them (llm_kernels_avx2). Each one
+ * computes what its scalar twin in quant.c computes: integer block sums are
+ * exact, only the order of the float accumulation differs; the
+ * quantizers are bit-identical (tests compare both). */
+#include <string.h>
+
+#include "llm/llm.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define QK 32
+
+typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1;
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
+typedef struct { uint16_t d; int8_t qs[QK]; } blk_q8_0;
+typedef struct { uint16_t d, s; int8_t qs[QK]; } blk_q8_1;
+
+TGT static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+TGT static inline float hsum8(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+TGT static inline int hsum_i32_8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Signed int8 x signed int8, 32 lanes -> 8 float partial sums. */
+TGT static inline __m256 mul_i8_f(__m256i x, __m256i y) {
+    __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+    __m256i p16 = _mm256_maddubs_epi16(ax, sy);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+/* Unsigned x (0..31) times signed y. */
+TGT static inline __m256 mul_u8_f(__m256i x, __m256i y) {
+    __m256i p16 = _mm256_maddubs_epi16(x, y);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+/* 16 bytes of nibbles -> 32 bytes: low nibbles first, then high nibbles. */
+TGT static inline __m256i nibbles32(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/* Bit i of the 32-bit word -> byte i = 0xFF or 0. */
+TGT static inline __m256i bits32(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    __m256i v = _mm256_set1_epi32((int)x);
+    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL,
+                                            0x0202020202020202LL, 0x0303030303030303LL);
+    v = _mm256_shuffle_epi8(v, shuf);
+    const __m256i bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL);
+    v = _mm256_or_si256(v, bit);
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+}
+
+TGT static float dot_f32(const void *w, const void *a, int64_t n) {
+    const float *x = w, *y = a;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+TGT static float dot_f16(const void *w, const void *a, int64_t n) {
+    const uint16_t *x = w, *y = a;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i = 0;
+#define LD(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(LD(x + i), LD(y + i), s0);
+        s1 = _mm256_fmadd_ps(LD(x + i + 8), LD(y + i + 8), s1);
+        s2 = _mm256_fmadd_ps(LD(x + i + 16), LD(y + i + 16), s2);
+        s3 = _mm256_fmadd_ps(LD(x + i + 24), LD(y + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(LD(x + i), LD(y + i), s0);
+#undef LD
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += h2f(x[i]) * h2f(y[i]);
+    return s;
+}
+
+TGT static float dot_bf16(const void *w, const void *a, int64_t n) {
+    const uint16_t *x = w, *y = a;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int64_t i = 0;
+#define LD(p) _mm256_castsi256_ps(_mm256_slli_epi32( \
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(LD(x + i), LD(y + i), s0);
+        s1 = _mm256_fmadd_ps(LD(x + i + 8), LD(y + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(LD(x + i), LD(y + i), s0);
+#undef LD
+    float s = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += llm_bf16_to_fp32(x[i]) * llm_bf16_to_fp32(y[i]);
+    return s;
+}
+
+TGT static float dot_q8_0(const void *w, const void *a, int64_t n) {
+    const blk_q8_0 *x = w, *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_i8_f(qx, qy), acc);
+    }
+    return hsum8(acc);
+}
+
+TGT static float dot_q4_0(const void *w, const void *a, int64_t n) {
+    const blk_q4_0 *x = w;
+    const blk_q8_0 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i off = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_i8_f(qx, qy), acc);
+    }
+    return hsum8(acc);
+}
+
+TGT static float dot_q4_1(const void *w, const void *a, int64_t n) {
+    const blk_q4_1 *x = w;
+    const blk_q8_1 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int64_t i = 0; i < n / QK; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_u8_f(nibbles32(x[i].qs), qy), acc);
+    }
+    return hsum8(acc) + summs;
+}
+
+TGT static float dot_q5_0(const void *w, const void *a, int64_t n) {
+    const blk_q5_0 *x = w;
+    const blk_q8_0 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i hi = _mm256_set1_epi8(0x10), off = _mm256_set1_epi8(16);
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256i q = _mm256_or_si256(nibbles32(x[i].qs), _mm256_and_si256(bits32(x[i].qh), hi));
+        q = _mm256_sub_epi8(q, off);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_i8_f(q, qy), acc);
+    }
+    return hsum8(acc);
+}
+
+TGT static float dot_q5_1(const void *w, const void *a, int64_t n) {
+    const blk_q5_1 *x = w;
+    const blk_q8_1 *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    const __m256i hi = _mm256_set1_epi8(0x10);
+    for (int64_t i = 0; i < n / QK; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256i q = _mm256_or_si256(nibbles32(x[i].qs), _mm256_and_si256(bits32(x[i].qh), hi));
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_u8_f(q, qy), acc);
+    }
+    return hsum8(acc) + summs;
+}
+
+/* 32 floats -> 32 int8 rounded to nearest even at scale id; returns the
+ * packed bytes in order. */
+TGT static inline __m256i q8_block(const float *x, float *amax_out, float *d_out) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
+           v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_andnot_ps(sign, v0);
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v1));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v2));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v3));
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    *amax_out = amax;
+    *d_out = amax / 127.0f;
+    __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    const int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, id), mode));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, id), mode));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, id), mode));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, id), mode));
+    /* Packing interleaves 128-bit lanes; a final permute restores order. */
+    i0 = _mm256_packs_epi32(i0, i1);
+    i2 = _mm256_packs_epi32(i2, i3);
+    i0 = _mm256_packs_epi16(i0, i2);
+    return _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+TGT static void quant_q8_0(const float *x, void *dst, int64_t n) {
+    blk_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / QK; i++) {
+        float amax, d;
+        __m256i q = q8_block(x + i * QK, &amax, &d);
+        y[i].d = (uint16_t)_cvtss_sh(d, 0);
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+    }
+}
+
+TGT static void quant_q8_1(const float *x, void *dst, int64_t n) {
+    blk_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / QK; i++) {
+        float amax, d;
+        __m256i q = q8_block(x + i * QK, &amax, &d);
+        y[i].d = (uint16_t)_cvtss_sh(d, 0);
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+        /* Sum of the 32 int8 values. */
+        __m256i lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
+        __m256i hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1));
+        __m256i s = _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
+        y[i].s = (uint16_t)_cvtss_sh(d * (float)hsum_i32_8(s), 0);
+    }
+}
+
+TGT static void quant_f16(const float *x, void *dst, int64_t n) {
+    uint16_t *y = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), 0));
+    for (; i < n; i++) y[i] = llm_fp32_to_fp16(x[i]);
+}
+
+static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
+static void quant_bf16(const float *x, void *dst, int64_t n) {
+    llm_quant_row(LLM_TYPE_BF16, x, dst, n);
+}
+
+static const llm_kernels AVX2 = {
+    .name = "avx2",
+    .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
+            [LLM_TYPE_Q4_0] = dot_q4_0, [LLM_TYPE_Q4_1] = dot_q4_1, [LLM_TYPE_Q5_0] = dot_q5_0,
+            [LLM_TYPE_Q5_1] = dot_q5_1, [LLM_TYPE_Q8_0] = dot_q8_0},
+    .quant = {[LLM_TYPE_F32] = quant_f32, [LLM_TYPE_F16] = quant_f16, [LLM_TYPE_BF16] = quant_bf16,
+              [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1},
+};
+
+const llm_kernels *llm_kernels_avx2(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return &AVX2;
+    return NULL;
+}
+
+#else
+const llm_kernels *llm_kernels_avx2(void) { return NULL; }
+#endif

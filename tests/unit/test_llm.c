@@ -1,0 +1,754 @@
+/* test_llm.c — the built-in LLM engine against the reference engine's
+ * saved outputs (../shared/data/llm-fixtures): tokenizer ids, logits,
+ * hidden states and teacher-forced greedy steps within the fixture's
+ * tolerances; plus the tensor types (AVX2 vs scalar), the GGUF
+ * writer/reader round trip and corrupted files. */
+#include <cjson/cJSON.h>
+#include <math.h>
+
+#include "llm/llm.h"
+#include "test.h"
+
+static cJSON *load_json(const char *path) {
+    sb s;
+    sb_init(&s);
+    tailor_error err = {0};
+    if (file_read(path, &s, &err) < 0) {
+        fprintf(stderr, "FATAL: %s\n", err.msg);
+        exit(2);
+    }
+    cJSON *j = cJSON_Parse(s.buf);
+    sb_deinit(&s);
+    if (!j) {
+        fprintf(stderr, "FATAL: %s: bad JSON\n", path);
+        exit(2);
+    }
+    return j;
+}
+
+/* Reads a whole file of float32 values; *n receives the count. */
+static float *load_f32(const char *path, size_t *n) {
+    sb s;
+    sb_init(&s);
+    tailor_error err = {0};
+    if (file_read(path, &s, &err) < 0) {
+        fprintf(stderr, "FATAL: %s\n", err.msg);
+        exit(2);
+    }
+    *n = s.len / 4;
+    float *f = malloc(s.len + 4);
+    memcpy(f, s.buf, s.len);
+    sb_deinit(&s);
+    return f;
+}
+
+/* ---- tensor types ------------------------------------------------------ */
+
+static void test_half_floats(void) {
+    CHECK_EQ(llm_fp32_to_fp16(1.0f), 0x3C00);
+    CHECK_EQ(llm_fp32_to_fp16(-2.0f), 0xC000);
+    CHECK_EQ(llm_fp32_to_fp16(65504.0f), 0x7BFF);
+    CHECK_EQ(llm_fp32_to_fp16(1e6f), 0x7C00);  /* overflow -> inf */
+    CHECK_EQ(llm_fp32_to_fp16(1e-9f), 0x0000); /* underflow -> 0 */
+    /* 1 + 2^-11 is exactly between two halves: ties go to even. */
+    CHECK_EQ(llm_fp32_to_fp16(1.0f + 1.0f / 2048), 0x3C00);
+    CHECK_EQ(llm_fp32_to_fp16(1.0f + 3.0f / 2048), 0x3C02);
+    CHECK(llm_fp16_to_fp32(0x3555) > 0.333f && llm_fp16_to_fp32(0x3555) < 0.3334f);
+    CHECK(llm_fp16_to_fp32(0x0001) == ldexpf(1.0f, -24)); /* smallest subnormal */
+    for (uint32_t h = 0; h < 0x7C00; h++) CHECK_EQ(llm_fp32_to_fp16(llm_fp16_to_fp32((uint16_t)h)), h);
+    CHECK_EQ(llm_fp32_to_bf16(1.0f), 0x3F80);
+    CHECK(llm_bf16_to_fp32(llm_fp32_to_bf16(3.140625f)) == 3.140625f);
+}
+
+static void fill(float *x, int64_t n, uint64_t seed) {
+    rng r;
+    rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)rng_normal(&r) * (i % 7 == 0 ? 3.0f : 1.0f);
+}
+
+static void test_quant_roundtrip(void) {
+    const llm_type types[] = {LLM_TYPE_F16, LLM_TYPE_BF16, LLM_TYPE_Q8_0, LLM_TYPE_Q4_0,
+                              LLM_TYPE_Q4_1, LLM_TYPE_Q5_0, LLM_TYPE_Q5_1};
+    /* Worst relative RMS error each format may have on Gaussian data. */
+    const double tol[] = {1e-3, 5e-3, 0.01, 0.15, 0.12, 0.08, 0.06};
+    int64_t n = 4096;
+    float *x = malloc(n * 4), *y = malloc(n * 4);
+    void *q = malloc(n * 4);
+    fill(x, n, 7);
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        llm_quant_row(types[i], x, q, n);
+        llm_dequant_row(types[i], q, y, n);
+        double e = 0, s = 0;
+        for (int64_t j = 0; j < n; j++) {
+            e += (x[j] - y[j]) * (x[j] - y[j]);
+            s += x[j] * x[j];
+        }
+        double rel = sqrt(e / s);
+        if (rel > tol[i]) fprintf(stderr, "%s: relative error %g\n", llm_type_get(types[i])->name, rel);
+        CHECK(rel <= tol[i]);
+        CHECK(rel > 0 || types[i] == LLM_TYPE_F16);
+    }
+    /* Q4_0 keeps the block's largest value exactly representable (d = max/-8). */
+    float b[32] = {0};
+    b[3] = -4.0f;
+    b[5] = 1.0f;
+    llm_quant_row(LLM_TYPE_Q4_0, b, q, 32);
+    llm_dequant_row(LLM_TYPE_Q4_0, q, y, 32);
+    CHECK(y[3] == -4.0f && y[5] == 1.0f && y[0] == 0.0f);
+    free(x);
+    free(y);
+    free(q);
+}
+
+static void test_kernels_match_reference(void) {
+    const llm_kernels *ref = llm_kernels_scalar(), *fast = llm_kernels_avx2();
+    if (!fast) {
+        /* Not skipped silently: say why only the reference was checked. */
+        fprintf(stderr, "note: this CPU has no AVX2+FMA+F16C; only the scalar kernels run\n");
+        fast = ref;
+    }
+    const llm_type types[] = {LLM_TYPE_F32, LLM_TYPE_F16, LLM_TYPE_BF16, LLM_TYPE_Q8_0,
+                              LLM_TYPE_Q4_0, LLM_TYPE_Q4_1, LLM_TYPE_Q5_0, LLM_TYPE_Q5_1};
+    int64_t n = 4096 + 96; /* not a multiple of the SIMD loop widths */
+    float *w = malloc(n * 4), *x = malloc(n * 4);
+    uint8_t *qw = malloc(n * 4), *qa = malloc(n * 4), *qa2 = malloc(n * 4);
+    for (int trial = 0; trial < 4; trial++) {
+        fill(w, n, 100 + trial);
+        fill(x, n, 200 + trial);
+        for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+            llm_type t = types[i], at = llm_type_get(t)->dot_type;
+            llm_quant_row(t, w, qw, n);
+            ref->quant[at](x, qa, n);
+            fast->quant[at](x, qa2, n);
+            CHECK(memcmp(qa, qa2, llm_row_bytes(at, n)) == 0); /* activations bit-identical */
+            double a = ref->dot[t](qw, qa, n), b = fast->dot[t](qw, qa, n);
+            double scale = sqrt((double)n) * 3;
+            if (fabs(a - b) > 2e-6 * scale) fprintf(stderr, "%s: %g vs %g\n", llm_type_get(t)->name, a, b);
+            CHECK(fabs(a - b) <= 2e-6 * scale);
+        }
+    }
+    /* The quantized dot equals the dequantized float dot of the same
+     * (rounded) values, up to float accumulation. */
+    fill(w, 256, 5);
+    fill(x, 256, 6);
+    llm_quant_row(LLM_TYPE_Q4_0, w, qw, 256);
+    ref->quant[LLM_TYPE_Q8_0](x, qa, 256);
+    float dw[256], dx[256];
+    llm_dequant_row(LLM_TYPE_Q4_0, qw, dw, 256);
+    llm_dequant_row(LLM_TYPE_Q8_0, qa, dx, 256);
+    double s = 0;
+    for (int i = 0; i < 256; i++) s += (double)dw[i] * dx[i];
+    CHECK(fabs(s - ref->dot[LLM_TYPE_Q4_0](qw, qa, 256)) < 1e-3);
+    free(w);
+    free(x);
+    free(qw);
+    free(qa);
+    free(qa2);
+}
+
+/* ---- GGUF -------------------------------------------------------------- */
+
+static void test_gguf_roundtrip(void) {
+    char *dir = test_tmpdir();
+    char path[600];
+    snprintf(path, sizeof path, "%s/t.gguf", dir);
+    llm_gguf_writer *w = llm_gguf_writer_new();
+    llm_gguf_set_str(w, "general.architecture", "llama");
+    llm_gguf_set_u32(w, "a.u32", 4000000000u);
+    llm_gguf_set_i32(w, "a.i32", -7);
+    llm_gguf_set_f32(w, "a.f32", 0.25f);
+    llm_gguf_set_bool(w, "a.bool", true);
+    int32_t arr[3] = {1, -2, 3};
+    llm_gguf_set_arr(w, "a.arr", LLM_GGUF_I32, arr, 3);
+    llm_str strs[2] = {{"x", 1}, {"yz", 2}};
+    llm_gguf_set_arr_str(w, "a.strs", strs, 2);
+    float t1[64];
+    for (int i = 0; i < 64; i++) t1[i] = (float)i;
+    int64_t ne1[2] = {32, 2};
+    llm_gguf_add_tensor(w, "t.f32", LLM_TYPE_F32, 2, ne1, t1);
+    uint8_t q[34 * 2];
+    llm_quant_row(LLM_TYPE_Q8_0, t1, q, 64);
+    int64_t ne2[1] = {64};
+    llm_gguf_add_tensor(w, "t.q8", LLM_TYPE_Q8_0, 1, ne2, q);
+    tailor_error err = {0};
+    CHECK_EQ(llm_gguf_writer_write(w, path, &err), 0);
+    llm_gguf_writer_free(w);
+    llm_gguf *g = NULL;
+    CHECK_EQ(llm_gguf_open(path, &g, &err), 0);
+    if (!g) return;
+    uint32_t u;
+    float f;
+    bool b;
+    CHECK(llm_gguf_get_u32(g, "a.u32", &u) && u == 4000000000u);
+    CHECK(!llm_gguf_get_u32(g, "a.i32", &u)); /* negative: not a u32 */
+    CHECK(llm_gguf_get_f32(g, "a.f32", &f) && f == 0.25f);
+    CHECK(llm_gguf_get_bool(g, "a.bool", &b) && b);
+    CHECK_STR(llm_gguf_get_str(g, "general.architecture"), "llama");
+    const llm_gguf_kv *kv = llm_gguf_find(g, "a.arr");
+    CHECK(kv && kv->n == 3 && ((const int32_t *)kv->v.arr)[1] == -2);
+    kv = llm_gguf_find(g, "a.strs");
+    CHECK(kv && kv->n == 2 && strcmp(((const llm_str *)kv->v.arr)[1].s, "yz") == 0);
+    const llm_tensor *t = llm_gguf_tensor(g, "t.f32");
+    CHECK(t && t->ne[0] == 32 && t->ne[1] == 2 && memcmp(t->data, t1, 256) == 0);
+    t = llm_gguf_tensor(g, "t.q8");
+    CHECK(t && t->type == LLM_TYPE_Q8_0 && t->bytes == 68 && memcmp(t->data, q, 68) == 0);
+    CHECK(t && (uintptr_t)t->data % 32 == 0);
+    /* Re-writing every key through llm_gguf_set_kv gives the same metadata. */
+    llm_gguf_writer *w2 = llm_gguf_writer_new();
+    for (int64_t i = 0; i < g->n_kv; i++) llm_gguf_set_kv(w2, &g->kv[i]);
+    char path2[620];
+    snprintf(path2, sizeof path2, "%s/t2.gguf", dir);
+    CHECK_EQ(llm_gguf_writer_write(w2, path2, &err), 0);
+    llm_gguf_writer_free(w2);
+    llm_gguf *g2 = NULL;
+    CHECK_EQ(llm_gguf_open(path2, &g2, &err), 0);
+    if (g2) {
+        CHECK_EQ(g2->n_kv, g->n_kv);
+        CHECK(llm_gguf_get_f32(g2, "a.f32", &f) && f == 0.25f);
+        CHECK(llm_gguf_find(g2, "a.i32") && llm_gguf_find(g2, "a.i32")->v.i == -7);
+        llm_gguf_free(g2);
+    }
+    llm_gguf_free(g);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* Truncated and byte-flipped copies of a real model: every one must load
+ * cleanly or fail with a message, never crash or read out of bounds
+ * (AddressSanitizer watches the test build). */
+static void test_gguf_corrupt(void) {
+    char *path = test_data_path("tinyllamas-stories260K/stories260K.gguf");
+    sb s;
+    sb_init(&s);
+    tailor_error err = {0};
+    CHECK_EQ(file_read(path, &s, &err), 0);
+    size_t n = s.len;
+    int failed = 0, tries = 0;
+    for (size_t cut = 0; cut < n; cut += cut < 20000 ? 97 : 20011) {
+        uint8_t *copy = malloc(cut + 1); /* exact size: ASan sees any overrun */
+        memcpy(copy, s.buf, cut);
+        llm_gguf *g = NULL;
+        tailor_error e = {0};
+        int rc = llm_gguf_open_buffer(copy, cut, "cut.gguf", &g, &e);
+        tries++;
+        if (rc < 0) {
+            failed++;
+            CHECK(e.msg[0] != 0);
+        }
+        llm_gguf_free(g);
+        free(copy);
+    }
+    CHECK_EQ(failed, tries); /* every truncation is detected */
+    rng r;
+    rng_seed(&r, 11);
+    uint8_t *copy = malloc(n);
+    for (int i = 0; i < 300; i++) {
+        memcpy(copy, s.buf, n);
+        for (int k = 0; k < 4; k++) copy[rng_below(&r, 12000)] ^= (uint8_t)(1u << rng_below(&r, 8));
+        llm_gguf *g = NULL;
+        tailor_error e = {0};
+        if (llm_gguf_open_buffer(copy, n, "flip.gguf", &g, &e) == 0) {
+            for (int64_t t = 0; t < g->n_tensors; t++) {
+                const uint8_t *d = g->tensors[t].data;
+                CHECK(d >= copy && d + g->tensors[t].bytes <= copy + n);
+            }
+            llm_gguf_free(g);
+        } else {
+            CHECK(e.msg[0] != 0);
+        }
+    }
+    free(copy);
+    /* A file on disk: a clear error with the file name. */
+    char *dir = test_tmpdir();
+    char *bad = test_write(dir, "bad.gguf", "GGUF\x03\0\0\0garbage-garbage-garbage");
+    llm_gguf *g = NULL;
+    CHECK(llm_gguf_open(bad, &g, &err) < 0);
+    CHECK_CONTAINS(err.msg, "bad.gguf");
+    CHECK_CONTAINS(err.msg, "truncated");
+    free(bad);
+    test_rmtree(dir);
+    free(dir);
+    sb_deinit(&s);
+    free(path);
+}
+
+/* ---- tokenizers -------------------------------------------------------- */
+
+static llm_vocab *open_vocab(const char *rel, llm_gguf **g) {
+    char *p = test_data_path(rel);
+    tailor_error err = {0};
+    llm_vocab *v = NULL;
+    if (llm_gguf_open(p, g, &err) < 0 || llm_vocab_load(*g, &v, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", p, err.msg);
+        CHECK(0);
+    }
+    free(p);
+    return v;
+}
+
+static void check_tokenize_file(const char *vocab_rel, const char *name) {
+    llm_gguf *g = NULL;
+    llm_vocab *v = open_vocab(vocab_rel, &g);
+    if (!v) return;
+    char rel[256];
+    snprintf(rel, sizeof rel, "llm-fixtures/tokenize/tokenize.%s.jsonl", name);
+    char *p = test_data_path(rel);
+    sb s;
+    sb_init(&s);
+    tailor_error err = {0};
+    file_read(p, &s, &err);
+    int cases = 0, bad_ids = 0, bad_detok = 0;
+    int32_t ids[4096];
+    sb d;
+    sb_init(&d);
+    for (char *line = s.buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        cJSON *j = cJSON_Parse(line);
+        line = nl ? nl + 1 : NULL;
+        if (!j) continue;
+        const char *text = cJSON_GetObjectItem(j, "text")->valuestring;
+        bool add = cJSON_IsTrue(cJSON_GetObjectItem(j, "add_special"));
+        bool parse = cJSON_IsTrue(cJSON_GetObjectItem(j, "parse_special"));
+        cJSON *want = cJSON_GetObjectItem(j, "ids");
+        int64_t n = llm_tokenize(v, text, strlen(text), add, parse, ids, 4096);
+        bool same = n == cJSON_GetArraySize(want);
+        for (int64_t i = 0; same && i < n; i++) same = ids[i] == cJSON_GetArrayItem(want, (int)i)->valueint;
+        if (!same) {
+            if (bad_ids++ < 3) fprintf(stderr, "%s case %d: ids differ\n", name, cJSON_GetObjectItem(j, "i")->valueint);
+        } else {
+            sb_clear(&d);
+            llm_detokenize(v, ids, n, true, &d);
+            const char *want_d = cJSON_GetObjectItem(j, "detok")->valuestring;
+            bool ok = strcmp(d.buf ? d.buf : "", want_d) == 0;
+            cJSON *ns = cJSON_GetObjectItem(j, "detok_nospecial");
+            sb_clear(&d);
+            llm_detokenize(v, ids, n, false, &d);
+            ok = ok && strcmp(d.buf ? d.buf : "", ns ? ns->valuestring : want_d) == 0;
+            if (!ok && bad_detok++ < 3)
+                fprintf(stderr, "%s case %d: detokenized text differs: '%s'\n", name,
+                        cJSON_GetObjectItem(j, "i")->valueint, d.buf ? d.buf : "");
+        }
+        cases++;
+        cJSON_Delete(j);
+    }
+    CHECK_EQ(cases, 300);
+    CHECK_EQ(bad_ids, 0);
+    CHECK_EQ(bad_detok, 0);
+    sb_deinit(&d);
+    sb_deinit(&s);
+    free(p);
+    llm_vocab_free(v);
+    llm_gguf_free(g);
+}
+
+static void test_tokenizer_fixtures(void) {
+    check_tokenize_file("tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf", "llama-spm");
+    check_tokenize_file("tokenizer-refs-llamacpp/ggml-vocab-gpt-2.gguf", "gpt2");
+    check_tokenize_file("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf", "qwen2");
+    check_tokenize_file("llm-fixtures/models/tiny-llama3-bpe-F32.gguf", "llama-bpe");
+    check_tokenize_file("llm-fixtures/models/tiny-smollm-bpe-F32.gguf", "smollm");
+    check_tokenize_file("tinyllamas-stories260K/stories260K.gguf", "stories260K");
+}
+
+/* The upstream .inp/.out pairs: ids without BOS, special text not parsed. */
+static void test_vocab_refs(void) {
+    static const char *const names[] = {"deepseek-coder", "deepseek-llm", "falcon", "gpt-2", "llama-spm",
+                                        "mpt", "phi-3", "refact", "starcoder"};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "tokenizer-refs-llamacpp/ggml-vocab-%s.gguf", names[k]);
+        llm_gguf *g = NULL;
+        llm_vocab *v = open_vocab(rel, &g);
+        if (!v) continue;
+        char *ip = test_data_path(strcat(strcpy((char[300]){0}, rel), ".inp"));
+        char *op = test_data_path(strcat(strcpy((char[300]){0}, rel), ".out"));
+        sb in, out;
+        sb_init(&in);
+        sb_init(&out);
+        tailor_error err = {0};
+        file_read(ip, &in, &err);
+        file_read(op, &out, &err);
+        const char *sep = "\n__ggml_vocab_test__\n";
+        char *cur = in.buf, *oline = out.buf;
+        int cases = 0, bad = 0;
+        int32_t ids[4096];
+        while (cur && *cur) {
+            char *e = strstr(cur, sep);
+            if (!e) break;
+            char *onl = strchr(oline, '\n');
+            if (onl) *onl = 0;
+            int64_t n = llm_tokenize(v, cur, (size_t)(e - cur), false, false, ids, 4096);
+            sb got;
+            sb_init(&got);
+            for (int64_t i = 0; i < n; i++) sb_printf(&got, " %d", ids[i]);
+            if (strcmp(got.buf ? got.buf : "", oline) != 0 && bad++ < 2)
+                fprintf(stderr, "%s case %d:\n want%s\n got %s\n", names[k], cases, oline, got.buf ? got.buf : "");
+            sb_deinit(&got);
+            cases++;
+            cur = e + strlen(sep);
+            oline = onl ? onl + 1 : oline + strlen(oline);
+        }
+        CHECK_EQ(cases, 46);
+        CHECK_EQ(bad, 0);
+        sb_deinit(&in);
+        sb_deinit(&out);
+        free(ip);
+        free(op);
+        llm_vocab_free(v);
+        llm_gguf_free(g);
+    }
+}
+
+/* ---- forward pass against the reference -------------------------------- */
+
+typedef struct tol {
+    double max_std, rms_std, states;
+} tol;
+
+typedef struct cmp_stats {
+    double max_std, sum_sq;
+    long n;
+    int top1_bad;
+} cmp_stats;
+
+static double row_std(const float *r, int n) {
+    double m = 0, s = 0;
+    for (int i = 0; i < n; i++) m += r[i];
+    m /= n;
+    for (int i = 0; i < n; i++) s += (r[i] - m) * (r[i] - m);
+    return sqrt(s / n);
+}
+
+static int argmax(const float *r, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (r[i] > r[b]) b = i;
+    return b;
+}
+
+/* Compares a full reference row; counts top-1 disagreements where the
+ * reference's top-2 gap exceeds gap_std * std. */
+static void cmp_row(cmp_stats *st, const float *ref, const float *got, int n, double gap_std) {
+    double sd = row_std(ref, n);
+    for (int i = 0; i < n; i++) {
+        double d = fabs(ref[i] - got[i]) / sd;
+        if (d > st->max_std) st->max_std = d;
+        st->sum_sq += d * d;
+        st->n++;
+    }
+    int a = argmax(ref, n), b = argmax(got, n);
+    if (a != b) {
+        float second = -INFINITY;
+        for (int i = 0; i < n; i++)
+            if (i != a && ref[i] > second) second = ref[i];
+        if (ref[a] - second > gap_std * sd) st->top1_bad++;
+    }
+}
+
+static void check_model(const char *name, tol T, double gap_std, const llm_kernels *kernels, int threads) {
+    char rel[512];
+    snprintf(rel, sizeof rel, "llm-fixtures/refs/%s/%s.prompts.json", name, name);
+    char *pj = test_data_path(rel);
+    cJSON *meta = load_json(pj);
+    const char *mf = cJSON_GetObjectItem(meta, "model_file")->valuestring;
+    char mrel[512];
+    if (strncmp(mf, "../", 3) == 0) snprintf(mrel, sizeof mrel, "%s", mf + 3);
+    else snprintf(mrel, sizeof mrel, "llm-fixtures/%s", mf);
+    char *mp = test_data_path(mrel);
+    tailor_error err = {0};
+    llm_model *m = NULL;
+    if (llm_model_load(mp, &m, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        CHECK(0);
+        goto out;
+    }
+    int V = m->hp.n_vocab, D = m->hp.n_embd, L = m->hp.n_layer;
+    cmp_stats logit = {0}, greedy = {0};
+    double worst_state = 0;
+    int topk_bad = 0, greedy_bad = 0, greedy_steps = 0;
+    cJSON *prompt;
+    cJSON_ArrayForEach(prompt, cJSON_GetObjectItem(meta, "prompts")) {
+        int k = cJSON_GetObjectItem(prompt, "k")->valueint;
+        cJSON *ids_j = cJSON_GetObjectItem(prompt, "ids"), *gr_j = cJSON_GetObjectItem(prompt, "greedy_ids");
+        int n = cJSON_GetArraySize(ids_j), ng = cJSON_GetArraySize(gr_j);
+        /* Teacher-forced: the prompt and the first 31 greedy tokens in one
+         * batch; rows n-1 .. n+30 are the 32 greedy steps. */
+        int total = n + ng - 1;
+        int32_t *ids = malloc(sizeof(int32_t) * (size_t)total);
+        for (int i = 0; i < n; i++) ids[i] = cJSON_GetArrayItem(ids_j, i)->valueint;
+        for (int i = 0; i < ng - 1; i++) ids[n + i] = cJSON_GetArrayItem(gr_j, i)->valueint;
+        llm_ctx_params cp = llm_ctx_default_params();
+        cp.n_ctx = 1024;
+        cp.n_threads = threads;
+        cp.kernels = kernels;
+        llm_ctx *c = NULL;
+        CHECK_EQ(llm_ctx_new(m, cp, &c, &err), 0);
+        float *states = malloc(sizeof(float) * (size_t)(L + 1) * (size_t)total * (size_t)D);
+        llm_ctx_capture_states(c, states);
+        CHECK_EQ(llm_decode(c, ids, total, true, &err), 0);
+        cJSON *files = cJSON_GetObjectItem(prompt, "files");
+        char fp[700];
+        /* Hidden states after each block and after the final norm. */
+        snprintf(fp, sizeof fp, "%s/llm-fixtures/refs/%s/%s.%d.states.f32", test_data_dir(), name, name, k);
+        size_t ns;
+        float *rs = load_f32(fp, &ns);
+        CHECK_EQ(ns, (size_t)(L + 1) * (size_t)n * (size_t)D);
+        for (int l = 0; l <= L; l++)
+            for (int t = 0; t < n; t++) {
+                const float *r = rs + ((size_t)l * n + t) * D, *g = states + ((size_t)l * total + t) * D;
+                double rms = 0, md = 0;
+                for (int i = 0; i < D; i++) {
+                    rms += (double)r[i] * r[i];
+                    if (fabs(r[i] - g[i]) > md) md = fabs(r[i] - g[i]);
+                }
+                rms = sqrt(rms / D);
+                if (md / rms > worst_state) worst_state = md / rms;
+            }
+        free(rs);
+        /* Full logits rows, where stored. */
+        if (cJSON_GetObjectItem(files, "logits")) {
+            snprintf(fp, sizeof fp, "%s/llm-fixtures/refs/%s/%s.%d.logits.f32", test_data_dir(), name, name, k);
+            float *rl = load_f32(fp, &ns);
+            CHECK_EQ(ns, (size_t)n * V);
+            for (int t = 0; t < n; t++) cmp_row(&logit, rl + (size_t)t * V, llm_ctx_logits(c, t), V, gap_std);
+            free(rl);
+        }
+        if (cJSON_GetObjectItem(files, "logits_last")) {
+            snprintf(fp, sizeof fp, "%s/llm-fixtures/refs/%s/%s.%d.logits-last.f32", test_data_dir(), name, name, k);
+            float *rl = load_f32(fp, &ns);
+            CHECK_EQ(ns, (size_t)V);
+            cmp_row(&logit, rl, llm_ctx_logits(c, n - 1), V, gap_std);
+            free(rl);
+        }
+        /* Top-10 ids and row statistics at every position. */
+        if (cJSON_GetObjectItem(files, "topk")) {
+            snprintf(fp, sizeof fp, "%s/llm-fixtures/refs/%s/%s.%d.topk.jsonl", test_data_dir(), name, name, k);
+            sb s;
+            sb_init(&s);
+            file_read(fp, &s, &err);
+            int pos = 0;
+            for (char *line = s.buf; line && *line; pos++) {
+                char *nl = strchr(line, '\n');
+                if (nl) *nl = 0;
+                cJSON *j = cJSON_Parse(line);
+                line = nl ? nl + 1 : NULL;
+                const float *g = llm_ctx_logits(c, pos);
+                double sd = cJSON_GetObjectItem(j, "std")->valuedouble;
+                cJSON *top = cJSON_GetObjectItem(j, "top");
+                double gap = cJSON_GetArrayItem(cJSON_GetArrayItem(top, 0), 1)->valuedouble -
+                             cJSON_GetArrayItem(cJSON_GetArrayItem(top, 1), 1)->valuedouble;
+                for (int i = 0; i < cJSON_GetArraySize(top); i++) {
+                    cJSON *e = cJSON_GetArrayItem(top, i);
+                    int id = cJSON_GetArrayItem(e, 0)->valueint;
+                    double d = fabs(cJSON_GetArrayItem(e, 1)->valuedouble - g[id]) / sd;
+                    if (d > logit.max_std) logit.max_std = d;
+                }
+                if (argmax(g, V) != cJSON_GetArrayItem(cJSON_GetArrayItem(top, 0), 0)->valueint && gap > gap_std * sd)
+                    topk_bad++;
+                cJSON_Delete(j);
+            }
+            sb_deinit(&s);
+        }
+        /* Greedy steps, teacher-forced. */
+        snprintf(fp, sizeof fp, "%s/llm-fixtures/refs/%s/%s.%d.greedy.jsonl", test_data_dir(), name, name, k);
+        sb s;
+        sb_init(&s);
+        file_read(fp, &s, &err);
+        int step = 0;
+        for (char *line = s.buf; line && *line; step++) {
+            char *nl = strchr(line, '\n');
+            if (nl) *nl = 0;
+            cJSON *j = cJSON_Parse(line);
+            line = nl ? nl + 1 : NULL;
+            const float *g = llm_ctx_logits(c, n - 1 + step);
+            double sd = row_std(g, V), margin = cJSON_GetObjectItem(j, "margin")->valuedouble;
+            int chosen = cJSON_GetObjectItem(j, "chosen")->valueint;
+            cJSON *top = cJSON_GetObjectItem(j, "top5");
+            for (int i = 0; i < cJSON_GetArraySize(top); i++) {
+                cJSON *e = cJSON_GetArrayItem(top, i);
+                double d = fabs(cJSON_GetArrayItem(e, 1)->valuedouble - g[cJSON_GetArrayItem(e, 0)->valueint]) / sd;
+                if (d > greedy.max_std) greedy.max_std = d;
+            }
+            if (argmax(g, V) != chosen && margin > gap_std * sd) greedy_bad++;
+            greedy_steps++;
+            cJSON_Delete(j);
+        }
+        sb_deinit(&s);
+        free(states);
+        free(ids);
+        llm_ctx_free(c);
+    }
+    double rms = logit.n ? sqrt(logit.sum_sq / logit.n) : 0;
+    printf("%-24s %-6s t%d  logits max/std %.2e rms/std %.2e  states %.2e  greedy max/std %.2e  top1 misses %d/%d/%d\n",
+           name, kernels ? kernels->name : "best", threads, logit.max_std, rms, worst_state, greedy.max_std,
+           logit.top1_bad, topk_bad, greedy_bad);
+    CHECK(logit.max_std <= T.max_std);
+    CHECK(rms <= T.rms_std);
+    CHECK(worst_state <= T.states);
+    CHECK(greedy.max_std <= T.max_std * 2); /* single-token vs batch in the reference */
+    CHECK_EQ(logit.top1_bad + topk_bad, 0);
+    CHECK_EQ(greedy_bad, 0);
+    CHECK_EQ(greedy_steps, 128);
+out:
+    llm_model_free(m);
+    cJSON_Delete(meta);
+    free(mp);
+    free(pj);
+}
+
+static const tol TOL_F32 = {1e-4, 1e-5, 1e-4};
+static const tol TOL_F16 = {0.02, 5e-4, 5e-3};
+static const tol TOL_Q = {0.5, 0.01, 0.1};
+
+static void test_forward_f32(void) {
+    check_model("stories260K-F32", TOL_F32, 1e-4, NULL, 1);
+    check_model("tiny-llama-spm-F32", TOL_F32, 1e-4, NULL, 1);
+    check_model("tiny-qwen2-bpe-F32", TOL_F32, 1e-4, NULL, 2);
+    check_model("tiny-llama3-bpe-F32", TOL_F32, 1e-4, NULL, 1);
+    check_model("tiny-smollm-bpe-F32", TOL_F32, 1e-4, NULL, 1);
+}
+
+static void test_forward_f16(void) { check_model("tiny-llama-spm-F16", TOL_F16, 0.05, NULL, 2); }
+
+static void test_forward_quantized(void) {
+    check_model("stories260K-Q8_0", TOL_Q, 0.1, NULL, 1);
+    check_model("stories260K-Q4_0", TOL_Q, 0.1, NULL, 2);
+    check_model("tiny-llama-spm-Q4_0", TOL_Q, 0.1, NULL, 1);
+}
+
+/* The scalar reference path gives the same results within the same
+ * tolerances. */
+static void test_forward_scalar(void) {
+    check_model("stories260K-Q4_0", TOL_Q, 0.1, llm_kernels_scalar(), 1);
+    check_model("tiny-llama-spm-F16", TOL_F16, 0.05, llm_kernels_scalar(), 1);
+}
+
+/* Thread count changes nothing; one-token decodes match the batch. */
+static void test_threads_and_sequential(void) {
+    char *p = test_data_path("llm-fixtures/models/tiny-llama-spm-Q4_0.gguf");
+    tailor_error err = {0};
+    llm_model *m = NULL;
+    CHECK_EQ(llm_model_load(p, &m, &err), 0);
+    if (!m) return;
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = 1 + (i * 7919) % 31999;
+    int V = m->hp.n_vocab;
+    float *a = malloc(sizeof(float) * 40 * V), *b = malloc(sizeof(float) * 40 * V);
+    for (int threads = 1; threads <= 2; threads++) {
+        llm_ctx_params cp = llm_ctx_default_params();
+        cp.n_ctx = 64;
+        cp.n_threads = threads;
+        llm_ctx *c = NULL;
+        llm_ctx_new(m, cp, &c, &err);
+        CHECK_EQ(llm_decode(c, ids, 40, true, &err), 0);
+        memcpy(threads == 1 ? a : b, llm_ctx_logits(c, 0), sizeof(float) * 40 * V);
+        llm_ctx_free(c);
+    }
+    CHECK(memcmp(a, b, sizeof(float) * 40 * V) == 0);
+    llm_ctx_params cp = llm_ctx_default_params();
+    cp.n_ctx = 64;
+    llm_ctx *c = NULL;
+    llm_ctx_new(m, cp, &c, &err);
+    double worst = 0;
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(llm_decode(c, &ids[i], 1, false, &err), 0);
+        const float *g = llm_ctx_logits(c, -1);
+        double sd = row_std(a + (size_t)i * V, V);
+        for (int j = 0; j < V; j++) worst = fmax(worst, fabs(g[j] - a[(size_t)i * V + j]) / sd);
+    }
+    CHECK(worst < 1e-4); /* same activation rounding, only float order differs */
+    /* Past the context: a clear error, nothing decoded. */
+    CHECK(llm_decode(c, ids, 40, false, &err) < 0);
+    CHECK_CONTAINS(err.msg, "exceed the context");
+    CHECK_EQ(llm_ctx_n_past(c), 40);
+    int32_t badtok = V + 5;
+    llm_ctx_truncate(c, 10);
+    CHECK(llm_decode(c, &badtok, 1, false, &err) < 0);
+    CHECK_CONTAINS(err.msg, "out of range");
+    llm_ctx_free(c);
+    free(a);
+    free(b);
+    llm_model_free(m);
+    free(p);
+}
+
+/* Types tailor cannot compute yet are refused by name, not mis-read. */
+static void test_refusals(void) {
+    char *p = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-Q4_K_M.gguf");
+    tailor_error err = {0};
+    llm_model *m = NULL;
+    CHECK(llm_model_load(p, &m, &err) < 0);
+    CHECK_CONTAINS(err.msg, "Q4_K");
+    CHECK_EQ(err.code, TAILOR_EUNSUPPORTED);
+    free(p);
+    /* A vocabulary-only file has no weights. */
+    p = test_data_path("tokenizer-refs-llamacpp/ggml-vocab-gpt-2.gguf");
+    CHECK(llm_model_load(p, &m, &err) < 0);
+    CHECK(err.msg[0] != 0);
+    free(p);
+}
+
+static void test_sampler(void) {
+    float logits[5] = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f};
+    llm_sampler_params sp = llm_sampler_default_params();
+    sp.temperature = 0;
+    llm_sampler *s = llm_sampler_new(sp, 5);
+    CHECK_EQ(llm_sampler_sample(s, logits, NULL, 0), 1); /* first maximum */
+    int32_t hist[1] = {1};
+    llm_sampler_free(s);
+    sp.repeat_penalty = 2.0f;
+    s = llm_sampler_new(sp, 5);
+    CHECK_EQ(llm_sampler_sample(s, logits, hist, 1), 3); /* 1 was penalized */
+    llm_sampler_free(s);
+    /* top-k 1 at any temperature is greedy; a seed reproduces draws. */
+    sp = llm_sampler_default_params();
+    sp.top_k = 1;
+    s = llm_sampler_new(sp, 5);
+    CHECK_EQ(llm_sampler_sample(s, logits, NULL, 0), 1);
+    llm_sampler_free(s);
+    sp = llm_sampler_default_params();
+    sp.seed = 3;
+    sp.top_k = 0;
+    sp.top_p = 1;
+    sp.min_p = 0;
+    sp.temperature = 1;
+    int counts[5] = {0};
+    llm_sampler *s1 = llm_sampler_new(sp, 5), *s2 = llm_sampler_new(sp, 5);
+    for (int i = 0; i < 2000; i++) {
+        int32_t x = llm_sampler_sample(s1, logits, NULL, 0);
+        CHECK_EQ(x, llm_sampler_sample(s2, logits, NULL, 0));
+        counts[x]++;
+    }
+    /* p(1) = e^3 / (e + 2e^3 + e^2 + e^-1) ~ 0.39 */
+    CHECK(counts[1] > 700 && counts[1] < 880);
+    CHECK(counts[4] < 20);
+    llm_sampler_free(s1);
+    llm_sampler_free(s2);
+    /* min-p 0.5 keeps only tokens within half of the best probability. */
+    sp.min_p = 0.5f;
+    s = llm_sampler_new(sp, 5);
+    for (int i = 0; i < 200; i++) {
+        int32_t x = llm_sampler_sample(s, logits, NULL, 0);
+        CHECK(x == 1 || x == 3);
+    }
+    llm_sampler_free(s);
+}
+
+int main(void) {
+    RUN(test_half_floats);
+    RUN(test_quant_roundtrip);
+    RUN(test_kernels_match_reference);
+    RUN(test_gguf_roundtrip);
+    RUN(test_gguf_corrupt);
+    RUN(test_tokenizer_fixtures);
+    RUN(test_vocab_refs);
+    RUN(test_forward_f32);
+    RUN(test_forward_f16);
+    RUN(test_forward_quantized);
+    RUN(test_forward_scalar);
+    RUN(test_threads_and_sequential);
+    RUN(test_refusals);
+    RUN(test_sampler);
+    return test_summary();
+}
