@@ -81,6 +81,77 @@ int tailor_store_counts_get(tailor_store *store, tailor_store_counts *out,
 int tailor_import_movielens(tailor_store *store, const char *dir,
                             tailor_error *err);
 
+/* ---- the built-in LLM engine ------------------------------------------ */
+
+/* A GGUF model (llama, qwen2, qwen3 architectures; F32, F16, BF16, Q8_0,
+ * Q4_0, Q4_1, Q5_0, Q5_1 tensors). Weights stay memory-mapped. */
+typedef struct tailor_llm_model tailor_llm_model; /* opaque */
+/* An inference context: KV cache, scratch, thread pool. */
+typedef struct tailor_llm_ctx tailor_llm_ctx; /* opaque */
+typedef struct tailor_llm_sampler tailor_llm_sampler; /* opaque */
+
+typedef struct tailor_llm_ctx_params {
+    int32_t n_ctx;     /* 0 = the model's context, at most 4096 */
+    int32_t n_threads; /* 0 = all cores */
+} tailor_llm_ctx_params;
+
+typedef struct tailor_llm_sampler_params {
+    float temperature;    /* <= 0: greedy (argmax) */
+    int32_t top_k;        /* <= 0: off */
+    float top_p;          /* >= 1: off */
+    float min_p;          /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    float presence_penalty;
+    int32_t penalty_last_n;
+    uint64_t seed;
+} tailor_llm_sampler_params;
+
+tailor_llm_ctx_params tailor_llm_ctx_default_params(void);
+tailor_llm_sampler_params tailor_llm_sampler_default_params(void);
+
+/* Loads a model; *out is the caller's, released with tailor_llm_model_free. */
+int tailor_llm_model_load(const char *path, tailor_llm_model **out, tailor_error *err);
+void tailor_llm_model_free(tailor_llm_model *model);
+int32_t tailor_llm_n_vocab(const tailor_llm_model *model);
+int32_t tailor_llm_n_embd(const tailor_llm_model *model);
+int32_t tailor_llm_token_bos(const tailor_llm_model *model); /* -1 when none */
+int32_t tailor_llm_token_eos(const tailor_llm_model *model);
+/* True for end-of-generation tokens (EOS, end-of-turn). */
+int tailor_llm_token_is_eog(const tailor_llm_model *model, int32_t token);
+
+/* Tokenizes n bytes of text into out[cap]. add_special: BOS/EOS as the
+ * model says; parse_special: control-token text becomes its token.
+ * Returns the count, or -(count needed) when cap is too small. */
+int64_t tailor_llm_tokenize(const tailor_llm_model *model, const char *text, size_t n, int add_special,
+                            int parse_special, int32_t *out, int64_t cap);
+/* Writes the bytes of a token into buf[cap] (no NUL). Returns the length,
+ * or -(length needed) when cap is too small. */
+int32_t tailor_llm_token_to_piece(const tailor_llm_model *model, int32_t token, char *buf, int32_t cap);
+
+/* The model must outlive the context. */
+int tailor_llm_ctx_new(tailor_llm_model *model, tailor_llm_ctx_params params, tailor_llm_ctx **out,
+                       tailor_error *err);
+void tailor_llm_ctx_free(tailor_llm_ctx *ctx);
+/* Tokens in the KV cache. */
+int32_t tailor_llm_ctx_n_past(const tailor_llm_ctx *ctx);
+/* Forgets the cache from position pos on (0: start over). */
+void tailor_llm_ctx_truncate(tailor_llm_ctx *ctx, int32_t pos);
+/* Runs n tokens after what the cache holds; afterwards tailor_llm_logits
+ * returns the last token's n_vocab logits (valid until the next decode). */
+int tailor_llm_decode(tailor_llm_ctx *ctx, const int32_t *tokens, int32_t n, tailor_error *err);
+const float *tailor_llm_logits(const tailor_llm_ctx *ctx);
+
+tailor_llm_sampler *tailor_llm_sampler_new(const tailor_llm_model *model, tailor_llm_sampler_params params);
+void tailor_llm_sampler_free(tailor_llm_sampler *sampler);
+/* Picks the next token; history (may be NULL) feeds the penalties. */
+int32_t tailor_llm_sample(tailor_llm_sampler *sampler, const float *logits, const int32_t *history,
+                          int64_t n_history);
+
+/* Embeds text into out[n_embd] (L2-normalised; last_token: last-token
+ * pooling instead of the mean). Clears the context's cache. */
+int tailor_llm_embed(tailor_llm_ctx *ctx, const char *text, size_t n, int last_token, float *out,
+                     tailor_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,21 +1,36 @@
 /* pool.c — a fixed thread pool for parallel-for jobs.
- * Workers sleep on a condition variable between jobs (no spinning, so a
- * busy neighbour process does not make them collapse). One job at a time;
- * the calling thread runs chunk 0 itself. */
+ * Between jobs a worker spins briefly on the job counter (a token of LLM
+ * generation issues hundreds of small jobs, and a futex wake-up costs more
+ * than the job), then sleeps on a condition variable, so a busy neighbour
+ * process never faces threads that spin forever. One job at a time; the
+ * calling thread runs chunk 0 itself. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "base.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* About 20-50 microseconds of pause instructions. */
+#define POOL_SPIN 2000
 
 struct pool {
     int nthreads; /* including the caller */
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
-    uint64_t generation; /* bumped per job */
-    int pending;         /* workers still running the current job */
-    bool stop;
+    _Atomic uint64_t generation; /* bumped per job */
+    _Atomic int pending;         /* workers still running the current job */
+    int sleeping;                /* workers waiting on work_cv (under mu) */
+    bool caller_waiting;         /* the caller waits on done_cv (under mu) */
+    _Atomic bool stop;
     pool_fn fn;
     void *ctx;
     size_t n;
@@ -39,19 +54,31 @@ static void *pool_worker(void *arg) {
     int t = wa->index;
     free(wa);
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
-        if (p->stop) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+        uint64_t g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        for (int i = 0; i < POOL_SPIN && g == seen && !atomic_load(&p->stop); i++) {
+            cpu_relax();
+            g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            p->sleeping++;
+            while (!atomic_load(&p->stop) && (g = atomic_load(&p->generation)) == seen)
+                pthread_cond_wait(&p->work_cv, &p->mu);
+            p->sleeping--;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop)) break;
+        seen = g;
         size_t b, e;
         pool_chunk(p, t, &b, &e);
         if (b < e) p->fn(p->ctx, b, e, t);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done_cv);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            if (p->caller_waiting) pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -65,6 +92,9 @@ pool *pool_new(int nthreads) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, false);
     p->threads = xcalloc((size_t)nthreads, sizeof *p->threads);
     for (int i = 1; i < nthreads; i++) {
         pool_worker_arg *wa = xmalloc(sizeof *wa);
@@ -83,7 +113,7 @@ pool *pool_new(int nthreads) {
 void pool_free(pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = true;
+    atomic_store(&p->stop, true);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
@@ -102,18 +132,25 @@ void pool_for(pool *p, size_t n, pool_fn fn, void *ctx) {
         fn(ctx, 0, n, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
-    p->pending = p->nthreads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->work_cv);
+    atomic_store_explicit(&p->pending, p->nthreads - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
+    /* Workers that went to sleep need a wake-up; spinning ones see the
+     * counter. The check under the mutex pairs with the sleeper's. */
+    pthread_mutex_lock(&p->mu);
+    if (p->sleeping) pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     size_t b, e;
     pool_chunk(p, 0, &b, &e);
     if (b < e) fn(ctx, b, e, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < POOL_SPIN && atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) cpu_relax();
+    if (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&p->mu);
+        p->caller_waiting = true;
+        while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+        p->caller_waiting = false;
+        pthread_mutex_unlock(&p->mu);
+    }
 }

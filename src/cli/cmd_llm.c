@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "llm/llm.h"
@@ -223,6 +224,307 @@ int cmd_llm_run(cli_args *a) {
                 (long long)st.gen_tokens, st.gen_s, st.gen_s > 0 ? st.gen_tokens / st.gen_s : 0);
     free(ids);
     sb_deinit(&text);
+    llm_ctx_free(c);
+    llm_model_free(m);
+    return rc;
+}
+
+/* ---- synth and bench --------------------------------------------------- */
+
+int cmd_llm_synth(cli_args *a) {
+    const char *shape = cli_opt_get(a, "shape"), *type = cli_opt_get(a, "type"), *vocab = cli_opt_get(a, "vocab");
+    if (!shape) return cli_usage_error(a, "--shape is required (%s)", llm_shape_names());
+    const llm_shape *s = llm_shape_find(shape);
+    if (!s) return cli_usage_error(a, "unknown shape '%s' (known: %s)", shape, llm_shape_names());
+    int t = llm_type_from_name(type ? type : "q8_0");
+    if (t < 0 || !llm_type_get((uint32_t)t)->supported)
+        return cli_usage_error(a, "unknown or unsupported --type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1)", type);
+    long seed;
+    if (!cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed)) return cli_usage_error(a, "bad --seed");
+    char *dflt = NULL;
+    if (!vocab) {
+        /* The shared fixtures: GPT-2 BPE for BPE shapes, Llama-2 SPM otherwise. */
+        const char *data = getenv("TAILOR_DATA");
+        char *root = data ? xstrdup(data) : path_join(TAILOR_SOURCE_DIR, "../shared/data");
+        dflt = path_join(root, s->pre ? "tokenizer-refs-llamacpp/ggml-vocab-gpt-2.gguf"
+                                      : "tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf");
+        free(root);
+        vocab = dflt;
+    }
+    tailor_error err = {0};
+    uint64_t t0 = timer_now_ns();
+    int rc = llm_synth(s, (llm_type)t, vocab, a->pos[0], (uint64_t)seed, &err);
+    free(dflt);
+    if (rc < 0) return cli_fail(&err);
+    if (!a->quiet)
+        fprintf(stderr, "wrote %s (%s, %s) in %.1f s\n", a->pos[0], s->name, llm_type_get((uint32_t)t)->name,
+                timer_seconds_since(t0));
+    return 0;
+}
+
+/* Weight bytes read per generated token: every matrix once, the embedding
+ * only as the output layer (one row of it is looked up). */
+static size_t bytes_per_token(const llm_model *m) {
+    size_t n = m->output->bytes;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const llm_layer *L = &m->layers[l];
+        const llm_tensor *ts[] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down};
+        for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) n += ts[i]->bytes;
+    }
+    return n;
+}
+
+static const char *model_type_name(const llm_model *m) {
+    return llm_type_get(m->layers[0].ffn_up->type)->name;
+}
+
+int cmd_llm_bench(cli_args *a) {
+    long n_pp, n_tg, reps;
+    if (!cli_opt_int(a, "prompt", 512, 0, 1 << 20, &n_pp)) return cli_usage_error(a, "bad -p");
+    if (!cli_opt_int(a, "gen", 64, 0, 1 << 20, &n_tg)) return cli_usage_error(a, "bad -n");
+    if (!cli_opt_int(a, "reps", 3, 1, 1000, &reps)) return cli_usage_error(a, "bad -r");
+    int nthr = 0;
+    long thr[16];
+    const char *tl = cli_opt_get(a, "threads");
+    if (!tl) tl = "1,2";
+    for (const char *p = tl; *p && nthr < 16;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 1024) return cli_usage_error(a, "bad --threads list '%s'", tl);
+        thr[nthr++] = v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return cli_usage_error(a, "bad --threads list '%s'", tl);
+    }
+    const char *path = cli_opt_get(a, "model");
+    if (!path) return cli_usage_error(a, "--model is required");
+    tailor_error err = {0};
+    llm_model *m;
+    if (llm_model_load(path, &m, &err) < 0) return cli_fail(&err);
+    bool json = cli_flag(a, "json");
+    size_t bpt = bytes_per_token(m);
+    const char *name = llm_gguf_get_str(m->gguf, "general.name");
+    if (!name) name = path;
+    if (!json)
+        printf("%-20s %-6s %4s %10s %10s %9s %9s\n", "model", "type", "thr", "pp tok/s", "tg tok/s", "MB/tok",
+               "tg GB/s");
+    rng r;
+    rng_seed(&r, 1);
+    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)(n_pp + 1));
+    for (long i = 0; i < n_pp + 1; i++) toks[i] = (int32_t)rng_below(&r, (uint64_t)m->hp.n_vocab);
+    int rc = 0;
+    for (int ti = 0; ti < nthr; ti++) {
+        llm_ctx_params cp = llm_ctx_default_params();
+        cp.n_threads = (int32_t)thr[ti];
+        cp.n_ctx = (int32_t)(n_pp > n_tg ? n_pp : n_tg) + 16;
+        llm_ctx *c;
+        if (llm_ctx_new(m, cp, &c, &err) < 0) {
+            rc = cli_fail(&err);
+            break;
+        }
+        /* Warm-up: touch every weight page once. */
+        llm_decode(c, toks, 4, false, &err);
+        double pp_s = 0, tg_s = 0;
+        for (long rep = 0; rep < reps && rc == 0; rep++) {
+            if (n_pp > 0) {
+                llm_ctx_truncate(c, 0);
+                uint64_t t0 = timer_now_ns();
+                if (llm_decode(c, toks, (int32_t)n_pp, false, &err) < 0) rc = cli_fail(&err);
+                pp_s += timer_seconds_since(t0);
+            }
+            if (n_tg > 0) {
+                llm_ctx_truncate(c, 0);
+                uint64_t t0 = timer_now_ns();
+                for (long i = 0; i < n_tg && rc == 0; i++)
+                    if (llm_decode(c, &toks[i % (n_pp + 1)], 1, false, &err) < 0) rc = cli_fail(&err);
+                tg_s += timer_seconds_since(t0);
+            }
+        }
+        double pp = pp_s > 0 ? (double)(n_pp * reps) / pp_s : 0, tg = tg_s > 0 ? (double)(n_tg * reps) / tg_s : 0;
+        if (json)
+            printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %ld, \"pp\": {\"tokens\": %ld, \"tok_s\": %.2f}, "
+                   "\"tg\": {\"tokens\": %ld, \"tok_s\": %.2f}, \"bytes_per_token\": %zu}\n",
+                   name, model_type_name(m), thr[ti], n_pp, pp, n_tg, tg, bpt);
+        else
+            printf("%-20s %-6s %4ld %10.1f %10.1f %9.1f %9.2f\n", name, model_type_name(m), thr[ti], pp, tg,
+                   (double)bpt / 1e6, tg * (double)bpt / 1e9);
+        fflush(stdout);
+        llm_ctx_free(c);
+    }
+    free(toks);
+    llm_model_free(m);
+    return rc;
+}
+
+/* ---- chat and embed ---------------------------------------------------- */
+
+typedef struct chat_sink {
+    sb reply;
+} chat_sink;
+
+static bool stream_chat(void *ud, const char *text, size_t n) {
+    chat_sink *s = ud;
+    sb_append(&s->reply, text, n);
+    fwrite(text, 1, n, stdout);
+    fflush(stdout);
+    return true;
+}
+
+typedef VEC(llm_chat_msg) msg_vec;
+
+int cmd_llm_chat(cli_args *a) {
+    llm_gen_params gp = llm_gen_default_params();
+    int rc;
+    if ((rc = parse_sampling(a, &gp.sampling)) != 0) return rc;
+    long n;
+    if (!cli_opt_int(a, "n-predict", -1, -1, 1 << 30, &n)) return cli_usage_error(a, "bad -n");
+    gp.n_predict = (int32_t)n;
+    llm_model *m;
+    llm_ctx *c;
+    if ((rc = load_engine(a, &m, &c)) != 0) return rc;
+    const char *tmpl = cli_opt_get(a, "chat-template");
+    const char *format = llm_chat_detect(tmpl ? tmpl : m->chat_template);
+    tailor_error err = {0};
+    if (!format) {
+        if (tmpl) err_set(&err, TAILOR_EINVAL, "unknown chat template '%s' (known: %s)", tmpl, llm_chat_formats());
+        else
+            err_set(&err, TAILOR_EUNSUPPORTED, "%s: no recognised chat template in the model; give --chat-template (%s)",
+                    cli_opt_get(a, "model"), llm_chat_formats());
+        llm_ctx_free(c);
+        llm_model_free(m);
+        return cli_fail(&err);
+    }
+    const llm_str *eos = llm_vocab_text(m->vocab, llm_vocab_eos(m->vocab));
+    msg_vec msgs = {0};
+    VEC(char *) owned = {0}; /* message texts owned here */
+    const char *sys = cli_opt_get(a, "system");
+    if (sys) vec_push(&msgs, ((llm_chat_msg){"system", sys}));
+    const char *once = cli_opt_get(a, "prompt");
+    bool tty = isatty(0);
+    int32_t n_cached = 0;
+    char line[8192];
+    rc = 0;
+    for (;;) {
+        const char *user;
+        if (once) {
+            if (msgs.len && strcmp(msgs.data[msgs.len - 1].role, "assistant") == 0) break;
+            user = once;
+        } else {
+            if (tty) fputs("> ", stderr);
+            if (!fgets(line, sizeof line, stdin)) break;
+            line[strcspn(line, "\n")] = 0;
+            if (!line[0]) continue;
+            char *u = xstrdup(line);
+            vec_push(&owned, u);
+            user = u;
+        }
+        vec_push(&msgs, ((llm_chat_msg){"user", user}));
+        sb text;
+        sb_init(&text);
+        if (llm_chat_format(format, eos ? eos->s : NULL, msgs.data, (int)msgs.len, true, &text, &err) < 0) {
+            rc = cli_fail(&err);
+            sb_deinit(&text);
+            break;
+        }
+        int64_t cap = (int64_t)text.len + 8;
+        int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)cap);
+        int64_t nt = llm_tokenize(m->vocab, text.buf, text.len, true, true, ids, cap);
+        sb_deinit(&text);
+        /* Keep the cached prefix of the conversation: only new tokens are decoded. */
+        int32_t keep = n_cached < nt ? n_cached : (int32_t)nt - 1;
+        llm_ctx_truncate(c, keep);
+        keep = llm_ctx_n_past(c);
+        chat_sink sink;
+        sb_init(&sink.reply);
+        llm_gen_params p = gp;
+        int32_t room = llm_ctx_n_ctx(c) - (int32_t)nt;
+        if (room <= 0) {
+            err_set(&err, TAILOR_EINVAL, "the conversation (%lld tokens) no longer fits the context of %d; use --ctx",
+                    (long long)nt, llm_ctx_n_ctx(c));
+            rc = cli_fail(&err);
+            free(ids);
+            sb_deinit(&sink.reply);
+            break;
+        }
+        if (p.n_predict < 0 || p.n_predict > room) p.n_predict = room;
+        llm_gen_stats st;
+        if (llm_generate(c, ids + keep, nt - keep, &p, stream_chat, &sink, &st, &err) < 0) {
+            rc = cli_fail(&err);
+            free(ids);
+            sb_deinit(&sink.reply);
+            break;
+        }
+        putchar('\n');
+        fflush(stdout);
+        n_cached = (int32_t)nt;
+        free(ids);
+        char *reply = sb_take(&sink.reply);
+        if (!reply) reply = xstrdup("");
+        vec_push(&owned, reply);
+        vec_push(&msgs, ((llm_chat_msg){"assistant", reply}));
+        if (!a->quiet)
+            fprintf(stderr, "[%lld new prompt tokens, %lld generated, %.1f tok/s]\n", (long long)(nt - keep),
+                    (long long)st.gen_tokens, st.gen_s > 0 ? st.gen_tokens / st.gen_s : 0);
+    }
+    for (size_t i = 0; i < owned.len; i++) free(owned.data[i]);
+    vec_free(&owned);
+    vec_free(&msgs);
+    llm_ctx_free(c);
+    llm_model_free(m);
+    return rc;
+}
+
+int cmd_llm_embed(cli_args *a) {
+    const char *pool_s = cli_opt_get(a, "pooling");
+    llm_pooling pooling = LLM_POOL_MEAN;
+    if (pool_s && strcmp(pool_s, "last") == 0) pooling = LLM_POOL_LAST;
+    else if (pool_s && strcmp(pool_s, "mean") != 0) return cli_usage_error(a, "--pooling is mean or last");
+    const char *file = cli_opt_get(a, "file");
+    if ((file != NULL) == (a->npos > 0)) return cli_usage_error(a, "give TEXT arguments or --file");
+    tailor_error err = {0};
+    sb all;
+    sb_init(&all);
+    VEC(char *) texts = {0};
+    if (file) {
+        if (file_read(file, &all, &err) < 0) {
+            sb_deinit(&all);
+            return cli_fail(&err);
+        }
+        for (char *p = all.buf; p && *p;) {
+            char *nl = strchr(p, '\n');
+            if (nl) *nl = 0;
+            if (*p) vec_push(&texts, p);
+            p = nl ? nl + 1 : NULL;
+        }
+    } else {
+        for (int i = 0; i < a->npos; i++) vec_push(&texts, a->pos[i]);
+    }
+    llm_model *m;
+    llm_ctx *c;
+    int rc;
+    if ((rc = load_engine(a, &m, &c)) != 0) {
+        vec_free(&texts);
+        sb_deinit(&all);
+        return rc;
+    }
+    bool json = cli_flag(a, "json");
+    int D = m->hp.n_embd;
+    float *v = xmalloc(sizeof(float) * (size_t)D);
+    if (json) putchar('[');
+    for (size_t i = 0; i < texts.len; i++) {
+        if (llm_embed(c, texts.data[i], strlen(texts.data[i]), pooling, v, &err) < 0) {
+            err_prefix(&err, "text %zu", i + 1);
+            rc = cli_fail(&err);
+            break;
+        }
+        if (json) putchar('[');
+        for (int d = 0; d < D; d++) printf(json ? "%s%.7g" : "%s%.7g", d ? (json ? ", " : " ") : "", v[d]);
+        if (json) printf("]%s", i + 1 < texts.len ? ",\n " : "");
+        else putchar('\n');
+    }
+    if (json) puts("]");
+    free(v);
+    vec_free(&texts);
+    sb_deinit(&all);
     llm_ctx_free(c);
     llm_model_free(m);
     return rc;

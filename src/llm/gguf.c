@@ -293,20 +293,18 @@ int llm_gguf_open_buffer(const void *buf, size_t n, const char *name, llm_gguf *
     g->map = (void *)buf;
     g->size = n;
     int rc = gguf_parse(g, err);
-    g->map = NULL; /* borrowed: never unmapped */
+    g->map = NULL; /* borrowed, never unmapped; tensor data points into it */
     if (rc < 0) {
         llm_gguf_free(g);
         return rc;
     }
-    g->map = NULL;
-    /* Data pointers stay valid as long as the caller's buffer does. */
     *out = g;
     return 0;
 }
 
 int llm_gguf_open(const char *path, llm_gguf **out, tailor_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(err, TAILOR_EIO, "%s: %s", path, strerror(errno));
+    if (fd < 0) return err_set(err, errno == ENOENT ? TAILOR_ENOTFOUND : TAILOR_EIO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);

@@ -317,6 +317,48 @@ void llm_sampler_free(llm_sampler *s);
 int32_t llm_sampler_sample(llm_sampler *s, const float *logits, const int32_t *history,
                            int64_t n_history);
 
+/* ---- chat templates and embeddings ------------------------------------ */
+
+typedef struct llm_chat_msg {
+    const char *role; /* system, user, assistant */
+    const char *content;
+} llm_chat_msg;
+
+/* The format a template uses: a name (chatml, llama3, llama2, mistral,
+ * zephyr, phi3) given as is, or recognised in a tokenizer.chat_template;
+ * NULL when unknown. Static strings. */
+const char *llm_chat_detect(const char *tmpl);
+const char *llm_chat_formats(void);
+/* Appends the conversation in the format to out (special-token text
+ * included: tokenize with parse_special). eos_text ends turns in formats
+ * that close them with the EOS token. */
+int llm_chat_format(const char *format, const char *eos_text, const llm_chat_msg *msgs, int n, bool add_assistant,
+                    sb *out, tailor_error *err);
+
+typedef enum llm_pooling { LLM_POOL_MEAN = 0, LLM_POOL_LAST = 1 } llm_pooling;
+/* Embeds text (BOS as the vocabulary says) into out[n_embd], L2-normalised.
+ * Uses and then clears the context's cache. */
+int llm_embed(llm_ctx *c, const char *text, size_t n, llm_pooling pooling, float *out, tailor_error *err);
+
+/* ---- synthetic models ------------------------------------------------- */
+
+/* The shape of a real model: what `tailor llm synth` reproduces. */
+typedef struct llm_shape {
+    const char *name, *arch;
+    int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
+    float rope_base, rms_eps;
+    bool tied;
+    const char *pre;  /* BPE pre-tokenizer, NULL for SentencePiece */
+    const char *chat; /* chat format: chatml, llama3, zephyr */
+} llm_shape;
+
+const llm_shape *llm_shape_find(const char *name); /* NULL when unknown */
+const char *llm_shape_names(void);
+/* Writes a model of shape s with seeded random weights in file type ftype
+ * (F32, F16, BF16, Q8_0, Q4_0, ...), its vocabulary taken from vocab_path. */
+int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const char *out, uint64_t seed,
+              tailor_error *err);
+
 /* ---- generation -------------------------------------------------------- */
 
 /* Receives generated text as it is produced; return false to stop. */

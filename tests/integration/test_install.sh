@@ -32,5 +32,9 @@ cc $SAN_FLAGS "$SRC/examples/embed.c" $(pkg-config --cflags --libs tailor) -Wl,-
 check '[ -x "$W/embed_shared" ]'
 check '"$W/embed_shared" "$W/d.db" "$DATA/ml-100k" | grep -q "943 users, 1682 items, 100000 events"'
 check '"$W/prefix/bin/tailor" version | grep -q "tailor 0.1.0"'
+# The public LLM API: greedy generation with the real stories260K model.
+cc $SAN_FLAGS "$SRC/examples/generate.c" $(pkg-config --cflags --libs tailor) -Wl,-rpath,"$libdir" -o "$W/generate" 2>"$W/cc3.err" || cat "$W/cc3.err" >&2
+check '[ -x "$W/generate" ]'
+check '"$W/generate" "$DATA/tinyllamas-stories260K/stories260K.gguf" "Once upon a time" 12 | grep -q "^, there was a little girl named Lily"'
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

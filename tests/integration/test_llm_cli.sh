@@ -1,0 +1,94 @@
+#!/bin/sh
+# test_llm_cli.sh — `tailor llm ...` end to end: stories260K's documented
+# greedy story, every upstream tokenizer test pair through `llm tokenize`,
+# info, chat, embed, and clear errors for bad files and arguments.
+set -u
+T=${TAILOR_BIN:?TAILOR_BIN not set}
+DATA=${TAILOR_TEST_DATA:-}
+if [ -z "$DATA" ] || [ ! -d "$DATA/llm-fixtures" ]; then
+    echo "FATAL: the shared datasets folder is missing (TAILOR_TEST_DATA=$DATA); tests need ../shared/data" >&2
+    exit 2
+fi
+W=$(mktemp -d "${TMPDIR:-/tmp}/tailor-llm-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect() {
+    want=$1 what=$2; shift 3
+    "$@" >"$W/out" 2>"$W/err"; got=$?
+    if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$W/err" >&2; fi
+}
+has() { if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $1"; sed 's/^/  | /' "$1" >&2; fi; }
+
+S="$DATA/tinyllamas-stories260K"
+# llama2.c's 256 greedy steps from BOS: 256 new tokens, then a newline.
+expect 0 "stories260K greedy" -- "$T" -q llm run -m "$S/stories260K.gguf" -p "" -n 256 --temp 0 -t 1
+if cmp -s "$W/out" "$S/expected_greedy_t0_256steps.txt"; then ok; else
+    bad "stories260K greedy output differs from expected_greedy_t0_256steps.txt"
+    diff "$W/out" "$S/expected_greedy_t0_256steps.txt" | head -5 >&2
+fi
+expect 0 "run with a stop string" -- "$T" -q llm run -m "$S/stories260K.gguf" -p "Once upon a time" -n 64 --temp 0 --stop "Lily"
+if [ "$(cat "$W/out")" = ", there was a little girl named " ]; then ok; else bad "stop string: got '$(cat "$W/out")'"; fi
+expect 0 "seeded sampling is reproducible" -- "$T" -q llm run -m "$S/stories260K.gguf" -p "Once" -n 40 --seed 7
+cp "$W/out" "$W/s1"
+expect 0 "seeded sampling again" -- "$T" -q llm run -m "$S/stories260K.gguf" -p "Once" -n 40 --seed 7
+if cmp -s "$W/out" "$W/s1"; then ok; else bad "same seed, different text"; fi
+expect 0 "timings on stderr" -- "$T" llm run -m "$S/stories260K.gguf" -p "Once" -n 4 --temp 0
+has "$W/err" "generated: 4 tokens" "run reports timings on stderr"
+
+# Every .inp/.out pair of the upstream tokenizer tests (no BOS, no special parsing).
+for g in "$DATA"/tokenizer-refs-llamacpp/ggml-vocab-*.gguf; do
+    name=$(basename "$g" .gguf)
+    [ "$name" = ggml-vocab-bert-bge ] && continue # WordPiece: see docs/llm.md
+    awk -v dir="$W" 'BEGIN { n = 0; f = sprintf("%s/case-%03d", dir, n); printf "" > f }
+        $0 == "__ggml_vocab_test__" { close(f); n++; f = sprintf("%s/case-%03d", dir, n); printf "" > f; next }
+        { if (started[n]++) printf "\n" >> f; printf "%s", $0 >> f }' "$g.inp"
+    i=0 bad_cases=0 cases=0
+    while IFS= read -r want; do
+        f=$(printf "%s/case-%03d" "$W" "$i")
+        got=$("$T" llm tokenize -m "$g" --no-bos -f "$f" 2>&1)
+        if [ " $got" != "$want" ] && [ "$got" != "$want" ]; then
+            bad_cases=$((bad_cases + 1))
+            [ $bad_cases -le 2 ] && echo "  $name case $i: want '$want' got '$got'" >&2
+        fi
+        i=$((i + 1)) cases=$((cases + 1))
+    done <"$g.out"
+    rm -f "$W"/case-*
+    if [ $bad_cases -eq 0 ] && [ $cases -eq 46 ]; then ok; else bad "$name: $bad_cases of $cases cases differ"; fi
+done
+
+expect 0 "tokenize with BOS" -- "$T" llm tokenize -m "$S/stories260K.gguf" "Once upon a time"
+if [ "$(cat "$W/out")" = "1 403 407 261 378" ]; then ok; else bad "tokenize ids: $(cat "$W/out")"; fi
+expect 0 "tokenize pieces" -- "$T" llm tokenize -m "$S/stories260K.gguf" --pieces "Once"
+has "$W/out" "' Once'" "pieces shown"
+expect 0 "info" -- "$T" llm info "$S/stories260K.gguf"
+has "$W/out" "general.architecture" "info metadata"
+has "$W/out" "blk.4.ffn_down.weight" "info tensor table"
+expect 0 "embed" -- "$T" llm embed -m "$S/stories260K.gguf" "one" "two words"
+if [ "$(wc -l <"$W/out")" -eq 2 ] && awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i * $i; if (NF != 64 || s < 0.999 || s > 1.001) exit 1 }' "$W/out"; then ok; else bad "embed: two unit vectors of 64"; fi
+expect 0 "chat with a named template" -- "$T" -q llm chat -m "$S/stories260K.gguf" --chat-template zephyr -p "hi" -n 5 --temp 0
+[ -s "$W/out" ] && ok || bad "chat printed an answer"
+expect 78 "chat without a template" -- "$T" llm chat -m "$S/stories260K.gguf" -p "hi"
+has "$W/err" "--chat-template" "chat suggests --chat-template"
+
+# Bad input: clear errors naming the file, sysexits codes.
+printf 'GGUF\003\000\000\000' >"$W/trunc.gguf"
+expect 65 "truncated GGUF" -- "$T" llm info "$W/trunc.gguf"
+has "$W/err" "trunc.gguf" "error names the file"
+has "$W/err" "truncated" "error says truncated"
+head -c 600000 "$S/stories260K.gguf" >"$W/half.gguf"
+expect 65 "half a model" -- "$T" llm run -m "$W/half.gguf" -p "x" -n 1
+has "$W/err" "beyond the end of the file" "half a model: data out of range"
+expect 66 "missing model" -- "$T" llm run -m "$W/nope.gguf" -p "x"
+expect 78 "K-quants not yet" -- "$T" llm run -m "$DATA/llm-fixtures/models/tiny-qwen2-bpe-Q4_K_M.gguf" -p "x" -n 1
+has "$W/err" "Q4_K" "unsupported type named"
+expect 64 "run needs a prompt" -- "$T" llm run -m "$S/stories260K.gguf"
+expect 64 "bad temperature" -- "$T" llm run -m "$S/stories260K.gguf" -p x --temp abc
+expect 64 "unknown synth shape" -- "$T" llm synth --shape nope "$W/x.gguf"
+has "$W/err" "smollm2-135m" "synth lists shapes"
+expect 0 "bench" -- "$T" llm bench -m "$S/stories260K.gguf" -p 16 -n 8 -r 1 -t 1 --json
+has "$W/out" '"tg": {"tokens": 8' "bench json"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
