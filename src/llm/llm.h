@@ -186,7 +186,7 @@ int llm_gguf_writer_write(llm_gguf_writer *w, const char *path, tailor_error *er
 
 /* ---- vocabulary and tokenizers ----------------------------------------- */
 
-typedef enum llm_vocab_kind { LLM_VOCAB_SPM = 1, LLM_VOCAB_BPE = 2 } llm_vocab_kind;
+typedef enum llm_vocab_kind { LLM_VOCAB_SPM = 1, LLM_VOCAB_BPE = 2, LLM_VOCAB_WPM = 3 } llm_vocab_kind;
 
 /* Token attributes (bit set). */
 enum {

@@ -1,7 +1,8 @@
 /* vocab.c — tokenizers read from GGUF metadata: SentencePiece-style
- * (`llama`: score-driven bigram merges, byte fallback, leading space) and
+ * (`llama`: score-driven bigram merges, byte fallback, leading space),
  * byte-level BPE (`gpt2`: ranked merges after a PCRE2 pre-tokenizer chosen
- * by tokenizer.ggml.pre). Special tokens are split out first; the rules
+ * by tokenizer.ggml.pre) and WordPiece (`bert`: NFD, lower case, greedy
+ * longest match, accents stripped, with libunistring's Unicode tables). Special tokens are split out first; the rules
  * (which tokens are special, BOS/EOS, space handling, detokenization
  * clean-up) follow the reference engine so token ids match it exactly. */
 #include <stdio.h>
@@ -10,6 +11,10 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <unicase.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
 
 #include "llm/llm.h"
 
@@ -106,6 +111,7 @@ struct llm_vocab {
     int32_t *eog;
     int32_t n_eog;
     int32_t byte_tok[256]; /* SPM byte fallback */
+    int64_t max_len;       /* WPM: longest token text */
     pcre2_code *rx[MAX_REGEX];
     int n_rx;
     arena mem;
@@ -215,8 +221,9 @@ int llm_vocab_load(const llm_gguf *g, llm_vocab **out, tailor_error *err) {
     llm_vocab_kind kind;
     if (strcmp(model, "llama") == 0) kind = LLM_VOCAB_SPM;
     else if (strcmp(model, "gpt2") == 0) kind = LLM_VOCAB_BPE;
+    else if (strcmp(model, "bert") == 0) kind = LLM_VOCAB_WPM;
     else
-        return err_set(err, TAILOR_EUNSUPPORTED, "%s: tokenizer model '%s' is not supported (llama and gpt2 are)",
+        return err_set(err, TAILOR_EUNSUPPORTED, "%s: tokenizer model '%s' is not supported (llama, gpt2 and bert are)",
                        g->path, model);
     const llm_gguf_kv *toks = llm_gguf_find(g, "tokenizer.ggml.tokens");
     if (!toks || toks->type != LLM_GGUF_ARR || toks->arr_type != LLM_GGUF_STR || toks->n == 0 ||
@@ -267,6 +274,14 @@ int llm_vocab_load(const llm_gguf *g, llm_vocab **out, tailor_error *err) {
         v->add_bos = true;
         v->add_space_prefix = true;
         v->pre_name = "default";
+    } else if (kind == LLM_VOCAB_WPM) {
+        /* [CLS] text [SEP]; [UNK] for words that cannot be spelled. */
+        v->bos = 101 < n ? 101 : -1, v->sep = 102 < n ? 102 : -1, v->unk = 100 < n ? 100 : -1;
+        v->add_bos = true;
+        v->clean_spaces = true;
+        v->pre_name = "default";
+        for (int32_t i = 0; i < n; i++)
+            if ((int64_t)v->tok[i].text.n > v->max_len) v->max_len = (int64_t)v->tok[i].text.n;
     } else {
         v->bos = v->eos = 11 < n ? 11 : -1;
         v->clean_spaces = true;
@@ -388,7 +403,9 @@ int32_t llm_vocab_bos(const llm_vocab *v) { return v->bos; }
 int32_t llm_vocab_eos(const llm_vocab *v) { return v->eos; }
 bool llm_vocab_add_bos(const llm_vocab *v) { return v->add_bos; }
 bool llm_vocab_add_space_prefix(const llm_vocab *v) { return v->add_space_prefix; }
-const char *llm_vocab_kind_name(const llm_vocab *v) { return v->kind == LLM_VOCAB_SPM ? "SPM" : "BPE"; }
+const char *llm_vocab_kind_name(const llm_vocab *v) {
+    return v->kind == LLM_VOCAB_SPM ? "SPM" : v->kind == LLM_VOCAB_BPE ? "BPE" : "WPM";
+}
 const char *llm_vocab_pre_name(const llm_vocab *v) { return v->pre_name; }
 const llm_str *llm_vocab_text(const llm_vocab *v, int32_t id) {
     return id >= 0 && id < v->n ? &v->tok[id].text : NULL;
@@ -665,6 +682,72 @@ static void bpe_tokenize(session *s, const char *text, size_t n, tok_out *o) {
     vec_free(&spans);
 }
 
+/* ---- WordPiece --------------------------------------------------------- */
+
+static bool wpm_chinese(uint32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+/* Greedy longest match of one word (with its phantom-space prefix). */
+static void wpm_word(const llm_vocab *v, const char *w, size_t n, tok_out *o) {
+    int64_t before = o->n;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + (size_t)v->max_len + 1 < n ? i + (size_t)v->max_len + 1 : n;
+        int32_t id = -1;
+        for (; j > i; j--)
+            if ((id = llm_vocab_find(v, w + i, j - i)) >= 0) break;
+        if (id < 0) { /* a piece cannot be spelled: the whole word is unknown */
+            o->n = before;
+            break;
+        }
+        out_push(o, id);
+        i = j;
+    }
+    if (o->n == before && v->unk >= 0) out_push(o, v->unk);
+}
+
+/* NFD, lower case, drop controls, split at whitespace, and make each
+ * punctuation mark, ASCII symbol and CJK ideograph its own word. */
+static void wpm_tokenize(const llm_vocab *v, const char *text, size_t n, tok_out *o) {
+    size_t ncp = 0;
+    uint32_t *cps = u8_to_u32((const uint8_t *)text, n, NULL, &ncp);
+    size_t nn = 0;
+    uint32_t *nfd = cps ? u32_normalize(UNINORM_NFD, cps, ncp, NULL, &nn) : NULL;
+    free(cps);
+    sb word;
+    sb_init(&word);
+    sb_append(&word, "\xe2\x96\x81", 3);
+    for (size_t i = 0; nfd && i <= nn; i++) {
+        uint32_t c = i < nn ? nfd[i] : ' ';
+        bool flush = false, alone = false;
+        if (uc_is_property_white_space(c)) {
+            flush = true;
+        } else if (c == 0 || c == 0xFFFD || uc_is_general_category(c, UC_CATEGORY_C) ||
+                   uc_is_general_category(c, UC_CATEGORY_Mn)) {
+            continue; /* controls, and accents (lower-cased BERT strips them) */
+        } else if (uc_is_general_category(c, UC_CATEGORY_P) || (c < 0x7F && uc_is_general_category(c, UC_CATEGORY_S)) ||
+                   wpm_chinese(c)) {
+            alone = true;
+        }
+        if ((flush || alone) && word.len > 3) {
+            wpm_word(v, word.buf, word.len, o);
+            word.len = 3;
+        }
+        if (flush) continue;
+        char u[8];
+        size_t l = utf8_put(uc_tolower(c), u);
+        sb_append(&word, u, l);
+        if (alone) {
+            wpm_word(v, word.buf, word.len, o);
+            word.len = 3;
+        }
+    }
+    sb_deinit(&word);
+    free(nfd);
+}
+
 /* ---- special-token partition and the entry point ----------------------- */
 
 typedef struct frag {
@@ -763,10 +846,12 @@ int64_t llm_tokenize(const llm_vocab *v, const char *text, size_t n, bool add_sp
         for (size_t k = 0; k < frags.len; k++) {
             frag f = frags.data[k];
             if (f.token >= 0) out_push(&o, f.token);
+            else if (v->kind == LLM_VOCAB_WPM) wpm_tokenize(v, text + f.off, f.len, &o);
             else bpe_tokenize(&s, text + f.off, f.len, &o);
         }
     }
-    if (add_special && v->add_eos && v->eos >= 0) out_push(&o, v->eos);
+    if (add_special && v->kind == LLM_VOCAB_WPM && v->sep >= 0) out_push(&o, v->sep);
+    else if (add_special && v->add_eos && v->eos >= 0) out_push(&o, v->eos);
     vec_free(&frags);
     vec_free(&s.syms);
     free(s.q.a);
@@ -784,7 +869,7 @@ static void piece(const llm_vocab *v, int32_t id, bool special, sb *out) {
         sb_append(out, t->text.s, t->text.n);
         return;
     }
-    if (v->kind == LLM_VOCAB_SPM) {
+    if (v->kind != LLM_VOCAB_BPE) {
         if (t->attr & LLM_TOK_NORMAL) {
             for (uint64_t i = 0; i < t->text.n; i++) {
                 if (i + 2 < t->text.n && memcmp(t->text.s + i, "\xe2\x96\x81", 3) == 0) {

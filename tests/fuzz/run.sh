@@ -6,7 +6,7 @@ B=${1:-build/fuzz}
 SECONDS_EACH=${2:-60}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 data="$here/../shared/data"
-mkdir -p "$B/corpus/csv" "$B/corpus/jsonl" "$B/corpus/model" "$B/crashes"
+mkdir -p "$B/corpus/csv" "$B/corpus/jsonl" "$B/corpus/model" "$B/corpus/gguf" "$B/crashes"
 # Seeds: a byte of parameters, then a few lines of real files.
 if [ -d "$data" ]; then
     { printf '\000'; head -c 2000 "$data/ml-latest-small/movies.csv"; } >"$B/corpus/csv/movies"
@@ -22,8 +22,15 @@ if [ -d "$data/ml-100k" ] && [ ! -f "$B/corpus/model/pop.tmod" ]; then
     for k in pop itemknn; do "$T" -q --db "$B/seed.db" train $k -p k=2 >/dev/null 2>&1 || "$T" -q --db "$B/seed.db" train $k >/dev/null 2>&1 || true; done
     cp "$B/seed.db.models/"*.tmod "$B/corpus/model/" 2>/dev/null || true
 fi
-for t in csv jsonl model; do
+# GGUF seeds: the tiny real model and two vocabulary-only files.
+if [ -d "$data/tinyllamas-stories260K" ]; then
+    cp "$data/tinyllamas-stories260K/stories260K.gguf" "$B/corpus/gguf/" 2>/dev/null || true
+    cp "$data/tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf" "$B/corpus/gguf/" 2>/dev/null || true
+fi
+for t in csv jsonl model gguf; do
     echo "== fuzz_$t for ${SECONDS_EACH}s"
-    "$B/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -max_len=65536 \
+    max=65536
+    [ "$t" = gguf ] && max=1300000 # seeds are whole (small) model files
+    "$B/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -max_len=$max \
         -artifact_prefix="$B/crashes/$t-" "$B/corpus/$t"
 done

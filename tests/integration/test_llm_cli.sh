@@ -40,7 +40,6 @@ has "$W/err" "generated: 4 tokens" "run reports timings on stderr"
 # Every .inp/.out pair of the upstream tokenizer tests (no BOS, no special parsing).
 for g in "$DATA"/tokenizer-refs-llamacpp/ggml-vocab-*.gguf; do
     name=$(basename "$g" .gguf)
-    [ "$name" = ggml-vocab-bert-bge ] && continue # WordPiece: see docs/llm.md
     awk -v dir="$W" 'BEGIN { n = 0; f = sprintf("%s/case-%03d", dir, n); printf "" > f }
         $0 == "__ggml_vocab_test__" { close(f); n++; f = sprintf("%s/case-%03d", dir, n); printf "" > f; next }
         { if (started[n]++) printf "\n" >> f; printf "%s", $0 >> f }' "$g.inp"

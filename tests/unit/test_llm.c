@@ -353,7 +353,7 @@ static void test_tokenizer_fixtures(void) {
 
 /* The upstream .inp/.out pairs: ids without BOS, special text not parsed. */
 static void test_vocab_refs(void) {
-    static const char *const names[] = {"deepseek-coder", "deepseek-llm", "falcon", "gpt-2", "llama-spm",
+    static const char *const names[] = {"bert-bge", "deepseek-coder", "deepseek-llm", "falcon", "gpt-2", "llama-spm",
                                         "mpt", "phi-3", "refact", "starcoder"};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
         char rel[256];
