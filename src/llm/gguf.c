@@ -66,7 +66,7 @@ static int cur_u32(cursor *c, uint32_t *v, const char *what) { return cur_bytes(
 static int cur_u64(cursor *c, uint64_t *v, const char *what) { return cur_bytes(c, v, 8, what); }
 
 static int cur_str(cursor *c, arena *a, llm_str *out, const char *what) {
-    uint64_t len;
+    uint64_t len = 0;
     if (cur_u64(c, &len, what) < 0) return c->err->code;
     if (len > GGUF_MAX_STRING || len > c->n - c->off) {
         char msg[256];
@@ -162,7 +162,7 @@ static int read_value(cursor *c, arena *a, llm_gguf_kv *kv, const char *key) {
 
 static int gguf_parse(llm_gguf *g, tailor_error *err) {
     cursor c = {g->map, g->size, 0, g->path, err};
-    uint32_t magic;
+    uint32_t magic = 0;
     if (cur_u32(&c, &magic, "magic") < 0) return err->code;
     if (magic != GGUF_MAGIC)
         return err_set(err, TAILOR_EDATA, "%s: not a GGUF file (bad magic)", g->path);
@@ -170,7 +170,7 @@ static int gguf_parse(llm_gguf *g, tailor_error *err) {
     if (g->version != 2 && g->version != 3)
         return err_set(err, TAILOR_EUNSUPPORTED, "%s: GGUF version %u is not supported (2 and 3 are)",
                        g->path, g->version);
-    uint64_t nt, nkv;
+    uint64_t nt = 0, nkv = 0;
     if (cur_u64(&c, &nt, "tensor count") < 0 || cur_u64(&c, &nkv, "metadata count") < 0)
         return err->code;
     /* A key/value needs at least 8+4 bytes, a tensor info 8+4+8+4+8. */
@@ -226,7 +226,7 @@ static int gguf_parse(llm_gguf *g, tailor_error *err) {
         uint64_t count = 1;
         for (int d = 0; d < 4; d++) t->ne[d] = 1;
         for (uint32_t d = 0; d < t->n_dims; d++) {
-            uint64_t ne;
+            uint64_t ne = 0;
             if (cur_u64(&c, &ne, "tensor shape") < 0) return err->code;
             if (ne == 0 || ne > (1ull << 40) || count > (1ull << 48) / ne) {
                 snprintf(msg, sizeof msg, "tensor '%s': dimension %u of size %llu", name.s, d,
@@ -236,7 +236,7 @@ static int gguf_parse(llm_gguf *g, tailor_error *err) {
             t->ne[d] = (int64_t)ne;
             count *= ne;
         }
-        uint32_t type;
+        uint32_t type = 0;
         if (cur_u32(&c, &type, "tensor type") < 0) return err->code;
         const llm_type_info *ti = llm_type_get(type);
         if (!ti) {
