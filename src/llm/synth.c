@@ -197,7 +197,7 @@ int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const 
     add_matrix(w, &b, &r, "token_embd.weight", pick_type(ftype, s->tied), D, s->n_vocab, 0.02f);
     if (!s->tied) add_matrix(w, &b, &r, "output.weight", pick_type(ftype, true), D, s->n_vocab, 0.02f);
     add_vector(w, &b, &r, "output_norm.weight", D, 1.0f, 0.05f);
-    bool qwen2 = strcmp(s->arch, "qwen2") == 0;
+    bool qwen2 = strcmp(s->arch, "qwen2") == 0, qwen3 = strcmp(s->arch, "qwen3") == 0;
     llm_type mt = pick_type(ftype, false);
     for (int l = 0; l < s->n_layer; l++) {
         char n[96];
@@ -210,6 +210,10 @@ int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const 
             add_vector(w, &b, &r, T("attn_q.bias"), DQ, 0.0f, 0.02f);
             add_vector(w, &b, &r, T("attn_k.bias"), DKV, 0.0f, 0.02f);
             add_vector(w, &b, &r, T("attn_v.bias"), DKV, 0.0f, 0.02f);
+        }
+        if (qwen3) {
+            add_vector(w, &b, &r, T("attn_q_norm.weight"), head_dim, 1.0f, 0.05f);
+            add_vector(w, &b, &r, T("attn_k_norm.weight"), head_dim, 1.0f, 0.05f);
         }
         add_matrix(w, &b, &r, T("attn_output.weight"), mt, DQ, D, 0.02f);
         add_vector(w, &b, &r, T("ffn_norm.weight"), D, 1.0f, 0.05f);

@@ -735,6 +735,199 @@ static void test_sampler(void) {
     llm_sampler_free(s);
 }
 
+static void test_chat_templates(void) {
+    llm_chat_msg msgs[3] = {{"system", "Be kind."}, {"user", "Hi"}, {"assistant", "Hello!"}};
+    llm_chat_msg turn[4] = {msgs[0], msgs[1], msgs[2], {"user", "More?"}};
+    tailor_error err = {0};
+    sb s;
+    sb_init(&s);
+    CHECK_EQ(llm_chat_format("chatml", NULL, msgs, 2, true, &s, &err), 0);
+    CHECK_STR(s.buf, "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    sb_clear(&s);
+    CHECK_EQ(llm_chat_format("llama3", NULL, msgs, 2, true, &s, &err), 0);
+    CHECK_STR(s.buf, "<|start_header_id|>system<|end_header_id|>\n\nBe kind.<|eot_id|><|start_header_id|>user"
+                     "<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+    sb_clear(&s);
+    CHECK_EQ(llm_chat_format("llama2", "</s>", turn, 4, true, &s, &err), 0);
+    CHECK_STR(s.buf, "[INST] <<SYS>>\nBe kind.\n<</SYS>>\n\nHi [/INST]Hello!</s>[INST] More? [/INST]");
+    sb_clear(&s);
+    CHECK_EQ(llm_chat_format("mistral", "</s>", turn + 1, 3, true, &s, &err), 0);
+    CHECK_STR(s.buf, "[INST] Hi [/INST]Hello!</s>[INST] More? [/INST]");
+    sb_clear(&s);
+    CHECK_EQ(llm_chat_format("zephyr", "</s>", msgs + 1, 1, true, &s, &err), 0);
+    CHECK_STR(s.buf, "<|user|>\nHi</s>\n<|assistant|>\n");
+    sb_clear(&s);
+    CHECK_EQ(llm_chat_format("phi3", NULL, msgs + 1, 1, true, &s, &err), 0);
+    CHECK_STR(s.buf, "<|user|>\nHi<|end|>\n<|assistant|>\n");
+    /* Recognition from real template texts (by their markers). */
+    CHECK_STR(llm_chat_detect("{% for m in messages %}{{'<|im_start|>' + m['role'] }}"), "chatml");
+    CHECK_STR(llm_chat_detect("{{ '<|start_header_id|>' + r + '<|end_header_id|>' }}"), "llama3");
+    CHECK_STR(llm_chat_detect("{{ bos_token + '[INST] ' + '<<SYS>>' }}"), "llama2");
+    CHECK_STR(llm_chat_detect("{{ '[INST] ' + content + ' [/INST]' }}"), "mistral");
+    CHECK_STR(llm_chat_detect("{{ '<|user|>' + c + '<|end|>' + '<|assistant|>' }}"), "phi3");
+    CHECK_STR(llm_chat_detect("{{ '<|user|>\n' + c + eos_token }}"), "zephyr");
+    CHECK(llm_chat_detect("{{ something else }}") == NULL);
+    CHECK(llm_chat_format("nope", NULL, msgs, 1, true, &s, &err) < 0);
+    CHECK_CONTAINS(err.msg, "chatml");
+    sb_deinit(&s);
+}
+
+static bool collect(void *ud, const char *text, size_t n) {
+    sb_append(ud, text, n);
+    return true;
+}
+
+/* Generation on the real stories260K model: greedy text, stop strings
+ * withheld even when they span tokens, EOG handling. */
+static void test_generate(void) {
+    char *p = test_data_path("tinyllamas-stories260K/stories260K.gguf");
+    tailor_error err = {0};
+    llm_model *m = NULL;
+    CHECK_EQ(llm_model_load(p, &m, &err), 0);
+    free(p);
+    if (!m) return;
+    llm_ctx_params cp = llm_ctx_default_params();
+    cp.n_threads = 1;
+    llm_ctx *c = NULL;
+    CHECK_EQ(llm_ctx_new(m, cp, &c, &err), 0);
+    int32_t ids[64];
+    int64_t n = llm_tokenize(m->vocab, "Once upon a time", 16, true, false, ids, 64);
+    llm_gen_params gp = llm_gen_default_params();
+    gp.sampling.temperature = 0;
+    gp.n_predict = 12;
+    sb out;
+    sb_init(&out);
+    llm_gen_stats st;
+    CHECK_EQ(llm_generate(c, ids, n, &gp, collect, &out, &st, &err), 0);
+    CHECK_STR(out.buf, ", there was a little girl named Lily. She");
+    CHECK_EQ(st.gen_tokens, 12);
+    /* "named Lily" spans tokens: nothing of it may be printed. */
+    const char *stops[2] = {"named Lily", "zzz"};
+    gp.stop = stops;
+    gp.n_stop = 2;
+    sb_clear(&out);
+    llm_ctx_truncate(c, 0);
+    CHECK_EQ(llm_generate(c, ids, n, &gp, collect, &out, &st, &err), 0);
+    CHECK_STR(out.buf, ", there was a little girl ");
+    /* Too long for the context: refused before anything runs. */
+    gp.n_predict = llm_ctx_n_ctx(c);
+    llm_ctx_truncate(c, 0);
+    CHECK(llm_generate(c, ids, n, &gp, collect, &out, &st, &err) < 0);
+    CHECK_CONTAINS(err.msg, "exceed the context");
+    /* Embeddings: unit length, deterministic, closer for closer texts. */
+    int D = m->hp.n_embd;
+    float *a = malloc(sizeof(float) * D), *b = malloc(sizeof(float) * D), *d = malloc(sizeof(float) * D);
+    CHECK_EQ(llm_embed(c, "The cat sat on the mat.", 23, LLM_POOL_MEAN, a, &err), 0);
+    CHECK_EQ(llm_embed(c, "The cat sat on the mat.", 23, LLM_POOL_MEAN, b, &err), 0);
+    CHECK(memcmp(a, b, sizeof(float) * D) == 0);
+    double norm = 0;
+    for (int i = 0; i < D; i++) norm += a[i] * a[i];
+    CHECK(fabs(norm - 1) < 1e-5);
+    CHECK_EQ(llm_embed(c, "The cat sat on the rug.", 23, LLM_POOL_MEAN, b, &err), 0);
+    CHECK_EQ(llm_embed(c, "Tom ran fast to the big red car!", 32, LLM_POOL_MEAN, d, &err), 0);
+    double ab = 0, ad = 0;
+    for (int i = 0; i < D; i++) ab += a[i] * b[i], ad += a[i] * d[i];
+    CHECK(ab > ad);
+    CHECK_EQ(llm_embed(c, "x", 1, LLM_POOL_LAST, b, &err), 0);
+    CHECK_EQ(llm_ctx_n_past(c), 0); /* the cache is left empty */
+    free(a);
+    free(b);
+    free(d);
+    sb_deinit(&out);
+    llm_ctx_free(c);
+    llm_model_free(m);
+}
+
+/* A synthetic model of a small custom shape: writes, loads, generates
+ * deterministically. The qwen3 variant checks the per-head Q/K norms:
+ * scaling W_q and W_k leaves the output unchanged only because each head
+ * is RMS-normalised. */
+static void check_synth(const char *arch, bool expect_invariant) {
+    char *dir = test_tmpdir();
+    char path[600], path2[620];
+    snprintf(path, sizeof path, "%s/s.gguf", dir);
+    snprintf(path2, sizeof path2, "%s/s2.gguf", dir);
+    llm_shape sh = {"test-tiny", arch, 64, 2, 4, 2, 128, 1000, 256, 10000.0f, 1e-6f, true, "qwen2", "chatml"};
+    char *vocab = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf");
+    tailor_error err = {0};
+    int rc = llm_synth(&sh, LLM_TYPE_F32, vocab, path, 5, &err);
+    if (rc < 0) fprintf(stderr, "%s\n", err.msg);
+    CHECK_EQ(rc, 0);
+    llm_model *m = NULL;
+    rc = llm_model_load(path, &m, &err);
+    if (rc < 0) fprintf(stderr, "%s\n", err.msg);
+    CHECK_EQ(rc, 0);
+    if (!m) goto out;
+    CHECK_EQ(m->hp.n_vocab, 1000);
+    CHECK_STR(llm_chat_detect(m->chat_template), "chatml");
+    CHECK(llm_vocab_find(m->vocab, "<|im_end|>", 10) == 998);
+    CHECK(llm_vocab_is_eog(m->vocab, 998));
+    if (strcmp(arch, "qwen3") == 0) CHECK(m->layers[0].q_norm != NULL);
+    /* Rewrite the file with W_q and W_k scaled by 3. */
+    llm_gguf_writer *w = llm_gguf_writer_new();
+    const llm_gguf *g = m->gguf;
+    for (int64_t i = 0; i < g->n_kv; i++) llm_gguf_set_kv(w, &g->kv[i]);
+    VEC(float *) bufs = {0};
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const llm_tensor *t = &g->tensors[i];
+        const void *data = t->data;
+        if (strstr(t->name, "attn_q.weight") || strstr(t->name, "attn_k.weight")) {
+            float *f = malloc(t->bytes);
+            memcpy(f, t->data, t->bytes);
+            for (size_t k = 0; k < t->bytes / 4; k++) f[k] *= 3.0f;
+            vec_push(&bufs, f);
+            data = f;
+        }
+        llm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, data);
+    }
+    CHECK_EQ(llm_gguf_writer_write(w, path2, &err), 0);
+    llm_gguf_writer_free(w);
+    for (size_t i = 0; i < bufs.len; i++) free(bufs.data[i]);
+    vec_free(&bufs);
+    llm_model *m2 = NULL;
+    CHECK_EQ(llm_model_load(path2, &m2, &err), 0);
+    if (m2) {
+        int32_t ids[6] = {464, 2068, 7586, 21831, 18045, 625};
+        llm_ctx_params cp = llm_ctx_default_params();
+        cp.n_ctx = 32;
+        llm_ctx *c1 = NULL, *c2 = NULL;
+        llm_ctx_new(m, cp, &c1, &err);
+        llm_ctx_new(m2, cp, &c2, &err);
+        for (int i = 0; i < 6; i++) ids[i] %= 1000;
+        CHECK_EQ(llm_decode(c1, ids, 6, false, &err), 0);
+        CHECK_EQ(llm_decode(c2, ids, 6, false, &err), 0);
+        const float *a = llm_ctx_logits(c1, -1), *b = llm_ctx_logits(c2, -1);
+        double md = 0, sd = row_std(a, 1000);
+        for (int i = 0; i < 1000; i++) md = fmax(md, fabs(a[i] - b[i]));
+        if (expect_invariant) CHECK(md / sd < 1e-4);
+        else CHECK(md / sd > 1e-3);
+        llm_ctx_free(c1);
+        llm_ctx_free(c2);
+        llm_model_free(m2);
+    }
+out:
+    llm_model_free(m);
+    free(vocab);
+    test_rmtree(dir);
+    free(dir);
+}
+
+static void test_synth_and_qk_norm(void) {
+    check_synth("qwen3", true);
+    check_synth("qwen2", false);
+    /* A real shape's metadata, without writing its weights: unknown
+     * shapes and mismatched vocabularies are refused. */
+    CHECK(llm_shape_find("qwen2.5-0.5b") && llm_shape_find("qwen2.5-0.5b")->n_vocab == 151936);
+    CHECK(llm_shape_find("smollm2-135m") && llm_shape_find("smollm2-135m")->n_layer == 30);
+    CHECK(llm_shape_find("llama-3.2-1b") && llm_shape_find("llama-3.2-1b")->n_head_kv == 8);
+    CHECK(llm_shape_find("gpt-5") == NULL);
+    char *spm = test_data_path("tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf");
+    tailor_error err = {0};
+    CHECK(llm_synth(llm_shape_find("qwen2.5-0.5b"), LLM_TYPE_Q8_0, spm, "/nonexistent/x.gguf", 1, &err) < 0);
+    CHECK_CONTAINS(err.msg, "byte-level BPE");
+    free(spm);
+}
+
 int main(void) {
     RUN(test_half_floats);
     RUN(test_quant_roundtrip);
@@ -750,5 +943,8 @@ int main(void) {
     RUN(test_threads_and_sequential);
     RUN(test_refusals);
     RUN(test_sampler);
+    RUN(test_chat_templates);
+    RUN(test_generate);
+    RUN(test_synth_and_qk_norm);
     return test_summary();
 }
