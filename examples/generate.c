@@ -14,7 +14,7 @@ int main(int argc, char **argv) {
     }
     tailor_error err = {0};
     tailor_llm_model *model = NULL;
-    if (tailor_llm_model_load(argv[1], &model, &err) != TAILOR_OK) {
+    if (tailor_llm_model_load(argv[1], tailor_llm_model_default_params(), &model, &err) != TAILOR_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }

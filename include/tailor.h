@@ -106,11 +106,17 @@ typedef struct tailor_llm_sampler_params {
     uint64_t seed;
 } tailor_llm_sampler_params;
 
+typedef struct tailor_llm_model_params {
+    int vocab_only; /* read only the tokenizer (works on vocabulary-only files) */
+} tailor_llm_model_params;
+
+tailor_llm_model_params tailor_llm_model_default_params(void);
 tailor_llm_ctx_params tailor_llm_ctx_default_params(void);
 tailor_llm_sampler_params tailor_llm_sampler_default_params(void);
 
 /* Loads a model; *out is the caller's, released with tailor_llm_model_free. */
-int tailor_llm_model_load(const char *path, tailor_llm_model **out, tailor_error *err);
+int tailor_llm_model_load(const char *path, tailor_llm_model_params params, tailor_llm_model **out,
+                          tailor_error *err);
 void tailor_llm_model_free(tailor_llm_model *model);
 int32_t tailor_llm_n_vocab(const tailor_llm_model *model);
 int32_t tailor_llm_n_embd(const tailor_llm_model *model);

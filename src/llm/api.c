@@ -27,9 +27,15 @@ tailor_llm_sampler_params tailor_llm_sampler_default_params(void) {
     return p;
 }
 
-int tailor_llm_model_load(const char *path, tailor_llm_model **out, tailor_error *err) {
+tailor_llm_model_params tailor_llm_model_default_params(void) {
+    tailor_llm_model_params p = {0};
+    return p;
+}
+
+int tailor_llm_model_load(const char *path, tailor_llm_model_params params, tailor_llm_model **out,
+                          tailor_error *err) {
     llm_model *m;
-    int rc = llm_model_load(path, &m, err);
+    int rc = llm_model_load_ex(path, params.vocab_only != 0, &m, err);
     if (rc < 0) return rc;
     *out = xmalloc(sizeof **out);
     (*out)->m = m;
@@ -43,7 +49,7 @@ void tailor_llm_model_free(tailor_llm_model *model) {
 }
 
 int32_t tailor_llm_n_vocab(const tailor_llm_model *model) { return model->m->hp.n_vocab; }
-int32_t tailor_llm_n_embd(const tailor_llm_model *model) { return model->m->hp.n_embd; }
+int32_t tailor_llm_n_embd(const tailor_llm_model *model) { return model->m->hp.n_embd; } /* 0 if vocab-only */
 int32_t tailor_llm_token_bos(const tailor_llm_model *model) { return llm_vocab_bos(model->m->vocab); }
 int32_t tailor_llm_token_eos(const tailor_llm_model *model) { return llm_vocab_eos(model->m->vocab); }
 int tailor_llm_token_is_eog(const tailor_llm_model *model, int32_t token) {

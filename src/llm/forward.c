@@ -40,6 +40,7 @@ llm_ctx_params llm_ctx_default_params(void) {
 
 int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_error *err) {
     const llm_hparams *hp = &m->hp;
+    if (m->vocab_only) return err_set(err, TAILOR_EINVAL, "%s: loaded for tokenization only (no weights)", m->gguf->path);
     int32_t n_ctx = p.n_ctx > 0 ? p.n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
     if (n_ctx <= 0 || n_ctx > (1 << 20)) return err_set(err, TAILOR_EINVAL, "context size %d out of range", n_ctx);
     llm_ctx *c = xcalloc(1, sizeof *c);

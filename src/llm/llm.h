@@ -255,11 +255,15 @@ typedef struct llm_model {
     llm_layer *layers;
     llm_vocab *vocab;
     const char *chat_template; /* tokenizer.chat_template, or NULL */
+    bool vocab_only;           /* loaded for tokenization only: no weights */
 } llm_model;
 
 /* Loads a model (vocabulary included). Refuses unknown architectures,
  * missing or misshapen tensors and unsupported tensor types, by name. */
 int llm_model_load(const char *path, llm_model **out, tailor_error *err);
+/* vocab_only: read just the tokenizer (vocabulary-only files, or any
+ * architecture); such a model cannot get a context. */
+int llm_model_load_ex(const char *path, bool vocab_only, llm_model **out, tailor_error *err);
 void llm_model_free(llm_model *m);
 size_t llm_model_weight_bytes(const llm_model *m);
 

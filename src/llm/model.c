@@ -89,10 +89,26 @@ static const llm_tensor *want_blk(loader *L, int i, const char *what, int64_t ne
 }
 
 int llm_model_load(const char *path, llm_model **out, tailor_error *err) {
+    return llm_model_load_ex(path, false, out, err);
+}
+
+int llm_model_load_ex(const char *path, bool vocab_only, llm_model **out, tailor_error *err) {
     llm_model *m = xcalloc(1, sizeof *m);
     if (llm_gguf_open(path, &m->gguf, err) < 0) {
         free(m);
         return err->code;
+    }
+    if (vocab_only) { /* tokenization only: any architecture, no weights */
+        if (llm_vocab_load(m->gguf, &m->vocab, err) < 0) {
+            llm_model_free(m);
+            return err->code;
+        }
+        m->vocab_only = true;
+        m->arch_name = llm_gguf_get_str(m->gguf, "general.architecture");
+        m->hp.n_vocab = llm_vocab_size(m->vocab);
+        m->chat_template = llm_gguf_get_str(m->gguf, "tokenizer.chat_template");
+        *out = m;
+        return 0;
     }
     loader L = {m, NULL, err};
     const char *arch = llm_gguf_get_str(m->gguf, "general.architecture");
@@ -195,6 +211,7 @@ void llm_model_free(llm_model *m) {
 }
 
 size_t llm_model_weight_bytes(const llm_model *m) {
+    if (m->vocab_only) return 0;
     size_t n = 0;
     for (int64_t i = 0; i < m->gguf->n_tensors; i++) n += m->gguf->tensors[i].bytes;
     return n;

@@ -8,6 +8,7 @@
 #include "llm/llm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
@@ -271,9 +272,10 @@ static const llm_kernels AVX2 = {
 
 const llm_kernels *llm_kernels_avx2(void) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        return &AVX2;
+    /* F16C is CPUID.1:ECX bit 29 (not every compiler's builtin knows it). */
+    unsigned a, b, c, d;
+    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) return &AVX2;
     return NULL;
 }
 

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "llm/llm.h"
+#include "tailor.h"
 #include "test.h"
 
 static cJSON *load_json(const char *path) {
@@ -682,10 +683,29 @@ static void test_refusals(void) {
     CHECK_CONTAINS(err.msg, "Q4_K");
     CHECK_EQ(err.code, TAILOR_EUNSUPPORTED);
     free(p);
-    /* A vocabulary-only file has no weights. */
+    /* A vocabulary-only file has no weights: it loads for tokenizing only
+     * (through the public API), and a context is refused. */
     p = test_data_path("tokenizer-refs-llamacpp/ggml-vocab-gpt-2.gguf");
     CHECK(llm_model_load(p, &m, &err) < 0);
     CHECK(err.msg[0] != 0);
+    tailor_llm_model_params mp = tailor_llm_model_default_params();
+    mp.vocab_only = 1;
+    tailor_llm_model *tm = NULL;
+    CHECK_EQ(tailor_llm_model_load(p, mp, &tm, &err), 0);
+    if (tm) {
+        int32_t ids[8];
+        CHECK_EQ(tailor_llm_tokenize(tm, "Hello world", 11, 0, 0, ids, 8), 2);
+        CHECK(ids[0] == 15496 && ids[1] == 995);
+        CHECK_EQ(tailor_llm_tokenize(tm, "Hello world", 11, 0, 0, ids, 1), -2); /* buffer too small */
+        char piece[16];
+        CHECK_EQ(tailor_llm_token_to_piece(tm, 995, piece, sizeof piece), 6);
+        CHECK(memcmp(piece, " world", 6) == 0);
+        CHECK_EQ(tailor_llm_token_to_piece(tm, 995, piece, 3), -6);
+        tailor_llm_ctx *tc = NULL;
+        CHECK(tailor_llm_ctx_new(tm, tailor_llm_ctx_default_params(), &tc, &err) < 0);
+        CHECK_CONTAINS(err.msg, "tokenization only");
+        tailor_llm_model_free(tm);
+    }
     free(p);
 }
 
