@@ -81,6 +81,7 @@ int cmd_llm_info(cli_args *a);
 int cmd_llm_tokenize(cli_args *a);
 int cmd_llm_run(cli_args *a);
 int cmd_llm_synth(cli_args *a);
+int cmd_llm_quantize(cli_args *a);
 int cmd_llm_bench(cli_args *a);
 int cmd_llm_chat(cli_args *a);
 int cmd_llm_embed(cli_args *a);

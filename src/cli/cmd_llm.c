@@ -236,9 +236,9 @@ int cmd_llm_synth(cli_args *a) {
     if (!shape) return cli_usage_error(a, "--shape is required (%s)", llm_shape_names());
     const llm_shape *s = llm_shape_find(shape);
     if (!s) return cli_usage_error(a, "unknown shape '%s' (known: %s)", shape, llm_shape_names());
-    int t = llm_type_from_name(type ? type : "q8_0");
-    if (t < 0 || !llm_type_get((uint32_t)t)->supported)
-        return cli_usage_error(a, "unknown or unsupported --type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1)", type);
+    llm_ftype ft;
+    if (llm_ftype_from_name(type ? type : "q8_0", &ft) < 0)
+        return cli_usage_error(a, "unknown --type '%s' (%s)", type, llm_ftype_names());
     long seed;
     if (!cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed)) return cli_usage_error(a, "bad --seed");
     char *dflt = NULL;
@@ -253,12 +253,26 @@ int cmd_llm_synth(cli_args *a) {
     }
     tailor_error err = {0};
     uint64_t t0 = timer_now_ns();
-    int rc = llm_synth(s, (llm_type)t, vocab, a->pos[0], (uint64_t)seed, &err);
+    int rc = llm_synth(s, &ft, vocab, a->pos[0], (uint64_t)seed, &err);
     free(dflt);
     if (rc < 0) return cli_fail(&err);
     if (!a->quiet)
-        fprintf(stderr, "wrote %s (%s, %s) in %.1f s\n", a->pos[0], s->name, llm_type_get((uint32_t)t)->name,
-                timer_seconds_since(t0));
+        fprintf(stderr, "wrote %s (%s, %s) in %.1f s\n", a->pos[0], s->name, ft.name, timer_seconds_since(t0));
+    return 0;
+}
+
+int cmd_llm_quantize(cli_args *a) {
+    llm_ftype ft;
+    if (llm_ftype_from_name(a->pos[2], &ft) < 0)
+        return cli_usage_error(a, "unknown type '%s' (%s)", a->pos[2], llm_ftype_names());
+    long threads;
+    if (!cli_opt_int(a, "threads", 0, 0, 1024, &threads)) return cli_usage_error(a, "bad --threads");
+    if (strcmp(a->pos[0], a->pos[1]) == 0) return cli_usage_error(a, "IN and OUT must differ");
+    progress_set_quiet(a->quiet);
+    tailor_error err = {0};
+    uint64_t t0 = timer_now_ns();
+    if (llm_quantize(a->pos[0], a->pos[1], &ft, (int)threads, &err) < 0) return cli_fail(&err);
+    if (!a->quiet) fprintf(stderr, "wrote %s (%s) in %.1f s\n", a->pos[1], ft.name, timer_seconds_since(t0));
     return 0;
 }
 

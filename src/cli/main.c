@@ -210,10 +210,19 @@ static const cli_cmd COMMANDS[] = {
      "../shared/data), cut or padded to the shape's size. What benchmarks run on.",
      1, 1,
      {{"shape", 0, "NAME", "model shape (see above)"},
-      {"type", 0, "TYPE", "f32, f16, bf16, q8_0 (default), q4_0, q4_1, q5_0 or q5_1"},
+      {"type", 0, "TYPE", "file type: q8_0 (default), q4_0, q4_k_m, q5_k_m, q6_k, f16, ... (see llm quantize)"},
       {"vocab", 0, "GGUF", "take the vocabulary from this GGUF file"},
       {"seed", 0, "S", "random seed (default 42)"}},
      cmd_llm_synth},
+    {"llm quantize", "IN OUT TYPE", "convert a GGUF model's matrices to a file type (Q4_K_M, Q8_0, ...)",
+     "TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_m, q4_k_s, q4_k_m, q5_k_s,\n"
+     "q5_k_m or q6_k. Each matrix gets the type the reference quantizer gives it (6 bits for\n"
+     "the output matrix and some layers' attn_v/ffn_down in _M types; Q5_0/Q5_1/Q8_0 where a\n"
+     "row is not a multiple of 256), with the format's reference quantizers; norms and biases\n"
+     "stay F32; metadata is copied. The output is written to a temporary file first.",
+     3, 3,
+     {{"threads", 't', "N", "threads (default: all cores)"}},
+     cmd_llm_quantize},
     {"llm bench", "", "prompt-processing and generation speed, like llama-bench",
      "pp: one batch of -p random tokens from an empty cache; tg: -n tokens decoded one at a\n"
      "time from an empty cache. Each figure is the mean of -r runs after a warm-up.\n"

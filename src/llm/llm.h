@@ -52,6 +52,33 @@ size_t llm_row_bytes(llm_type t, int64_t n);
 /* Parses "q8_0", "Q4_0", "f16" ...; -1 when unknown. */
 int llm_type_from_name(const char *name);
 
+/* Block layouts (bit-compatible with the format). 32-value blocks: */
+typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1;
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
+typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;
+typedef struct { uint16_t d, s; int8_t qs[32]; } blk_q8_1; /* s = d * sum(qs) */
+/* K-quants: 256-value super-blocks with sub-block scales. */
+#define QK_K 256
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } blk_q2_K;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } blk_q3_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } blk_q5_K;
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_K;
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } blk_q8_K; /* activations */
+
+/* K-quant reference code (quant_k.c): dequantize, the format's reference
+ * quantizers, and dot products with Q8_K activations. */
+void qk_dequant(llm_type t, const void *src, float *dst, int64_t n);
+void qk_quant(llm_type t, const float *src, void *dst, int64_t n);
+void qk_quant_q8_K(const float *src, void *dst, int64_t n);
+float qk_dot_q2_K(const void *w, const void *a, int64_t n);
+float qk_dot_q3_K(const void *w, const void *a, int64_t n);
+float qk_dot_q4_K(const void *w, const void *a, int64_t n);
+float qk_dot_q5_K(const void *w, const void *a, int64_t n);
+float qk_dot_q6_K(const void *w, const void *a, int64_t n);
+
 /* IEEE half and bfloat16, round to nearest even (as the reference). */
 uint16_t llm_fp32_to_fp16(float f);
 float llm_fp16_to_fp32(uint16_t h);
@@ -60,8 +87,9 @@ float llm_bf16_to_fp32(uint16_t h);
 
 /* Reference (scalar) row conversions. n must be a multiple of the block. */
 void llm_dequant_row(llm_type t, const void *src, float *dst, int64_t n);
-/* Quantizes with the reference quantizer of the format (weights, and the
- * activation types Q8_0/Q8_1/F16/BF16/F32). */
+/* Quantizes weights with the format's reference quantizer (activations
+ * are rounded by the kernels' quant[] entries, as the reference engine
+ * rounds them). */
 void llm_quant_row(llm_type t, const float *src, void *dst, int64_t n);
 
 /* A dot product of a weight row (type t) with an activation row already in
@@ -344,6 +372,26 @@ typedef enum llm_pooling { LLM_POOL_MEAN = 0, LLM_POOL_LAST = 1 } llm_pooling;
  * Uses and then clears the context's cache. */
 int llm_embed(llm_ctx *c, const char *text, size_t n, llm_pooling pooling, float *out, tailor_error *err);
 
+/* ---- file types and quantization --------------------------------------- */
+
+/* A file type as people download them (Q4_K_M, Q8_0, F16 ...). */
+typedef struct llm_ftype {
+    const char *name; /* "q4_k_m" */
+    int file_type;    /* general.file_type number */
+    llm_type base;    /* the type most matrices get */
+} llm_ftype;
+
+int llm_ftype_from_name(const char *name, llm_ftype *out); /* -1 when unknown */
+const char *llm_ftype_names(void);
+/* The type the reference quantizer gives a matrix: name (blk.N....), its row
+ * length, whether it is the output matrix (or the tied embedding), its
+ * layer and the number of layers. */
+llm_type llm_ftype_tensor_type(const llm_ftype *f, const char *name, int64_t row, bool is_output, int layer,
+                               int n_layer);
+/* Converts every matrix of in to the file type (norms and biases stay F32),
+ * copying the metadata, with n_threads (0 = all cores). */
+int llm_quantize(const char *in, const char *out, const llm_ftype *f, int n_threads, tailor_error *err);
+
 /* ---- synthetic models ------------------------------------------------- */
 
 /* The shape of a real model: what `tailor llm synth` reproduces. */
@@ -358,9 +406,10 @@ typedef struct llm_shape {
 
 const llm_shape *llm_shape_find(const char *name); /* NULL when unknown */
 const char *llm_shape_names(void);
-/* Writes a model of shape s with seeded random weights in file type ftype
- * (F32, F16, BF16, Q8_0, Q4_0, ...), its vocabulary taken from vocab_path. */
-int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const char *out, uint64_t seed,
+/* Writes a model of shape s with seeded random weights in file type f (each
+ * tensor typed as the reference quantizer would), its vocabulary taken
+ * from vocab_path. */
+int llm_synth(const llm_shape *s, const llm_ftype *f, const char *vocab_path, const char *out, uint64_t seed,
               tailor_error *err);
 
 /* ---- generation -------------------------------------------------------- */

@@ -11,12 +11,6 @@
 
 #define QK 32 /* values per block of the 32-wide types */
 
-typedef struct { uint16_t d; uint8_t qs[QK / 2]; } blk_q4_0;
-typedef struct { uint16_t d, m; uint8_t qs[QK / 2]; } blk_q4_1;
-typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[QK / 2]; } blk_q5_0;
-typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[QK / 2]; } blk_q5_1;
-typedef struct { uint16_t d; int8_t qs[QK]; } blk_q8_0;
-typedef struct { uint16_t d, s; int8_t qs[QK]; } blk_q8_1;
 _Static_assert(sizeof(blk_q4_0) == 18, "Q4_0 block");
 _Static_assert(sizeof(blk_q4_1) == 20, "Q4_1 block");
 _Static_assert(sizeof(blk_q5_0) == 22, "Q5_0 block");
@@ -33,11 +27,11 @@ static const llm_type_info TYPES[LLM_TYPE_COUNT] = {
     [LLM_TYPE_Q5_1] = {"Q5_1", 32, 24, true, LLM_TYPE_Q8_1},
     [LLM_TYPE_Q8_0] = {"Q8_0", 32, 34, true, LLM_TYPE_Q8_0},
     [LLM_TYPE_Q8_1] = {"Q8_1", 32, 36, false, LLM_TYPE_Q8_1},
-    [LLM_TYPE_Q2_K] = {"Q2_K", 256, 84, false, LLM_TYPE_Q8_K},
-    [LLM_TYPE_Q3_K] = {"Q3_K", 256, 110, false, LLM_TYPE_Q8_K},
-    [LLM_TYPE_Q4_K] = {"Q4_K", 256, 144, false, LLM_TYPE_Q8_K},
-    [LLM_TYPE_Q5_K] = {"Q5_K", 256, 176, false, LLM_TYPE_Q8_K},
-    [LLM_TYPE_Q6_K] = {"Q6_K", 256, 210, false, LLM_TYPE_Q8_K},
+    [LLM_TYPE_Q2_K] = {"Q2_K", 256, 84, true, LLM_TYPE_Q8_K},
+    [LLM_TYPE_Q3_K] = {"Q3_K", 256, 110, true, LLM_TYPE_Q8_K},
+    [LLM_TYPE_Q4_K] = {"Q4_K", 256, 144, true, LLM_TYPE_Q8_K},
+    [LLM_TYPE_Q5_K] = {"Q5_K", 256, 176, true, LLM_TYPE_Q8_K},
+    [LLM_TYPE_Q6_K] = {"Q6_K", 256, 210, true, LLM_TYPE_Q8_K},
     [LLM_TYPE_Q8_K] = {"Q8_K", 256, 292, false, LLM_TYPE_Q8_K},
     /* Known to the format (so files list cleanly) but not computed here. */
     [16] = {"IQ2_XXS", 256, 66, false, 0},
@@ -210,6 +204,8 @@ void llm_dequant_row(llm_type t, const void *src, float *dst, int64_t n) {
             for (int j = 0; j < QK; j++) dst[i * QK + j] = x[i].qs[j] * H2F(x[i].d);
         break;
     }
+    case LLM_TYPE_Q2_K: case LLM_TYPE_Q3_K: case LLM_TYPE_Q4_K: case LLM_TYPE_Q5_K: case LLM_TYPE_Q6_K:
+    case LLM_TYPE_Q8_K: qk_dequant(t, src, dst, n); break;
     default: memset(dst, 0, (size_t)n * 4); break; /* callers check support first */
     }
 }
@@ -300,6 +296,18 @@ static void q_q5_1(const float *x, blk_q5_1 *y, int64_t nb) {
     }
 }
 
+/* Weights: the format's reference quantizer (multiply by 1/d, round half
+ * away from zero). */
+static void q_q8_0_ref(const float *x, blk_q8_0 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QK) {
+        float amax = 0;
+        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        y[i].d = F2H(d);
+        for (int j = 0; j < QK; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
 /* Activations: the reference engine's CPU path scales by 127/amax and
  * rounds to nearest even (its SIMD quantizer); we do the same so the
  * integer dot products see the very same values. */
@@ -346,8 +354,10 @@ void llm_quant_row(llm_type t, const float *src, void *dst, int64_t n) {
     case LLM_TYPE_Q4_1: q_q4_1(src, dst, nb); break;
     case LLM_TYPE_Q5_0: q_q5_0(src, dst, nb); break;
     case LLM_TYPE_Q5_1: q_q5_1(src, dst, nb); break;
-    case LLM_TYPE_Q8_0: q_q8_0(src, dst, nb); break;
+    case LLM_TYPE_Q8_0: q_q8_0_ref(src, dst, nb); break;
     case LLM_TYPE_Q8_1: q_q8_1(src, dst, nb); break;
+    case LLM_TYPE_Q2_K: case LLM_TYPE_Q3_K: case LLM_TYPE_Q4_K: case LLM_TYPE_Q5_K: case LLM_TYPE_Q6_K:
+    case LLM_TYPE_Q8_K: qk_quant(t, src, dst, n); break;
     default: break;
     }
 }
@@ -453,9 +463,11 @@ static const llm_kernels SCALAR = {
     .name = "scalar",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
             [LLM_TYPE_Q4_0] = dot_q4_0, [LLM_TYPE_Q4_1] = dot_q4_1, [LLM_TYPE_Q5_0] = dot_q5_0,
-            [LLM_TYPE_Q5_1] = dot_q5_1, [LLM_TYPE_Q8_0] = dot_q8_0},
+            [LLM_TYPE_Q5_1] = dot_q5_1, [LLM_TYPE_Q8_0] = dot_q8_0, [LLM_TYPE_Q2_K] = qk_dot_q2_K,
+            [LLM_TYPE_Q3_K] = qk_dot_q3_K, [LLM_TYPE_Q4_K] = qk_dot_q4_K, [LLM_TYPE_Q5_K] = qk_dot_q5_K,
+            [LLM_TYPE_Q6_K] = qk_dot_q6_K},
     .quant = {[LLM_TYPE_F32] = q_f32_fn, [LLM_TYPE_F16] = q_f16_fn, [LLM_TYPE_BF16] = q_bf16_fn,
-              [LLM_TYPE_Q8_0] = q_q8_0_fn, [LLM_TYPE_Q8_1] = q_q8_1_fn},
+              [LLM_TYPE_Q8_0] = q_q8_0_fn, [LLM_TYPE_Q8_1] = q_q8_1_fn, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
 };
 
 const llm_kernels *llm_kernels_scalar(void) { return &SCALAR; }

@@ -14,12 +14,6 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define QK 32
 
-typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;
-typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1;
-typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;
-typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
-typedef struct { uint16_t d; int8_t qs[QK]; } blk_q8_0;
-typedef struct { uint16_t d, s; int8_t qs[QK]; } blk_q8_1;
 
 TGT static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -265,9 +259,11 @@ static const llm_kernels AVX2 = {
     .name = "avx2",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
             [LLM_TYPE_Q4_0] = dot_q4_0, [LLM_TYPE_Q4_1] = dot_q4_1, [LLM_TYPE_Q5_0] = dot_q5_0,
-            [LLM_TYPE_Q5_1] = dot_q5_1, [LLM_TYPE_Q8_0] = dot_q8_0},
+            [LLM_TYPE_Q5_1] = dot_q5_1, [LLM_TYPE_Q8_0] = dot_q8_0, [LLM_TYPE_Q2_K] = qk_dot_q2_K,
+            [LLM_TYPE_Q3_K] = qk_dot_q3_K, [LLM_TYPE_Q4_K] = qk_dot_q4_K, [LLM_TYPE_Q5_K] = qk_dot_q5_K,
+            [LLM_TYPE_Q6_K] = qk_dot_q6_K},
     .quant = {[LLM_TYPE_F32] = quant_f32, [LLM_TYPE_F16] = quant_f16, [LLM_TYPE_BF16] = quant_bf16,
-              [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1},
+              [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
 };
 
 const llm_kernels *llm_kernels_avx2(void) {

@@ -3,7 +3,8 @@
  * cannot be downloaded here). The vocabulary comes from a GGUF file (a
  * fixture): cut or padded with reserved control tokens to the shape's size,
  * with the shape's own pre-tokenizer, special tokens and chat template.
- * Tensor types follow the reference quantizer's choices per file type. */
+ * Tensor types follow the reference quantizer's choices per file type
+ * (llm_ftype_tensor_type). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,15 +41,6 @@ static const char *const TEMPLATE_ZEPHYR =
     "+ message['content'] + eos_token }}\\n{% endif %}\\n{% if loop.last and add_generation_prompt %}\\n{{ "
     "'<|assistant|>' }}\\n{% endif %}\\n{% endfor %}";
 
-/* The tensor type the reference quantizer gives a matrix for a file type:
- * the output matrix (or the tied embedding) stays at 8 bits in a 4-bit
- * file. */
-static llm_type pick_type(llm_type ftype, bool is_output) {
-    if (ftype == LLM_TYPE_Q4_0 || ftype == LLM_TYPE_Q4_1 || ftype == LLM_TYPE_Q5_0 || ftype == LLM_TYPE_Q5_1)
-        return is_output ? LLM_TYPE_Q8_0 : ftype;
-    return ftype;
-}
-
 typedef struct synth_buf {
     VEC(void *) blocks;
 } synth_buf;
@@ -82,7 +74,7 @@ static void add_vector(llm_gguf_writer *w, synth_buf *b, rng *r, const char *nam
 
 static void key(char *buf, size_t n, const char *arch, const char *suffix) { snprintf(buf, n, "%s.%s", arch, suffix); }
 
-int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const char *out, uint64_t seed,
+int llm_synth(const llm_shape *s, const llm_ftype *f, const char *vocab_path, const char *out, uint64_t seed,
               tailor_error *err) {
     llm_gguf *vg;
     if (llm_gguf_open(vocab_path, &vg, err) < 0) return err->code;
@@ -95,11 +87,6 @@ int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const 
         llm_gguf_free(vg);
         return err->code;
     }
-    const llm_type_info *fi = llm_type_get(ftype);
-    if (!fi || !fi->supported || ftype == LLM_TYPE_Q8_1) {
-        llm_gguf_free(vg);
-        return err_set(err, TAILOR_EINVAL, "file type %s cannot be written", fi ? fi->name : "?");
-    }
     llm_gguf_writer *w = llm_gguf_writer_new();
     synth_buf b = {0};
     char k[160];
@@ -107,7 +94,9 @@ int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const 
     llm_gguf_set_str(w, "general.name", s->name);
     snprintf(k, sizeof k, "tailor synth (seed %llu)", (unsigned long long)seed);
     llm_gguf_set_str(w, "general.source", k);
-    llm_gguf_set_u32(w, "general.file_type", (uint32_t)ftype);
+    llm_gguf_set_u32(w, "general.file_type", (uint32_t)f->file_type);
+    if (f->base != LLM_TYPE_F32 && f->base != LLM_TYPE_F16 && f->base != LLM_TYPE_BF16)
+        llm_gguf_set_u32(w, "general.quantization_version", 2);
     key(k, sizeof k, s->arch, "context_length");
     llm_gguf_set_u32(w, k, (uint32_t)s->n_ctx);
     key(k, sizeof k, s->arch, "embedding_length");
@@ -194,18 +183,24 @@ int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const 
     rng r;
     rng_seed(&r, seed);
     int64_t D = s->n_embd, DQ = (int64_t)s->n_head * head_dim, DKV = (int64_t)s->n_head_kv * head_dim;
-    add_matrix(w, &b, &r, "token_embd.weight", pick_type(ftype, s->tied), D, s->n_vocab, 0.02f);
-    if (!s->tied) add_matrix(w, &b, &r, "output.weight", pick_type(ftype, true), D, s->n_vocab, 0.02f);
+#define TYPE(name, row, out, l) llm_ftype_tensor_type(f, name, row, out, l, s->n_layer)
+    add_matrix(w, &b, &r, "token_embd.weight", TYPE("token_embd.weight", D, s->tied, -1), D, s->n_vocab, 0.02f);
+    if (!s->tied) add_matrix(w, &b, &r, "output.weight", TYPE("output.weight", D, true, -1), D, s->n_vocab, 0.02f);
     add_vector(w, &b, &r, "output_norm.weight", D, 1.0f, 0.05f);
     bool qwen2 = strcmp(s->arch, "qwen2") == 0, qwen3 = strcmp(s->arch, "qwen3") == 0;
-    llm_type mt = pick_type(ftype, false);
     for (int l = 0; l < s->n_layer; l++) {
         char n[96];
 #define T(x) (snprintf(n, sizeof n, "blk.%d." x, l), n)
         add_vector(w, &b, &r, T("attn_norm.weight"), D, 1.0f, 0.05f);
-        add_matrix(w, &b, &r, T("attn_q.weight"), mt, D, DQ, 0.02f);
-        add_matrix(w, &b, &r, T("attn_k.weight"), mt, D, DKV, 0.02f);
-        add_matrix(w, &b, &r, T("attn_v.weight"), mt, D, DKV, 0.02f);
+        /* The name first (T writes it), then its type. */
+#define MAT(suffix, cols, rows)                                                        \
+    do {                                                                               \
+        const char *nm = T(suffix);                                                    \
+        add_matrix(w, &b, &r, nm, TYPE(nm, cols, false, l), cols, rows, 0.02f);        \
+    } while (0)
+        MAT("attn_q.weight", D, DQ);
+        MAT("attn_k.weight", D, DKV);
+        MAT("attn_v.weight", D, DKV);
         if (qwen2) {
             add_vector(w, &b, &r, T("attn_q.bias"), DQ, 0.0f, 0.02f);
             add_vector(w, &b, &r, T("attn_k.bias"), DKV, 0.0f, 0.02f);
@@ -215,12 +210,14 @@ int llm_synth(const llm_shape *s, llm_type ftype, const char *vocab_path, const 
             add_vector(w, &b, &r, T("attn_q_norm.weight"), head_dim, 1.0f, 0.05f);
             add_vector(w, &b, &r, T("attn_k_norm.weight"), head_dim, 1.0f, 0.05f);
         }
-        add_matrix(w, &b, &r, T("attn_output.weight"), mt, DQ, D, 0.02f);
+        MAT("attn_output.weight", DQ, D);
         add_vector(w, &b, &r, T("ffn_norm.weight"), D, 1.0f, 0.05f);
-        add_matrix(w, &b, &r, T("ffn_gate.weight"), mt, D, s->n_ff, 0.02f);
-        add_matrix(w, &b, &r, T("ffn_up.weight"), mt, D, s->n_ff, 0.02f);
-        add_matrix(w, &b, &r, T("ffn_down.weight"), mt, s->n_ff, D, 0.02f);
+        MAT("ffn_gate.weight", D, s->n_ff);
+        MAT("ffn_up.weight", D, s->n_ff);
+        MAT("ffn_down.weight", s->n_ff, D);
+#undef MAT
 #undef T
+#undef TYPE
     }
     int rc = llm_gguf_writer_write(w, out, err);
     for (size_t i = 0; i < b.blocks.len; i++) free(b.blocks.data[i]);

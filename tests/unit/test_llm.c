@@ -616,12 +616,15 @@ static void test_forward_quantized(void) {
     check_model("stories260K-Q8_0", TOL_Q, 0.1, NULL, 1);
     check_model("stories260K-Q4_0", TOL_Q, 0.1, NULL, 2);
     check_model("tiny-llama-spm-Q4_0", TOL_Q, 0.1, NULL, 1);
+    check_model("tiny-llama-spm-Q4_K_M", TOL_Q, 0.1, NULL, 1);
+    check_model("tiny-qwen2-bpe-Q4_K_M", TOL_Q, 0.1, NULL, 2);
 }
 
 /* The scalar reference path gives the same results within the same
  * tolerances. */
 static void test_forward_scalar(void) {
     check_model("stories260K-Q4_0", TOL_Q, 0.1, llm_kernels_scalar(), 1);
+    check_model("tiny-qwen2-bpe-Q4_K_M", TOL_Q, 0.1, llm_kernels_scalar(), 1);
     check_model("tiny-llama-spm-F16", TOL_F16, 0.05, llm_kernels_scalar(), 1);
 }
 
@@ -676,13 +679,40 @@ static void test_threads_and_sequential(void) {
 
 /* Types tailor cannot compute yet are refused by name, not mis-read. */
 static void test_refusals(void) {
-    char *p = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-Q4_K_M.gguf");
+    char *dir = test_tmpdir();
+    char path[600], path2[620];
+    snprintf(path, sizeof path, "%s/s.gguf", dir);
+    snprintf(path2, sizeof path2, "%s/iq.gguf", dir);
+    llm_shape sh = {"test-tiny", "llama", 64, 1, 4, 2, 128, 1000, 256, 10000.0f, 1e-6f, true, "qwen2", "chatml"};
+    char *vocab = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf");
     tailor_error err = {0};
+    llm_ftype q40;
+    llm_ftype_from_name("q4_0", &q40);
+    CHECK_EQ(llm_synth(&sh, &q40, vocab, path, 5, &err), 0);
+    free(vocab);
+    llm_gguf *g = NULL;
+    CHECK_EQ(llm_gguf_open(path, &g, &err), 0);
+    if (g) {
+        /* IQ4_NL has Q4_0's block size: relabel one tensor. */
+        llm_gguf_writer *w = llm_gguf_writer_new();
+        for (int64_t i = 0; i < g->n_kv; i++) llm_gguf_set_kv(w, &g->kv[i]);
+        for (int64_t i = 0; i < g->n_tensors; i++) {
+            const llm_tensor *t = &g->tensors[i];
+            bool relabel = strcmp(t->name, "blk.0.ffn_down.weight") == 0;
+            llm_gguf_add_tensor(w, t->name, relabel ? (llm_type)20 : t->type, t->n_dims, t->ne, t->data);
+        }
+        CHECK_EQ(llm_gguf_writer_write(w, path2, &err), 0);
+        llm_gguf_writer_free(w);
+        llm_gguf_free(g);
+    }
     llm_model *m = NULL;
-    CHECK(llm_model_load(p, &m, &err) < 0);
-    CHECK_CONTAINS(err.msg, "Q4_K");
+    CHECK(llm_model_load(path2, &m, &err) < 0);
+    CHECK_CONTAINS(err.msg, "IQ4_NL");
+    CHECK_CONTAINS(err.msg, "blk.0.ffn_down.weight");
     CHECK_EQ(err.code, TAILOR_EUNSUPPORTED);
-    free(p);
+    test_rmtree(dir);
+    free(dir);
+    char *p;
     /* A vocabulary-only file has no weights: it loads for tokenizing only
      * (through the public API), and a context is refused. */
     p = test_data_path("tokenizer-refs-llamacpp/ggml-vocab-gpt-2.gguf");
@@ -870,7 +900,9 @@ static void check_synth(const char *arch, bool expect_invariant) {
     llm_shape sh = {"test-tiny", arch, 64, 2, 4, 2, 128, 1000, 256, 10000.0f, 1e-6f, true, "qwen2", "chatml"};
     char *vocab = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf");
     tailor_error err = {0};
-    int rc = llm_synth(&sh, LLM_TYPE_F32, vocab, path, 5, &err);
+    llm_ftype f32;
+    llm_ftype_from_name("f32", &f32);
+    int rc = llm_synth(&sh, &f32, vocab, path, 5, &err);
     if (rc < 0) fprintf(stderr, "%s\n", err.msg);
     CHECK_EQ(rc, 0);
     llm_model *m = NULL;
@@ -943,9 +975,60 @@ static void test_synth_and_qk_norm(void) {
     CHECK(llm_shape_find("gpt-5") == NULL);
     char *spm = test_data_path("tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf");
     tailor_error err = {0};
-    CHECK(llm_synth(llm_shape_find("qwen2.5-0.5b"), LLM_TYPE_Q8_0, spm, "/nonexistent/x.gguf", 1, &err) < 0);
+    llm_ftype q80;
+    llm_ftype_from_name("q8_0", &q80);
+    CHECK(llm_synth(llm_shape_find("qwen2.5-0.5b"), &q80, spm, "/nonexistent/x.gguf", 1, &err) < 0);
     CHECK_CONTAINS(err.msg, "byte-level BPE");
     free(spm);
+}
+
+/* `llm quantize` on the F32 fixtures gives the reference quantizer's files:
+ * the same type for every tensor and the same bytes. */
+static void check_quantize(const char *src_rel, const char *ref_rel, const char *type) {
+    char *src = test_data_path(src_rel), *ref = test_data_path(ref_rel), *dir = test_tmpdir();
+    char out[600];
+    snprintf(out, sizeof out, "%s/q.gguf", dir);
+    llm_ftype f;
+    CHECK_EQ(llm_ftype_from_name(type, &f), 0);
+    tailor_error err = {0};
+    CHECK_EQ(llm_quantize(src, out, &f, 2, &err), 0);
+    llm_gguf *a = NULL, *b = NULL;
+    CHECK_EQ(llm_gguf_open(out, &a, &err), 0);
+    CHECK_EQ(llm_gguf_open(ref, &b, &err), 0);
+    int same = 0, n = 0;
+    if (a && b) {
+        CHECK_EQ(a->n_tensors, b->n_tensors);
+        for (int64_t i = 0; i < b->n_tensors; i++) {
+            const llm_tensor *tb = &b->tensors[i], *ta = llm_gguf_tensor(a, tb->name);
+            n++;
+            if (!ta || ta->type != tb->type) {
+                fprintf(stderr, "%s %s: type %s, reference %s\n", type, tb->name, ta ? llm_type_get(ta->type)->name : "-",
+                        llm_type_get(tb->type)->name);
+                continue;
+            }
+            if (ta->bytes == tb->bytes && memcmp(ta->data, tb->data, ta->bytes) == 0) same++;
+            else fprintf(stderr, "%s %s (%s): bytes differ\n", type, tb->name, llm_type_get(tb->type)->name);
+        }
+        uint32_t ft;
+        CHECK(llm_gguf_get_u32(a, "general.file_type", &ft) && (int)ft == f.file_type);
+    }
+    printf("quantize %-7s %s: %d of %d tensors byte-identical to the reference\n", type, src_rel, same, n);
+    CHECK_EQ(same, n);
+    llm_gguf_free(a);
+    llm_gguf_free(b);
+    test_rmtree(dir);
+    free(dir);
+    free(src);
+    free(ref);
+}
+
+static void test_quantize(void) {
+    check_quantize("llm-fixtures/models/tiny-llama-spm-F32.gguf", "llm-fixtures/models/tiny-llama-spm-Q4_K_M.gguf", "q4_k_m");
+    check_quantize("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf", "llm-fixtures/models/tiny-qwen2-bpe-Q4_K_M.gguf", "q4_k_m");
+    check_quantize("llm-fixtures/models/tiny-llama-spm-F32.gguf", "llm-fixtures/models/tiny-llama-spm-Q4_0.gguf", "q4_0");
+    check_quantize("llm-fixtures/models/tiny-llama-spm-F32.gguf", "llm-fixtures/models/tiny-llama-spm-F16.gguf", "f16");
+    check_quantize("tinyllamas-stories260K/stories260K.gguf", "llm-fixtures/models/stories260K-Q8_0.gguf", "q8_0");
+    check_quantize("tinyllamas-stories260K/stories260K.gguf", "llm-fixtures/models/stories260K-Q4_0.gguf", "q4_0");
 }
 
 int main(void) {
@@ -966,5 +1049,6 @@ int main(void) {
     RUN(test_chat_templates);
     RUN(test_generate);
     RUN(test_synth_and_qk_norm);
+    RUN(test_quantize);
     return test_summary();
 }
