@@ -255,13 +255,191 @@ static void quant_bf16(const float *x, void *dst, int64_t n) {
     llm_quant_row(LLM_TYPE_BF16, x, dst, n);
 }
 
+
+/* ---- K-quants (Q8_K activations) --------------------------------------- */
+
+/* Two 16-value halves scaled by s0 and s1 (int16 lanes). */
+TGT static inline __m256i scale_pair(int s0, int s1) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+}
+
+TGT static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        mn[j] = q[j + 4] & 63;
+    }
+    for (int j = 4; j < 8; j++) {
+        sc[j] = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        mn[j] = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+TGT static float dot_q4_K(const void *w, const void *a, int64_t n) {
+    const blk_q4_K *x = w;
+    const blk_q8_K *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        k4_scales(x[i].scales, sc, mn);
+        int summ = 0;
+        for (int j = 0; j < 8; j++) summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        mins += y[i].d * h2f(x[i].dmin) * (float)summ;
+        __m256i sumi = _mm256_setzero_si256();
+        const uint8_t *q4 = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        for (int j = 0; j < 4; j++, q4 += 32, q8 += 64) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)q4);
+            __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
+            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+            pl = _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j]));
+            ph = _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc) - mins;
+}
+
+TGT static float dot_q5_K(const void *w, const void *a, int64_t n) {
+    const blk_q5_K *x = w;
+    const blk_q8_K *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        k4_scales(x[i].scales, sc, mn);
+        int summ = 0;
+        for (int j = 0; j < 8; j++) summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        mins += y[i].d * h2f(x[i].dmin) * (float)summ;
+        __m256i sumi = _mm256_setzero_si256();
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        const uint8_t *q5 = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        for (int j = 0; j < 4; j++, q5 += 32, q8 += 64) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)q5);
+            __m256i hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
+            __m256i hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(b, m4), hl);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), hh);
+            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
+            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+            pl = _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j]));
+            ph = _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc) - mins;
+}
+
+TGT static float dot_q6_K(const void *w, const void *a, int64_t n) {
+    const blk_q6_K *x = w;
+    const blk_q8_K *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *sc = x[i].scales, *q8 = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, q8 += 128) {
+            __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                __m256i y8 = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
+                /* (q - 32) . y = q . y - 32 * sum(y) */
+                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], y8), _mm256_maddubs_epi16(k32, y8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[2 * k], sc[2 * k + 1])));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc);
+}
+
+TGT static float dot_q3_K(const void *w, const void *a, int64_t n) {
+    const blk_q3_K *x = w;
+    const blk_q8_K *y = a;
+    const __m256i m2 = _mm256_set1_epi8(3), k4 = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int8_t sc[16];
+        uint32_t aux[4];
+        memcpy(aux, x[i].scales, 12);
+        uint32_t tmp = aux[2];
+        const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
+        aux[2] = ((aux[0] >> 4) & k2) | (((tmp >> 4) & k1) << 4);
+        aux[3] = ((aux[1] >> 4) & k2) | (((tmp >> 6) & k1) << 4);
+        aux[0] = (aux[0] & k2) | (((tmp >> 0) & k1) << 4);
+        aux[1] = (aux[1] & k2) | (((tmp >> 2) & k1) << 4);
+        memcpy(sc, aux, 16);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        const uint8_t *q = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        int is = 0, bit = 0;
+        for (int g = 0; g < 2; g++, q += 32) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)q);
+            for (int shift = 0; shift < 8; shift += 2, bit++, is += 2, q8 += 32) {
+                __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(b, shift), m2);
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, bit), _mm256_set1_epi8(1));
+                __m256i u = _mm256_or_si256(q2, _mm256_slli_epi16(hb, 2)); /* value + 4, in 0..7 */
+                __m256i y8 = _mm256_loadu_si256((const __m256i *)q8);
+                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, y8), _mm256_maddubs_epi16(k4, y8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[is] - 32, sc[is + 1] - 32)));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc);
+}
+
+TGT static float dot_q2_K(const void *w, const void *a, int64_t n) {
+    const blk_q2_K *x = w;
+    const blk_q8_K *y = a;
+    const __m256i m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int summ = 0;
+        for (int j = 0; j < 16; j++) summ += y[i].bsums[j] * (x[i].scales[j] >> 4);
+        mins += y[i].d * h2f(x[i].dmin) * (float)summ;
+        const uint8_t *q = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        int is = 0;
+        for (int g = 0; g < 2; g++, q += 32) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)q);
+            for (int shift = 0; shift < 8; shift += 2, is += 2, q8 += 32) {
+                __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(b, shift), m2);
+                __m256i p = _mm256_maddubs_epi16(q2, _mm256_loadu_si256((const __m256i *)q8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(x[i].scales[is] & 0xF,
+                                                                              x[i].scales[is + 1] & 0xF)));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc) - mins;
+}
+
 static const llm_kernels AVX2 = {
     .name = "avx2",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
             [LLM_TYPE_Q4_0] = dot_q4_0, [LLM_TYPE_Q4_1] = dot_q4_1, [LLM_TYPE_Q5_0] = dot_q5_0,
-            [LLM_TYPE_Q5_1] = dot_q5_1, [LLM_TYPE_Q8_0] = dot_q8_0, [LLM_TYPE_Q2_K] = qk_dot_q2_K,
-            [LLM_TYPE_Q3_K] = qk_dot_q3_K, [LLM_TYPE_Q4_K] = qk_dot_q4_K, [LLM_TYPE_Q5_K] = qk_dot_q5_K,
-            [LLM_TYPE_Q6_K] = qk_dot_q6_K},
+            [LLM_TYPE_Q5_1] = dot_q5_1, [LLM_TYPE_Q8_0] = dot_q8_0, [LLM_TYPE_Q2_K] = dot_q2_K,
+            [LLM_TYPE_Q3_K] = dot_q3_K, [LLM_TYPE_Q4_K] = dot_q4_K, [LLM_TYPE_Q5_K] = dot_q5_K,
+            [LLM_TYPE_Q6_K] = dot_q6_K},
     .quant = {[LLM_TYPE_F32] = quant_f32, [LLM_TYPE_F16] = quant_f16, [LLM_TYPE_BF16] = quant_bf16,
               [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
 };

@@ -68,10 +68,11 @@ static void fill(float *x, int64_t n, uint64_t seed) {
 }
 
 static void test_quant_roundtrip(void) {
-    const llm_type types[] = {LLM_TYPE_F16, LLM_TYPE_BF16, LLM_TYPE_Q8_0, LLM_TYPE_Q4_0,
-                              LLM_TYPE_Q4_1, LLM_TYPE_Q5_0, LLM_TYPE_Q5_1};
+    const llm_type types[] = {LLM_TYPE_F16,  LLM_TYPE_BF16, LLM_TYPE_Q8_0, LLM_TYPE_Q4_0, LLM_TYPE_Q4_1,
+                              LLM_TYPE_Q5_0, LLM_TYPE_Q5_1, LLM_TYPE_Q2_K, LLM_TYPE_Q3_K, LLM_TYPE_Q4_K,
+                              LLM_TYPE_Q5_K, LLM_TYPE_Q6_K, LLM_TYPE_Q8_K};
     /* Worst relative RMS error each format may have on Gaussian data. */
-    const double tol[] = {1e-3, 5e-3, 0.01, 0.15, 0.12, 0.08, 0.06};
+    const double tol[] = {1e-3, 5e-3, 0.01, 0.15, 0.12, 0.08, 0.06, 0.40, 0.22, 0.11, 0.06, 0.03, 0.015};
     int64_t n = 4096;
     float *x = malloc(n * 4), *y = malloc(n * 4);
     void *q = malloc(n * 4);
@@ -108,9 +109,10 @@ static void test_kernels_match_reference(void) {
         fprintf(stderr, "note: this CPU has no AVX2+FMA+F16C; only the scalar kernels run\n");
         fast = ref;
     }
-    const llm_type types[] = {LLM_TYPE_F32, LLM_TYPE_F16, LLM_TYPE_BF16, LLM_TYPE_Q8_0,
-                              LLM_TYPE_Q4_0, LLM_TYPE_Q4_1, LLM_TYPE_Q5_0, LLM_TYPE_Q5_1};
-    int64_t n = 4096 + 96; /* not a multiple of the SIMD loop widths */
+    const llm_type types[] = {LLM_TYPE_F32, LLM_TYPE_F16, LLM_TYPE_BF16, LLM_TYPE_Q8_0, LLM_TYPE_Q4_0,
+                              LLM_TYPE_Q4_1, LLM_TYPE_Q5_0, LLM_TYPE_Q5_1, LLM_TYPE_Q2_K, LLM_TYPE_Q3_K,
+                              LLM_TYPE_Q4_K, LLM_TYPE_Q5_K, LLM_TYPE_Q6_K};
+    int64_t n = 4096 + 256; /* not a multiple of the SIMD loop widths */
     float *w = malloc(n * 4), *x = malloc(n * 4);
     uint8_t *qw = malloc(n * 4), *qa = malloc(n * 4), *qa2 = malloc(n * 4);
     for (int trial = 0; trial < 4; trial++) {
