@@ -118,6 +118,7 @@ const float *llm_ctx_logits(const llm_ctx *c, int32_t i) {
 
 typedef struct mm_job {
     llm_dot_fn dot;
+    llm_rows_fn rows_fn;
     const uint8_t *w, *act;
     size_t w_row, a_row;
     int64_t cols, rows;
@@ -125,12 +126,24 @@ typedef struct mm_job {
     float *y;
 } mm_job;
 
+/* Rows [b, e) for every token: LLM_ROWS rows at a time stay in L1 while
+ * the tokens' activations stream past them. */
 static void mm_rows(void *ctx, size_t b, size_t e, int thread) {
     (void)thread;
     const mm_job *j = ctx;
-    for (size_t r = b; r < e; r++) {
+    if (!j->rows_fn || j->n == 1) { /* one token: one sequential stream per thread */
+        for (size_t r = b; r < e; r++) {
+            const uint8_t *w = j->w + r * j->w_row;
+            for (int t = 0; t < j->n; t++)
+                j->y[(size_t)t * (size_t)j->rows + r] = j->dot(w, j->act + (size_t)t * j->a_row, j->cols);
+        }
+        return;
+    }
+    for (size_t r = b; r < e; r += LLM_ROWS) {
+        int nr = e - r < LLM_ROWS ? (int)(e - r) : LLM_ROWS;
         const uint8_t *w = j->w + r * j->w_row;
-        for (int t = 0; t < j->n; t++) j->y[(size_t)t * (size_t)j->rows + r] = j->dot(w, j->act + (size_t)t * j->a_row, j->cols);
+        for (int t = 0; t < j->n; t++)
+            j->rows_fn(w, j->w_row, j->act + (size_t)t * j->a_row, j->cols, nr, j->y + (size_t)t * (size_t)j->rows + r);
     }
 }
 
@@ -140,7 +153,8 @@ static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float
     int64_t cols = w->ne[0], rows = w->ne[1];
     size_t a_row = llm_row_bytes(at, cols);
     for (int t = 0; t < n; t++) c->k->quant[at](x + (size_t)t * (size_t)cols, c->act + (size_t)t * a_row, cols);
-    mm_job j = {c->k->dot[w->type], w->data, c->act, llm_row_bytes(w->type, cols), a_row, cols, rows, n, y};
+    mm_job j = {c->k->dot[w->type], c->k->rows[w->type], w->data, c->act, llm_row_bytes(w->type, cols), a_row,
+                cols, rows, n, y};
     /* Small products are not worth waking the pool. */
     if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) mm_rows(&j, 0, (size_t)rows, 0);
     else pool_for(c->pool, (size_t)rows, mm_rows, &j);

@@ -96,11 +96,17 @@ void llm_quant_row(llm_type t, const float *src, void *dst, int64_t n);
  * t's dot_type. */
 typedef float (*llm_dot_fn)(const void *w, const void *a, int64_t n);
 typedef void (*llm_quant_fn)(const float *src, void *dst, int64_t n);
+/* nrows (1..LLM_ROWS) consecutive weight rows (w_row bytes apart) times one
+ * activation row: out[r] = dot(row r, a). Several rows share each
+ * activation load and keep independent accumulators. */
+#define LLM_ROWS 4
+typedef void (*llm_rows_fn)(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out);
 
 typedef struct llm_kernels {
     const char *name;                 /* "scalar" or "avx2" */
     llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
     llm_quant_fn quant[LLM_TYPE_COUNT]; /* activation quantizers */
+    llm_rows_fn rows[LLM_TYPE_COUNT]; /* NULL: dot row by row */
 } llm_kernels;
 
 const llm_kernels *llm_kernels_scalar(void);

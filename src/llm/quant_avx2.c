@@ -118,14 +118,25 @@ TGT static float dot_bf16(const void *w, const void *a, int64_t n) {
 
 TGT static float dot_q8_0(const void *w, const void *a, int64_t n) {
     const blk_q8_0 *x = w, *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK; i++) {
-        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_i8_f(qx, qy), acc);
+    /* Two chains: one FMA's latency no longer bounds the loop. */
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        _mm_prefetch((const char *)(x + i + 16), _MM_HINT_T0);
+        __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs);
+        __m256i y1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);
+        acc0 = _mm256_fmadd_ps(d0, mul_i8_f(x0, y0), acc0);
+        acc1 = _mm256_fmadd_ps(d1, mul_i8_f(x1, y1), acc1);
     }
-    return hsum8(acc);
+    for (; i < nb; i++) {
+        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        acc0 = _mm256_fmadd_ps(d, mul_i8_f(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                                           _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 TGT static float dot_q4_0(const void *w, const void *a, int64_t n) {
@@ -433,6 +444,106 @@ TGT static float dot_q2_K(const void *w, const void *a, int64_t n) {
     return hsum8(acc) - mins;
 }
 
+
+/* ---- several rows at once ---------------------------------------------- */
+
+/* 32-value block types: each row's block is unpacked to 32 signed bytes,
+ * multiplied with the shared activation block, and accumulated in its own
+ * register, so LLM_ROWS independent chains hide the FMA latency. */
+#define ROWS32(NAME, BLK, ABLK, UNPACK, EXTRA)                                                    \
+    TGT static void NAME##_n(const void *w, size_t w_row, const void *a, int64_t n, float *out, int nrows) { \
+        const ABLK *y = a;                                                                       \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                \
+        float e0 = 0, e1 = 0, e2 = 0, e3 = 0;                                                    \
+        const BLK *x0 = w, *x1 = (const BLK *)((const uint8_t *)w + w_row),                      \
+                  *x2 = (const BLK *)((const uint8_t *)w + 2 * w_row),                           \
+                  *x3 = (const BLK *)((const uint8_t *)w + 3 * w_row);                           \
+        for (int64_t i = 0; i < n / QK; i++) {                                                   \
+            __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);                           \
+            float dy = h2f(y[i].d);                                                              \
+            const BLK *x;                                                                        \
+            x = x0 + i;                                                                          \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), mul_i8_f(UNPACK, qy), acc0);  \
+            EXTRA(e0);                                                                           \
+            if (nrows > 1) {                                                                     \
+                x = x1 + i;                                                                      \
+                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), mul_i8_f(UNPACK, qy), acc1); \
+                EXTRA(e1);                                                                       \
+            }                                                                                    \
+            if (nrows > 2) {                                                                     \
+                x = x2 + i;                                                                      \
+                acc2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), mul_i8_f(UNPACK, qy), acc2); \
+                EXTRA(e2);                                                                       \
+            }                                                                                    \
+            if (nrows > 3) {                                                                     \
+                x = x3 + i;                                                                      \
+                acc3 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), mul_i8_f(UNPACK, qy), acc3); \
+                EXTRA(e3);                                                                       \
+            }                                                                                    \
+        }                                                                                        \
+        out[0] = hsum8(acc0) + e0;                                                               \
+        if (nrows > 1) out[1] = hsum8(acc1) + e1;                                                \
+        if (nrows > 2) out[2] = hsum8(acc2) + e2;                                                \
+        if (nrows > 3) out[3] = hsum8(acc3) + e3;                                                \
+    }                                                                                            \
+    static void NAME(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out) { \
+        if (nrows == LLM_ROWS) NAME##_n(w, w_row, a, n, out, LLM_ROWS);                          \
+        else NAME##_n(w, w_row, a, n, out, nrows);                                               \
+    }
+#define NO_EXTRA(e) (void)0
+#define MIN_EXTRA(e) e += h2f(x->m) * h2f(y[i].s)
+
+ROWS32(rows_q8_0, blk_q8_0, blk_q8_0, _mm256_loadu_si256((const __m256i *)x->qs), NO_EXTRA)
+ROWS32(rows_q4_0, blk_q4_0, blk_q8_0, _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8)), NO_EXTRA)
+ROWS32(rows_q5_0, blk_q5_0, blk_q8_0,
+       _mm256_sub_epi8(_mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))),
+                       _mm256_set1_epi8(16)),
+       NO_EXTRA)
+ROWS32(rows_q4_1, blk_q4_1, blk_q8_1, nibbles32(x->qs), MIN_EXTRA)
+ROWS32(rows_q5_1, blk_q5_1, blk_q8_1,
+       _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), MIN_EXTRA)
+#undef ROWS32
+#undef NO_EXTRA
+#undef MIN_EXTRA
+
+TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out) {
+    const uint16_t *y = a;
+    __m256 acc[LLM_ROWS][2];
+    for (int r = 0; r < LLM_ROWS; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 y0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)));
+        __m256 y1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i + 8)));
+        for (int r = 0; r < nrows; r++) {
+            const uint16_t *x = (const uint16_t *)((const uint8_t *)w + (size_t)r * w_row);
+            acc[r][0] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), y0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))), y1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < nrows; r++) {
+        const uint16_t *x = (const uint16_t *)((const uint8_t *)w + (size_t)r * w_row);
+        float s = hsum8(_mm256_add_ps(acc[r][0], acc[r][1]));
+        for (int64_t k = i; k < n; k++) s += h2f(x[k]) * h2f(y[k]);
+        out[r] = s;
+    }
+}
+
+/* K-quants: one block dot per row; rows interleave block by block so the
+ * activation block stays in registers/L1. */
+#define ROWSK(NAME, DOT, BLK)                                                                     \
+    TGT static void NAME(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out) { \
+        float acc[LLM_ROWS] = {0};                                                               \
+        const blk_q8_K *y = a;                                                                   \
+        for (int64_t i = 0; i < n / QK_K; i++)                                                   \
+            for (int r = 0; r < nrows; r++)                                                      \
+                acc[r] += DOT((const BLK *)((const uint8_t *)w + (size_t)r * w_row) + i, y + i, QK_K); \
+        for (int r = 0; r < nrows; r++) out[r] = acc[r];                                         \
+    }
+ROWSK(rows_q4_K, dot_q4_K, blk_q4_K)
+ROWSK(rows_q5_K, dot_q5_K, blk_q5_K)
+ROWSK(rows_q6_K, dot_q6_K, blk_q6_K)
+#undef ROWSK
+
 static const llm_kernels AVX2 = {
     .name = "avx2",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
@@ -442,6 +553,9 @@ static const llm_kernels AVX2 = {
             [LLM_TYPE_Q6_K] = dot_q6_K},
     .quant = {[LLM_TYPE_F32] = quant_f32, [LLM_TYPE_F16] = quant_f16, [LLM_TYPE_BF16] = quant_bf16,
               [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
+    .rows = {[LLM_TYPE_Q8_0] = rows_q8_0, [LLM_TYPE_Q4_0] = rows_q4_0, [LLM_TYPE_Q5_0] = rows_q5_0,
+             [LLM_TYPE_Q4_1] = rows_q4_1, [LLM_TYPE_Q5_1] = rows_q5_1, [LLM_TYPE_F16] = rows_f16,
+             [LLM_TYPE_Q4_K] = rows_q4_K, [LLM_TYPE_Q5_K] = rows_q5_K, [LLM_TYPE_Q6_K] = rows_q6_K},
 };
 
 const llm_kernels *llm_kernels_avx2(void) {

@@ -130,6 +130,28 @@ static void test_kernels_match_reference(void) {
             CHECK(fabs(a - b) <= 2e-6 * scale);
         }
     }
+    /* Multi-row kernels give each row's dot. */
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        llm_type t = types[i], at = llm_type_get(t)->dot_type;
+        if (!fast->rows[t]) continue;
+        size_t rb = llm_row_bytes(t, 512);
+        uint8_t *rowsq = malloc(rb * LLM_ROWS);
+        for (int r = 0; r < LLM_ROWS; r++) {
+            fill(w, 512, 300 + r);
+            llm_quant_row(t, w, rowsq + r * rb, 512);
+        }
+        fill(x, 512, 400);
+        fast->quant[at](x, qa, 512);
+        for (int nr = 1; nr <= LLM_ROWS; nr++) {
+            float out[LLM_ROWS];
+            fast->rows[t](rowsq, rb, qa, 512, nr, out);
+            for (int r = 0; r < nr; r++) {
+                double want = ref->dot[t](rowsq + r * rb, qa, 512);
+                CHECK(fabs(out[r] - want) <= 1e-5 * (fabs(want) + 10));
+            }
+        }
+        free(rowsq);
+    }
     /* The quantized dot equals the dequantized float dot of the same
      * (rounded) values, up to float accumulation. */
     fill(w, 256, 5);
