@@ -241,6 +241,9 @@ pool *pool_new(int nthreads); /* 0 = number of online CPUs */
 void pool_free(pool *p);
 int pool_threads(const pool *p);
 void pool_for(pool *p, size_t n, pool_fn fn, void *ctx);
+/* While solo, pool_for runs every job on the calling thread alone (the
+ * results are the same: fn sees one chunk [0, n) as thread 0). */
+void pool_set_solo(pool *p, bool solo);
 
 /* ---- files ------------------------------------------------------------- */
 

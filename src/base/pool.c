@@ -31,6 +31,7 @@ struct pool {
     int sleeping;                /* workers waiting on work_cv (under mu) */
     bool caller_waiting;         /* the caller waits on done_cv (under mu) */
     _Atomic bool stop;
+    bool solo; /* pool_set_solo: run jobs on the caller only */
     pool_fn fn;
     void *ctx;
     size_t n;
@@ -126,9 +127,11 @@ void pool_free(pool *p) {
 
 int pool_threads(const pool *p) { return p->nthreads; }
 
+void pool_set_solo(pool *p, bool solo) { p->solo = solo; }
+
 void pool_for(pool *p, size_t n, pool_fn fn, void *ctx) {
     if (n == 0) return;
-    if (p->nthreads == 1) {
+    if (p->nthreads == 1 || p->solo) {
         fn(ctx, 0, n, 0);
         return;
     }

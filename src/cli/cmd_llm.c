@@ -288,8 +288,11 @@ static size_t bytes_per_token(const llm_model *m) {
     return n;
 }
 
+/* The file type (Q4_K_M, ...) when the file says, else the FFN's type. */
 static const char *model_type_name(const llm_model *m) {
-    return llm_type_get(m->layers[0].ffn_up->type)->name;
+    uint32_t ft;
+    const char *n = llm_gguf_get_u32(m->gguf, "general.file_type", &ft) ? llm_ftype_name((int)ft) : NULL;
+    return n ? n : llm_type_get(m->layers[0].ffn_up->type)->name;
 }
 
 int cmd_llm_bench(cli_args *a) {
@@ -314,13 +317,13 @@ int cmd_llm_bench(cli_args *a) {
     tailor_error err = {0};
     llm_model *m;
     if (llm_model_load(path, &m, &err) < 0) return cli_fail(&err);
-    bool json = cli_flag(a, "json");
+    bool json = cli_flag(a, "json"), no_bw = cli_flag(a, "no-bandwidth");
     size_t bpt = bytes_per_token(m);
     const char *name = llm_gguf_get_str(m->gguf, "general.name");
     if (!name) name = path;
     if (!json)
-        printf("%-20s %-6s %4s %10s %10s %9s %9s\n", "model", "type", "thr", "pp tok/s", "tg tok/s", "MB/tok",
-               "tg GB/s");
+        printf("%-16s %-7s %3s %9s %8s %9s %7s %8s %8s %6s\n", "model", "type", "thr", "pp tok/s", "ttft s",
+               "tg tok/s", "MB/tok", "tg GB/s", "read GB/s", "bound");
     rng r;
     rng_seed(&r, 1);
     int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)(n_pp + 1));
@@ -354,13 +357,19 @@ int cmd_llm_bench(cli_args *a) {
             }
         }
         double pp = pp_s > 0 ? (double)(n_pp * reps) / pp_s : 0, tg = tg_s > 0 ? (double)(n_tg * reps) / tg_s : 0;
+        /* The bound: tokens/s <= read bandwidth / bytes read per token,
+         * with the bandwidth measured now, at this thread count. */
+        double bw = no_bw ? 0 : llm_read_bandwidth_gbs((int)thr[ti]);
+        double pct = bw > 0 ? 100.0 * tg * (double)bpt / 1e9 / bw : 0;
+        double ttft = pp_s > 0 ? pp_s / (double)reps : 0;
         if (json)
             printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %ld, \"pp\": {\"tokens\": %ld, \"tok_s\": %.2f}, "
-                   "\"tg\": {\"tokens\": %ld, \"tok_s\": %.2f}, \"bytes_per_token\": %zu}\n",
-                   name, model_type_name(m), thr[ti], n_pp, pp, n_tg, tg, bpt);
+                   "\"tg\": {\"tokens\": %ld, \"tok_s\": %.2f}, \"bytes_per_token\": %zu, \"bandwidth_gbs\": %.2f, "
+                   "\"percent_of_bound\": %.1f, \"ttft_s\": %.4f}\n",
+                   name, model_type_name(m), thr[ti], n_pp, pp, n_tg, tg, bpt, bw, pct, ttft);
         else
-            printf("%-20s %-6s %4ld %10.1f %10.1f %9.1f %9.2f\n", name, model_type_name(m), thr[ti], pp, tg,
-                   (double)bpt / 1e6, tg * (double)bpt / 1e9);
+            printf("%-16s %-7s %3ld %9.1f %8.3f %9.1f %7.1f %8.2f %8.1f %5.0f%%\n", name, model_type_name(m), thr[ti], pp,
+                   ttft, tg, (double)bpt / 1e6, tg * (double)bpt / 1e9, bw, pct);
         fflush(stdout);
         llm_ctx_free(c);
     }

@@ -224,15 +224,18 @@ static const cli_cmd COMMANDS[] = {
      {{"threads", 't', "N", "threads (default: all cores)"}},
      cmd_llm_quantize},
     {"llm bench", "", "prompt-processing and generation speed, like llama-bench",
-     "pp: one batch of -p random tokens from an empty cache; tg: -n tokens decoded one at a\n"
-     "time from an empty cache. Each figure is the mean of -r runs after a warm-up.\n"
-     "MB/tok is the weight bytes read per generated token (the tied embedding once).",
+     "pp: one batch of -p random tokens from an empty cache (ttft: its time, the time to the\n"
+     "first token); tg: -n tokens decoded one at a time from an empty cache. Each figure is\n"
+     "the mean of -r runs after a warm-up. MB/tok is the weight bytes read per generated\n"
+     "token (the tied embedding once); read GB/s is the machine's read bandwidth measured in\n"
+     "the same run at that thread count, and bound the share of bandwidth / MB/tok reached.",
      0, 0,
      {{"model", 'm', "MODEL", "GGUF model file"},
       {"threads", 't', "LIST", "thread counts, e.g. 1,2 (default 1,2)"},
       {"prompt", 'p', "N", "prompt tokens (default 512; 0 = skip)"},
       {"gen", 'n', "N", "generated tokens (default 64; 0 = skip)"},
       {"reps", 'r', "N", "repetitions (default 3)"},
+      {"no-bandwidth", 0, NULL, "skip the bandwidth measurement (it reads 1 GiB)"},
       {"json", 0, NULL, "one JSON object per thread count"}},
      cmd_llm_bench},
     {"stats", "", "counts, density, sequence-length and item-popularity distributions", NULL, 0, 0,

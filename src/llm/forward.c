@@ -31,6 +31,11 @@ struct llm_ctx {
     int32_t last_n;
     bool last_all;
     float *capture;
+    /* Generation picks all threads or one, whichever is faster now: with a
+     * busy neighbour on a core, waiting for a preempted worker at each of
+     * a token's ~200 matmuls costs more than the second core brings. */
+    double ema_all, ema_solo; /* seconds per single-token decode */
+    int64_t tokens;
 };
 
 llm_ctx_params llm_ctx_default_params(void) {
@@ -113,6 +118,8 @@ const float *llm_ctx_logits(const llm_ctx *c, int32_t i) {
     if (!c->last_all) return i == c->last_n - 1 ? c->logits : NULL;
     return c->logits + (size_t)i * (size_t)c->m->hp.n_vocab;
 }
+
+static int decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits, tailor_error *err);
 
 /* ---- building blocks --------------------------------------------------- */
 
@@ -316,7 +323,28 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
     c->n_past += n;
 }
 
+/* Every PROBE tokens the mode not in use runs once to refresh its time. */
+#define PROBE 32
+
 int llm_decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits, tailor_error *err) {
+    if (n != 1 || c->n_threads == 1) return decode(c, tokens, n, all_logits, err);
+    bool solo_best = c->ema_solo > 0 && c->ema_all > 0 && c->ema_solo < 0.95 * c->ema_all;
+    bool probe = c->tokens % PROBE == PROBE - 1 || c->ema_all == 0 || (c->tokens > 2 && c->ema_solo == 0);
+    bool solo = probe ? !solo_best : solo_best;
+    if (c->ema_all == 0) solo = false;
+    pool_set_solo(c->pool, solo);
+    uint64_t t0 = timer_now_ns();
+    int rc = decode(c, tokens, n, all_logits, err);
+    double s = timer_seconds_since(t0);
+    pool_set_solo(c->pool, false);
+    double *ema = solo ? &c->ema_solo : &c->ema_all;
+    *ema = *ema == 0 ? s : 0.75 * *ema + 0.25 * s;
+    c->tokens++;
+    return rc;
+}
+
+/* The decode itself. */
+static int decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits, tailor_error *err) {
     const llm_hparams *hp = &c->m->hp;
     if (n <= 0) return err_set(err, TAILOR_EINVAL, "decode: no tokens");
     if (n > c->n_ctx - c->n_past)

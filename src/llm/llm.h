@@ -398,6 +398,11 @@ llm_type llm_ftype_tensor_type(const llm_ftype *f, const char *name, int64_t row
  * copying the metadata, with n_threads (0 = all cores). */
 int llm_quantize(const char *in, const char *out, const llm_ftype *f, int n_threads, tailor_error *err);
 
+/* The machine's read bandwidth in GB/s with n threads (1 GiB buffer). */
+double llm_read_bandwidth_gbs(int threads);
+/* The name of a general.file_type number ("q4_k_m"), or NULL. */
+const char *llm_ftype_name(int file_type);
+
 /* ---- synthetic models ------------------------------------------------- */
 
 /* The shape of a real model: what `tailor llm synth` reproduces. */

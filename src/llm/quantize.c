@@ -34,6 +34,12 @@ int llm_ftype_from_name(const char *name, llm_ftype *out) {
     return -1;
 }
 
+const char *llm_ftype_name(int file_type) {
+    for (size_t i = 0; i < sizeof FTYPES / sizeof FTYPES[0]; i++)
+        if (FTYPES[i].file_type == file_type) return FTYPES[i].name;
+    return NULL;
+}
+
 const char *llm_ftype_names(void) {
     return "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k";
 }

@@ -85,8 +85,9 @@ expect 64 "run needs a prompt" -- "$T" llm run -m "$S/stories260K.gguf"
 expect 64 "bad temperature" -- "$T" llm run -m "$S/stories260K.gguf" -p x --temp abc
 expect 64 "unknown synth shape" -- "$T" llm synth --shape nope "$W/x.gguf"
 has "$W/err" "smollm2-135m" "synth lists shapes"
-expect 0 "bench" -- "$T" llm bench -m "$S/stories260K.gguf" -p 16 -n 8 -r 1 -t 1 --json
+expect 0 "bench" -- "$T" llm bench -m "$S/stories260K.gguf" -p 16 -n 8 -r 1 -t 1 --json --no-bandwidth
 has "$W/out" '"tg": {"tokens": 8' "bench json"
+has "$W/out" '"percent_of_bound": ' "bench json bound"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
