@@ -133,17 +133,30 @@ typedef struct mm_job {
     float *y;
 } mm_job;
 
-/* Rows [b, e) for every token: LLM_ROWS rows at a time stay in L1 while
- * the tokens' activations stream past them. */
+/* Rows [b, e) for every token. One token (generation): the range is cut in
+ * LLM_ROWS contiguous parts read side by side, several long sequential
+ * streams, which the memory system serves faster than one (interleaving
+ * adjacent rows, short streams, is much slower). Several tokens (a prompt):
+ * LLM_ROWS adjacent rows stay in L1 while the tokens stream past them. */
 static void mm_rows(void *ctx, size_t b, size_t e, int thread) {
     (void)thread;
     const mm_job *j = ctx;
-    if (!j->rows_fn || j->n == 1) { /* one token: one sequential stream per thread */
+    if (!j->rows_fn) {
         for (size_t r = b; r < e; r++) {
             const uint8_t *w = j->w + r * j->w_row;
             for (int t = 0; t < j->n; t++)
                 j->y[(size_t)t * (size_t)j->rows + r] = j->dot(w, j->act + (size_t)t * j->a_row, j->cols);
         }
+        return;
+    }
+    if (j->n == 1) {
+        size_t part = (e - b) / LLM_ROWS;
+        float out[LLM_ROWS];
+        for (size_t i = 0; i < part; i++) {
+            j->rows_fn(j->w + (b + i) * j->w_row, part * j->w_row, j->act, j->cols, LLM_ROWS, out);
+            for (int k = 0; k < LLM_ROWS; k++) j->y[b + i + (size_t)k * part] = out[k];
+        }
+        for (size_t r = b + part * LLM_ROWS; r < e; r++) j->y[r] = j->dot(j->w + r * j->w_row, j->act, j->cols);
         return;
     }
     for (size_t r = b; r < e; r += LLM_ROWS) {

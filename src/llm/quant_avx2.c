@@ -139,18 +139,27 @@ TGT static float dot_q8_0(const void *w, const void *a, int64_t n) {
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
+/* Q4_0 and Q5_0: two blocks per step into two accumulators. */
 TGT static float dot_q4_0(const void *w, const void *a, int64_t n) {
     const blk_q4_0 *x = w;
     const blk_q8_0 *y = a;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     const __m256i off = _mm256_set1_epi8(8);
-    for (int64_t i = 0; i < n / QK; i++) {
+    int64_t nb = n / QK, i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        _mm_prefetch((const char *)(x + i + 16), _MM_HINT_T0);
+        __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
+        __m256i q0 = _mm256_sub_epi8(nibbles32(x[i].qs), off), q1 = _mm256_sub_epi8(nibbles32(x[i + 1].qs), off);
+        acc0 = _mm256_fmadd_ps(d0, mul_i8_f(q0, _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
+        acc1 = _mm256_fmadd_ps(d1, mul_i8_f(q1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs)), acc1);
+    }
+    for (; i < nb; i++) {
         __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_i8_f(qx, qy), acc);
+        acc0 = _mm256_fmadd_ps(d, mul_i8_f(qx, _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
     }
-    return hsum8(acc);
+    return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 TGT static float dot_q4_1(const void *w, const void *a, int64_t n) {
@@ -167,19 +176,29 @@ TGT static float dot_q4_1(const void *w, const void *a, int64_t n) {
     return hsum8(acc) + summs;
 }
 
+TGT static inline __m256i q5_0_vals(const blk_q5_0 *x) {
+    __m256i q = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+}
+
 TGT static float dot_q5_0(const void *w, const void *a, int64_t n) {
     const blk_q5_0 *x = w;
     const blk_q8_0 *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i hi = _mm256_set1_epi8(0x10), off = _mm256_set1_epi8(16);
-    for (int64_t i = 0; i < n / QK; i++) {
-        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256i q = _mm256_or_si256(nibbles32(x[i].qs), _mm256_and_si256(bits32(x[i].qh), hi));
-        q = _mm256_sub_epi8(q, off);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_i8_f(q, qy), acc);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        _mm_prefetch((const char *)(x + i + 16), _MM_HINT_T0);
+        __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
+        acc0 = _mm256_fmadd_ps(d0, mul_i8_f(q5_0_vals(x + i), _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
+        acc1 = _mm256_fmadd_ps(d1, mul_i8_f(q5_0_vals(x + i + 1), _mm256_loadu_si256((const __m256i *)y[i + 1].qs)),
+                               acc1);
     }
-    return hsum8(acc);
+    for (; i < nb; i++) {
+        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        acc0 = _mm256_fmadd_ps(d, mul_i8_f(q5_0_vals(x + i), _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 TGT static float dot_q5_1(const void *w, const void *a, int64_t n) {
