@@ -293,15 +293,26 @@ TGT static inline __m256i scale_pair(int s0, int s1) {
     return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
 }
 
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K block, four at a time. */
 TGT static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        mn[j] = q[j + 4] & 63;
-    }
-    for (int j = 4; j < 8; j++) {
-        sc[j] = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        mn[j] = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
+    uint32_t u[3], s[2], m[2];
+    memcpy(u, q, 12);
+    s[0] = u[0] & 0x3f3f3f3f;
+    s[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    m[0] = u[1] & 0x3f3f3f3f;
+    m[1] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    memcpy(sc, s, 8);
+    memcpy(mn, m, 8);
+}
+
+/* sum_j mins[j] * (bsums[2j] + bsums[2j+1]) */
+TGT static inline int k4_min_sum(const uint8_t mn[8], const int16_t *bsums) {
+    __m128i b = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    __m128i p = _mm_madd_epi16(m16, b);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+    return _mm_cvtsi128_si32(p);
 }
 
 TGT static float dot_q4_K(const void *w, const void *a, int64_t n) {
@@ -313,9 +324,7 @@ TGT static float dot_q4_K(const void *w, const void *a, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         uint8_t sc[8], mn[8];
         k4_scales(x[i].scales, sc, mn);
-        int summ = 0;
-        for (int j = 0; j < 8; j++) summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        mins += y[i].d * h2f(x[i].dmin) * (float)summ;
+        mins += y[i].d * h2f(x[i].dmin) * (float)k4_min_sum(mn, y[i].bsums);
         __m256i sumi = _mm256_setzero_si256();
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
@@ -342,9 +351,7 @@ TGT static float dot_q5_K(const void *w, const void *a, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         uint8_t sc[8], mn[8];
         k4_scales(x[i].scales, sc, mn);
-        int summ = 0;
-        for (int j = 0; j < 8; j++) summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        mins += y[i].d * h2f(x[i].dmin) * (float)summ;
+        mins += y[i].d * h2f(x[i].dmin) * (float)k4_min_sum(mn, y[i].bsums);
         __m256i sumi = _mm256_setzero_si256();
         const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         const uint8_t *q5 = x[i].qs;
@@ -370,12 +377,18 @@ TGT static float dot_q6_K(const void *w, const void *a, int64_t n) {
     const blk_q6_K *x = w;
     const blk_q8_K *y = a;
     const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    /* Lane patterns: scale 2k in the low half, 2k+1 in the high half. */
+    const __m256i pick[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+                             _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
         const uint8_t *ql = x[i].ql, *qh = x[i].qh;
         const int8_t *sc = x[i].scales, *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, q8 += 128) {
+            /* Each 32-bit lane holds one scale in both of its 16-bit halves. */
+            __m256i s32 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)sc));
+            s32 = _mm256_or_si256(_mm256_and_si256(s32, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(s32, 16));
             __m256i h = _mm256_loadu_si256((const __m256i *)qh);
             __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             __m256i q[4];
@@ -390,7 +403,7 @@ TGT static float dot_q6_K(const void *w, const void *a, int64_t n) {
                 __m256i y8 = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
                 /* (q - 32) . y = q . y - 32 * sum(y) */
                 __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], y8), _mm256_maddubs_epi16(k32, y8));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[2 * k], sc[2 * k + 1])));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_permutevar8x32_epi32(s32, pick[k])));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
@@ -469,7 +482,13 @@ TGT static float dot_q2_K(const void *w, const void *a, int64_t n) {
 /* 32-value block types: each row's block is unpacked to 32 signed bytes,
  * multiplied with the shared activation block, and accumulated in its own
  * register, so LLM_ROWS independent chains hide the FMA latency. */
-#define ROWS32(NAME, BLK, ABLK, UNPACK, EXTRA)                                                    \
+/* ROWS32 builds a kernel for a 32-value block type. UNPACK gives the
+ * row's 32 values as bytes; SIGNED says whether they are signed (the sign
+ * trick) or unsigned with an offset OFF subtracted through the activation
+ * block's shared OFF * sum(y) term (two instructions fewer per row). */
+#define ROWS32(NAME, BLK, ABLK, UNPACK, OFF, EXTRA) ROWS32_(NAME, BLK, ABLK, UNPACK, OFF, EXTRA, \
+    _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(UNPACK, qy), off), ones))
+#define ROWS32_(NAME, BLK, ABLK, UNPACK, OFF, EXTRA, PROD)                                       \
     TGT static void NAME##_n(const void *w, size_t w_row, const void *a, int64_t n, float *out, int nrows) { \
         const ABLK *y = a;                                                                       \
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                \
@@ -477,26 +496,38 @@ TGT static float dot_q2_K(const void *w, const void *a, int64_t n) {
         const BLK *x0 = w, *x1 = (const BLK *)((const uint8_t *)w + w_row),                      \
                   *x2 = (const BLK *)((const uint8_t *)w + 2 * w_row),                           \
                   *x3 = (const BLK *)((const uint8_t *)w + 3 * w_row);                           \
+        const __m256i ones = _mm256_set1_epi16(1);                                               \
         for (int64_t i = 0; i < n / QK; i++) {                                                   \
             __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);                           \
+            __m256i off = OFF ? _mm256_maddubs_epi16(_mm256_set1_epi8(OFF), qy) : _mm256_setzero_si256(); \
+            (void)off;                                                                           \
             float dy = h2f(y[i].d);                                                              \
             const BLK *x;                                                                        \
+            __m256i p;                                                                           \
+            _mm_prefetch((const char *)(x0 + i + 8), _MM_HINT_T0);                               \
             x = x0 + i;                                                                          \
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), mul_i8_f(UNPACK, qy), acc0);  \
+            p = PROD;                                                                            \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc0); \
             EXTRA(e0);                                                                           \
             if (nrows > 1) {                                                                     \
+                _mm_prefetch((const char *)(x1 + i + 8), _MM_HINT_T0);                           \
                 x = x1 + i;                                                                      \
-                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), mul_i8_f(UNPACK, qy), acc1); \
+                p = PROD;                                                                            \
+                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc1); \
                 EXTRA(e1);                                                                       \
             }                                                                                    \
             if (nrows > 2) {                                                                     \
+                _mm_prefetch((const char *)(x2 + i + 8), _MM_HINT_T0);                           \
                 x = x2 + i;                                                                      \
-                acc2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), mul_i8_f(UNPACK, qy), acc2); \
+                p = PROD;                                                                            \
+                acc2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc2); \
                 EXTRA(e2);                                                                       \
             }                                                                                    \
             if (nrows > 3) {                                                                     \
+                _mm_prefetch((const char *)(x3 + i + 8), _MM_HINT_T0);                           \
                 x = x3 + i;                                                                      \
-                acc3 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), mul_i8_f(UNPACK, qy), acc3); \
+                p = PROD;                                                                            \
+                acc3 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc3); \
                 EXTRA(e3);                                                                       \
             }                                                                                    \
         }                                                                                        \
@@ -512,16 +543,18 @@ TGT static float dot_q2_K(const void *w, const void *a, int64_t n) {
 #define NO_EXTRA(e) (void)0
 #define MIN_EXTRA(e) e += h2f(x->m) * h2f(y[i].s)
 
-ROWS32(rows_q8_0, blk_q8_0, blk_q8_0, _mm256_loadu_si256((const __m256i *)x->qs), NO_EXTRA)
-ROWS32(rows_q4_0, blk_q4_0, blk_q8_0, _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8)), NO_EXTRA)
+/* Q8_0 weights are signed: the sign trick instead of an offset. */
+#define mul_q8(x, y) _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x)), ones)
+ROWS32_(rows_q8_0, blk_q8_0, blk_q8_0, _, 0, NO_EXTRA, mul_q8(_mm256_loadu_si256((const __m256i *)x->qs), qy))
+#undef mul_q8
+ROWS32(rows_q4_0, blk_q4_0, blk_q8_0, nibbles32(x->qs), 8, NO_EXTRA)
 ROWS32(rows_q5_0, blk_q5_0, blk_q8_0,
-       _mm256_sub_epi8(_mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))),
-                       _mm256_set1_epi8(16)),
-       NO_EXTRA)
-ROWS32(rows_q4_1, blk_q4_1, blk_q8_1, nibbles32(x->qs), MIN_EXTRA)
+       _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), 16, NO_EXTRA)
+ROWS32(rows_q4_1, blk_q4_1, blk_q8_1, nibbles32(x->qs), 0, MIN_EXTRA)
 ROWS32(rows_q5_1, blk_q5_1, blk_q8_1,
-       _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), MIN_EXTRA)
+       _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), 0, MIN_EXTRA)
 #undef ROWS32
+#undef ROWS32_
 #undef NO_EXTRA
 #undef MIN_EXTRA
 
@@ -547,21 +580,6 @@ TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, 
     }
 }
 
-/* K-quants: one block dot per row; rows interleave block by block so the
- * activation block stays in registers/L1. */
-#define ROWSK(NAME, DOT, BLK)                                                                     \
-    TGT static void NAME(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out) { \
-        float acc[LLM_ROWS] = {0};                                                               \
-        const blk_q8_K *y = a;                                                                   \
-        for (int64_t i = 0; i < n / QK_K; i++)                                                   \
-            for (int r = 0; r < nrows; r++)                                                      \
-                acc[r] += DOT((const BLK *)((const uint8_t *)w + (size_t)r * w_row) + i, y + i, QK_K); \
-        for (int r = 0; r < nrows; r++) out[r] = acc[r];                                         \
-    }
-ROWSK(rows_q4_K, dot_q4_K, blk_q4_K)
-ROWSK(rows_q5_K, dot_q5_K, blk_q5_K)
-ROWSK(rows_q6_K, dot_q6_K, blk_q6_K)
-#undef ROWSK
 
 static const llm_kernels AVX2 = {
     .name = "avx2",
@@ -573,8 +591,7 @@ static const llm_kernels AVX2 = {
     .quant = {[LLM_TYPE_F32] = quant_f32, [LLM_TYPE_F16] = quant_f16, [LLM_TYPE_BF16] = quant_bf16,
               [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
     .rows = {[LLM_TYPE_Q8_0] = rows_q8_0, [LLM_TYPE_Q4_0] = rows_q4_0, [LLM_TYPE_Q5_0] = rows_q5_0,
-             [LLM_TYPE_Q4_1] = rows_q4_1, [LLM_TYPE_Q5_1] = rows_q5_1, [LLM_TYPE_F16] = rows_f16,
-             [LLM_TYPE_Q4_K] = rows_q4_K, [LLM_TYPE_Q5_K] = rows_q5_K, [LLM_TYPE_Q6_K] = rows_q6_K},
+             [LLM_TYPE_Q4_1] = rows_q4_1, [LLM_TYPE_Q5_1] = rows_q5_1, [LLM_TYPE_F16] = rows_f16},
 };
 
 const llm_kernels *llm_kernels_avx2(void) {
