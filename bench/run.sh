@@ -64,3 +64,8 @@ echo
 echo "## SASRec: tailor against PyTorch (Amazon Beauty, BCE, 2 threads)"
 echo
 "$(dirname "$0")/sasrec.sh" "$B" 10
+
+echo
+echo "## LLM engine: pp512 / tg64 on synthetic SmolLM2-135M and Qwen2.5-0.5B (JSON lines)"
+echo
+"$(dirname "$0")/llm.sh" "$B"
