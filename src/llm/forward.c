@@ -126,6 +126,7 @@ static int decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits,
 typedef struct mm_job {
     llm_dot_fn dot;
     llm_rows_fn rows_fn;
+    llm_tile_fn tile_fn;
     const uint8_t *w, *act;
     size_t w_row, a_row;
     int64_t cols, rows;
@@ -159,7 +160,19 @@ static void mm_rows(void *ctx, size_t b, size_t e, int thread) {
         for (size_t r = b + part * LLM_ROWS; r < e; r++) j->y[r] = j->dot(j->w + r * j->w_row, j->act, j->cols);
         return;
     }
-    for (size_t r = b; r < e; r += LLM_ROWS) {
+    size_t r = b;
+    if (j->tile_fn) /* whole tiles; the edges go through the rows kernel */
+        for (; r + LLM_TILE_R <= e; r += LLM_TILE_R) {
+            const uint8_t *w = j->w + r * j->w_row;
+            int t = 0;
+            for (; t + LLM_TILE_T <= j->n; t += LLM_TILE_T)
+                j->tile_fn(w, j->w_row, j->act + (size_t)t * j->a_row, j->a_row, j->cols,
+                           j->y + (size_t)t * (size_t)j->rows + r, (size_t)j->rows);
+            for (; t < j->n; t++)
+                j->rows_fn(w, j->w_row, j->act + (size_t)t * j->a_row, j->cols, LLM_TILE_R,
+                           j->y + (size_t)t * (size_t)j->rows + r);
+        }
+    for (; r < e; r += LLM_ROWS) {
         int nr = e - r < LLM_ROWS ? (int)(e - r) : LLM_ROWS;
         const uint8_t *w = j->w + r * j->w_row;
         for (int t = 0; t < j->n; t++)
@@ -173,8 +186,8 @@ static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float
     int64_t cols = w->ne[0], rows = w->ne[1];
     size_t a_row = llm_row_bytes(at, cols);
     for (int t = 0; t < n; t++) c->k->quant[at](x + (size_t)t * (size_t)cols, c->act + (size_t)t * a_row, cols);
-    mm_job j = {c->k->dot[w->type], c->k->rows[w->type], w->data, c->act, llm_row_bytes(w->type, cols), a_row,
-                cols, rows, n, y};
+    mm_job j = {c->k->dot[w->type], c->k->rows[w->type], c->k->tile[w->type], w->data, c->act,
+                llm_row_bytes(w->type, cols), a_row, cols, rows, n, y};
     /* Small products are not worth waking the pool. */
     if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) mm_rows(&j, 0, (size_t)rows, 0);
     else pool_for(c->pool, (size_t)rows, mm_rows, &j);

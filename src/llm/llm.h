@@ -102,11 +102,20 @@ typedef void (*llm_quant_fn)(const float *src, void *dst, int64_t n);
 #define LLM_ROWS 4
 typedef void (*llm_rows_fn)(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out);
 
+/* A tile for prompts: LLM_TILE_R weight rows times LLM_TILE_T tokens'
+ * activation rows (a_row bytes apart); y[t * y_stride + r]. Each weight
+ * block is unpacked once for all the tile's tokens. */
+#define LLM_TILE_R 2
+#define LLM_TILE_T 4
+typedef void (*llm_tile_fn)(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y,
+                            size_t y_stride);
+
 typedef struct llm_kernels {
     const char *name;                 /* "scalar" or "avx2" */
     llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
     llm_quant_fn quant[LLM_TYPE_COUNT]; /* activation quantizers */
     llm_rows_fn rows[LLM_TYPE_COUNT]; /* NULL: dot row by row */
+    llm_tile_fn tile[LLM_TYPE_COUNT]; /* NULL: rows or dot */
 } llm_kernels;
 
 const llm_kernels *llm_kernels_scalar(void);

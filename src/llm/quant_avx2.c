@@ -581,6 +581,52 @@ TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, 
 }
 
 
+
+/* ---- prompt tiles: 2 rows x 4 tokens ----------------------------------- */
+
+/* UNPACK gives a row's block as unsigned bytes with offset OFF (Q4_0: 8,
+ * Q5_0: 16), or signed bytes when OFF < 0 (Q8_0: the sign trick per
+ * token). Eight accumulators stay in registers. */
+#define TILE32(NAME, BLK, UNPACK, OFF)                                                           \
+    TGT static void NAME(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, \
+                         size_t y_stride) {                                                      \
+        __m256 acc[LLM_TILE_R][LLM_TILE_T];                                                      \
+        for (int r = 0; r < LLM_TILE_R; r++)                                                     \
+            for (int t = 0; t < LLM_TILE_T; t++) acc[r][t] = _mm256_setzero_ps();                \
+        const __m256i ones = _mm256_set1_epi16(1);                                               \
+        for (int64_t i = 0; i < n / QK; i++) {                                                   \
+            __m256i u[LLM_TILE_R];                                                               \
+            float dx[LLM_TILE_R];                                                                \
+            for (int r = 0; r < LLM_TILE_R; r++) {                                               \
+                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + i;        \
+                u[r] = UNPACK;                                                                   \
+                dx[r] = h2f(x->d);                                                               \
+            }                                                                                    \
+            for (int t = 0; t < LLM_TILE_T; t++) {                                               \
+                const blk_q8_0 *yb = (const blk_q8_0 *)((const uint8_t *)a + (size_t)t * a_row) + i; \
+                __m256i qy = _mm256_loadu_si256((const __m256i *)yb->qs);                        \
+                float dy = h2f(yb->d);                                                           \
+                __m256i off = OFF > 0 ? _mm256_maddubs_epi16(_mm256_set1_epi8(OFF > 0 ? OFF : 0), qy) \
+                                      : _mm256_setzero_si256();                                  \
+                for (int r = 0; r < LLM_TILE_R; r++) {                                           \
+                    __m256i p16 = OFF >= 0 ? _mm256_sub_epi16(_mm256_maddubs_epi16(u[r], qy), off) \
+                                           : _mm256_maddubs_epi16(_mm256_sign_epi8(u[r], u[r]),  \
+                                                                  _mm256_sign_epi8(qy, u[r]));   \
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dx[r] * dy),                      \
+                                                _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), acc[r][t]); \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        for (int t = 0; t < LLM_TILE_T; t++)                                                     \
+            for (int r = 0; r < LLM_TILE_R; r++) y[(size_t)t * y_stride + (size_t)r] = hsum8(acc[r][t]); \
+    }
+
+TILE32(tile_q8_0, blk_q8_0, _mm256_loadu_si256((const __m256i *)x->qs), -1)
+TILE32(tile_q4_0, blk_q4_0, nibbles32(x->qs), 8)
+TILE32(tile_q5_0, blk_q5_0,
+       _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), 16)
+#undef TILE32
+
 static const llm_kernels AVX2 = {
     .name = "avx2",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
@@ -592,6 +638,7 @@ static const llm_kernels AVX2 = {
               [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
     .rows = {[LLM_TYPE_Q8_0] = rows_q8_0, [LLM_TYPE_Q4_0] = rows_q4_0, [LLM_TYPE_Q5_0] = rows_q5_0,
              [LLM_TYPE_Q4_1] = rows_q4_1, [LLM_TYPE_Q5_1] = rows_q5_1, [LLM_TYPE_F16] = rows_f16},
+    .tile = {[LLM_TYPE_Q8_0] = tile_q8_0, [LLM_TYPE_Q4_0] = tile_q4_0, [LLM_TYPE_Q5_0] = tile_q5_0},
 };
 
 const llm_kernels *llm_kernels_avx2(void) {

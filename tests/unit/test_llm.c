@@ -152,6 +152,30 @@ static void test_kernels_match_reference(void) {
         }
         free(rowsq);
     }
+    /* Prompt tiles give every (row, token) dot. */
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        llm_type t = types[i], at = llm_type_get(t)->dot_type;
+        if (!fast->tile[t]) continue;
+        size_t rb = llm_row_bytes(t, 512), ab = llm_row_bytes(at, 512);
+        uint8_t *wq = malloc(rb * LLM_TILE_R), *aq = malloc(ab * LLM_TILE_T);
+        for (int r = 0; r < LLM_TILE_R; r++) {
+            fill(w, 512, 500 + r);
+            llm_quant_row(t, w, wq + r * rb, 512);
+        }
+        for (int k = 0; k < LLM_TILE_T; k++) {
+            fill(x, 512, 600 + k);
+            fast->quant[at](x, aq + k * ab, 512);
+        }
+        float out[LLM_TILE_R * LLM_TILE_T];
+        fast->tile[t](wq, rb, aq, ab, 512, out, LLM_TILE_R);
+        for (int k = 0; k < LLM_TILE_T; k++)
+            for (int r = 0; r < LLM_TILE_R; r++) {
+                double want = ref->dot[t](wq + r * rb, aq + k * ab, 512);
+                CHECK(fabs(out[k * LLM_TILE_R + r] - want) <= 1e-5 * (fabs(want) + 10));
+            }
+        free(wq);
+        free(aq);
+    }
     /* The quantized dot equals the dequantized float dot of the same
      * (rounded) values, up to float accumulation. */
     fill(w, 256, 5);
