@@ -139,6 +139,15 @@ static int load_engine(cli_args *a, llm_model **m, llm_ctx **c) {
     llm_ctx_params cp = llm_ctx_default_params();
     cp.n_threads = (int32_t)threads;
     cp.n_ctx = (int32_t)n_ctx;
+    const char *kv = cli_opt_get(a, "kv-type");
+    if (kv) {
+        int t = llm_type_from_name(kv);
+        if (t != LLM_TYPE_F32 && t != LLM_TYPE_F16 && t != LLM_TYPE_Q8_0) {
+            llm_model_free(*m);
+            return cli_usage_error(a, "--kv-type is f32, f16 or q8_0");
+        }
+        cp.kv_type = (llm_type)t;
+    }
     if (llm_ctx_new(*m, cp, c, &err) < 0) {
         llm_model_free(*m);
         return cli_fail(&err);

@@ -18,11 +18,15 @@ struct llm_ctx {
     const llm_kernels *k;
     pool *pool;
     int32_t n_ctx, n_past, n_threads;
-    float *kc, *vc; /* [L][n_ctx][Hkv*S] */
+    uint8_t *kc, *vc; /* [L][n_ctx][Hkv*S] values of kv_type */
+    llm_type kv_type;  /* F32 (default), F16 or Q8_0 */
+    size_t kv_row;     /* bytes of one position's Hkv*S values */
+    size_t kv_head;    /* bytes of one head's S values */
     /* chunk scratch, N_BATCH rows each */
     float *x, *h, *q, *kb, *vb, *att, *gate, *up, *rope_cs;
     uint8_t *act;
-    float *scores; /* [threads][n_ctx] */
+    float *scores; /* [threads][group * n_ctx + S]: scores, then a V row */
+    uint8_t *qconv; /* [threads][group * S * 4]: queries in the cache's dot type */
     /* results of the last decode */
     float *hidden; /* [n][D] */
     size_t hidden_cap;
@@ -39,7 +43,7 @@ struct llm_ctx {
 };
 
 llm_ctx_params llm_ctx_default_params(void) {
-    llm_ctx_params p = {0, 0, NULL};
+    llm_ctx_params p = {0, 0, NULL, LLM_TYPE_F32};
     return p;
 }
 
@@ -55,13 +59,30 @@ int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_erro
     c->n_threads = pool_threads(c->pool);
     c->n_ctx = n_ctx;
     int64_t D = hp->n_embd, DQ = (int64_t)hp->n_head * hp->head_dim, DKV = (int64_t)hp->n_head_kv * hp->head_dim;
-    size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * (size_t)DKV;
-    c->kc = calloc(cache, sizeof(float));
-    c->vc = calloc(cache, sizeof(float));
+    if (hp->n_head / hp->n_head_kv > 64) {
+        llm_ctx_free(c);
+        return err_set(err, TAILOR_EUNSUPPORTED, "more than 64 query heads per KV head");
+    }
+    llm_type kt = p.kv_type;
+    if (kt != LLM_TYPE_F32 && kt != LLM_TYPE_F16 && kt != LLM_TYPE_Q8_0) {
+        llm_ctx_free(c);
+        return err_set(err, TAILOR_EINVAL, "KV cache type must be f32, f16 or q8_0");
+    }
+    if (kt == LLM_TYPE_Q8_0 && hp->head_dim % 32) {
+        llm_ctx_free(c);
+        return err_set(err, TAILOR_EINVAL, "a Q8_0 KV cache needs a head size that is a multiple of 32 (this model: %d)",
+                       hp->head_dim);
+    }
+    c->kv_type = kt;
+    c->kv_row = llm_row_bytes(kt, DKV);
+    c->kv_head = llm_row_bytes(kt, hp->head_dim);
+    size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * c->kv_row;
+    c->kc = calloc(cache, 1);
+    c->vc = calloc(cache, 1);
     if (!c->kc || !c->vc) {
         llm_ctx_free(c);
-        return err_set(err, TAILOR_ENOMEM, "KV cache of %zu MiB does not fit; use a smaller context",
-                       cache * 8 >> 20);
+        return err_set(err, TAILOR_ENOMEM, "KV cache of %zu MiB does not fit; use a smaller context or --kv-type",
+                       cache * 2 >> 20);
     }
     size_t B = N_BATCH;
     int64_t widest = D > hp->n_ff ? D : hp->n_ff;
@@ -76,7 +97,9 @@ int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_erro
     c->up = xmalloc(B * (size_t)hp->n_ff * 4);
     c->rope_cs = xmalloc(B * (size_t)hp->rope_dim * 4);
     c->act = xmalloc(B * (size_t)widest * 4 + 64);
-    c->scores = xmalloc((size_t)c->n_threads * (size_t)n_ctx * 4);
+    int group = hp->n_head / hp->n_head_kv;
+    c->scores = xmalloc((size_t)c->n_threads * ((size_t)group * (size_t)n_ctx + (size_t)hp->head_dim) * 4);
+    c->qconv = xmalloc((size_t)c->n_threads * (size_t)group * (size_t)hp->head_dim * 4 + 64);
     *out = c;
     return 0;
 }
@@ -97,6 +120,7 @@ void llm_ctx_free(llm_ctx *c) {
     free(c->rope_cs);
     free(c->act);
     free(c->scores);
+    free(c->qconv);
     free(c->hidden);
     free(c->logits);
     free(c);
@@ -243,40 +267,65 @@ typedef struct attn_job {
     int layer, n;
 } attn_job;
 
-/* One (token, head) pair per item: softmax(q K^T * scale) V over the
- * positions up to the token's own. */
+/* One (token, KV head) pair per item: the group of query heads that share
+ * the KV head is scored in one pass over its cached K rows, and one pass
+ * over V, so no cached row is read twice: softmax(q K^T * scale) V over the
+ * positions up to the token's own. Queries are rounded to the cache's type
+ * for the K dot (as the reference does with an F16 cache). */
 static void attn_items(void *ctx, size_t b, size_t e, int thread) {
     const attn_job *j = ctx;
     llm_ctx *c = j->c;
     const llm_hparams *hp = &c->m->hp;
-    int S = hp->head_dim, H = hp->n_head, group = hp->n_head / hp->n_head_kv;
-    size_t DKV = (size_t)hp->n_head_kv * (size_t)S, DQ = (size_t)H * (size_t)S;
-    const float *K = c->kc + (size_t)j->layer * (size_t)c->n_ctx * DKV;
-    const float *V = c->vc + (size_t)j->layer * (size_t)c->n_ctx * DKV;
-    float *sc = c->scores + (size_t)thread * (size_t)c->n_ctx;
+    int S = hp->head_dim, H = hp->n_head, HK = hp->n_head_kv, G = H / HK;
+    size_t DQ = (size_t)H * (size_t)S;
+    const uint8_t *K = c->kc + (size_t)j->layer * (size_t)c->n_ctx * c->kv_row;
+    const uint8_t *V = c->vc + (size_t)j->layer * (size_t)c->n_ctx * c->kv_row;
+    float *sc = c->scores + (size_t)thread * ((size_t)G * (size_t)c->n_ctx + (size_t)S);
+    float *vrow = sc + (size_t)G * (size_t)c->n_ctx;
+    uint8_t *qc = c->qconv + (size_t)thread * (size_t)G * (size_t)S * 4;
     float scale = 1.0f / sqrtf((float)S);
-    llm_dot_fn dot = c->k->dot[LLM_TYPE_F32];
+    llm_type kt = c->kv_type, qt = llm_type_get(kt)->dot_type;
+    llm_dot_fn dot = c->k->dot[kt];
+    size_t qrow = llm_row_bytes(qt, S);
     for (size_t it = b; it < e; it++) {
-        int t = (int)(it / (size_t)H), h = (int)(it % (size_t)H), kvh = h / group;
+        int t = (int)(it / (size_t)HK), kvh = (int)(it % (size_t)HK);
         int last = c->n_past + t;
-        const float *q = c->q + (size_t)t * DQ + (size_t)h * (size_t)S;
-        float max = -INFINITY;
+        const float *q = c->q + (size_t)t * DQ + (size_t)kvh * (size_t)G * (size_t)S;
+        for (int g = 0; g < G; g++) c->k->quant[qt](q + (size_t)g * (size_t)S, qc + (size_t)g * qrow, S);
+        float max[64];
+        for (int g = 0; g < G; g++) max[g] = -INFINITY;
         for (int p = 0; p <= last; p++) {
-            sc[p] = dot(q, K + (size_t)p * DKV + (size_t)kvh * (size_t)S, S) * scale;
-            if (sc[p] > max) max = sc[p];
+            const uint8_t *kr = K + (size_t)p * c->kv_row + (size_t)kvh * c->kv_head;
+            for (int g = 0; g < G; g++) {
+                float v = dot(kr, qc + (size_t)g * qrow, S) * scale;
+                sc[(size_t)g * (size_t)c->n_ctx + (size_t)p] = v;
+                if (v > max[g]) max[g] = v;
+            }
         }
-        double sum = 0;
-        for (int p = 0; p <= last; p++) {
-            sc[p] = expf(sc[p] - max);
-            sum += sc[p];
+        float inv[64];
+        for (int g = 0; g < G; g++) {
+            float *s = sc + (size_t)g * (size_t)c->n_ctx;
+            double sum = 0;
+            for (int p = 0; p <= last; p++) {
+                s[p] = expf(s[p] - max[g]);
+                sum += s[p];
+            }
+            inv[g] = (float)(1.0 / sum);
         }
-        float inv = (float)(1.0 / sum);
-        float *o = c->att + (size_t)t * DQ + (size_t)h * (size_t)S;
-        memset(o, 0, (size_t)S * 4);
+        float *o = c->att + (size_t)t * DQ + (size_t)kvh * (size_t)G * (size_t)S;
+        memset(o, 0, (size_t)G * (size_t)S * 4);
         for (int p = 0; p <= last; p++) {
-            float wgt = sc[p] * inv;
-            const float *vv = V + (size_t)p * DKV + (size_t)kvh * (size_t)S;
-            for (int i = 0; i < S; i++) o[i] += wgt * vv[i];
+            const uint8_t *vr = V + (size_t)p * c->kv_row + (size_t)kvh * c->kv_head;
+            const float *vv = (const float *)vr;
+            if (kt != LLM_TYPE_F32) {
+                llm_dequant_row(kt, vr, vrow, S);
+                vv = vrow;
+            }
+            for (int g = 0; g < G; g++) {
+                float wgt = sc[(size_t)g * (size_t)c->n_ctx + (size_t)p] * inv[g];
+                float *og = o + (size_t)g * (size_t)S;
+                for (int i = 0; i < S; i++) og[i] += wgt * vv[i];
+            }
         }
     }
 }
@@ -319,11 +368,13 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
         head_norm(c->kb, L->k_norm, n, hp->n_head_kv, (int)S, hp->rms_eps);
         rope(c, c->q, n, hp->n_head);
         rope(c, c->kb, n, hp->n_head_kv);
-        size_t base = ((size_t)l * (size_t)c->n_ctx + (size_t)c->n_past) * (size_t)DKV;
-        memcpy(c->kc + base, c->kb, (size_t)n * (size_t)DKV * 4);
-        memcpy(c->vc + base, c->vb, (size_t)n * (size_t)DKV * 4);
+        size_t base = ((size_t)l * (size_t)c->n_ctx + (size_t)c->n_past) * c->kv_row;
+        for (int t = 0; t < n; t++) {
+            llm_quant_row(c->kv_type, c->kb + (size_t)t * (size_t)DKV, c->kc + base + (size_t)t * c->kv_row, DKV);
+            llm_quant_row(c->kv_type, c->vb + (size_t)t * (size_t)DKV, c->vc + base + (size_t)t * c->kv_row, DKV);
+        }
         attn_job aj = {c, l, n};
-        size_t items = (size_t)n * (size_t)hp->n_head;
+        size_t items = (size_t)n * (size_t)hp->n_head_kv;
         if (c->n_threads == 1 || (size_t)(c->n_past + n) * items < 4096) attn_items(&aj, 0, items, 0);
         else pool_for(c->pool, items, attn_items, &aj);
         matmul(c, L->wo, c->att, n, c->h);

@@ -316,6 +316,7 @@ typedef struct llm_ctx_params {
     int32_t n_ctx;     /* 0 = min(model's training context, 4096) */
     int32_t n_threads; /* 0 = all cores */
     const llm_kernels *kernels; /* NULL = best for this CPU */
+    llm_type kv_type;  /* KV cache: F32 (default, exact), F16 or Q8_0 */
 } llm_ctx_params;
 
 llm_ctx_params llm_ctx_default_params(void);

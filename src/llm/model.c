@@ -93,6 +93,7 @@ int llm_model_load(const char *path, llm_model **out, tailor_error *err) {
 }
 
 int llm_model_load_ex(const char *path, bool vocab_only, llm_model **out, tailor_error *err) {
+    err_clear(err); /* the loader checks err->code between steps */
     llm_model *m = xcalloc(1, sizeof *m);
     if (llm_gguf_open(path, &m->gguf, err) < 0) {
         free(m);

@@ -81,6 +81,9 @@ expect 65 "half a model" -- "$T" llm run -m "$W/half.gguf" -p "x" -n 1
 has "$W/err" "beyond the end of the file" "half a model: data out of range"
 expect 66 "missing model" -- "$T" llm run -m "$W/nope.gguf" -p "x"
 expect 0 "a Q4_K_M model runs" -- "$T" -q llm run -m "$DATA/llm-fixtures/models/tiny-qwen2-bpe-Q4_K_M.gguf" -p "x" -n 4 --temp 0
+expect 0 "F16 KV cache" -- "$T" -q llm run -m "$S/stories260K.gguf" -p "Once upon a time" -n 8 --temp 0 --kv-type f16
+has "$W/out" "there was a little girl" "F16 KV cache greedy text"
+expect 64 "Q8_0 KV cache needs 32-wide heads" -- "$T" llm run -m "$S/stories260K.gguf" -p "x" -n 1 --kv-type q8_0
 expect 64 "run needs a prompt" -- "$T" llm run -m "$S/stories260K.gguf"
 expect 64 "bad temperature" -- "$T" llm run -m "$S/stories260K.gguf" -p x --temp abc
 expect 64 "unknown synth shape" -- "$T" llm synth --shape nope "$W/x.gguf"

@@ -495,6 +495,8 @@ static void cmp_row(cmp_stats *st, const float *ref, const float *got, int n, do
     }
 }
 
+static llm_type g_kv_type = LLM_TYPE_F32; /* KV cache type of check_model's contexts */
+
 static void check_model(const char *name, tol T, double gap_std, const llm_kernels *kernels, int threads) {
     char rel[512];
     snprintf(rel, sizeof rel, "llm-fixtures/refs/%s/%s.prompts.json", name, name);
@@ -531,6 +533,7 @@ static void check_model(const char *name, tol T, double gap_std, const llm_kerne
         cp.n_ctx = 1024;
         cp.n_threads = threads;
         cp.kernels = kernels;
+        cp.kv_type = g_kv_type;
         llm_ctx *c = NULL;
         CHECK_EQ(llm_ctx_new(m, cp, &c, &err), 0);
         float *states = malloc(sizeof(float) * (size_t)(L + 1) * (size_t)total * (size_t)D);
@@ -674,6 +677,73 @@ static void test_forward_scalar(void) {
     check_model("stories260K-Q4_0", TOL_Q, 0.1, llm_kernels_scalar(), 1);
     check_model("tiny-qwen2-bpe-Q4_K_M", TOL_Q, 0.1, llm_kernels_scalar(), 1);
     check_model("tiny-llama-spm-F16", TOL_F16, 0.05, llm_kernels_scalar(), 1);
+}
+
+/* An F16 KV cache stays within the reference's own F32-vs-F16-cache
+ * differences (tolerances.json, "kv16"); a Q8_0 cache is refused for heads
+ * that do not split into 32-value blocks. */
+static void test_kv_cache_types(void) {
+    g_kv_type = LLM_TYPE_F16;
+    const tol kv16 = {0.05, 2e-3, 0.02};
+    check_model("stories260K-F32", kv16, 0.1, NULL, 1);
+    check_model("tiny-qwen2-bpe-F32", kv16, 0.1, NULL, 2);
+    g_kv_type = LLM_TYPE_F32;
+    char *p = test_data_path("tinyllamas-stories260K/stories260K.gguf");
+    tailor_error err = {0};
+    llm_model *m = NULL;
+    CHECK_EQ(llm_model_load(p, &m, &err), 0);
+    free(p);
+    if (!m) return;
+    llm_ctx_params cp = llm_ctx_default_params();
+    cp.kv_type = LLM_TYPE_Q8_0;
+    llm_ctx *c = NULL;
+    CHECK(llm_ctx_new(m, cp, &c, &err) < 0);
+    CHECK_CONTAINS(err.msg, "multiple of 32");
+    llm_model_free(m);
+    m = NULL;
+    /* Head size 32: Q8_0 and F16 caches track the F32 one. */
+    char *dir = test_tmpdir();
+    char path[600];
+    snprintf(path, sizeof path, "%s/kv.gguf", dir);
+    llm_shape sh = {"test-kv", "llama", 64, 2, 2, 1, 128, 1000, 256, 10000.0f, 1e-6f, true, "qwen2", "chatml"};
+    char *vocab = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf");
+    llm_ftype f32;
+    llm_ftype_from_name("f32", &f32);
+    CHECK_EQ(llm_synth(&sh, &f32, vocab, path, 9, &err), 0);
+    free(vocab);
+    int lrc = llm_model_load(path, &m, &err);
+    if (lrc < 0) fprintf(stderr, "%s\n", err.msg);
+    CHECK_EQ(lrc, 0);
+    if (m) {
+        int32_t ids[48];
+        for (int i = 0; i < 48; i++) ids[i] = (i * 37 + 5) % 1000;
+        float *ref = malloc(sizeof(float) * 48 * 1000);
+        llm_type kinds[3] = {LLM_TYPE_F32, LLM_TYPE_F16, LLM_TYPE_Q8_0};
+        for (int k = 0; k < 3; k++) {
+            cp = llm_ctx_default_params();
+            cp.n_ctx = 64;
+            cp.kv_type = kinds[k];
+            CHECK_EQ(llm_ctx_new(m, cp, &c, &err), 0);
+            if (!c) continue;
+            /* One token at a time: every step reads the cache. */
+            double worst = 0;
+            for (int i = 0; i < 48; i++) {
+                llm_decode(c, &ids[i], 1, false, &err);
+                const float *l = llm_ctx_logits(c, -1);
+                if (k == 0) memcpy(ref + i * 1000, l, sizeof(float) * 1000);
+                double sd = row_std(ref + i * 1000, 1000);
+                for (int v = 0; v < 1000; v++) worst = fmax(worst, fabs(l[v] - ref[i * 1000 + v]) / sd);
+            }
+            printf("KV cache %-4s: max|dlogit|/std vs F32 %.2e\n", llm_type_get(kinds[k])->name, worst);
+            CHECK(worst < (k == 0 ? 1e-9 : k == 1 ? 0.01 : 0.1));
+            CHECK(k == 0 || worst > 0);
+            llm_ctx_free(c);
+        }
+        free(ref);
+        llm_model_free(m);
+    }
+    test_rmtree(dir);
+    free(dir);
 }
 
 /* Thread count changes nothing; one-token decodes match the batch. */
@@ -1092,6 +1162,7 @@ int main(void) {
     RUN(test_forward_quantized);
     RUN(test_forward_scalar);
     RUN(test_threads_and_sequential);
+    RUN(test_kv_cache_types);
     RUN(test_refusals);
     RUN(test_sampler);
     RUN(test_chat_templates);
