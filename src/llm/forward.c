@@ -39,7 +39,7 @@ struct llm_ctx {
      * busy neighbour on a core, waiting for a preempted worker at each of
      * a token's ~200 matmuls costs more than the second core brings. */
     double ema_all, ema_solo; /* seconds per single-token decode */
-    int64_t tokens;
+    int64_t tokens, since_probe;
 };
 
 llm_ctx_params llm_ctx_default_params(void) {
@@ -400,15 +400,21 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
     c->n_past += n;
 }
 
-/* Every PROBE tokens the mode not in use runs once to refresh its time. */
+/* The mode not in use runs one token to refresh its time: after PROBE
+ * tokens, or after 4 * PROBE when it was more than a quarter slower. */
 #define PROBE 32
 
 int llm_decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits, tailor_error *err) {
     if (n != 1 || c->n_threads == 1) return decode(c, tokens, n, all_logits, err);
     bool solo_best = c->ema_solo > 0 && c->ema_all > 0 && c->ema_solo < 0.95 * c->ema_all;
-    bool probe = c->tokens % PROBE == PROBE - 1 || c->ema_all == 0 || (c->tokens > 2 && c->ema_solo == 0);
+    double ratio = c->ema_solo > 0 && c->ema_all > 0
+                       ? (solo_best ? c->ema_all / c->ema_solo : c->ema_solo / c->ema_all)
+                       : 1.0;
+    int64_t every = ratio > 1.25 ? 4 * PROBE : PROBE;
+    bool probe = c->since_probe >= every - 1 || c->ema_all == 0 || (c->tokens > 2 && c->ema_solo == 0);
     bool solo = probe ? !solo_best : solo_best;
     if (c->ema_all == 0) solo = false;
+    c->since_probe = probe ? 0 : c->since_probe + 1;
     pool_set_solo(c->pool, solo);
     uint64_t t0 = timer_now_ns();
     int rc = decode(c, tokens, n, all_logits, err);
