@@ -347,6 +347,21 @@ static void test_sasrec(void) {
         rec_model_free(r);
     }
     CHECK(memcmp(s1, s2, sizeof s1) == 0);
+    /* And at a fixed thread count above one: attention runs per sequence
+     * on the pool, the matrix products in OpenBLAS's threads. */
+    float t1[6], t2[6];
+    pool *two = pool_new(2);
+    for (int rep = 0; rep < 2; rep++) {
+        rec_model *r = NULL;
+        CHECK_EQ(rec_model_new(rec_kind_find("sasrec"), &p2, &r, &e), 0);
+        r->quiet = true;
+        r->pool = two;
+        CHECK_EQ(rec_model_fit(r, &d, NULL, NULL, &e), 0);
+        r->kind->score(r, -1, hist, NULL, 3, rep ? t2 : t1);
+        rec_model_free(r);
+    }
+    pool_free(two);
+    CHECK(memcmp(t1, t2, sizeof t1) == 0);
     rec_model_free(m);
 }
 
