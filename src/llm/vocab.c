@@ -111,6 +111,8 @@ struct llm_vocab {
     int32_t *eog;
     int32_t n_eog;
     int32_t byte_tok[256]; /* SPM byte fallback */
+    uint16_t byte_cp[256];  /* BPE: byte -> code point of its alphabet */
+    int16_t cp_byte[512];   /* BPE: and back (-1: not in the alphabet) */
     int64_t max_len;       /* WPM: longest token text */
     pcre2_code *rx[MAX_REGEX];
     int n_rx;
@@ -148,27 +150,16 @@ static size_t utf8_put(uint32_t cp, char *out) {
 }
 
 /* GPT-2's byte-level alphabet: printable bytes stand for themselves, the
- * others are moved to U+0100 onwards in byte order. */
-static uint32_t byte_to_cp(unsigned b) {
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) return b;
-    unsigned k = 0;
-    for (unsigned x = 0; x < b; x++)
-        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174)) k++;
-    return 256 + k;
-}
-
-static int cp_to_byte(uint32_t cp) {
-    if (cp < 256) {
-        if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || cp >= 174) return (int)cp;
-        return -1;
+ * others are moved to U+0100 onwards in byte order. Fills both directions
+ * (cp_byte: -1 for code points outside the alphabet). */
+static void byte_alphabet(uint16_t byte_cp[256], int16_t cp_byte[512]) {
+    for (int i = 0; i < 512; i++) cp_byte[i] = -1;
+    unsigned moved = 0;
+    for (unsigned b = 0; b < 256; b++) {
+        bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        byte_cp[b] = (uint16_t)(keep ? b : 256 + moved++);
+        cp_byte[byte_cp[b]] = (int16_t)b;
     }
-    unsigned k = cp - 256, seen = 0;
-    for (unsigned x = 0; x < 256; x++)
-        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174)) {
-            if (seen == k) return (int)x;
-            seen++;
-        }
-    return -1;
 }
 
 static uint32_t utf8_decode(const char *s, size_t n, size_t *len) {
@@ -294,6 +285,7 @@ int llm_vocab_load(const llm_gguf *g, llm_vocab **out, tailor_error *err) {
             llm_vocab_free(v);
             return err->code;
         }
+        byte_alphabet(v->byte_cp, v->cp_byte);
         v->ignore_merges = v->pre->ignore_merges;
         v->add_bos = v->pre->add_bos;
         v->clean_spaces = v->pre->clean_spaces;
@@ -515,17 +507,54 @@ static void split_chars(session *s, const char *text, size_t n) {
     }
 }
 
-/* ---- SPM --------------------------------------------------------------- */
+static int bpe_rank(session *s, const sym *l, const sym *r) {
+    sb_clear(&s->key);
+    sb_append(&s->key, l->text, l->n);
+    sb_putc(&s->key, ' ');
+    sb_append(&s->key, r->text, r->n);
+    int64_t rank;
+    return hmap_get(&s->v->merges, s->key.buf, s->key.len, &rank) ? (int)rank : -1;
+}
 
-static void spm_try_bigram(session *s, int left, int right) {
+/* Queues the merge of two neighbours when the tokenizer allows it: SPM
+ * when their text is a token (by its score), BPE when they form a ranked
+ * merge. */
+static void try_bigram(session *s, int left, int right) {
     if (left < 0 || right < 0) return;
     sym *l = &s->syms.data[left], *r = &s->syms.data[right];
-    size_t n = l->n + r->n;
-    int32_t id = llm_vocab_find(s->v, l->text, n);
-    if (id < 0) return;
-    bigram b = {left, right, s->v->tok[id].score, 0, n};
+    bigram b = {left, right, 0, 0, l->n + r->n};
+    if (s->q.spm) {
+        int32_t id = llm_vocab_find(s->v, l->text, b.size);
+        if (id < 0) return;
+        b.score = s->v->tok[id].score;
+    } else if ((b.rank = bpe_rank(s, l, r)) < 0) {
+        return;
+    }
     heap_push(&s->q, b);
 }
+
+/* Splits text into characters and merges the best pair until none is left;
+ * the symbols that remain are the pieces. */
+static void merge(session *s, const char *text, size_t n, bool spm) {
+    split_chars(s, text, n);
+    s->q.n = 0;
+    s->q.spm = spm;
+    for (size_t i = 1; i < s->syms.len; i++) try_bigram(s, (int)i - 1, (int)i);
+    while (s->q.n) {
+        bigram b = heap_pop(&s->q);
+        sym *l = &s->syms.data[b.left], *r = &s->syms.data[b.right];
+        /* Stale: one side merged since (a symbol only grows or empties). */
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) s->syms.data[r->next].prev = b.left;
+        try_bigram(s, l->prev, b.left);
+        try_bigram(s, b.left, l->next);
+    }
+}
+
+/* ---- SPM --------------------------------------------------------------- */
 
 /* Every merge makes a vocabulary token, so a final symbol is either a token
  * or an unmerged character that falls back to its bytes. */
@@ -539,43 +568,11 @@ static void spm_emit(session *s, const sym *y, tok_out *o) {
 }
 
 static void spm_tokenize(session *s, const char *text, size_t n, tok_out *o) {
-    split_chars(s, text, n);
-    s->q.n = 0;
-    s->q.spm = true;
-    for (size_t i = 1; i < s->syms.len; i++) spm_try_bigram(s, (int)i - 1, (int)i);
-    while (s->q.n) {
-        bigram b = heap_pop(&s->q);
-        sym *l = &s->syms.data[b.left], *r = &s->syms.data[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) s->syms.data[r->next].prev = b.left;
-        spm_try_bigram(s, l->prev, b.left);
-        spm_try_bigram(s, b.left, l->next);
-    }
+    merge(s, text, n, true);
     for (int i = s->syms.len ? 0 : -1; i != -1; i = s->syms.data[i].next) spm_emit(s, &s->syms.data[i], o);
 }
 
 /* ---- BPE --------------------------------------------------------------- */
-
-static int bpe_rank(session *s, const sym *l, const sym *r) {
-    sb_clear(&s->key);
-    sb_append(&s->key, l->text, l->n);
-    sb_putc(&s->key, ' ');
-    sb_append(&s->key, r->text, r->n);
-    int64_t rank;
-    return hmap_get(&s->v->merges, s->key.buf, s->key.len, &rank) ? (int)rank : -1;
-}
-
-static void bpe_try_bigram(session *s, int left, int right) {
-    if (left < 0 || right < 0) return;
-    sym *l = &s->syms.data[left], *r = &s->syms.data[right];
-    int rank = bpe_rank(s, l, r);
-    if (rank < 0) return;
-    bigram b = {left, right, 0, rank, l->n + r->n};
-    heap_push(&s->q, b);
-}
 
 /* One pre-tokenized word, already in the byte-level alphabet. */
 static void bpe_word(session *s, const char *w, size_t n, tok_out *o) {
@@ -586,21 +583,7 @@ static void bpe_word(session *s, const char *w, size_t n, tok_out *o) {
             return;
         }
     }
-    split_chars(s, w, n);
-    s->q.n = 0;
-    s->q.spm = false;
-    for (size_t i = 1; i < s->syms.len; i++) bpe_try_bigram(s, (int)i - 1, (int)i);
-    while (s->q.n) {
-        bigram b = heap_pop(&s->q);
-        sym *l = &s->syms.data[b.left], *r = &s->syms.data[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) s->syms.data[r->next].prev = b.left;
-        bpe_try_bigram(s, l->prev, b.left);
-        bpe_try_bigram(s, b.left, l->next);
-    }
+    merge(s, w, n, false);
     for (size_t i = 0; i < s->syms.len; i++) {
         sym *y = &s->syms.data[i];
         if (y->n == 0) continue;
@@ -673,7 +656,7 @@ static void bpe_tokenize(session *s, const char *text, size_t n, tok_out *o) {
         sb_clear(&word);
         for (size_t i = 0; i < spans.data[k].len; i++) {
             char u[4];
-            size_t l = utf8_put(byte_to_cp((unsigned char)text[spans.data[k].off + i]), u);
+            size_t l = utf8_put(s->v->byte_cp[(unsigned char)text[spans.data[k].off + i]], u);
             sb_append(&word, u, l);
         }
         bpe_word(s, word.buf, word.len, o);
@@ -888,7 +871,7 @@ static void piece(const llm_vocab *v, int32_t id, bool special, sb *out) {
         for (uint64_t i = 0; i < t->text.n;) {
             size_t l;
             uint32_t cp = utf8_decode(t->text.s + i, t->text.n - i, &l);
-            int b = cp_to_byte(cp);
+            int b = cp < 512 ? v->cp_byte[cp] : -1;
             if (b >= 0) sb_putc(out, (char)b);
             else sb_append(out, t->text.s + i, l); /* not in the alphabet: keep as is */
             i += l;
