@@ -315,61 +315,49 @@ TGT static inline int k4_min_sum(const uint8_t mn[8], const int16_t *bsums) {
     return _mm_cvtsi128_si32(p);
 }
 
+/* One Q4_K or Q5_K block (qh: the Q5_K fifth bits, NULL for Q4_K):
+ * adds d * sum(q * y * scale) to *acc and the mins term to *mins. */
+TGT static inline __attribute__((always_inline)) void q45_K_block(uint16_t d, uint16_t dmin, const uint8_t *scales,
+                                                                 const uint8_t *qh, const uint8_t *qs,
+                                                                 const blk_q8_K *y, __m256 *acc, float *mins) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+    uint8_t sc[8], mn[8];
+    k4_scales(scales, sc, mn);
+    *mins += y->d * h2f(dmin) * (float)k4_min_sum(mn, y->bsums);
+    __m256i sumi = _mm256_setzero_si256();
+    const __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    const int8_t *q8 = y->qs;
+    for (int j = 0; j < 4; j++, qs += 32, q8 += 64) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)qs);
+        __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j + 1), one), 4));
+        }
+        __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
+        __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+        pl = _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j]));
+        ph = _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1]));
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * h2f(d)), _mm256_cvtepi32_ps(sumi), *acc);
+}
+
 TGT static float dot_q4_K(const void *w, const void *a, int64_t n) {
     const blk_q4_K *x = w;
     const blk_q8_K *y = a;
-    const __m256i m4 = _mm256_set1_epi8(0xF);
     __m256 acc = _mm256_setzero_ps();
     float mins = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        k4_scales(x[i].scales, sc, mn);
-        mins += y[i].d * h2f(x[i].dmin) * (float)k4_min_sum(mn, y[i].bsums);
-        __m256i sumi = _mm256_setzero_si256();
-        const uint8_t *q4 = x[i].qs;
-        const int8_t *q8 = y[i].qs;
-        for (int j = 0; j < 4; j++, q4 += 32, q8 += 64) {
-            __m256i b = _mm256_loadu_si256((const __m256i *)q4);
-            __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
-            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
-            pl = _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j]));
-            ph = _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-    }
+    for (int64_t i = 0; i < n / QK_K; i++) q45_K_block(x[i].d, x[i].dmin, x[i].scales, NULL, x[i].qs, y + i, &acc, &mins);
     return hsum8(acc) - mins;
 }
 
 TGT static float dot_q5_K(const void *w, const void *a, int64_t n) {
     const blk_q5_K *x = w;
     const blk_q8_K *y = a;
-    const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     float mins = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        k4_scales(x[i].scales, sc, mn);
-        mins += y[i].d * h2f(x[i].dmin) * (float)k4_min_sum(mn, y[i].bsums);
-        __m256i sumi = _mm256_setzero_si256();
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
-        const uint8_t *q5 = x[i].qs;
-        const int8_t *q8 = y[i].qs;
-        for (int j = 0; j < 4; j++, q5 += 32, q8 += 64) {
-            __m256i b = _mm256_loadu_si256((const __m256i *)q5);
-            __m256i hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
-            __m256i hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(b, m4), hl);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), hh);
-            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
-            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
-            pl = _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j]));
-            ph = _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-    }
+    for (int64_t i = 0; i < n / QK_K; i++) q45_K_block(x[i].d, x[i].dmin, x[i].scales, x[i].qh, x[i].qs, y + i, &acc, &mins);
     return hsum8(acc) - mins;
 }
 

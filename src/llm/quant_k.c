@@ -57,6 +57,21 @@ static void q3k_scales(const uint8_t *packed, int8_t out[16]) {
 
 /* ---- dequantize -------------------------------------------------------- */
 
+/* One Q4_K or Q5_K block (qh: the fifth bits, NULL for Q4_K). */
+static void deq_q45_K(uint16_t d16, uint16_t dmin16, const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
+                      float *y) {
+    float d = H2F(d16), min = H2F(dmin16);
+    for (int j = 0; j < QK_K / 64; j++, qs += 32) {
+        uint8_t s1, m1, s2, m2;
+        scale_min_k4(2 * j, scales, &s1, &m1);
+        scale_min_k4(2 * j + 1, scales, &s2, &m2);
+        float d1 = d * s1, mm1 = min * m1, d2 = d * s2, mm2 = min * m2;
+        uint8_t u1 = (uint8_t)(1u << (2 * j)), u2 = (uint8_t)(2u << (2 * j));
+        for (int l = 0; l < 32; l++) *y++ = d1 * ((qs[l] & 0xF) + (qh && (qh[l] & u1) ? 16 : 0)) - mm1;
+        for (int l = 0; l < 32; l++) *y++ = d2 * ((qs[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - mm2;
+    }
+}
+
 void qk_dequant(llm_type t, const void *src, float *y, int64_t n) {
     int64_t nb = n / QK_K;
     switch (t) {
@@ -106,39 +121,12 @@ void qk_dequant(llm_type t, const void *src, float *y, int64_t n) {
     }
     case LLM_TYPE_Q4_K: {
         const blk_q4_K *x = src;
-        for (int64_t i = 0; i < nb; i++) {
-            float d = H2F(x[i].d), min = H2F(x[i].dmin);
-            const uint8_t *q = x[i].qs;
-            for (int j = 0; j < QK_K / 64; j++) {
-                uint8_t s1, m1, s2, m2;
-                scale_min_k4(2 * j, x[i].scales, &s1, &m1);
-                scale_min_k4(2 * j + 1, x[i].scales, &s2, &m2);
-                float d1 = d * s1, mm1 = min * m1, d2 = d * s2, mm2 = min * m2;
-                for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - mm1;
-                for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - mm2;
-                q += 32;
-            }
-        }
+        for (int64_t i = 0; i < nb; i++, y += QK_K) deq_q45_K(x[i].d, x[i].dmin, x[i].scales, NULL, x[i].qs, y);
         break;
     }
     case LLM_TYPE_Q5_K: {
         const blk_q5_K *x = src;
-        for (int64_t i = 0; i < nb; i++) {
-            float d = H2F(x[i].d), min = H2F(x[i].dmin);
-            const uint8_t *ql = x[i].qs, *qh = x[i].qh;
-            uint8_t u1 = 1, u2 = 2;
-            for (int j = 0; j < QK_K / 64; j++) {
-                uint8_t s1, m1, s2, m2;
-                scale_min_k4(2 * j, x[i].scales, &s1, &m1);
-                scale_min_k4(2 * j + 1, x[i].scales, &s2, &m2);
-                float d1 = d * s1, mm1 = min * m1, d2 = d * s2, mm2 = min * m2;
-                for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - mm1;
-                for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - mm2;
-                ql += 32;
-                u1 <<= 2;
-                u2 <<= 2;
-            }
-        }
+        for (int64_t i = 0; i < nb; i++, y += QK_K) deq_q45_K(x[i].d, x[i].dmin, x[i].scales, x[i].qh, x[i].qs, y);
         break;
     }
     case LLM_TYPE_Q6_K: {
@@ -643,53 +631,40 @@ float qk_dot_q3_K(const void *w, const void *a, int64_t n) {
     return sum;
 }
 
+/* One Q4_K or Q5_K block (qh: the fifth bits, NULL for Q4_K). */
+static float q45_K_block(uint16_t d, uint16_t dmin, const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
+                         const blk_q8_K *y) {
+    const int8_t *q8 = y->qs;
+    int isum = 0, summs = 0;
+    for (int j = 0; j < 8; j++) {
+        uint8_t s, m;
+        scale_min_k4(j, scales, &s, &m);
+        summs += m * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+        int t = 0;
+        for (int l = 0; l < 32; l++) {
+            int v = (j & 1) ? (qs[l] >> 4) : (qs[l] & 0xF);
+            if (qh && (qh[l] & (1u << j))) v += 16;
+            t += q8[l] * v;
+        }
+        isum += s * t;
+        q8 += 32;
+        if (j & 1) qs += 32;
+    }
+    return H2F(d) * y->d * isum - H2F(dmin) * y->d * summs;
+}
+
 float qk_dot_q4_K(const void *w, const void *a, int64_t n) {
     const blk_q4_K *x = w;
-    const blk_q8_K *y = a;
     float sum = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const uint8_t *q = x[i].qs;
-        const int8_t *q8 = y[i].qs;
-        int isum = 0, summs = 0;
-        for (int j = 0; j < 8; j++) {
-            uint8_t s, m;
-            scale_min_k4(j, x[i].scales, &s, &m);
-            summs += m * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-            int t = 0;
-            for (int l = 0; l < 32; l++) t += q8[l] * ((j & 1) ? (q[l] >> 4) : (q[l] & 0xF));
-            isum += s * t;
-            q8 += 32;
-            if (j & 1) q += 32;
-        }
-        sum += H2F(x[i].d) * y[i].d * isum - H2F(x[i].dmin) * y[i].d * summs;
-    }
+    for (int64_t i = 0; i < n / QK_K; i++) sum += q45_K_block(x[i].d, x[i].dmin, x[i].scales, NULL, x[i].qs, (const blk_q8_K *)a + i);
     return sum;
 }
 
 float qk_dot_q5_K(const void *w, const void *a, int64_t n) {
     const blk_q5_K *x = w;
-    const blk_q8_K *y = a;
     float sum = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
-        const int8_t *q8 = y[i].qs;
-        int isum = 0, summs = 0;
-        for (int j = 0; j < 8; j++) {
-            uint8_t s, m;
-            scale_min_k4(j, x[i].scales, &s, &m);
-            summs += m * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-            uint8_t bit = (uint8_t)(1u << j);
-            int t = 0;
-            for (int l = 0; l < 32; l++) {
-                int v = ((j & 1) ? (ql[l] >> 4) : (ql[l] & 0xF)) + ((qh[l] & bit) ? 16 : 0);
-                t += q8[l] * v;
-            }
-            isum += s * t;
-            q8 += 32;
-            if (j & 1) ql += 32;
-        }
-        sum += H2F(x[i].d) * y[i].d * isum - H2F(x[i].dmin) * y[i].d * summs;
-    }
+    for (int64_t i = 0; i < n / QK_K; i++)
+        sum += q45_K_block(x[i].d, x[i].dmin, x[i].scales, x[i].qh, x[i].qs, (const blk_q8_K *)a + i);
     return sum;
 }
 
