@@ -61,21 +61,29 @@ int cmd_llm_info(cli_args *a) {
     return 0;
 }
 
+/* The text of a command: --file's contents, or the given string. */
+static int read_text(const char *file, const char *str, sb *out) {
+    sb_init(out);
+    if (!file) {
+        sb_puts(out, str);
+        return 0;
+    }
+    tailor_error err = {0};
+    if (file_read(file, out, &err) < 0) {
+        sb_deinit(out);
+        return cli_fail(&err);
+    }
+    return 0;
+}
+
 int cmd_llm_tokenize(cli_args *a) {
     const char *model = cli_opt_get(a, "model"), *file = cli_opt_get(a, "file");
     if (!model) return cli_usage_error(a, "--model is required");
     if ((file != NULL) == (a->npos == 1)) return cli_usage_error(a, "give either TEXT or --file");
-    tailor_error err = {0};
     sb text;
-    sb_init(&text);
-    if (file) {
-        if (file_read(file, &text, &err) < 0) {
-            sb_deinit(&text);
-            return cli_fail(&err);
-        }
-    } else {
-        sb_puts(&text, a->pos[0]);
-    }
+    int rc = read_text(file, file ? NULL : a->pos[0], &text);
+    if (rc != 0) return rc;
+    tailor_error err = {0};
     llm_gguf *g;
     if (llm_gguf_open(model, &g, &err) < 0) {
         sb_deinit(&text);
@@ -87,16 +95,9 @@ int cmd_llm_tokenize(cli_args *a) {
         sb_deinit(&text);
         return cli_fail(&err);
     }
-    int64_t cap = (int64_t)text.len + 8;
-    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)cap);
-    int64_t n = llm_tokenize(v, text.buf ? text.buf : "", text.len, !cli_flag(a, "no-bos"),
-                             cli_flag(a, "special"), ids, cap);
-    if (n < 0) {
-        cap = -n;
-        ids = xrealloc(ids, sizeof(int32_t) * (size_t)cap);
-        n = llm_tokenize(v, text.buf ? text.buf : "", text.len, !cli_flag(a, "no-bos"),
-                         cli_flag(a, "special"), ids, cap);
-    }
+    int64_t n;
+    int32_t *ids = llm_tokenize_alloc(v, text.buf ? text.buf : "", text.len, !cli_flag(a, "no-bos"),
+                                      cli_flag(a, "special"), &n);
     bool pieces = cli_flag(a, "pieces");
     sb p;
     sb_init(&p);
@@ -199,25 +200,16 @@ int cmd_llm_run(cli_args *a) {
     gp.stop_at_eog = !cli_flag(a, "ignore-eos");
     tailor_error err = {0};
     sb text;
-    sb_init(&text);
-    if (file) {
-        if (file_read(file, &text, &err) < 0) {
-            sb_deinit(&text);
-            return cli_fail(&err);
-        }
-    } else {
-        sb_puts(&text, prompt);
-    }
+    if ((rc = read_text(file, prompt, &text)) != 0) return rc;
     llm_model *m;
     llm_ctx *c;
     if ((rc = load_engine(a, &m, &c)) != 0) {
         sb_deinit(&text);
         return rc;
     }
-    int64_t cap = (int64_t)text.len + 8;
-    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)cap);
-    int64_t np = llm_tokenize(m->vocab, text.buf ? text.buf : "", text.len, !cli_flag(a, "no-bos"),
-                              cli_flag(a, "special"), ids, cap);
+    int64_t np;
+    int32_t *ids = llm_tokenize_alloc(m->vocab, text.buf ? text.buf : "", text.len, !cli_flag(a, "no-bos"),
+                                      cli_flag(a, "special"), &np);
     if (np == 0) { /* an empty prompt still needs a first token */
         ids[0] = llm_vocab_bos(m->vocab);
         np = ids[0] >= 0 ? 1 : 0;
@@ -457,9 +449,8 @@ int cmd_llm_chat(cli_args *a) {
             sb_deinit(&text);
             break;
         }
-        int64_t cap = (int64_t)text.len + 8;
-        int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)cap);
-        int64_t nt = llm_tokenize(m->vocab, text.buf, text.len, true, true, ids, cap);
+        int64_t nt;
+        int32_t *ids = llm_tokenize_alloc(m->vocab, text.buf, text.len, true, true, &nt);
         sb_deinit(&text);
         /* Keep the cached prefix of the conversation: only new tokens are decoded. */
         int32_t keep = n_cached < nt ? n_cached : (int32_t)nt - 1;

@@ -13,6 +13,20 @@
      "what to do with a row that already exists: error, skip, replace or keep "      \
      "(default " def ")"}
 
+/* The sampling chain and the inference context, shared by llm run and chat. */
+#define SAMPLING_OPTS                                                                    \
+    {"temp", 0, "T", "temperature (default 0.8; 0 = greedy)"},                           \
+    {"top-k", 0, "K", "keep the K most likely tokens (default 40; 0 = off)"},            \
+    {"top-p", 0, "P", "nucleus sampling (default 0.95; 1 = off)"},                       \
+    {"min-p", 0, "P", "drop tokens below P times the best (default 0.05; 0 = off)"},     \
+    {"repeat-penalty", 0, "X", "penalize repeated tokens (default 1 = off)"},            \
+    {"presence-penalty", 0, "X", "subtract X from seen tokens' logits (default 0)"},     \
+    {"seed", 's', "S", "random seed (default: from the clock)"}
+#define ENGINE_OPTS                                                                      \
+    {"ctx", 'c', "N", "context size (default: the model's, at most 4096)"},              \
+    {"kv-type", 0, "T", "KV cache f32 (default, exact), f16 or q8_0 (half / a quarter of the memory)"}, \
+    {"threads", 't', "N", "threads (default: all cores)"}
+
 static const cli_cmd COMMANDS[] = {
     {"import movielens", "DIR", "import a MovieLens folder (ml-100k, ml-1m, ml-latest[-small], ml-20m)",
      "The layout is detected from the files present. Items (with year, genres and links),\n"
@@ -158,20 +172,12 @@ static const cli_cmd COMMANDS[] = {
       {"prompt", 'p', "TEXT", "prompt text"},
       {"file", 'f', "FILE", "read the prompt from FILE"},
       {"n-predict", 'n', "N", "new tokens at most (default 128; -1 = until the end)"},
-      {"temp", 0, "T", "temperature (default 0.8; 0 = greedy)"},
-      {"top-k", 0, "K", "keep the K most likely tokens (default 40; 0 = off)"},
-      {"top-p", 0, "P", "nucleus sampling (default 0.95; 1 = off)"},
-      {"min-p", 0, "P", "drop tokens below P times the best (default 0.05; 0 = off)"},
-      {"repeat-penalty", 0, "X", "penalize repeated tokens (default 1 = off)"},
-      {"presence-penalty", 0, "X", "subtract X from seen tokens' logits (default 0)"},
-      {"seed", 's', "S", "random seed (default: from the clock)"},
+      SAMPLING_OPTS,
       {"stop", 0, "TEXT", "stop before TEXT (repeatable)"},
       {"ignore-eos", 0, NULL, "do not stop at end-of-generation tokens"},
       {"no-bos", 0, NULL, "do not add BOS to the prompt"},
       {"special", 0, NULL, "parse special-token text in the prompt"},
-      {"ctx", 'c', "N", "context size (default: the model's, at most 4096)"},
-      {"kv-type", 0, "T", "KV cache f32 (default, exact), f16 or q8_0 (half / a quarter of the memory)"},
-      {"threads", 't', "N", "threads (default: all cores)"}},
+      ENGINE_OPTS},
      cmd_llm_run},
     {"llm chat", "", "chat with a GGUF model (reads user turns from stdin; or one --prompt)",
      "The model's chat template is recognised from its metadata (ChatML, Llama-3, Llama-2,\n"
@@ -183,16 +189,8 @@ static const cli_cmd COMMANDS[] = {
       {"system", 0, "TEXT", "system message"},
       {"chat-template", 0, "NAME", "chatml, llama3, llama2, mistral, zephyr or phi3"},
       {"n-predict", 'n', "N", "new tokens per answer at most (default: until the end of the turn)"},
-      {"temp", 0, "T", "temperature (default 0.8; 0 = greedy)"},
-      {"top-k", 0, "K", "keep the K most likely tokens (default 40; 0 = off)"},
-      {"top-p", 0, "P", "nucleus sampling (default 0.95; 1 = off)"},
-      {"min-p", 0, "P", "drop tokens below P times the best (default 0.05; 0 = off)"},
-      {"repeat-penalty", 0, "X", "penalize repeated tokens (default 1 = off)"},
-      {"presence-penalty", 0, "X", "subtract X from seen tokens' logits (default 0)"},
-      {"seed", 's', "S", "random seed (default: from the clock)"},
-      {"ctx", 'c', "N", "context size (default: the model's, at most 4096)"},
-      {"kv-type", 0, "T", "KV cache f32 (default, exact), f16 or q8_0 (half / a quarter of the memory)"},
-      {"threads", 't', "N", "threads (default: all cores)"}},
+      SAMPLING_OPTS,
+      ENGINE_OPTS},
      cmd_llm_chat},
     {"llm embed", "[TEXT...]", "L2-normalised text embeddings, one line of numbers per text",
      "Mean (default) or last-token pooling of the final hidden states. --file embeds each\n"

@@ -82,9 +82,8 @@ int llm_chat_format(const char *format, const char *eos_text, const llm_chat_msg
 
 int llm_embed(llm_ctx *c, const char *text, size_t n, llm_pooling pooling, float *out, tailor_error *err) {
     const llm_model *m = llm_ctx_model(c);
-    int64_t cap = (int64_t)n + 8;
-    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)cap);
-    int64_t nt = llm_tokenize(m->vocab, text, n, true, false, ids, cap);
+    int64_t nt;
+    int32_t *ids = llm_tokenize_alloc(m->vocab, text, n, true, false, &nt);
     if (nt <= 0) {
         free(ids);
         return err_set(err, TAILOR_EINVAL, "embed: the text has no tokens");

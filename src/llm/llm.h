@@ -266,6 +266,10 @@ const llm_str *llm_vocab_text(const llm_vocab *v, int32_t id);
  * small (out then holds the first cap). */
 int64_t llm_tokenize(const llm_vocab *v, const char *text, size_t n, bool add_special,
                      bool parse_special, int32_t *out, int64_t cap);
+/* The same into a new array (the caller frees it, with room for one more
+ * id); *count receives the number of ids. */
+int32_t *llm_tokenize_alloc(const llm_vocab *v, const char *text, size_t n, bool add_special, bool parse_special,
+                            int64_t *count);
 /* Appends the bytes of one token (special: render control tokens). */
 void llm_token_piece(const llm_vocab *v, int32_t id, bool special, sb *out);
 /* Appends the text of a token sequence (the reference's detokenize with

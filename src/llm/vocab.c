@@ -842,6 +842,19 @@ int64_t llm_tokenize(const llm_vocab *v, const char *text, size_t n, bool add_sp
     return o.n <= cap ? o.n : -o.n;
 }
 
+int32_t *llm_tokenize_alloc(const llm_vocab *v, const char *text, size_t n, bool add_special, bool parse_special,
+                            int64_t *count) {
+    int64_t cap = (int64_t)n + 8; /* enough unless special tokens add many */
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)cap);
+    int64_t got = llm_tokenize(v, text, n, add_special, parse_special, ids, cap);
+    if (got < 0) {
+        ids = xrealloc(ids, sizeof(int32_t) * (size_t)-got);
+        got = llm_tokenize(v, text, n, add_special, parse_special, ids, -got);
+    }
+    *count = got;
+    return ids;
+}
+
 /* ---- detokenization ---------------------------------------------------- */
 
 static void piece(const llm_vocab *v, int32_t id, bool special, sb *out) {
