@@ -3,27 +3,7 @@
 # exit codes (sysexits), --db before or after the command and TAILOR_DB,
 # imports and their failures, stats, datasets.
 set -u
-T=${TAILOR_BIN:?TAILOR_BIN not set}
-DATA=${TAILOR_TEST_DATA:-}
-if [ -z "$DATA" ] || [ ! -d "$DATA" ]; then
-    echo "FATAL: the shared datasets folder is missing (TAILOR_TEST_DATA=$DATA); tests need ../shared/data" >&2
-    exit 2
-fi
-W=$(mktemp -d "${TMPDIR:-/tmp}/tailor-cli-XXXXXX")
-trap 'rm -rf "$W"' EXIT
-pass=0 fail=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-# expect CODE DESCRIPTION -- command...: runs it, checks the exit code.
-expect() {
-    want=$1 what=$2; shift 3
-    "$@" >"$W/out" 2>"$W/err"; got=$?
-    if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$W/err" >&2; fi
-}
-has() { # has FILE TEXT DESCRIPTION
-    if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $1"; sed 's/^/  | /' "$1" >&2; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 expect 0 "help" -- "$T" --help
 has "$W/out" "import movielens DIR" "help lists commands"
@@ -156,5 +136,4 @@ else
     bad "TAILOR_SOURCE not set"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

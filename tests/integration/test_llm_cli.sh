@@ -3,23 +3,7 @@
 # greedy story, every upstream tokenizer test pair through `llm tokenize`,
 # info, chat, embed, and clear errors for bad files and arguments.
 set -u
-T=${TAILOR_BIN:?TAILOR_BIN not set}
-DATA=${TAILOR_TEST_DATA:-}
-if [ -z "$DATA" ] || [ ! -d "$DATA/llm-fixtures" ]; then
-    echo "FATAL: the shared datasets folder is missing (TAILOR_TEST_DATA=$DATA); tests need ../shared/data" >&2
-    exit 2
-fi
-W=$(mktemp -d "${TMPDIR:-/tmp}/tailor-llm-XXXXXX")
-trap 'rm -rf "$W"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-expect() {
-    want=$1 what=$2; shift 3
-    "$@" >"$W/out" 2>"$W/err"; got=$?
-    if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$W/err" >&2; fi
-}
-has() { if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $1"; sed 's/^/  | /' "$1" >&2; fi; }
+. "$(dirname "$0")/lib.sh" llm-fixtures
 
 S="$DATA/tinyllamas-stories260K"
 # llama2.c's 256 greedy steps from BOS: 256 new tokens, then a newline.
@@ -92,5 +76,4 @@ expect 0 "bench" -- "$T" llm bench -m "$S/stories260K.gguf" -p 16 -n 8 -r 1 -t 1
 has "$W/out" '"tg": {"tokens": 8' "bench json"
 has "$W/out" '"percent_of_bound": ' "bench json bound"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
