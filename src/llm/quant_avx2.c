@@ -116,51 +116,41 @@ TGT static float dot_bf16(const void *w, const void *a, int64_t n) {
     return s;
 }
 
-TGT static float dot_q8_0(const void *w, const void *a, int64_t n) {
-    const blk_q8_0 *x = w, *y = a;
-    /* Two chains: one FMA's latency no longer bounds the loop. */
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t nb = n / QK, i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        _mm_prefetch((const char *)(x + i + 16), _MM_HINT_T0);
-        __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs);
-        __m256i y1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);
-        acc0 = _mm256_fmadd_ps(d0, mul_i8_f(x0, y0), acc0);
-        acc1 = _mm256_fmadd_ps(d1, mul_i8_f(x1, y1), acc1);
-    }
-    for (; i < nb; i++) {
-        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        acc0 = _mm256_fmadd_ps(d, mul_i8_f(_mm256_loadu_si256((const __m256i *)x[i].qs),
-                                           _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1));
+/* The 32 signed values of a Q8_0, Q4_0 or Q5_0 block. */
+TGT static inline __m256i q8_0_vals(const blk_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
+TGT static inline __m256i q4_0_vals(const blk_q4_0 *x) {
+    return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
 }
+/* Q5_0/Q5_1: the low nibbles with the fifth bits, unsigned (0..31). */
+#define Q5_BITS(x) _mm256_or_si256(nibbles32((x)->qs), _mm256_and_si256(bits32((x)->qh), _mm256_set1_epi8(0x10)))
+TGT static inline __m256i q5_0_vals(const blk_q5_0 *x) { return _mm256_sub_epi8(Q5_BITS(x), _mm256_set1_epi8(16)); }
 
-/* Q4_0 and Q5_0: two blocks per step into two accumulators. */
-TGT static float dot_q4_0(const void *w, const void *a, int64_t n) {
-    const blk_q4_0 *x = w;
-    const blk_q8_0 *y = a;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const __m256i off = _mm256_set1_epi8(8);
-    int64_t nb = n / QK, i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        _mm_prefetch((const char *)(x + i + 16), _MM_HINT_T0);
-        __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
-        __m256i q0 = _mm256_sub_epi8(nibbles32(x[i].qs), off), q1 = _mm256_sub_epi8(nibbles32(x[i + 1].qs), off);
-        acc0 = _mm256_fmadd_ps(d0, mul_i8_f(q0, _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
-        acc1 = _mm256_fmadd_ps(d1, mul_i8_f(q1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs)), acc1);
+/* Signed 32-value blocks against Q8_0 activations: two blocks per step
+ * into two accumulators, so one FMA's latency does not bound the loop. */
+#define DOT32(NAME, BLK, VALS)                                                                   \
+    TGT static float NAME(const void *w, const void *a, int64_t n) {                            \
+        const BLK *x = w;                                                                        \
+        const blk_q8_0 *y = a;                                                                   \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                           \
+        int64_t nb = n / QK, i = 0;                                                              \
+        for (; i + 2 <= nb; i += 2) {                                                            \
+            _mm_prefetch((const char *)(x + i + 16), _MM_HINT_T0);                               \
+            __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));                               \
+            __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));                       \
+            acc0 = _mm256_fmadd_ps(d0, mul_i8_f(VALS(x + i), _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0); \
+            acc1 = _mm256_fmadd_ps(d1, mul_i8_f(VALS(x + i + 1), _mm256_loadu_si256((const __m256i *)y[i + 1].qs)), \
+                                   acc1);                                                        \
+        }                                                                                        \
+        for (; i < nb; i++) {                                                                    \
+            __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));                                \
+            acc0 = _mm256_fmadd_ps(d, mul_i8_f(VALS(x + i), _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0); \
+        }                                                                                        \
+        return hsum8(_mm256_add_ps(acc0, acc1));                                                 \
     }
-    for (; i < nb; i++) {
-        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off);
-        acc0 = _mm256_fmadd_ps(d, mul_i8_f(qx, _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1));
-}
+DOT32(dot_q8_0, blk_q8_0, q8_0_vals)
+DOT32(dot_q4_0, blk_q4_0, q4_0_vals)
+DOT32(dot_q5_0, blk_q5_0, q5_0_vals)
+#undef DOT32
 
 TGT static float dot_q4_1(const void *w, const void *a, int64_t n) {
     const blk_q4_1 *x = w;
@@ -176,41 +166,15 @@ TGT static float dot_q4_1(const void *w, const void *a, int64_t n) {
     return hsum8(acc) + summs;
 }
 
-TGT static inline __m256i q5_0_vals(const blk_q5_0 *x) {
-    __m256i q = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-}
-
-TGT static float dot_q5_0(const void *w, const void *a, int64_t n) {
-    const blk_q5_0 *x = w;
-    const blk_q8_0 *y = a;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t nb = n / QK, i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        _mm_prefetch((const char *)(x + i + 16), _MM_HINT_T0);
-        __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
-        acc0 = _mm256_fmadd_ps(d0, mul_i8_f(q5_0_vals(x + i), _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
-        acc1 = _mm256_fmadd_ps(d1, mul_i8_f(q5_0_vals(x + i + 1), _mm256_loadu_si256((const __m256i *)y[i + 1].qs)),
-                               acc1);
-    }
-    for (; i < nb; i++) {
-        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        acc0 = _mm256_fmadd_ps(d, mul_i8_f(q5_0_vals(x + i), _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1));
-}
-
 TGT static float dot_q5_1(const void *w, const void *a, int64_t n) {
     const blk_q5_1 *x = w;
     const blk_q8_1 *y = a;
     __m256 acc = _mm256_setzero_ps();
     float summs = 0;
-    const __m256i hi = _mm256_set1_epi8(0x10);
     for (int64_t i = 0; i < n / QK; i++) {
         summs += h2f(x[i].m) * h2f(y[i].s);
         __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256i q = _mm256_or_si256(nibbles32(x[i].qs), _mm256_and_si256(bits32(x[i].qh), hi));
+        __m256i q = Q5_BITS(x + i);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         acc = _mm256_fmadd_ps(d, mul_u8_f(q, qy), acc);
     }
@@ -474,9 +438,20 @@ TGT static float dot_q2_K(const void *w, const void *a, int64_t n) {
  * row's 32 values as bytes; SIGNED says whether they are signed (the sign
  * trick) or unsigned with an offset OFF subtracted through the activation
  * block's shared OFF * sum(y) term (two instructions fewer per row). */
-#define ROWS32(NAME, BLK, ABLK, UNPACK, OFF, EXTRA) ROWS32_(NAME, BLK, ABLK, UNPACK, OFF, EXTRA, \
-    _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(UNPACK, qy), off), ones))
-#define ROWS32_(NAME, BLK, ABLK, UNPACK, OFF, EXTRA, PROD)                                       \
+/* Row k's step of a multi-row kernel (x##k, acc##k, e##k: its block
+ * pointer, accumulator and extra term). */
+#define ROW32_STEP(k, PROD, EXTRA)                                                               \
+    if (nrows > k) {                                                                             \
+        _mm_prefetch((const char *)(x##k + i + 8), _MM_HINT_T0);                                 \
+        x = x##k + i;                                                                            \
+        p = PROD;                                                                                \
+        acc##k = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc##k); \
+        EXTRA(e##k);                                                                             \
+    }
+/* PROD: a row block's 8 int32 partial dot products with qy. OFF: the offset
+ * of unsigned values (subtracted through the shared OFF * sum(y) term, two
+ * instructions fewer per row than the sign trick); 0 when none. */
+#define ROWS32(NAME, BLK, ABLK, OFF, EXTRA, PROD)                                                \
     TGT static void NAME##_n(const void *w, size_t w_row, const void *a, int64_t n, float *out, int nrows) { \
         const ABLK *y = a;                                                                       \
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                \
@@ -492,32 +467,10 @@ TGT static float dot_q2_K(const void *w, const void *a, int64_t n) {
             float dy = h2f(y[i].d);                                                              \
             const BLK *x;                                                                        \
             __m256i p;                                                                           \
-            _mm_prefetch((const char *)(x0 + i + 8), _MM_HINT_T0);                               \
-            x = x0 + i;                                                                          \
-            p = PROD;                                                                            \
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc0); \
-            EXTRA(e0);                                                                           \
-            if (nrows > 1) {                                                                     \
-                _mm_prefetch((const char *)(x1 + i + 8), _MM_HINT_T0);                           \
-                x = x1 + i;                                                                      \
-                p = PROD;                                                                            \
-                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc1); \
-                EXTRA(e1);                                                                       \
-            }                                                                                    \
-            if (nrows > 2) {                                                                     \
-                _mm_prefetch((const char *)(x2 + i + 8), _MM_HINT_T0);                           \
-                x = x2 + i;                                                                      \
-                p = PROD;                                                                            \
-                acc2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc2); \
-                EXTRA(e2);                                                                       \
-            }                                                                                    \
-            if (nrows > 3) {                                                                     \
-                _mm_prefetch((const char *)(x3 + i + 8), _MM_HINT_T0);                           \
-                x = x3 + i;                                                                      \
-                p = PROD;                                                                            \
-                acc3 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * dy), _mm256_cvtepi32_ps(p), acc3); \
-                EXTRA(e3);                                                                       \
-            }                                                                                    \
+            ROW32_STEP(0, PROD, EXTRA)                                                           \
+            ROW32_STEP(1, PROD, EXTRA)                                                           \
+            ROW32_STEP(2, PROD, EXTRA)                                                           \
+            ROW32_STEP(3, PROD, EXTRA)                                                           \
         }                                                                                        \
         out[0] = hsum8(acc0) + e0;                                                               \
         if (nrows > 1) out[1] = hsum8(acc1) + e1;                                                \
@@ -530,21 +483,20 @@ TGT static float dot_q2_K(const void *w, const void *a, int64_t n) {
     }
 #define NO_EXTRA(e) (void)0
 #define MIN_EXTRA(e) e += h2f(x->m) * h2f(y[i].s)
+#define UNSIGNED(VALS) _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(VALS, qy), off), ones)
+#define SIGNED(VALS) _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(VALS, VALS), _mm256_sign_epi8(qy, VALS)), ones)
 
-/* Q8_0 weights are signed: the sign trick instead of an offset. */
-#define mul_q8(x, y) _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x)), ones)
-ROWS32_(rows_q8_0, blk_q8_0, blk_q8_0, _, 0, NO_EXTRA, mul_q8(_mm256_loadu_si256((const __m256i *)x->qs), qy))
-#undef mul_q8
-ROWS32(rows_q4_0, blk_q4_0, blk_q8_0, nibbles32(x->qs), 8, NO_EXTRA)
-ROWS32(rows_q5_0, blk_q5_0, blk_q8_0,
-       _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), 16, NO_EXTRA)
-ROWS32(rows_q4_1, blk_q4_1, blk_q8_1, nibbles32(x->qs), 0, MIN_EXTRA)
-ROWS32(rows_q5_1, blk_q5_1, blk_q8_1,
-       _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), 0, MIN_EXTRA)
+ROWS32(rows_q8_0, blk_q8_0, blk_q8_0, 0, NO_EXTRA, SIGNED(_mm256_loadu_si256((const __m256i *)x->qs)))
+ROWS32(rows_q4_0, blk_q4_0, blk_q8_0, 8, NO_EXTRA, UNSIGNED(nibbles32(x->qs)))
+ROWS32(rows_q5_0, blk_q5_0, blk_q8_0, 16, NO_EXTRA, UNSIGNED(Q5_BITS(x)))
+ROWS32(rows_q4_1, blk_q4_1, blk_q8_1, 0, MIN_EXTRA, UNSIGNED(nibbles32(x->qs)))
+ROWS32(rows_q5_1, blk_q5_1, blk_q8_1, 0, MIN_EXTRA, UNSIGNED(Q5_BITS(x)))
 #undef ROWS32
-#undef ROWS32_
+#undef ROW32_STEP
 #undef NO_EXTRA
 #undef MIN_EXTRA
+#undef UNSIGNED
+#undef SIGNED
 
 TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out) {
     const uint16_t *y = a;
@@ -611,9 +563,9 @@ TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, 
 
 TILE32(tile_q8_0, blk_q8_0, _mm256_loadu_si256((const __m256i *)x->qs), -1)
 TILE32(tile_q4_0, blk_q4_0, nibbles32(x->qs), 8)
-TILE32(tile_q5_0, blk_q5_0,
-       _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), 16)
+TILE32(tile_q5_0, blk_q5_0, Q5_BITS(x), 16)
 #undef TILE32
+#undef Q5_BITS
 
 static const llm_kernels AVX2 = {
     .name = "avx2",
