@@ -2,6 +2,7 @@
  * clipping and initialisation. */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -32,15 +33,84 @@
 #undef NN_FN
 #undef GEMM
 
-void nn_adamw_step(nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t n, bool decay) {
+static void adamw_range(const nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t i0,
+                        size_t i1, bool decay) {
     float b1t = 1 - powf(o->beta1, (float)o->t), b2t = 1 - powf(o->beta2, (float)o->t);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = i0; i < i1; i++) {
         float g = grad[i];
         m[i] = o->beta1 * m[i] + (1 - o->beta1) * g;
         v[i] = o->beta2 * v[i] + (1 - o->beta2) * g * g;
         float mh = m[i] / b1t, vh = v[i] / b2t;
         param[i] -= o->lr * (mh / (sqrtf(vh) + o->eps) + (decay ? o->weight_decay * param[i] : 0));
     }
+}
+
+void nn_adamw_step(nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t n, bool decay) {
+    adamw_range(o, param, grad, m, v, 0, n, decay);
+}
+
+/* ---- parallel forms ---------------------------------------------------- */
+
+/* One job type for the four parallel forms: which op, and its arguments. */
+typedef struct nn_job {
+    enum { J_LN_FWD, J_LN_BWD_ROWS, J_LN_BWD_COLS, J_SOFTMAX, J_ADAMW } op;
+    float *out, *mean, *rstd, *dw, *db, *loss, *m, *v;
+    const float *inp, *w, *b, *dout, *cmean, *crstd, *grad;
+    const int32_t *targets;
+    int N, C, V, count;
+    float eps;
+    const nn_adamw *opt;
+    bool decay;
+} nn_job;
+
+static void nn_job_run(void *ctx, size_t begin, size_t end, int thread) {
+    const nn_job *j = ctx;
+    (void)thread;
+    int b = (int)begin, e = (int)end;
+    switch (j->op) {
+    case J_LN_FWD: nn_layernorm_forward_rows(j->out, j->mean, j->rstd, j->inp, j->w, j->b, b, e, j->C, j->eps); break;
+    case J_LN_BWD_ROWS: nn_layernorm_backward_rows(j->out, j->dout, j->inp, j->w, j->cmean, j->crstd, b, e, j->C); break;
+    case J_LN_BWD_COLS: nn_layernorm_backward_cols(j->dw, j->db, j->dout, j->inp, j->cmean, j->crstd, j->N, j->C, b, e); break;
+    case J_SOFTMAX: nn_softmax_ce_rows(j->out, j->targets, b, e, j->V, j->count, j->loss); break;
+    case J_ADAMW: adamw_range(j->opt, j->out, j->grad, j->m, j->v, begin, end, j->decay); break;
+    }
+}
+
+static void nn_run(pool *p, size_t n, nn_job *j) {
+    if (p && n > 1) pool_for(p, n, nn_job_run, j);
+    else nn_job_run(j, 0, n, 0);
+}
+
+void nn_layernorm_forward_pool(pool *p, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                               const float *b, int N, int C, float eps) {
+    nn_job j = {.op = J_LN_FWD, .out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w, .b = b, .C = C, .eps = eps};
+    nn_run(p, (size_t)N, &j);
+}
+
+void nn_layernorm_backward_pool(pool *p, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                const float *w, const float *mean, const float *rstd, int N, int C) {
+    nn_job j = {.op = J_LN_BWD_ROWS, .out = dinp, .dw = dw, .db = db, .dout = dout, .inp = inp, .w = w,
+                .cmean = mean, .crstd = rstd, .N = N, .C = C};
+    nn_run(p, (size_t)N, &j);
+    j.op = J_LN_BWD_COLS;
+    nn_run(p, (size_t)C, &j);
+}
+
+float nn_softmax_ce_pool(pool *p, float *logits, const int32_t *targets, int N, int V) {
+    int count = 0;
+    for (int n = 0; n < N; n++) count += targets[n] >= 0;
+    float *row = xmalloc((size_t)(N > 0 ? N : 1) * sizeof *row), loss = 0;
+    nn_job j = {.op = J_SOFTMAX, .out = logits, .targets = targets, .V = V, .count = count, .loss = row};
+    nn_run(p, (size_t)N, &j);
+    for (int n = 0; n < N; n++) loss += row[n]; /* row order: the same sum at any thread count */
+    free(row);
+    return count ? loss / count : 0;
+}
+
+void nn_adamw_step_pool(pool *p, nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t n,
+                        bool decay) {
+    nn_job j = {.op = J_ADAMW, .out = param, .grad = grad, .m = m, .v = v, .opt = o, .decay = decay};
+    nn_run(p, n, &j);
 }
 
 float nn_clip_grad_norm(float *grad, size_t n, float max_norm) {

@@ -53,4 +53,17 @@ float nn_clip_grad_norm(float *grad, size_t n, float max_norm);
 /* Normal(0, std) initialisation. */
 void nn_init_normal(float *w, size_t n, float std, rng *g);
 
+/* Parallel forms on a thread pool (NULL: the caller's thread). Rows (or
+ * elements, or channels for the LayerNorm scale and shift) are split into
+ * contiguous chunks and each keeps the serial op's arithmetic and summation
+ * order, so results are bit for bit those of the serial ops at any thread
+ * count. */
+void nn_layernorm_forward_pool(pool *p, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                               const float *b, int N, int C, float eps);
+void nn_layernorm_backward_pool(pool *p, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                const float *w, const float *mean, const float *rstd, int N, int C);
+float nn_softmax_ce_pool(pool *p, float *logits, const int32_t *targets, int N, int V);
+void nn_adamw_step_pool(pool *p, nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t n,
+                        bool decay);
+
 #endif

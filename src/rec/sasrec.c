@@ -202,14 +202,14 @@ static void sas_forward(const sas_state *s, const float *P, sas_act *a, bool tra
         sas_blk_act *b = &a->blk[l];
         const float *W = P + s->lay.blk + (size_t)l * s->lay.blk_size;
         const size_t *o = s->boff;
-        nn_layernorm_forward(b->Q, b->amean, b->arstd, b->xin, W + o[B_LNA_W], W + o[B_LNA_B], (int)N, C, 1e-8f);
+        nn_layernorm_forward_pool(s->pool, b->Q, b->amean, b->arstd, b->xin, W + o[B_LNA_W], W + o[B_LNA_B], (int)N, C, 1e-8f);
         nn_matmul_forward(b->q, b->Q, W + o[B_WQ], W + o[B_BQ], (int)N, C, C);
         nn_matmul_forward(b->k, b->xin, W + o[B_WK], W + o[B_BK], (int)N, C, C);
         nn_matmul_forward(b->v, b->xin, W + o[B_WV], W + o[B_BV], (int)N, C, C);
         sas_attention(s, a, b, false, NULL, NULL, NULL, NULL);
         nn_matmul_forward(b->x1, b->a, W + o[B_WO], W + o[B_BO], (int)N, C, C);
         for (size_t i = 0; i < NC; i++) b->x1[i] += b->Q[i];
-        nn_layernorm_forward(b->y, b->fmean, b->frstd, b->x1, W + o[B_LNF_W], W + o[B_LNF_B], (int)N, C, 1e-8f);
+        nn_layernorm_forward_pool(s->pool, b->y, b->fmean, b->frstd, b->x1, W + o[B_LNF_W], W + o[B_LNF_B], (int)N, C, 1e-8f);
         nn_matmul_forward(b->h1, b->y, W + o[B_W1], W + o[B_B1], (int)N, C, C);
         nn_dropout_forward(b->h1d, b->m1, b->h1, NC, dp, g);
         nn_relu_forward(b->h2, b->h1d, NC);
@@ -224,7 +224,7 @@ static void sas_forward(const sas_state *s, const float *P, sas_act *a, bool tra
                 for (int i = 0; i < C; i++) xn[i] += yn[i];
         }
     }
-    nn_layernorm_forward(a->F, a->lmean, a->lrstd, a->xL, P + s->lay.lnw, P + s->lay.lnb, (int)N, C, 1e-8f);
+    nn_layernorm_forward_pool(s->pool, a->F, a->lmean, a->lrstd, a->xL, P + s->lay.lnw, P + s->lay.lnb, (int)N, C, 1e-8f);
 }
 
 /* Backward from dF (gradient of the loss w.r.t. the final outputs). dP
@@ -235,7 +235,7 @@ static void sas_backward(const sas_state *s, const float *P, float *dP, sas_act 
     float *dx = work, *dy = work + NC, *dh = work + 2 * NC, *dh2 = work + 3 * NC, *dQ = work + 4 * NC,
           *dqkv = work + 5 * NC;
     memset(dx, 0, NC * sizeof *dx);
-    nn_layernorm_backward(dx, dP + s->lay.lnw, dP + s->lay.lnb, dF, a->xL, P + s->lay.lnw, a->lmean, a->lrstd,
+    nn_layernorm_backward_pool(s->pool, dx, dP + s->lay.lnw, dP + s->lay.lnb, dF, a->xL, P + s->lay.lnw, a->lmean, a->lrstd,
                           (int)N, C);
     for (int l = s->L - 1; l >= 0; l--) {
         sas_blk_act *b = &a->blk[l];
@@ -257,7 +257,7 @@ static void sas_backward(const sas_state *s, const float *P, float *dP, sas_act 
         nn_matmul_backward(dy, dW + o[B_W1], dW + o[B_B1], dh2, b->y, W + o[B_W1], (int)N, C, C);
         /* y = LN_f(x1) */
         memset(dh, 0, NC * sizeof *dh); /* d x1 */
-        nn_layernorm_backward(dh, dW + o[B_LNF_W], dW + o[B_LNF_B], dy, b->x1, W + o[B_LNF_W], b->fmean, b->frstd,
+        nn_layernorm_backward_pool(s->pool, dh, dW + o[B_LNF_W], dW + o[B_LNF_B], dy, b->x1, W + o[B_LNF_W], b->fmean, b->frstd,
                               (int)N, C);
         /* x1 = Q + a Wo */
         memcpy(dQ, dh, NC * sizeof *dQ);
@@ -274,7 +274,7 @@ static void sas_backward(const sas_state *s, const float *P, float *dP, sas_act 
         nn_matmul_backward(dQ, dW + o[B_WQ], dW + o[B_BQ], dq, b->Q, W + o[B_WQ], (int)N, C, C);
         nn_matmul_backward(dx, dW + o[B_WK], dW + o[B_BK], dk, b->xin, W + o[B_WK], (int)N, C, C);
         nn_matmul_backward(dx, dW + o[B_WV], dW + o[B_BV], dv, b->xin, W + o[B_WV], (int)N, C, C);
-        nn_layernorm_backward(dx, dW + o[B_LNA_W], dW + o[B_LNA_B], dQ, b->xin, W + o[B_LNA_W], b->amean, b->arstd,
+        nn_layernorm_backward_pool(s->pool, dx, dW + o[B_LNA_W], dW + o[B_LNA_B], dQ, b->xin, W + o[B_LNA_W], b->amean, b->arstd,
                               (int)N, C);
     }
     /* embeddings: xin0 = drop(E[seq] * sqrt(C) + Ppos) on valid positions */
@@ -550,7 +550,7 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
                     }
                 /* logits [nv, ni] = Fv @ E[1..]^T */
                 nn_matmul_forward(logits, Fv, E + C, NULL, nv, C, ni);
-                loss = nn_softmax_ce(logits, tgt, nv, ni);
+                loss = nn_softmax_ce_pool(s->pool, logits, tgt, nv, ni);
                 float *dFv = work; /* free until backward */
                 memset(dFv, 0, (size_t)nv * C * sizeof *dFv);
                 nn_matmul_backward(dFv, dE + C, NULL, logits, Fv, E + C, nv, C, ni);
@@ -560,7 +560,7 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
             memset(grad + s->lay.E, 0, (size_t)C * sizeof *grad); /* padding stays zero */
             nn_clip_grad_norm(grad, s->lay.total, 5.0f);
             opt.t++;
-            nn_adamw_step(&opt, P, grad, mom, vel, s->lay.total, s->l2 > 0);
+            nn_adamw_step_pool(s->pool, &opt, P, grad, mom, vel, s->lay.total, s->l2 > 0);
             ep_loss += loss;
             nb++;
         }

@@ -1,6 +1,7 @@
 /* test_nn.c — finite-difference gradient checks (float64) of every op in
  * src/nn, the float ops against the double ones, and AdamW by hand. */
 #include <math.h>
+#include <string.h>
 
 #include "nn/nn.h"
 #include "test.h"
@@ -254,6 +255,48 @@ static void test_adamw_and_clip(void) {
     CHECK(fabs(sqrt(s / 1000) - 0.02) < 0.003);
 }
 
+/* The pool forms give the serial ops' results bit for bit (2 and 3
+ * threads, sizes that do not split evenly). */
+static void test_pool_forms(void) {
+    enum { N = 37, C = 24, V = 53 };
+    float x[N * C], w[C], b[C], g[N * C];
+    rng r;
+    rng_seed(&r, 9);
+    for (int i = 0; i < N * C; i++) x[i] = (float)rng_normal(&r), g[i] = (float)rng_normal(&r);
+    for (int i = 0; i < C; i++) w[i] = 1 + 0.1f * (float)rng_normal(&r), b[i] = 0.1f * (float)rng_normal(&r);
+    float lg[N * V];
+    int32_t t[N];
+    for (int i = 0; i < N * V; i++) lg[i] = 3 * (float)rng_normal(&r);
+    for (int n = 0; n < N; n++) t[n] = n % 5 == 0 ? -1 : (int32_t)rng_below(&r, V);
+    for (int threads = 2; threads <= 3; threads++) {
+        pool *p = pool_new(threads);
+        float o1[N * C], o2[N * C], m1[N], m2[N], s1[N], s2[N];
+        nn_layernorm_forward(o1, m1, s1, x, w, b, N, C, 1e-5f);
+        nn_layernorm_forward_pool(p, o2, m2, s2, x, w, b, N, C, 1e-5f);
+        CHECK(!memcmp(o1, o2, sizeof o1) && !memcmp(m1, m2, sizeof m1) && !memcmp(s1, s2, sizeof s1));
+        float d1[N * C] = {0}, d2[N * C] = {0}, dw1[C] = {0}, dw2[C] = {0}, db1[C] = {0}, db2[C] = {0};
+        nn_layernorm_backward(d1, dw1, db1, g, x, w, m1, s1, N, C);
+        nn_layernorm_backward_pool(p, d2, dw2, db2, g, x, w, m1, s1, N, C);
+        CHECK(!memcmp(d1, d2, sizeof d1) && !memcmp(dw1, dw2, sizeof dw1) && !memcmp(db1, db2, sizeof db1));
+        float l1[N * V], l2[N * V];
+        memcpy(l1, lg, sizeof lg);
+        memcpy(l2, lg, sizeof lg);
+        float e1 = nn_softmax_ce(l1, t, N, V), e2 = nn_softmax_ce_pool(p, l2, t, N, V);
+        CHECK(e1 == e2 && e1 > 0);
+        CHECK(!memcmp(l1, l2, sizeof l1));
+        float p1[N * C], p2[N * C], mm1[N * C] = {0}, mm2[N * C] = {0}, v1[N * C] = {0}, v2[N * C] = {0};
+        memcpy(p1, x, sizeof x);
+        memcpy(p2, x, sizeof x);
+        nn_adamw o = {.lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-9f, .weight_decay = 0.1f, .t = 1};
+        for (int step = 0; step < 3; step++, o.t++) {
+            nn_adamw_step(&o, p1, g, mm1, v1, N * C, true);
+            nn_adamw_step_pool(p, &o, p2, g, mm2, v2, N * C, true);
+        }
+        CHECK(!memcmp(p1, p2, sizeof p1) && memcmp(p1, x, sizeof p1));
+        pool_free(p);
+    }
+}
+
 int main(void) {
     rng_seed(&g_rng, 1234);
     RUN(test_matmul);
@@ -262,5 +305,6 @@ int main(void) {
     RUN(test_elementwise);
     RUN(test_losses);
     RUN(test_adamw_and_clip);
+    RUN(test_pool_forms);
     return test_summary();
 }
