@@ -36,7 +36,7 @@ typedef struct sas_state {
     pool *pool; /* borrowed during fit: attention runs per sequence on it */
     int T, L, NH, C, epochs, batch, patience, eval_every;
     float lr, dropout, l2;
-    bool ce;
+    bool ce, valid_sampled;
     sas_layout lay;
     size_t boff[B_N];
     float *params; /* lay.total */
@@ -53,6 +53,7 @@ static const rec_param_spec SAS_PARAMS[] = {
     {"lr", "0.001", "Adam learning rate"},
     {"l2", "0", "weight decay (AdamW, not on embeddings of padding)"},
     {"loss", "bce", "bce (one negative per position, as the paper) or ce (full softmax)"},
+    {"valid", "full", "early stopping on validation NDCG@10 under full ranking (full) or against 100 uniform negatives (sampled)"},
     {"patience", "5", "early stopping: evaluations without improvement before stopping (0 = off)"},
     {"eval_every", "5", "epochs between validation evaluations"},
     {NULL, NULL, NULL},
@@ -90,6 +91,10 @@ static int sas_init(rec_model *m, tailor_error *err) {
     const char *loss = rec_param_str(m, "loss");
     if (!strcmp(loss, "ce")) s->ce = true;
     else if (strcmp(loss, "bce")) return err_set(err, TAILOR_EINVAL, "sasrec: loss must be bce or ce, not '%s'", loss);
+    const char *valid = rec_param_str(m, "valid");
+    if (!strcmp(valid, "sampled")) s->valid_sampled = true;
+    else if (strcmp(valid, "full"))
+        return err_set(err, TAILOR_EINVAL, "sasrec: valid must be full or sampled, not '%s'", valid);
     if (s->T < 1 || s->T > 4096 || s->L < 1 || s->L > 16 || s->NH < 1 || s->C < 1 || s->C % s->NH ||
         s->epochs < 0 || s->batch < 1 || s->lr <= 0 || s->dropout < 0 || s->dropout >= 1 || s->eval_every < 1)
         return err_set(err, TAILOR_EINVAL,
@@ -359,28 +364,69 @@ static void sas_score_seq(const sas_state *s, const float *P, int32_t n_items, c
     sas_act_free(&a);
 }
 
-/* Validation NDCG@10 (full ranking) of holding out each user's last item. */
-static double sas_validate(const sas_state *s, const float *P, const sas_seqs *q, int32_t n_items) {
+/* Early stopping's validation set: each chosen user's last training item is
+ * the target, ranked against every item (full) or against SAS_VNEG items
+ * the user never had, drawn once before training so that every evaluation
+ * sees the same ones (sampled). */
+enum { SAS_VNEG = 100 };
+
+typedef struct sas_valid {
+    VEC(int32_t) users;
+    int32_t *neg; /* users.len * SAS_VNEG item rows (0-based); NULL for full */
+} sas_valid;
+
+static void sas_valid_init(sas_valid *v, const sas_state *s, const sas_seqs *q, const rec_data *d, rng *g) {
+    memset(v, 0, sizeof *v);
+    /* evenly spaced users: at most 2,000 for full ranking (enough to rank
+     * epochs), 5,000 for the noisier sampled metric */
+    int32_t cap = s->valid_sampled ? 5000 : 2000, step = q->n_users > cap ? q->n_users / cap : 1;
+    for (int32_t u = 0; u < q->n_users; u += step)
+        if (q->ptr[u + 1] - q->ptr[u] >= 3) vec_push(&v->users, u);
+    if (!s->valid_sampled || d->n_items <= SAS_VNEG) return;
+    v->neg = xmalloc(v->users.len * SAS_VNEG * sizeof *v->neg);
+    for (size_t k = 0; k < v->users.len; k++) {
+        int32_t u = v->users.data[k], *out = v->neg + k * SAS_VNEG;
+        for (int got = 0, tries = 0; got < SAS_VNEG; tries++) {
+            int32_t c = (int32_t)rng_below(g, (uint64_t)d->n_items);
+            bool dup = false;
+            for (int i = 0; i < got && !dup; i++) dup = out[i] == c;
+            /* a user who had nearly every item takes repeats after enough tries */
+            if ((!dup && !rec_csr_has(d->indptr, d->indices, u, c)) || tries > 100 * SAS_VNEG) out[got++] = c;
+        }
+    }
+}
+
+static void sas_valid_deinit(sas_valid *v) {
+    vec_free(&v->users);
+    free(v->neg);
+}
+
+/* Validation NDCG@10 of the held-out items. */
+static double sas_validate(const sas_state *s, const float *P, const sas_seqs *q, const sas_valid *v,
+                           int32_t n_items) {
     float *scores = xmalloc((size_t)n_items * sizeof *scores);
     double sum = 0;
-    int64_t n = 0;
     int32_t top[10];
     float ts[10];
-    /* at most 2000 users, evenly spaced: enough to rank epochs */
-    int32_t step = q->n_users > 2000 ? q->n_users / 2000 : 1;
-    for (int32_t u = 0; u < q->n_users; u += step) {
+    for (size_t k = 0; k < v->users.len; k++) {
+        int32_t u = v->users.data[k];
         int64_t len = q->ptr[u + 1] - q->ptr[u];
-        if (len < 3) continue;
         const int32_t *seq = q->items + q->ptr[u];
+        int32_t target = seq[len - 1] - 1;
         sas_score_seq(s, P, n_items, seq, len - 1, scores);
+        if (v->neg) { /* rank among the negatives; ties count against the target */
+            int above = 0;
+            for (int i = 0; i < SAS_VNEG; i++) above += scores[v->neg[k * SAS_VNEG + i]] >= scores[target];
+            if (above < 10) sum += 1 / log2(above + 2.0);
+            continue;
+        }
         for (int64_t i = 0; i < len - 1; i++) scores[seq[i] - 1] = -INFINITY;
         int got = rec_topk_scores(scores, n_items, 10, top, ts);
         for (int r = 0; r < got; r++)
-            if (top[r] == seq[len - 1] - 1) sum += 1 / log2(r + 2.0);
-        n++;
+            if (top[r] == target) sum += 1 / log2(r + 2.0);
     }
     free(scores);
-    return n ? sum / n : 0;
+    return v->users.len ? sum / (double)v->users.len : 0;
 }
 
 static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
@@ -409,6 +455,10 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
     /* Training users: at least 2 items (with early stopping 3: the last
      * one validates). */
     int hold = s->patience > 0 ? 1 : 0;
+    sas_valid val;
+    rng vg; /* its own stream: the training draws do not depend on it */
+    rng_seed(&vg, m->seed ^ 0x5a5a5a5aULL);
+    sas_valid_init(&val, s, &q, d, &vg);
     VEC(int32_t) users = {0};
     for (int32_t u = 0; u < q.n_users; u++)
         if (q.ptr[u + 1] - q.ptr[u] >= 2 + hold) vec_push(&users, u);
@@ -416,6 +466,7 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
         free(q.ptr);
         free(q.items);
         vec_free(&users);
+        sas_valid_deinit(&val);
         return err_set(err, TAILOR_EDATA, "sasrec: no user has enough interactions to train on");
     }
     float *grad = xcalloc(s->lay.total, sizeof(float)), *mom = xcalloc(s->lay.total, sizeof(float)),
@@ -570,7 +621,7 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
         progress_update(&bar, (uint64_t)ep + 1);
         log_info("sasrec epoch %d loss %.4f", ep + 1, nb ? ep_loss / nb : 0);
         if (s->patience > 0 && ((ep + 1) % s->eval_every == 0 || ep + 1 == s->epochs)) {
-            double v = sas_validate(s, P, &q, ni);
+            double v = sas_validate(s, P, &q, &val, ni);
             log_info("sasrec epoch %d validation ndcg@10 %.4f", ep + 1, v);
             if (v > best_ndcg) {
                 best_ndcg = v;
@@ -592,6 +643,7 @@ static int sas_fit(rec_model *m, const rec_data *d, tailor_error *err) {
     free(lp), free(ln_), free(dlp), free(dln), free(logits), free(Fv), free(vrow), free(tgt);
     free(q.ptr), free(q.items);
     vec_free(&users);
+    sas_valid_deinit(&val);
     return 0;
 }
 

@@ -365,6 +365,47 @@ static void test_sasrec(void) {
     rec_model_free(m);
 }
 
+/* Early stopping on the sampled validation metric (a catalogue above the
+ * 100 negatives): every user walks i, i+1, ... (mod 150). */
+static void test_sasrec_valid_sampled(void) {
+    enum { VU = 150, VI = 150, VL = 6 };
+    static int64_t ptr[VU + 1];
+    static int32_t idx[VU * VL];
+    static float val[VU * VL];
+    static int64_t ts[VU * VL];
+    for (int u = 0; u < VU; u++) {
+        ptr[u] = (int64_t)u * VL;
+        /* rows sorted by item (a walk may wrap past 149), times give the order */
+        int32_t first = (u + VL) > VI ? VI - u : VL; /* items before the wrap */
+        int k = 0;
+        for (int t = first; t < VL; t++, k++) idx[u * VL + k] = (int32_t)((u + t) % VI), ts[u * VL + k] = t;
+        for (int t = 0; t < first; t++, k++) idx[u * VL + k] = (int32_t)(u + t), ts[u * VL + k] = t;
+        for (int t = 0; t < VL; t++) val[u * VL + t] = 1;
+    }
+    ptr[VU] = VU * VL;
+    rec_data d = {VU, VI, ptr, idx, val, ts};
+    rec_params p = {0};
+    const char *kv[] = {"hidden=16", "blocks=1", "max_len=6", "epochs=60", "dropout=0", "patience=2",
+                        "eval_every=10", "loss=ce", "lr=0.01", "batch=32", "valid=sampled"};
+    for (size_t i = 0; i < sizeof kv / sizeof *kv; i++) rec_params_parse(&p, kv[i]);
+    rec_model *m = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(rec_model_new(rec_kind_find("sasrec"), &p, &m, &e), 0);
+    if (!m) return;
+    m->quiet = true;
+    CHECK_EQ(rec_model_fit(m, &d, NULL, NULL, &e), 0);
+    int32_t hist[3] = {40, 41, 42}, item;
+    float score;
+    rec_topk_params tp = {.k = 1, .exclude_history = false};
+    CHECK_EQ(rec_topk(m, -1, hist, NULL, 3, tp, &item, &score, NULL), 1);
+    CHECK_EQ(item, 43);
+    rec_model_free(m);
+    rec_params q = {0};
+    rec_params_parse(&q, "valid=test");
+    CHECK_EQ(rec_model_new(rec_kind_find("sasrec"), &q, &m, &e), TAILOR_EINVAL);
+    CHECK_CONTAINS(e.msg, "valid must be full or sampled, not 'test'");
+}
+
 static void test_params(void) {
     rec_params p = {0};
     rec_model *m = NULL;
@@ -403,6 +444,7 @@ int main(void) {
     RUN(test_save_load);
     RUN(test_damaged_files);
     RUN(test_sasrec);
+    RUN(test_sasrec_valid_sampled);
     RUN(test_params);
     test_rmtree(g_dir);
     free(g_dir);
