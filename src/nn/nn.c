@@ -76,24 +76,27 @@ static void nn_job_run(void *ctx, size_t begin, size_t end, int thread) {
     }
 }
 
-static void nn_run(pool *p, size_t n, nn_job *j) {
-    if (p && n > 1) pool_for(p, n, nn_job_run, j);
+/* n items of `per` values each; small jobs stay on the caller's thread (a
+ * dispatch, and pool workers spinning while OpenBLAS wants the cores, cost
+ * more than they save: measured on SASRec's BCE batches). */
+static void nn_run(pool *p, size_t n, size_t per, nn_job *j) {
+    if (p && n > 1 && n * per >= (size_t)1 << 17) pool_for(p, n, nn_job_run, j);
     else nn_job_run(j, 0, n, 0);
 }
 
 void nn_layernorm_forward_pool(pool *p, float *out, float *mean, float *rstd, const float *inp, const float *w,
                                const float *b, int N, int C, float eps) {
     nn_job j = {.op = J_LN_FWD, .out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w, .b = b, .C = C, .eps = eps};
-    nn_run(p, (size_t)N, &j);
+    nn_run(p, (size_t)N, (size_t)C, &j);
 }
 
 void nn_layernorm_backward_pool(pool *p, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                                 const float *w, const float *mean, const float *rstd, int N, int C) {
     nn_job j = {.op = J_LN_BWD_ROWS, .out = dinp, .dw = dw, .db = db, .dout = dout, .inp = inp, .w = w,
                 .cmean = mean, .crstd = rstd, .N = N, .C = C};
-    nn_run(p, (size_t)N, &j);
+    nn_run(p, (size_t)N, (size_t)C, &j);
     j.op = J_LN_BWD_COLS;
-    nn_run(p, (size_t)C, &j);
+    nn_run(p, (size_t)C, (size_t)N, &j);
 }
 
 float nn_softmax_ce_pool(pool *p, float *logits, const int32_t *targets, int N, int V) {
@@ -101,7 +104,7 @@ float nn_softmax_ce_pool(pool *p, float *logits, const int32_t *targets, int N, 
     for (int n = 0; n < N; n++) count += targets[n] >= 0;
     float *row = xmalloc((size_t)(N > 0 ? N : 1) * sizeof *row), loss = 0;
     nn_job j = {.op = J_SOFTMAX, .out = logits, .targets = targets, .V = V, .count = count, .loss = row};
-    nn_run(p, (size_t)N, &j);
+    nn_run(p, (size_t)N, (size_t)V, &j);
     for (int n = 0; n < N; n++) loss += row[n]; /* row order: the same sum at any thread count */
     free(row);
     return count ? loss / count : 0;
@@ -110,7 +113,7 @@ float nn_softmax_ce_pool(pool *p, float *logits, const int32_t *targets, int N, 
 void nn_adamw_step_pool(pool *p, nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t n,
                         bool decay) {
     nn_job j = {.op = J_ADAMW, .out = param, .grad = grad, .m = m, .v = v, .opt = o, .decay = decay};
-    nn_run(p, n, &j);
+    nn_run(p, n, 1, &j);
 }
 
 float nn_clip_grad_norm(float *grad, size_t n, float max_norm) {

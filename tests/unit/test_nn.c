@@ -1,6 +1,7 @@
 /* test_nn.c — finite-difference gradient checks (float64) of every op in
  * src/nn, the float ops against the double ones, and AdamW by hand. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -256,45 +257,56 @@ static void test_adamw_and_clip(void) {
 }
 
 /* The pool forms give the serial ops' results bit for bit (2 and 3
- * threads, sizes that do not split evenly). */
+ * threads, sizes that do not split evenly and are above the size where the
+ * pool is used). */
 static void test_pool_forms(void) {
-    enum { N = 37, C = 24, V = 53 };
-    float x[N * C], w[C], b[C], g[N * C];
+    enum { N = 601, C = 256, PN = 37, V = 4001 };
+    size_t nc = (size_t)N * C, nv = (size_t)PN * V;
+    float *x = xmalloc(nc * sizeof *x), *g = xmalloc(nc * sizeof *g), w[C], b[C];
     rng r;
     rng_seed(&r, 9);
-    for (int i = 0; i < N * C; i++) x[i] = (float)rng_normal(&r), g[i] = (float)rng_normal(&r);
+    for (size_t i = 0; i < nc; i++) x[i] = (float)rng_normal(&r), g[i] = (float)rng_normal(&r);
     for (int i = 0; i < C; i++) w[i] = 1 + 0.1f * (float)rng_normal(&r), b[i] = 0.1f * (float)rng_normal(&r);
-    float lg[N * V];
-    int32_t t[N];
-    for (int i = 0; i < N * V; i++) lg[i] = 3 * (float)rng_normal(&r);
-    for (int n = 0; n < N; n++) t[n] = n % 5 == 0 ? -1 : (int32_t)rng_below(&r, V);
+    float *lg = xmalloc(nv * sizeof *lg);
+    int32_t t[PN];
+    for (size_t i = 0; i < nv; i++) lg[i] = 3 * (float)rng_normal(&r);
+    for (int n = 0; n < PN; n++) t[n] = n % 5 == 0 ? -1 : (int32_t)rng_below(&r, V);
+    /* buffers: two of each (serial, pool) */
+    float *o1 = xmalloc(nc * sizeof *o1), *o2 = xmalloc(nc * sizeof *o2), m1[N], m2[N], s1[N], s2[N];
+    float *d1 = xmalloc(nc * sizeof *d1), *d2 = xmalloc(nc * sizeof *d2), dw1[C], dw2[C], db1[C], db2[C];
+    float *l1 = xmalloc(nv * sizeof *l1), *l2 = xmalloc(nv * sizeof *l2);
+    float *p1 = xmalloc(nc * sizeof *p1), *p2 = xmalloc(nc * sizeof *p2);
+    float *mm1 = xmalloc(nc * sizeof *mm1), *mm2 = xmalloc(nc * sizeof *mm2), *v1 = xmalloc(nc * sizeof *v1),
+          *v2 = xmalloc(nc * sizeof *v2);
     for (int threads = 2; threads <= 3; threads++) {
         pool *p = pool_new(threads);
-        float o1[N * C], o2[N * C], m1[N], m2[N], s1[N], s2[N];
         nn_layernorm_forward(o1, m1, s1, x, w, b, N, C, 1e-5f);
         nn_layernorm_forward_pool(p, o2, m2, s2, x, w, b, N, C, 1e-5f);
-        CHECK(!memcmp(o1, o2, sizeof o1) && !memcmp(m1, m2, sizeof m1) && !memcmp(s1, s2, sizeof s1));
-        float d1[N * C] = {0}, d2[N * C] = {0}, dw1[C] = {0}, dw2[C] = {0}, db1[C] = {0}, db2[C] = {0};
+        CHECK(!memcmp(o1, o2, nc * sizeof *o1) && !memcmp(m1, m2, sizeof m1) && !memcmp(s1, s2, sizeof s1));
+        memset(d1, 0, nc * sizeof *d1), memset(d2, 0, nc * sizeof *d2);
+        memset(dw1, 0, sizeof dw1), memset(dw2, 0, sizeof dw2), memset(db1, 0, sizeof db1), memset(db2, 0, sizeof db2);
         nn_layernorm_backward(d1, dw1, db1, g, x, w, m1, s1, N, C);
         nn_layernorm_backward_pool(p, d2, dw2, db2, g, x, w, m1, s1, N, C);
-        CHECK(!memcmp(d1, d2, sizeof d1) && !memcmp(dw1, dw2, sizeof dw1) && !memcmp(db1, db2, sizeof db1));
-        float l1[N * V], l2[N * V];
-        memcpy(l1, lg, sizeof lg);
-        memcpy(l2, lg, sizeof lg);
-        float e1 = nn_softmax_ce(l1, t, N, V), e2 = nn_softmax_ce_pool(p, l2, t, N, V);
+        CHECK(!memcmp(d1, d2, nc * sizeof *d1) && !memcmp(dw1, dw2, sizeof dw1) && !memcmp(db1, db2, sizeof db1));
+        memcpy(l1, lg, nv * sizeof *lg);
+        memcpy(l2, lg, nv * sizeof *lg);
+        float e1 = nn_softmax_ce(l1, t, PN, V), e2 = nn_softmax_ce_pool(p, l2, t, PN, V);
         CHECK(e1 == e2 && e1 > 0);
-        CHECK(!memcmp(l1, l2, sizeof l1));
-        float p1[N * C], p2[N * C], mm1[N * C] = {0}, mm2[N * C] = {0}, v1[N * C] = {0}, v2[N * C] = {0};
-        memcpy(p1, x, sizeof x);
-        memcpy(p2, x, sizeof x);
+        CHECK(!memcmp(l1, l2, nv * sizeof *l1));
+        memcpy(p1, x, nc * sizeof *x);
+        memcpy(p2, x, nc * sizeof *x);
+        memset(mm1, 0, nc * sizeof *mm1), memset(mm2, 0, nc * sizeof *mm2);
+        memset(v1, 0, nc * sizeof *v1), memset(v2, 0, nc * sizeof *v2);
         nn_adamw o = {.lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-9f, .weight_decay = 0.1f, .t = 1};
         for (int step = 0; step < 3; step++, o.t++) {
-            nn_adamw_step(&o, p1, g, mm1, v1, N * C, true);
-            nn_adamw_step_pool(p, &o, p2, g, mm2, v2, N * C, true);
+            nn_adamw_step(&o, p1, g, mm1, v1, nc, true);
+            nn_adamw_step_pool(p, &o, p2, g, mm2, v2, nc, true);
         }
-        CHECK(!memcmp(p1, p2, sizeof p1) && memcmp(p1, x, sizeof p1));
+        CHECK(!memcmp(p1, p2, nc * sizeof *p1) && memcmp(p1, x, nc * sizeof *p1));
         pool_free(p);
     }
+    free(x), free(g), free(lg), free(o1), free(o2), free(d1), free(d2), free(l1), free(l2);
+    free(p1), free(p2), free(mm1), free(mm2), free(v1), free(v2);
 }
 
 int main(void) {
