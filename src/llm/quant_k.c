@@ -167,9 +167,8 @@ void qk_dequant(llm_type t, const void *src, float *y, int64_t n) {
 
 /* ---- the reference quantizers' searches -------------------------------- */
 
-/* Symmetric: the scale for values in [-nmax, nmax-1] that best fits x
- * (weighted by x^2 for rmse_type 1), trying 19 scales around the max. */
-static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type) {
+/* The value of largest magnitude (the first of equals). */
+static float signed_absmax(const float *x, int n) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
         float ax = fabsf(x[i]);
@@ -178,7 +177,14 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse
             max = x[i];
         }
     }
-    if (amax < EPS) {
+    return max;
+}
+
+/* Symmetric: the scale for values in [-nmax, nmax-1] that best fits x
+ * (weighted by x^2 for rmse_type 1), trying 19 scales around the max. */
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type) {
+    float max = signed_absmax(x, n);
+    if (fabsf(max) < EPS) {
         memset(L, 0, (size_t)n);
         return 0.f;
     }
@@ -218,15 +224,8 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse
 
 /* Symmetric 3-bit with a few rounds of coordinate descent. */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < EPS) {
+    float max = signed_absmax(x, n);
+    if (fabsf(max) < EPS) {
         memset(L, 0, (size_t)n);
         return 0.f;
     }

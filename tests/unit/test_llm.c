@@ -321,6 +321,17 @@ static void test_gguf_corrupt(void) {
     free(path);
 }
 
+/* A model from ../shared/data (NULL, with a failed check, if it does not
+ * load). */
+static llm_model *load_data_model(const char *rel) {
+    char *p = test_data_path(rel);
+    tailor_error err = {0};
+    llm_model *m = NULL;
+    CHECK_EQ(llm_model_load(p, &m, &err), 0);
+    free(p);
+    return m;
+}
+
 /* ---- tokenizers -------------------------------------------------------- */
 
 static llm_vocab *open_vocab(const char *rel, llm_gguf **g) {
@@ -688,11 +699,8 @@ static void test_kv_cache_types(void) {
     check_model("stories260K-F32", kv16, 0.1, NULL, 1);
     check_model("tiny-qwen2-bpe-F32", kv16, 0.1, NULL, 2);
     g_kv_type = LLM_TYPE_F32;
-    char *p = test_data_path("tinyllamas-stories260K/stories260K.gguf");
+    llm_model *m = load_data_model("tinyllamas-stories260K/stories260K.gguf");
     tailor_error err = {0};
-    llm_model *m = NULL;
-    CHECK_EQ(llm_model_load(p, &m, &err), 0);
-    free(p);
     if (!m) return;
     llm_ctx_params cp = llm_ctx_default_params();
     cp.kv_type = LLM_TYPE_Q8_0;
@@ -748,10 +756,8 @@ static void test_kv_cache_types(void) {
 
 /* Thread count changes nothing; one-token decodes match the batch. */
 static void test_threads_and_sequential(void) {
-    char *p = test_data_path("llm-fixtures/models/tiny-llama-spm-Q4_0.gguf");
+    llm_model *m = load_data_model("llm-fixtures/models/tiny-llama-spm-Q4_0.gguf");
     tailor_error err = {0};
-    llm_model *m = NULL;
-    CHECK_EQ(llm_model_load(p, &m, &err), 0);
     if (!m) return;
     int32_t ids[40];
     for (int i = 0; i < 40; i++) ids[i] = 1 + (i * 7919) % 31999;
@@ -792,7 +798,6 @@ static void test_threads_and_sequential(void) {
     free(a);
     free(b);
     llm_model_free(m);
-    free(p);
 }
 
 /* Types tailor cannot compute yet are refused by name, not mis-read. */
@@ -948,11 +953,8 @@ static bool collect(void *ud, const char *text, size_t n) {
 /* Generation on the real stories260K model: greedy text, stop strings
  * withheld even when they span tokens, EOG handling. */
 static void test_generate(void) {
-    char *p = test_data_path("tinyllamas-stories260K/stories260K.gguf");
+    llm_model *m = load_data_model("tinyllamas-stories260K/stories260K.gguf");
     tailor_error err = {0};
-    llm_model *m = NULL;
-    CHECK_EQ(llm_model_load(p, &m, &err), 0);
-    free(p);
     if (!m) return;
     llm_ctx_params cp = llm_ctx_default_params();
     cp.n_threads = 1;

@@ -280,6 +280,26 @@ static void test_damaged_files(void) {
     free(path);
 }
 
+/* Sequences that walk the catalogue: user u has items (u + t) mod ni at
+ * times t = 0 .. len-1; CSR rows are sorted by item, times carry the
+ * order. */
+static rec_data walk_data(int nu, int ni, int len, int64_t *ptr, int32_t *idx, float *val, int64_t *ts) {
+    for (int u = 0; u < nu; u++) {
+        ptr[u] = (int64_t)u * len;
+        int32_t *it = idx + ptr[u];
+        int64_t *tm = ts + ptr[u];
+        for (int t = 0; t < len; t++) { /* insertion by item */
+            int32_t item = (int32_t)((u + t) % ni);
+            int k = t;
+            for (; k > 0 && it[k - 1] > item; k--) it[k] = it[k - 1], tm[k] = tm[k - 1];
+            it[k] = item, tm[k] = t;
+            val[ptr[u] + t] = 1;
+        }
+    }
+    ptr[nu] = (int64_t)nu * len;
+    return (rec_data){nu, ni, ptr, idx, val, ts};
+}
+
 static void test_sasrec(void) {
     /* The analytic gradients of the whole model match central differences
      * (both losses). */
@@ -294,23 +314,7 @@ static void test_sasrec(void) {
     static int32_t idx[SU * SL];
     static float val[SU * SL];
     static int64_t ts[SU * SL];
-    for (int u = 0; u < SU; u++) {
-        ptr[u] = (int64_t)u * SL;
-        /* CSR rows are sorted by item; times carry the order. */
-        int32_t items[SL];
-        for (int t = 0; t < SL; t++) items[t] = (u + t) % 6;
-        for (int a = 0; a < SL; a++) {
-            int32_t best = -1;
-            for (int t = 0; t < SL; t++)
-                if (items[t] >= 0 && (best < 0 || items[t] < items[best])) best = t;
-            idx[u * SL + a] = items[best];
-            ts[u * SL + a] = best;
-            val[u * SL + a] = 1;
-            items[best] = -1;
-        }
-    }
-    ptr[SU] = SU * SL;
-    rec_data d = {SU, 6, ptr, idx, val, ts};
+    rec_data d = walk_data(SU, 6, SL, ptr, idx, val, ts);
     rec_params p = {0};
     const char *kv[] = {"hidden=16", "blocks=1", "max_len=6", "epochs=150", "dropout=0", "patience=0",
                         "loss=ce", "lr=0.01", "batch=12"};
@@ -373,17 +377,7 @@ static void test_sasrec_valid_sampled(void) {
     static int32_t idx[VU * VL];
     static float val[VU * VL];
     static int64_t ts[VU * VL];
-    for (int u = 0; u < VU; u++) {
-        ptr[u] = (int64_t)u * VL;
-        /* rows sorted by item (a walk may wrap past 149), times give the order */
-        int32_t first = (u + VL) > VI ? VI - u : VL; /* items before the wrap */
-        int k = 0;
-        for (int t = first; t < VL; t++, k++) idx[u * VL + k] = (int32_t)((u + t) % VI), ts[u * VL + k] = t;
-        for (int t = 0; t < first; t++, k++) idx[u * VL + k] = (int32_t)(u + t), ts[u * VL + k] = t;
-        for (int t = 0; t < VL; t++) val[u * VL + t] = 1;
-    }
-    ptr[VU] = VU * VL;
-    rec_data d = {VU, VI, ptr, idx, val, ts};
+    rec_data d = walk_data(VU, VI, VL, ptr, idx, val, ts);
     rec_params p = {0};
     const char *kv[] = {"hidden=16", "blocks=1", "max_len=6", "epochs=60", "dropout=0", "patience=2",
                         "eval_every=10", "loss=ce", "lr=0.01", "batch=32", "valid=sampled"};
