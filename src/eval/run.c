@@ -117,6 +117,7 @@ static void eval_users(void *ctx, size_t begin, size_t end, int thread) {
     VEC(cand) cands = {0};
     VEC(int32_t) cand_ranked = {0};
     unsigned char *chosen = xcalloc((size_t)ni, 1);
+    int32_t *drawn = xmalloc(((size_t)j->proto->negatives + 1) * sizeof *drawn);
     for (size_t uu = begin; uu < end; uu++) {
         int32_t u = (int32_t)uu;
         const int32_t *targets = j->targets->idx + j->targets->ptr[u];
@@ -169,28 +170,11 @@ static void eval_users(void *ctx, size_t begin, size_t end, int thread) {
             } else {
                 rng g;
                 rng_seed(&g, j->proto->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)u);
-                int64_t seen = s->all.ptr[u + 1] - s->all.ptr[u];
-                int want = j->proto->negatives;
-                if (want > ni - seen) want = (int)(ni - seen);
-                for (int got_n = 0, tries = 0; got_n < want && tries < 1000000; tries++) {
-                    int32_t it;
-                    if (j->pop_cdf) {
-                        double x = rng_uniform(&g) * j->pop_cdf[ni - 1];
-                        int32_t lo = 0, hi = ni - 1;
-                        while (lo < hi) {
-                            int32_t mid = (lo + hi) / 2;
-                            if (j->pop_cdf[mid] <= x) lo = mid + 1;
-                            else hi = mid;
-                        }
-                        it = lo;
-                    } else {
-                        it = (int32_t)rng_below(&g, (uint64_t)ni);
-                    }
-                    if (chosen[it] || rec_csr_has(s->all.ptr, s->all.idx, u, it)) continue;
-                    chosen[it] = 1;
-                    cand c = {scores[it], it};
+                int n = rec_draw_negatives(s->all.ptr, s->all.idx, u, ni, j->proto->negatives, j->pop_cdf, &g,
+                                           chosen, drawn);
+                for (int k = 0; k < n; k++) {
+                    cand c = {scores[drawn[k]], drawn[k]};
                     vec_push(&cands, c);
-                    got_n++;
                 }
             }
             for (size_t c = 0; c < cands.len; c++) chosen[cands.data[c].item] = 0;
@@ -211,6 +195,7 @@ static void eval_users(void *ctx, size_t begin, size_t end, int thread) {
     free(hist);
     free(hv);
     free(chosen);
+    free(drawn);
     vec_free(&cands);
     vec_free(&cand_ranked);
 }

@@ -430,3 +430,29 @@ done:
     sb_deinit(&buf);
     return rc;
 }
+
+int rec_draw_negatives(const int64_t *ptr, const int32_t *idx, int32_t u, int32_t ni, int want,
+                       const double *cdf, rng *g, unsigned char *chosen, int32_t *out) {
+    int64_t seen = ptr[u + 1] - ptr[u];
+    if (want > ni - seen) want = (int)(ni - seen);
+    int got = 0;
+    for (int tries = 0; got < want && tries < 1000000; tries++) {
+        int32_t it;
+        if (cdf) {
+            double x = rng_uniform(g) * cdf[ni - 1];
+            int32_t lo = 0, hi = ni - 1;
+            while (lo < hi) {
+                int32_t mid = (lo + hi) / 2;
+                if (cdf[mid] <= x) lo = mid + 1;
+                else hi = mid;
+            }
+            it = lo;
+        } else {
+            it = (int32_t)rng_below(g, (uint64_t)ni);
+        }
+        if (chosen[it] || rec_csr_has(ptr, idx, u, it)) continue;
+        chosen[it] = 1;
+        out[got++] = it;
+    }
+    return got;
+}

@@ -39,6 +39,14 @@ static inline bool rec_csr_has(const int64_t *ptr, const int32_t *idx, int32_t r
     return lo < ptr[row + 1] && idx[lo] == col;
 }
 
+/* Draws up to `want` distinct items that row u of the CSR matrix (ptr, idx;
+ * ni columns) lacks and chosen[] does not mark: uniformly, or in proportion
+ * to the weights whose running sums are cdf[ni] when cdf is given. Marks
+ * each drawn item in chosen (the caller clears it) and writes it to out;
+ * gives up after a million draws. Returns how many were drawn. */
+int rec_draw_negatives(const int64_t *ptr, const int32_t *idx, int32_t u, int32_t ni, int want,
+                       const double *cdf, rng *g, unsigned char *chosen, int32_t *out);
+
 /* ---- parameters -------------------------------------------------------- */
 
 typedef struct rec_param_spec {

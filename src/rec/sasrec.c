@@ -10,8 +10,9 @@
  * BCE with one sampled negative per position (the paper) or full softmax
  * cross-entropy. Sequences come from the training matrix in time order.
  * Early stopping holds out each user's last training item and keeps the
- * weights with the best validation NDCG@10 (full ranking). Big products run
- * on OpenBLAS with the pool's thread count; with one thread the result is
+ * weights with the best validation NDCG@10 (full ranking, or against fixed
+ * sampled negatives). Big products run on OpenBLAS with the pool's thread
+ * count, the other ops on the pool; at a fixed thread count the result is
  * reproducible bit for bit for a seed. */
 #include <cblas.h>
 #include <math.h>
@@ -33,7 +34,7 @@ typedef struct sas_layout { /* offsets into the parameter array */
 enum { B_LNA_W, B_LNA_B, B_WQ, B_BQ, B_WK, B_BK, B_WV, B_BV, B_WO, B_BO, B_LNF_W, B_LNF_B, B_W1, B_B1, B_W2, B_B2, B_N };
 
 typedef struct sas_state {
-    pool *pool; /* borrowed during fit: attention runs per sequence on it */
+    pool *pool; /* borrowed during fit: attention, layer norm, softmax and AdamW run on it */
     int T, L, NH, C, epochs, batch, patience, eval_every;
     float lr, dropout, l2;
     bool ce, valid_sampled;
@@ -207,14 +208,16 @@ static void sas_forward(const sas_state *s, const float *P, sas_act *a, bool tra
         sas_blk_act *b = &a->blk[l];
         const float *W = P + s->lay.blk + (size_t)l * s->lay.blk_size;
         const size_t *o = s->boff;
-        nn_layernorm_forward_pool(s->pool, b->Q, b->amean, b->arstd, b->xin, W + o[B_LNA_W], W + o[B_LNA_B], (int)N, C, 1e-8f);
+        nn_layernorm_forward_pool(s->pool, b->Q, b->amean, b->arstd, b->xin, W + o[B_LNA_W], W + o[B_LNA_B], (int)N,
+                                  C, 1e-8f);
         nn_matmul_forward(b->q, b->Q, W + o[B_WQ], W + o[B_BQ], (int)N, C, C);
         nn_matmul_forward(b->k, b->xin, W + o[B_WK], W + o[B_BK], (int)N, C, C);
         nn_matmul_forward(b->v, b->xin, W + o[B_WV], W + o[B_BV], (int)N, C, C);
         sas_attention(s, a, b, false, NULL, NULL, NULL, NULL);
         nn_matmul_forward(b->x1, b->a, W + o[B_WO], W + o[B_BO], (int)N, C, C);
         for (size_t i = 0; i < NC; i++) b->x1[i] += b->Q[i];
-        nn_layernorm_forward_pool(s->pool, b->y, b->fmean, b->frstd, b->x1, W + o[B_LNF_W], W + o[B_LNF_B], (int)N, C, 1e-8f);
+        nn_layernorm_forward_pool(s->pool, b->y, b->fmean, b->frstd, b->x1, W + o[B_LNF_W], W + o[B_LNF_B], (int)N,
+                                  C, 1e-8f);
         nn_matmul_forward(b->h1, b->y, W + o[B_W1], W + o[B_B1], (int)N, C, C);
         nn_dropout_forward(b->h1d, b->m1, b->h1, NC, dp, g);
         nn_relu_forward(b->h2, b->h1d, NC);
@@ -229,7 +232,8 @@ static void sas_forward(const sas_state *s, const float *P, sas_act *a, bool tra
                 for (int i = 0; i < C; i++) xn[i] += yn[i];
         }
     }
-    nn_layernorm_forward_pool(s->pool, a->F, a->lmean, a->lrstd, a->xL, P + s->lay.lnw, P + s->lay.lnb, (int)N, C, 1e-8f);
+    nn_layernorm_forward_pool(s->pool, a->F, a->lmean, a->lrstd, a->xL, P + s->lay.lnw, P + s->lay.lnb, (int)N, C,
+                              1e-8f);
 }
 
 /* Backward from dF (gradient of the loss w.r.t. the final outputs). dP
@@ -240,8 +244,8 @@ static void sas_backward(const sas_state *s, const float *P, float *dP, sas_act 
     float *dx = work, *dy = work + NC, *dh = work + 2 * NC, *dh2 = work + 3 * NC, *dQ = work + 4 * NC,
           *dqkv = work + 5 * NC;
     memset(dx, 0, NC * sizeof *dx);
-    nn_layernorm_backward_pool(s->pool, dx, dP + s->lay.lnw, dP + s->lay.lnb, dF, a->xL, P + s->lay.lnw, a->lmean, a->lrstd,
-                          (int)N, C);
+    nn_layernorm_backward_pool(s->pool, dx, dP + s->lay.lnw, dP + s->lay.lnb, dF, a->xL, P + s->lay.lnw, a->lmean,
+                               a->lrstd, (int)N, C);
     for (int l = s->L - 1; l >= 0; l--) {
         sas_blk_act *b = &a->blk[l];
         const float *W = P + s->lay.blk + (size_t)l * s->lay.blk_size;
@@ -262,8 +266,8 @@ static void sas_backward(const sas_state *s, const float *P, float *dP, sas_act 
         nn_matmul_backward(dy, dW + o[B_W1], dW + o[B_B1], dh2, b->y, W + o[B_W1], (int)N, C, C);
         /* y = LN_f(x1) */
         memset(dh, 0, NC * sizeof *dh); /* d x1 */
-        nn_layernorm_backward_pool(s->pool, dh, dW + o[B_LNF_W], dW + o[B_LNF_B], dy, b->x1, W + o[B_LNF_W], b->fmean, b->frstd,
-                              (int)N, C);
+        nn_layernorm_backward_pool(s->pool, dh, dW + o[B_LNF_W], dW + o[B_LNF_B], dy, b->x1, W + o[B_LNF_W], b->fmean,
+                                   b->frstd, (int)N, C);
         /* x1 = Q + a Wo */
         memcpy(dQ, dh, NC * sizeof *dQ);
         memset(dh2, 0, NC * sizeof *dh2); /* d a */
@@ -279,8 +283,8 @@ static void sas_backward(const sas_state *s, const float *P, float *dP, sas_act 
         nn_matmul_backward(dQ, dW + o[B_WQ], dW + o[B_BQ], dq, b->Q, W + o[B_WQ], (int)N, C, C);
         nn_matmul_backward(dx, dW + o[B_WK], dW + o[B_BK], dk, b->xin, W + o[B_WK], (int)N, C, C);
         nn_matmul_backward(dx, dW + o[B_WV], dW + o[B_BV], dv, b->xin, W + o[B_WV], (int)N, C, C);
-        nn_layernorm_backward_pool(s->pool, dx, dW + o[B_LNA_W], dW + o[B_LNA_B], dQ, b->xin, W + o[B_LNA_W], b->amean, b->arstd,
-                              (int)N, C);
+        nn_layernorm_backward_pool(s->pool, dx, dW + o[B_LNA_W], dW + o[B_LNA_B], dQ, b->xin, W + o[B_LNA_W], b->amean,
+                                   b->arstd, (int)N, C);
     }
     /* embeddings: xin0 = drop(E[seq] * sqrt(C) + Ppos) on valid positions */
     float scale = sqrtf((float)C);
@@ -372,7 +376,7 @@ enum { SAS_VNEG = 100 };
 
 typedef struct sas_valid {
     VEC(int32_t) users;
-    int32_t *neg; /* users.len * SAS_VNEG item rows (0-based); NULL for full */
+    int32_t *neg; /* users.len * SAS_VNEG items (0-based, -1 past the last); NULL for full */
 } sas_valid;
 
 static void sas_valid_init(sas_valid *v, const sas_state *s, const sas_seqs *q, const rec_data *d, rng *g) {
@@ -382,18 +386,17 @@ static void sas_valid_init(sas_valid *v, const sas_state *s, const sas_seqs *q, 
     int32_t cap = s->valid_sampled ? 5000 : 2000, step = q->n_users > cap ? q->n_users / cap : 1;
     for (int32_t u = 0; u < q->n_users; u += step)
         if (q->ptr[u + 1] - q->ptr[u] >= 3) vec_push(&v->users, u);
-    if (!s->valid_sampled || d->n_items <= SAS_VNEG) return;
+    if (!s->valid_sampled) return;
     v->neg = xmalloc(v->users.len * SAS_VNEG * sizeof *v->neg);
+    unsigned char *chosen = xcalloc((size_t)d->n_items, 1);
     for (size_t k = 0; k < v->users.len; k++) {
-        int32_t u = v->users.data[k], *out = v->neg + k * SAS_VNEG;
-        for (int got = 0, tries = 0; got < SAS_VNEG; tries++) {
-            int32_t c = (int32_t)rng_below(g, (uint64_t)d->n_items);
-            bool dup = false;
-            for (int i = 0; i < got && !dup; i++) dup = out[i] == c;
-            /* a user who had nearly every item takes repeats after enough tries */
-            if ((!dup && !rec_csr_has(d->indptr, d->indices, u, c)) || tries > 100 * SAS_VNEG) out[got++] = c;
-        }
+        int32_t *out = v->neg + k * SAS_VNEG;
+        int n = rec_draw_negatives(d->indptr, d->indices, v->users.data[k], d->n_items, SAS_VNEG, NULL, g, chosen,
+                                   out);
+        for (int i = 0; i < n; i++) chosen[out[i]] = 0;
+        for (int i = n; i < SAS_VNEG; i++) out[i] = -1; /* a user who had nearly every item */
     }
+    free(chosen);
 }
 
 static void sas_valid_deinit(sas_valid *v) {
@@ -416,7 +419,8 @@ static double sas_validate(const sas_state *s, const float *P, const sas_seqs *q
         sas_score_seq(s, P, n_items, seq, len - 1, scores);
         if (v->neg) { /* rank among the negatives; ties count against the target */
             int above = 0;
-            for (int i = 0; i < SAS_VNEG; i++) above += scores[v->neg[k * SAS_VNEG + i]] >= scores[target];
+            for (const int32_t *ng = v->neg + k * SAS_VNEG; ng < v->neg + (k + 1) * SAS_VNEG && *ng >= 0; ng++)
+                above += scores[*ng] >= scores[target];
             if (above < 10) sum += 1 / log2(above + 2.0);
             continue;
         }
