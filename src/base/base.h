@@ -172,7 +172,9 @@ typedef enum log_level {
     LOG_LEVEL_OFF = 4,
 } log_level;
 
-/* Reads TAILOR_LOG (debug|info|warn|error|off); default warn. */
+/* Reads TAILOR_LOG (debug|info|warn|error|off); default warn. Errors are
+ * logged at every level: off also silences what is not logging (the
+ * program's progress bars and notes). */
 void log_init_from_env(void);
 void log_set_level(log_level lvl);
 log_level log_get_level(void);
@@ -181,7 +183,8 @@ void log_write(log_level lvl, const char *file, int line, const char *fmt, ...)
 
 #define TAILOR_LOG(lvl, ...)                                                   \
     do {                                                                       \
-        if ((lvl) >= log_get_level()) log_write((lvl), __FILE__, __LINE__, __VA_ARGS__); \
+        if ((lvl) >= log_get_level() || (lvl) == LOG_LEVEL_ERROR)                \
+            log_write((lvl), __FILE__, __LINE__, __VA_ARGS__);                   \
     } while (0)
 #define log_debug(...) TAILOR_LOG(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...) TAILOR_LOG(LOG_LEVEL_INFO, __VA_ARGS__)
@@ -201,6 +204,12 @@ uint64_t rng_next(rng *r);
 double rng_uniform(rng *r);              /* [0, 1) */
 uint64_t rng_below(rng *r, uint64_t n);  /* [0, n), unbiased; n > 0 */
 double rng_normal(rng *r);               /* standard normal */
+
+/* ---- half precision ---------------------------------------------------- */
+
+/* IEEE binary16, round to nearest even. */
+uint16_t f16_from_f32(float f);
+float f32_from_f16(uint16_t h);
 
 /* ---- timers ------------------------------------------------------------ */
 

@@ -26,7 +26,7 @@ void log_init_from_env(void) {
 
 void log_write(log_level lvl, const char *file, int line, const char *fmt, ...) {
     static const char *tags[] = {"debug", "info", "warning", "error"};
-    if (lvl < g_level || lvl > LOG_LEVEL_ERROR) return;
+    if ((lvl < g_level && lvl != LOG_LEVEL_ERROR) || lvl > LOG_LEVEL_ERROR) return;
     /* One fprintf per line keeps lines whole when threads log together. */
     char msg[2048];
     va_list ap;

@@ -241,7 +241,7 @@ TGT static void quant_f16(const float *x, void *dst, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), 0));
-    for (; i < n; i++) y[i] = llm_fp32_to_fp16(x[i]);
+    for (; i < n; i++) y[i] = f16_from_f32(x[i]);
 }
 
 static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }

@@ -16,8 +16,8 @@ _Static_assert(sizeof(blk_q5_K) == 176, "Q5_K block");
 _Static_assert(sizeof(blk_q6_K) == 210, "Q6_K block");
 _Static_assert(sizeof(blk_q8_K) == 292, "Q8_K block");
 
-#define H2F llm_fp16_to_fp32
-#define F2H llm_fp32_to_fp16
+#define H2F f32_from_f16
+#define F2H f16_from_f32
 #define EPS 1e-15f
 
 /* Round to nearest, ties to even (the reference's float trick). */

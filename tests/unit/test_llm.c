@@ -46,17 +46,17 @@ static float *load_f32(const char *path, size_t *n) {
 /* ---- tensor types ------------------------------------------------------ */
 
 static void test_half_floats(void) {
-    CHECK_EQ(llm_fp32_to_fp16(1.0f), 0x3C00);
-    CHECK_EQ(llm_fp32_to_fp16(-2.0f), 0xC000);
-    CHECK_EQ(llm_fp32_to_fp16(65504.0f), 0x7BFF);
-    CHECK_EQ(llm_fp32_to_fp16(1e6f), 0x7C00);  /* overflow -> inf */
-    CHECK_EQ(llm_fp32_to_fp16(1e-9f), 0x0000); /* underflow -> 0 */
+    CHECK_EQ(f16_from_f32(1.0f), 0x3C00);
+    CHECK_EQ(f16_from_f32(-2.0f), 0xC000);
+    CHECK_EQ(f16_from_f32(65504.0f), 0x7BFF);
+    CHECK_EQ(f16_from_f32(1e6f), 0x7C00);  /* overflow -> inf */
+    CHECK_EQ(f16_from_f32(1e-9f), 0x0000); /* underflow -> 0 */
     /* 1 + 2^-11 is exactly between two halves: ties go to even. */
-    CHECK_EQ(llm_fp32_to_fp16(1.0f + 1.0f / 2048), 0x3C00);
-    CHECK_EQ(llm_fp32_to_fp16(1.0f + 3.0f / 2048), 0x3C02);
-    CHECK(llm_fp16_to_fp32(0x3555) > 0.333f && llm_fp16_to_fp32(0x3555) < 0.3334f);
-    CHECK(llm_fp16_to_fp32(0x0001) == ldexpf(1.0f, -24)); /* smallest subnormal */
-    for (uint32_t h = 0; h < 0x7C00; h++) CHECK_EQ(llm_fp32_to_fp16(llm_fp16_to_fp32((uint16_t)h)), h);
+    CHECK_EQ(f16_from_f32(1.0f + 1.0f / 2048), 0x3C00);
+    CHECK_EQ(f16_from_f32(1.0f + 3.0f / 2048), 0x3C02);
+    CHECK(f32_from_f16(0x3555) > 0.333f && f32_from_f16(0x3555) < 0.3334f);
+    CHECK(f32_from_f16(0x0001) == ldexpf(1.0f, -24)); /* smallest subnormal */
+    for (uint32_t h = 0; h < 0x7C00; h++) CHECK_EQ(f16_from_f32(f32_from_f16((uint16_t)h)), h);
     CHECK_EQ(llm_fp32_to_bf16(1.0f), 0x3F80);
     CHECK(llm_bf16_to_fp32(llm_fp32_to_bf16(3.140625f)) == 3.140625f);
 }
