@@ -15,6 +15,9 @@ static void print_stats(const char *what, const ing_stats *st) {
     printf(" in %.2f s", st->seconds);
     if (st->events) printf(" (%.0f events/s)", rate);
     printf("\n");
+    if (st->ts_first)
+        printf("no time column: events keep the file's order, with times %lld..%lld (after every stored event)\n",
+               (long long)st->ts_first, (long long)st->ts_last);
 }
 
 static bool parse_format(const cli_args *a, ing_table_format *out) {

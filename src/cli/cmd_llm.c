@@ -34,10 +34,14 @@ static void print_kv_value(const llm_gguf_kv *kv) {
 }
 
 int cmd_llm_info(cli_args *a) {
+    /* -m like every other llm command, or the file as an argument. */
+    const char *file = cli_opt_get(a, "model");
+    if (!file == !a->npos) return cli_usage_error(a, "give the model file once: -m MODEL or MODEL");
+    if (!file) file = a->pos[0];
     tailor_error err = {0};
     llm_gguf *g;
-    if (llm_gguf_open(a->pos[0], &g, &err) < 0) return cli_fail(&err);
-    printf("file: %s\nGGUF version: %u\nalignment: %u\nmetadata: %lld keys\n", a->pos[0], g->version,
+    if (llm_gguf_open(file, &g, &err) < 0) return cli_fail(&err);
+    printf("file: %s\nGGUF version: %u\nalignment: %u\nmetadata: %lld keys\n", file, g->version,
            g->alignment, (long long)g->n_kv);
     for (int64_t i = 0; i < g->n_kv; i++) {
         printf("  %-40s ", g->kv[i].key);
@@ -424,6 +428,9 @@ int cmd_llm_chat(cli_args *a) {
     if (sys) vec_push(&msgs, ((llm_chat_msg){"system", sys}));
     const char *once = cli_opt_get(a, "prompt");
     bool tty = isatty(0);
+    if (!once && !a->quiet)
+        fprintf(stderr, "chatting with %s (%s template, context %d tokens); /exit or Ctrl-D leaves\n",
+                cli_opt_get(a, "model"), format, llm_ctx_n_ctx(c));
     int32_t n_cached = 0;
     char line[8192];
     rc = 0;
@@ -437,6 +444,7 @@ int cmd_llm_chat(cli_args *a) {
             if (!fgets(line, sizeof line, stdin)) break;
             line[strcspn(line, "\n")] = 0;
             if (!line[0]) continue;
+            if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
             char *u = xstrdup(line);
             vec_push(&owned, u);
             user = u;

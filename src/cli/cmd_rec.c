@@ -1,11 +1,13 @@
-/* cmd_rec.c — `tailor train | recommend | similar | eval | tune`: the
- * recommenders and the evaluation harness from the command line. Models
- * live in DB.models/NAME.tmod with a row in the models table. */
+/* cmd_rec.c — `tailor train | eval | tune`: training recommenders (with
+ * their parameters chosen by hand, by a grid, or by --auto) and the
+ * evaluation harness from the command line. Models live in
+ * DB.models/NAME.tmod beside the database, with a row in the models table. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -34,16 +36,6 @@ static int build_view(const cli_args *a, store *s, store_view *v) {
     return 0;
 }
 
-static char *model_path(const char *db, const char *name) {
-    sb p;
-    sb_init(&p);
-    sb_printf(&p, "%s.models", db);
-    tailor_error err;
-    mkdir_p(sb_str(&p), &err);
-    sb_printf(&p, "/%s.tmod", name);
-    return sb_take(&p);
-}
-
 static bool valid_name(const char *n) {
     if (!*n || strlen(n) > 64) return false;
     for (const char *c = n; *c; c++)
@@ -57,9 +49,40 @@ static void list_kinds(sb *out) {
     for (size_t i = 0; REC_KINDS[i]; i++) sb_printf(out, "%s%s", i ? ", " : "", REC_KINDS[i]->name);
 }
 
-/* Trains kind with params on the whole store and saves it as name. */
+static void mib(char *buf, size_t n, double bytes) {
+    if (bytes >= 1024.0 * 1048576) snprintf(buf, n, "%.1f GiB", bytes / (1024.0 * 1048576));
+    else snprintf(buf, n, "%.0f MiB", bytes / 1048576 < 1 ? 1 : bytes / 1048576);
+}
+
+/* Says what a large fit will need, and refuses when the model file cannot
+ * fit on the disk (before hours of work, not after). */
+static int check_footprint(const cli_args *a, const rec_model *m, const store_view *v, const char *dir) {
+    if (!m->kind->footprint) return 0;
+    double train_b, file_b;
+    m->kind->footprint(m, v->n_users, v->n_items, v->nnz, &train_b, &file_b);
+    struct statvfs fs;
+    if (statvfs(dir, &fs) == 0 && (double)fs.f_bavail * (double)fs.f_frsize < file_b) {
+        char need[32], have[32];
+        mib(need, sizeof need, file_b);
+        mib(have, sizeof have, (double)fs.f_bavail * (double)fs.f_frsize);
+        fprintf(stderr, "tailor: %s: the model file will take about %s, but %s has %s free\n", m->kind->name, need,
+                dir, have);
+        return EX_CANTCREAT;
+    }
+    if (!a->quiet && (train_b >= 64.0 * 1048576 || file_b >= 64.0 * 1048576)) {
+        char t[32], f[32];
+        mib(t, sizeof t, train_b);
+        mib(f, sizeof f, file_b);
+        fprintf(stderr, "%s on %d users and %d items: about %s of memory while training, a %s model file\n",
+                m->kind->name, v->n_users, v->n_items, t, f);
+    }
+    return 0;
+}
+
+/* Trains kind with params on the whole store and saves it as name;
+ * extra (may be NULL) is a JSON member list added to the training record. */
 static int train_and_save(const cli_args *a, store *s, const rec_kind *kind, const rec_params *params,
-                          const char *name, pool *tp) {
+                          const char *name, pool *tp, const char *extra) {
     store_view v;
     int code = build_view(a, s, &v);
     if (code) return code;
@@ -71,31 +94,54 @@ static int train_and_save(const cli_args *a, store *s, const rec_kind *kind, con
     }
     m->pool = tp;
     m->quiet = a->quiet;
-    rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times};
-    uint64_t t0 = timer_now_ns();
-    int rc = rec_model_fit(m, &d, v.user_ext, v.item_ext, &err);
-    double secs = timer_seconds_since(t0);
-    char *path = model_path(a->db_path, name);
+    char *rel = store_model_relpath(s, name), *path = store_path_resolve(s, rel);
+    char *dir = xstrdup(path);
+    *strrchr(dir, '/') = 0;
+    int rc = mkdir_p(dir, &err);
+    if (!rc && (code = check_footprint(a, m, &v, dir))) rc = -1;
+    double secs = 0;
+    if (!rc) {
+        rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times};
+        uint64_t t0 = timer_now_ns();
+        rc = rec_model_fit(m, &d, v.user_ext, v.item_ext, &err);
+        secs = timer_seconds_since(t0);
+    }
     if (!rc) rc = rec_model_save(m, path, &err);
     if (!rc) {
         sb pj, mj;
         sb_init(&pj);
         sb_init(&mj);
         rec_params_json(&m->params, &pj);
-        sb_printf(&mj, "{\"train_s\":%.3f,\"users\":%d,\"items\":%d,\"interactions\":%lld}", secs, v.n_users,
-                  v.n_items, (long long)v.nnz);
+        /* What it was trained on: the data's size and the filters. */
+        sb_printf(&mj, "{\"train_s\":%.3f,\"users\":%d,\"items\":%d,\"interactions\":%lld,\"events\":%lld,", secs,
+                  v.n_users, v.n_items, (long long)v.nnz, (long long)v.n_events);
+        sb_puts(&mj, "\"event_kind\":");
+        if (cli_opt_get(a, "kind")) sb_json_str(&mj, cli_opt_get(a, "kind"), strlen(cli_opt_get(a, "kind")));
+        else sb_puts(&mj, "null");
+        sb_printf(&mj, ",\"min_value\":%s,\"seed\":%llu%s%s}",
+                  cli_opt_get(a, "min-value") ? cli_opt_get(a, "min-value") : "null", (unsigned long long)m->seed,
+                  extra ? "," : "", extra ? extra : "");
         store_model row = {.name = (char *)name, .kind = (char *)kind->name, .params = pj.buf,
-                           .metrics = mj.buf, .file = path, .trained_at = (int64_t)time(NULL)};
-        rc = store_model_put(s, &row, &err);
-        if (!rc)
-            printf("trained %s as '%s' on %d users, %d items, %lld interactions in %.2f s: %s\nparameters: %s\n",
-                   kind->name, name, v.n_users, v.n_items, (long long)v.nnz, secs, path, sb_str(&pj));
+                           .metrics = mj.buf, .file = rel, .trained_at = (int64_t)time(NULL)};
+        rc = store_model_put(s, &row, !cli_flag(a, "no-activate"), &err);
+        store_model now;
+        if (!rc && store_model_active(s, &now, NULL) == 0) {
+            printf("trained %s as '%s' on %d users, %d items, %lld interactions in %.2f s: %s%s\nparameters: %s\n",
+                   kind->name, name, v.n_users, v.n_items, (long long)v.nnz, secs, path,
+                   strcmp(now.name, name) ? "" : " (active)", sb_str(&pj));
+            if (strcmp(now.name, name))
+                printf("active model stays '%s' (tailor models activate %s switches)\n", now.name, name);
+            store_model_deinit(&now);
+        }
         sb_deinit(&pj);
         sb_deinit(&mj);
     }
+    free(dir);
     free(path);
+    free(rel);
     rec_model_free(m);
     store_view_deinit(&v);
+    if (rc == -1) return code;
     return rc ? cli_fail(&err) : EX_OK;
 }
 
@@ -105,6 +151,162 @@ static int parse_params(const cli_args *a, const char *opt, rec_params *p) {
     for (int i = 0; i < n; i++)
         if (!rec_params_parse(p, vals[i])) return cli_usage_error(a, "--%s expects KEY=VALUE, not '%s'", opt, vals[i]);
     return 0;
+}
+
+/* ---- grids and tuning --------------------------------------------------- */
+
+typedef struct rec_grid {
+    int n;
+    char names[8][32], vals[8][16][64];
+    int count[8];
+    size_t combos;
+} rec_grid;
+
+/* Adds "KEY=V1,V2,..." to the grid; false when malformed or full. */
+static bool grid_add(rec_grid *g, const char *spec, size_t len) {
+    const char *eq = memchr(spec, '=', len);
+    if (g->n == 8 || !eq || eq == spec || eq - spec >= 32) return false;
+    int i = g->n;
+    snprintf(g->names[i], sizeof g->names[i], "%.*s", (int)(eq - spec), spec);
+    g->count[i] = 0;
+    const char *p = eq + 1, *end = spec + len;
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        size_t l = (size_t)((c ? c : end) - p);
+        if (l == 0 || l >= 64 || g->count[i] == 16) return false;
+        snprintf(g->vals[i][g->count[i]++], 64, "%.*s", (int)l, p);
+        p = c ? c + 1 : end;
+    }
+    if (!g->count[i]) return false;
+    g->n++;
+    g->combos = 1;
+    for (int k = 0; k < g->n; k++) g->combos *= (size_t)g->count[k];
+    return true;
+}
+
+static void grid_combo(const rec_grid *g, size_t c, rec_params *p, sb *label) {
+    for (int k = 0; k < g->n; k++) {
+        const char *val = g->vals[k][c % (size_t)g->count[k]];
+        c /= (size_t)g->count[k];
+        rec_params_set(p, g->names[k], val);
+        sb_printf(label, "%s%s=%s", k ? " " : "", g->names[k], val);
+    }
+}
+
+typedef struct tune_result {
+    rec_params best;
+    double best_score;
+    size_t tried;
+    sb json; /* [{"params":{...},"score":x,"train_s":t}, ...] */
+} tune_result;
+
+/* Scores every combination of the grid (on top of fixed) on the split's
+ * validation targets, printing a line for each, until the time budget
+ * (seconds; 0 = none) would be passed by the next one. */
+static int tune_grid(const rec_kind *kind, const rec_params *fixed, const rec_grid *g, const eval_split *split,
+                     const eval_protocol *proto, int metric, int k, double budget, pool *tp, tune_result *out,
+                     tailor_error *err) {
+    out->best = *fixed;
+    out->best_score = -1;
+    out->tried = 0;
+    sb_init(&out->json);
+    sb_putc(&out->json, '[');
+    uint64_t t0 = timer_now_ns();
+    int ks[1] = {k}, rc = 0;
+    for (size_t c = 0; !rc && c < g->combos; c++) {
+        double spent = timer_seconds_since(t0);
+        if (budget > 0 && c > 0 && spent + spent / (double)c > budget) {
+            printf("  (time budget of %.0f s reached: %zu of %zu combinations tried)\n", budget, c, g->combos);
+            break;
+        }
+        rec_params p = *fixed;
+        sb label;
+        sb_init(&label);
+        grid_combo(g, c, &p, &label);
+        rec_model *m;
+        if ((rc = rec_model_new(kind, &p, &m, err))) {
+            sb_deinit(&label);
+            break;
+        }
+        m->quiet = true;
+        eval_result r;
+        eval_run_params rp = {.ks = ks, .nk = 1, .validation = true, .pool = tp};
+        rc = eval_model(m, split, proto, rp, &r, err);
+        if (!rc) {
+            const eval_stat *st = &r.stats[0][metric];
+            printf("  %-40s %s@%d %.4f [%.4f, %.4f]  (train %.2f s)\n", sb_str(&label), eval_metric_names[metric], k,
+                   st->mean, st->lo, st->hi, r.train_s);
+            fflush(stdout);
+            sb pj;
+            sb_init(&pj);
+            rec_params_json(&p, &pj);
+            sb_printf(&out->json, "%s{\"params\":%s,\"%s@%d\":%.6f,\"train_s\":%.3f}", c ? "," : "", sb_str(&pj),
+                      eval_metric_names[metric], k, st->mean, r.train_s);
+            sb_deinit(&pj);
+            if (st->mean > out->best_score) out->best_score = st->mean, out->best = p;
+            out->tried++;
+            eval_result_free(&r);
+        }
+        rec_model_free(m);
+        sb_deinit(&label);
+    }
+    sb_putc(&out->json, ']');
+    return rc;
+}
+
+/* train --auto: the kind's own grid (minus the parameters given with
+ * --param) tuned on a leave-one-out validation split of the same data. */
+static int auto_params(const cli_args *a, store *s, const rec_kind *kind, rec_params *p, pool *tp, sb *extra) {
+    double budget = 120;
+    const char *b = cli_opt_get(a, "budget");
+    if (b && (!parse_f64(b, strlen(b), &budget) || budget <= 0))
+        return cli_usage_error(a, "--budget takes seconds, e.g. 300");
+    rec_grid g = {0};
+    for (const char *spec = kind->auto_grid; spec && *spec;) {
+        size_t l = strcspn(spec, " ");
+        char name[32];
+        const char *eq = memchr(spec, '=', l);
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - spec) : 0, spec);
+        if (!rec_params_get(p, name)) grid_add(&g, spec, l); /* given with --param: fixed */
+        spec += l + (spec[l] == ' ');
+    }
+    if (!g.n) {
+        printf("%s: nothing to tune%s; training with %s\n", kind->name,
+               kind->auto_grid ? " (every tuned parameter was given)" : "", kind->auto_grid ? "them" : "its defaults");
+        return 0;
+    }
+    eval_split_params sp = eval_split_default_params();
+    if (cli_opt_get(a, "seed")) sp.seed = strtoull(cli_opt_get(a, "seed"), NULL, 10);
+    eval_protocol proto = {.kind = EVAL_FULL, .seed = sp.seed, .negatives = 100};
+    store_view v;
+    int code = build_view(a, s, &v);
+    if (code) return code;
+    eval_split split;
+    tailor_error err = {0};
+    int rc = eval_split_build(&v, sp, &split, &err);
+    store_view_deinit(&v);
+    if (rc) return cli_fail(&err);
+    printf("choosing %s's parameters: %zu combinations on the validation split (leave-one-out, each user's "
+           "second-last item), full ranking, ndcg@10, time budget %.0f s\n",
+           kind->name, g.combos, budget);
+    tune_result tr;
+    uint64_t t0 = timer_now_ns();
+    rc = tune_grid(kind, p, &g, &split, &proto, EVAL_M_NDCG, 10, budget, tp, &tr, &err);
+    eval_split_free(&split);
+    if (!rc && tr.tried) {
+        *p = tr.best;
+        sb bp;
+        sb_init(&bp);
+        rec_params_json(&tr.best, &bp);
+        printf("chosen: %s (validation ndcg@10 %.4f, %zu of %zu tried in %.0f s)\n", sb_str(&bp), tr.best_score,
+               tr.tried, g.combos, timer_seconds_since(t0));
+        sb_printf(extra, "\"auto\":{\"metric\":\"ndcg@10\",\"split\":\"loo validation\",\"budget_s\":%.0f,"
+                         "\"best\":%s,\"tried\":%s}",
+                  budget, sb_str(&bp), sb_str(&tr.json));
+        sb_deinit(&bp);
+    }
+    sb_deinit(&tr.json);
+    return rc ? cli_fail(&err) : 0;
 }
 
 int cmd_train(cli_args *a) {
@@ -123,6 +325,12 @@ int cmd_train(cli_args *a) {
     if (cli_opt_get(a, "seed")) rec_params_set(&p, "seed", cli_opt_get(a, "seed"));
     const char *name = cli_opt_get(a, "name") ? cli_opt_get(a, "name") : kind->name;
     if (!valid_name(name)) return cli_usage_error(a, "--name may use letters, digits, '-', '_' and '.'");
+    if (cli_opt_get(a, "budget") && !cli_flag(a, "auto")) return cli_usage_error(a, "--budget goes with --auto");
+    /* Parameters are checked before any work. */
+    tailor_error err = {0};
+    rec_model *check;
+    if (rec_model_new(kind, &p, &check, &err)) return cli_fail(&err);
+    rec_model_free(check);
     store *s = cli_open_store(a, true, &code);
     if (!s) return code;
     pool *tp = cli_pool(a, &code);
@@ -130,306 +338,14 @@ int cmd_train(cli_args *a) {
         store_close(s);
         return code;
     }
-    code = train_and_save(a, s, kind, &p, name, tp);
+    sb extra;
+    sb_init(&extra);
+    if (cli_flag(a, "auto")) code = auto_params(a, s, kind, &p, tp, &extra);
+    if (!code) code = train_and_save(a, s, kind, &p, name, tp, extra.len ? sb_str(&extra) : NULL);
+    sb_deinit(&extra);
     pool_free(tp);
     store_close(s);
     return code;
-}
-
-/* ---- serving ----------------------------------------------------------- */
-
-typedef struct served {
-    store *s;
-    rec_model *m;
-    hmap items; /* item ext -> model index */
-} served;
-
-static int open_served(const cli_args *a, served *sv) {
-    memset(sv, 0, sizeof *sv);
-    int code;
-    sv->s = cli_open_store(a, true, &code);
-    if (!sv->s) return code;
-    tailor_error err = {0};
-    store_model row;
-    const char *name = cli_opt_get(a, "model");
-    int rc = name ? store_model_get(sv->s, name, &row, &err) : store_model_latest(sv->s, &row, &err);
-    if (!rc) rc = rec_model_load(row.file, &sv->m, &err);
-    if (!name && !rc && !a->quiet) fprintf(stderr, "model: %s (%s)\n", row.name, row.kind);
-    store_model_deinit(&row);
-    if (rc) {
-        store_close(sv->s);
-        return cli_fail(&err);
-    }
-    hmap_init(&sv->items, (size_t)sv->m->n_items);
-    for (int32_t i = 0; i < sv->m->n_items; i++) hmap_put(&sv->items, sv->m->item_ext[i], strlen(sv->m->item_ext[i]), i);
-    return 0;
-}
-
-static void close_served(served *sv) {
-    rec_model_free(sv->m);
-    hmap_deinit(&sv->items);
-    store_close(sv->s);
-}
-
-static char *item_title(store *s, const char *ext) {
-    int64_t id;
-    store_item it;
-    char *t = NULL;
-    if (store_item_find(s, ext, &id, NULL) == 0 && store_item_get(s, id, &it, NULL) == 0) {
-        t = it.title ? xstrdup(it.title) : NULL;
-        store_item_deinit(&it);
-    }
-    return t ? t : xstrdup(ext);
-}
-
-typedef struct hist_ctx {
-    served *sv;
-    VEC(int32_t) items;
-    VEC(float) vals;
-} hist_ctx;
-
-static int hist_add(void *ctx, const char *item_ext, double value, int64_t ts) {
-    hist_ctx *h = ctx;
-    int64_t i;
-    if (!hmap_get(&h->sv->items, item_ext, strlen(item_ext), &i)) return 0; /* new since training */
-    vec_push(&h->items, (int32_t)i);
-    vec_push(&h->vals, isnan(value) ? 1.0f : (float)value);
-    return 0;
-}
-
-/* Attribute filters: KEY=VALUE pairs an item must all match. */
-typedef struct filter_ctx {
-    served *sv;
-    int n;
-    char keys[8][64], vals[8][128];
-    unsigned char *allowed; /* per model item */
-} filter_ctx;
-
-static bool json_matches(const cJSON *v, const char *want) {
-    if (cJSON_IsString(v)) return !strcmp(v->valuestring, want);
-    if (cJSON_IsNumber(v)) {
-        double d;
-        return parse_f64(want, strlen(want), &d) && d == v->valuedouble;
-    }
-    if (cJSON_IsBool(v)) return !strcmp(want, cJSON_IsTrue(v) ? "true" : "false");
-    if (cJSON_IsArray(v)) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, v) if (json_matches(e, want)) return true;
-    }
-    return false;
-}
-
-static int filter_item(void *ctx, const char *ext, const char *title, const char *attributes) {
-    filter_ctx *f = ctx;
-    int64_t i;
-    if (!hmap_get(&f->sv->items, ext, strlen(ext), &i)) return 0;
-    cJSON *o = attributes ? cJSON_Parse(attributes) : NULL;
-    bool ok = true;
-    for (int k = 0; k < f->n && ok; k++) ok = o && json_matches(cJSON_GetObjectItemCaseSensitive(o, f->keys[k]), f->vals[k]);
-    cJSON_Delete(o);
-    f->allowed[i] = ok;
-    return 0;
-}
-
-static bool filter_allows(void *ctx, int32_t item) { return ((filter_ctx *)ctx)->allowed[item]; }
-
-static int parse_k(const cli_args *a, long *k) {
-    if (!cli_opt_int(a, "k", 10, 1, 100000, k)) return cli_usage_error(a, "-k must be a number from 1 to 100000");
-    return 0;
-}
-
-int cmd_recommend(cli_args *a) {
-    const char *user = cli_opt_get(a, "user"), *history = cli_opt_get(a, "history");
-    if (!user == !history) return cli_usage_error(a, "give --user ID or --history IDS (one of them)");
-    long k;
-    int code = parse_k(a, &k);
-    if (code) return code;
-    int nf;
-    const char *const *filters = cli_opt_all(a, "filter", &nf);
-    if (nf > 8) return cli_usage_error(a, "at most 8 --filter");
-    served sv;
-    if ((code = open_served(a, &sv))) return code;
-    tailor_error err = {0};
-    hist_ctx h = {.sv = &sv};
-    int32_t uidx = -1;
-    if (user) {
-        for (int32_t u = 0; u < sv.m->n_users; u++)
-            if (!strcmp(sv.m->user_ext[u], user)) uidx = u;
-        int rc = store_user_history(sv.s, user, hist_add, &h, &err);
-        if (rc) {
-            close_served(&sv);
-            return cli_fail(&err);
-        }
-    } else {
-        char *copy = xstrdup(history);
-        for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-            int64_t i;
-            if (!hmap_get(&sv.items, tok, strlen(tok), &i)) {
-                fprintf(stderr, "tailor: item '%s' is not known to the model\n", tok);
-                free(copy);
-                vec_free(&h.items);
-                vec_free(&h.vals);
-                close_served(&sv);
-                return EX_DATAERR;
-            }
-            vec_push(&h.items, (int32_t)i);
-            vec_push(&h.vals, 1.0f);
-        }
-        free(copy);
-    }
-    filter_ctx fc = {.sv = &sv, .n = nf};
-    rec_topk_params tp = {.k = (int)k, .exclude_history = true};
-    if (nf) {
-        for (int i = 0; i < nf; i++) {
-            const char *eq = strchr(filters[i], '=');
-            if (!eq || eq == filters[i] || eq - filters[i] >= 64 || strlen(eq + 1) >= 128) {
-                vec_free(&h.items);
-                vec_free(&h.vals);
-                close_served(&sv);
-                return cli_usage_error(a, "--filter expects KEY=VALUE, not '%s'", filters[i]);
-            }
-            snprintf(fc.keys[i], sizeof fc.keys[i], "%.*s", (int)(eq - filters[i]), filters[i]);
-            snprintf(fc.vals[i], sizeof fc.vals[i], "%s", eq + 1);
-        }
-        fc.allowed = xcalloc((size_t)sv.m->n_items + 1, 1);
-        store_items_each(sv.s, filter_item, &fc, &err);
-        tp.filter = filter_allows;
-        tp.filter_ctx = &fc;
-    }
-    int32_t *items = xmalloc((size_t)k * sizeof *items);
-    float *scores = xmalloc((size_t)k * sizeof *scores);
-    int got = rec_topk(sv.m, uidx, h.items.data, h.vals.data, h.items.len, tp, items, scores, NULL);
-    bool json = cli_flag(a, "json"), explain = cli_flag(a, "explain");
-    float *contrib = xmalloc((h.items.len + 1) * sizeof *contrib);
-    sb out;
-    sb_init(&out);
-    if (json) sb_puts(&out, "{\"model\":"), sb_json_str(&out, sv.m->kind->name, strlen(sv.m->kind->name)), sb_puts(&out, ",\"items\":[");
-    else if (user) printf("%s for user %s (%zu items in history%s):\n", sv.m->kind->name, user, h.items.len,
-                          uidx < 0 ? "; not in the training data: folded in" : "");
-    for (int r = 0; r < got; r++) {
-        const char *ext = sv.m->item_ext[items[r]];
-        char *title = item_title(sv.s, ext);
-        /* Signals: the history items that contributed most. */
-        int top[3] = {-1, -1, -1};
-        if (explain && sv.m->kind->explain && h.items.len) {
-            sv.m->kind->explain(sv.m, uidx, h.items.data, h.vals.data, h.items.len, items[r], contrib);
-            for (size_t q = 0; q < h.items.len; q++) {
-                if (!(contrib[q] > 0)) continue;
-                for (int t = 0; t < 3; t++)
-                    if (top[t] < 0 || contrib[q] > contrib[top[t]]) {
-                        for (int z = 2; z > t; z--) top[z] = top[z - 1];
-                        top[t] = (int)q;
-                        break;
-                    }
-            }
-        }
-        if (json) {
-            sb_printf(&out, "%s{\"rank\":%d,\"item\":", r ? "," : "", r + 1);
-            sb_json_str(&out, ext, strlen(ext));
-            sb_puts(&out, ",\"title\":");
-            sb_json_str(&out, title, strlen(title));
-            sb_printf(&out, ",\"score\":%.6g", scores[r]);
-            if (explain) {
-                sb_puts(&out, ",\"because\":[");
-                for (int t = 0; t < 3 && top[t] >= 0; t++) {
-                    const char *he = sv.m->item_ext[h.items.data[top[t]]];
-                    char *ht = item_title(sv.s, he);
-                    sb_printf(&out, "%s{\"item\":", t ? "," : "");
-                    sb_json_str(&out, he, strlen(he));
-                    sb_puts(&out, ",\"title\":");
-                    sb_json_str(&out, ht, strlen(ht));
-                    sb_printf(&out, ",\"weight\":%.6g}", contrib[top[t]]);
-                    free(ht);
-                }
-                sb_putc(&out, ']');
-            }
-            sb_putc(&out, '}');
-        } else {
-            printf("%3d. %-50s %10.4f  [%s]\n", r + 1, title, scores[r], ext);
-            if (explain) {
-                if (!sv.m->kind->explain) printf("       popular: %.0f users in the training data\n", scores[r]);
-                for (int t = 0; t < 3 && top[t] >= 0; t++) {
-                    char *ht = item_title(sv.s, sv.m->item_ext[h.items.data[top[t]]]);
-                    printf("       because of %s (%.3f)\n", ht, contrib[top[t]]);
-                    free(ht);
-                }
-            }
-        }
-        free(title);
-    }
-    if (json) printf("%s]}\n", sb_str(&out));
-    else if (got == 0) printf("(nothing to recommend: every item is excluded)\n");
-    sb_deinit(&out);
-    free(contrib);
-    free(items);
-    free(scores);
-    free(fc.allowed);
-    vec_free(&h.items);
-    vec_free(&h.vals);
-    close_served(&sv);
-    return EX_OK;
-}
-
-int cmd_similar(cli_args *a) {
-    const char *item = cli_opt_get(a, "item");
-    if (!item) return cli_usage_error(a, "give --item ID");
-    long k;
-    int code = parse_k(a, &k);
-    if (code) return code;
-    served sv;
-    if ((code = open_served(a, &sv))) return code;
-    int64_t idx;
-    if (!sv.m->kind->similar) {
-        fprintf(stderr, "tailor: model %s has no item similarity; use itemknn, als, bpr or ease\n", sv.m->kind->name);
-        close_served(&sv);
-        return EX_USAGE;
-    }
-    if (!hmap_get(&sv.items, item, strlen(item), &idx)) {
-        fprintf(stderr, "tailor: item '%s' is not known to the model\n", item);
-        close_served(&sv);
-        return EX_DATAERR;
-    }
-    float *scores = xmalloc((size_t)sv.m->n_items * sizeof *scores);
-    sv.m->kind->similar(sv.m, (int32_t)idx, scores);
-    scores[idx] = -INFINITY;
-    int32_t *items = xmalloc((size_t)k * sizeof *items);
-    float *top = xmalloc((size_t)k * sizeof *top);
-    int got = rec_topk_scores(scores, sv.m->n_items, (int)k, items, top);
-    char *t0 = item_title(sv.s, item);
-    bool json = cli_flag(a, "json");
-    if (json) {
-        sb o;
-        sb_init(&o);
-        sb_puts(&o, "{\"item\":");
-        sb_json_str(&o, item, strlen(item));
-        sb_puts(&o, ",\"similar\":[");
-        for (int r = 0; r < got; r++) {
-            const char *ext = sv.m->item_ext[items[r]];
-            char *title = item_title(sv.s, ext);
-            sb_printf(&o, "%s{\"item\":", r ? "," : "");
-            sb_json_str(&o, ext, strlen(ext));
-            sb_puts(&o, ",\"title\":");
-            sb_json_str(&o, title, strlen(title));
-            sb_printf(&o, ",\"score\":%.6g}", top[r]);
-            free(title);
-        }
-        printf("%s]}\n", sb_str(&o));
-        sb_deinit(&o);
-    } else {
-        printf("items like %s (%s):\n", t0, sv.m->kind->name);
-        for (int r = 0; r < got; r++) {
-            const char *ext = sv.m->item_ext[items[r]];
-            char *title = item_title(sv.s, ext);
-            printf("%3d. %-50s %8.4f  [%s]\n", r + 1, title, top[r], ext);
-            free(title);
-        }
-    }
-    free(t0);
-    free(scores);
-    free(items);
-    free(top);
-    close_served(&sv);
-    return EX_OK;
 }
 
 /* ---- evaluation -------------------------------------------------------- */
@@ -543,6 +459,52 @@ static char *protocol_path(const char *path, const eval_protocol *p, int np, boo
     return sb_take(&o);
 }
 
+/* A model of --models: a saved model (its kind and parameters) when one
+ * has the name, else a kind with its defaults. */
+typedef struct eval_entry {
+    char label[72];
+    const rec_kind *kind;
+    rec_params params;
+    bool saved, overridden; /* a saved model; --param changed it */
+} eval_entry;
+
+static int params_from_json(const char *json, rec_params *p) {
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    const cJSON *it;
+    bool ok = o != NULL;
+    cJSON_ArrayForEach(it, o) {
+        char *v = cJSON_IsString(it) ? NULL : cJSON_PrintUnformatted(it);
+        ok = ok && rec_params_set(p, it->string, v ? v : it->valuestring);
+        free(v);
+    }
+    cJSON_Delete(o);
+    return ok;
+}
+
+/* The evaluation record of a saved model: where and how, and the means. */
+static void evaluation_json(sb *o, const eval_report_info *info, const eval_result *r) {
+    sb d;
+    sb_init(&d);
+    eval_protocol_describe(info->protocol, &d);
+    sb_printf(o, "{\"at\":%lld,\"dataset\":", (long long)time(NULL));
+    sb_json_str(o, info->dataset, strlen(info->dataset));
+    sb_printf(o, ",\"split\":\"%s\",\"protocol\":\"%s\",\"users\":%lld,\"description\":",
+              eval_split_kind_name(info->split_params->kind), info->protocol->kind == EVAL_FULL ? "full" : "sampled",
+              (long long)r->n_users);
+    sb_clear(&d);
+    sb_printf(&d, "%s split, ", eval_split_kind_name(info->split_params->kind));
+    eval_protocol_describe(info->protocol, &d);
+    sb_printf(&d, ", %lld users", (long long)r->n_users);
+    sb_json_str(o, d.buf, d.len);
+    sb_puts(o, ",\"metrics\":{");
+    for (int ki = 0; ki < r->nk; ki++)
+        for (int mi = 0; mi < EVAL_M_PER_USER; mi++)
+            sb_printf(o, "%s\"%s@%d\":%.6f", ki || mi ? "," : "", eval_metric_names[mi], r->ks[ki],
+                      r->stats[ki][mi].mean);
+    sb_puts(o, "}}");
+    sb_deinit(&d);
+}
+
 int cmd_eval(cli_args *a) {
     eval_split_params sp;
     eval_protocol protos[2];
@@ -553,44 +515,76 @@ int cmd_eval(cli_args *a) {
     int ks[EVAL_MAX_K], nk;
     if ((code = parse_ks(a, ks, &nk))) return code;
     const char *models = cli_opt_get(a, "models") ? cli_opt_get(a, "models") : "pop,itemknn,als,bpr,ease";
-    /* Models and their parameters, checked before any work. */
-    const rec_kind *kinds[16];
-    rec_params params[16];
+    store *s = cli_open_store(a, true, &code);
+    if (!s) return code;
+    /* Models and their parameters, every one checked before any work. */
+    eval_entry ent[16];
     int nm = 0;
     char *copy = xstrdup(models);
-    for (char *t = strtok(copy, ","); t; t = strtok(NULL, ",")) {
-        const rec_kind *k = rec_kind_find(t);
-        if (!k || nm == 16) {
+    tailor_error err = {0};
+    for (char *t = strtok(copy, ","); t && !code; t = strtok(NULL, ",")) {
+        if (nm == 16) {
+            code = cli_usage_error(a, "at most 16 models");
+            break;
+        }
+        eval_entry *e = &ent[nm];
+        memset(e, 0, sizeof *e);
+        store_model row;
+        if (store_model_get(s, t, &row, NULL) == 0) {
+            e->kind = rec_kind_find(row.kind);
+            e->saved = e->kind && params_from_json(row.params, &e->params);
+            store_model_deinit(&row);
+        }
+        if (!e->saved) e->kind = rec_kind_find(t);
+        if (!e->kind) {
             sb l;
             sb_init(&l);
             list_kinds(&l);
-            code = cli_usage_error(a, "no model '%s' (models: %s)", t, sb_str(&l));
+            code = cli_usage_error(a, "no model '%s': neither a saved model nor a kind (%s)", t, sb_str(&l));
             sb_deinit(&l);
-            free(copy);
-            return code;
+            break;
         }
-        kinds[nm] = k;
-        memset(&params[nm], 0, sizeof params[nm]);
-        rec_params_set(&params[nm], "seed", cli_opt_get(a, "seed") ? cli_opt_get(a, "seed") : "42");
+        snprintf(e->label, sizeof e->label, "%s", t);
+        if (!e->saved || cli_opt_get(a, "seed"))
+            rec_params_set(&e->params, "seed", cli_opt_get(a, "seed") ? cli_opt_get(a, "seed") : "42");
         nm++;
     }
     free(copy);
     int npv;
     const char *const *pv = cli_opt_all(a, "param", &npv);
-    for (int i = 0; i < npv; i++) {
+    for (int i = 0; i < npv && !code; i++) {
         const char *dot = strchr(pv[i], '.');
         bool used = false;
-        for (int m = 0; dot && m < nm; m++)
-            if ((size_t)(dot - pv[i]) == strlen(kinds[m]->name) && !strncmp(pv[i], kinds[m]->name, (size_t)(dot - pv[i]))) {
-                if (!rec_params_parse(&params[m], dot + 1)) return cli_usage_error(a, "--param expects MODEL.KEY=VALUE, not '%s'", pv[i]);
-                used = true;
+        for (int m = 0; dot && m < nm && !code; m++)
+            if ((size_t)(dot - pv[i]) == strlen(ent[m].label) && !strncmp(pv[i], ent[m].label, (size_t)(dot - pv[i]))) {
+                if (!rec_params_parse(&ent[m].params, dot + 1))
+                    code = cli_usage_error(a, "--param expects MODEL.KEY=VALUE, not '%s'", pv[i]);
+                used = ent[m].overridden = true;
             }
-        if (!used) return cli_usage_error(a, "--param '%s' names no model of --models (use MODEL.KEY=VALUE)", pv[i]);
+        if (!used && !code)
+            code = cli_usage_error(a, "--param '%s' names no model of --models (use MODEL.KEY=VALUE)", pv[i]);
     }
-    store *s;
+    for (int m = 0; m < nm && !code; m++) {
+        rec_model *check;
+        if (rec_model_new(ent[m].kind, &ent[m].params, &check, &err)) code = cli_fail(&err);
+        else rec_model_free(check);
+    }
+    if (code) {
+        store_close(s);
+        return code;
+    }
+    store_view v;
     eval_split split;
-    if ((code = open_split(a, sp, &s, &split))) return code;
-    tailor_error err = {0};
+    if ((code = build_view(a, s, &v))) {
+        store_close(s);
+        return code;
+    }
+    int rc = eval_split_build(&v, sp, &split, &err);
+    store_view_deinit(&v);
+    if (rc) {
+        store_close(s);
+        return cli_fail(&err);
+    }
     if (cli_opt_get(a, "export-split") && eval_split_export(&split, cli_opt_get(a, "export-split"), &err)) {
         eval_split_free(&split);
         store_close(s);
@@ -598,17 +592,19 @@ int cmd_eval(cli_args *a) {
     }
     pool *tp = cli_pool(a, &code);
     eval_result *res = xcalloc((size_t)nm * 2, sizeof *res); /* [protocol][model] */
-    int done = 0, rc = 0;
+    int done = 0;
     for (int m = 0; m < nm && !rc; m++) {
         rec_model *model;
-        if ((rc = rec_model_new(kinds[m], &params[m], &model, &err))) break;
+        if ((rc = rec_model_new(ent[m].kind, &ent[m].params, &model, &err))) break;
         model->quiet = a->quiet || !progress_enabled();
-        if (!a->quiet) fprintf(stderr, "evaluating %s...\n", kinds[m]->name);
+        if (!a->quiet) fprintf(stderr, "evaluating %s...\n", ent[m].label);
         for (int pi = 0; pi < np && !rc; pi++) {
             eval_run_params rp = {.ks = ks, .nk = nk, .validation = cli_flag(a, "validation"), .pool = tp,
                                   .trained = pi > 0};
-            rc = eval_model(model, &split, &protos[pi], rp, &res[pi * nm + m], &err);
-            if (pi > 0) res[pi * nm + m].train_s = res[m].train_s; /* one training serves both */
+            eval_result *r = &res[pi * nm + m];
+            rc = eval_model(model, &split, &protos[pi], rp, r, &err);
+            snprintf(r->model, sizeof r->model, "%s", ent[m].label);
+            if (pi > 0) r->train_s = res[m].train_s; /* one training serves both */
         }
         rec_model_free(model);
         if (!rc) done++;
@@ -618,7 +614,7 @@ int cmd_eval(cli_args *a) {
         eval_report_info info = {dataset, &split, &sp, &protos[pi]};
         eval_result *r = res + pi * nm;
         if (pi) printf("\n");
-        eval_print_table(stdout, &info, r, done);
+        eval_print_table(stdout, &info, r, done, cli_flag(a, "wide"));
         if (cli_opt_get(a, "json")) {
             sb j;
             sb_init(&j);
@@ -636,6 +632,17 @@ int cmd_eval(cli_args *a) {
             free(dir);
         }
     }
+    /* Saved models keep their last evaluation (the first protocol's), unless
+     * --param changed what was evaluated or it ran on validation. */
+    for (int m = 0; m < done && !rc && !cli_flag(a, "validation"); m++) {
+        if (!ent[m].saved || ent[m].overridden) continue;
+        eval_report_info info = {dataset, &split, &sp, &protos[0]};
+        sb j;
+        sb_init(&j);
+        evaluation_json(&j, &info, &res[m]);
+        rc = store_model_set_evaluation(s, ent[m].label, sb_str(&j), &err);
+        sb_deinit(&j);
+    }
     for (int m = 0; m < 2 * nm; m++) eval_result_free(&res[m]);
     free(res);
     pool_free(tp);
@@ -648,13 +655,20 @@ int cmd_eval(cli_args *a) {
 
 int cmd_tune(cli_args *a) {
     const rec_kind *kind = rec_kind_find(a->pos[0]);
-    if (!kind) return cli_usage_error(a, "no model '%s'", a->pos[0]);
+    if (!kind) {
+        sb l;
+        sb_init(&l);
+        list_kinds(&l);
+        int rc = cli_usage_error(a, "no model '%s' (models: %s)", a->pos[0], sb_str(&l));
+        sb_deinit(&l);
+        return rc;
+    }
     eval_split_params sp;
     eval_protocol proto;
     int code = parse_eval_common(a, &sp, &proto);
     if (code) return code;
     long k;
-    if ((code = parse_k(a, &k))) return code;
+    if (!cli_opt_int(a, "k", 10, 1, 10000, &k)) return cli_usage_error(a, "-k must be a number from 1 to 10000");
     const char *metric = cli_opt_get(a, "metric") ? cli_opt_get(a, "metric") : "ndcg";
     int mi = -1;
     for (int i = 0; i < EVAL_M_PER_USER; i++)
@@ -663,31 +677,30 @@ int cmd_tune(cli_args *a) {
     rec_params fixed = {0};
     if ((code = parse_params(a, "param", &fixed))) return code;
     rec_params_set(&fixed, "seed", cli_opt_get(a, "seed") ? cli_opt_get(a, "seed") : "42");
-    /* The grid: names and value lists. */
     int ng;
     const char *const *gv = cli_opt_all(a, "grid", &ng);
     if (ng == 0) return cli_usage_error(a, "give at least one --grid KEY=V1,V2,...");
-    char gnames[8][32], gvals[8][16][64];
-    int gcount[8];
-    if (ng > 8) return cli_usage_error(a, "at most 8 --grid parameters");
-    size_t combos = 1;
-    for (int g = 0; g < ng; g++) {
-        const char *eq = strchr(gv[g], '=');
-        if (!eq || eq == gv[g] || eq - gv[g] >= 32) return cli_usage_error(a, "--grid expects KEY=V1,V2,..., not '%s'", gv[g]);
-        snprintf(gnames[g], sizeof gnames[g], "%.*s", (int)(eq - gv[g]), gv[g]);
-        char *copy = xstrdup(eq + 1);
-        gcount[g] = 0;
-        for (char *t = strtok(copy, ","); t; t = strtok(NULL, ","))
-            if (gcount[g] < 16 && strlen(t) < 64) snprintf(gvals[g][gcount[g]++], 64, "%s", t);
-        free(copy);
-        if (!gcount[g]) return cli_usage_error(a, "--grid %s has no values", gnames[g]);
-        combos *= (size_t)gcount[g];
+    rec_grid g = {0};
+    for (int i = 0; i < ng; i++)
+        if (!grid_add(&g, gv[i], strlen(gv[i])))
+            return cli_usage_error(a, "--grid expects KEY=V1,V2,... (at most 8 keys of 16 values), not '%s'", gv[i]);
+    /* Every combination's parameters are checked before any work. */
+    tailor_error err = {0};
+    for (size_t c = 0; c < g.combos; c++) {
+        rec_params p = fixed;
+        sb label;
+        sb_init(&label);
+        grid_combo(&g, c, &p, &label);
+        sb_deinit(&label);
+        rec_model *m;
+        if (rec_model_new(kind, &p, &m, &err)) return cli_fail(&err);
+        rec_model_free(m);
     }
+    const char *save = cli_opt_get(a, "save");
+    if (save && !valid_name(save)) return cli_usage_error(a, "--save may use letters, digits, '-', '_' and '.'");
     store *s;
     eval_split split;
     if ((code = open_split(a, sp, &s, &split))) return code;
-    tailor_error err = {0};
-    int rc = 0;
     pool *tp = cli_pool(a, &code);
     sb desc;
     sb_init(&desc);
@@ -695,52 +708,25 @@ int cmd_tune(cli_args *a) {
     printf("tuning %s on the validation split (%s), %s, %s@%ld\n", kind->name, eval_split_kind_name(sp.kind),
            sb_str(&desc), metric, k);
     sb_deinit(&desc);
-    double best = -1;
-    rec_params best_p = fixed;
-    int ks[1] = {(int)k};
-    for (size_t c = 0; !rc && c < combos; c++) {
-        rec_params p = fixed;
-        size_t rest = c;
-        sb label;
-        sb_init(&label);
-        for (int g = 0; g < ng; g++) {
-            const char *val = gvals[g][rest % (size_t)gcount[g]];
-            rest /= (size_t)gcount[g];
-            rec_params_set(&p, gnames[g], val);
-            sb_printf(&label, "%s%s=%s", g ? " " : "", gnames[g], val);
-        }
-        rec_model *m;
-        if ((rc = rec_model_new(kind, &p, &m, &err))) {
-            sb_deinit(&label);
-            break;
-        }
-        m->quiet = true;
-        eval_result r;
-        eval_run_params rp = {.ks = ks, .nk = 1, .validation = true, .pool = tp};
-        rc = eval_model(m, &split, &proto, rp, &r, &err);
-        if (!rc) {
-            const eval_stat *st = &r.stats[0][mi];
-            printf("  %-40s %s@%ld %.4f [%.4f, %.4f]  (train %.2f s)\n", sb_str(&label), metric, k, st->mean, st->lo,
-                   st->hi, r.train_s);
-            if (st->mean > best) best = st->mean, best_p = p;
-            eval_result_free(&r);
-        }
-        rec_model_free(m);
-        sb_deinit(&label);
-    }
+    tune_result tr;
+    int rc = tune_grid(kind, &fixed, &g, &split, &proto, mi, (int)k, 0, tp, &tr, &err);
     eval_split_free(&split);
+    code = EX_OK;
     if (!rc) {
         sb bp;
         sb_init(&bp);
-        rec_params_json(&best_p, &bp);
-        printf("best on validation: %s (%s@%ld %.4f)\n", sb_str(&bp), metric, k, best);
+        rec_params_json(&tr.best, &bp);
+        printf("best on validation: %s (%s@%ld %.4f)\n", sb_str(&bp), metric, k, tr.best_score);
         sb_deinit(&bp);
-        const char *save = cli_opt_get(a, "save");
         if (save) {
-            if (!valid_name(save)) rc = err_set(&err, TAILOR_EINVAL, "--save may use letters, digits, '-', '_' and '.'");
-            else code = train_and_save(a, s, kind, &best_p, save, tp);
+            sb extra;
+            sb_init(&extra);
+            sb_printf(&extra, "\"tune\":{\"metric\":\"%s@%ld\",\"tried\":%s}", metric, k, sb_str(&tr.json));
+            code = train_and_save(a, s, kind, &tr.best, save, tp, sb_str(&extra));
+            sb_deinit(&extra);
         }
     }
+    sb_deinit(&tr.json);
     pool_free(tp);
     store_close(s);
     return rc ? cli_fail(&err) : code;

@@ -44,7 +44,9 @@ static const cli_cmd COMMANDS[] = {
     {"import events", "FILE", "import events from CSV/TSV (header row) or JSON Lines",
      "Columns default to the first present of: user_id/user/userId, item_id/item/itemId/movieId,\n"
      "timestamp/time/ts/date (unix seconds or ISO 8601), value/rating/score, kind/event/type.\n"
-     "Unknown users and items are created.",
+     "Unknown users and items are created. Without a time column, row r of the file gets the\n"
+     "time T + r, T being the newest stored event's time (0 in an empty store): the file's\n"
+     "order is the events' order, after everything stored before.",
      1, 1,
      {{"user", 0, "COL", "user id column"},
       {"item", 0, "COL", "item id column"},
@@ -77,13 +79,18 @@ static const cli_cmd COMMANDS[] = {
       {"url", 0, "URL", "download from this URL prefix (mirror; default $TAILOR_DATASETS_URL)"},
       {"force", 'f', NULL, "download again even if cached"}},
      cmd_datasets_fetch},
-    {"train", "MODEL", "train a recommender on the store and save it (file + models table)",
-     "MODEL is one of: pop, itemknn, als, bpr, ease, sasrec ('tailor train MODEL --help' lists\n"
-     "nothing more: see docs/models.md for each model's parameters and defaults).\n"
-     "The model file goes to DB.models/NAME.tmod.",
+    {"train", "MODEL", "train a recommender on the store, save it and make it the active model",
+     "MODEL is one of: pop, itemknn, als, bpr, ease, sasrec (docs/models.md lists each one's\n"
+     "parameters and defaults). The model file goes to DB.models/NAME.tmod beside the database.\n"
+     "--auto first chooses the parameters on a validation split (each user's second-last item,\n"
+     "full ranking, NDCG@10) from the model's own grid, within --budget seconds, and prints\n"
+     "every combination it tried; parameters given with --param stay fixed.",
      1, 1,
      {{"param", 'p', "K=V", "model parameter (repeatable), e.g. --param factors=128"},
       {"name", 0, "NAME", "name to save under (default: the model kind)"},
+      {"auto", 0, NULL, "choose parameters on the validation split first"},
+      {"budget", 0, "SECONDS", "--auto: time for trying parameters (default 120)"},
+      {"no-activate", 0, NULL, "keep the current active model (the first model is always active)"},
       {"kind", 0, "NAME", "train on events of this kind only"},
       {"min-value", 0, "X", "train on events with value >= X only"},
       {"threads", 't', "N", "threads (default: all cores)"},
@@ -91,29 +98,54 @@ static const cli_cmd COMMANDS[] = {
      cmd_train},
     {"recommend", "", "top-k items for a user, with titles, scores and optional explanations",
      "Items the user already has are excluded. --history recommends for an anonymous\n"
-     "history (a cold user, a chat session) instead of a stored user.",
+     "history (a cold user, a chat session) instead of a stored user. A user or history\n"
+     "the model knows nothing about gets the most popular items, and the output says so.",
      0, 0,
      {{"user", 'u', "ID", "user (external id)"},
       {"history", 0, "IDS", "comma-separated item ids: recommend for this history"},
       {"k", 'k', "N", "how many (default 10)"},
-      {"model", 'm', "NAME", "model name (default: the last trained)"},
+      {"model", 'm', "NAME", "model name (default: the active model)"},
       {"filter", 0, "KEY=VALUE", "only items whose attribute KEY is or contains VALUE (repeatable)"},
-      {"explain", 'e', NULL, "show the signals behind each item"},
+      {"explain", 'e', NULL, "show the signals behind each item (what the model can say)"},
       {"json", 0, NULL, "print JSON"}},
      cmd_recommend},
-    {"similar", "", "items most similar to an item, by a trained model", NULL, 0, 0,
+    {"similar", "", "items most similar to an item, by a trained model",
+     "Without --model: the active model, or the newest model that has item similarity\n"
+     "when the active one has none (pop).",
+     0, 0,
      {{"item", 'i', "ID", "item (external id)"},
       {"k", 'k', "N", "how many (default 10)"},
-      {"model", 'm', "NAME", "model name (default: the last trained)"},
+      {"model", 'm', "NAME", "model name (default: the active model)"},
       {"json", 0, NULL, "print JSON"}},
      cmd_similar},
+    {"search", "WORDS...", "full-text search of the catalogue: titles, texts and tags",
+     "Items holding any of the words, ranked by BM25 (FTS5): a word in the title weighs\n"
+     "twice a word in the text; tags count half, more for tags many users gave.",
+     1, 64,
+     {{"k", 'k', "N", "how many (default 10)"},
+      {"filter", 0, "KEY=VALUE", "only items whose attribute KEY is or contains VALUE (repeatable)"},
+      {"json", 0, NULL, "print JSON"}},
+     cmd_search},
+    {"models list", "", "the trained models: kind, when, file size, last evaluation, which is active", NULL, 0,
+     0, {{"json", 0, NULL, "print JSON"}}, cmd_models_list},
+    {"models show", "[NAME]", "one model (default: the active one): parameters, training data, evaluation", NULL,
+     0, 1, {{"json", 0, NULL, "print JSON"}}, cmd_models_show},
+    {"models activate", "NAME", "make NAME the model that recommend and similar use",
+     "The model file is loaded and checked first: a model that cannot be served is not\n"
+     "activated.",
+     1, 1, {{0}}, cmd_models_activate},
+    {"models remove", "NAME", "delete a model (its row, then its file)",
+     "When NAME was active, the newest model left becomes active.", 1, 1, {{0}}, cmd_models_remove},
     {"eval", "", "train and evaluate models under a stated split and protocol",
      "Every figure is a mean over users with its 95% confidence interval; models after\n"
      "the first are compared with it (paired, per user). Validation targets are never\n"
-     "used here unless --validation is given.",
+     "used here unless --validation is given. A name in --models is a saved model when\n"
+     "one has it (its kind and parameters are retrained on the split, and the results\n"
+     "become its last evaluation), else a model kind with its defaults.",
      0, 0,
-     {{"models", 0, "LIST", "comma-separated models (default pop,itemknn,als,bpr,ease)"},
+     {{"models", 0, "LIST", "comma-separated saved models or kinds (default pop,itemknn,als,bpr,ease)"},
       {"param", 'p', "MODEL.K=V", "parameter of one model (repeatable), e.g. als.factors=128"},
+      {"wide", 0, NULL, "every metric in the table (wider than 100 columns)"},
       {"split", 0, "SPLIT", "loo (default), temporal or random"},
       {"ratio", 0, "R", "test share for temporal and random splits (default 0.2)"},
       {"kcore", 0, "N", "keep users and items with at least N interactions"},
@@ -151,8 +183,8 @@ static const cli_cmd COMMANDS[] = {
       {"threads", 't', "N", "threads (default: all cores)"},
       {"save", 0, "NAME", "train the best parameters on all data and save as NAME"}},
      cmd_tune},
-    {"llm info", "MODEL", "print a GGUF file's metadata and tensor table", NULL, 1, 1, {{0}},
-     cmd_llm_info},
+    {"llm info", "[MODEL]", "print a GGUF file's metadata and tensor table", NULL, 0, 1,
+     {{"model", 'm', "MODEL", "GGUF file (or give it as the argument)"}}, cmd_llm_info},
     {"llm tokenize", "[TEXT]", "print the token ids of TEXT (or --file) on one line",
      "Works on vocabulary-only GGUF files too. BOS (and EOS) are added as the vocabulary\n"
      "says unless --no-bos; control-token text is parsed only with --special.",
@@ -352,7 +384,7 @@ static void print_overview(FILE *f, const char *prefix) {
     fprintf(f, "\nglobal options:\n");
     for (size_t i = 0; i < NGLOBAL; i++) print_opt(f, &GLOBAL_OPTS[i]);
     fprintf(f,
-            "\nenvironment: TAILOR_DB (database), TAILOR_LOG (debug|info|warn|error),\n"
+            "\nenvironment: TAILOR_DB (database), TAILOR_LOG (debug|info|warn|error|off),\n"
             "XDG_CACHE_HOME (dataset cache), TAILOR_DATASETS_URL (dataset mirror)\n"
             "'tailor help COMMAND' or 'tailor COMMAND --help' shows a command's options.\n");
 }
@@ -450,6 +482,8 @@ int cmd_version(cli_args *a) {
 int main(int argc, char **argv) {
     log_init_from_env();
     cli_args a = {0};
+    /* TAILOR_LOG=off: errors only, no progress bars or notes either. */
+    a.quiet = log_get_level() == LOG_LEVEL_OFF;
     const char *env_db = getenv("TAILOR_DB");
     a.db_path = env_db && *env_db ? env_db : "tailor.db";
     bool want_help = false;

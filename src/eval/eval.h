@@ -101,14 +101,21 @@ void eval_user_metrics(const int32_t *ranked, int n, const int32_t *targets, int
                        double *out);
 
 typedef struct eval_stat {
-    double mean, lo, hi; /* 95% confidence interval of the mean (normal) */
+    double mean, lo, hi; /* 95% confidence interval of the mean */
     int64_t n;
 } eval_stat;
 
+/* Mean and 95% interval of per-user values in [0, 1]. When every value is
+ * 0 or 1 (hit rate; recall with one target) it is a proportion: Wilson's
+ * score interval, which stays inside [0, 1] and is right for few users
+ * and for means near 0 or 1. Otherwise Student's t interval (n - 1 degrees
+ * of freedom) clipped to [0, 1]. */
 eval_stat eval_stat_of(const double *v, int64_t n);
+/* The two-sided 97.5% quantile of Student's t with df degrees of freedom. */
+double eval_t975(int64_t df);
 
 /* Paired comparison of per-user values a and b (same users): mean of a - b,
- * its 95% interval, and the two-sided p-value of the paired t statistic
+ * its 95% t interval, and the two-sided p-value of the paired t statistic
  * (normal approximation, fine for the hundreds of users evaluated). */
 typedef struct eval_paired {
     double diff, lo, hi, p_value;
@@ -119,7 +126,7 @@ eval_paired eval_paired_test(const double *a, const double *b, int64_t n);
 
 /* Result of evaluating one model. */
 typedef struct eval_result {
-    char model[32];
+    char model[72]; /* the kind, or the saved model's name */
     char params[512]; /* JSON */
     double train_s, eval_s;
     int nk;
@@ -155,8 +162,9 @@ typedef struct eval_report_info {
     const eval_protocol *protocol;
 } eval_report_info;
 
-/* The aligned table of the CLI. */
-void eval_print_table(FILE *f, const eval_report_info *info, const eval_result *r, int n);
+/* The aligned table of the CLI: hr, ndcg, mrr and recall, one row per
+ * model and K, within 100 columns; wide: every metric, one row per model. */
+void eval_print_table(FILE *f, const eval_report_info *info, const eval_result *r, int n, bool wide);
 /* {"dataset", "split", "protocol", "k", "results": [...], "paired": [...]} */
 void eval_write_json(sb *out, const eval_report_info *info, const eval_result *r, int n);
 /* DIR/report.md and DIR/ndcg.svg. */

@@ -1,7 +1,7 @@
 /* output.c — the evaluation table, its JSON form, and the markdown report
  * with an SVG chart. Every output names split and protocol; intervals are
- * 95% normal intervals of the mean over users. Paired comparisons are
- * against the first model listed (the baseline). */
+ * 95% intervals of the mean over users (eval_stat_of). Paired comparisons
+ * are against the first model listed (the baseline). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,15 @@ static const double *per_user(const eval_result *r, int ki, int mi, double *buf)
     return buf;
 }
 
-void eval_print_table(FILE *f, const eval_report_info *info, const eval_result *r, int n) {
+/* "0.1234 [.1100,.1400]": a mean and its interval in 20 columns. */
+static void cell(char *buf, size_t n, const eval_stat *st) {
+    char lo[16], hi[16];
+    snprintf(lo, sizeof lo, "%.4f", st->lo);
+    snprintf(hi, sizeof hi, "%.4f", st->hi);
+    snprintf(buf, n, "%.4f [%s,%s]", st->mean, lo[0] == '0' ? lo + 1 : lo, hi[0] == '0' ? hi + 1 : hi);
+}
+
+void eval_print_table(FILE *f, const eval_report_info *info, const eval_result *r, int n, bool wide) {
     sb d;
     sb_init(&d);
     describe_split(info, &d);
@@ -34,38 +42,54 @@ void eval_print_table(FILE *f, const eval_report_info *info, const eval_result *
             info->split->n_users, info->split->n_items, sb_str(&d));
     sb_clear(&d);
     eval_protocol_describe(info->protocol, &d);
-    fprintf(f, "%s\nusers evaluated: %lld; mean [95%% CI]\n\n", sb_str(&d),
-            n ? (long long)r[0].n_users : 0LL);
+    fprintf(f, "%s\nusers evaluated: %lld; mean [95%% interval: Wilson for hr, t clipped to [0, 1] for the rest]\n\n",
+            sb_str(&d), n ? (long long)r[0].n_users : 0LL);
     sb_deinit(&d);
     if (!n) return;
-    /* Accuracy: HR, NDCG, MRR, Recall at each K. */
-    static const int shown[] = {EVAL_M_HR, EVAL_M_NDCG, EVAL_M_MRR, EVAL_M_RECALL};
-    fprintf(f, "%-10s %7s", "model", "train s");
-    for (int ki = 0; ki < r[0].nk; ki++)
-        for (size_t m = 0; m < sizeof shown / sizeof shown[0]; m++) {
-            char h[32];
-            snprintf(h, sizeof h, "%s@%d", eval_metric_names[shown[m]], r[0].ks[ki]);
-            fprintf(f, " %-24s", h);
-        }
-    fputc('\n', f);
-    for (int i = 0; i < n; i++) {
-        fprintf(f, "%-10s %7.2f", r[i].model, r[i].train_s);
-        for (int ki = 0; ki < r[i].nk; ki++)
-            for (size_t m = 0; m < sizeof shown / sizeof shown[0]; m++) {
-                const eval_stat *st = &r[i].stats[ki][shown[m]];
-                char c[48];
-                snprintf(c, sizeof c, "%.4f [%.4f, %.4f]", st->mean, st->lo, st->hi);
-                fprintf(f, " %-24s", c);
+    int w = 5; /* the model column fits the longest name */
+    for (int i = 0; i < n; i++)
+        if ((int)strlen(r[i].model) > w) w = (int)strlen(r[i].model);
+    if (wide) {
+        /* Every per-user metric at every K, in one row per model. */
+        fprintf(f, "%-*s %7s", w, "model", "train s");
+        for (int ki = 0; ki < r[0].nk; ki++)
+            for (int m = 0; m < EVAL_M_PER_USER; m++) {
+                char h[32];
+                snprintf(h, sizeof h, "%s@%d", eval_metric_names[m], r[0].ks[ki]);
+                fprintf(f, " %-20s", h);
             }
         fputc('\n', f);
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "%-*s %7.2f", w, r[i].model, r[i].train_s);
+            for (int ki = 0; ki < r[i].nk; ki++)
+                for (int m = 0; m < EVAL_M_PER_USER; m++) {
+                    char c[48];
+                    cell(c, sizeof c, &r[i].stats[ki][m]);
+                    fprintf(f, " %-20s", c);
+                }
+            fputc('\n', f);
+        }
+    } else {
+        /* One row per model and K: fits 100 columns whatever the Ks. */
+        fprintf(f, "%-*s %7s %5s  %-20s  %-20s  %6s  %6s\n", w, "model", "train s", "K", "hr", "ndcg", "mrr", "recall");
+        for (int i = 0; i < n; i++)
+            for (int ki = 0; ki < r[i].nk; ki++) {
+                char hr[48], nd[48];
+                cell(hr, sizeof hr, &r[i].stats[ki][EVAL_M_HR]);
+                cell(nd, sizeof nd, &r[i].stats[ki][EVAL_M_NDCG]);
+                if (ki == 0) fprintf(f, "%-*s %7.2f", w, r[i].model, r[i].train_s);
+                else fprintf(f, "%-*s %7s", w, "", "");
+                fprintf(f, " %5d  %-20s  %-20s  %.4f  %.4f\n", r[i].ks[ki], hr, nd, r[i].stats[ki][EVAL_M_MRR].mean,
+                        r[i].stats[ki][EVAL_M_RECALL].mean);
+            }
     }
     int k0 = r[0].ks[0];
-    fprintf(f, "\n%-10s %12s %12s %12s %12s %12s %12s\n", "model", "precision", "map", "coverage",
-            "gini", "avg pop", "novelty");
+    fprintf(f, "\n%-*s %10s %10s %10s %10s %10s %10s\n", w, "model", "precision", "map", "coverage", "gini",
+            "avg pop", "novelty");
     for (int i = 0; i < n; i++)
-        fprintf(f, "%-10s %12.4f %12.4f %12.4f %12.4f %12.1f %12.3f\n", r[i].model,
-                r[i].stats[0][EVAL_M_PRECISION].mean, r[i].stats[0][EVAL_M_MAP].mean,
-                r[i].coverage[0], r[i].gini[0], r[i].arp[0], r[i].novelty[0]);
+        fprintf(f, "%-*s %10.4f %10.4f %10.4f %10.4f %10.1f %10.3f\n", w, r[i].model,
+                r[i].stats[0][EVAL_M_PRECISION].mean, r[i].stats[0][EVAL_M_MAP].mean, r[i].coverage[0],
+                r[i].gini[0], r[i].arp[0], r[i].novelty[0]);
     fprintf(f, "(at K=%d; coverage: share of items shown to anyone; avg pop: training users per shown item)\n", k0);
     if (n > 1) {
         double *a = xmalloc(((size_t)r[0].n_users + 1) * sizeof *a), *b = xmalloc(((size_t)r[0].n_users + 1) * sizeof *b);
@@ -73,7 +97,7 @@ void eval_print_table(FILE *f, const eval_report_info *info, const eval_result *
         for (int i = 1; i < n; i++) {
             eval_paired p = eval_paired_test(per_user(&r[i], 0, EVAL_M_NDCG, a), per_user(&r[0], 0, EVAL_M_NDCG, b),
                                              r[0].n_users);
-            fprintf(f, "  %-10s %+.4f [%+.4f, %+.4f] p=%.2g\n", r[i].model, p.diff, p.lo, p.hi, p.p_value);
+            fprintf(f, "  %-*s %+.4f [%+.4f, %+.4f] p=%.2g\n", w, r[i].model, p.diff, p.lo, p.hi, p.p_value);
         }
         free(a);
         free(b);

@@ -71,6 +71,11 @@ int ing_events(store *s, const char *path, ing_events_params p, ing_stats *st,
     const char *dk = p.default_kind ? p.default_kind : "interaction";
     int64_t default_kind;
     rc = ing_kind(&c, dk, strlen(dk), &default_kind, err);
+    /* Without a time column the file's order is the order of events: row r
+     * gets the time base + r, after every stored event, so a later import
+     * comes after an earlier one in every user's sequence. */
+    int64_t base = 0;
+    if (!rc && ct < 0) rc = store_events_max_ts(s, &base, err);
     int64_t row = 0;
     while (!rc && (rc = ing_table_next(t, err)) == 1) {
         rc = 0;
@@ -79,7 +84,7 @@ int ing_events(store *s, const char *path, ing_events_params p, ing_stats *st,
         int64_t line = ing_table_line(t);
         const char *v;
         size_t vl;
-        store_event ev = {.kind = default_kind, .ts = row};
+        store_event ev = {.kind = default_kind, .ts = base + row};
         /* Values are used before the next get: JSONL numbers share one
          * buffer. */
         if (!ing_table_get(t, cu, &v, &vl)) {
@@ -123,6 +128,7 @@ int ing_events(store *s, const char *path, ing_events_params p, ing_stats *st,
         ing_ctx_progress(&c, ing_table_bytes_done(t));
     }
     if (rc > 0) rc = 0;
+    if (!rc && ct < 0 && row > 0) st->ts_first = base + 1, st->ts_last = base + row;
     ing_table_close(t);
     return ing_ctx_end(&c, rc, err);
 }

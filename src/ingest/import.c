@@ -158,6 +158,17 @@ int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err) {
     return rc;
 }
 
+int ing_tag(ing_ctx *c, int64_t user_id, int64_t item_id, const char *tag, int64_t ts,
+            tailor_error *err) {
+    bool inserted;
+    int rc = store_tag_add(c->s, user_id, item_id, tag, ts, c->dup, &inserted, err);
+    if (rc) return rc;
+    if (inserted) c->st->tags++;
+    else if (c->dup == STORE_DUP_REPLACE) c->st->replaced++;
+    else c->st->skipped++;
+    return 0;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
  * days_from_civil), so parsing needs no timezone state. */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {

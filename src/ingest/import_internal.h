@@ -37,6 +37,9 @@ bool ing_item_known(ing_ctx *c, const char *ext, size_t len, int64_t *id);
 int ing_kind(ing_ctx *c, const char *name, size_t len, int64_t *id, tailor_error *err);
 /* Adds an event under the context's duplicate policy. */
 int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err);
+/* Adds a tag under the context's duplicate policy. */
+int ing_tag(ing_ctx *c, int64_t user_id, int64_t item_id, const char *tag, int64_t ts,
+            tailor_error *err);
 
 
 

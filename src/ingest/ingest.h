@@ -110,6 +110,7 @@ uint64_t ing_table_file_size(const ing_table *t);
 typedef struct ing_stats {
     int64_t users, items, events, tags; /* rows added */
     int64_t skipped, replaced;          /* duplicates handled by the policy */
+    int64_t ts_first, ts_last;          /* times given to rows without one (0 = none) */
     double seconds;
 } ing_stats;
 

@@ -451,10 +451,9 @@ static int ml_latest_tags(ml_job *j) {
                           ing_field_str(&r, 1));
             break;
         }
-        if ((rc = ing_at(j->err, store_tag_add(j->c->s, uid, iid, ing_field_str(&r, 2), ts, j->err),
-                         r.path, r.line)))
+        if ((rc = ing_at(j->err, ing_tag(j->c, uid, iid, ing_field_str(&r, 2), ts, j->err), r.path,
+                         r.line)))
             break;
-        j->c->st->tags++;
     }
     ml_close(j, &r);
     return rc < 0 ? rc : 0;

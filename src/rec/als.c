@@ -336,8 +336,16 @@ static void als_free(rec_model *m) {
     free(s);
 }
 
+static void als_footprint(const rec_model *m, int32_t n_users, int32_t n_items, int64_t nnz, double *train_bytes,
+                          double *file_bytes) {
+    const als_state *s = m->impl;
+    *file_bytes = ((double)n_users + n_items) * s->k * sizeof(float);
+    *train_bytes = *file_bytes + (double)nnz * 12;
+}
+
 const rec_kind REC_ALS = {
     .name = "als",
+    .auto_grid = "factors=64,128 reg=1,10 alpha=1,5,20",
     .summary = "implicit-feedback ALS (Hu, Koren, Volinsky 2008), CG or exact solver",
     .params = ALS_PARAMS,
     .init = als_init,
@@ -345,6 +353,8 @@ const rec_kind REC_ALS = {
     .score = als_score,
     .similar = als_similar,
     .explain = als_explain,
+    .explain_style = REC_EXPLAIN_HISTORY,
+    .footprint = als_footprint,
     .save = als_save,
     .load = als_load,
     .free = als_free,

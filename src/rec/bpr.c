@@ -197,8 +197,16 @@ static void bpr_free(rec_model *m) {
     free(s);
 }
 
+static void bpr_footprint(const rec_model *m, int32_t n_users, int32_t n_items, int64_t nnz, double *train_bytes,
+                          double *file_bytes) {
+    const bpr_state *s = m->impl;
+    *file_bytes = ((double)n_users + n_items) * s->k * sizeof(float);
+    *train_bytes = *file_bytes + (double)nnz * 12;
+}
+
 const rec_kind REC_BPR = {
     .name = "bpr",
+    .auto_grid = "lr=0.01,0.05 reg=0.001,0.01 epochs=50,100",
     .summary = "BPR matrix factorisation, SGD (Hogwild with threads), uniform or popularity negatives",
     .params = BPR_PARAMS,
     .init = bpr_init,
@@ -206,6 +214,8 @@ const rec_kind REC_BPR = {
     .score = bpr_score,
     .similar = bpr_similar,
     .explain = bpr_explain,
+    .explain_style = REC_EXPLAIN_HISTORY,
+    .footprint = bpr_footprint,
     .save = bpr_save,
     .load = bpr_load,
     .free = bpr_free,

@@ -276,8 +276,20 @@ static void knn_free(rec_model *m) {
     free(s);
 }
 
+static void knn_footprint(const rec_model *m, int32_t n_users, int32_t n_items, int64_t nnz, double *train_bytes,
+                          double *file_bytes) {
+    const knn_state *s = m->impl;
+    double kk = s->k > 0 && s->k < n_items ? s->k : n_items;
+    /* Neighbour lists (index + similarity), the item-major copy of the
+     * data, and a dense row of counts per thread. */
+    *file_bytes = (double)n_items * kk * 8;
+    *train_bytes = *file_bytes + (double)nnz * 8 + (double)n_items * 8 * (m->pool ? pool_threads(m->pool) : 1);
+    (void)n_users;
+}
+
 const rec_kind REC_ITEMKNN = {
     .name = "itemknn",
+    .auto_grid = "k=5,10,20,50,100,200 shrink=0,10,50",
     .summary = "item-based k-nearest neighbours (cosine / asymmetric cosine, BM25 or TF-IDF)",
     .params = KNN_PARAMS,
     .init = knn_init,
@@ -285,6 +297,8 @@ const rec_kind REC_ITEMKNN = {
     .score = knn_score,
     .similar = knn_similar,
     .explain = knn_explain,
+    .explain_style = REC_EXPLAIN_HISTORY,
+    .footprint = knn_footprint,
     .save = knn_save,
     .load = knn_load,
     .free = knn_free,

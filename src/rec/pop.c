@@ -74,6 +74,7 @@ const rec_kind REC_POP = {
     .init = pop_init,
     .fit = pop_fit,
     .score = pop_score,
+    .explain_style = REC_EXPLAIN_POPULARITY,
     .save = pop_save,
     .load = pop_load,
     .free = pop_free,

@@ -143,6 +143,7 @@ void rec_model_free(rec_model *m) {
     if (m->kind->free) m->kind->free(m);
     free(m->user_ext);
     free(m->item_ext);
+    free(m->popularity);
     arena_deinit(&m->ext_strings);
     free(m);
 }
@@ -170,6 +171,9 @@ int rec_model_fit(rec_model *m, const rec_data *d, char *const *user_ext, char *
     arena_reset(&m->ext_strings);
     m->user_ext = copy_ext(&m->ext_strings, user_ext, d->n_users);
     m->item_ext = copy_ext(&m->ext_strings, item_ext, d->n_items);
+    free(m->popularity);
+    m->popularity = xcalloc((size_t)d->n_items + 1, sizeof *m->popularity);
+    for (int64_t k = 0; k < rec_data_nnz(d); k++) m->popularity[d->indices[k]]++;
     return m->kind->fit(m, d, err);
 }
 
@@ -251,7 +255,9 @@ int rec_topk(const rec_model *m, int32_t user, const int32_t *hist, const float 
 /* ---- model files ------------------------------------------------------- */
 
 #define REC_MAGIC "TLRMODEL"
-#define REC_FILE_VERSION 1u
+/* Version 2 adds the users per item after the id maps; version 1 files
+ * still load (without them). */
+#define REC_FILE_VERSION 2u
 
 static void put_u32(sb *o, uint32_t v) { sb_append(o, (const char *)&v, 4); }
 static void put_str(sb *o, const char *s) {
@@ -307,11 +313,15 @@ int rec_model_save(const rec_model *m, const char *path, tailor_error *err) {
     put_u32(&o, (uint32_t)m->n_items);
     for (int32_t i = 0; i < m->n_users; i++) put_str(&o, m->user_ext[i]);
     for (int32_t i = 0; i < m->n_items; i++) put_str(&o, m->item_ext[i]);
-    sb payload;
-    sb_init(&payload);
-    m->kind->save(m, &payload);
-    rec_write_array(&o, payload.buf, 1, payload.len);
-    sb_deinit(&payload);
+    for (int32_t i = 0; i < m->n_items; i++) put_u32(&o, m->popularity ? m->popularity[i] : 0);
+    /* The payload goes straight after its length, patched in afterwards:
+     * one copy of a large model in memory, not two. */
+    size_t at = o.len;
+    uint64_t plen = 0;
+    sb_append(&o, (const char *)&plen, 8);
+    m->kind->save(m, &o);
+    plen = o.len - at - 8;
+    memcpy(o.buf + at, &plen, 8);
     unsigned char sum[32];
     sha256(o.buf, o.len, sum);
     sb_append(&o, (const char *)sum, 32);
@@ -368,7 +378,7 @@ int rec_model_load(const char *path, rec_model **out, tailor_error *err) {
     rec_reader r = {buf.buf + 8, buf.len - 8 - 32};
     uint32_t version, nu, ni;
     if (!read_u32(&r, &version)) BAD("%s: truncated header", path);
-    if (version != REC_FILE_VERSION) BAD("%s: model file version %u, this tailor reads %u", path, version, REC_FILE_VERSION);
+    if (version < 1 || version > REC_FILE_VERSION) BAD("%s: model file version %u, this tailor reads %u", path, version, REC_FILE_VERSION);
     char *kname = read_str(&r, &tmp, 64), *pjson = read_str(&r, &tmp, 1 << 16), *seed = read_str(&r, &tmp, 32);
     if (!kname || !pjson || !seed) BAD("%s: truncated header", path);
     const rec_kind *kind = rec_kind_find(kname);
@@ -416,6 +426,11 @@ int rec_model_load(const char *path, rec_model **out, tailor_error *err) {
         if (!(m->user_ext[i] = read_str(&r, &m->ext_strings, 4096))) BAD("%s: truncated user ids", path);
     for (uint32_t i = 0; i < ni; i++)
         if (!(m->item_ext[i] = read_str(&r, &m->ext_strings, 4096))) BAD("%s: truncated item ids", path);
+    if (version >= 2) {
+        if (r.left / 4 < ni) BAD("%s: truncated popularity", path);
+        m->popularity = xmalloc(((size_t)ni + 1) * sizeof *m->popularity);
+        if (ni) rec_read(&r, m->popularity, (size_t)ni * 4);
+    }
     uint64_t plen;
     if (!rec_read(&r, &plen, 8) || plen != r.left) BAD("%s: payload size mismatch", path);
     if ((rc = kind->load(m, r.p, r.left, err))) {

@@ -76,6 +76,16 @@ void rec_params_json(const rec_params *p, sb *out);
 
 typedef struct rec_model rec_model;
 
+/* What a model can say about why it recommends an item. */
+typedef enum rec_explain_style {
+    REC_EXPLAIN_NONE = 0,   /* nothing: the model gives no reasons */
+    REC_EXPLAIN_HISTORY,    /* explain(): each history item's share of the score */
+    REC_EXPLAIN_ATTENTION,  /* explain(): the attention paid to each history item
+                             * when the model reads the history (the same for
+                             * every recommended item) */
+    REC_EXPLAIN_POPULARITY, /* the score is the number of users who had the item */
+} rec_explain_style;
+
 typedef struct rec_kind {
     const char *name;
     const char *summary;
@@ -95,6 +105,13 @@ typedef struct rec_kind {
      * (contrib[n]); NULL if the model has no item-level signals. */
     void (*explain)(const rec_model *m, int32_t user, const int32_t *hist, const float *vals,
                     size_t n, int32_t item, float *contrib);
+    rec_explain_style explain_style;
+    /* What `train --auto` tries: "KEY=V1,V2 KEY=V1,V2" (NULL = nothing). */
+    const char *auto_grid;
+    /* Bytes the fit will hold at its peak and the model file will take
+     * for data of this size (approximate; NULL = small). */
+    void (*footprint)(const rec_model *m, int32_t n_users, int32_t n_items, int64_t nnz,
+                      double *train_bytes, double *file_bytes);
     /* Payload of the model file, and its inverse (bounds-checked). */
     void (*save)(const rec_model *m, sb *out);
     int (*load)(rec_model *m, const char *buf, size_t n, tailor_error *err);
@@ -119,13 +136,18 @@ struct rec_model {
      * can be served against a store that has changed since. */
     char **user_ext, **item_ext;
     arena ext_strings;
+    /* Users per item in the training data (n_items), saved with the model:
+     * the fallback for users it knows nothing about. NULL in files older
+     * than version 2. */
+    uint32_t *popularity;
 };
 
 /* Creates a model of kind with parameters p (unknown names are an error
  * that lists the known ones). Free with rec_model_free. */
 int rec_model_new(const rec_kind *kind, const rec_params *p, rec_model **out, tailor_error *err);
 void rec_model_free(rec_model *m);
-/* Trains on d; user_ext/item_ext (may be NULL) are copied into the model. */
+/* Trains on d; user_ext/item_ext (may be NULL) are copied into the model
+ * and the users per item counted. */
 int rec_model_fit(rec_model *m, const rec_data *d, char *const *user_ext, char *const *item_ext,
                   tailor_error *err);
 double rec_param_f64(const rec_model *m, const char *name);

@@ -667,6 +667,35 @@ static void sas_score(const rec_model *m, int32_t user, const int32_t *hist, con
     free(seq);
 }
 
+/* The attention the last position (the one that scores items) pays to each
+ * history item in the last block, averaged over heads: which recent items
+ * the model reads the user's taste from. Items beyond max_len get none. */
+static void sas_explain(const rec_model *m, int32_t user, const int32_t *hist, const float *vals, size_t n,
+                        int32_t item, float *contrib) {
+    const sas_state *s = m->impl;
+    memset(contrib, 0, n * sizeof *contrib);
+    int32_t *seq = xmalloc((n ? n : 1) * sizeof *seq);
+    size_t *from = xmalloc((n ? n : 1) * sizeof *from), k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (hist[i] >= 0 && hist[i] < m->n_items) seq[k] = hist[i] + 1, from[k++] = i;
+    if (k) {
+        sas_act a;
+        sas_act_init(&a, s, 1, false);
+        a.T = k < (size_t)s->T ? (int)k : s->T;
+        fill_row(s, &a, 0, seq, (int64_t)k);
+        sas_forward(s, s->params, &a, false, NULL);
+        int T = a.T;
+        const float *att = a.blk[s->L - 1].att;
+        for (int h = 0; h < s->NH; h++)
+            for (int j = 0; j < T; j++)
+                contrib[from[k - (size_t)T + (size_t)j]] += att[((size_t)h * T + (size_t)(T - 1)) * T + j] / (float)s->NH;
+        sas_act_free(&a);
+    }
+    free(seq);
+    free(from);
+    (void)user, (void)vals, (void)item;
+}
+
 static void sas_similar(const rec_model *m, int32_t item, float *out) {
     const sas_state *s = m->impl;
     la_cosine_rows(s->params + s->lay.E + s->C, m->n_items, s->C, item, out); /* item rows start at 1 */
@@ -699,12 +728,15 @@ static void sas_free(rec_model *m) {
 
 const rec_kind REC_SASREC = {
     .name = "sasrec",
+    .auto_grid = "dropout=0.2,0.5 loss=bce,ce",
     .summary = "SASRec: self-attentive sequential recommendation (transformer trained in C)",
     .params = SAS_PARAMS,
     .init = sas_init,
     .fit = sas_fit,
     .score = sas_score,
     .similar = sas_similar,
+    .explain = sas_explain,
+    .explain_style = REC_EXPLAIN_ATTENTION,
     .save = sas_save,
     .load = sas_load,
     .free = sas_free,

@@ -109,7 +109,47 @@ static const char *const MIGRATION_2 =
     "END;"
     "INSERT INTO items_fts (items_fts) VALUES ('rebuild');";
 
-static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
+/* Version 3.
+ * - Every item is in the text index, with or without text. Version 2 left
+ *   untitled items out, but its update trigger deleted their index row all
+ *   the same, which corrupts FTS5's totals: giving a title to an item that
+ *   an event log created failed with "database disk image is malformed".
+ *   Indexing every row keeps the three triggers unconditional and the
+ *   index equal to what 'rebuild' makes, which also repairs old files.
+ * - Tags get their own index, so that search finds items by their tags.
+ * - Models: which one is active (the one served unless a command names
+ *   another; at most one, by a partial unique index), and the results of
+ *   their last evaluation. The newest model of an older file becomes the
+ *   active one, which is what commands used before. */
+static const char *const MIGRATION_3 =
+    "DROP TRIGGER items_fts_ai;"
+    "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN"
+    "  INSERT INTO items_fts (rowid, title, text) VALUES (new.id, new.title, new.text);"
+    "END;"
+    "INSERT INTO items_fts (items_fts) VALUES ('rebuild');"
+    "CREATE VIRTUAL TABLE tags_fts USING fts5(tag, content='tags', content_rowid='id');"
+    "CREATE TRIGGER tags_fts_ai AFTER INSERT ON tags BEGIN"
+    "  INSERT INTO tags_fts (rowid, tag) VALUES (new.id, new.tag);"
+    "END;"
+    "CREATE TRIGGER tags_fts_ad AFTER DELETE ON tags BEGIN"
+    "  INSERT INTO tags_fts (tags_fts, rowid, tag) VALUES ('delete', old.id, old.tag);"
+    "END;"
+    "CREATE TRIGGER tags_fts_au AFTER UPDATE OF tag ON tags BEGIN"
+    "  INSERT INTO tags_fts (tags_fts, rowid, tag) VALUES ('delete', old.id, old.tag);"
+    "  INSERT INTO tags_fts (rowid, tag) VALUES (new.id, new.tag);"
+    "END;"
+    "INSERT INTO tags_fts (tags_fts) VALUES ('rebuild');"
+    /* Duplicate checks of tag imports look up (item, user, tag). */
+    "DROP INDEX tags_item;"
+    "CREATE INDEX tags_item ON tags (item_id, user_id, tag);"
+    "ALTER TABLE models ADD COLUMN active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1));"
+    "ALTER TABLE models ADD COLUMN evaluation TEXT"
+    "  CHECK (evaluation IS NULL OR json_valid(evaluation));"
+    "CREATE UNIQUE INDEX models_active ON models (active) WHERE active = 1;"
+    "UPDATE models SET active = 1 WHERE id ="
+    "  (SELECT id FROM models ORDER BY trained_at DESC, id DESC LIMIT 1);";
+
+static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
@@ -164,6 +204,17 @@ void store_events_bulk_finish(store *s) {
     store_exec(s, "PRAGMA foreign_keys = ON", NULL);
     /* A rolled-back drop brings the index back. */
     s->events_indexed = store_has_events_index(s);
+}
+
+int store_events_max_ts(store *s, int64_t *out, tailor_error *err) {
+    sqlite3_stmt *st;
+    *out = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(ts), 0) FROM events", -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "events");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : store_sqlite_err(s, err, "events");
 }
 
 int64_t store_events_count(store *s) {

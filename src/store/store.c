@@ -23,6 +23,8 @@ static const char *const STMT_SQL[ST_COUNT_] = {
     [ST_EVENT_FIND] = "SELECT 1 FROM events WHERE user_id = ?1 AND item_id = ?2 AND kind = ?3 LIMIT 1",
     [ST_EVENT_DELETE] = "DELETE FROM events WHERE user_id = ?1 AND item_id = ?2 AND kind = ?3",
     [ST_TAG_INSERT] = "INSERT INTO tags (user_id, item_id, tag, ts) VALUES (?1, ?2, ?3, ?4)",
+    [ST_TAG_FIND] = "SELECT id FROM tags WHERE item_id = ?2 AND user_id IS ?1 AND tag = ?3 LIMIT 1",
+    [ST_TAG_UPDATE] = "UPDATE tags SET ts = ?2 WHERE id = ?1",
     [ST_KG_INSERT] = "INSERT INTO kg_triples (head, relation, tail, source, confidence) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_KG_INSERT_IGNORE] = "INSERT OR IGNORE INTO kg_triples (head, relation, tail, source, confidence)"
                             " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -399,16 +401,44 @@ int store_event_delete_same(store *s, const store_event *ev, tailor_error *err) 
     return store_step_done(s, st, err, "delete event");
 }
 
-int store_tag_add(store *s, int64_t user_id, int64_t item_id, const char *tag, int64_t ts,
-                  tailor_error *err) {
-    sqlite3_stmt *st = store_stmt(s, ST_TAG_INSERT, err);
-    if (!st) return TAILOR_EDB;
+static void bind_tag_user(sqlite3_stmt *st, int64_t user_id) {
     if (user_id) sqlite3_bind_int64(st, 1, user_id);
     else sqlite3_bind_null(st, 1);
+}
+
+int store_tag_add(store *s, int64_t user_id, int64_t item_id, const char *tag, int64_t ts,
+                  store_dup_policy dup, bool *inserted, tailor_error *err) {
+    if (inserted) *inserted = false;
+    sqlite3_stmt *st;
+    if (dup != STORE_DUP_KEEP) {
+        if (!(st = store_stmt(s, ST_TAG_FIND, err))) return TAILOR_EDB;
+        bind_tag_user(st, user_id);
+        sqlite3_bind_int64(st, 2, item_id);
+        sqlite3_bind_text(st, 3, tag, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        int64_t have = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (step != SQLITE_ROW && step != SQLITE_DONE) return store_sqlite_err(s, err, "find tag");
+        if (have) {
+            if (dup == STORE_DUP_ERROR)
+                return err_set(err, TAILOR_EEXISTS,
+                               "tag '%s' of this user and item already exists (use --on-duplicate skip or replace)",
+                               tag);
+            if (dup == STORE_DUP_SKIP) return 0;
+            if (!(st = store_stmt(s, ST_TAG_UPDATE, err))) return TAILOR_EDB;
+            sqlite3_bind_int64(st, 1, have);
+            sqlite3_bind_int64(st, 2, ts);
+            return store_step_done(s, st, err, "update tag");
+        }
+    }
+    if (!(st = store_stmt(s, ST_TAG_INSERT, err))) return TAILOR_EDB;
+    bind_tag_user(st, user_id);
     sqlite3_bind_int64(st, 2, item_id);
     sqlite3_bind_text(st, 3, tag, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, ts);
-    return store_step_done(s, st, err, "insert tag");
+    int rc = store_step_done(s, st, err, "insert tag");
+    if (!rc && inserted) *inserted = true;
+    return rc;
 }
 
 int store_kg_add(store *s, const char *head, const char *relation, const char *tail,
@@ -470,62 +500,217 @@ void store_item_deinit(store_item *it) {
     memset(it, 0, sizeof *it);
 }
 
-int store_model_put(store *s, const store_model *m, tailor_error *err) {
+/* ---- models ------------------------------------------------------------ */
+
+#define MODEL_COLS "name, kind, params, metrics, file, trained_at, active, evaluation"
+
+static void model_from_row(sqlite3_stmt *st, store_model *out) {
+    out->name = col_strdup(st, 0);
+    out->kind = col_strdup(st, 1);
+    out->params = col_strdup(st, 2);
+    out->metrics = col_strdup(st, 3);
+    out->file = col_strdup(st, 4);
+    out->trained_at = sqlite3_column_int64(st, 5);
+    out->active = sqlite3_column_int(st, 6) != 0;
+    out->evaluation = col_strdup(st, 7);
+}
+
+/* Runs one statement with up to two text parameters; *changes (may be
+ * NULL) receives the rows it changed. */
+static int model_exec(store *s, const char *sql, const char *a, const char *b, int *changes,
+                      tailor_error *err) {
     sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return store_sqlite_err(s, err, "models");
+    if (a) sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b) sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "models");
+    sqlite3_finalize(st);
+    if (!rc && changes) *changes = sqlite3_changes(s->db);
+    return rc;
+}
+
+/* Runs body inside a transaction unless the caller has one open. */
+static int model_tx_begin(store *s, bool *own, tailor_error *err) {
+    *own = !s->in_tx;
+    return *own ? store_begin(s, err) : 0;
+}
+
+static int model_tx_end(store *s, bool own, int rc, tailor_error *err) {
+    if (!own) return rc;
+    if (!rc) rc = store_commit(s, err);
+    if (rc) store_rollback(s);
+    return rc;
+}
+
+int store_model_put(store *s, const store_model *m, bool activate, tailor_error *err) {
+    bool own;
+    int rc = model_tx_begin(s, &own, err);
+    if (rc) return rc;
+    sqlite3_stmt *st;
+    /* A retrained model keeps its place (active or not) and loses the
+     * evaluation of its previous training. */
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO models (name, kind, params, metrics, file, trained_at)"
                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET"
                            " kind = excluded.kind, params = excluded.params,"
                            " metrics = excluded.metrics, file = excluded.file,"
-                           " trained_at = excluded.trained_at",
+                           " trained_at = excluded.trained_at, evaluation = NULL",
                            -1, &st, NULL) != SQLITE_OK)
-        return store_sqlite_err(s, err, "model");
+        return model_tx_end(s, own, store_sqlite_err(s, err, "model"), err);
     sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, m->kind, -1, SQLITE_STATIC);
     bind_text_or_null(st, 3, m->params);
     bind_text_or_null(st, 4, m->metrics);
     bind_text_or_null(st, 5, m->file);
     sqlite3_bind_int64(st, 6, m->trained_at ? m->trained_at : (int64_t)time(NULL));
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "save model");
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "save model");
     sqlite3_finalize(st);
+    /* The first model of a store is active whatever the caller asked. */
+    if (!rc && !activate)
+        rc = model_exec(s, "UPDATE models SET active = 1 WHERE name = ?1"
+                           " AND NOT EXISTS (SELECT 1 FROM models WHERE active = 1)",
+                        m->name, NULL, NULL, err);
+    if (!rc && activate) rc = store_model_activate(s, m->name, err);
+    return model_tx_end(s, own, rc, err);
+}
+
+static int model_not_found(store *s, const char *name, tailor_error *err) {
+    sqlite3_stmt *st;
+    sb names;
+    sb_init(&names);
+    if (sqlite3_prepare_v2(s->db, "SELECT name FROM models ORDER BY name", -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW)
+            sb_printf(&names, "%s%s", names.len ? ", " : "", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    int rc = names.len ? err_set(err, TAILOR_ENOTFOUND, "no model named '%s' in %s (models: %s)", name,
+                                 s->path, sb_str(&names))
+                       : err_set(err, TAILOR_ENOTFOUND,
+                                 "no model named '%s': %s has no trained models (tailor train MODEL makes one)",
+                                 name, s->path);
+    sb_deinit(&names);
     return rc;
 }
 
 static int store_model_query(store *s, const char *name, store_model *out, tailor_error *err) {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
-    const char *sql = name ? "SELECT name, kind, params, metrics, file, trained_at FROM models"
-                             " WHERE name = ?1"
-                           : "SELECT name, kind, params, metrics, file, trained_at FROM models"
-                             " ORDER BY trained_at DESC, id DESC LIMIT 1";
+    const char *sql = name ? "SELECT " MODEL_COLS " FROM models WHERE name = ?1"
+                           : "SELECT " MODEL_COLS " FROM models ORDER BY active DESC, trained_at DESC, id DESC LIMIT 1";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return store_sqlite_err(s, err, "model");
     if (name) sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        out->name = col_strdup(st, 0);
-        out->kind = col_strdup(st, 1);
-        out->params = col_strdup(st, 2);
-        out->metrics = col_strdup(st, 3);
-        out->file = col_strdup(st, 4);
-        out->trained_at = sqlite3_column_int64(st, 5);
+        model_from_row(st, out);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
-        rc = name ? err_set(err, TAILOR_ENOTFOUND, "model '%s' not found (tailor train lists how to make one)", name)
-                  : err_set(err, TAILOR_ENOTFOUND, "no trained model in %s (run tailor train MODEL first)", s->path);
+        rc = name ? -1
+                  : err_set(err, TAILOR_ENOTFOUND, "no trained model in %s (tailor train MODEL makes one)", s->path);
     } else {
         rc = store_sqlite_err(s, err, "model");
     }
     sqlite3_finalize(st);
-    return rc;
+    return rc == -1 ? model_not_found(s, name, err) : rc;
 }
 
 int store_model_get(store *s, const char *name, store_model *out, tailor_error *err) {
     return store_model_query(s, name, out, err);
 }
 
-int store_model_latest(store *s, store_model *out, tailor_error *err) {
+int store_model_active(store *s, store_model *out, tailor_error *err) {
     return store_model_query(s, NULL, out, err);
+}
+
+int store_models_list(store *s, store_model **out, size_t *n, tailor_error *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT " MODEL_COLS " FROM models ORDER BY trained_at, id", -1, &st, NULL) !=
+        SQLITE_OK)
+        return store_sqlite_err(s, err, "models");
+    VEC(store_model) v = {0};
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_model m = {0};
+        model_from_row(st, &m);
+        vec_push(&v, m);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        store_models_free(v.data, v.len);
+        return store_sqlite_err(s, err, "models");
+    }
+    *out = v.data;
+    *n = v.len;
+    return 0;
+}
+
+void store_models_free(store_model *m, size_t n) {
+    for (size_t i = 0; i < n; i++) store_model_deinit(&m[i]);
+    free(m);
+}
+
+int store_model_activate(store *s, const char *name, tailor_error *err) {
+    bool own;
+    int rc = model_tx_begin(s, &own, err), changed = 0;
+    /* Clear first: the partial unique index allows one active row. */
+    if (!rc) rc = model_exec(s, "UPDATE models SET active = 0 WHERE active = 1 AND name <> ?1", name, NULL, NULL, err);
+    if (!rc) rc = model_exec(s, "UPDATE models SET active = 1 WHERE name = ?1", name, NULL, &changed, err);
+    if (!rc && !changed) rc = model_not_found(s, name, err);
+    return model_tx_end(s, own, rc, err);
+}
+
+int store_model_remove(store *s, const char *name, tailor_error *err) {
+    bool own;
+    int rc = model_tx_begin(s, &own, err), changed = 0;
+    if (!rc) rc = model_exec(s, "DELETE FROM models WHERE name = ?1", name, NULL, &changed, err);
+    if (!rc && !changed) rc = model_not_found(s, name, err);
+    /* Removing the active model hands the role to the newest one left. */
+    if (!rc)
+        rc = model_exec(s, "UPDATE models SET active = 1 WHERE NOT EXISTS (SELECT 1 FROM models WHERE active = 1)"
+                           " AND id = (SELECT id FROM models ORDER BY trained_at DESC, id DESC LIMIT 1)",
+                        NULL, NULL, NULL, err);
+    return model_tx_end(s, own, rc, err);
+}
+
+int store_model_set_evaluation(store *s, const char *name, const char *json, tailor_error *err) {
+    int changed = 0;
+    int rc = model_exec(s, "UPDATE models SET evaluation = ?2 WHERE name = ?1", name, json, &changed, err);
+    if (!rc && !changed) rc = model_not_found(s, name, err);
+    return rc;
+}
+
+char *store_model_relpath(store *s, const char *name) {
+    const char *slash = strrchr(s->path, '/');
+    sb p;
+    sb_init(&p);
+    sb_printf(&p, "%s.models/%s.tmod", slash ? slash + 1 : s->path, name);
+    return sb_take(&p);
+}
+
+char *store_path_resolve(store *s, const char *file) {
+    if (file[0] == '/') return xstrdup(file);
+    const char *slash = strrchr(s->path, '/');
+    sb p;
+    sb_init(&p);
+    if (slash) sb_printf(&p, "%.*s", (int)(slash - s->path + 1), s->path);
+    sb_puts(&p, file);
+    if (!file_exists(sb_str(&p))) {
+        /* Files of older versions were relative to where one trained; the
+         * model's own name still finds it beside the database. */
+        const char *fs = strrchr(file, '/');
+        sb q;
+        sb_init(&q);
+        if (slash) sb_printf(&q, "%.*s", (int)(slash - s->path + 1), s->path);
+        sb_printf(&q, "%s.models/%s", slash ? slash + 1 : s->path, fs ? fs + 1 : file);
+        if (file_exists(sb_str(&q))) {
+            sb_deinit(&p);
+            return sb_take(&q);
+        }
+        sb_deinit(&q);
+    }
+    return sb_take(&p);
 }
 
 int store_user_history(store *s, const char *user_ext, store_history_fn cb, void *ctx,
@@ -567,6 +752,7 @@ int store_items_each(store *s, store_item_fn cb, void *ctx, tailor_error *err) {
 }
 
 void store_model_deinit(store_model *m) {
+    free(m->evaluation);
     free(m->name);
     free(m->kind);
     free(m->params);
@@ -682,7 +868,7 @@ int store_content_digest(store *s, char out_hex[65], tailor_error *err) {
     sqlite3_stmt *tables;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT name FROM sqlite_schema WHERE type = 'table'"
-                           " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'items_fts%'"
+                           " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '%\\_fts%' ESCAPE '\\'"
                            " ORDER BY name",
                            -1, &tables, NULL) != SQLITE_OK)
         return store_sqlite_err(s, err, "digest");
@@ -738,6 +924,87 @@ int store_idmap_load(store *s, const char *table, hmap *m, tailor_error *err) {
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, table);
+}
+
+/* ---- search ------------------------------------------------------------ */
+
+/* The words of free text as an FTS5 query: each one quoted (so that no
+ * character of the user's text is FTS5 syntax), any of them matching;
+ * bm25 ranks rows with more and rarer words higher. */
+static bool search_query(const char *text, sb *q) {
+    const unsigned char *p = (const unsigned char *)text;
+    bool any = false;
+    while (*p) {
+        while (*p && *p < 0x80 && !((*p >= '0' && *p <= '9') || ((*p | 32) >= 'a' && (*p | 32) <= 'z'))) p++;
+        const unsigned char *w = p;
+        while (*p && (*p >= 0x80 || (*p >= '0' && *p <= '9') || ((*p | 32) >= 'a' && (*p | 32) <= 'z'))) p++;
+        if (p == w) continue;
+        sb_printf(q, "%s\"%.*s\"", any ? " OR " : "", (int)(p - w), (const char *)w);
+        any = true;
+    }
+    return any;
+}
+
+static int hit_cmp(const void *a, const void *b) {
+    const store_hit *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int store_search(store *s, const char *text, store_hit **out, size_t *n, tailor_error *err) {
+    *out = NULL;
+    *n = 0;
+    sb q;
+    sb_init(&q);
+    if (!search_query(text, &q)) {
+        sb_deinit(&q);
+        return err_set(err, TAILOR_EINVAL, "nothing to search for in '%s' (no letters or digits)", text);
+    }
+    /* Text matches, titles weighing twice the body; then tag matches,
+     * half as much, growing with how many users gave a matching tag. */
+    static const char *const sql[2] = {
+        "SELECT rowid, -bm25(items_fts, 2.0, 1.0) FROM items_fts WHERE items_fts MATCH ?1",
+        /* bm25() cannot run inside an aggregate: rank first. */
+        "WITH m AS MATERIALIZED (SELECT rowid AS id, -bm25(tags_fts) AS s FROM tags_fts WHERE tags_fts MATCH ?1)"
+        " SELECT t.item_id, max(m.s), count(*) FROM m JOIN tags t ON t.id = m.id GROUP BY t.item_id",
+    };
+    hmap at;
+    hmap_init(&at, 64);
+    VEC(store_hit) hits = {0};
+    int rc = 0;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->db, sql[pass], -1, &st, NULL) != SQLITE_OK) {
+            rc = store_sqlite_err(s, err, "search");
+            break;
+        }
+        sqlite3_bind_text(st, 1, sb_str(&q), -1, SQLITE_STATIC);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            int64_t id = sqlite3_column_int64(st, 0), slot;
+            double score = sqlite3_column_double(st, 1);
+            if (pass == 1) score *= 0.5 * (1 + log((double)sqlite3_column_int64(st, 2)));
+            if (hmap_get(&at, (const char *)&id, sizeof id, &slot)) {
+                hits.data[slot].score += score;
+            } else {
+                hmap_put(&at, (const char *)&id, sizeof id, (int64_t)hits.len);
+                store_hit h = {id, score};
+                vec_push(&hits, h);
+            }
+        }
+        if (step != SQLITE_DONE) rc = store_sqlite_err(s, err, "search");
+        sqlite3_finalize(st);
+    }
+    hmap_deinit(&at);
+    sb_deinit(&q);
+    if (rc) {
+        vec_free(&hits);
+        return rc;
+    }
+    if (hits.len) qsort(hits.data, hits.len, sizeof *hits.data, hit_cmp);
+    *out = hits.data;
+    *n = hits.len;
+    return 0;
 }
 
 /* ---- public wrappers --------------------------------------------------- */

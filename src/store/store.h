@@ -17,7 +17,7 @@
 typedef struct tailor_store store;
 
 /* The schema version this build creates and migrates to. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store_params {
     int target_version; /* migrate up to this version; 0 = latest (tests use older) */
@@ -106,6 +106,8 @@ int store_events_index_ensure(store *s, tailor_error *err);
 int store_events_bulk_begin(store *s, tailor_error *err);
 int store_events_bulk_drop_indexes(store *s, tailor_error *err);
 void store_events_bulk_finish(store *s);
+/* The newest event time (0 when there are no events); a scan. */
+int store_events_max_ts(store *s, int64_t *out, tailor_error *err);
 /* An estimate of the number of stored events (max rowid). */
 int64_t store_events_count(store *s);
 
@@ -114,8 +116,11 @@ int64_t store_events_count(store *s);
 int store_event_find(store *s, const store_event *ev, bool *found, tailor_error *err);
 int store_event_delete_same(store *s, const store_event *ev, tailor_error *err);
 
-int store_tag_add(store *s, int64_t user_id /* 0 = none */, int64_t item_id,
-                  const char *tag, int64_t ts, tailor_error *err);
+/* A tag is one (user, item, tag) row: under ERROR an existing one is
+ * TAILOR_EEXISTS, SKIP keeps it, REPLACE takes the new time, KEEP stores
+ * both. *inserted (may be NULL) says whether a row was added. */
+int store_tag_add(store *s, int64_t user_id /* 0 = none */, int64_t item_id, const char *tag,
+                  int64_t ts, store_dup_policy dup, bool *inserted, tailor_error *err);
 int store_kg_add(store *s, const char *head, const char *relation, const char *tail,
                  const char *source, double confidence, store_dup_policy dup,
                  tailor_error *err);
@@ -127,14 +132,38 @@ typedef struct store_item {
 int store_item_get(store *s, int64_t id, store_item *out, tailor_error *err);
 void store_item_deinit(store_item *it);
 
-/* Models: one row per trained model. */
+/* Models: one row per trained model. One model is active (what commands
+ * and the server serve unless told otherwise) whenever any exists. */
 typedef struct store_model {
     char *name, *kind, *params, *metrics, *file; /* malloc'd */
+    char *evaluation; /* JSON of the last evaluation, or NULL */
     int64_t trained_at; /* unix seconds */
+    bool active;
 } store_model;
-int store_model_put(store *s, const store_model *m, tailor_error *err);
+/* Inserts or replaces the row named m->name (a replaced row keeps its
+ * active flag and loses its evaluation). activate: make it the active
+ * model; the first model of a store becomes active anyway. m->file is
+ * relative to the database's folder (store_model_relpath). */
+int store_model_put(store *s, const store_model *m, bool activate, tailor_error *err);
+/* TAILOR_ENOTFOUND names the models that exist. */
 int store_model_get(store *s, const char *name, store_model *out, tailor_error *err);
+/* The active model (TAILOR_ENOTFOUND when the store has none). */
+int store_model_active(store *s, store_model *out, tailor_error *err);
+/* Every model, oldest first: a malloc'd array; free with store_models_free. */
+int store_models_list(store *s, store_model **out, size_t *n, tailor_error *err);
+void store_models_free(store_model *m, size_t n);
+int store_model_activate(store *s, const char *name, tailor_error *err);
+/* Deletes the row (not the file); when it was active the newest model
+ * left becomes active. */
+int store_model_remove(store *s, const char *name, tailor_error *err);
+int store_model_set_evaluation(store *s, const char *name, const char *json, tailor_error *err);
 void store_model_deinit(store_model *m);
+/* "DB.models/NAME.tmod" relative to the database's folder (malloc'd), so
+ * that a folder holding the database and its models can move. */
+char *store_model_relpath(store *s, const char *name);
+/* A stored file name resolved against the database's folder (malloc'd);
+ * absolute names stay as they are. */
+char *store_path_resolve(store *s, const char *file);
 
 /* Conversations. */
 int store_session_new(store *s, int64_t user_id /* 0 = anonymous */, int64_t *id,
@@ -163,8 +192,15 @@ typedef int (*store_item_fn)(void *ctx, const char *ext_id, const char *title,
                              const char *attributes);
 int store_items_each(store *s, store_item_fn cb, void *ctx, tailor_error *err);
 
-/* The most recently trained model (ties: the last saved). */
-int store_model_latest(store *s, store_model *out, tailor_error *err);
+/* Full-text search: items whose title, text or tags hold any word of
+ * text (FTS5, bm25; a title word weighs twice a body word, tags half),
+ * best first (ties: lower id). *out is malloc'd (free it); text without
+ * letters or digits is TAILOR_EINVAL. */
+typedef struct store_hit {
+    int64_t id; /* item row id */
+    double score;
+} store_hit;
+int store_search(store *s, const char *text, store_hit **out, size_t *n, tailor_error *err);
 
 /* Counts of the main tables. */
 int store_counts(store *s, tailor_store_counts *out, tailor_error *err);

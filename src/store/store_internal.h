@@ -21,6 +21,8 @@ typedef enum store_stmt_id {
     ST_EVENT_FIND,
     ST_EVENT_DELETE,
     ST_TAG_INSERT,
+    ST_TAG_FIND,
+    ST_TAG_UPDATE,
     ST_KG_INSERT,
     ST_KG_INSERT_IGNORE,
     ST_KG_REPLACE,

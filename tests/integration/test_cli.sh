@@ -88,21 +88,21 @@ has "$W/out" "trained itemknn as 'knn20' on 943 users, 1682 items, 100000 intera
 expect 0 "train als" -- "$T" -q --db "$W/a.db" train als -p factors=16 -p iterations=3 -t 2
 expect 0 "train sasrec" -- "$T" -q --db "$W/a.db" train sasrec -p epochs=1 -p hidden=16 -p blocks=1 -p patience=0 --name sas
 expect 0 "recommend sasrec" -- "$T" --db "$W/a.db" recommend --user 1 -k 3 -m sas
-has "$W/out" "sasrec for user 1" "sasrec serves"
+has "$W/out" "sas (sasrec) for user 1" "sasrec serves, named"
 expect 0 "recommend" -- "$T" --db "$W/a.db" recommend --user 1 -k 5 --model knn20 --explain
-has "$W/out" "itemknn for user 1 (272 items in history)" "recommend header"
+has "$W/out" "knn20 (itemknn) for user 1 (272 items in history)" "recommend header"
 has "$W/out" "because of" "explanations"
 if grep -q "Toy Story (1995)" "$W/out"; then bad "recommended an item the user has"; else ok; fi
 expect 0 "recommend json latest" -- "$T" --db "$W/a.db" recommend -u 1 -k 3 --json
-has "$W/out" '"model":"sasrec","items":[{"rank":1' "latest model used, JSON"
+has "$W/out" '"model":"sas","kind":"sasrec","items":[{"rank":1' "active (last trained) model used, JSON"
 expect 0 "recommend filter" -- "$T" --db "$W/a.db" recommend -u 1 -k 5 -m knn20 --filter genres=Horror --json
 if grep -q '"rank":1' "$W/out"; then ok; else bad "filtered recommendations"; fi
 expect 0 "recommend cold history" -- "$T" --db "$W/a.db" recommend --history 1,2,3 -k 3 -m knn20
-expect 65 "unknown history item" -- "$T" --db "$W/a.db" recommend --history nosuch -m knn20
+expect 66 "unknown history item" -- "$T" --db "$W/a.db" recommend --history nosuch -m knn20
 expect 64 "user and history" -- "$T" --db "$W/a.db" recommend
 expect 66 "unknown user" -- "$T" --db "$W/a.db" recommend --user 99999 -m knn20
 expect 0 "similar" -- "$T" --db "$W/a.db" similar --item 1 -k 3 -m knn20
-has "$W/out" "items like Toy Story (1995) (itemknn):" "similar header"
+has "$W/out" "items like Toy Story (1995), by knn20 (itemknn):" "similar header"
 expect 66 "no such model" -- "$T" --db "$W/a.db" recommend -u 1 -m nosuch
 expect 64 "unknown model kind" -- "$T" --db "$W/a.db" train nosuch
 has "$W/err" "models: pop, itemknn, als, bpr, ease, sasrec" "train lists models"

@@ -48,10 +48,17 @@ has "$W/out" "' Once'" "pieces shown"
 expect 0 "info" -- "$T" llm info "$S/stories260K.gguf"
 has "$W/out" "general.architecture" "info metadata"
 has "$W/out" "blk.4.ffn_down.weight" "info tensor table"
+expect 0 "info -m" -- "$T" llm info -m "$S/stories260K.gguf"
+has "$W/out" "general.architecture" "info takes -m like every llm command"
+expect 64 "info with two files" -- "$T" llm info -m "$S/stories260K.gguf" "$S/stories260K.gguf"
 expect 0 "embed" -- "$T" llm embed -m "$S/stories260K.gguf" "one" "two words"
 if [ "$(wc -l <"$W/out")" -eq 2 ] && awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i * $i; if (NF != 64 || s < 0.999 || s > 1.001) exit 1 }' "$W/out"; then ok; else bad "embed: two unit vectors of 64"; fi
 expect 0 "chat with a named template" -- "$T" -q llm chat -m "$S/stories260K.gguf" --chat-template zephyr -p "hi" -n 5 --temp 0
 [ -s "$W/out" ] && ok || bad "chat printed an answer"
+printf 'hi\n/exit\nnot read\n' >"$W/turns"
+expect 0 "chat leaves at /exit" -- sh -c "\"$T\" llm chat -m \"$S/stories260K.gguf\" --chat-template zephyr -n 3 --temp 0 <\"$W/turns\""
+has "$W/err" "/exit or Ctrl-D leaves" "chat banner says how to leave"
+if [ "$(grep -c 'new prompt tokens' "$W/err")" -eq 1 ]; then ok; else bad "chat answered after /exit"; fi
 expect 78 "chat without a template" -- "$T" llm chat -m "$S/stories260K.gguf" -p "hi"
 has "$W/err" "--chat-template" "chat suggests --chat-template"
 

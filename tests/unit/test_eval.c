@@ -66,12 +66,31 @@ static void test_ties_in_ranking(void) {
 }
 
 static void test_stats(void) {
+    /* 0/1 values: Wilson's score interval (p = 0.5, n = 4: 0.5 -/+ 0.3499). */
     double v[4] = {1, 0, 1, 0};
     eval_stat s = eval_stat_of(v, 4);
     CHECK(NEAR(s.mean, 0.5));
-    double half = 1.959964 * sqrt(1.0 / 3.0) / 2;
+    double z = 1.959964, half = z / (1 + z * z / 4) * sqrt(0.25 / 4 + z * z / 64);
     CHECK(NEAR(s.hi - s.mean, half));
     CHECK(NEAR(s.mean - s.lo, half));
+    /* Few users with every hit: the interval stays inside [0, 1] (a normal
+     * interval gave [0.7651, 1.0349] for such cases) and is not empty. */
+    double all[5] = {1, 1, 1, 1, 1};
+    s = eval_stat_of(all, 5);
+    CHECK(s.mean == 1 && s.hi == 1 && s.lo > 0.5 && s.lo < 0.6); /* Wilson: 0.5655 */
+    double most[6] = {1, 1, 1, 1, 1, 0};
+    s = eval_stat_of(most, 6);
+    CHECK(s.hi <= 1 && s.lo >= 0 && s.lo < s.mean && s.hi > s.mean);
+    /* Other values: Student's t (n - 1 degrees of freedom), clipped. */
+    double g[4] = {0.9, 1.0, 1.0, 0.6};
+    s = eval_stat_of(g, 4);
+    double sd = sqrt((0.000625 + 0.015625 + 0.015625 + 0.075625) / 3);
+    CHECK(NEAR(s.mean, 0.875));
+    CHECK(NEAR(s.lo, 0.875 - 3.182 * sd / 2));
+    CHECK(s.hi == 1);
+    CHECK(NEAR(eval_t975(1), 12.706) && NEAR(eval_t975(30), 2.042));
+    CHECK(fabs(eval_t975(40) - 2.0211) < 2e-4 && fabs(eval_t975(120) - 1.9799) < 2e-4);
+    CHECK(fabs(eval_t975(31) - 2.0395) < 2e-4);
     double a[5] = {0.1, 0.2, 0.3, 0.4, 0.5}, b[5] = {0.1, 0.2, 0.3, 0.4, 0.5}, c[5];
     eval_paired p = eval_paired_test(a, b, 5);
     CHECK(p.diff == 0 && p.p_value == 1);

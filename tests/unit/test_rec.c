@@ -108,6 +108,8 @@ static void test_pop(void) {
     m->kind->score(m, 0, NULL, NULL, 0, s);
     CHECK(s[0] == 10.0f);
     CHECK(s[6] == 10.0f);
+    CHECK(m->kind->explain_style == REC_EXPLAIN_POPULARITY);
+    CHECK(m->popularity && m->popularity[0] == 10 && m->popularity[1] == 8);
     CHECK(s[1] == 8.0f); /* missed by users 0 and 5 */
     int32_t items[3];
     float sc[3];
@@ -231,6 +233,9 @@ static void roundtrip(const char *kind, const char *const *kv, int n) {
     for (size_t i = 0; i < m->params.n; i++)
         CHECK_STR(rec_params_get(&l->params, m->params.names[i]), m->params.values[i]);
     CHECK_STR(l->item_ext[3], "3");
+    /* The users per item travel with the model (the popularity fallback). */
+    CHECK(l->popularity && m->popularity);
+    if (l->popularity && m->popularity) CHECK(memcmp(l->popularity, m->popularity, NI * sizeof *m->popularity) == 0);
     rec_model_free(l);
     rec_model_free(m);
     free(path);
@@ -248,6 +253,100 @@ static void test_save_load(void) {
     roundtrip("ease", ease, 1);
     const char *sas[] = {"hidden=8", "blocks=1", "epochs=2", "patience=0", "max_len=4"};
     roundtrip("sasrec", sas, 5);
+}
+
+/* EASE's blocked factorisation and inverse (several 256-column blocks)
+ * against a float64 Gauss-Jordan inverse of the same Gram matrix; half
+ * precision storage rounds what is served and halves the file. */
+static void test_ease_blocked(void) {
+    enum { EU = 400, EI = 300 };
+    static int64_t ptr[EU + 1];
+    static int32_t idx[EU * 40];
+    static float val[EU * 40];
+    rng g;
+    rng_seed(&g, 7);
+    int64_t n = 0;
+    unsigned char has[EI];
+    for (int u = 0; u < EU; u++) {
+        ptr[u] = n;
+        memset(has, 0, sizeof has);
+        int len = 10 + (int)rng_below(&g, 30);
+        for (int t = 0; t < len; t++) has[(u * 7 + (int)rng_below(&g, 60)) % EI] = 1; /* overlapping windows */
+        for (int i = 0; i < EI; i++)
+            if (has[i]) idx[n] = i, val[n] = 1, n++;
+    }
+    ptr[EU] = n;
+    rec_data d = {EU, EI, ptr, idx, val, NULL};
+    double lambda = 10;
+    double *A = calloc((size_t)EI * 2 * EI, sizeof *A); /* [G | I] */
+    for (int u = 0; u < EU; u++)
+        for (int64_t a = ptr[u]; a < ptr[u + 1]; a++)
+            for (int64_t b = ptr[u]; b < ptr[u + 1]; b++) A[(size_t)idx[a] * 2 * EI + idx[b]] += 1;
+    for (int i = 0; i < EI; i++) A[(size_t)i * 2 * EI + i] += lambda, A[(size_t)i * 2 * EI + EI + i] = 1;
+    for (int c = 0; c < EI; c++) { /* symmetric positive definite: no pivoting needed */
+        double *rc = A + (size_t)c * 2 * EI, piv = rc[c];
+        for (int j = 0; j < 2 * EI; j++) rc[j] /= piv;
+        for (int r = 0; r < EI; r++) {
+            if (r == c) continue;
+            double *rr = A + (size_t)r * 2 * EI, f = rr[c];
+            if (f != 0)
+                for (int j = 0; j < 2 * EI; j++) rr[j] -= f * rc[j];
+        }
+    }
+    rec_params p = {0};
+    rec_params_parse(&p, "lambda=10");
+    rec_params_parse(&p, "storage=f32");
+    rec_model *m32 = NULL, *m16 = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(rec_model_new(rec_kind_find("ease"), &p, &m32, &e), 0);
+    rec_params_parse(&p, "storage=f16");
+    CHECK_EQ(rec_model_new(rec_kind_find("ease"), &p, &m16, &e), 0);
+    if (!m32 || !m16) return;
+    m32->quiet = m16->quiet = true;
+    CHECK_EQ(rec_model_fit(m32, &d, NULL, NULL, &e), 0);
+    CHECK_EQ(rec_model_fit(m16, &d, NULL, NULL, &e), 0);
+    double worst = 0, big = 0, worst16 = 0;
+    float s32[EI], s16[EI];
+    for (int h = 0; h < EI; h++) {
+        int32_t one[1] = {h};
+        m32->kind->score(m32, -1, one, NULL, 1, s32);
+        m16->kind->score(m16, -1, one, NULL, 1, s16);
+        for (int j = 0; j < EI; j++) {
+            const double *P = A + EI; /* the inverse's columns start at EI */
+            double want = h == j ? 0 : -P[(size_t)h * 2 * EI + j] / P[(size_t)j * 2 * EI + j];
+            worst = fmax(worst, fabs(s32[j] - want));
+            big = fmax(big, fabs(want));
+            worst16 = fmax(worst16, fabs(s16[j] - s32[j]) - fabs(s32[j]) / 1024);
+        }
+    }
+    if (worst > 1e-4 * big) fprintf(stderr, "  ease: largest error %g (largest weight %g)\n", worst, big);
+    CHECK(big > 0.01 && worst < 1e-4 * big);
+    CHECK(worst16 <= 1e-7); /* half precision: within one rounding step (and subnormals) */
+    char *p32 = path_join(g_dir, "e32.tmod"), *p16 = path_join(g_dir, "e16.tmod");
+    CHECK_EQ(rec_model_save(m32, p32, &e), 0);
+    CHECK_EQ(rec_model_save(m16, p16, &e), 0);
+    sb b32, b16;
+    sb_init(&b32);
+    sb_init(&b16);
+    file_read(p32, &b32, &e);
+    file_read(p16, &b16, &e);
+    CHECK(b16.len < b32.len * 6 / 10 && b16.len > b32.len * 4 / 10);
+    rec_model *l = NULL;
+    CHECK_EQ(rec_model_load(p16, &l, &e), 0);
+    if (l) {
+        int32_t one[1] = {5};
+        m16->kind->score(m16, -1, one, NULL, 1, s16);
+        l->kind->score(l, -1, one, NULL, 1, s32);
+        CHECK(memcmp(s16, s32, sizeof s16) == 0);
+        rec_model_free(l);
+    }
+    sb_deinit(&b32);
+    sb_deinit(&b16);
+    free(p32);
+    free(p16);
+    free(A);
+    rec_model_free(m32);
+    rec_model_free(m16);
 }
 
 static void test_damaged_files(void) {
@@ -334,6 +433,16 @@ static void test_sasrec(void) {
     int32_t hist2[2] = {5, 0};
     CHECK_EQ(rec_topk(m, -1, hist2, NULL, 2, tp, &item, &score, NULL), 1);
     CHECK_EQ(item, 1);
+    /* Its reasons: the attention the scoring position pays to each history
+     * item (a distribution over the history). */
+    CHECK(m->kind->explain_style == REC_EXPLAIN_ATTENTION && m->kind->explain);
+    float att[3];
+    m->kind->explain(m, -1, hist, NULL, 3, 5, att);
+    CHECK(att[0] >= 0 && att[1] >= 0 && att[2] >= 0);
+    CHECK(fabsf(att[0] + att[1] + att[2] - 1) < 1e-4f);
+    int32_t hist9[3] = {2, 99, 4}; /* an index the model lacks gets nothing */
+    m->kind->explain(m, -1, hist9, NULL, 3, 5, att);
+    CHECK(att[1] == 0 && fabsf(att[0] + att[2] - 1) < 1e-4f);
     /* Reproducible for a seed: a second training gives the same scores,
      * bit for bit (with dropout and early stopping on). */
     rec_params p2 = p;
@@ -423,7 +532,7 @@ static void test_params(void) {
     CHECK_EQ(rec_model_new(rec_kind_find("ease"), &t, &m, &e), 0);
     CHECK_EQ(rec_model_fit(m, &g_data, NULL, NULL, &e), TAILOR_EUNSUPPORTED);
     CHECK_CONTAINS(e.msg, "ease: 12 items need");
-    CHECK_CONTAINS(e.msg, "which allows at most 3 items");
+    CHECK_CONTAINS(e.msg, "which allows at most 5 items");
     rec_model_free(m);
 }
 
@@ -436,6 +545,7 @@ int main(void) {
     RUN(test_filter_and_explain);
     RUN(test_cg_matches_exact);
     RUN(test_save_load);
+    RUN(test_ease_blocked);
     RUN(test_damaged_files);
     RUN(test_sasrec);
     RUN(test_sasrec_valid_sampled);

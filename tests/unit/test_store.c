@@ -86,6 +86,92 @@ static void test_migration_from_v1(void) {
     free(p);
 }
 
+/* Items an event log creates have no title; a catalogue imported later
+ * gives them one. Version 2's triggers made that update fail ("database
+ * disk image is malformed"); version 3 indexes every item. */
+static void title_later(store *s) {
+    tailor_error e = {0};
+    int64_t id, id2;
+    CHECK_EQ(store_item_add(s, "i1", 2, NULL, NULL, NULL, &id, &e), 0);
+    CHECK_EQ(store_item_put(s, "i1", "Shirt", "blue cotton", NULL, STORE_DUP_REPLACE, &id2, NULL, &e), 0);
+    CHECK_EQ(id2, id);
+    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'shirt'"), id);
+    CHECK_EQ(store_item_put(s, "i1", "Skirt", NULL, NULL, STORE_DUP_REPLACE, &id2, NULL, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'shirt'"), 0);
+    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'skirt'"), id);
+    /* Catalogue first, events later: the item is found, not re-created. */
+    CHECK_EQ(store_item_put(s, "i2", "Hat", NULL, NULL, STORE_DUP_ERROR, &id2, NULL, &e), 0);
+    CHECK_EQ(store_item_find(s, "i2", &id, &e), 0);
+    CHECK_EQ(id, id2);
+    CHECK_EQ(query_int(s, "DELETE FROM items WHERE ext_id = 'i2' RETURNING 1"), 1);
+    CHECK_EQ(store_exec(s, "INSERT INTO items_fts (items_fts) VALUES ('integrity-check')", &e), 0);
+    CHECK_EQ(store_exec(s, "PRAGMA integrity_check", &e), 0);
+}
+
+static void test_title_after_events(void) {
+    store *s = open_db("titles.db", 0);
+    CHECK(s != NULL);
+    if (!s) return;
+    title_later(s);
+    store_close(s);
+    /* A version-2 file that already holds untitled items is repaired by
+     * the migration. */
+    s = open_db("titles2.db", 2);
+    CHECK(s && store_schema_version(s) == 2);
+    if (!s) return;
+    tailor_error e = {0};
+    int64_t id;
+    CHECK_EQ(store_item_add(s, "old", 3, NULL, NULL, NULL, &id, &e), 0);
+    store_close(s);
+    s = open_db("titles2.db", 0);
+    CHECK(s && store_schema_version(s) == STORE_SCHEMA_VERSION);
+    if (!s) return;
+    CHECK_EQ(store_item_put(s, "old", "Old Film", NULL, NULL, STORE_DUP_REPLACE, &id, NULL, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'film'"), id);
+    title_later(s);
+    store_close(s);
+}
+
+static void test_search(void) {
+    store *s = open_db("search.db", 0);
+    CHECK(s != NULL);
+    if (!s) return;
+    tailor_error e = {0};
+    int64_t heat, heist, toy, u;
+    CHECK_EQ(store_item_put(s, "m1", "Heat (1995)", "a bank robbery in los angeles", NULL, STORE_DUP_ERROR, &heat,
+                            NULL, &e), 0);
+    CHECK_EQ(store_item_put(s, "m2", "The Heist", "a crew plans one last job", NULL, STORE_DUP_ERROR, &heist, NULL,
+                            &e), 0);
+    CHECK_EQ(store_item_put(s, "m3", "Toy Story (1995)", "toys come alive", NULL, STORE_DUP_ERROR, &toy, NULL, &e),
+             0);
+    CHECK_EQ(store_user_put(s, "u", NULL, STORE_DUP_ERROR, &u, NULL, &e), 0);
+    CHECK_EQ(store_tag_add(s, u, toy, "heist", 1, STORE_DUP_ERROR, NULL, &e), 0);
+    store_hit *h;
+    size_t n;
+    /* A title word beats a tag; words are quoted, so syntax is harmless. */
+    CHECK_EQ(store_search(s, "heist\" OR *", &h, &n, &e), 0);
+    CHECK_EQ(n, 2);
+    if (n == 2) {
+        CHECK_EQ(h[0].id, heist);
+        CHECK_EQ(h[1].id, toy);
+        CHECK(h[0].score > h[1].score && h[1].score > 0);
+    }
+    free(h);
+    /* Any word matches; more of them rank higher. */
+    CHECK_EQ(store_search(s, "bank job", &h, &n, &e), 0);
+    CHECK_EQ(n, 2);
+    free(h);
+    CHECK_EQ(store_search(s, "1995 bank", &h, &n, &e), 0);
+    CHECK(n == 2 && h[0].id == heat);
+    free(h);
+    CHECK_EQ(store_search(s, "nothing-like-this", &h, &n, &e), 0);
+    CHECK_EQ(n, 0);
+    free(h);
+    CHECK_EQ(store_search(s, " ?! ", &h, &n, &e), TAILOR_EINVAL);
+    CHECK_CONTAINS(e.msg, "nothing to search for");
+    store_close(s);
+}
+
 static void test_entities_and_policies(void) {
     store *s = open_db("b.db", 0);
     if (!s) {
@@ -137,8 +223,27 @@ static void test_entities_and_policies(void) {
     CHECK(!f);
 
     /* Tags, triples, models, sessions. */
-    CHECK_EQ(store_tag_add(s, u1, i1, "mind-bending", 5, &e), 0);
-    CHECK_EQ(store_tag_add(s, 0, i2, "classic", 6, &e), 0);
+    bool tin;
+    CHECK_EQ(store_tag_add(s, u1, i1, "mind-bending", 5, STORE_DUP_ERROR, &tin, &e), 0);
+    CHECK(tin);
+    CHECK_EQ(store_tag_add(s, 0, i2, "classic", 6, STORE_DUP_ERROR, &tin, &e), 0);
+    /* A tag is (user, item, tag): every policy holds for it. */
+    CHECK_EQ(store_tag_add(s, u1, i1, "mind-bending", 7, STORE_DUP_ERROR, &tin, &e), TAILOR_EEXISTS);
+    CHECK_CONTAINS(e.msg, "tag 'mind-bending' of this user and item already exists");
+    CHECK_EQ(store_tag_add(s, u1, i1, "mind-bending", 7, STORE_DUP_SKIP, &tin, &e), 0);
+    CHECK(!tin);
+    CHECK_EQ(query_int(s, "SELECT ts FROM tags WHERE tag = 'mind-bending'"), 5);
+    CHECK_EQ(store_tag_add(s, u1, i1, "mind-bending", 7, STORE_DUP_REPLACE, &tin, &e), 0);
+    CHECK(!tin);
+    CHECK_EQ(query_int(s, "SELECT ts FROM tags WHERE tag = 'mind-bending'"), 7);
+    CHECK_EQ(store_tag_add(s, 0, i2, "classic", 8, STORE_DUP_SKIP, &tin, &e), 0); /* no user: NULL matches NULL */
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM tags"), 2);
+    CHECK_EQ(store_tag_add(s, 0, i2, "classic", 8, STORE_DUP_KEEP, &tin, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM tags"), 3);
+    CHECK_EQ(query_int(s, "DELETE FROM tags WHERE id = 3 RETURNING 1"), 1);
+    /* The tags' own text index follows. */
+    CHECK_EQ(query_int(s, "SELECT rowid FROM tags_fts WHERE tags_fts MATCH 'bending'"), 1);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM tags_fts WHERE tags_fts MATCH 'classic'"), 1);
     CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "import", 1.0, STORE_DUP_ERROR, &e), 0);
     CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_ERROR, &e), TAILOR_EEXISTS);
     CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_SKIP, &e), 0);
@@ -147,18 +252,79 @@ static void test_entities_and_policies(void) {
     CHECK_EQ(query_int(s, "SELECT confidence * 10 FROM kg_triples"), 5);
     CHECK_EQ(store_kg_add(s, "i1", "year", "1999", "llm", 1.5, STORE_DUP_ERROR, &e), TAILOR_EDB);
 
-    store_model m = {.name = "als-64", .kind = "als", .params = "{\"factors\":64}",
-                     .metrics = "{\"ndcg@10\":0.04}", .file = "models/als-64.bin", .trained_at = 1700000000};
-    CHECK_EQ(store_model_put(s, &m, &e), 0);
-    m.params = "{\"factors\":128}";
-    CHECK_EQ(store_model_put(s, &m, &e), 0); /* same name: updated */
     store_model got;
+    CHECK_EQ(store_model_active(s, &got, &e), TAILOR_ENOTFOUND);
+    CHECK_CONTAINS(e.msg, "no trained model");
+    CHECK_EQ(store_model_get(s, "none", &got, &e), TAILOR_ENOTFOUND);
+    CHECK_CONTAINS(e.msg, "has no trained models");
+    store_model m = {.name = "als-64", .kind = "als", .params = "{\"factors\":64}",
+                     .metrics = "{\"train_s\":1}", .file = "b.db.models/als-64.tmod", .trained_at = 1700000000};
+    CHECK_EQ(store_model_put(s, &m, false, &e), 0); /* the first model is active anyway */
+    CHECK_EQ(store_model_set_evaluation(s, "als-64", "{\"metrics\":{\"ndcg@10\":0.04}}", &e), 0);
+    m.params = "{\"factors\":128}";
+    CHECK_EQ(store_model_put(s, &m, false, &e), 0); /* same name: updated, evaluation gone */
     CHECK_EQ(store_model_get(s, "als-64", &got, &e), 0);
     CHECK_STR(got.kind, "als");
     CHECK_STR(got.params, "{\"factors\":128}");
     CHECK_EQ(got.trained_at, 1700000000);
+    CHECK(got.active);
+    CHECK(got.evaluation == NULL);
     store_model_deinit(&got);
     CHECK_EQ(store_model_get(s, "none", &got, &e), TAILOR_ENOTFOUND);
+    CHECK_CONTAINS(e.msg, "no model named 'none' in ");
+    CHECK_CONTAINS(e.msg, "(models: als-64)");
+    store_model m2 = {.name = "pop", .kind = "pop", .file = "b.db.models/pop.tmod", .trained_at = 1700000100};
+    CHECK_EQ(store_model_put(s, &m2, false, &e), 0);
+    CHECK_EQ(store_model_active(s, &got, &e), 0);
+    CHECK_STR(got.name, "als-64"); /* not activated: the active one stays */
+    store_model_deinit(&got);
+    CHECK_EQ(store_model_activate(s, "pop", &e), 0);
+    CHECK_EQ(store_model_active(s, &got, &e), 0);
+    CHECK_STR(got.name, "pop");
+    store_model_deinit(&got);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM models WHERE active = 1"), 1);
+    CHECK_EQ(store_model_activate(s, "nope", &e), TAILOR_ENOTFOUND);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM models WHERE active = 1"), 1); /* rolled back */
+    CHECK_EQ(store_model_set_evaluation(s, "pop", "{\"metrics\":{\"ndcg@10\":0.02}}", &e), 0);
+    store_model *all;
+    size_t nall;
+    CHECK_EQ(store_models_list(s, &all, &nall, &e), 0);
+    CHECK_EQ(nall, 2);
+    if (nall == 2) {
+        CHECK_STR(all[0].name, "als-64");
+        CHECK(!all[0].active && all[1].active);
+        CHECK_CONTAINS(all[1].evaluation, "0.02");
+    }
+    store_models_free(all, nall);
+    /* Removing the active model hands the role on. */
+    CHECK_EQ(store_model_remove(s, "pop", &e), 0);
+    CHECK_EQ(store_model_active(s, &got, &e), 0);
+    CHECK_STR(got.name, "als-64");
+    CHECK(got.active);
+    store_model_deinit(&got);
+    CHECK_EQ(store_model_remove(s, "pop", &e), TAILOR_ENOTFOUND);
+    /* Model files sit beside the database, named relative to its folder. */
+    char *rel = store_model_relpath(s, "knn");
+    CHECK_STR(rel, "b.db.models/knn.tmod");
+    char *abs = store_path_resolve(s, rel), *want = path_join(g_dir, "b.db.models/knn.tmod");
+    CHECK_STR(abs, want);
+    free(abs);
+    free(want);
+    /* A path from an older tailor (relative to where one trained) is
+     * found beside the database by its file name. */
+    want = path_join(g_dir, "b.db.models");
+    CHECK_EQ(mkdir_p(want, &e), 0);
+    free(want);
+    want = path_join(g_dir, "b.db.models/knn.tmod");
+    free(test_write(g_dir, "b.db.models/knn.tmod", "x"));
+    abs = store_path_resolve(s, "somewhere/else/b.db.models/knn.tmod");
+    CHECK_STR(abs, want);
+    free(abs);
+    free(want);
+    abs = store_path_resolve(s, "/abs/file.tmod");
+    CHECK_STR(abs, "/abs/file.tmod");
+    free(abs);
+    free(rel);
 
     int64_t sid;
     CHECK_EQ(store_session_new(s, u1, &sid, &e), 0);
@@ -367,6 +533,8 @@ int main(void) {
     g_dir = test_tmpdir();
     RUN(test_open_pragmas);
     RUN(test_migration_from_v1);
+    RUN(test_title_after_events);
+    RUN(test_search);
     RUN(test_entities_and_policies);
     RUN(test_transactions_and_digest);
     RUN(test_view);
