@@ -207,9 +207,11 @@ double rng_normal(rng *r);               /* standard normal */
 
 /* ---- half precision ---------------------------------------------------- */
 
-/* IEEE binary16, round to nearest even. */
+/* IEEE binary16 and bfloat16, round to nearest even (NaN stays NaN). */
 uint16_t f16_from_f32(float f);
 float f32_from_f16(uint16_t h);
+uint16_t bf16_from_f32(float f);
+float f32_from_bf16(uint16_t h);
 
 /* ---- timers ------------------------------------------------------------ */
 

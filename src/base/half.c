@@ -1,6 +1,6 @@
-/* half.c — IEEE half-precision conversions, exact (round to nearest even),
- * branch-light and portable: the reference that SIMD paths are tested
- * against, and what model files stored in F16 use. */
+/* half.c — IEEE half and bfloat16 conversions, exact (round to nearest
+ * even), branch-light and portable: the reference that SIMD paths are
+ * tested against, and what model files stored in 16 bits use. */
 #include <math.h>
 #include <string.h>
 
@@ -45,3 +45,11 @@ float f32_from_f16(uint16_t h) {
     uint32_t r = sign | (two_w < denorm_cutoff ? f2u(denormalized) : f2u(normalized));
     return u2f(r);
 }
+
+uint16_t bf16_from_f32(float f) {
+    uint32_t u = f2u(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 64); /* quiet NaN */
+    return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
+}
+
+float f32_from_bf16(uint16_t h) { return u2f((uint32_t)h << 16); }

@@ -79,10 +79,8 @@ float qk_dot_q4_K(const void *w, const void *a, int64_t n);
 float qk_dot_q5_K(const void *w, const void *a, int64_t n);
 float qk_dot_q6_K(const void *w, const void *a, int64_t n);
 
-/* bfloat16, round to nearest even (as the reference); IEEE half is in
- * base (f16_from_f32, f32_from_f16). */
-uint16_t llm_fp32_to_bf16(float f);
-float llm_bf16_to_fp32(uint16_t h);
+/* IEEE half and bfloat16 conversions are in base (f16_from_f32,
+ * bf16_from_f32 and their inverses). */
 
 /* Reference (scalar) row conversions. n must be a multiple of the block. */
 void llm_dequant_row(llm_type t, const void *src, float *dst, int64_t n);

@@ -69,27 +69,6 @@ int llm_type_from_name(const char *name) {
     return -1;
 }
 
-/* ---- half / bfloat16 --------------------------------------------------- */
-
-static uint32_t f2u(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-static float u2f(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-uint16_t llm_fp32_to_bf16(float f) {
-    uint32_t u = f2u(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 64); /* quiet NaN */
-    return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
-}
-
-float llm_bf16_to_fp32(uint16_t h) { return u2f((uint32_t)h << 16); }
-
 #define H2F f32_from_f16
 #define F2H f16_from_f32
 
@@ -161,7 +140,7 @@ void llm_dequant_row(llm_type t, const void *src, float *dst, int64_t n) {
     }
     case LLM_TYPE_BF16: {
         const uint16_t *h = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = llm_bf16_to_fp32(h[i]);
+        for (int64_t i = 0; i < n; i++) dst[i] = f32_from_bf16(h[i]);
         break;
     }
     case LLM_TYPE_Q4_0: deq_q4_0(src, dst, nb); break;
@@ -318,7 +297,7 @@ void llm_quant_row(llm_type t, const float *src, void *dst, int64_t n) {
     }
     case LLM_TYPE_BF16: {
         uint16_t *h = dst;
-        for (int64_t i = 0; i < n; i++) h[i] = llm_fp32_to_bf16(src[i]);
+        for (int64_t i = 0; i < n; i++) h[i] = bf16_from_f32(src[i]);
         break;
     }
     case LLM_TYPE_Q4_0: q_q4_0(src, dst, nb); break;
@@ -352,7 +331,7 @@ static float dot_f16(const void *w, const void *a, int64_t n) {
 static float dot_bf16(const void *w, const void *a, int64_t n) {
     const uint16_t *x = w, *y = a;
     double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)(llm_bf16_to_fp32(x[i]) * llm_bf16_to_fp32(y[i]));
+    for (int64_t i = 0; i < n; i++) s += (double)(f32_from_bf16(x[i]) * f32_from_bf16(y[i]));
     return (float)s;
 }
 

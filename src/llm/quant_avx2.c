@@ -112,7 +112,7 @@ TGT static float dot_bf16(const void *w, const void *a, int64_t n) {
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(LD(x + i), LD(y + i), s0);
 #undef LD
     float s = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += llm_bf16_to_fp32(x[i]) * llm_bf16_to_fp32(y[i]);
+    for (; i < n; i++) s += f32_from_bf16(x[i]) * f32_from_bf16(y[i]);
     return s;
 }
 

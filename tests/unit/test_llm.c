@@ -57,8 +57,8 @@ static void test_half_floats(void) {
     CHECK(f32_from_f16(0x3555) > 0.333f && f32_from_f16(0x3555) < 0.3334f);
     CHECK(f32_from_f16(0x0001) == ldexpf(1.0f, -24)); /* smallest subnormal */
     for (uint32_t h = 0; h < 0x7C00; h++) CHECK_EQ(f16_from_f32(f32_from_f16((uint16_t)h)), h);
-    CHECK_EQ(llm_fp32_to_bf16(1.0f), 0x3F80);
-    CHECK(llm_bf16_to_fp32(llm_fp32_to_bf16(3.140625f)) == 3.140625f);
+    CHECK_EQ(bf16_from_f32(1.0f), 0x3F80);
+    CHECK(f32_from_bf16(bf16_from_f32(3.140625f)) == 3.140625f);
 }
 
 static void fill(float *x, int64_t n, uint64_t seed) {
