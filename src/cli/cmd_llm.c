@@ -189,6 +189,34 @@ static int parse_sampling(cli_args *a, llm_sampler_params *sp) {
     return 0;
 }
 
+/* --grammar FILE.gbnf or --json-schema FILE: the grammar generation keeps
+ * to (NULL when neither is given; *code set on failure). */
+static llm_grammar *load_grammar(const cli_args *a, int *code) {
+    const char *gfile = cli_opt_get(a, "grammar"), *sfile = cli_opt_get(a, "json-schema");
+    *code = 0;
+    if (!gfile && !sfile) return NULL;
+    if (gfile && sfile) {
+        *code = cli_usage_error(a, "give --grammar or --json-schema, not both");
+        return NULL;
+    }
+    tailor_error err = {0};
+    sb src, gbnf;
+    sb_init(&src);
+    sb_init(&gbnf);
+    int rc = file_read(gfile ? gfile : sfile, &src, &err);
+    if (!rc && sfile) rc = llm_schema_to_gbnf(src.buf ? src.buf : "", &gbnf, &err);
+    llm_grammar *g = NULL;
+    const sb *text = sfile ? &gbnf : &src;
+    if (!rc) rc = llm_grammar_parse(text->buf ? text->buf : "", text->len, NULL, &g, &err);
+    if (rc) {
+        err_prefix(&err, "%s", gfile ? gfile : sfile);
+        *code = cli_fail(&err);
+    }
+    sb_deinit(&src);
+    sb_deinit(&gbnf);
+    return g;
+}
+
 int cmd_llm_run(cli_args *a) {
     const char *prompt = cli_opt_get(a, "prompt"), *file = cli_opt_get(a, "file");
     if ((prompt != NULL) == (file != NULL)) return cli_usage_error(a, "give either --prompt or --file");
@@ -203,11 +231,17 @@ int cmd_llm_run(cli_args *a) {
     gp.n_stop = nstop;
     gp.stop_at_eog = !cli_flag(a, "ignore-eos");
     tailor_error err = {0};
+    gp.grammar = load_grammar(a, &rc);
+    if (rc) return rc;
     sb text;
-    if ((rc = read_text(file, prompt, &text)) != 0) return rc;
+    if ((rc = read_text(file, prompt, &text)) != 0) {
+        llm_grammar_free(gp.grammar);
+        return rc;
+    }
     llm_model *m;
     llm_ctx *c;
     if ((rc = load_engine(a, &m, &c)) != 0) {
+        llm_grammar_free(gp.grammar);
         sb_deinit(&text);
         return rc;
     }
@@ -223,12 +257,19 @@ int cmd_llm_run(cli_args *a) {
     putchar('\n');
     fflush(stdout);
     if (rc < 0) rc = cli_fail(&err);
-    else if (!a->quiet)
+    else if (gp.grammar && !llm_grammar_complete(gp.grammar)) {
+        /* Never hand on a partial structure as if it were whole. */
+        fprintf(stderr, "tailor: the output stopped after %lld tokens, before the grammar's text was complete "
+                        "(raise -n)\n", (long long)st.gen_tokens);
+        rc = EX_DATAERR;
+    }
+    if (rc == 0 && !a->quiet)
         fprintf(stderr, "prompt: %lld tokens in %.3f s (%.1f tok/s); generated: %lld tokens in %.3f s (%.1f tok/s)\n",
                 (long long)st.prompt_tokens, st.prompt_s, st.prompt_s > 0 ? st.prompt_tokens / st.prompt_s : 0,
                 (long long)st.gen_tokens, st.gen_s, st.gen_s > 0 ? st.gen_tokens / st.gen_s : 0);
     free(ids);
     sb_deinit(&text);
+    llm_grammar_free(gp.grammar);
     llm_ctx_free(c);
     llm_model_free(m);
     return rc;

@@ -198,7 +198,9 @@ static const cli_cmd COMMANDS[] = {
     {"llm run", "", "generate text from a prompt with a GGUF model (streams to stdout)",
      "Only the generated text goes to stdout; timings go to stderr. --temp 0 is greedy\n"
      "(deterministic). Generation stops at an end-of-generation token, a --stop string,\n"
-     "or after -n tokens.",
+     "or after -n tokens. Under --grammar or --json-schema every token keeps the output a\n"
+     "prefix of a string of the grammar, and it stops when that string is complete; output\n"
+     "cut short by -n is an error (exit 65).",
      0, 0,
      {{"model", 'm', "MODEL", "GGUF model file"},
       {"prompt", 'p', "TEXT", "prompt text"},
@@ -206,6 +208,8 @@ static const cli_cmd COMMANDS[] = {
       {"n-predict", 'n', "N", "new tokens at most (default 128; -1 = until the end)"},
       SAMPLING_OPTS,
       {"stop", 0, "TEXT", "stop before TEXT (repeatable)"},
+      {"grammar", 0, "FILE", "keep the output to the strings of a GBNF grammar (llama.cpp's syntax)"},
+      {"json-schema", 0, "FILE", "keep the output to JSON that the schema in FILE accepts"},
       {"ignore-eos", 0, NULL, "do not stop at end-of-generation tokens"},
       {"no-bos", 0, NULL, "do not add BOS to the prompt"},
       {"special", 0, NULL, "parse special-token text in the prompt"},

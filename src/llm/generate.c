@@ -3,14 +3,51 @@
  * time, streaming text through a callback. Stop strings are held back
  * until it is certain they are not starting, so the caller never sees a
  * partial stop string. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "llm/llm.h"
 
 llm_gen_params llm_gen_default_params(void) {
-    llm_gen_params p = {128, llm_sampler_default_params(), NULL, 0, true};
+    llm_gen_params p = {128, llm_sampler_default_params(), NULL, 0, true, NULL};
     return p;
+}
+
+/* Whether the grammar allows tok, with the tokenizer's leading space
+ * dropped when the output drops it (the first piece of an SPM model). */
+static bool gram_allows(llm_grammar *g, const llm_vocab *v, int32_t tok, bool strip, sb *piece) {
+    if (!strip || llm_vocab_is_eog(v, tok)) return llm_grammar_token_allowed(g, tok);
+    sb_clear(piece);
+    llm_token_piece(v, tok, false, piece);
+    const char *s = piece->buf ? piece->buf : "";
+    size_t n = piece->len;
+    if (n && s[0] == ' ') s++, n--;
+    return n && llm_grammar_check_text(g, s, n);
+}
+
+/* Samples under the grammar: first from the model's own distribution, and
+ * only when that token cannot continue the text, again from the logits
+ * with every token that cannot masked out. Drawing first and redrawing
+ * from the renormalised rest gives the masked distribution exactly (for
+ * sampling without truncation, and for greedy); the mask is computed only
+ * when needed. */
+static int32_t sample_constrained(llm_sampler *smp, llm_grammar *g, const llm_vocab *v, const float *logits,
+                                  float *buf, const int32_t *hist, int64_t nh, bool strip, sb *piece, int64_t *masked,
+                                  tailor_error *err) {
+    int32_t tok = llm_sampler_sample(smp, logits, hist, nh);
+    if (gram_allows(g, v, tok, strip, piece)) return tok;
+    int32_t nv = llm_vocab_size(v);
+    const unsigned char *mask = strip ? NULL : llm_grammar_mask(g);
+    bool any = false;
+    for (int32_t i = 0; i < nv; i++) {
+        bool ok = mask ? mask[i] != 0 : gram_allows(g, v, i, strip, piece);
+        buf[i] = ok ? logits[i] : -INFINITY;
+        any |= ok;
+    }
+    if (!any) return err_set(err, TAILOR_EINVAL, "grammar: no token of the vocabulary can continue the text"), -1;
+    (*masked)++;
+    return llm_sampler_sample(smp, buf, hist, nh);
 }
 
 /* Length of the longest suffix of s that is a proper prefix of a stop. */
@@ -52,6 +89,9 @@ int llm_generate(llm_ctx *c, const int32_t *prompt, int64_t n_prompt, const llm_
         for (int64_t i = 0; i < n_prompt; i++)
             if (prompt[i] != llm_vocab_bos(m->vocab)) strip_space = false;
     }
+    llm_grammar *gram = p->grammar;
+    float *masked_logits = gram ? xmalloc(sizeof(float) * (size_t)m->hp.n_vocab) : NULL;
+    if (gram) llm_grammar_bind_vocab(gram, m->vocab);
     int rc = 0;
     uint64_t t0 = timer_now_ns();
     if ((rc = llm_decode(c, prompt, (int32_t)n_prompt, false, err)) < 0) goto done;
@@ -60,10 +100,20 @@ int llm_generate(llm_ctx *c, const int32_t *prompt, int64_t n_prompt, const llm_
     t0 = timer_now_ns();
     bool stopped = false;
     for (int32_t i = 0; (p->n_predict < 0 || i < p->n_predict) && !stopped; i++) {
-        int32_t tok = llm_sampler_sample(smp, llm_ctx_logits(c, -1), hist, nh);
+        int32_t tok;
+        if (gram) {
+            tok = sample_constrained(smp, gram, m->vocab, llm_ctx_logits(c, -1), masked_logits, hist, nh, strip_space,
+                                     &piece, &s.masked, err);
+            if (tok < 0) {
+                rc = TAILOR_EINVAL;
+                goto done;
+            }
+        } else {
+            tok = llm_sampler_sample(smp, llm_ctx_logits(c, -1), hist, nh);
+        }
         hist[nh++] = tok;
         s.gen_tokens++;
-        if (p->stop_at_eog && llm_vocab_is_eog(m->vocab, tok)) {
+        if ((p->stop_at_eog || gram) && llm_vocab_is_eog(m->vocab, tok)) {
             s.eog = true;
             break;
         }
@@ -75,6 +125,7 @@ int llm_generate(llm_ctx *c, const int32_t *prompt, int64_t n_prompt, const llm_
             if (pc[0] == ' ') pc++, pn--;
             strip_space = false;
         }
+        if (gram) llm_grammar_accept_text(gram, pc, pn); /* allowed: checked when sampled */
         sb_append(&text, pc, pn);
         /* A complete stop string ends generation; text before it streams. */
         size_t emit = text.len;
@@ -94,6 +145,10 @@ int llm_generate(llm_ctx *c, const int32_t *prompt, int64_t n_prompt, const llm_
             text.len = 0; /* the stop string and what follows are dropped */
             break;
         }
+        if (gram && llm_grammar_complete(gram) && !llm_grammar_can_continue(gram)) {
+            s.grammar_done = true;
+            break;
+        }
         if (p->n_predict >= 0 && i + 1 >= p->n_predict) break;
         if (llm_ctx_n_past(c) >= llm_ctx_n_ctx(c)) break;
         if ((rc = llm_decode(c, &tok, 1, false, err)) < 0) goto done;
@@ -105,6 +160,7 @@ done:
     sb_deinit(&text);
     sb_deinit(&piece);
     llm_sampler_free(smp);
+    free(masked_logits);
     free(hist);
     return rc;
 }

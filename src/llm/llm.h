@@ -366,6 +366,51 @@ void llm_sampler_free(llm_sampler *s);
 int32_t llm_sampler_sample(llm_sampler *s, const float *logits, const int32_t *history,
                            int64_t n_history);
 
+/* ---- grammars (grammar.c, jsonschema.c) -------------------------------- */
+
+/* A GBNF grammar (llama.cpp's syntax: rules `name ::= ...`, "literals",
+ * [character sets], [^negated], `.`, groups, alternatives, *, +, ?,
+ * {m}, {m,}, {m,n}, # comments) compiled into a matcher that follows text
+ * as it is generated. Errors name the line and column. */
+typedef struct llm_grammar llm_grammar;
+/* root: the start rule (NULL = "root"). */
+int llm_grammar_parse(const char *text, size_t n, const char *root, llm_grammar **out, tailor_error *err);
+void llm_grammar_free(llm_grammar *g);
+/* Back to the start (nothing matched yet). */
+void llm_grammar_reset(llm_grammar *g);
+/* Advances over text when it can continue a valid string (false: it
+ * cannot, and nothing changes). */
+bool llm_grammar_accept_text(llm_grammar *g, const char *s, size_t n);
+/* Whether text could be accepted, without accepting it. */
+bool llm_grammar_check_text(llm_grammar *g, const char *s, size_t n);
+/* The text so far is a complete match / can be continued. */
+bool llm_grammar_complete(const llm_grammar *g);
+bool llm_grammar_can_continue(const llm_grammar *g);
+/* Token level: the vocabulary's byte strings (once per grammar). */
+int llm_grammar_bind_vocab(llm_grammar *g, const llm_vocab *v);
+/* allowed[token] for the current state (owned by the grammar, valid until
+ * its next call): tokens whose text can continue, and end-of-generation
+ * tokens when the text is complete. Cached per matcher state. */
+const unsigned char *llm_grammar_mask(llm_grammar *g);
+bool llm_grammar_token_allowed(llm_grammar *g, int32_t tok);
+/* Matcher states created so far (for measurements). */
+size_t llm_grammar_states(const llm_grammar *g);
+
+/* JSON Schema (the subset tools need: type, properties, required, enum,
+ * const, anyOf/oneOf, items, min/maxItems, min/maxLength, integer and
+ * number bounds, $ref to $defs/definitions) -> GBNF text whose strings are
+ * exactly the JSON values the schema accepts, within bounds that make
+ * every generation end: strings without maxLength get at most
+ * LLM_SCHEMA_MAX_STRING characters, arrays without maxItems at most
+ * LLM_SCHEMA_MAX_ITEMS, whitespace between tokens at most one space.
+ * Unsupported keywords are an error naming their path. */
+#define LLM_SCHEMA_MAX_STRING 200
+#define LLM_SCHEMA_MAX_ITEMS 32
+int llm_schema_to_gbnf(const char *schema_json, sb *out, tailor_error *err);
+/* Validates a JSON text against a schema (the same subset); the error
+ * names the path ($.items[2].id) and the rule broken. */
+int llm_schema_validate(const char *schema_json, const char *json, tailor_error *err);
+
 /* ---- chat templates and embeddings ------------------------------------ */
 
 typedef struct llm_chat_msg {
@@ -445,12 +490,19 @@ typedef struct llm_gen_params {
     const char *const *stop; /* stop strings (borrowed), n_stop of them */
     int n_stop;
     bool stop_at_eog; /* end at an end-of-generation token */
+    /* Constrains the output to the grammar's strings, from the grammar's
+     * current state (borrowed; NULL = none). Generation ends when the text
+     * is complete and nothing can follow, or on end-of-generation, which is
+     * allowed only when the text is complete. */
+    llm_grammar *grammar;
 } llm_gen_params;
 
 typedef struct llm_gen_stats {
     int64_t prompt_tokens, gen_tokens;
     double prompt_s, gen_s;
     bool eog; /* ended on an end-of-generation token */
+    bool grammar_done; /* ended because the grammar's text was complete */
+    int64_t masked;    /* tokens sampled under a full grammar mask */
 } llm_gen_stats;
 
 llm_gen_params llm_gen_default_params(void);

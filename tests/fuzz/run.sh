@@ -6,7 +6,7 @@ B=${1:-build/fuzz}
 SECONDS_EACH=${2:-60}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 data="$here/../shared/data"
-mkdir -p "$B/corpus/csv" "$B/corpus/jsonl" "$B/corpus/model" "$B/corpus/gguf" "$B/crashes"
+mkdir -p "$B/corpus/csv" "$B/corpus/jsonl" "$B/corpus/model" "$B/corpus/gguf" "$B/corpus/grammar" "$B/crashes"
 # Seeds: a byte of parameters, then a few lines of real files.
 if [ -d "$data" ]; then
     { printf '\000'; head -c 2000 "$data/ml-latest-small/movies.csv"; } >"$B/corpus/csv/movies"
@@ -27,7 +27,10 @@ if [ -d "$data/tinyllamas-stories260K" ]; then
     cp "$data/tinyllamas-stories260K/stories260K.gguf" "$B/corpus/gguf/" 2>/dev/null || true
     cp "$data/tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf" "$B/corpus/gguf/" 2>/dev/null || true
 fi
-for t in csv jsonl model gguf; do
+# Grammar seeds: a GBNF grammar with text to follow, and a JSON schema.
+printf '\000root ::= "{" ws ("\\"" [a-z]{1,4} "\\":" ws [0-9]+)? "}"\nws ::= " "?\n\000{"ab": 12}' >"$B/corpus/grammar/gbnf"
+printf '\001{"type":"object","properties":{"k":{"type":"integer","minimum":-5,"maximum":120},"q":{"type":"string","maxLength":8},"t":{"type":"array","items":{"enum":["a",1]}}},"required":["k"]}' >"$B/corpus/grammar/schema"
+for t in csv jsonl model gguf grammar; do
     echo "== fuzz_$t for ${SECONDS_EACH}s"
     max=65536
     [ "$t" = gguf ] && max=1300000 # seeds are whole (small) model files

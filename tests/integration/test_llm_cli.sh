@@ -62,6 +62,28 @@ if [ "$(grep -c 'new prompt tokens' "$W/err")" -eq 1 ]; then ok; else bad "chat 
 expect 78 "chat without a template" -- "$T" llm chat -m "$S/stories260K.gguf" -p "hi"
 has "$W/err" "--chat-template" "chat suggests --chat-template"
 
+# Constrained decoding: a model that knows nothing writes what the grammar
+# allows, at temperature 1.
+cat >"$W/tool.json" <<'SCHEMA'
+{"type": "object", "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 12},
+ "k": {"type": "integer", "minimum": 1, "maximum": 20}}, "required": ["query", "k"]}
+SCHEMA
+for seed in 1 2 3; do
+    expect 0 "json-schema run (seed $seed)" -- "$T" -q llm run -m "$S/stories260K.gguf" -p "Once" -n 100 --temp 1 --seed $seed --json-schema "$W/tool.json"
+    if grep -Eq '^\{ ?"query" ?: ?"[^"]{1,12}" ?, ?"k" ?: ?([1-9]|1[0-9]|20) ?\}$' "$W/out"; then ok; else bad "schema output: $(cat "$W/out")"; fi
+done
+printf 'root ::= num (" " op " " num){1,3}\nop ::= [-+*/]\nnum ::= [1-9] [0-9]{0,2}\n' >"$W/arith.gbnf"
+expect 0 "gbnf run" -- "$T" -q llm run -m "$S/stories260K.gguf" -p "Once" -n 60 --temp 1 --seed 4 --grammar "$W/arith.gbnf"
+if grep -Eq '^[1-9][0-9]{0,2}( [-+*/] [1-9][0-9]{0,2}){1,3}$' "$W/out"; then ok; else bad "grammar output: $(cat "$W/out")"; fi
+expect 65 "output cut short" -- "$T" -q llm run -m "$S/stories260K.gguf" -p "Once" -n 2 --temp 1 --seed 1 --json-schema "$W/tool.json"
+has "$W/err" "before the grammar's text was complete" "incomplete output is an error"
+printf 'root ::= "a" |\n  ( "b"\n' >"$W/bad.gbnf"
+expect 65 "bad grammar" -- "$T" llm run -m "$S/stories260K.gguf" -p "x" --grammar "$W/bad.gbnf"
+has "$W/err" "bad.gbnf: grammar line 2, column 3: expected ')' to close this group" "grammar error names file, line and column"
+printf '{"type": "object", "patternProperties": {}}' >"$W/bad.json"
+expect 78 "unsupported schema" -- "$T" llm run -m "$S/stories260K.gguf" -p "x" --json-schema "$W/bad.json"
+has "$W/err" "keyword 'patternProperties' is not supported" "unsupported keyword named"
+
 # Bad input: clear errors naming the file, sysexits codes.
 printf 'GGUF\003\000\000\000' >"$W/trunc.gguf"
 expect 65 "truncated GGUF" -- "$T" llm info "$W/trunc.gguf"
