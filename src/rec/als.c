@@ -25,9 +25,9 @@ typedef struct als_state {
 } als_state;
 
 static const rec_param_spec ALS_PARAMS[] = {
-    {"factors", "64", "latent factors"},
-    {"reg", "0.01", "L2 regularisation"},
-    {"alpha", "1", "confidence slope: c = 1 + alpha * r"},
+    {"factors", "256", "latent factors"},
+    {"reg", "50", "L2 regularisation"},
+    {"alpha", "20", "confidence slope: c = 1 + alpha * r"},
     {"iterations", "15", "alternating sweeps"},
     {"solver", "cg", "cg (conjugate gradient) or cholesky (exact)"},
     {"cg_steps", "3", "conjugate-gradient steps per row and sweep"},
@@ -345,7 +345,7 @@ static void als_footprint(const rec_model *m, int32_t n_users, int32_t n_items, 
 
 const rec_kind REC_ALS = {
     .name = "als",
-    .auto_grid = "factors=64,128 reg=1,10 alpha=1,5,20",
+    .auto_grid = "factors=128,256 reg=10,50,100 alpha=5,20,50",
     .summary = "implicit-feedback ALS (Hu, Koren, Volinsky 2008), CG or exact solver",
     .params = ALS_PARAMS,
     .init = als_init,

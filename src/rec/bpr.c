@@ -22,10 +22,10 @@ typedef struct bpr_state {
 
 static const rec_param_spec BPR_PARAMS[] = {
     {"factors", "64", "latent factors"},
-    {"lr", "0.05", "learning rate"},
+    {"lr", "0.1", "learning rate"},
     {"reg", "0.01", "L2 regularisation of factors"},
     {"reg_bias", "0.01", "L2 regularisation of item biases"},
-    {"epochs", "50", "passes over the interactions"},
+    {"epochs", "100", "passes over the interactions"},
     {"negatives", "uniform", "uniform or popularity"},
     {NULL, NULL, NULL},
 };
@@ -206,7 +206,7 @@ static void bpr_footprint(const rec_model *m, int32_t n_users, int32_t n_items, 
 
 const rec_kind REC_BPR = {
     .name = "bpr",
-    .auto_grid = "lr=0.01,0.05 reg=0.001,0.01 epochs=50,100",
+    .auto_grid = "epochs=100,200 lr=0.05,0.1 reg=0.001,0.01",
     .summary = "BPR matrix factorisation, SGD (Hogwild with threads), uniform or popularity negatives",
     .params = BPR_PARAMS,
     .init = bpr_init,

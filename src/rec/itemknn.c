@@ -24,8 +24,8 @@ typedef struct knn_state {
 } knn_state;
 
 static const rec_param_spec KNN_PARAMS[] = {
-    {"k", "100", "neighbours kept per item (0 = all)"},
-    {"shrink", "0", "shrinkage added to the similarity's denominator"},
+    {"k", "10", "neighbours kept per item (0 = all)"},
+    {"shrink", "10", "shrinkage added to the similarity's denominator"},
     {"similarity", "cosine", "cosine or asymmetric (asymmetric cosine)"},
     {"alpha", "0.5", "asymmetric cosine exponent"},
     {"weighting", "none", "none, tfidf or bm25 (users as terms)"},
@@ -289,7 +289,7 @@ static void knn_footprint(const rec_model *m, int32_t n_users, int32_t n_items, 
 
 const rec_kind REC_ITEMKNN = {
     .name = "itemknn",
-    .auto_grid = "k=5,10,20,50,100,200 shrink=0,10,50",
+    .auto_grid = "k=5,10,20,50,100 shrink=0,10,50",
     .summary = "item-based k-nearest neighbours (cosine / asymmetric cosine, BM25 or TF-IDF)",
     .params = KNN_PARAMS,
     .init = knn_init,

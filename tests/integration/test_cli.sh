@@ -107,7 +107,7 @@ expect 66 "no such model" -- "$T" --db "$W/a.db" recommend -u 1 -m nosuch
 expect 64 "unknown model kind" -- "$T" --db "$W/a.db" train nosuch
 has "$W/err" "models: pop, itemknn, als, bpr, ease, sasrec" "train lists models"
 expect 64 "unknown param" -- "$T" --db "$W/a.db" train als -p nosuch=1
-expect 0 "eval" -- "$T" -q --db "$W/a.db" eval --models pop,itemknn --param itemknn.k=10 -k 10,20 --json "$W/e.json" --report "$W/rep" --name ml-100k
+expect 0 "eval" -- "$T" -q --db "$W/a.db" eval --models pop,itemknn --param itemknn.k=10 --param itemknn.shrink=0 -k 10,20 --json "$W/e.json" --report "$W/rep" --name ml-100k
 has "$W/out" "protocol: full ranking" "eval labels protocol"
 has "$W/out" "paired comparison with pop" "eval paired comparison"
 has "$W/e.json" '"dataset":"ml-100k"' "eval json"
