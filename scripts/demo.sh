@@ -1,6 +1,7 @@
 #!/bin/sh
-# The main job, first version: import MovieLens into demo.db and print its
-# statistics. Data comes from $TAILOR_DATA if set (a MovieLens folder, or a
+# The main job: import MovieLens into demo.db, print its statistics, train
+# a recommender, and hold a short conversation with the agent (rules
+# backend: no language model needed). Data comes from $TAILOR_DATA if set (a MovieLens folder, or a
 # folder holding ml-latest-small/, ml-100k/ ...; ../shared/data when it sits
 # beside the checkout), else the dataset cache, else a download of
 # ml-latest-small.
@@ -45,3 +46,22 @@ rm -f "$DB" "$DB-wal" "$DB-shm"
 echo
 echo "== tailor stats"
 "$T" --db "$DB" stats
+echo
+echo "== tailor train itemknn"
+rm -rf "$DB.models"
+"$T" -q --db "$DB" train itemknn
+echo
+echo "== a conversation (tailor ask; each line continues the same session)"
+session=""
+for q in "three comedies from the 90s" "why" "no horror" "something like Toy Story" "more"; do
+    echo "> $q"
+    if [ -z "$session" ]; then
+        # The first turn starts a session; its id comes on stderr.
+        "$T" --db "$DB" ask --user 1 "$q" 2>"$DB.err"
+        session=$(sed -n 's/^(session \([0-9]*\))$/\1/p' "$DB.err")
+    else
+        "$T" -q --db "$DB" ask --user 1 --session "$session" "$q"
+    fi
+    echo
+done
+rm -f "$DB.err"

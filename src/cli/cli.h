@@ -7,7 +7,6 @@
 #include <sysexits.h>
 
 #include "base/base.h"
-#include "rec/rec.h"
 #include "store/store.h"
 
 typedef struct cli_opt {
@@ -63,19 +62,6 @@ store *cli_open_store(const cli_args *a, bool must_exist, int *exit_code);
 /* Parses --on-duplicate (or returns def); false on an unknown value. */
 bool cli_dup_policy(const cli_args *a, store_dup_policy def, store_dup_policy *out);
 
-/* A trained model opened for serving: the store, the model's row and
- * file, and its items by external id (ext -> model index). */
-typedef struct cli_served {
-    store *s;
-    store_model row;
-    rec_model *m;
-    hmap items;
-} cli_served;
-/* Opens the model named (NULL = the active one); returns 0 or an exit code
- * (the message printed). */
-int cli_served_open(const cli_args *a, const char *name, cli_served *sv);
-void cli_served_close(cli_served *sv);
-
 /* Handlers. */
 int cmd_version(cli_args *a);
 int cmd_stats(cli_args *a);
@@ -90,6 +76,8 @@ int cmd_train(cli_args *a);
 int cmd_recommend(cli_args *a);
 int cmd_similar(cli_args *a);
 int cmd_search(cli_args *a);
+int cmd_ask(cli_args *a);
+int cmd_chat(cli_args *a);
 int cmd_models_list(cli_args *a);
 int cmd_models_show(cli_args *a);
 int cmd_models_activate(cli_args *a);

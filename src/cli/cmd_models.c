@@ -12,36 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-
-int cli_served_open(const cli_args *a, const char *name, cli_served *sv) {
-    memset(sv, 0, sizeof *sv);
-    int code;
-    sv->s = cli_open_store(a, true, &code);
-    if (!sv->s) return code;
-    tailor_error err = {0};
-    int rc = name ? store_model_get(sv->s, name, &sv->row, &err) : store_model_active(sv->s, &sv->row, &err);
-    if (!rc) {
-        char *path = store_path_resolve(sv->s, sv->row.file ? sv->row.file : "");
-        rc = rec_model_load(path, &sv->m, &err);
-        free(path);
-    }
-    if (rc) {
-        store_model_deinit(&sv->row);
-        store_close(sv->s);
-        return cli_fail(&err);
-    }
-    hmap_init(&sv->items, (size_t)sv->m->n_items);
-    for (int32_t i = 0; i < sv->m->n_items; i++)
-        hmap_put(&sv->items, sv->m->item_ext[i], strlen(sv->m->item_ext[i]), i);
-    return 0;
-}
-
-void cli_served_close(cli_served *sv) {
-    rec_model_free(sv->m);
-    hmap_deinit(&sv->items);
-    store_model_deinit(&sv->row);
-    store_close(sv->s);
-}
+#include "rec/rec.h"
 
 /* ---- models list / show ------------------------------------------------- */
 

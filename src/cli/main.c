@@ -22,6 +22,11 @@
     {"repeat-penalty", 0, "X", "penalize repeated tokens (default 1 = off)"},            \
     {"presence-penalty", 0, "X", "subtract X from seen tokens' logits (default 0)"},     \
     {"seed", 's', "S", "random seed (default: from the clock)"}
+/* Who talks, in which session, with which recommender: ask and chat. */
+#define AGENT_OPTS                                                                                 \
+    {"user", 'u', "ID", "the user talking (their history and profile); default anonymous"},       \
+    {"session", 0, "ID", "continue this session"},                                                \
+    {"recommender", 0, "NAME", "trained model the recommend tool uses (default: the active one)"}
 #define ENGINE_OPTS                                                                      \
     {"ctx", 'c', "N", "context size (default: the model's, at most 4096)"},              \
     {"kv-type", 0, "T", "KV cache f32 (default, exact), f16 or q8_0 (half / a quarter of the memory)"}, \
@@ -105,8 +110,9 @@ static const cli_cmd COMMANDS[] = {
       {"history", 0, "IDS", "comma-separated item ids: recommend for this history"},
       {"k", 'k', "N", "how many (default 10)"},
       {"model", 'm', "NAME", "model name (default: the active model)"},
-      {"filter", 0, "KEY=VALUE", "only items whose attribute KEY is or contains VALUE (repeatable)"},
+      {"filter", 0, "COND", "KEY=VALUE (is or contains), KEY!=VALUE, KEY>=N or KEY<=N (repeatable)"},
       {"explain", 'e', NULL, "show the signals behind each item (what the model can say)"},
+      {"novelty", 0, "X", "0 (default) to 1: move less popular items up"},
       {"json", 0, NULL, "print JSON"}},
      cmd_recommend},
     {"similar", "", "items most similar to an item, by a trained model",
@@ -116,6 +122,7 @@ static const cli_cmd COMMANDS[] = {
      {{"item", 'i', "ID", "item (external id)"},
       {"k", 'k', "N", "how many (default 10)"},
       {"model", 'm', "NAME", "model name (default: the active model)"},
+      {"filter", 0, "COND", "KEY=VALUE, KEY!=VALUE, KEY>=N or KEY<=N (repeatable)"},
       {"json", 0, NULL, "print JSON"}},
      cmd_similar},
     {"search", "WORDS...", "full-text search of the catalogue: titles, texts and tags",
@@ -123,9 +130,29 @@ static const cli_cmd COMMANDS[] = {
      "twice a word in the text; tags count half, more for tags many users gave.",
      1, 64,
      {{"k", 'k', "N", "how many (default 10)"},
-      {"filter", 0, "KEY=VALUE", "only items whose attribute KEY is or contains VALUE (repeatable)"},
+      {"filter", 0, "COND", "KEY=VALUE, KEY!=VALUE, KEY>=N or KEY<=N (repeatable)"},
       {"json", 0, NULL, "print JSON"}},
      cmd_search},
+    {"ask", "TEXT...", "one turn of the conversational recommender (for scripts)",
+     "The agent reads the request, calls its tools (recommend, search, item_info, similar_items,\n"
+     "user_profile) and answers; every item shown is an item of the catalogue. With no language\n"
+     "model it uses the rules backend, which reads requests with the catalogue itself. A new\n"
+     "session is started unless --session continues one (its id is printed on stderr, and in\n"
+     "--json output).",
+     1, 64,
+     {AGENT_OPTS,
+      {"json", 0, NULL, "print {\"answer\", \"items\", \"tool_calls\", \"session\"}"},
+      {"verbose", 0, NULL, "show each tool call, its arguments and time (stderr)"}},
+     cmd_ask},
+    {"chat", "", "talk with the conversational recommender (line editing and history)",
+     "Each line is a turn: ask for recommendations (\"three comedies from the 90s\"), similar\n"
+     "items (\"something like Toy Story\"), a search (\"films about time travel\"), \"more\",\n"
+     "\"why\", or state what you like and what you never want (\"no horror\"): standing\n"
+     "constraints are kept and applied to every later recommendation. /exit or Ctrl-D leaves.",
+     0, 0,
+     {AGENT_OPTS,
+      {"verbose", 0, NULL, "show each tool call, its arguments and time (stderr)"}},
+     cmd_chat},
     {"models list", "", "the trained models: kind, when, file size, last evaluation, which is active", NULL, 0,
      0, {{"json", 0, NULL, "print JSON"}}, cmd_models_list},
     {"models show", "[NAME]", "one model (default: the active one): parameters, training data, evaluation", NULL,

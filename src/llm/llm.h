@@ -511,4 +511,52 @@ llm_gen_params llm_gen_default_params(void);
 int llm_generate(llm_ctx *c, const int32_t *prompt, int64_t n_prompt, const llm_gen_params *p,
                  llm_stream_fn cb, void *ud, llm_gen_stats *st, tailor_error *err);
 
+/* ---- backends ----------------------------------------------------------- */
+
+/* One interface for everything that can take a conversation and answer it
+ * or ask for tools: the built-in engine, an OpenAI-compatible server, and
+ * the rules that need no model at all. The agent never knows which one it
+ * has. */
+
+typedef struct llm_msg {
+    const char *role;       /* system, user, assistant, tool */
+    const char *content;    /* text (a tool's result for role tool) */
+    const char *name;       /* role tool: the tool's name */
+    const char *tool_calls; /* role assistant: the calls it made, a JSON array of {"name", "arguments"} */
+} llm_msg;
+
+typedef struct llm_tool_def {
+    const char *name, *description;
+    const char *schema; /* JSON Schema of the arguments */
+} llm_tool_def;
+
+typedef struct llm_tool_call {
+    char *name;
+    char *arguments; /* JSON text */
+} llm_tool_call;
+
+typedef struct llm_reply {
+    char *text;            /* the answer, when no tool is called */
+    llm_tool_call *calls;  /* or the tool calls */
+    int n_calls;
+} llm_reply;
+void llm_reply_deinit(llm_reply *r);
+
+typedef struct llm_backend llm_backend;
+typedef struct llm_backend_ops {
+    const char *name; /* "rules", "local", "remote" */
+    /* Answers the conversation, or asks for tools (only when tools_allowed
+     * and n_tools > 0): the answer's text streams through cb (may be NULL). */
+    int (*complete)(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
+                    bool tools_allowed, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err);
+    int32_t (*count_tokens)(llm_backend *b, const char *text, size_t n);
+    int32_t (*context_size)(llm_backend *b);
+    void (*free)(llm_backend *b);
+} llm_backend_ops;
+
+struct llm_backend {
+    const llm_backend_ops *ops;
+    void *impl;
+};
+
 #endif

@@ -92,6 +92,7 @@ int rec_model_new(const rec_kind *kind, const rec_params *p, rec_model **out, ta
     m->kind = kind;
     m->seed = 42;
     arena_init(&m->ext_strings, 0);
+    hmap_init(&m->item_index, 16);
     /* Defaults first, then the given values, each checked against the
      * kind's list. */
     for (const rec_param_spec *s = kind->params; s && s->name; s++)
@@ -144,6 +145,7 @@ void rec_model_free(rec_model *m) {
     free(m->user_ext);
     free(m->item_ext);
     free(m->popularity);
+    hmap_deinit(&m->item_index);
     arena_deinit(&m->ext_strings);
     free(m);
 }
@@ -162,6 +164,12 @@ static char **copy_ext(arena *a, char *const *src, int32_t n) {
     return dst;
 }
 
+static void index_items(rec_model *m) {
+    hmap_deinit(&m->item_index);
+    hmap_init(&m->item_index, (size_t)m->n_items);
+    for (int32_t i = 0; i < m->n_items; i++) hmap_put(&m->item_index, m->item_ext[i], strlen(m->item_ext[i]), i);
+}
+
 int rec_model_fit(rec_model *m, const rec_data *d, char *const *user_ext, char *const *item_ext,
                   tailor_error *err) {
     m->n_users = d->n_users;
@@ -171,6 +179,7 @@ int rec_model_fit(rec_model *m, const rec_data *d, char *const *user_ext, char *
     arena_reset(&m->ext_strings);
     m->user_ext = copy_ext(&m->ext_strings, user_ext, d->n_users);
     m->item_ext = copy_ext(&m->ext_strings, item_ext, d->n_items);
+    index_items(m);
     free(m->popularity);
     m->popularity = xcalloc((size_t)d->n_items + 1, sizeof *m->popularity);
     for (int64_t k = 0; k < rec_data_nnz(d); k++) m->popularity[d->indices[k]]++;
@@ -426,6 +435,7 @@ int rec_model_load(const char *path, rec_model **out, tailor_error *err) {
         if (!(m->user_ext[i] = read_str(&r, &m->ext_strings, 4096))) BAD("%s: truncated user ids", path);
     for (uint32_t i = 0; i < ni; i++)
         if (!(m->item_ext[i] = read_str(&r, &m->ext_strings, 4096))) BAD("%s: truncated item ids", path);
+    index_items(m);
     if (version >= 2) {
         if (r.left / 4 < ni) BAD("%s: truncated popularity", path);
         m->popularity = xmalloc(((size_t)ni + 1) * sizeof *m->popularity);

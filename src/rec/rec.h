@@ -136,6 +136,7 @@ struct rec_model {
      * can be served against a store that has changed since. */
     char **user_ext, **item_ext;
     arena ext_strings;
+    hmap item_index; /* item external id -> index */
     /* Users per item in the training data (n_items), saved with the model:
      * the fallback for users it knows nothing about. NULL in files older
      * than version 2. */

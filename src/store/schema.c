@@ -149,7 +149,30 @@ static const char *const MIGRATION_3 =
     "UPDATE models SET active = 1 WHERE id ="
     "  (SELECT id FROM models ORDER BY trained_at DESC, id DESC LIMIT 1);";
 
-static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3};
+/* Version 4: what the agent remembers. Profile facts are what a person
+ * said of their taste — liked and disliked items, standing constraints
+ * ("no horror") — kept for the user (every later session) or, for an
+ * anonymous session, for that session; the agent applies constraints in
+ * code on every recommendation. A session keeps a small JSON state between
+ * turns (the last results, for "more" and "why"); a message keeps its
+ * details (a tool call's arguments and time, an answer's items). */
+static const char *const MIGRATION_4 =
+    "CREATE TABLE profile_facts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,"
+    "  session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('like', 'dislike', 'constraint')),"
+    "  value TEXT NOT NULL,"
+    "  text TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  CHECK (user_id IS NOT NULL OR session_id IS NOT NULL)"
+    ");"
+    "CREATE INDEX facts_user ON profile_facts (user_id);"
+    "CREATE INDEX facts_session ON profile_facts (session_id);"
+    "ALTER TABLE sessions ADD COLUMN state TEXT CHECK (state IS NULL OR json_valid(state));"
+    "ALTER TABLE messages ADD COLUMN meta TEXT CHECK (meta IS NULL OR json_valid(meta));";
+
+static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

@@ -739,13 +739,16 @@ int store_user_history(store *s, const char *user_ext, store_history_fn cb, void
 
 int store_items_each(store *s, store_item_fn cb, void *ctx, tailor_error *err) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT ext_id, title, attributes FROM items ORDER BY id", -1, &st,
+    if (sqlite3_prepare_v2(s->db, "SELECT id, ext_id, title, text, attributes FROM items ORDER BY id", -1, &st,
                            NULL) != SQLITE_OK)
         return store_sqlite_err(s, err, "items");
     int rc = 0, step;
-    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
-        rc = cb(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
-                (const char *)sqlite3_column_text(st, 2));
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        store_item it = {sqlite3_column_int64(st, 0), (char *)sqlite3_column_text(st, 1),
+                         (char *)sqlite3_column_text(st, 2), (char *)sqlite3_column_text(st, 3),
+                         (char *)sqlite3_column_text(st, 4)};
+        rc = cb(ctx, &it);
+    }
     if (!rc && step != SQLITE_DONE) rc = store_sqlite_err(s, err, "items");
     sqlite3_finalize(st);
     return rc;
@@ -777,10 +780,15 @@ int store_session_new(store *s, int64_t user_id, int64_t *id, tailor_error *err)
 
 int store_message_add(store *s, int64_t session_id, const char *role, const char *content,
                       const char *tool_name, tailor_error *err) {
+    return store_message_add_meta(s, session_id, role, content, tool_name, NULL, err);
+}
+
+int store_message_add_meta(store *s, int64_t session_id, const char *role, const char *content,
+                           const char *tool_name, const char *meta, tailor_error *err) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO messages (session_id, role, content, tool_name, created_at)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5)",
+                           "INSERT INTO messages (session_id, role, content, tool_name, meta, created_at)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                            -1, &st, NULL) != SQLITE_OK)
         return store_sqlite_err(s, err, "message");
     int64_t now = (int64_t)time(NULL);
@@ -788,7 +796,8 @@ int store_message_add(store *s, int64_t session_id, const char *role, const char
     sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, content, -1, SQLITE_STATIC);
     bind_text_or_null(st, 4, tool_name);
-    sqlite3_bind_int64(st, 5, now);
+    bind_text_or_null(st, 5, meta);
+    sqlite3_bind_int64(st, 6, now);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "add message");
     sqlite3_finalize(st);
     if (rc) return rc;
@@ -802,13 +811,120 @@ int store_message_add(store *s, int64_t session_id, const char *role, const char
     return rc;
 }
 
+int store_session_get(store *s, int64_t id, int64_t *user_id, char **state, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (state) *state = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(user_id, 0), state FROM sessions WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return store_sqlite_err(s, err, "session");
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (user_id) *user_id = sqlite3_column_int64(st, 0);
+        if (state) *state = col_strdup(st, 1);
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? err_set(err, TAILOR_ENOTFOUND, "no session %lld in %s", (long long)id, s->path)
+                               : store_sqlite_err(s, err, "session");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_session_set_state(store *s, int64_t id, const char *state, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "UPDATE sessions SET state = ?2, updated_at = ?3 WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return store_sqlite_err(s, err, "session");
+    sqlite3_bind_int64(st, 1, id);
+    bind_text_or_null(st, 2, state);
+    sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "session state");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_fact_add(store *s, int64_t user_id, int64_t session_id, const char *kind, const char *value,
+                   const char *text, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO profile_facts (user_id, session_id, kind, value, text, created_at)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "fact");
+    if (user_id) sqlite3_bind_int64(st, 1, user_id);
+    if (session_id) sqlite3_bind_int64(st, 2, session_id);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 5, text);
+    sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "add fact");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Facts of the user, or (anonymous) of the session. */
+#define FACTS_WHERE " WHERE (?1 <> 0 AND user_id = ?1) OR (?2 <> 0 AND session_id = ?2 AND user_id IS NULL)"
+
+int store_facts_list(store *s, int64_t user_id, int64_t session_id, store_fact **out, size_t *n,
+                     tailor_error *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, kind, value, text, created_at FROM profile_facts" FACTS_WHERE " ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "facts");
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, session_id);
+    VEC(store_fact) v = {0};
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_fact f = {sqlite3_column_int64(st, 0), col_strdup(st, 1), col_strdup(st, 2), col_strdup(st, 3),
+                        sqlite3_column_int64(st, 4)};
+        vec_push(&v, f);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        store_facts_free(v.data, v.len);
+        return store_sqlite_err(s, err, "facts");
+    }
+    *out = v.data;
+    *n = v.len;
+    return 0;
+}
+
+int store_facts_clear(store *s, int64_t user_id, int64_t session_id, const char *kind, int64_t *removed,
+                      tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM profile_facts WHERE ((?1 <> 0 AND user_id = ?1) OR (?2 <> 0 AND"
+                                  " session_id = ?2 AND user_id IS NULL)) AND (?3 IS NULL OR kind = ?3)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "facts");
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, session_id);
+    bind_text_or_null(st, 3, kind);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "clear facts");
+    sqlite3_finalize(st);
+    if (!rc && removed) *removed = sqlite3_changes(s->db);
+    return rc;
+}
+
+void store_facts_free(store_fact *f, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].kind);
+        free(f[i].value);
+        free(f[i].text);
+    }
+    free(f);
+}
+
 int store_messages_list(store *s, int64_t session_id, store_message **out, size_t *n,
                         tailor_error *err) {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT role, content, tool_name, created_at FROM messages"
+                           "SELECT role, content, tool_name, created_at, meta FROM messages"
                            " WHERE session_id = ?1 ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK)
         return store_sqlite_err(s, err, "messages");
@@ -816,7 +932,7 @@ int store_messages_list(store *s, int64_t session_id, store_message **out, size_
     VEC(store_message) v = {0};
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_message m = {col_strdup(st, 0), col_strdup(st, 1), col_strdup(st, 2),
+        store_message m = {col_strdup(st, 0), col_strdup(st, 1), col_strdup(st, 2), col_strdup(st, 4),
                            sqlite3_column_int64(st, 3)};
         vec_push(&v, m);
     }
@@ -835,6 +951,7 @@ void store_messages_free(store_message *m, size_t n) {
         free(m[i].role);
         free(m[i].content);
         free(m[i].tool_name);
+        free(m[i].meta);
     }
     free(m);
 }

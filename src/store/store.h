@@ -17,7 +17,7 @@
 typedef struct tailor_store store;
 
 /* The schema version this build creates and migrates to. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct store_params {
     int target_version; /* migrate up to this version; 0 = latest (tests use older) */
@@ -168,10 +168,18 @@ char *store_path_resolve(store *s, const char *file);
 /* Conversations. */
 int store_session_new(store *s, int64_t user_id /* 0 = anonymous */, int64_t *id,
                       tailor_error *err);
+/* A session's user (0 = anonymous) and state (malloc'd JSON or NULL);
+ * TAILOR_ENOTFOUND when there is no such session. */
+int store_session_get(store *s, int64_t id, int64_t *user_id, char **state, tailor_error *err);
+int store_session_set_state(store *s, int64_t id, const char *state, tailor_error *err);
 int store_message_add(store *s, int64_t session_id, const char *role,
                       const char *content, const char *tool_name, tailor_error *err);
+/* The same with meta: a JSON object of details (a tool call's arguments
+ * and time, an answer's items), or NULL. */
+int store_message_add_meta(store *s, int64_t session_id, const char *role, const char *content,
+                           const char *tool_name, const char *meta, tailor_error *err);
 typedef struct store_message {
-    char *role, *content, *tool_name;
+    char *role, *content, *tool_name, *meta;
     int64_t created_at;
 } store_message;
 /* Fills *out with a malloc'd array of *n messages in order; free with
@@ -180,6 +188,26 @@ int store_messages_list(store *s, int64_t session_id, store_message **out, size_
                         tailor_error *err);
 void store_messages_free(store_message *m, size_t n);
 
+/* Profile facts: what a person said of their taste. kind: "like" or
+ * "dislike" (value: an item's external id) or "constraint" (value:
+ * KEY=VALUE, KEY!=VALUE, KEY>=N or KEY<=N). A fact belongs to the user when
+ * user_id is given (every later session sees it), else to the session. */
+typedef struct store_fact {
+    int64_t id;
+    char *kind, *value, *text; /* malloc'd; text may be NULL */
+    int64_t created_at;
+} store_fact;
+int store_fact_add(store *s, int64_t user_id, int64_t session_id, const char *kind, const char *value,
+                   const char *text, tailor_error *err);
+/* The facts of the user (when user_id) and of the session, oldest first. */
+int store_facts_list(store *s, int64_t user_id, int64_t session_id, store_fact **out, size_t *n,
+                     tailor_error *err);
+/* Removes the facts of that kind (NULL = all kinds); *removed (may be NULL)
+ * receives how many. */
+int store_facts_clear(store *s, int64_t user_id, int64_t session_id, const char *kind, int64_t *removed,
+                      tailor_error *err);
+void store_facts_free(store_fact *f, size_t n);
+
 /* A user's events in time order: cb(ctx, item ext id, value or NaN, ts)
  * for each; a non-zero return from cb stops the walk and is returned.
  * TAILOR_ENOTFOUND when the user does not exist. */
@@ -187,9 +215,9 @@ typedef int (*store_history_fn)(void *ctx, const char *item_ext, double value, i
 int store_user_history(store *s, const char *user_ext, store_history_fn cb, void *ctx,
                        tailor_error *err);
 
-/* Every item: cb(ctx, ext id, title or NULL, attributes JSON or NULL). */
-typedef int (*store_item_fn)(void *ctx, const char *ext_id, const char *title,
-                             const char *attributes);
+/* Every item in row order: cb(ctx, item) with the item's fields borrowed
+ * for the call (NULL when absent); a non-zero return stops the walk. */
+typedef int (*store_item_fn)(void *ctx, const store_item *it);
 int store_items_each(store *s, store_item_fn cb, void *ctx, tailor_error *err);
 
 /* Full-text search: items whose title, text or tags hold any word of

@@ -115,4 +115,23 @@ if [ -s "$W/err" ]; then bad "TAILOR_LOG=off still wrote to stderr"; cat "$W/err
 expect 66 "errors still shown" -- env TAILOR_LOG=off "$T" --db "$M" recommend --user nosuch
 has "$W/err" "user 'nosuch' not found" "errors shown with TAILOR_LOG=off"
 
+# The agent from the command line (rules backend, no language model).
+expect 0 "ask" -- "$T" --db "$M" ask --user 1 --json "two comedies from the 90s"
+has "$W/out" '"tool_calls":[{"name":"recommend","arguments":{"k":2,"year_min":1990,"year_max":1999,"genres":["Comedy"]}' "ask reads the request"
+has "$W/out" '"items":[{"id":"' "ask shows items"
+session=$(sed -n 's/.*"session":"\([0-9]*\)".*/\1/p' "$W/out")
+[ -n "$session" ] && ok || bad "ask --json names its session"
+expect 0 "ask continues the session" -- "$T" --db "$M" ask --user 1 --session "$session" --json "more"
+has "$W/out" '"exclude":[' "more excludes what was shown"
+expect 0 "ask why" -- "$T" -q --db "$M" ask --user 1 --session "$session" "why"
+has "$W/out" "Here is why:" "why answers from the last results"
+expect 66 "ask with an unknown user" -- "$T" --db "$M" ask --user nosuch "hi"
+expect 66 "ask with an unknown session" -- "$T" --db "$M" ask --session 9999 "hi"
+printf 'no horror\nscary movies please\n/exit\nnot read\n' >"$W/chat.in"
+expect 0 "chat" -- sh -c "'$T' --db '$M' chat --user 2 --verbose <'$W/chat.in'"
+has "$W/out" "From now on: genres!=Horror." "chat records a standing constraint"
+has "$W/err" "[tool recommend" "chat --verbose shows tool calls"
+has "$W/err" "/exit or Ctrl-D leaves" "chat banner"
+if grep -q "not read" "$W/out"; then bad "chat read past /exit"; else ok; fi
+
 finish
