@@ -915,7 +915,7 @@ static void answer(const llm_msg *msgs, int n, sb *t) {
 }
 
 static int rules_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
-                          bool tools_allowed, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
+                          llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
     rules *r = b->impl;
     memset(out, 0, sizeof *out);
     (void)tools, (void)err;
@@ -923,7 +923,7 @@ static int rules_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_
     /* Tool results after the last user message: time to answer. */
     bool answered = false;
     for (int i = n - 1; i >= 0 && strcmp(msgs[i].role, "user"); i--) answered |= !strcmp(msgs[i].role, "tool");
-    if (!answered && tools_allowed && n_tools > 0) {
+    if (!answered && choice != LLM_TOOLS_NONE && n_tools > 0) {
         decide(r, msgs, n, out);
         if (out->n_calls) return 0;
     }

@@ -14,6 +14,8 @@
 
 /* ---- schemas -------------------------------------------------------------- */
 
+/* Filter properties (KEY, not_KEY as lists of the catalogue's values;
+ * KEY_min, KEY_max for numbers). The values are listed once, in $defs. */
 static void schema_filters(agent *a, sb *o) {
     int n;
     const pz_attr *at = pz_attributes(agent_engine(a), &n);
@@ -25,10 +27,8 @@ static void schema_filters(agent *a, sb *o) {
                 char name[96];
                 snprintf(name, sizeof name, "%s_%s", at[i].key, side ? "max" : "min");
                 sb_json_str(o, name, strlen(name));
-                /* No bounds: "before 2030" is a fair request; the catalogue's
-                 * range is said, not enforced. */
-                sb_printf(o, ":{\"type\":\"%s\",\"description\":\"%s %s (the catalogue has %g to %g)\"}",
-                          integer ? "integer" : "number", side ? "at most" : "at least", at[i].key, at[i].lo, at[i].hi);
+                /* No bounds: "before 2030" is a fair request. */
+                sb_printf(o, ":{\"type\":\"%s\"}", integer ? "integer" : "number");
             }
             continue;
         }
@@ -37,15 +37,29 @@ static void schema_filters(agent *a, sb *o) {
             snprintf(name, sizeof name, "%s%s", neg ? "not_" : "", at[i].key);
             sb_puts(o, ",");
             sb_json_str(o, name, strlen(name));
-            sb_printf(o, ":{\"type\":\"array\",\"maxItems\":8,\"description\":\"%s\",\"items\":{\"enum\":[",
-                      neg ? "none of these" : "every one of these");
-            for (int v = 0; v < at[i].n_values; v++) {
-                if (v) sb_putc(o, ',');
-                sb_json_str(o, at[i].values[v], strlen(at[i].values[v]));
-            }
-            sb_puts(o, "]}}");
+            sb_printf(o, ":{\"type\":\"array\",\"maxItems\":8,\"items\":{\"$ref\":\"#/$defs/%s\"}}", at[i].key);
         }
     }
+}
+
+/* "$defs": the value lists of the categorical attributes. */
+static void schema_defs(agent *a, sb *o) {
+    int n;
+    const pz_attr *at = pz_attributes(agent_engine(a), &n);
+    sb_puts(o, ",\"$defs\":{");
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (at[i].numeric) continue;
+        if (k++) sb_putc(o, ',');
+        sb_json_str(o, at[i].key, strlen(at[i].key));
+        sb_puts(o, ":{\"enum\":[");
+        for (int v = 0; v < at[i].n_values; v++) {
+            if (v) sb_putc(o, ',');
+            sb_json_str(o, at[i].values[v], strlen(at[i].values[v]));
+        }
+        sb_puts(o, "]}");
+    }
+    sb_putc(o, '}');
 }
 
 char *agent_tool_schema(agent *a, const char *name) {
@@ -56,13 +70,17 @@ char *agent_tool_schema(agent *a, const char *name) {
         sb_puts(&o, "{\"type\":\"object\",\"properties\":{\"k\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":50}");
         schema_filters(a, &o);
         sb_printf(&o, ",\"like\":%s,\"exclude\":%s,\"novelty\":{\"type\":\"number\",\"minimum\":0,\"maximum\":1}},"
-                      "\"required\":[\"k\"],\"additionalProperties\":false}",
+                      "\"required\":[\"k\"],\"additionalProperties\":false",
                   ids, ids);
+        schema_defs(a, &o);
+        sb_putc(&o, '}');
     } else if (!strcmp(name, "search")) {
         sb_puts(&o, "{\"type\":\"object\",\"properties\":{\"query\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":100},"
                     "\"k\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":50}");
         schema_filters(a, &o);
-        sb_puts(&o, "},\"required\":[\"query\"],\"additionalProperties\":false}");
+        sb_puts(&o, "},\"required\":[\"query\"],\"additionalProperties\":false");
+        schema_defs(a, &o);
+        sb_putc(&o, '}');
     } else if (!strcmp(name, "item_info")) {
         sb_puts(&o, "{\"type\":\"object\",\"properties\":{\"item\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200,"
                     "\"description\":\"an item id or title\"}},\"required\":[\"item\"],\"additionalProperties\":false}");

@@ -41,7 +41,33 @@ static int face_open(cli_args *a, chat_face *f) {
     if (!f->s) return code;
     tailor_error err = {0};
     int rc = pz_engine_new(f->s, &f->e, &err);
-    if (!rc) rc = agent_rules_new(f->e, &f->b, &err);
+    const char *model = cli_opt_get(a, "model");
+    if (!rc && model) {
+        /* A GGUF model answers and calls the tools (constrained decoding). */
+        llm_local_params lp = llm_local_default_params();
+        lp.model = model;
+        lp.chat_format = cli_opt_get(a, "chat-template");
+        long x;
+        const char *v;
+        if ((v = cli_opt_get(a, "temp"))) {
+            double t;
+            if (!parse_f64(v, strlen(v), &t) || t < 0 || t > 100) code = cli_usage_error(a, "--temp takes a number from 0 to 100");
+            lp.sampling.temperature = (float)t;
+        }
+        if (!cli_opt_int(a, "seed", 0, 0, INT64_MAX, &x)) code = cli_usage_error(a, "bad --seed");
+        lp.sampling.seed = cli_opt_get(a, "seed") ? (uint64_t)x : timer_now_ns();
+        if (!cli_opt_int(a, "ctx", 0, 0, 1 << 20, &x)) code = cli_usage_error(a, "bad --ctx");
+        lp.ctx.n_ctx = (int32_t)x;
+        if (!cli_opt_int(a, "threads", 0, 0, 256, &x)) code = cli_usage_error(a, "bad --threads");
+        lp.ctx.n_threads = (int32_t)x;
+        if (code) {
+            face_close(f);
+            return code;
+        }
+        rc = llm_local_backend_new(&lp, &f->b, &err);
+    } else if (!rc) {
+        rc = agent_rules_new(f->e, &f->b, &err);
+    }
     if (!rc) rc = agent_new(f->e, f->b, p, &f->a, &err);
     if (rc) {
         face_close(f);
@@ -105,7 +131,7 @@ int cmd_chat(cli_args *a) {
     if (code) return code;
     bool tty = isatty(STDIN_FILENO), verbose = cli_flag(a, "verbose");
     if (!a->quiet)
-        fprintf(stderr, "tailor chat (rules backend), session %lld%s%s; /exit or Ctrl-D leaves\n",
+        fprintf(stderr, "tailor chat (%s backend), session %lld%s%s; /exit or Ctrl-D leaves\n", f.b->ops->name,
                 (long long)agent_session(f.a), cli_opt_get(a, "user") ? ", user " : "",
                 cli_opt_get(a, "user") ? cli_opt_get(a, "user") : "");
     if (tty) using_history();

@@ -22,11 +22,18 @@
     {"repeat-penalty", 0, "X", "penalize repeated tokens (default 1 = off)"},            \
     {"presence-penalty", 0, "X", "subtract X from seen tokens' logits (default 0)"},     \
     {"seed", 's', "S", "random seed (default: from the clock)"}
-/* Who talks, in which session, with which recommender: ask and chat. */
+/* Who talks, in which session, with which recommender and language model:
+ * ask and chat. */
 #define AGENT_OPTS                                                                                 \
     {"user", 'u', "ID", "the user talking (their history and profile); default anonymous"},       \
     {"session", 0, "ID", "continue this session"},                                                \
-    {"recommender", 0, "NAME", "trained model the recommend tool uses (default: the active one)"}
+    {"recommender", 0, "NAME", "trained model the recommend tool uses (default: the active one)"}, \
+    {"model", 'm', "FILE", "a GGUF model answers and calls the tools (default: the rules backend)"}, \
+    {"chat-template", 0, "NAME", "the model's chat format if its file names none (chatml, llama3, ...)"}, \
+    {"temp", 0, "T", "model sampling temperature (default 0.8; 0 = greedy)"},                      \
+    {"seed", 's', "S", "model sampling seed (default: from the clock)"},                            \
+    {"ctx", 'c', "N", "model context size (default: the model's, at most 4096)"},                  \
+    {"threads", 't', "N", "model threads (default: all cores)"}
 #define ENGINE_OPTS                                                                      \
     {"ctx", 'c', "N", "context size (default: the model's, at most 4096)"},              \
     {"kv-type", 0, "T", "KV cache f32 (default, exact), f16 or q8_0 (half / a quarter of the memory)"}, \

@@ -888,3 +888,36 @@ bool llm_grammar_token_allowed(llm_grammar *g, int32_t tok) {
 }
 
 size_t llm_grammar_states(const llm_grammar *g) { return g->states.len; }
+
+/* ---- combining grammars ----------------------------------------------- */
+
+/* Copies GBNF text, renaming every rule: "root" becomes prefix and any other
+ * name prefix-name. Literals, character sets and comments are copied as
+ * they are, so several grammars can live in one file. */
+void llm_grammar_rename(const char *src, const char *prefix, sb *out) {
+    const char *p = src;
+    while (*p) {
+        char c = *p;
+        if (c == '"' || c == '[') {
+            char close = c == '"' ? '"' : ']';
+            sb_putc(out, *p++);
+            while (*p && *p != close) {
+                if (*p == '\\' && p[1]) sb_putc(out, *p++);
+                sb_putc(out, *p++);
+            }
+            if (*p) sb_putc(out, *p++);
+        } else if (c == '#') {
+            while (*p && *p != '\n') sb_putc(out, *p++);
+        } else if (c == '{') { /* repetition counts are not names */
+            while (*p && *p != '}') sb_putc(out, *p++);
+            if (*p) sb_putc(out, *p++);
+        } else if (is_word(c)) {
+            const char *s = p;
+            while (is_word(*p)) p++;
+            if ((size_t)(p - s) == 4 && !strncmp(s, "root", 4)) sb_puts(out, prefix);
+            else sb_printf(out, "%s-%.*s", prefix, (int)(p - s), s);
+        } else {
+            sb_putc(out, *p++);
+        }
+    }
+}

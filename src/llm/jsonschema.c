@@ -59,8 +59,10 @@ static void json_literal(sb *o, const cJSON *v) {
 static const char *const BASE_RULES =
     "ws ::= \" \"?\n"
     "char ::= [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})\n"
-    "integer ::= \"-\"? (\"0\" | [1-9] [0-9]{0,15})\n"
-    "number ::= integer (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?\n"
+    /* Bounded so that every value parses back exactly: integers below
+     * 10^15 (doubles hold them), exponents of two digits. */
+    "integer ::= \"-\"? (\"0\" | [1-9] [0-9]{0,14})\n"
+    "number ::= integer (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,2})?\n"
     "boolean ::= \"true\" | \"false\"\n"
     "null ::= \"null\"\n";
 
@@ -128,7 +130,7 @@ static void uint_range(sb *o, unsigned long long lo, unsigned long long hi, bool
 
 /* An integer in [lo, hi] (either may be absent). */
 static void int_rule(sb *o, bool has_lo, long long lo, bool has_hi, long long hi) {
-    const long long BIG = 9999999999999999LL; /* 16 digits, as the integer rule */
+    const long long BIG = 999999999999999LL; /* 15 digits, as the integer rule */
     if (!has_lo) lo = -BIG;
     if (!has_hi) hi = BIG;
     bool first = true;
@@ -300,8 +302,8 @@ static void sg_number(sg *g, const cJSON *s, const char *path, const char *name,
     if (integer) {
         if (isfinite(lo)) lo = ceil(lo);
         if (isfinite(hi)) hi = floor(hi);
-        if ((isfinite(lo) && fabs(lo) > 9e15) || (isfinite(hi) && fabs(hi) > 9e15)) {
-            sg_fail(g, path, "integer bounds beyond 16 digits");
+        if ((isfinite(lo) && fabs(lo) > 999999999999999.0) || (isfinite(hi) && fabs(hi) > 999999999999999.0)) {
+            sg_fail(g, path, "integer bounds beyond 15 digits");
             return;
         }
         sb_printf(&g->rules, "%s ::= ", name);
@@ -312,7 +314,7 @@ static void sg_number(sg *g, const cJSON *s, const char *path, const char *name,
     /* Non-negative integer bounds: exact (an integer part below hi with any
      * fraction, or hi itself); otherwise the sign, and the validator. */
     if (isfinite(lo) && lo >= 0 && isfinite(hi) && lo == floor(lo) && hi == floor(hi) && hi <= 9e15 &&
-        !cJSON_IsNumber(xmn) && !cJSON_IsNumber(xmx)) {
+        !cJSON_IsNumber(xmn) && !cJSON_IsNumber(xmx) && hi <= 999999999999999.0) {
         sb_printf(&g->rules, "%s ::= ", name);
         if (hi > lo) {
             sb_putc(&g->rules, '(');
@@ -322,8 +324,8 @@ static void sg_number(sg *g, const cJSON *s, const char *path, const char *name,
         sb_printf(&g->rules, "\"%lld\" (\".\" \"0\"{1,15})?\n", (long long)hi);
         return;
     }
-    if (lo >= 0) sb_printf(&g->rules, "%s ::= (\"0\" | [1-9] [0-9]{0,15}) (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?\n", name);
-    else if (hi <= 0) sb_printf(&g->rules, "%s ::= \"-\" (\"0\" | [1-9] [0-9]{0,15}) (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})? | \"0\"\n", name);
+    if (lo >= 0) sb_printf(&g->rules, "%s ::= (\"0\" | [1-9] [0-9]{0,14}) (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,2})?\n", name);
+    else if (hi <= 0) sb_printf(&g->rules, "%s ::= \"-\" (\"0\" | [1-9] [0-9]{0,14}) (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,2})? | \"0\"\n", name);
     else sb_printf(&g->rules, "%s ::= number\n", name);
 }
 

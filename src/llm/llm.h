@@ -395,6 +395,9 @@ const unsigned char *llm_grammar_mask(llm_grammar *g);
 bool llm_grammar_token_allowed(llm_grammar *g, int32_t tok);
 /* Matcher states created so far (for measurements). */
 size_t llm_grammar_states(const llm_grammar *g);
+/* Appends src with every rule renamed: root -> prefix, NAME -> prefix-NAME,
+ * so that several grammars can be joined in one. */
+void llm_grammar_rename(const char *src, const char *prefix, sb *out);
 
 /* JSON Schema (the subset tools need: type, properties, required, enum,
  * const, anyOf/oneOf, items, min/maxItems, min/maxLength, integer and
@@ -542,13 +545,17 @@ typedef struct llm_reply {
 } llm_reply;
 void llm_reply_deinit(llm_reply *r);
 
+/* Whether the reply may (auto), must (required) or may not (none) call
+ * tools: OpenAI's tool_choice. */
+typedef enum llm_tool_choice { LLM_TOOLS_NONE = 0, LLM_TOOLS_AUTO, LLM_TOOLS_REQUIRED } llm_tool_choice;
+
 typedef struct llm_backend llm_backend;
 typedef struct llm_backend_ops {
     const char *name; /* "rules", "local", "remote" */
-    /* Answers the conversation, or asks for tools (only when tools_allowed
-     * and n_tools > 0): the answer's text streams through cb (may be NULL). */
+    /* Answers the conversation, or calls tools (as choice allows, and only
+     * when n_tools > 0): the answer's text streams through cb (may be NULL). */
     int (*complete)(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
-                    bool tools_allowed, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err);
+                    llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err);
     int32_t (*count_tokens)(llm_backend *b, const char *text, size_t n);
     int32_t (*context_size)(llm_backend *b);
     void (*free)(llm_backend *b);
@@ -558,5 +565,21 @@ struct llm_backend {
     const llm_backend_ops *ops;
     void *impl;
 };
+
+/* The built-in engine (local.c): tool calls in the model's own template
+ * convention (Qwen <tool_call> for ChatML, Llama 3 JSON, Mistral
+ * [TOOL_CALLS], generic JSON otherwise), decoded under a grammar of the
+ * tools' schemas, so the output is always valid calls or an answer. */
+typedef struct llm_local_params {
+    const char *model;       /* GGUF file */
+    const char *chat_format; /* NULL: from the model's template */
+    llm_ctx_params ctx;
+    llm_sampler_params sampling;
+    int32_t max_answer;      /* new tokens per reply at most */
+} llm_local_params;
+llm_local_params llm_local_default_params(void);
+int llm_local_backend_new(const llm_local_params *p, llm_backend **out, tailor_error *err);
+/* "qwen", "llama3", "mistral" or "generic". */
+const char *llm_local_tool_style(const llm_backend *b);
 
 #endif

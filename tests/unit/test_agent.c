@@ -406,6 +406,129 @@ static void test_refused_arguments(void) {
     agent_free(a);
 }
 
+/* The built-in engine as the backend, with a model that knows nothing: at
+ * temperature 1, every call it makes — in each template's convention — is a
+ * registered tool with arguments its schema accepts. */
+static void test_local_backend(void) {
+    char *path = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf");
+    agent *a = new_agent(NULL);
+    if (!a) {
+        free(path);
+        return;
+    }
+    llm_tool_def tools[8];
+    char *schemas[8];
+    for (int i = 0; i < AGENT_N_TOOLS; i++) {
+        schemas[i] = agent_tool_schema(a, AGENT_TOOLS[i].name);
+        tools[i] = (llm_tool_def){AGENT_TOOLS[i].name, AGENT_TOOLS[i].description, schemas[i]};
+    }
+    static const char *const formats[] = {"chatml", "llama3", "mistral", "zephyr"};
+    static const char *const styles[] = {"qwen", "llama3", "mistral", "generic"};
+    int calls = 0, valid = 0, replies = 0;
+    for (int f = 0; f < 4; f++) {
+        llm_local_params lp = llm_local_default_params();
+        lp.model = path;
+        lp.chat_format = formats[f];
+        lp.ctx.n_ctx = 2048;
+        lp.ctx.n_threads = 1;
+        lp.sampling = (llm_sampler_params){1.0f, 0, 1.0f, 0, 1.0f, 0, 64, 11 + (uint64_t)f};
+        lp.max_answer = 160;
+        llm_backend *b = NULL;
+        tailor_error e = {0};
+        CHECK_EQ(llm_local_backend_new(&lp, &b, &e), 0);
+        if (!b) continue;
+        CHECK_STR(llm_local_tool_style(b), styles[f]);
+        llm_msg msgs[2] = {{.role = "system", .content = "You recommend films."},
+                           {.role = "user", .content = "three comedies from the 90s"}};
+        for (int r = 0; r < 10; r++) {
+            llm_reply rep;
+            if (b->ops->complete(b, msgs, 2, tools, AGENT_N_TOOLS, LLM_TOOLS_REQUIRED, NULL, NULL, &rep, &e)) {
+                fprintf(stderr, "  %s: %s\n", formats[f], e.msg);
+                continue;
+            }
+            replies++;
+            for (int c = 0; c < rep.n_calls; c++) {
+                calls++;
+                int t = -1;
+                for (int k = 0; k < AGENT_N_TOOLS; k++)
+                    if (!strcmp(rep.calls[c].name, AGENT_TOOLS[k].name)) t = k;
+                tailor_error ve = {0};
+                if (t >= 0 && llm_schema_validate(schemas[t], rep.calls[c].arguments, &ve) == 0) valid++;
+                else if (calls - valid <= 3)
+                    fprintf(stderr, "  %s: invalid call %s %s: %s\n", formats[f], rep.calls[c].name,
+                            rep.calls[c].arguments, ve.msg);
+            }
+            llm_reply_deinit(&rep);
+        }
+        /* And as the agent's backend: calls or answers, never a malformed call. */
+        agent_params ap = agent_default_params();
+        agent *la = NULL;
+        CHECK_EQ(agent_new(g_engine, b, ap, &la, &e), 0);
+        for (int t = 0; la && t < 3; t++) {
+            agent_reply r;
+            int rc = agent_turn(la, "something like Toy Story", NULL, NULL, &r, &e);
+            if (rc) fprintf(stderr, "  %s agent: %s\n", formats[f], e.msg);
+            CHECK_EQ(rc, 0);
+            if (rc) continue;
+            for (int c = 0; c < r.n_calls; c++) CHECK(r.calls[c].ok || strstr(r.calls[c].result, "not found"));
+            for (int k = 0; k < r.n_items; k++) CHECK(pz_item(g_engine, r.items[k].id) != NULL);
+            agent_reply_deinit(&r);
+        }
+        agent_free(la);
+        b->ops->free(b);
+    }
+    printf("  local backend: %d replies under tool_choice=required, %d calls, %d valid\n", replies, calls, valid);
+    CHECK_EQ(replies, 40);
+    CHECK(calls >= replies);
+    CHECK_EQ(valid, calls);
+    for (int i = 0; i < AGENT_N_TOOLS; i++) free(schemas[i]);
+    agent_free(a);
+    free(path);
+}
+
+/* A session that keeps its KV cache answers as one that decodes the whole
+ * prompt each time (greedy). */
+static void test_local_cache(void) {
+    char *path = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf");
+    llm_local_params lp = llm_local_default_params();
+    lp.model = path;
+    lp.chat_format = "chatml";
+    lp.ctx.n_threads = 1;
+    lp.sampling.temperature = 0;
+    lp.max_answer = 24;
+    llm_backend *kept = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(llm_local_backend_new(&lp, &kept, &e), 0);
+    if (!kept) {
+        free(path);
+        return;
+    }
+    llm_msg msgs[8] = {{.role = "system", .content = "Be brief."}};
+    int n = 1;
+    static const char *const turns[] = {"hello", "tell me a story", "and another one"};
+    int same = 0;
+    for (int t = 0; t < 3; t++) {
+        msgs[n++] = (llm_msg){.role = "user", .content = turns[t]};
+        llm_reply r1, r2;
+        int rc = kept->ops->complete(kept, msgs, n, NULL, 0, LLM_TOOLS_NONE, NULL, NULL, &r1, &e);
+        if (rc) fprintf(stderr, "  cache: %s\n", e.msg);
+        CHECK_EQ(rc, 0);
+        llm_backend *fresh = NULL;
+        CHECK_EQ(llm_local_backend_new(&lp, &fresh, &e), 0);
+        CHECK_EQ(fresh->ops->complete(fresh, msgs, n, NULL, 0, LLM_TOOLS_NONE, NULL, NULL, &r2, &e), 0);
+        same += r1.text && r2.text && !strcmp(r1.text, r2.text) && *r1.text;
+        fresh->ops->free(fresh);
+        msgs[n++] = (llm_msg){.role = "assistant", .content = xstrdup(r1.text ? r1.text : "")};
+        llm_reply_deinit(&r2);
+        llm_reply_deinit(&r1);
+    }
+    CHECK_EQ(same, 3);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(msgs[i].role, "assistant")) free((char *)msgs[i].content);
+    kept->ops->free(kept);
+    free(path);
+}
+
 int main(void) {
     g_dir = test_tmpdir();
     setup();
@@ -415,6 +538,8 @@ int main(void) {
         RUN(test_injection);
         RUN(test_standing_constraint);
         RUN(test_refused_arguments);
+        RUN(test_local_backend);
+        RUN(test_local_cache);
     }
     if (g_rules) g_rules->ops->free(g_rules);
     pz_engine_free(g_engine);
