@@ -158,6 +158,44 @@ int32_t tailor_llm_sample(tailor_llm_sampler *sampler, const float *logits, cons
 int tailor_llm_embed(tailor_llm_ctx *ctx, const char *text, size_t n, int last_token, float *out,
                      tailor_error *err);
 
+/* ---- the conversational recommender ----------------------------------- */
+
+/* An agent over a store: it reads requests, calls the recommendation tools
+ * (recommend, search, item_info, similar_items, user_profile) and answers
+ * with items of the catalogue. Without a model it uses the rules backend
+ * (no language model needed); with one, a GGUF file (the built-in engine)
+ * or an OpenAI-compatible server. The store must outlive the agent. */
+typedef struct tailor_agent tailor_agent; /* opaque */
+
+typedef struct tailor_agent_params {
+    const char *user;        /* external user id, or NULL (anonymous) */
+    int64_t session;         /* continue this session; 0 starts one */
+    const char *recommender; /* trained model name; NULL: the active one */
+    const char *gguf;        /* a GGUF model answers (NULL: none) */
+    const char *chat_format; /* its chat format when the file names none */
+    const char *llm_url;     /* or an OpenAI-compatible server (http://host:port/v1) */
+    const char *llm_model;   /* the server's model name */
+    const char *memory;      /* "truncate" (default), "summarize" or "retrieve" */
+} tailor_agent_params;
+
+tailor_agent_params tailor_agent_default_params(void);
+int tailor_agent_new(tailor_store *store, tailor_agent_params params, tailor_agent **out, tailor_error *err);
+void tailor_agent_free(tailor_agent *agent);
+int64_t tailor_agent_session(const tailor_agent *agent);
+
+/* Receives the answer's text as it is written; return 0 to stop listening. */
+typedef int (*tailor_stream_fn)(void *user_data, const char *text, size_t n);
+
+/* One turn. The answer streams through cb (may be NULL); *json_out (may be
+ * NULL) receives {"answer", "items": [{"id", "title", "score",
+ * "popularity", "reason"}], "tool_calls": [...], "session"}, malloc'd:
+ * release it with tailor_free. */
+int tailor_agent_turn(tailor_agent *agent, const char *text, tailor_stream_fn cb, void *user_data,
+                      char **json_out, tailor_error *err);
+
+/* Releases memory the library handed out (JSON texts). */
+void tailor_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,8 @@
  * tool results, never from the backend's text. Everything is stored:
  * messages (with tool arguments, times and items as meta), profile facts,
  * and the session's state. */
+#include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +25,14 @@ struct agent {
     llm_tool_def tools[8];
     char *schemas[8];
     int n_tools;
+    bool keep_context;
 };
 
+void agent_keep_context(agent *a, bool keep) { a->keep_context = keep; }
+
 agent_params agent_default_params(void) {
-    return (agent_params){.user = NULL, .session = 0, .model = NULL, .max_rounds = 4, .store_turns = true};
+    return (agent_params){.user = NULL, .session = 0, .model = NULL, .max_rounds = 4, .store_turns = true,
+                          .memory = AGENT_MEMORY_TRUNCATE, .context_budget = 0};
 }
 
 int agent_new(pz_engine *e, llm_backend *backend, agent_params p, agent **out, tailor_error *err) {
@@ -133,6 +139,7 @@ int agent_facts_clear(agent *a, const char *kind, int64_t *removed, tailor_error
 
 void agent_reply_deinit(agent_reply *r) {
     free(r->text);
+    free(r->context);
     for (int i = 0; i < r->n_items; i++) {
         free(r->items[i].id);
         free(r->items[i].title);
@@ -197,34 +204,175 @@ static void convo_deinit(convo *c) {
     vec_free(&c->msgs);
 }
 
-/* The session's last turns (at most keep messages), tool calls included. */
-static int convo_load(agent *a, convo *c, size_t keep, tailor_error *err) {
+bool agent_memory_parse(const char *s, agent_memory *out) {
+    static const char *const names[] = {"truncate", "summarize", "retrieve"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) return (*out = (agent_memory)i), true;
+    return false;
+}
+
+const char *agent_memory_name(agent_memory m) {
+    return m == AGENT_MEMORY_SUMMARIZE ? "summarize" : m == AGENT_MEMORY_RETRIEVE ? "retrieve" : "truncate";
+}
+
+/* A stored message as the backend sees it. */
+static llm_msg as_msg(convo *c, const store_message *m) {
+    llm_msg x = {.role = own(c, xstrdup(m->role)), .content = own(c, xstrdup(m->content))};
+    if (!strcmp(m->role, "tool")) x.name = m->tool_name ? own(c, xstrdup(m->tool_name)) : NULL;
+    if (!strcmp(m->role, "assistant") && m->tool_name && m->meta) {
+        cJSON *meta = cJSON_Parse(m->meta);
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(meta, "arguments");
+        sb calls;
+        sb_init(&calls);
+        sb_puts(&calls, "[{\"name\":");
+        sb_json_str(&calls, m->tool_name, strlen(m->tool_name));
+        char *at = args ? cJSON_PrintUnformatted(args) : NULL;
+        sb_printf(&calls, ",\"arguments\":%s}]", at ? at : "{}");
+        free(at);
+        cJSON_Delete(meta);
+        x.tool_calls = own(c, sb_take(&calls));
+    }
+    return x;
+}
+
+/* One line for a turn that no longer fits: what was asked, and (full)
+ * what was answered (its first line) and which items were shown. */
+static void turn_line(agent *a, const store_message *m, size_t from, size_t to, bool full, sb *o) {
+    sb_printf(o, "- asked: %.160s", m[from].content);
+    for (size_t i = to; full && i-- > from + 1;) {
+        if (strcmp(m[i].role, "assistant") || m[i].tool_name) continue;
+        size_t nl = strcspn(m[i].content, "\n");
+        if (nl) sb_printf(o, "; answered: %.*s", (int)(nl < 160 ? nl : 160), m[i].content);
+        cJSON *meta = m[i].meta ? cJSON_Parse(m[i].meta) : NULL;
+        const cJSON *x;
+        int k = 0;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(meta, "items")) {
+            const pz_item_info *it = cJSON_IsString(x) ? pz_item(a->e, x->valuestring) : NULL;
+            if (it && k < 5) sb_printf(o, "%s%s", k++ ? ", " : "; shown: ", it->title ? it->title : it->id);
+        }
+        cJSON_Delete(meta);
+        break;
+    }
+    sb_putc(o, '\n');
+}
+
+/* Lowercase words of 3+ letters: what retrieval compares. */
+static int words_of(const char *s, char w[][24], int max) {
+    int n = 0;
+    while (*s && n < max) {
+        while (*s && !isalnum((unsigned char)*s)) s++;
+        int l = 0;
+        while (*s && isalnum((unsigned char)*s)) {
+            if (l < 23) w[n][l++] = (char)tolower((unsigned char)*s);
+            s++;
+        }
+        w[n][l] = 0;
+        static const char *const stop[] = {"the", "and", "for", "you", "are", "was", "what", "with", "that", "this",
+                                           "have", "from", "some", "any", "can", "not", "but", "about", NULL};
+        bool skip = l < 3;
+        for (int k = 0; stop[k] && !skip; k++) skip = !strcmp(w[n], stop[k]);
+        if (!skip) n++;
+    }
+    return n;
+}
+
+/* The session's turns that fit the budget, whole, newest last; the older
+ * ones summarized or retrieved as the memory policy says. */
+static int convo_load(agent *a, convo *c, const char *text, int32_t budget, agent_reply *out, tailor_error *err) {
     if (!a->session) return 0;
     store_message *m;
     size_t n;
     int rc = store_messages_list(a->s, a->session, &m, &n, err);
     if (rc) return rc;
-    size_t from = n > keep ? n - keep : 0;
-    /* Never start inside a turn: begin at a user message. */
-    while (from < n && strcmp(m[from].role, "user")) from++;
-    for (size_t i = from; i < n; i++) {
-        llm_msg x = {.role = own(c, xstrdup(m[i].role)), .content = own(c, xstrdup(m[i].content))};
-        if (!strcmp(m[i].role, "tool")) x.name = m[i].tool_name ? own(c, xstrdup(m[i].tool_name)) : NULL;
-        if (!strcmp(m[i].role, "assistant") && m[i].tool_name && m[i].meta) {
-            cJSON *meta = cJSON_Parse(m[i].meta);
-            const cJSON *args = cJSON_GetObjectItemCaseSensitive(meta, "arguments");
-            sb calls;
-            sb_init(&calls);
-            sb_puts(&calls, "[{\"name\":");
-            sb_json_str(&calls, m[i].tool_name, strlen(m[i].tool_name));
-            char *at = args ? cJSON_PrintUnformatted(args) : NULL;
-            sb_printf(&calls, ",\"arguments\":%s}]", at ? at : "{}");
-            free(at);
-            cJSON_Delete(meta);
-            x.tool_calls = own(c, sb_take(&calls));
-        }
-        vec_push(&c->msgs, x);
+    /* Turns: each starts at a user message. */
+    VEC(size_t) starts = {0};
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(m[i].role, "user")) vec_push(&starts, i);
+    int32_t used = 0, whole = a->p.memory == AGENT_MEMORY_TRUNCATE ? budget : budget * 3 / 4;
+    size_t keep = starts.len; /* the first turn kept; a quarter stays for the memory's note */
+    while (keep > 0) {
+        size_t from = starts.data[keep - 1], to = keep < starts.len ? starts.data[keep] : n;
+        int32_t t = 0;
+        for (size_t i = from; i < to; i++)
+            t += a->b->ops->count_tokens(a->b, m[i].content, strlen(m[i].content)) + 8;
+        if (used + t > whole) break;
+        used += t;
+        keep--;
     }
+    out->turns_kept = (int)(starts.len - keep);
+    out->turns_older = (int)keep;
+    int32_t left = budget - used;
+    if (keep > 0 && a->p.memory != AGENT_MEMORY_TRUNCATE && left > 32) {
+        sb note;
+        sb_init(&note);
+        if (a->p.memory == AGENT_MEMORY_SUMMARIZE) {
+            /* The most recent of the older turns that fit what is left. */
+            VEC(char *) lines = {0};
+            int32_t spent = 0;
+            for (size_t t = keep; t-- > 0;) {
+                sb l;
+                sb_init(&l);
+                /* the newest three in full; older ones by what was asked */
+                turn_line(a, m, starts.data[t], t + 1 < starts.len ? starts.data[t + 1] : n, keep - t <= 3, &l);
+                int32_t cost = a->b->ops->count_tokens(a->b, l.buf, l.len);
+                if (spent + cost > left - 16) {
+                    sb_deinit(&l);
+                    break;
+                }
+                spent += cost;
+                vec_push(&lines, sb_take(&l));
+            }
+            sb_puts(&note, "Earlier in this conversation (summary, oldest first):\n");
+            for (size_t i = lines.len; i-- > 0;) {
+                sb_puts(&note, lines.data[i]);
+                free(lines.data[i]);
+            }
+            vec_free(&lines);
+        } else {
+            /* Retrieval: older turns scored by the words they share with
+             * the new message, rarer words weighing more. */
+            char (*q)[24] = xmalloc(64 * sizeof *q), (*w)[24] = xmalloc(256 * sizeof *w);
+            int nq = words_of(text, q, 64);
+            double *score = xcalloc(keep + 1, sizeof *score);
+            for (int k = 0; k < nq; k++) {
+                int df = 0;
+                unsigned char *has = xcalloc(keep + 1, 1);
+                for (size_t t = 0; t < keep; t++) {
+                    size_t to = t + 1 < starts.len ? starts.data[t + 1] : n;
+                    for (size_t i = starts.data[t]; i < to && !has[t]; i++) {
+                        if (!strcmp(m[i].role, "tool")) continue;
+                        int nw = words_of(m[i].content, w, 256);
+                        for (int j = 0; j < nw && !has[t]; j++) has[t] = !strcmp(w[j], q[k]);
+                    }
+                    df += has[t];
+                }
+                for (size_t t = 0; t < keep; t++)
+                    if (has[t]) score[t] += log((double)(keep + 1) / (df + 0.5));
+                free(has);
+            }
+            sb_puts(&note, "Earlier in this conversation (the parts that match the new message):\n");
+            int32_t spent = 0;
+            for (int pick = 0; pick < 3; pick++) {
+                size_t best = keep;
+                for (size_t t = 0; t < keep; t++)
+                    if (score[t] > 0 && (best == keep || score[t] > score[best])) best = t;
+                if (best == keep) break;
+                score[best] = 0;
+                sb l;
+                sb_init(&l);
+                turn_line(a, m, starts.data[best], best + 1 < starts.len ? starts.data[best + 1] : n, true, &l);
+                int32_t cost = a->b->ops->count_tokens(a->b, l.buf, l.len);
+                if (spent + cost <= left - 16) sb_puts(&note, sb_str(&l)), spent += cost;
+                sb_deinit(&l);
+            }
+            free(score);
+            free(q);
+            free(w);
+        }
+        vec_push(&c->msgs, ((llm_msg){.role = "system", .content = own(c, sb_take(&note))}));
+    }
+    for (size_t i = keep < starts.len ? starts.data[keep] : n; i < n; i++) vec_push(&c->msgs, as_msg(c, &m[i]));
+    vec_free(&starts);
     store_messages_free(m, n);
     return 0;
 }
@@ -385,25 +533,76 @@ static char *system_prompt(agent *a) {
     return sb_take(&s);
 }
 
+/* The messages the backend sees for a new message text: the system
+ * prompt, the conversation within the budget (the context holds it, less
+ * the answer's room, the system prompt, the tools and the new message) with
+ * the memory policy's note, and the new message. */
+static int assemble(agent *a, convo *c, const char *text, agent_reply *out, tailor_error *err) {
+    const char *sys = own(c, system_prompt(a));
+    vec_push(&c->msgs, ((llm_msg){.role = "system", .content = sys}));
+    int32_t budget = a->p.context_budget > 0 ? a->p.context_budget : a->b->ops->context_size(a->b) - 1024;
+    budget -= a->b->ops->count_tokens(a->b, sys, strlen(sys)) + a->b->ops->count_tokens(a->b, text, strlen(text));
+    for (int i = 0; i < a->n_tools; i++) budget -= a->b->ops->count_tokens(a->b, a->tools[i].schema, strlen(a->tools[i].schema));
+    int rc = convo_load(a, c, text, budget > 0 ? budget : 0, out, err);
+    if (!rc) vec_push(&c->msgs, ((llm_msg){.role = "user", .content = own(c, xstrdup(text))}));
+    return rc;
+}
+
+int agent_context_preview(agent *a, const char *text, sb *out, int *kept, int *older, tailor_error *err) {
+    convo c = {0};
+    agent_reply r = {0};
+    int rc = assemble(a, &c, text, &r, err);
+    for (size_t i = 0; !rc && i < c.msgs.len; i++) sb_printf(out, "%s\n", c.msgs.data[i].content ? c.msgs.data[i].content : "");
+    if (kept) *kept = r.turns_kept;
+    if (older) *older = r.turns_older;
+    convo_deinit(&c);
+    return rc;
+}
+
 int agent_turn(agent *a, const char *text, llm_stream_fn cb, void *ud, agent_reply *out, tailor_error *err) {
     memset(out, 0, sizeof *out);
     out->session = a->session;
+    uint64_t t0 = timer_now_ns();
     convo c = {0};
-    vec_push(&c.msgs, ((llm_msg){.role = "system", .content = own(&c, system_prompt(a))}));
-    int rc = convo_load(a, &c, 40, err);
+    int rc = assemble(a, &c, text, out, err);
     if (rc) {
         convo_deinit(&c);
         return rc;
     }
-    vec_push(&c.msgs, ((llm_msg){.role = "user", .content = own(&c, xstrdup(text))}));
+    out->ms_context = timer_seconds_since(t0) * 1000;
+    if (a->keep_context) {
+        sb ctx;
+        sb_init(&ctx);
+        for (size_t i = 0; i < c.msgs.len; i++) sb_printf(&ctx, "%s\n", c.msgs.data[i].content ? c.msgs.data[i].content : "");
+        out->context = sb_take(&ctx);
+    }
     VEC(agent_call) calls = {0};
+    /* A tool whose arguments were refused gets one repair round (the error
+     * goes back to the backend); refused again, it is withdrawn for the
+     * rest of the turn, and the answer says so. */
+    llm_tool_def offered[8];
+    int n_offered = a->n_tools, refused[8] = {0};
+    memcpy(offered, a->tools, sizeof offered);
+    sb withdrawn;
+    sb_init(&withdrawn);
     for (int round = 0; !rc; round++) {
         llm_reply rep = {0};
-        bool tools = round < a->p.max_rounds;
-        rc = a->b->ops->complete(a->b, c.msgs.data, (int)c.msgs.len, a->tools, a->n_tools,
+        bool tools = round < a->p.max_rounds && n_offered > 0;
+        uint64_t tb = timer_now_ns();
+        rc = a->b->ops->complete(a->b, c.msgs.data, (int)c.msgs.len, offered, n_offered,
                                  tools ? LLM_TOOLS_AUTO : LLM_TOOLS_NONE, cb, ud, &rep, err);
+        *(round == 0 ? &out->ms_intent : &out->ms_answer) += timer_seconds_since(tb) * 1000;
         if (rc) break;
         if (!tools || rep.n_calls == 0) {
+            if (withdrawn.len) {
+                sb t;
+                sb_init(&t);
+                sb_printf(&t, "%s%s(I could not use %s: the arguments given were invalid twice.)", rep.text ? rep.text : "",
+                          rep.text && *rep.text ? "\n" : "", sb_str(&withdrawn));
+                if (cb) cb(ud, t.buf + (rep.text ? strlen(rep.text) : 0), t.len - (rep.text ? strlen(rep.text) : 0));
+                free(rep.text);
+                rep.text = sb_take(&t);
+            }
             out->text = rep.text ? rep.text : xstrdup("");
             rep.text = NULL;
             llm_reply_deinit(&rep);
@@ -412,6 +611,16 @@ int agent_turn(agent *a, const char *text, llm_stream_fn cb, void *ud, agent_rep
         for (int i = 0; i < rep.n_calls && i < 8; i++) {
             agent_call call;
             run_call(a, &rep.calls[i], &call);
+            out->ms_tools += call.ms;
+            if (!call.ok && strstr(call.result, "arguments of ")) {
+                for (int t = 0; t < n_offered; t++) {
+                    if (strcmp(offered[t].name, call.name) || ++refused[t] < 2) continue;
+                    sb_printf(&withdrawn, "%s%s", withdrawn.len ? ", " : "", call.name);
+                    offered[t] = offered[--n_offered];
+                    refused[t] = refused[n_offered];
+                    break;
+                }
+            }
             vec_push(&calls, call);
             sb tc;
             sb_init(&tc);
@@ -424,9 +633,12 @@ int agent_turn(agent *a, const char *text, llm_stream_fn cb, void *ud, agent_rep
         }
         llm_reply_deinit(&rep);
     }
+    sb_deinit(&withdrawn);
     out->calls = calls.data;
     out->n_calls = (int)calls.len;
+    uint64_t ts = timer_now_ns();
     if (!rc) rc = store_turn(a, text, out, err);
+    out->ms_store = timer_seconds_since(ts) * 1000;
     convo_deinit(&c);
     if (rc) agent_reply_deinit(out);
     return rc;

@@ -43,12 +43,26 @@ char *agent_tool_schema(agent *a, const char *name);
 
 /* ---- the agent ------------------------------------------------------------ */
 
+/* What the backend sees of turns that no longer fit its context. */
+typedef enum agent_memory {
+    AGENT_MEMORY_TRUNCATE = 0, /* they are dropped */
+    AGENT_MEMORY_SUMMARIZE,    /* folded into a running summary: what was asked and shown */
+    AGENT_MEMORY_RETRIEVE,     /* the ones that share most words with the new message come back */
+} agent_memory;
+
+bool agent_memory_parse(const char *s, agent_memory *out);
+const char *agent_memory_name(agent_memory m);
+
 typedef struct agent_params {
     const char *user;    /* external user id, or NULL (anonymous) */
     int64_t session;     /* continue this session (0 = a new one) */
     const char *model;   /* trained model for recommend (NULL = the active one) */
     int max_rounds;      /* tool rounds per turn (0 = 4) */
     bool store_turns;    /* keep the conversation in the store (default on via agent_default_params) */
+    agent_memory memory;
+    /* Tokens the conversation may take in the backend's context (0: its
+     * context size less 1,024 for the answer). */
+    int32_t context_budget;
 } agent_params;
 
 agent_params agent_default_params(void);
@@ -78,7 +92,21 @@ typedef struct agent_reply {
     agent_call *calls;
     int n_calls;
     int64_t session;
+    /* Where the turn's time went (ms): assembling the context, the
+     * backend's first reply (intent), tools, the backend's later replies
+     * (the answer), storing the turn. */
+    double ms_context, ms_intent, ms_tools, ms_answer, ms_store;
+    /* The context: turns kept whole, turns older than that, and the
+     * messages the backend saw (for measurements). */
+    int turns_kept, turns_older;
+    char *context; /* every message's text, joined (NULL unless agent_keep_context) */
 } agent_reply;
+/* Keep the context text in each reply (for context-stress measurements). */
+void agent_keep_context(agent *a, bool keep);
+/* The text the backend would see for a new message (every message joined),
+ * without running a turn; *kept and *older (may be NULL) count the turns
+ * kept whole and those beyond the budget. */
+int agent_context_preview(agent *a, const char *text, sb *out, int *kept, int *older, tailor_error *err);
 void agent_reply_deinit(agent_reply *r);
 /* {"answer", "items": [...], "tool_calls": [...], "session"} */
 void agent_reply_json(const agent_reply *r, sb *out);

@@ -78,6 +78,7 @@ int cmd_similar(cli_args *a);
 int cmd_search(cli_args *a);
 int cmd_ask(cli_args *a);
 int cmd_chat(cli_args *a);
+int cmd_experiment(cli_args *a);
 int cmd_models_list(cli_args *a);
 int cmd_models_show(cli_args *a);
 int cmd_models_activate(cli_args *a);

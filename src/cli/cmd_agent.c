@@ -10,6 +10,7 @@
 
 #include "agent/agent.h"
 #include "cli/cli.h"
+#include "eval/eval.h"
 
 typedef struct chat_face {
     store *s;
@@ -25,51 +26,67 @@ static void face_close(chat_face *f) {
     store_close(f->s);
 }
 
-static int face_open(cli_args *a, chat_face *f) {
+/* The store, the engine and the backend the options name (no agent yet). */
+static int backend_open(cli_args *a, chat_face *f) {
     memset(f, 0, sizeof *f);
+    const char *model = cli_opt_get(a, "model"), *url = cli_opt_get(a, "llm-url");
+    if (model && url) return cli_usage_error(a, "give --model FILE or --llm-url URL, not both");
+    const char *v = cli_opt_get(a, "temp");
+    double temp = -1;
+    if (v && (!parse_f64(v, strlen(v), &temp) || temp < 0 || temp > (url ? 2 : 100)))
+        return cli_usage_error(a, "--temp takes a number from 0 to %d", url ? 2 : 100);
+    long seed, ctx, threads;
+    if (!cli_opt_int(a, "seed", 0, 0, INT64_MAX, &seed)) return cli_usage_error(a, "bad --seed");
+    if (!cli_opt_int(a, "ctx", 0, 0, 1 << 20, &ctx)) return cli_usage_error(a, "bad --ctx");
+    if (!cli_opt_int(a, "threads", 0, 0, 256, &threads)) return cli_usage_error(a, "bad --threads");
+    int code;
+    f->s = cli_open_store(a, true, &code);
+    if (!f->s) return code;
+    tailor_error err = {0};
+    int rc = pz_engine_new(f->s, &f->e, &err);
+    if (!rc && url) {
+        llm_remote_params rp = llm_remote_default_params();
+        rp.url = url;
+        if (cli_opt_get(a, "llm-model")) rp.model = cli_opt_get(a, "llm-model");
+        if (temp >= 0) rp.sampling.temperature = (float)temp;
+        if (cli_opt_get(a, "seed")) rp.sampling.seed = (uint64_t)seed;
+        rc = llm_remote_backend_new(&rp, &f->b, &err);
+    } else if (!rc && model) {
+        /* A GGUF model answers and calls the tools (constrained decoding). */
+        llm_local_params lp = llm_local_default_params();
+        lp.model = model;
+        lp.chat_format = cli_opt_get(a, "chat-template");
+        if (temp >= 0) lp.sampling.temperature = (float)temp;
+        lp.sampling.seed = cli_opt_get(a, "seed") ? (uint64_t)seed : timer_now_ns();
+        lp.ctx.n_ctx = (int32_t)ctx;
+        lp.ctx.n_threads = (int32_t)threads;
+        rc = llm_local_backend_new(&lp, &f->b, &err);
+    } else if (!rc) {
+        rc = agent_rules_new(f->e, &f->b, &err);
+    }
+    if (rc) {
+        face_close(f);
+        return cli_fail(&err);
+    }
+    return 0;
+}
+
+static int face_open(cli_args *a, chat_face *f) {
     agent_params p = agent_default_params();
     p.user = cli_opt_get(a, "user");
     p.model = cli_opt_get(a, "recommender");
+    if (cli_opt_get(a, "memory") && !agent_memory_parse(cli_opt_get(a, "memory"), &p.memory))
+        return cli_usage_error(a, "--memory is truncate, summarize or retrieve");
     const char *sess = cli_opt_get(a, "session");
     if (sess) {
         int64_t id;
         if (!parse_i64(sess, strlen(sess), &id) || id <= 0) return cli_usage_error(a, "--session takes a session id");
         p.session = id;
     }
-    int code;
-    f->s = cli_open_store(a, true, &code);
-    if (!f->s) return code;
+    int code = backend_open(a, f);
+    if (code) return code;
     tailor_error err = {0};
-    int rc = pz_engine_new(f->s, &f->e, &err);
-    const char *model = cli_opt_get(a, "model");
-    if (!rc && model) {
-        /* A GGUF model answers and calls the tools (constrained decoding). */
-        llm_local_params lp = llm_local_default_params();
-        lp.model = model;
-        lp.chat_format = cli_opt_get(a, "chat-template");
-        long x;
-        const char *v;
-        if ((v = cli_opt_get(a, "temp"))) {
-            double t;
-            if (!parse_f64(v, strlen(v), &t) || t < 0 || t > 100) code = cli_usage_error(a, "--temp takes a number from 0 to 100");
-            lp.sampling.temperature = (float)t;
-        }
-        if (!cli_opt_int(a, "seed", 0, 0, INT64_MAX, &x)) code = cli_usage_error(a, "bad --seed");
-        lp.sampling.seed = cli_opt_get(a, "seed") ? (uint64_t)x : timer_now_ns();
-        if (!cli_opt_int(a, "ctx", 0, 0, 1 << 20, &x)) code = cli_usage_error(a, "bad --ctx");
-        lp.ctx.n_ctx = (int32_t)x;
-        if (!cli_opt_int(a, "threads", 0, 0, 256, &x)) code = cli_usage_error(a, "bad --threads");
-        lp.ctx.n_threads = (int32_t)x;
-        if (code) {
-            face_close(f);
-            return code;
-        }
-        rc = llm_local_backend_new(&lp, &f->b, &err);
-    } else if (!rc) {
-        rc = agent_rules_new(f->e, &f->b, &err);
-    }
-    if (!rc) rc = agent_new(f->e, f->b, p, &f->a, &err);
-    if (rc) {
+    if (agent_new(f->e, f->b, p, &f->a, &err)) {
         face_close(f);
         return cli_fail(&err);
     }
@@ -170,4 +187,36 @@ int cmd_chat(cli_args *a) {
     }
     face_close(&f);
     return EX_OK;
+}
+
+int cmd_experiment(cli_args *a) {
+    const char *name = a->pos[0];
+    bool latency = !strcmp(name, "tool-latency"), stress = !strcmp(name, "context-stress");
+    if (!latency && !stress) return cli_usage_error(a, "no experiment '%s' (experiments: tool-latency, context-stress)", name);
+    long rounds, budget, turns;
+    if (!cli_opt_int(a, "rounds", 10, 1, 10000, &rounds)) return cli_usage_error(a, "--rounds takes a number");
+    if (!cli_opt_int(a, "budget", 2000, 100, 1 << 20, &budget)) return cli_usage_error(a, "--budget takes tokens");
+    if (!cli_opt_int(a, "turns", 120, 10, 320, &turns)) return cli_usage_error(a, "--turns takes 10 to 320");
+    chat_face f;
+    int code = backend_open(a, &f);
+    if (code) return code;
+    tailor_error err = {0};
+    int64_t before = store_sessions_last(f.s);
+    sb json;
+    sb_init(&json);
+    int rc = latency ? eval_tool_latency(f.e, f.b, (int)rounds, stdout, &json, &err)
+                     : eval_context_stress(f.e, f.b, (int32_t)budget, (int)turns, cli_opt_get(a, "report"), stdout,
+                                           &json, &err);
+    const char *jpath = cli_opt_get(a, "json");
+    if (!rc && jpath) {
+        FILE *o = fopen(jpath, "wb");
+        if (!o || fprintf(o, "%s\n", sb_str(&json)) < 0) rc = err_set(&err, TAILOR_EIO, "cannot write %s", jpath);
+        if (o) fclose(o);
+    }
+    sb_deinit(&json);
+    /* The experiments' sessions (and their facts) are measurements, not
+     * conversations: they go. */
+    store_sessions_delete_after(f.s, before, NULL);
+    face_close(&f);
+    return rc ? cli_fail(&err) : EX_OK;
 }

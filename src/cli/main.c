@@ -28,7 +28,10 @@
     {"user", 'u', "ID", "the user talking (their history and profile); default anonymous"},       \
     {"session", 0, "ID", "continue this session"},                                                \
     {"recommender", 0, "NAME", "trained model the recommend tool uses (default: the active one)"}, \
+    {"memory", 0, "POLICY", "turns beyond the model's context: truncate (default), summarize, retrieve"}, \
     {"model", 'm', "FILE", "a GGUF model answers and calls the tools (default: the rules backend)"}, \
+    {"llm-url", 0, "URL", "an OpenAI-compatible server answers (http://host:port/v1; key: $TAILOR_LLM_API_KEY)"}, \
+    {"llm-model", 0, "NAME", "the server's model name (with --llm-url; default \"default\")"},        \
     {"chat-template", 0, "NAME", "the model's chat format if its file names none (chatml, llama3, ...)"}, \
     {"temp", 0, "T", "model sampling temperature (default 0.8; 0 = greedy)"},                      \
     {"seed", 's', "S", "model sampling seed (default: from the clock)"},                            \
@@ -160,6 +163,27 @@ static const cli_cmd COMMANDS[] = {
      {AGENT_OPTS,
       {"verbose", 0, NULL, "show each tool call, its arguments and time (stderr)"}},
      cmd_chat},
+    {"experiment", "NAME", "measure the conversational recommender: tool-latency, context-stress",
+     "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"
+     "(context, intent, tools, answer, store, the whole turn) mean, p50, p99 and max in ms.\n"
+     "context-stress: facts stated through a conversation of --turns turns in a context of\n"
+     "--budget tokens; per memory policy, the share of them in front of the model when asked,\n"
+     "as the conversation grows (with --report DIR, a chart). The sessions they make are removed.",
+     1, 1,
+     {{"model", 'm', "FILE", "a GGUF model as the backend (default: the rules backend)"},
+      {"llm-url", 0, "URL", "an OpenAI-compatible server as the backend"},
+      {"llm-model", 0, "NAME", "the server's model name"},
+      {"chat-template", 0, "NAME", "the model's chat format if its file names none"},
+      {"temp", 0, "T", "model sampling temperature"},
+      {"seed", 's', "S", "model sampling seed"},
+      {"ctx", 'c', "N", "model context size"},
+      {"threads", 't', "N", "model threads"},
+      {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},
+      {"budget", 0, "TOKENS", "context-stress: the context the conversation may take (default 2000)"},
+      {"turns", 0, "N", "context-stress: turns in the conversation (default 120)"},
+      {"json", 0, "FILE", "also write the figures as JSON"},
+      {"report", 0, "DIR", "context-stress: write DIR/context-stress.svg"}},
+     cmd_experiment},
     {"models list", "", "the trained models: kind, when, file size, last evaluation, which is active", NULL, 0,
      0, {{"json", 0, NULL, "print JSON"}}, cmd_models_list},
     {"models show", "[NAME]", "one model (default: the active one): parameters, training data, evaluation", NULL,

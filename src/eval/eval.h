@@ -171,4 +171,19 @@ void eval_write_json(sb *out, const eval_report_info *info, const eval_result *r
 int eval_write_report(const char *dir, const eval_report_info *info, const eval_result *r, int n,
                       tailor_error *err);
 
+/* ---- experiments on the conversational recommender ------------------- */
+
+struct pz_engine;
+struct llm_backend;
+/* `tailor experiment tool-latency`: a suite of requests through the agent,
+ * rounds times; per step (context, intent, tools, answer, store, the whole
+ * turn) mean, p50, p99 and max in ms, as a table on f and JSON in json. */
+int eval_tool_latency(struct pz_engine *e, struct llm_backend *b, int rounds, FILE *f, sb *json, tailor_error *err);
+/* `tailor experiment context-stress`: facts stated through a conversation
+ * of turns turns in a context of budget tokens; per memory policy, the share
+ * of them in what the backend would see when asked, as the conversation
+ * grows; a table, JSON, and report_dir/context-stress.svg (when given). */
+int eval_context_stress(struct pz_engine *e, struct llm_backend *b, int32_t budget, int turns,
+                        const char *report_dir, FILE *f, sb *json, tailor_error *err);
+
 #endif /* TAILOR_EVAL_H */

@@ -582,4 +582,19 @@ int llm_local_backend_new(const llm_local_params *p, llm_backend **out, tailor_e
 /* "qwen", "llama3", "mistral" or "generic". */
 const char *llm_local_tool_style(const llm_backend *b);
 
+/* An OpenAI-compatible server (remote.c): /chat/completions, streamed. */
+typedef struct llm_remote_params {
+    const char *url;          /* http://host:port/v1 (or the full .../chat/completions) */
+    const char *model;        /* the server's model name */
+    const char *api_key;      /* NULL: $TAILOR_LLM_API_KEY (none when unset) */
+    long connect_timeout_ms;  /* default 5000 */
+    long read_timeout_s;      /* no byte for this long: a stall (default 60) */
+    int retries;              /* on 429, 5xx and connection errors (default 3) */
+    llm_sampler_params sampling; /* temperature, top_p, seed are sent */
+    int32_t max_tokens;
+    int32_t n_ctx;            /* the server model's context, for budgets (default 8192) */
+} llm_remote_params;
+llm_remote_params llm_remote_default_params(void);
+int llm_remote_backend_new(const llm_remote_params *p, llm_backend **out, tailor_error *err);
+
 #endif

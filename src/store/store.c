@@ -844,6 +844,26 @@ int store_session_set_state(store *s, int64_t id, const char *state, tailor_erro
     return rc;
 }
 
+int64_t store_sessions_last(store *s) {
+    sqlite3_stmt *st;
+    int64_t id = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(id), 0) FROM sessions", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return id;
+}
+
+int store_sessions_delete_after(store *s, int64_t id, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM sessions WHERE id > ?1", -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "sessions");
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "delete sessions");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_fact_add(store *s, int64_t user_id, int64_t session_id, const char *kind, const char *value,
                    const char *text, tailor_error *err) {
     sqlite3_stmt *st;

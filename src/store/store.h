@@ -172,6 +172,10 @@ int store_session_new(store *s, int64_t user_id /* 0 = anonymous */, int64_t *id
  * TAILOR_ENOTFOUND when there is no such session. */
 int store_session_get(store *s, int64_t id, int64_t *user_id, char **state, tailor_error *err);
 int store_session_set_state(store *s, int64_t id, const char *state, tailor_error *err);
+/* The newest session's id (0: none), and removal of the sessions after one
+ * (their messages and facts with them): what a measurement leaves. */
+int64_t store_sessions_last(store *s);
+int store_sessions_delete_after(store *s, int64_t id, tailor_error *err);
 int store_message_add(store *s, int64_t session_id, const char *role,
                       const char *content, const char *tool_name, tailor_error *err);
 /* The same with meta: a JSON object of details (a tool call's arguments

@@ -36,5 +36,11 @@ check '"$W/prefix/bin/tailor" version | grep -q "tailor 0.1.0"'
 cc $SAN_FLAGS "$SRC/examples/generate.c" $(pkg-config --cflags --libs tailor) -Wl,-rpath,"$libdir" -o "$W/generate" 2>"$W/cc3.err" || cat "$W/cc3.err" >&2
 check '[ -x "$W/generate" ]'
 check '"$W/generate" "$DATA/tinyllamas-stories260K/stories260K.gguf" "Once upon a time" 12 | grep -q "^, there was a little girl named Lily"'
+# The public agent API: a conversation over an imported store (rules backend).
+"$W/embed_shared" "$W/agent.db" "$DATA/ml-100k" >/dev/null
+"$W/prefix/bin/tailor" -q --db "$W/agent.db" train pop >/dev/null
+cc $SAN_FLAGS "$SRC/examples/agent.c" $(pkg-config --cflags --libs tailor) -Wl,-rpath,"$libdir" -o "$W/agent" 2>"$W/cc4.err" || cat "$W/cc4.err" >&2
+check '[ -x "$W/agent" ]'
+check '"$W/agent" "$W/agent.db" "two comedies from the 90s" "more" >"$W/agent.out" && grep -q "\"items\":\[{\"id\":" "$W/agent.out" && grep -q "^session 1" "$W/agent.out"'
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

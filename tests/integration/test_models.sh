@@ -133,5 +133,16 @@ has "$W/out" "From now on: genres!=Horror." "chat records a standing constraint"
 has "$W/err" "[tool recommend" "chat --verbose shows tool calls"
 has "$W/err" "/exit or Ctrl-D leaves" "chat banner"
 if grep -q "not read" "$W/out"; then bad "chat read past /exit"; else ok; fi
+expect 0 "chat with a memory policy" -- sh -c "printf 'dramas\\n' | '$T' -q --db '$M' chat --memory retrieve"
+expect 64 "bad memory policy" -- "$T" --db "$M" ask --memory forever "hi"
+
+# Measurements of the agent; their sessions are removed afterwards.
+expect 0 "tool latency" -- "$T" --db "$M" experiment tool-latency --rounds 1 --json "$W/lat.json"
+has "$W/out" "tool latency, rules backend: 30 turns" "tool-latency table"
+has "$W/lat.json" '"steps":{"context":{"mean":' "tool-latency json"
+expect 0 "context stress" -- "$T" --db "$M" experiment context-stress --turns 20 --budget 1000 --report "$W/cs"
+has "$W/out" "retrieve" "context-stress table"
+[ -s "$W/cs/context-stress.svg" ] && ok || bad "context-stress chart written"
+expect 64 "unknown experiment" -- "$T" --db "$M" experiment nosuch
 
 finish

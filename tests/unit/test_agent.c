@@ -347,36 +347,83 @@ static void test_injection(void) {
     CHECK_EQ(query_int(g_store, "DELETE FROM items WHERE ext_id LIKE 'evil%' RETURNING 1") >= 1, 1);
 }
 
-/* "No horror" said once is applied in code to every later list. */
+/* "No horror" said once is applied in code to every later list, with
+ * every memory policy, in a context too small for the conversation. */
 static void test_standing_constraint(void) {
-    agent *a = new_agent("7");
-    if (!a) return;
-    agent_reply r;
-    tailor_error e = {0};
-    CHECK_EQ(agent_turn(a, "no horror", NULL, NULL, &r, &e), 0);
-    agent_reply_deinit(&r);
     static const char *const asks[] = {"recommend something",       "something like Alien", "films about vampires",
                                        "more",                      "thrillers",            "something from the 80s",
                                        "anything like The Shining", "hidden gems",          "scary movies please",
                                        "sci-fi"};
-    int lists = 0, horror = 0;
-    for (int t = 0; t < 200; t++) {
-        if (agent_turn(a, asks[t % 10], NULL, NULL, &r, &e)) {
-            fprintf(stderr, "  turn %d: %s\n", t, e.msg);
-            break;
-        }
-        lists += r.n_items > 0;
-        for (int k = 0; k < r.n_items; k++) {
-            const pz_item_info *it = pz_item(g_engine, r.items[k].id);
-            pz_cond c = {"genres", PZ_IS, "Horror"};
-            horror += it && pz_item_passes(it, &c, 1);
-        }
+    for (int policy = 0; policy < 3; policy++) {
+        agent_params p = agent_default_params();
+        p.user = "7";
+        p.memory = (agent_memory)policy;
+        p.context_budget = 1500; /* a few turns */
+        agent *a = NULL;
+        tailor_error e = {0};
+        CHECK_EQ(agent_new(g_engine, g_rules, p, &a, &e), 0);
+        if (!a) return;
+        agent_reply r;
+        CHECK_EQ(agent_turn(a, "no horror", NULL, NULL, &r, &e), 0);
         agent_reply_deinit(&r);
+        int lists = 0, horror = 0, older = 0;
+        for (int t = 0; t < 200; t++) {
+            if (agent_turn(a, asks[t % 10], NULL, NULL, &r, &e)) {
+                fprintf(stderr, "  turn %d: %s\n", t, e.msg);
+                break;
+            }
+            lists += r.n_items > 0;
+            older = r.turns_older;
+            for (int k = 0; k < r.n_items; k++) {
+                const pz_item_info *it = pz_item(g_engine, r.items[k].id);
+                pz_cond c = {"genres", PZ_IS, "Horror"};
+                horror += it && pz_item_passes(it, &c, 1);
+            }
+            agent_reply_deinit(&r);
+        }
+        printf("  standing constraint, memory %s: 200 turns (%d beyond the context at the end), %d with items, "
+               "%d horror items shown\n",
+               agent_memory_name(p.memory), older, lists, horror);
+        CHECK(older > 150);
+        CHECK(lists > 100);
+        CHECK_EQ(horror, 0);
+        /* Forget it and store a fresh one for the next policy. */
+        CHECK_EQ(agent_facts_clear(a, NULL, NULL, &e), 0);
+        agent_free(a);
     }
-    printf("  standing constraint: 200 turns, %d with items, %d horror items shown\n", lists, horror);
-    CHECK(lists > 100);
-    CHECK_EQ(horror, 0);
-    agent_free(a);
+}
+
+/* What each memory policy keeps of a fact stated long ago. */
+static void test_memory_policies(void) {
+    bool kept[3];
+    for (int policy = 0; policy < 3; policy++) {
+        agent_params p = agent_default_params();
+        p.memory = (agent_memory)policy;
+        p.context_budget = 800;
+        agent *a = NULL;
+        tailor_error e = {0};
+        CHECK_EQ(agent_new(g_engine, g_rules, p, &a, &e), 0);
+        if (!a) return;
+        agent_keep_context(a, true);
+        agent_reply r;
+        CHECK_EQ(agent_turn(a, "my sister adores films about submarines", NULL, NULL, &r, &e), 0);
+        agent_reply_deinit(&r);
+        for (int t = 0; t < 12; t++) {
+            CHECK_EQ(agent_turn(a, t % 2 ? "comedies from the 90s" : "dramas", NULL, NULL, &r, &e), 0);
+            agent_reply_deinit(&r);
+        }
+        CHECK_EQ(agent_turn(a, "what did my sister adore?", NULL, NULL, &r, &e), 0);
+        kept[policy] = r.context && strstr(r.context, "submarines") != NULL;
+        CHECK(r.turns_older > 0);
+        agent_reply_deinit(&r);
+        agent_free(a);
+    }
+    CHECK(!kept[AGENT_MEMORY_TRUNCATE]);
+    CHECK(kept[AGENT_MEMORY_RETRIEVE]);
+    /* summarize keeps the newest of the older turns: the oldest fell out of
+     * this small budget (context-stress measures where). */
+    printf("  memory: the first turn's fact after 13 turns in 800 tokens: truncate %s, summarize %s, retrieve %s\n",
+           kept[0] ? "kept" : "lost", kept[1] ? "kept" : "lost", kept[2] ? "kept" : "lost");
 }
 
 /* Arguments that break the schema never reach a tool. */
@@ -537,6 +584,7 @@ int main(void) {
         RUN(test_grounding);
         RUN(test_injection);
         RUN(test_standing_constraint);
+        RUN(test_memory_policies);
         RUN(test_refused_arguments);
         RUN(test_local_backend);
         RUN(test_local_cache);

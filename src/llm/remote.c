@@ -1,0 +1,416 @@
+/* remote.c — any OpenAI-compatible server as a backend (vLLM, llama.cpp's
+ * server, Ollama, OpenAI): POST /chat/completions with stream: true, the
+ * server-sent events parsed as they arrive (text streams on, tool-call
+ * fragments are joined), tools and tool_choice in the OpenAI format.
+ *
+ * Failures are messages, never crashes or hangs: a connect timeout, a read
+ * timeout (no byte for read_timeout seconds), retries with backoff on 429,
+ * 5xx and connection errors (Retry-After honoured, within bounds), none on
+ * other 4xx; every message names the URL and the status. What a remote
+ * model returns is not trusted: the agent validates every call's arguments
+ * against the tool's schema before anything runs. */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "llm/llm.h"
+
+typedef struct remote {
+    char *url; /* .../chat/completions */
+    char *model, *key;
+    long connect_ms, read_s;
+    int retries;
+    llm_sampler_params sampling;
+    int32_t max_tokens, n_ctx;
+} remote;
+
+/* ---- the request ----------------------------------------------------------- */
+
+static void request_json(remote *r, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
+                         llm_tool_choice choice, sb *o) {
+    sb_puts(o, "{\"model\":");
+    sb_json_str(o, r->model, strlen(r->model));
+    sb_puts(o, ",\"stream\":true,\"messages\":[");
+    int call_id = 0, pending = 0; /* ids pair each tool result with its call */
+    for (int i = 0; i < n; i++) {
+        const llm_msg *m = &msgs[i];
+        if (i) sb_putc(o, ',');
+        sb_puts(o, "{\"role\":");
+        sb_json_str(o, m->role, strlen(m->role));
+        if (!strcmp(m->role, "assistant") && m->tool_calls) {
+            sb_puts(o, ",\"content\":null,\"tool_calls\":[");
+            cJSON *calls = cJSON_Parse(m->tool_calls);
+            const cJSON *c;
+            int k = 0;
+            pending = call_id;
+            cJSON_ArrayForEach(c, calls) {
+                char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(c, "arguments"));
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "name"));
+                sb_printf(o, "%s{\"id\":\"call_%d\",\"type\":\"function\",\"function\":{\"name\":", k++ ? "," : "",
+                          call_id++);
+                sb_json_str(o, name ? name : "", strlen(name ? name : ""));
+                sb_puts(o, ",\"arguments\":");
+                sb_json_str(o, args ? args : "{}", strlen(args ? args : "{}"));
+                sb_puts(o, "}}");
+                free(args);
+            }
+            cJSON_Delete(calls);
+            sb_puts(o, "]}");
+            continue;
+        }
+        if (!strcmp(m->role, "tool")) sb_printf(o, ",\"tool_call_id\":\"call_%d\"", pending++);
+        sb_puts(o, ",\"content\":");
+        sb_json_str(o, m->content ? m->content : "", strlen(m->content ? m->content : ""));
+        sb_putc(o, '}');
+    }
+    sb_putc(o, ']');
+    if (n_tools > 0 && choice != LLM_TOOLS_NONE) {
+        sb_puts(o, ",\"tools\":[");
+        for (int i = 0; i < n_tools; i++) {
+            sb_printf(o, "%s{\"type\":\"function\",\"function\":{\"name\":", i ? "," : "");
+            sb_json_str(o, tools[i].name, strlen(tools[i].name));
+            sb_puts(o, ",\"description\":");
+            sb_json_str(o, tools[i].description, strlen(tools[i].description));
+            sb_printf(o, ",\"parameters\":%s}}", tools[i].schema);
+        }
+        sb_printf(o, "],\"tool_choice\":\"%s\"", choice == LLM_TOOLS_REQUIRED ? "required" : "auto");
+    }
+    if (r->sampling.temperature >= 0) sb_printf(o, ",\"temperature\":%g", r->sampling.temperature);
+    if (r->sampling.top_p < 1) sb_printf(o, ",\"top_p\":%g", r->sampling.top_p);
+    if (r->sampling.seed) sb_printf(o, ",\"seed\":%llu", (unsigned long long)(r->sampling.seed & 0x7fffffff));
+    if (r->max_tokens > 0) sb_printf(o, ",\"max_tokens\":%d", r->max_tokens);
+    sb_putc(o, '}');
+}
+
+/* ---- the response: server-sent events, parsed as they come ------------------ */
+
+typedef struct pending_call {
+    sb name, args;
+} pending_call;
+
+typedef struct stream {
+    llm_stream_fn cb;
+    void *ud;
+    sb line;   /* the SSE line being read */
+    sb body;   /* everything, for errors and non-streamed replies */
+    sb text;
+    VEC(pending_call) calls;
+    bool done, sse, stalled;
+    uint64_t last_ns; /* when the last byte came */
+    long read_s;
+    char *error; /* an "error" object inside the stream */
+    long status;
+    char retry_after[32];
+} stream;
+
+static void stream_event(stream *s, const char *data) {
+    if (!strcmp(data, "[DONE]")) {
+        s->done = true;
+        return;
+    }
+    cJSON *j = cJSON_Parse(data);
+    if (!j) return; /* a malformed event is skipped; what it held is missing */
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+    if (err && !s->error) {
+        const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
+        s->error = xstrdup(m ? m : "error event in the stream");
+    }
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "delta");
+    const char *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(delta, "content"));
+    if (content && *content) {
+        sb_puts(&s->text, content);
+        if (s->cb) s->cb(s->ud, content, strlen(content));
+    }
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(delta, "tool_calls")) {
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(tc, "index");
+        size_t i = cJSON_IsNumber(idx) && idx->valuedouble >= 0 && idx->valuedouble < 16 ? (size_t)idx->valuedouble
+                                                                                        : s->calls.len;
+        while (s->calls.len <= i && s->calls.len < 16) {
+            pending_call p;
+            sb_init(&p.name);
+            sb_init(&p.args);
+            vec_push(&s->calls, p);
+        }
+        if (i >= s->calls.len) continue;
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fn, "name"));
+        const char *args = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fn, "arguments"));
+        if (name) sb_puts(&s->calls.data[i].name, name);
+        if (args) sb_puts(&s->calls.data[i].args, args);
+    }
+    cJSON_Delete(j);
+}
+
+static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
+    stream *s = ud;
+    size_t n = size * nmemb;
+    s->last_ns = timer_now_ns();
+    sb_append(&s->body, p, n);
+    if (s->status >= 300) return n; /* an error body: kept whole */
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n') {
+            if (p[i] != '\r') sb_putc(&s->line, p[i]);
+            continue;
+        }
+        const char *l = sb_str(&s->line);
+        if (!strncmp(l, "data:", 5)) {
+            s->sse = true;
+            stream_event(s, l + 5 + (l[5] == ' '));
+        }
+        sb_clear(&s->line);
+    }
+    return n;
+}
+
+/* A stall: no byte for read_s seconds (libcurl's own low-speed check
+ * averages over a window, so a stream that stops after a start would run
+ * on for longer). */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    stream *s = ud;
+    (void)dt, (void)dn, (void)ut, (void)un;
+    if ((double)(timer_now_ns() - s->last_ns) / 1e9 > (double)s->read_s) {
+        s->stalled = true;
+        return 1;
+    }
+    return 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
+    stream *s = ud;
+    size_t n = size * nmemb;
+    s->last_ns = timer_now_ns();
+    if (n > 12 && !strncasecmp(p, "Retry-After:", 12)) {
+        size_t k = 12;
+        while (k < n && p[k] == ' ') k++;
+        snprintf(s->retry_after, sizeof s->retry_after, "%.*s", (int)(n - k), p + k);
+    }
+    return n;
+}
+
+static void stream_reset(stream *s) {
+    sb_clear(&s->line);
+    sb_clear(&s->body);
+    sb_clear(&s->text);
+    for (size_t i = 0; i < s->calls.len; i++) {
+        sb_deinit(&s->calls.data[i].name);
+        sb_deinit(&s->calls.data[i].args);
+    }
+    s->calls.len = 0;
+    s->done = s->sse = s->stalled = false;
+    free(s->error);
+    s->error = NULL;
+    s->status = 0;
+    s->retry_after[0] = 0;
+}
+
+static void stream_deinit(stream *s) {
+    stream_reset(s);
+    sb_deinit(&s->line);
+    sb_deinit(&s->body);
+    sb_deinit(&s->text);
+    vec_free(&s->calls);
+}
+
+/* A non-streamed reply (a server that ignores stream: true). */
+static void parse_whole(stream *s) {
+    cJSON *j = cJSON_Parse(sb_str(&s->body));
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "message");
+    const char *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "content"));
+    if (content) {
+        sb_puts(&s->text, content);
+        if (s->cb) s->cb(s->ud, content, strlen(content));
+    }
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls")) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        pending_call p;
+        sb_init(&p.name);
+        sb_init(&p.args);
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fn, "name"));
+        const char *args = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fn, "arguments"));
+        sb_puts(&p.name, name ? name : "");
+        sb_puts(&p.args, args ? args : "");
+        vec_push(&s->calls, p);
+    }
+    cJSON_Delete(j);
+}
+
+/* The server's own words for an error body ({"error": {"message"}}), or
+ * the start of the body. */
+static void error_text(const sb *body, char *out, size_t n) {
+    cJSON *j = cJSON_Parse(sb_str(body));
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const char *m = cJSON_IsString(e) ? e->valuestring : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message"));
+    if (m) snprintf(out, n, "%s", m);
+    else snprintf(out, n, "%.200s", sb_str(body));
+    cJSON_Delete(j);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int remote_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
+                           llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
+    remote *r = b->impl;
+    memset(out, 0, sizeof *out);
+    sb req;
+    sb_init(&req);
+    request_json(r, msgs, n, tools, n_tools, choice, &req);
+    CURL *c = curl_easy_init();
+    if (!c) {
+        sb_deinit(&req);
+        return err_set(err, TAILOR_EINTERNAL, "curl_easy_init failed");
+    }
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, "Accept: text/event-stream");
+    if (r->key) {
+        sb auth;
+        sb_init(&auth);
+        sb_printf(&auth, "Authorization: Bearer %s", r->key);
+        h = curl_slist_append(h, sb_str(&auth));
+        sb_deinit(&auth);
+    }
+    stream s = {.cb = cb, .ud = ud};
+    sb_init(&s.line);
+    sb_init(&s.body);
+    sb_init(&s.text);
+    char cerr[CURL_ERROR_SIZE];
+    int rc = 0;
+    for (int attempt = 0;; attempt++) {
+        stream_reset(&s);
+        cerr[0] = 0;
+        curl_easy_reset(c);
+        curl_easy_setopt(c, CURLOPT_URL, r->url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.buf);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)req.len);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &s);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
+        s.read_s = r->read_s;
+        s.last_ns = timer_now_ns();
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "tailor/" TAILOR_VERSION_STRING);
+        /* The status is known before the body: an error body is not parsed
+         * as events. */
+        curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
+        CURLcode cr = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s.status);
+        bool retryable, net = cr != CURLE_OK;
+        char why[320];
+        if (net) {
+            if (s.stalled) snprintf(why, sizeof why, "timed out: no data for %ld s", r->read_s);
+            else snprintf(why, sizeof why, "%s", cr == CURLE_OPERATION_TIMEDOUT ? "timed out" : cerr[0] ? cerr : curl_easy_strerror(cr));
+            /* A stream that stalled after part of a reply is not retried:
+             * its text may already have streamed on. */
+            retryable = s.text.len == 0 && s.calls.len == 0;
+        } else if (s.status >= 300) {
+            char text[240];
+            error_text(&s.body, text, sizeof text);
+            snprintf(why, sizeof why, "HTTP %ld: %s", s.status, text);
+            retryable = s.status == 429 || s.status >= 500;
+        } else {
+            break;
+        }
+        if (!retryable || attempt >= r->retries) {
+            rc = err_set(err, net ? TAILOR_ENETWORK : TAILOR_EDATA, "remote LLM %s: %s%s", r->url, why,
+                         attempt ? " (after retries)" : "");
+            if (!net && s.status == 429) err->code = TAILOR_ENETWORK;
+            break;
+        }
+        long wait = 250L << attempt; /* 0.25, 0.5, 1, 2 s ... */
+        if (s.retry_after[0]) {
+            long ra = atol(s.retry_after) * 1000;
+            if (ra >= 0 && ra <= 30000) wait = ra;
+        }
+        log_warn("remote LLM %s: %s; retrying in %ld ms", r->url, why, wait);
+        sleep_ms(wait);
+    }
+    if (!rc) {
+        if (!s.sse) parse_whole(&s);
+        if (s.error) rc = err_set(err, TAILOR_EDATA, "remote LLM %s: %s", r->url, s.error);
+    }
+    if (!rc) {
+        for (size_t i = 0; i < s.calls.len; i++) {
+            out->calls = realloc(out->calls, ((size_t)out->n_calls + 1) * sizeof *out->calls);
+            out->calls[out->n_calls].name = xstrdup(sb_str(&s.calls.data[i].name));
+            out->calls[out->n_calls].arguments = xstrdup(s.calls.data[i].args.len ? sb_str(&s.calls.data[i].args) : "{}");
+            out->n_calls++;
+        }
+        if (!out->n_calls) {
+            out->text = sb_take(&s.text);
+            if (!out->text) out->text = xstrdup("");
+        }
+    }
+    stream_deinit(&s);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    sb_deinit(&req);
+    return rc;
+}
+
+static int32_t remote_count(llm_backend *b, const char *text, size_t n) {
+    (void)b, (void)text;
+    return (int32_t)(n / 4 + 1); /* no tokenizer here: about 4 bytes a token */
+}
+
+static int32_t remote_ctx(llm_backend *b) { return ((remote *)b->impl)->n_ctx; }
+
+static void remote_free(llm_backend *b) {
+    remote *r = b->impl;
+    free(r->url);
+    free(r->model);
+    free(r->key);
+    free(r);
+    free(b);
+}
+
+static const llm_backend_ops REMOTE_OPS = {"remote", remote_complete, remote_count, remote_ctx, remote_free};
+
+llm_remote_params llm_remote_default_params(void) {
+    llm_sampler_params sp = llm_sampler_default_params();
+    sp.seed = 0;
+    return (llm_remote_params){.model = "default", .connect_timeout_ms = 5000, .read_timeout_s = 60, .retries = 3,
+                               .sampling = sp, .max_tokens = 1024, .n_ctx = 8192};
+}
+
+int llm_remote_backend_new(const llm_remote_params *p, llm_backend **out, tailor_error *err) {
+    *out = NULL;
+    if (!p->url || (strncmp(p->url, "http://", 7) && strncmp(p->url, "https://", 8)))
+        return err_set(err, TAILOR_EINVAL, "remote LLM: '%s' is not an http(s) URL", p->url ? p->url : "");
+    remote *r = xcalloc(1, sizeof *r);
+    /* http://host:port/v1 (or .../chat/completions given whole) */
+    sb u;
+    sb_init(&u);
+    sb_puts(&u, p->url);
+    while (u.len && u.buf[u.len - 1] == '/') u.buf[--u.len] = 0;
+    if (!strstr(sb_str(&u), "/chat/completions")) sb_puts(&u, "/chat/completions");
+    r->url = sb_take(&u);
+    r->model = xstrdup(p->model ? p->model : "default");
+    const char *key = p->api_key ? p->api_key : getenv("TAILOR_LLM_API_KEY");
+    r->key = key && *key ? xstrdup(key) : NULL;
+    r->connect_ms = p->connect_timeout_ms > 0 ? p->connect_timeout_ms : 5000;
+    r->read_s = p->read_timeout_s > 0 ? p->read_timeout_s : 60;
+    r->retries = p->retries >= 0 ? p->retries : 3;
+    r->sampling = p->sampling;
+    r->max_tokens = p->max_tokens;
+    r->n_ctx = p->n_ctx > 0 ? p->n_ctx : 8192;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    llm_backend *b = xcalloc(1, sizeof *b);
+    b->ops = &REMOTE_OPS;
+    b->impl = r;
+    *out = b;
+    return 0;
+}

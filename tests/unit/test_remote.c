@@ -1,0 +1,360 @@
+/* test_remote.c — the remote (OpenAI-compatible) backend against
+ * fake_openai_server, a small test server in a thread of this program (not
+ * a real model server: it plays scripted replies). Scenarios, chosen by the
+ * last user message: streamed text, a streamed tool call in fragments,
+ * malformed tool-call arguments then a repair, arguments the schema refuses
+ * twice (the tool is withdrawn), 429 then success, 500 every time, 400 (no
+ * retry), a non-streamed reply, a stalled stream, a refused connection;
+ * and the API key header. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "llm/llm.h"
+#include "test.h"
+
+/* ---- fake_openai_server --------------------------------------------------- */
+
+static int g_port;
+static int g_listen = -1;
+static volatile int g_stop;
+static int g_hits[16];          /* requests per scenario */
+static char g_last_auth[256];   /* the last Authorization header */
+static char g_last_body[65536]; /* the last request body */
+
+enum { S_PLAIN, S_TOOL, S_BADJSON, S_BADARGS, S_429, S_500, S_400, S_WHOLE, S_STALL, S_N };
+static const char *const SCEN[] = {"plain", "tool", "badjson", "badargs", "429", "500", "400", "whole", "stall"};
+
+static void send_all(int fd, const char *s, size_t n) {
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        s += w, n -= (size_t)w;
+    }
+}
+
+static void send_str(int fd, const char *s) { send_all(fd, s, strlen(s)); }
+
+static void reply_json(int fd, const char *status, const char *body) {
+    char head[256];
+    snprintf(head, sizeof head,
+             "HTTP/1.1 %s\r\nRetry-After: 0\r\nContent-Type: application/json\r\nConnection: close\r\n"
+             "Content-Length: %zu\r\n\r\n",
+             status, strlen(body));
+    send_str(fd, head);
+    send_str(fd, body);
+}
+
+static void sse(int fd, const char *json) {
+    char buf[2048];
+    snprintf(buf, sizeof buf, "data: %s\n\n", json);
+    send_str(fd, buf);
+}
+
+static void sse_head(int fd) {
+    send_str(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+}
+
+static void sse_text(int fd, const char *const *parts, int n) {
+    sse_head(fd);
+    char buf[512];
+    for (int i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%s\"}}]}", parts[i]);
+        sse(fd, buf);
+    }
+    sse(fd, "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}");
+    send_str(fd, "data: [DONE]\n\n");
+}
+
+/* A tool call whose arguments arrive in fragments. */
+static void sse_call(int fd, const char *name, const char *const *frags, int n) {
+    sse_head(fd);
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"type\":\"function\","
+             "\"function\":{\"name\":\"%s\",\"arguments\":\"\"}}]}}]}",
+             name);
+    sse(fd, buf);
+    for (int i = 0; i < n; i++) {
+        sb esc;
+        sb_init(&esc);
+        sb_json_str(&esc, frags[i], strlen(frags[i]));
+        snprintf(buf, sizeof buf,
+                 "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":%s}}]}}]}",
+                 sb_str(&esc));
+        sb_deinit(&esc);
+        sse(fd, buf);
+    }
+    sse(fd, "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}");
+    send_str(fd, "data: [DONE]\n\n");
+}
+
+static void serve_one(int fd) {
+    char req[70000];
+    size_t got = 0;
+    long len = -1;
+    char *body = NULL;
+    while (got < sizeof req - 1) { /* headers, then Content-Length bytes */
+        ssize_t r = recv(fd, req + got, sizeof req - 1 - got, 0);
+        if (r <= 0) return;
+        got += (size_t)r;
+        req[got] = 0;
+        char *end = strstr(req, "\r\n\r\n");
+        if (end && len < 0) {
+            char *cl = strcasestr(req, "Content-Length:");
+            len = cl ? atol(cl + 15) : 0;
+            body = end + 4;
+        }
+        if (body && (long)(got - (size_t)(body - req)) >= len) break;
+    }
+    if (!body) return;
+    char *auth = strcasestr(req, "Authorization: ");
+    g_last_auth[0] = 0;
+    if (auth) sscanf(auth + 15, "%255[^\r\n]", g_last_auth);
+    snprintf(g_last_body, sizeof g_last_body, "%s", body);
+    /* The scenario: the last user message; after a tool result, an answer. */
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages"), *m, *last_user = NULL;
+    bool tool_result_last = false;
+    cJSON_ArrayForEach(m, msgs) {
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
+        if (role && !strcmp(role, "user")) last_user = m, tool_result_last = false;
+        if (role && !strcmp(role, "tool")) tool_result_last = true;
+    }
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last_user, "content"));
+    int sc = S_PLAIN;
+    for (int i = 0; i < S_N; i++)
+        if (text && !strcmp(text, SCEN[i])) sc = i;
+    int hit = g_hits[sc]++;
+    bool repair = false; /* a tool result with an error came back */
+    cJSON_ArrayForEach(m, msgs) {
+        const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "content"));
+        if (c && strstr(c, "\"error\"")) repair = true;
+    }
+    static const char *const hello[] = {"Hello ", "from the ", "test server."};
+    static const char *const done[] = {"Here you go."};
+    if (tool_result_last && !(sc == S_BADJSON && repair && hit < 2) && !(sc == S_BADARGS && hit < 2)) {
+        sse_text(fd, done, 1);
+    } else
+        switch (sc) {
+        case S_PLAIN: sse_text(fd, hello, 3); break;
+        case S_TOOL: {
+            static const char *const f[] = {"{\"k\": 3, ", "\"genres\": [\"Com", "edy\"]}"};
+            sse_call(fd, "recommend", f, 3);
+            break;
+        }
+        case S_BADJSON: {
+            static const char *const bad[] = {"{\"k\": 3,, "};
+            static const char *const good[] = {"{\"k\": 2}"};
+            if (hit == 0) sse_call(fd, "recommend", bad, 1);
+            else sse_call(fd, "recommend", good, 1);
+            break;
+        }
+        case S_BADARGS: {
+            static const char *const f[] = {"{\"k\": 500}"};
+            sse_call(fd, "recommend", f, 1);
+            break;
+        }
+        case S_429:
+            if (hit == 0) reply_json(fd, "429 Too Many Requests", "{\"error\":{\"message\":\"slow down, please!\"}}");
+            else sse_text(fd, hello, 3);
+            break;
+        case S_500:
+            reply_json(fd, "500 Internal Server Error", "{\"error\":{\"message\":\"it broke here\"}}");
+            break;
+        case S_400:
+            reply_json(fd, "400 Bad Request", "{\"error\":{\"message\":\"unknown model x\"}}");
+            break;
+        case S_WHOLE: {
+            reply_json(fd, "200 OK",
+                       "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"all at once\"},"
+                       "\"finish_reason\":\"stop\"}]}");
+            break;
+        }
+        case S_STALL:
+            sse_head(fd);
+            sse(fd, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"I will\"}}]}");
+            for (int i = 0; i < 40 && !g_stop; i++) usleep(100000); /* then nothing */
+            break;
+        }
+    cJSON_Delete(j);
+}
+
+static void *fake_openai_server(void *arg) {
+    (void)arg;
+    while (!g_stop) {
+        int fd = accept(g_listen, NULL, NULL);
+        if (fd < 0) break;
+        serve_one(fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+static bool start_server(pthread_t *t) {
+    g_listen = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(g_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(g_listen, (struct sockaddr *)&a, sizeof a) || listen(g_listen, 8)) return false;
+    socklen_t al = sizeof a;
+    getsockname(g_listen, (struct sockaddr *)&a, &al);
+    g_port = ntohs(a.sin_port);
+    return pthread_create(t, NULL, fake_openai_server, NULL) == 0;
+}
+
+/* ---- the tests -------------------------------------------------------------- */
+
+static llm_backend *backend(long read_s, int retries) {
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", g_port);
+    llm_remote_params p = llm_remote_default_params();
+    p.url = url;
+    p.model = "test-model";
+    p.api_key = "sk-test-123";
+    p.read_timeout_s = read_s;
+    p.retries = retries;
+    llm_backend *b = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(llm_remote_backend_new(&p, &b, &e), 0);
+    return b;
+}
+
+static bool collect(void *ud, const char *t, size_t n) {
+    sb_append(ud, t, n);
+    return true;
+}
+
+static const llm_tool_def TOOL = {"recommend", "Recommend items.",
+                                  "{\"type\":\"object\",\"properties\":{\"k\":{\"type\":\"integer\",\"minimum\":1,"
+                                  "\"maximum\":50},\"genres\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}},"
+                                  "\"required\":[\"k\"]}"};
+
+static int ask(llm_backend *b, const char *text, llm_reply *r, sb *streamed, tailor_error *e) {
+    llm_msg m[2] = {{.role = "system", .content = "Be brief."}, {.role = "user", .content = text}};
+    return b->ops->complete(b, m, 2, &TOOL, 1, LLM_TOOLS_AUTO, collect, streamed, r, e);
+}
+
+static void test_protocol(void) {
+    llm_backend *b = backend(2, 2);
+    if (!b) return;
+    llm_reply r;
+    tailor_error e = {0};
+    sb s;
+    sb_init(&s);
+    /* Streamed text, as it arrives. */
+    CHECK_EQ(ask(b, "plain", &r, &s, &e), 0);
+    CHECK_STR(r.text, "Hello from the test server.");
+    CHECK_STR(sb_str(&s), "Hello from the test server.");
+    CHECK_STR(g_last_auth, "Bearer sk-test-123");
+    CHECK_CONTAINS(g_last_body, "\"stream\":true");
+    CHECK_CONTAINS(g_last_body, "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"recommend\"");
+    CHECK_CONTAINS(g_last_body, "\"tool_choice\":\"auto\"");
+    CHECK_CONTAINS(g_last_body, "\"model\":\"test-model\"");
+    llm_reply_deinit(&r);
+    /* A tool call in fragments, joined. */
+    CHECK_EQ(ask(b, "tool", &r, &s, &e), 0);
+    CHECK(r.n_calls == 1 && !r.text);
+    if (r.n_calls == 1) {
+        CHECK_STR(r.calls[0].name, "recommend");
+        CHECK_STR(r.calls[0].arguments, "{\"k\": 3, \"genres\": [\"Comedy\"]}");
+    }
+    llm_reply_deinit(&r);
+    /* 429 then success: retried (Retry-After: 0). */
+    CHECK_EQ(ask(b, "429", &r, &s, &e), 0);
+    CHECK_STR(r.text, "Hello from the test server.");
+    CHECK_EQ(g_hits[S_429], 2);
+    llm_reply_deinit(&r);
+    /* 500 every time: retried, then a message naming URL and status. */
+    CHECK_EQ(ask(b, "500", &r, &s, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "/v1/chat/completions: HTTP 500: it broke here (after retries)");
+    CHECK_EQ(g_hits[S_500], 3);
+    /* 400: not retried. */
+    CHECK_EQ(ask(b, "400", &r, &s, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "HTTP 400: unknown model x");
+    CHECK_EQ(g_hits[S_400], 1);
+    /* A server that ignores stream: true. */
+    CHECK_EQ(ask(b, "whole", &r, &s, &e), 0);
+    CHECK_STR(r.text, "all at once");
+    llm_reply_deinit(&r);
+    /* A stall after part of a reply: a timeout, not a hang (read timeout
+     * 2 s), and not retried (its text had streamed on). */
+    uint64_t t0 = timer_now_ns();
+    CHECK_EQ(ask(b, "stall", &r, &s, &e), TAILOR_ENETWORK);
+    double secs = timer_seconds_since(t0);
+    CHECK(secs < 4);
+    CHECK_CONTAINS(e.msg, "timed out");
+    CHECK_EQ(g_hits[S_STALL], 1);
+    b->ops->free(b);
+    /* Nobody listening: a connection error, retried, then a message. */
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", 1);
+    llm_remote_params p = llm_remote_default_params();
+    p.url = url;
+    p.retries = 1;
+    CHECK_EQ(llm_remote_backend_new(&p, &b, &e), 0);
+    CHECK_EQ(ask(b, "plain", &r, &s, &e), TAILOR_ENETWORK);
+    CHECK_CONTAINS(e.msg, "remote LLM http://127.0.0.1:1/v1/chat/completions:");
+    b->ops->free(b);
+    p.url = "ftp://x";
+    CHECK_EQ(llm_remote_backend_new(&p, &b, &e), TAILOR_EINVAL);
+    sb_deinit(&s);
+}
+
+/* Through the agent: malformed arguments get one repair round; arguments
+ * the schema refuses twice withdraw the tool and the answer says so. */
+static void test_repair(void) {
+    char *dir = test_tmpdir(), *db = path_join(dir, "r.db");
+    store *st = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(store_open(db, store_default_params(), &st, &e), 0);
+    free(db);
+    if (!st) {
+        free(dir);
+        return;
+    }
+    int64_t id;
+    store_item_put(st, "i1", "One", NULL, "{\"genres\":[\"Comedy\"]}", STORE_DUP_ERROR, &id, NULL, &e);
+    pz_engine *eng;
+    CHECK_EQ(pz_engine_new(st, &eng, &e), 0);
+    llm_backend *b = backend(5, 1);
+    agent *a = NULL;
+    CHECK_EQ(agent_new(eng, b, agent_default_params(), &a, &e), 0);
+    if (a) {
+        agent_reply r;
+        CHECK_EQ(agent_turn(a, "badjson", NULL, NULL, &r, &e), 0);
+        CHECK(r.n_calls == 2 && !r.calls[0].ok);
+        if (r.n_calls == 2) CHECK_CONTAINS(r.calls[0].result, "not valid JSON");
+        CHECK_STR(r.text, "Here you go.");
+        agent_reply_deinit(&r);
+        CHECK_EQ(agent_turn(a, "badargs", NULL, NULL, &r, &e), 0);
+        CHECK(r.n_calls == 2 && !r.calls[0].ok && !r.calls[1].ok);
+        if (r.n_calls) CHECK_CONTAINS(r.calls[0].result, "$.k: must be at most 50");
+        CHECK_CONTAINS(r.text, "I could not use recommend: the arguments given were invalid twice.");
+        agent_reply_deinit(&r);
+        agent_free(a);
+    }
+    b->ops->free(b);
+    pz_engine_free(eng);
+    store_close(st);
+    test_rmtree(dir);
+    free(dir);
+}
+
+int main(void) {
+    pthread_t t;
+    if (!start_server(&t)) {
+        fprintf(stderr, "FATAL: cannot start fake_openai_server on loopback\n");
+        return 1;
+    }
+    RUN(test_protocol);
+    RUN(test_repair);
+    g_stop = 1;
+    shutdown(g_listen, SHUT_RDWR);
+    close(g_listen);
+    pthread_join(t, NULL);
+    return test_summary();
+}
