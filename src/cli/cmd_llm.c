@@ -263,10 +263,14 @@ int cmd_llm_run(cli_args *a) {
                         "(raise -n)\n", (long long)st.gen_tokens);
         rc = EX_DATAERR;
     }
-    if (rc == 0 && !a->quiet)
+    if (rc == 0 && !a->quiet) {
         fprintf(stderr, "prompt: %lld tokens in %.3f s (%.1f tok/s); generated: %lld tokens in %.3f s (%.1f tok/s)\n",
                 (long long)st.prompt_tokens, st.prompt_s, st.prompt_s > 0 ? st.prompt_tokens / st.prompt_s : 0,
                 (long long)st.gen_tokens, st.gen_s, st.gen_s > 0 ? st.gen_tokens / st.gen_s : 0);
+        if (gp.grammar)
+            fprintf(stderr, "grammar: %lld of %lld tokens drawn again under the mask; %zu matcher states\n",
+                    (long long)st.masked, (long long)st.gen_tokens, llm_grammar_states(gp.grammar));
+    }
     free(ids);
     sb_deinit(&text);
     llm_grammar_free(gp.grammar);

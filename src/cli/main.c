@@ -24,11 +24,8 @@
     {"seed", 's', "S", "random seed (default: from the clock)"}
 /* Who talks, in which session, with which recommender and language model:
  * ask and chat. */
-#define AGENT_OPTS                                                                                 \
-    {"user", 'u', "ID", "the user talking (their history and profile); default anonymous"},       \
-    {"session", 0, "ID", "continue this session"},                                                \
-    {"recommender", 0, "NAME", "trained model the recommend tool uses (default: the active one)"}, \
-    {"memory", 0, "POLICY", "turns beyond the model's context: truncate (default), summarize, retrieve"}, \
+/* The language model behind the agent: ask, chat and experiment. */
+#define BACKEND_OPTS                                                                               \
     {"model", 'm', "FILE", "a GGUF model answers and calls the tools (default: the rules backend)"}, \
     {"llm-url", 0, "URL", "an OpenAI-compatible server answers (http://host:port/v1; key: $TAILOR_LLM_API_KEY)"}, \
     {"llm-model", 0, "NAME", "the server's model name (with --llm-url; default \"default\")"},        \
@@ -37,6 +34,12 @@
     {"seed", 's', "S", "model sampling seed (default: from the clock)"},                            \
     {"ctx", 'c', "N", "model context size (default: the model's, at most 4096)"},                  \
     {"threads", 't', "N", "model threads (default: all cores)"}
+#define AGENT_OPTS                                                                                 \
+    {"user", 'u', "ID", "the user talking (their history and profile); default anonymous"},       \
+    {"session", 0, "ID", "continue this session"},                                                \
+    {"recommender", 0, "NAME", "trained model the recommend tool uses (default: the active one)"}, \
+    {"memory", 0, "POLICY", "turns beyond the model's context: truncate (default), summarize, retrieve"}, \
+    BACKEND_OPTS
 #define ENGINE_OPTS                                                                      \
     {"ctx", 'c', "N", "context size (default: the model's, at most 4096)"},              \
     {"kv-type", 0, "T", "KV cache f32 (default, exact), f16 or q8_0 (half / a quarter of the memory)"}, \
@@ -170,14 +173,7 @@ static const cli_cmd COMMANDS[] = {
      "--budget tokens; per memory policy, the share of them in front of the model when asked,\n"
      "as the conversation grows (with --report DIR, a chart). The sessions they make are removed.",
      1, 1,
-     {{"model", 'm', "FILE", "a GGUF model as the backend (default: the rules backend)"},
-      {"llm-url", 0, "URL", "an OpenAI-compatible server as the backend"},
-      {"llm-model", 0, "NAME", "the server's model name"},
-      {"chat-template", 0, "NAME", "the model's chat format if its file names none"},
-      {"temp", 0, "T", "model sampling temperature"},
-      {"seed", 's', "S", "model sampling seed"},
-      {"ctx", 'c', "N", "model context size"},
-      {"threads", 't', "N", "model threads"},
+     {BACKEND_OPTS,
       {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},
       {"budget", 0, "TOKENS", "context-stress: the context the conversation may take (default 2000)"},
       {"turns", 0, "N", "context-stress: turns in the conversation (default 120)"},
