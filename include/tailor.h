@@ -188,7 +188,8 @@ typedef int (*tailor_stream_fn)(void *user_data, const char *text, size_t n);
 
 /* One turn. The answer streams through cb (may be NULL); *json_out (may be
  * NULL) receives {"answer", "items": [{"id", "title", "score",
- * "popularity", "reason"}], "tool_calls": [...], "session"}, malloc'd:
+ * "popularity", "reason"}], "tool_calls": [...], "mentions": [ids of the
+ * items the text names], "session"}, malloc'd:
  * release it with tailor_free. */
 int tailor_agent_turn(tailor_agent *agent, const char *text, tailor_stream_fn cb, void *user_data,
                       char **json_out, tailor_error *err);

@@ -91,6 +91,8 @@ typedef struct agent_reply {
     int n_items;
     agent_call *calls;
     int n_calls;
+    char **mentions; /* ids of the items the answer's text names ([[title]]) */
+    int n_mentions;
     int64_t session;
     /* Where the turn's time went (ms): assembling the context, the
      * backend's first reply (intent), tools, the backend's later replies
@@ -108,7 +110,7 @@ void agent_keep_context(agent *a, bool keep);
  * kept whole and those beyond the budget. */
 int agent_context_preview(agent *a, const char *text, sb *out, int *kept, int *older, tailor_error *err);
 void agent_reply_deinit(agent_reply *r);
-/* {"answer", "items": [...], "tool_calls": [...], "session"} */
+/* {"answer", "items": [...], "tool_calls": [...], "mentions": [ids], "session"} */
 void agent_reply_json(const agent_reply *r, sb *out);
 
 /* One turn: text streams through cb as the answer is written. */

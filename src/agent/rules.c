@@ -958,7 +958,8 @@ static void rules_free(llm_backend *b) {
     free(b);
 }
 
-static const llm_backend_ops RULES_OPS = {"rules", rules_complete, rules_count, rules_ctx, rules_free};
+static const llm_backend_ops RULES_OPS = {.name = "rules", .complete = rules_complete, .set_mentions = NULL,
+                                         .count_tokens = rules_count, .context_size = rules_ctx, .free = rules_free};
 
 int agent_rules_new(pz_engine *e, llm_backend **out, tailor_error *err) {
     (void)err;

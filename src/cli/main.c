@@ -154,7 +154,7 @@ static const cli_cmd COMMANDS[] = {
      "--json output).",
      1, 64,
      {AGENT_OPTS,
-      {"json", 0, NULL, "print {\"answer\", \"items\", \"tool_calls\", \"session\"}"},
+      {"json", 0, NULL, "print {\"answer\", \"items\", \"tool_calls\", \"mentions\", \"session\"}"},
       {"verbose", 0, NULL, "show each tool call, its arguments and time (stderr)"}},
      cmd_ask},
     {"chat", "", "talk with the conversational recommender (line editing and history)",

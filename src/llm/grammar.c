@@ -90,6 +90,7 @@ struct llm_grammar {
 typedef struct gparser {
     const char *src, *end, *p;
     VEC(char *) names; /* rule names, by id */
+    hmap name_index;   /* name -> id */
     VEC(ge_vec) rules; /* rule bodies, by id */
     VEC(unsigned char) defined;
     tailor_error *err;
@@ -110,8 +111,9 @@ static int gp_fail(gparser *g, const char *at, const char *fmt, const char *what
 }
 
 static uint32_t gp_rule_id(gparser *g, const char *name, size_t n) {
-    for (size_t i = 0; i < g->names.len; i++)
-        if (strlen(g->names.data[i]) == n && !memcmp(g->names.data[i], name, n)) return (uint32_t)i;
+    int64_t id;
+    if (hmap_get(&g->name_index, name, n, &id)) return (uint32_t)id;
+    hmap_put(&g->name_index, name, n, (int64_t)g->names.len);
     vec_push(&g->names, xstrndup(name, n));
     ge_vec empty = {0};
     vec_push(&g->rules, empty);
@@ -124,9 +126,8 @@ static uint32_t gp_new_rule(gparser *g, const char *base) {
     char name[96];
     for (int i = (int)g->names.len;; i++) {
         snprintf(name, sizeof name, "%.60s-%d", base, i);
-        bool taken = false;
-        for (size_t k = 0; k < g->names.len && !taken; k++) taken = !strcmp(g->names.data[k], name);
-        if (!taken) break;
+        int64_t taken;
+        if (!hmap_get(&g->name_index, name, strlen(name), &taken)) break;
     }
     return gp_rule_id(g, name, strlen(name));
 }
@@ -642,20 +643,24 @@ static void nullable_rules(const llm_grammar *g, unsigned char *null) {
 }
 
 /* Left recursion would make expansion loop: find a rule that can reach
- * itself without consuming a character. Returns it, or -1. */
+ * itself without consuming a character (a cycle in the graph of "rule a
+ * can begin with rule b", found by depth-first search: linear, so a
+ * grammar of many thousand rules compiles at once). Returns it, or -1. */
 static int64_t left_recursive(const llm_grammar *g) {
-    unsigned char *null = xmalloc(g->n_rules + 1);
-    nullable_rules(g, null);
-    /* reach[a * n + b]: a can begin with b, transitively. */
     size_t n = g->n_rules;
-    unsigned char *reach = xcalloc(n * n + 1, 1);
+    unsigned char *null = xmalloc(n + 1);
+    nullable_rules(g, null);
+    /* The edges, grouped by rule (CSR). */
+    uint32_t *first = xcalloc(n + 1, sizeof *first);
+    u32_vec to = {0};
     for (uint32_t r = 0; r < n; r++) {
+        first[r] = (uint32_t)to.len;
         uint32_t p = g->rule_start[r];
         for (;;) {
             uint32_t q = p;
             for (; !is_end(&g->els[q]); q++) {
                 if (g->els[q].type != GE_RULE) break;
-                reach[r * n + g->els[q].value] = 1;
+                vec_push(&to, g->els[q].value);
                 if (!null[g->els[q].value]) break;
             }
             while (!is_end(&g->els[q])) q++;
@@ -663,14 +668,30 @@ static int64_t left_recursive(const llm_grammar *g) {
             p = q + 1;
         }
     }
-    for (size_t k = 0; k < n; k++)
-        for (size_t i = 0; i < n; i++)
-            if (reach[i * n + k])
-                for (size_t j = 0; j < n; j++) reach[i * n + j] |= reach[k * n + j];
+    first[n] = (uint32_t)to.len;
+    /* colour: 0 unseen, 1 on the path, 2 done; the path holds (rule, next edge). */
+    unsigned char *colour = xcalloc(n + 1, 1);
+    uint32_t *path = xmalloc((2 * n + 2) * sizeof *path);
     int64_t bad = -1;
-    for (size_t r = 0; r < n && bad < 0; r++)
-        if (reach[r * n + r]) bad = (int64_t)r;
-    free(reach);
+    for (uint32_t s = 0; s < n && bad < 0; s++) {
+        if (colour[s]) continue;
+        size_t depth = 0;
+        path[0] = s, path[1] = first[s], colour[s] = 1, depth = 1;
+        while (depth && bad < 0) {
+            uint32_t r = path[2 * (depth - 1)], *e = &path[2 * (depth - 1) + 1];
+            if (*e == first[r + 1]) {
+                colour[r] = 2, depth--;
+                continue;
+            }
+            uint32_t t = to.data[(*e)++];
+            if (colour[t] == 1) bad = t;
+            else if (!colour[t]) path[2 * depth] = t, path[2 * depth + 1] = first[t], colour[t] = 1, depth++;
+        }
+    }
+    free(path);
+    free(colour);
+    vec_free(&to);
+    free(first);
     free(null);
     return bad;
 }
@@ -678,6 +699,7 @@ static int64_t left_recursive(const llm_grammar *g) {
 int llm_grammar_parse(const char *text, size_t n, const char *root, llm_grammar **out, tailor_error *err) {
     *out = NULL;
     gparser g = {.src = text, .end = text + n, .p = text, .err = err};
+    hmap_init(&g.name_index, 64);
     if (!root) root = "root";
     gp_space(&g, true);
     while (!g.rc && g.p < g.end) gp_rule(&g);
@@ -713,6 +735,7 @@ int llm_grammar_parse(const char *text, size_t n, const char *root, llm_grammar 
     for (size_t i = 0; i < g.names.len; i++) free(g.names.data[i]);
     for (size_t i = 0; i < g.rules.len; i++) vec_free(&g.rules.data[i]);
     vec_free(&g.names);
+    hmap_deinit(&g.name_index);
     vec_free(&g.rules);
     vec_free(&g.defined);
     if (g.rc) return g.rc;
@@ -920,4 +943,97 @@ void llm_grammar_rename(const char *src, const char *prefix, sb *out) {
             sb_putc(out, *p++);
         }
     }
+}
+
+/* ---- a trie of strings as rules --------------------------------------- */
+
+typedef struct trie_gen {
+    const char **s; /* sorted, unique */
+    size_t *len;
+    const char *rule;
+    sb *out;
+    uint32_t next; /* rules named so far */
+} trie_gen;
+
+static void put_literal(sb *out, const char *s, size_t n) {
+    sb_putc(out, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') sb_printf(out, "\\%c", c);
+        else if (c < 0x20 || c == 0x7F) sb_printf(out, "\\x%02X", c);
+        else sb_putc(out, (char)c);
+    }
+    sb_putc(out, '"');
+}
+
+/* The bytes common to s and t, backed off to a character boundary. */
+static size_t common_chars(const char *s, size_t sn, const char *t, size_t tn, size_t from) {
+    size_t d = from;
+    while (d < sn && d < tn && s[d] == t[d]) d++;
+    while (d > from && d < sn && ((unsigned char)s[d] & 0xC0) == 0x80) d--;
+    return d;
+}
+
+/* The rule for strings [lo, hi), which share their first depth bytes:
+ * one alternative per next character (its run of common bytes, then the
+ * rule of what follows), and an empty one when a string ends here. */
+static void trie_rule(trie_gen *t, uint32_t id, size_t lo, size_t hi, size_t depth) {
+    sb line;
+    sb_init(&line);
+    if (id) sb_printf(&line, "%s-t%u ::= ", t->rule, id);
+    else sb_printf(&line, "%s ::= ", t->rule);
+    bool alt = false;
+    typedef struct { size_t lo, hi, depth; uint32_t id; } pending;
+    VEC(pending) kids = {0};
+    for (size_t i = lo; i < hi;) {
+        if (t->len[i] == depth) { /* sorted first: the string ends here */
+            sb_puts(&line, alt ? " | \"\"" : "\"\"");
+            alt = true;
+            i++;
+            continue;
+        }
+        /* The group that shares the next character. */
+        unsigned char c = (unsigned char)t->s[i][depth];
+        size_t clen = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
+        size_t j = i + 1;
+        while (j < hi && t->len[j] >= depth + clen && !memcmp(t->s[j] + depth, t->s[i] + depth, clen)) j++;
+        size_t d = common_chars(t->s[i], t->len[i], t->s[j - 1], t->len[j - 1], depth);
+        if (alt) sb_puts(&line, " | ");
+        alt = true;
+        put_literal(&line, t->s[i] + depth, d - depth);
+        if (j - i > 1 || t->len[i] > d) {
+            pending k = {i, j, d, ++t->next};
+            sb_printf(&line, " %s-t%u", t->rule, k.id);
+            vec_push(&kids, k);
+        }
+        i = j;
+    }
+    sb_putc(&line, '\n');
+    sb_append(t->out, line.buf, line.len);
+    sb_deinit(&line);
+    for (size_t k = 0; k < kids.len; k++) trie_rule(t, kids.data[k].id, kids.data[k].lo, kids.data[k].hi, kids.data[k].depth);
+    vec_free(&kids);
+}
+
+static int str_ptr_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+size_t llm_grammar_trie(const char *const *strs, size_t n, const char *rule, sb *out) {
+    const char **s = xmalloc((n + 1) * sizeof *s);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strs[i] ? strlen(strs[i]) : 0;
+        if (len && len <= LLM_TRIE_MAX_LEN && utf8_check(strs[i], len) < 0) s[k++] = strs[i];
+    }
+    qsort(s, k, sizeof *s, str_ptr_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!u || strcmp(s[u - 1], s[i])) s[u++] = s[i];
+    size_t *len = xmalloc((u + 1) * sizeof *len);
+    for (size_t i = 0; i < u; i++) len[i] = strlen(s[i]);
+    trie_gen t = {.s = s, .len = len, .rule = rule, .out = out};
+    if (u) trie_rule(&t, 0, 0, u, 0);
+    else sb_printf(out, "%s ::= [^\\x00-\\U0010FFFF]\n", rule); /* nothing: a rule no string matches */
+    free(len);
+    free(s);
+    return u;
 }

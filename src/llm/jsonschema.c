@@ -475,6 +475,9 @@ static void sg_schema(sg *g, const cJSON *s, const char *path, char *name, size_
 }
 
 int llm_schema_to_gbnf(const char *schema_json, sb *out, tailor_error *err) {
+    /* JSON is UTF-8 (RFC 8259); its strings become literals of characters. */
+    int64_t bad = utf8_check(schema_json, strlen(schema_json));
+    if (bad >= 0) return err_set(err, TAILOR_EDATA, "JSON schema: not valid UTF-8 (byte %lld)", (long long)bad);
     cJSON *s = cJSON_Parse(schema_json);
     if (!s) return err_set(err, TAILOR_EDATA, "JSON schema: not valid JSON (near byte %ld)",
                            (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - schema_json : 0));

@@ -398,6 +398,13 @@ size_t llm_grammar_states(const llm_grammar *g);
 /* Appends src with every rule renamed: root -> prefix, NAME -> prefix-NAME,
  * so that several grammars can be joined in one. */
 void llm_grammar_rename(const char *src, const char *prefix, sb *out);
+/* Appends GBNF rules that match exactly the given strings (a trie: one rule
+ * per branching point, named rule and rule-tN), so that a name can be
+ * decoded only as one of them. Strings that are empty, longer than
+ * LLM_TRIE_MAX_LEN bytes or not UTF-8 are left out; returns how many
+ * distinct strings the rule matches. */
+#define LLM_TRIE_MAX_LEN 256
+size_t llm_grammar_trie(const char *const *strs, size_t n, const char *rule, sb *out);
 
 /* JSON Schema (the subset tools need: type, properties, required, enum,
  * const, anyOf/oneOf, items, min/maxItems, min/maxLength, integer and
@@ -556,6 +563,10 @@ typedef struct llm_backend_ops {
      * when n_tools > 0): the answer's text streams through cb (may be NULL). */
     int (*complete)(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
                     llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err);
+    /* Optional (NULL: the backend cannot constrain its text): names that
+     * an answer may mention between [[ and ]]; a mention of anything else
+     * cannot be decoded. The agent renders mentions in any case. */
+    int (*set_mentions)(llm_backend *b, const char *const *names, size_t n, tailor_error *err);
     int32_t (*count_tokens)(llm_backend *b, const char *text, size_t n);
     int32_t (*context_size)(llm_backend *b);
     void (*free)(llm_backend *b);

@@ -29,6 +29,7 @@ typedef struct local {
     /* the grammar of the last tool set, reused while it is the same */
     char *grammar_key;
     llm_grammar *calls, *answer, *required; /* calls or an answer; an answer; calls */
+    sb mentions; /* GBNF of the names an answer may mention, or empty */
 } local;
 
 /* ---- prompts ------------------------------------------------------------- */
@@ -154,8 +155,9 @@ static int render(local *l, const llm_msg *msgs, int n, const llm_tool_def *tool
 static int build_grammars(local *l, const llm_tool_def *tools, int n, tailor_error *err) {
     sb key;
     sb_init(&key);
+    sb_puts(&key, "tools\n");
     for (int i = 0; i < n; i++) sb_printf(&key, "%s\n%s\n", tools[i].name, tools[i].schema);
-    if (l->grammar_key && l->calls && !strcmp(l->grammar_key, sb_str(&key))) {
+    if (l->grammar_key && l->answer && !strcmp(l->grammar_key, sb_str(&key))) {
         sb_deinit(&key);
         return 0;
     }
@@ -169,8 +171,17 @@ static int build_grammars(local *l, const llm_tool_def *tools, int n, tailor_err
     sb_init(&g);
     sb_init(&one);
     const char *first = ANSWER_FIRST[l->style];
-    /* An answer: text that cannot be taken for a call. */
-    sb_printf(&g, "answer ::= [^%s\\x00] [^\\x00]*\n", first[0] == '[' ? "\\[" : first);
+    /* An answer: text that cannot be taken for a call. With names to
+     * mention, "[[" opens a mention: a name of the list, then "]]". */
+    if (!l->mentions.len) {
+        sb_printf(&g, "answer ::= [^%s\\x00] [^\\x00]*\n", first[0] == '[' ? "\\[" : first);
+    } else {
+        if (first[0] == '[') sb_puts(&g, "answer ::= [^\\[\\x00] answer-rest*\n");
+        else sb_printf(&g, "answer ::= ([^%s\\[\\x00] | \"[\" [^\\[\\x00] | mention) answer-rest*\n", first);
+        sb_puts(&g, "answer-rest ::= [^\\[\\x00] | \"[\" [^\\[\\x00] | mention\n"
+                    "mention ::= \"[[\" mention-name \"]]\"\n");
+        sb_append(&g, l->mentions.buf, l->mentions.len);
+    }
     int rc = llm_grammar_parse(g.buf, g.len, "answer", &l->answer, err);
     if (n == 0 || rc) { /* no tools: answers only */
         sb_deinit(&g);
@@ -329,6 +340,22 @@ static int32_t local_count(llm_backend *b, const char *text, size_t n) {
     return (int32_t)k;
 }
 
+static int local_mentions(llm_backend *b, const char *const *names, size_t n, tailor_error *err) {
+    local *l = b->impl;
+    sb_clear(&l->mentions);
+    /* A name holding "]]" could not be told from the mention's end. */
+    const char **ok = xmalloc((n + 1) * sizeof *ok);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && !strstr(names[i], "]]")) ok[k++] = names[i];
+    if (k) llm_grammar_trie(ok, k, "mention-name", &l->mentions);
+    free(ok);
+    free(l->grammar_key); /* the answer's grammar changes */
+    l->grammar_key = NULL;
+    /* Compile now, so that a bad list fails here, not in a turn. */
+    return build_grammars(l, NULL, 0, err);
+}
+
 static int32_t local_ctx(llm_backend *b) { return llm_ctx_n_ctx(((local *)b->impl)->c); }
 
 static void local_free(llm_backend *b) {
@@ -337,6 +364,7 @@ static void local_free(llm_backend *b) {
     llm_grammar_free(l->answer);
     llm_grammar_free(l->required);
     free(l->grammar_key);
+    sb_deinit(&l->mentions);
     vec_free(&l->cached);
     llm_ctx_free(l->c);
     llm_model_free(l->m);
@@ -344,7 +372,8 @@ static void local_free(llm_backend *b) {
     free(b);
 }
 
-static const llm_backend_ops LOCAL_OPS = {"local", local_complete, local_count, local_ctx, local_free};
+static const llm_backend_ops LOCAL_OPS = {.name = "local", .complete = local_complete, .set_mentions = local_mentions,
+                                         .count_tokens = local_count, .context_size = local_ctx, .free = local_free};
 
 llm_local_params llm_local_default_params(void) {
     return (llm_local_params){.ctx = llm_ctx_default_params(), .sampling = llm_sampler_default_params(),

@@ -377,7 +377,8 @@ static void remote_free(llm_backend *b) {
     free(b);
 }
 
-static const llm_backend_ops REMOTE_OPS = {"remote", remote_complete, remote_count, remote_ctx, remote_free};
+static const llm_backend_ops REMOTE_OPS = {.name = "remote", .complete = remote_complete, .set_mentions = NULL,
+                                         .count_tokens = remote_count, .context_size = remote_ctx, .free = remote_free};
 
 llm_remote_params llm_remote_default_params(void) {
     llm_sampler_params sp = llm_sampler_default_params();

@@ -27,9 +27,10 @@ if [ -d "$data/tinyllamas-stories260K" ]; then
     cp "$data/tinyllamas-stories260K/stories260K.gguf" "$B/corpus/gguf/" 2>/dev/null || true
     cp "$data/tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf" "$B/corpus/gguf/" 2>/dev/null || true
 fi
-# Grammar seeds: a GBNF grammar with text to follow, and a JSON schema.
+# Grammar seeds: a GBNF grammar with text to follow, a JSON schema, names.
 printf '\000root ::= "{" ws ("\\"" [a-z]{1,4} "\\":" ws [0-9]+)? "}"\nws ::= " "?\n\000{"ab": 12}' >"$B/corpus/grammar/gbnf"
 printf '\001{"type":"object","properties":{"k":{"type":"integer","minimum":-5,"maximum":120},"q":{"type":"string","maxLength":8},"t":{"type":"array","items":{"enum":["a",1]}}},"required":["k"]}' >"$B/corpus/grammar/schema"
+printf '\003Alien (1979)\nAliens (1986)\nAlien\nAm\303\251lie (2001)\nHe said "hi"\nback\\slash\n[REC] (2007)' >"$B/corpus/grammar/names"
 for t in csv jsonl model gguf grammar; do
     echo "== fuzz_$t for ${SECONDS_EACH}s"
     max=65536

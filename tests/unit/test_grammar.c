@@ -244,6 +244,14 @@ static void test_schema_grammar(void) {
                      "\"required\":[\"q\",\"k\"],\"additionalProperties\":false}";
     llm_grammar *g = schema_grammar(s1);
     CHECK(g != NULL);
+    {   /* a schema that is not UTF-8 is refused with a message (found by fuzzing) */
+        sb o;
+        sb_init(&o);
+        tailor_error e = {0};
+        CHECK_EQ(llm_schema_to_gbnf("{\"enum\":[\"a\xae\"]}", &o, &e), TAILOR_EDATA);
+        CHECK(strstr(e.msg, "UTF-8") != NULL);
+        sb_deinit(&o);
+    }
     if (g) {
         agree(s1, g, "{\"q\":\"abc\",\"k\":7}", true);
         agree(s1, g, "{ \"q\": \"abcde\", \"k\": -12, \"tags\": [\"b\\\"c\", 3], \"w\": 0.25, \"opt\": null }", true);
@@ -310,6 +318,81 @@ static void test_schema_grammar(void) {
 
 /* A model that knows nothing, sampling at temperature 1 under each schema's
  * grammar: every output is complete JSON that the schema accepts. */
+/* A trie of names as rules: exactly the names match, whatever their bytes
+ * (quotes, backslashes, control and non-ASCII characters, names that are
+ * prefixes of others); what cannot be a name is left out. */
+static void test_trie(void) {
+    static const char *const names[] = {
+        "Alien (1979)", "Aliens (1986)", "Alien", "Alien³ (1992)", "Amélie (2001)", "中国 (2000)",
+        "He said \"hi\"", "back\\slash", "tab\there", "Alien", "", "\xff\xfe broken", "[REC] (2007)", "A",
+    };
+    sb g;
+    sb_init(&g);
+    sb_puts(&g, "root ::= \"[[\" name \"]]\"\n");
+    size_t n = llm_grammar_trie(names, sizeof names / sizeof *names, "name", &g);
+    CHECK_EQ(n, 11); /* one duplicate, the empty and the broken name left out */
+    llm_grammar *gr = parse(sb_str(&g));
+    CHECK(gr != NULL);
+    if (gr) {
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            if (!*names[i] || names[i][0] == '\xff') continue;
+            char buf[128];
+            snprintf(buf, sizeof buf, "[[%s]]", names[i]);
+            CHECK(matches(gr, buf));
+        }
+        static const char *const not_names[] = {"[[Alie]]", "[[Aliens]]", "[[Alien (1979]]", "[[]]", "[[AB]]",
+                                                "[[Amelie (2001)]]", "[[中]]", "[[tab here]]", "[[alien]]"};
+        for (size_t i = 0; i < sizeof not_names / sizeof *not_names; i++) CHECK(!matches(gr, not_names[i]));
+        CHECK(prefix(gr, "[[Ali"));
+        CHECK(prefix(gr, "[[中"));
+        CHECK(!prefix(gr, "[[Z"));
+        llm_grammar_free(gr);
+    }
+    sb_deinit(&g);
+    /* No names: a rule nothing matches, and the grammar still compiles. */
+    sb_init(&g);
+    sb_puts(&g, "root ::= \"x\" | \"[[\" name \"]]\"\n");
+    CHECK_EQ(llm_grammar_trie(NULL, 0, "name", &g), 0);
+    gr = parse(sb_str(&g));
+    CHECK(gr && matches(gr, "x") && !prefix(gr, "[[a"));
+    llm_grammar_free(gr);
+    sb_deinit(&g);
+    /* Many names (a rule per branching point): compiles at once and holds
+     * every name. */
+    enum { MANY = 30000 };
+    char **many = xmalloc(MANY * sizeof *many);
+    rng r;
+    rng_seed(&r, 7);
+    for (int i = 0; i < MANY; i++) {
+        char buf[64];
+        int len = 0;
+        int words = 1 + (int)(rng_below(&r, 4));
+        for (int w = 0; w < words; w++) {
+            static const char *const parts[] = {"Star", "Wars", "Love", "the", "Night", "of", "Time", "Blue", "Dead", "Man"};
+            len += snprintf(buf + len, sizeof buf - (size_t)len, "%s%s", w ? " " : "", parts[rng_below(&r, 10)]);
+        }
+        snprintf(buf + len, sizeof buf - (size_t)len, " (%d)", 1900 + (int)rng_below(&r, 120));
+        many[i] = xstrdup(buf);
+    }
+    sb_init(&g);
+    sb_puts(&g, "root ::= name\n");
+    uint64_t t0 = timer_now_ns();
+    size_t distinct = llm_grammar_trie((const char *const *)many, MANY, "name", &g);
+    gr = parse(sb_str(&g));
+    double ms = timer_seconds_since(t0) * 1000;
+    printf("  trie of %zu distinct names: %zu bytes of rules, built and compiled in %.0f ms\n", distinct, g.len, ms);
+    CHECK(gr != NULL);
+    CHECK(distinct > 1000);
+    int ok = 0;
+    for (int i = 0; gr && i < MANY; i += 7) ok += matches(gr, many[i]);
+    CHECK_EQ(ok, (MANY + 6) / 7);
+    CHECK(gr && !matches(gr, "Star Wars (1977"));
+    llm_grammar_free(gr);
+    sb_deinit(&g);
+    for (int i = 0; i < MANY; i++) free(many[i]);
+    free(many);
+}
+
 static void test_constrained_generation(void) {
     static const char *const schemas[] = {
         /* shapes of the agent's tools */
@@ -384,6 +467,7 @@ int main(void) {
     RUN(test_errors);
     RUN(test_masks);
     RUN(test_schema_grammar);
+    RUN(test_trie);
     RUN(test_constrained_generation);
     return test_summary();
 }
