@@ -567,6 +567,9 @@ typedef struct llm_backend_ops {
      * an answer may mention between [[ and ]]; a mention of anything else
      * cannot be decoded. The agent renders mentions in any case. */
     int (*set_mentions)(llm_backend *b, const char *const *names, size_t n, tailor_error *err);
+    /* Optional (NULL: not available): text as an L2-normalised vector,
+     * *out malloc'd with *dim numbers. */
+    int (*embed)(llm_backend *b, const char *text, size_t n, float **out, int32_t *dim, tailor_error *err);
     int32_t (*count_tokens)(llm_backend *b, const char *text, size_t n);
     int32_t (*context_size)(llm_backend *b);
     void (*free)(llm_backend *b);

@@ -356,6 +356,23 @@ static int local_mentions(llm_backend *b, const char *const *names, size_t n, ta
     return build_grammars(l, NULL, 0, err);
 }
 
+/* Mean-pooled hidden states (as tailor llm embed by default); the
+ * context's cache is spent on it, so the next reply decodes afresh. */
+static int local_embed(llm_backend *b, const char *text, size_t n, float **out, int32_t *dim, tailor_error *err) {
+    local *l = b->impl;
+    int32_t d = (int32_t)l->m->hp.n_embd;
+    float *v = xmalloc((size_t)d * sizeof *v);
+    l->cached.len = 0;
+    int rc = llm_embed(l->c, text, n, LLM_POOL_MEAN, v, err);
+    if (rc) {
+        free(v);
+        v = NULL, d = 0;
+    }
+    *out = v;
+    *dim = d;
+    return rc;
+}
+
 static int32_t local_ctx(llm_backend *b) { return llm_ctx_n_ctx(((local *)b->impl)->c); }
 
 static void local_free(llm_backend *b) {
@@ -373,7 +390,7 @@ static void local_free(llm_backend *b) {
 }
 
 static const llm_backend_ops LOCAL_OPS = {.name = "local", .complete = local_complete, .set_mentions = local_mentions,
-                                         .count_tokens = local_count, .context_size = local_ctx, .free = local_free};
+                                         .embed = local_embed, .count_tokens = local_count, .context_size = local_ctx, .free = local_free};
 
 llm_local_params llm_local_default_params(void) {
     return (llm_local_params){.ctx = llm_ctx_default_params(), .sampling = llm_sampler_default_params(),

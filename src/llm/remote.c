@@ -11,6 +11,7 @@
  * against the tool's schema before anything runs. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@
 #include "llm/llm.h"
 
 typedef struct remote {
-    char *url; /* .../chat/completions */
+    char *url;       /* .../chat/completions */
+    char *embed_url; /* .../embeddings */
     char *model, *key;
     long connect_ms, read_s;
     int retries;
@@ -255,20 +257,13 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-static int remote_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
-                           llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
-    remote *r = b->impl;
-    memset(out, 0, sizeof *out);
-    sb req;
-    sb_init(&req);
-    request_json(r, msgs, n, tools, n_tools, choice, &req);
+/* POSTs a JSON body to url with retries; the reply lands in s (the
+ * events as they come, or the body whole). */
+static int post(remote *r, const char *url, const sb *req, bool events, stream *s, tailor_error *err) {
     CURL *c = curl_easy_init();
-    if (!c) {
-        sb_deinit(&req);
-        return err_set(err, TAILOR_EINTERNAL, "curl_easy_init failed");
-    }
+    if (!c) return err_set(err, TAILOR_EINTERNAL, "curl_easy_init failed");
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "Accept: text/event-stream");
+    h = curl_slist_append(h, events ? "Accept: text/event-stream" : "Accept: application/json");
     if (r->key) {
         sb auth;
         sb_init(&auth);
@@ -276,68 +271,81 @@ static int remote_complete(llm_backend *b, const llm_msg *msgs, int n, const llm
         h = curl_slist_append(h, sb_str(&auth));
         sb_deinit(&auth);
     }
-    stream s = {.cb = cb, .ud = ud};
-    sb_init(&s.line);
-    sb_init(&s.body);
-    sb_init(&s.text);
     char cerr[CURL_ERROR_SIZE];
     int rc = 0;
     for (int attempt = 0;; attempt++) {
-        stream_reset(&s);
+        stream_reset(s);
         cerr[0] = 0;
         curl_easy_reset(c);
-        curl_easy_setopt(c, CURLOPT_URL, r->url);
+        curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.buf);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)req.len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->buf);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)req->len);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(c, CURLOPT_HEADERDATA, &s);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
-        s.read_s = r->read_s;
-        s.last_ns = timer_now_ns();
+        s->read_s = r->read_s;
+        s->last_ns = timer_now_ns();
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "tailor/" TAILOR_VERSION_STRING);
         /* The status is known before the body: an error body is not parsed
          * as events. */
         curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
         CURLcode cr = curl_easy_perform(c);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s.status);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s->status);
         bool retryable, net = cr != CURLE_OK;
         char why[320];
         if (net) {
-            if (s.stalled) snprintf(why, sizeof why, "timed out: no data for %ld s", r->read_s);
+            if (s->stalled) snprintf(why, sizeof why, "timed out: no data for %ld s", r->read_s);
             else snprintf(why, sizeof why, "%s", cr == CURLE_OPERATION_TIMEDOUT ? "timed out" : cerr[0] ? cerr : curl_easy_strerror(cr));
             /* A stream that stalled after part of a reply is not retried:
              * its text may already have streamed on. */
-            retryable = s.text.len == 0 && s.calls.len == 0;
-        } else if (s.status >= 300) {
+            retryable = s->text.len == 0 && s->calls.len == 0;
+        } else if (s->status >= 300) {
             char text[240];
-            error_text(&s.body, text, sizeof text);
-            snprintf(why, sizeof why, "HTTP %ld: %s", s.status, text);
-            retryable = s.status == 429 || s.status >= 500;
+            error_text(&s->body, text, sizeof text);
+            snprintf(why, sizeof why, "HTTP %ld: %s", s->status, text);
+            retryable = s->status == 429 || s->status >= 500;
         } else {
             break;
         }
         if (!retryable || attempt >= r->retries) {
-            rc = err_set(err, net ? TAILOR_ENETWORK : TAILOR_EDATA, "remote LLM %s: %s%s", r->url, why,
+            rc = err_set(err, net ? TAILOR_ENETWORK : TAILOR_EDATA, "remote LLM %s: %s%s", url, why,
                          attempt ? " (after retries)" : "");
-            if (!net && s.status == 429) err->code = TAILOR_ENETWORK;
+            if (!net && s->status == 429) err->code = TAILOR_ENETWORK;
             break;
         }
         long wait = 250L << attempt; /* 0.25, 0.5, 1, 2 s ... */
-        if (s.retry_after[0]) {
-            long ra = atol(s.retry_after) * 1000;
+        if (s->retry_after[0]) {
+            long ra = atol(s->retry_after) * 1000;
             if (ra >= 0 && ra <= 30000) wait = ra;
         }
-        log_warn("remote LLM %s: %s; retrying in %ld ms", r->url, why, wait);
+        log_warn("remote LLM %s: %s; retrying in %ld ms", url, why, wait);
         sleep_ms(wait);
     }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+static int remote_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
+                           llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
+    remote *r = b->impl;
+    memset(out, 0, sizeof *out);
+    sb req;
+    sb_init(&req);
+    request_json(r, msgs, n, tools, n_tools, choice, &req);
+    stream s = {.cb = cb, .ud = ud};
+    sb_init(&s.line);
+    sb_init(&s.body);
+    sb_init(&s.text);
+    int rc = post(r, r->url, &req, true, &s, err);
     if (!rc) {
         if (!s.sse) parse_whole(&s);
         if (s.error) rc = err_set(err, TAILOR_EDATA, "remote LLM %s: %s", r->url, s.error);
@@ -355,8 +363,55 @@ static int remote_complete(llm_backend *b, const llm_msg *msgs, int n, const llm
         }
     }
     stream_deinit(&s);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    sb_deinit(&req);
+    return rc;
+}
+
+/* POST /embeddings {"model", "input"}: data[0].embedding, L2-normalised. */
+static int remote_embed(llm_backend *b, const char *text, size_t n, float **out, int32_t *dim, tailor_error *err) {
+    remote *r = b->impl;
+    *out = NULL;
+    *dim = 0;
+    sb req;
+    sb_init(&req);
+    sb_puts(&req, "{\"model\":");
+    sb_json_str(&req, r->model, strlen(r->model));
+    sb_puts(&req, ",\"input\":");
+    sb_json_str(&req, text, n);
+    sb_putc(&req, '}');
+    stream s = {0};
+    sb_init(&s.line);
+    sb_init(&s.body);
+    sb_init(&s.text);
+    int rc = post(r, r->embed_url, &req, false, &s, err);
+    if (!rc) {
+        cJSON *j = cJSON_Parse(sb_str(&s.body));
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "data"), 0),
+                                                          "embedding"),
+                    *x;
+        int k = cJSON_IsArray(e) ? cJSON_GetArraySize(e) : 0;
+        float *v = k > 0 ? xmalloc((size_t)k * sizeof *v) : NULL;
+        double ss = 0;
+        int i = 0;
+        cJSON_ArrayForEach(x, e) {
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) break;
+            v[i] = (float)x->valuedouble;
+            ss += (double)v[i] * v[i];
+            i++;
+        }
+        if (k == 0 || i < k || ss <= 0) {
+            free(v);
+            rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the reply holds no embedding (data[0].embedding: finite numbers, not all zero)",
+                         r->embed_url);
+        } else {
+            float inv = (float)(1.0 / sqrt(ss));
+            for (i = 0; i < k; i++) v[i] *= inv;
+            *out = v;
+            *dim = k;
+        }
+        cJSON_Delete(j);
+    }
+    stream_deinit(&s);
     sb_deinit(&req);
     return rc;
 }
@@ -371,6 +426,7 @@ static int32_t remote_ctx(llm_backend *b) { return ((remote *)b->impl)->n_ctx; }
 static void remote_free(llm_backend *b) {
     remote *r = b->impl;
     free(r->url);
+    free(r->embed_url);
     free(r->model);
     free(r->key);
     free(r);
@@ -378,7 +434,7 @@ static void remote_free(llm_backend *b) {
 }
 
 static const llm_backend_ops REMOTE_OPS = {.name = "remote", .complete = remote_complete, .set_mentions = NULL,
-                                         .count_tokens = remote_count, .context_size = remote_ctx, .free = remote_free};
+                                         .embed = remote_embed, .count_tokens = remote_count, .context_size = remote_ctx, .free = remote_free};
 
 llm_remote_params llm_remote_default_params(void) {
     llm_sampler_params sp = llm_sampler_default_params();
@@ -399,6 +455,10 @@ int llm_remote_backend_new(const llm_remote_params *p, llm_backend **out, tailor
     while (u.len && u.buf[u.len - 1] == '/') u.buf[--u.len] = 0;
     if (!strstr(sb_str(&u), "/chat/completions")) sb_puts(&u, "/chat/completions");
     r->url = sb_take(&u);
+    sb_init(&u);
+    sb_append(&u, r->url, (size_t)(strstr(r->url, "/chat/completions") - r->url));
+    sb_puts(&u, "/embeddings");
+    r->embed_url = sb_take(&u);
     r->model = xstrdup(p->model ? p->model : "default");
     const char *key = p->api_key ? p->api_key : getenv("TAILOR_LLM_API_KEY");
     r->key = key && *key ? xstrdup(key) : NULL;

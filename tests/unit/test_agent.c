@@ -5,6 +5,7 @@
  * prompt injection through item texts; a standing constraint kept over 200
  * turns; invalid tool arguments refused before anything runs. */
 #include <cjson/cJSON.h>
+#include <math.h>
 
 #include "agent/agent.h"
 #include "ingest/ingest.h"
@@ -713,6 +714,38 @@ static void test_local_cache(void) {
         llm_reply_deinit(&r1);
     }
     CHECK_EQ(same, 3);
+    /* Embedding through the backend: the engine's own vector (a fresh
+     * context), and the reply after it is still the reply of a fresh start. */
+    float *v = NULL;
+    int32_t dim = 0;
+    CHECK_EQ(kept->ops->embed(kept, "a quiet film about the sea", 26, &v, &dim, &e), 0);
+    llm_model *m = NULL;
+    llm_ctx *c = NULL;
+    CHECK_EQ(llm_model_load(path, &m, &e), 0);
+    if (m && llm_ctx_new(m, lp.ctx, &c, &e) == 0 && v) {
+        CHECK_EQ(dim, m->hp.n_embd);
+        float *w = xmalloc((size_t)dim * sizeof *w);
+        CHECK_EQ(llm_embed(c, "a quiet film about the sea", 26, LLM_POOL_MEAN, w, &e), 0);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < dim; i++) diff = fmax(diff, fabs((double)v[i] - w[i])), norm += (double)v[i] * v[i];
+        CHECK(diff < 1e-5);
+        CHECK(fabs(norm - 1) < 1e-4);
+        free(w);
+    }
+    llm_ctx_free(c);
+    llm_model_free(m);
+    free(v);
+    {
+        llm_reply r1, r2;
+        llm_backend *fresh = NULL;
+        CHECK_EQ(kept->ops->complete(kept, msgs, n, NULL, 0, LLM_TOOLS_NONE, NULL, NULL, &r1, &e), 0);
+        CHECK_EQ(llm_local_backend_new(&lp, &fresh, &e), 0);
+        CHECK_EQ(fresh->ops->complete(fresh, msgs, n, NULL, 0, LLM_TOOLS_NONE, NULL, NULL, &r2, &e), 0);
+        CHECK(r1.text && r2.text && !strcmp(r1.text, r2.text));
+        fresh->ops->free(fresh);
+        llm_reply_deinit(&r1);
+        llm_reply_deinit(&r2);
+    }
     for (int i = 0; i < n; i++)
         if (!strcmp(msgs[i].role, "assistant")) free((char *)msgs[i].content);
     kept->ops->free(kept);

@@ -5,8 +5,9 @@
  * malformed tool-call arguments then a repair, arguments the schema refuses
  * twice (the tool is withdrawn), 429 then success, 500 every time, 400 (no
  * retry), a non-streamed reply, a stalled stream, a refused connection;
- * and the API key header. */
+ * the API key header; and /embeddings. */
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -115,6 +116,19 @@ static void serve_one(int fd) {
     g_last_auth[0] = 0;
     if (auth) sscanf(auth + 15, "%255[^\r\n]", g_last_auth);
     snprintf(g_last_body, sizeof g_last_body, "%s", body);
+    if (!strncmp(req, "POST /v1/embeddings ", 20)) { /* [3, 4] for "ok" (normalised: [0.6, 0.8]) */
+        cJSON *j = cJSON_Parse(body);
+        const char *in = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "input"));
+        if (in && !strcmp(in, "ok"))
+            reply_json(fd, "200 OK", "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
+                                     "\"embedding\":[3,4]}],\"model\":\"test-model\"}");
+        else if (in && !strcmp(in, "empty"))
+            reply_json(fd, "200 OK", "{\"data\":[]}");
+        else
+            reply_json(fd, "404 Not Found", "{\"error\":{\"message\":\"no embeddings here\"}}");
+        cJSON_Delete(j);
+        return;
+    }
     /* The scenario: the last user message; after a tool result, an answer. */
     cJSON *j = cJSON_Parse(body);
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages"), *m, *last_user = NULL;
@@ -288,6 +302,20 @@ static void test_protocol(void) {
     CHECK(secs < 4);
     CHECK_CONTAINS(e.msg, "timed out");
     CHECK_EQ(g_hits[S_STALL], 1);
+    /* Embeddings: POST /embeddings, normalised; errors name URL and status. */
+    float *v = NULL;
+    int32_t dim = 0;
+    CHECK_EQ(b->ops->embed(b, "ok", 2, &v, &dim, &e), 0);
+    CHECK_EQ(dim, 2);
+    if (dim == 2) CHECK(fabsf(v[0] - 0.6f) < 1e-6f && fabsf(v[1] - 0.8f) < 1e-6f);
+    CHECK_CONTAINS(g_last_body, "\"input\":\"ok\"");
+    free(v);
+    CHECK_EQ(b->ops->embed(b, "empty", 5, &v, &dim, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "/v1/embeddings: the reply holds no embedding");
+    CHECK(v == NULL && dim == 0);
+    CHECK_EQ(b->ops->embed(b, "other", 5, &v, &dim, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "http://127.0.0.1:");
+    CHECK_CONTAINS(e.msg, "/v1/embeddings: HTTP 404: no embeddings here");
     b->ops->free(b);
     /* Nobody listening: a connection error, retried, then a message. */
     char url[64];
