@@ -3,7 +3,8 @@
 # of SmolLM2-135M and Qwen2.5-0.5B (tailor llm synth), as llama-bench
 # measures them: pp512 and tg64 at 1 and 2 threads, the bytes read per token,
 # the read bandwidth measured in the same run and the share of that bound;
-# then generation with a busy neighbour process on one core.
+# then generation with a busy neighbour process on one core; then what
+# constrained decoding costs (bench/grammar.c).
 #   bench/llm.sh [BUILD_DIR] [MODEL_DIR]
 set -eu
 B=${1:-build/release}
@@ -29,4 +30,13 @@ for type in q8_0 q4_k_m; do
     "$T" llm bench -m "$M/qwen2.5-0.5b-$type.gguf" -p 0 -n 64 -r 2 -t 1,2 --json --no-bandwidth |
         sed 's/^{/{"neighbour": "busy", /'
     kill $spin
+done
+# Constrained decoding: generation under a JSON schema's grammar against
+# plain generation of as many tokens, alternated in one process (bench/grammar.c);
+# a tool call's schema, and a long one (a 150-200 character string, five
+# bounded integers) where a random model's choice is refused at most steps.
+printf '%s' '{"type":"object","properties":{"query":{"type":"string","minLength":1,"maxLength":40},"k":{"type":"integer","minimum":1,"maximum":20},"genres":{"type":"array","maxItems":3,"items":{"enum":["Comedy","Drama","Horror","Sci-Fi"]}}},"required":["query","k"]}' >"$M/tool.json"
+printf '%s' '{"type":"object","properties":{"answer":{"type":"string","minLength":150,"maxLength":200},"items":{"type":"array","minItems":5,"maxItems":5,"items":{"type":"integer","minimum":1,"maximum":100000}}},"required":["answer","items"]}' >"$M/long.json"
+for s in tool long; do
+    "$B/bench/bench_grammar" "$M/qwen2.5-0.5b-q8_0.gguf" "$M/$s.json" 12 2 | tail -n 1 | sed "s/^{/{\"schema\": \"$s\", /"
 done

@@ -38,10 +38,15 @@ static int32_t sample_constrained(llm_sampler *smp, llm_grammar *g, const llm_vo
     int32_t tok = llm_sampler_sample(smp, logits, hist, nh);
     if (gram_allows(g, v, tok, strip, piece)) return tok;
     int32_t nv = llm_vocab_size(v);
-    const unsigned char *mask = strip ? NULL : llm_grammar_mask(g);
+    if (!strip) {
+        tok = llm_sampler_sample_masked(smp, logits, llm_grammar_mask(g), hist, nh);
+        if (tok < 0) return err_set(err, TAILOR_EINVAL, "grammar: no token of the vocabulary can continue the text"), -1;
+        (*masked)++;
+        return tok;
+    }
     bool any = false;
     for (int32_t i = 0; i < nv; i++) {
-        bool ok = mask ? mask[i] != 0 : gram_allows(g, v, i, strip, piece);
+        bool ok = gram_allows(g, v, i, strip, piece);
         buf[i] = ok ? logits[i] : -INFINITY;
         any |= ok;
     }

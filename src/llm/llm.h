@@ -365,6 +365,11 @@ void llm_sampler_free(llm_sampler *s);
  * (for penalties). */
 int32_t llm_sampler_sample(llm_sampler *s, const float *logits, const int32_t *history,
                            int64_t n_history);
+/* The same, drawing only among tokens with allow[token] != 0 (as if the
+ * others had a logit of minus infinity; the same draw for the same seed),
+ * at a cost that follows the allowed count; -1 when none is allowed. */
+int32_t llm_sampler_sample_masked(llm_sampler *s, const float *logits, const unsigned char *allow,
+                                  const int32_t *history, int64_t n_history);
 
 /* ---- grammars (grammar.c, jsonschema.c) -------------------------------- */
 

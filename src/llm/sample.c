@@ -81,6 +81,11 @@ static void take_to(ranked *r, int32_t m) {
 }
 
 int32_t llm_sampler_sample(llm_sampler *s, const float *logits, const int32_t *history, int64_t n_history) {
+    return llm_sampler_sample_masked(s, logits, NULL, history, n_history);
+}
+
+int32_t llm_sampler_sample_masked(llm_sampler *s, const float *logits, const unsigned char *allow,
+                                  const int32_t *history, int64_t n_history) {
     int32_t n = s->n_vocab;
     for (int32_t i = 0; i < n; i++) s->c[i] = (cand){i, logits[i], 0};
     /* Penalties on tokens seen in the last penalty_last_n. */
@@ -96,6 +101,16 @@ int32_t llm_sampler_sample(llm_sampler *s, const float *logits, const int32_t *h
             c->logit = c->logit <= 0 ? c->logit * s->p.repeat_penalty : c->logit / s->p.repeat_penalty;
             c->logit -= s->p.presence_penalty;
         }
+    }
+    if (allow) {
+        /* Only the allowed candidates, in token order: what follows ranks
+         * and draws as if the others had a logit of minus infinity, at the
+         * cost of the allowed ones only. */
+        int32_t k = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (allow[i]) s->c[k++] = s->c[i];
+        if (!k) return -1;
+        n = k;
     }
     if (s->p.temperature <= 0) {
         int32_t best = 0;

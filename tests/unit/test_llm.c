@@ -906,6 +906,51 @@ static void test_sampler(void) {
         CHECK(x == 1 || x == 3);
     }
     llm_sampler_free(s);
+    /* Drawing among allowed tokens only is the draw with the others at minus
+     * infinity, token for token, for every chain (greedy, plain, top-k,
+     * top-p, min-p, penalties). */
+    enum { NV = 3000 };
+    float *lg = xmalloc(NV * sizeof *lg), *inf = xmalloc(NV * sizeof *inf);
+    unsigned char *allow = xmalloc(NV);
+    rng r;
+    rng_seed(&r, 11);
+    llm_sampler_params chains[5] = {llm_sampler_default_params(), llm_sampler_default_params(),
+                                    llm_sampler_default_params(), llm_sampler_default_params(),
+                                    llm_sampler_default_params()};
+    chains[0].temperature = 0;
+    chains[1].top_k = 0, chains[1].top_p = 1, chains[1].min_p = 0, chains[1].temperature = 1;
+    chains[2].top_k = 5;
+    chains[3].top_k = 0, chains[3].min_p = 0, chains[3].top_p = 0.5f;
+    chains[4].repeat_penalty = 1.3f, chains[4].presence_penalty = 0.5f;
+    int same = 0, total = 0;
+    for (int ch = 0; ch < 5; ch++) {
+        chains[ch].seed = 5 + (uint64_t)ch;
+        llm_sampler *a = llm_sampler_new(chains[ch], NV), *b = llm_sampler_new(chains[ch], NV);
+        for (int t = 0; t < 200; t++) {
+            int kept = 0;
+            for (int i = 0; i < NV; i++) {
+                lg[i] = (float)rng_normal(&r) * 3;
+                allow[i] = rng_below(&r, t % 2 ? 3 : 300) == 0; /* many allowed, or a few */
+                kept += allow[i];
+                inf[i] = allow[i] ? lg[i] : -INFINITY;
+            }
+            if (!kept) allow[7] = 1, inf[7] = lg[7];
+            int32_t h[3] = {(int32_t)rng_below(&r, NV), (int32_t)rng_below(&r, NV), 7};
+            int32_t x = llm_sampler_sample_masked(a, lg, allow, h, 3), y = llm_sampler_sample(b, inf, h, 3);
+            same += x == y && x >= 0 && allow[x];
+            total++;
+        }
+        llm_sampler_free(a);
+        llm_sampler_free(b);
+    }
+    CHECK_EQ(same, total);
+    memset(allow, 0, NV);
+    s = llm_sampler_new(llm_sampler_default_params(), NV);
+    CHECK_EQ(llm_sampler_sample_masked(s, lg, allow, NULL, 0), -1); /* nothing allowed */
+    llm_sampler_free(s);
+    free(lg);
+    free(inf);
+    free(allow);
 }
 
 static void test_chat_templates(void) {
