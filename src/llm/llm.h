@@ -572,6 +572,12 @@ typedef struct llm_backend_ops {
      * an answer may mention between [[ and ]]; a mention of anything else
      * cannot be decoded. The agent renders mentions in any case. */
     int (*set_mentions)(llm_backend *b, const char *const *names, size_t n, tailor_error *err);
+    /* Optional (NULL: not available): structured output, an answer that is
+     * JSON the schema accepts (the subset of llm_schema_to_gbnf), streamed
+     * through cb; *out malloc'd. Checked against the schema whatever the
+     * backend: an answer it refuses is an error naming the path. */
+    int (*complete_json)(llm_backend *b, const llm_msg *msgs, int n, const char *schema, llm_stream_fn cb, void *ud,
+                         char **out, tailor_error *err);
     /* Optional (NULL: not available): text as an L2-normalised vector,
      * *out malloc'd with *dim numbers. */
     int (*embed)(llm_backend *b, const char *text, size_t n, float **out, int32_t *dim, tailor_error *err);

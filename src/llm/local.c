@@ -30,6 +30,8 @@ typedef struct local {
     char *grammar_key;
     llm_grammar *calls, *answer, *required; /* calls or an answer; an answer; calls */
     sb mentions; /* GBNF of the names an answer may mention, or empty */
+    char *json_schema; /* structured output: the last schema and its grammar */
+    llm_grammar *json;
 } local;
 
 /* ---- prompts ------------------------------------------------------------- */
@@ -273,16 +275,14 @@ static bool collect(void *ud, const char *text, size_t n) {
     return true;
 }
 
-static int local_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
-                          llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
-    local *l = b->impl;
-    memset(out, 0, sizeof *out);
-    bool with_tools = choice != LLM_TOOLS_NONE && n_tools > 0;
-    int rc = build_grammars(l, tools, n_tools, err);
-    if (rc) return rc;
+/* Renders the conversation (tools described when n_tools > 0), decodes
+ * the reply under g from what the cache holds in common with the prompt,
+ * and leaves the prompt in the cache. The text lands in s. */
+static int decode(local *l, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools, llm_grammar *g,
+                  sink *s, llm_gen_stats *st, tailor_error *err) {
     sb prompt;
     sb_init(&prompt);
-    rc = render(l, msgs, n, tools, with_tools ? n_tools : 0, &prompt, err);
+    int rc = render(l, msgs, n, tools, n_tools, &prompt, err);
     int64_t np = 0;
     int32_t *ids = rc ? NULL : llm_tokenize_alloc(l->m->vocab, prompt.buf, prompt.len, true, true, &np);
     sb_deinit(&prompt);
@@ -301,20 +301,31 @@ static int local_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_
     gp.sampling = l->sampling;
     l->sampling.seed++; /* each reply draws afresh, reproducibly for a seed */
     gp.n_predict = room - 1 < l->max_answer ? room - 1 : l->max_answer;
-    llm_grammar *g = !with_tools ? l->answer : choice == LLM_TOOLS_REQUIRED ? l->required : l->calls;
     llm_grammar_reset(g);
     gp.grammar = g;
-    /* Without tools the answer streams at once; with them, once the first
-     * text shows it is an answer, not a call. */
-    sink s = {.cb = cb, .ud = ud, .answer = !with_tools};
-    sb_init(&s.text);
-    llm_gen_stats st;
-    rc = llm_generate(l->c, ids + keep, np - keep, &gp, collect, &s, &st, err);
+    rc = llm_generate(l->c, ids + keep, np - keep, &gp, collect, s, st, err);
     /* The cache keeps the prompt; the reply comes back as text next time. */
     l->cached.len = 0;
     for (int64_t i = 0; i < np; i++) vec_push(&l->cached, ids[i]);
     llm_ctx_truncate(l->c, (int32_t)np);
     free(ids);
+    return rc;
+}
+
+static int local_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
+                          llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
+    local *l = b->impl;
+    memset(out, 0, sizeof *out);
+    bool with_tools = choice != LLM_TOOLS_NONE && n_tools > 0;
+    int rc = build_grammars(l, tools, n_tools, err);
+    if (rc) return rc;
+    llm_grammar *g = !with_tools ? l->answer : choice == LLM_TOOLS_REQUIRED ? l->required : l->calls;
+    /* Without tools the answer streams at once; with them, once the first
+     * text shows it is an answer, not a call. */
+    sink s = {.cb = cb, .ud = ud, .answer = !with_tools};
+    sb_init(&s.text);
+    llm_gen_stats st;
+    rc = decode(l, msgs, n, tools, with_tools ? n_tools : 0, g, &s, &st, err);
     if (rc) {
         sb_deinit(&s.text);
         return rc;
@@ -329,6 +340,41 @@ static int local_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_
     if (with_tools && cb && s.text.len) cb(ud, s.text.buf, s.text.len); /* held while undecided */
     out->text = sb_take(&s.text);
     if (!out->text) out->text = xstrdup("");
+    return 0;
+}
+
+/* Structured output: the reply decoded under the schema's grammar (the
+ * last schema's grammar kept for the next call). */
+static int local_complete_json(llm_backend *b, const llm_msg *msgs, int n, const char *schema, llm_stream_fn cb,
+                               void *ud, char **out, tailor_error *err) {
+    local *l = b->impl;
+    *out = NULL;
+    if (!l->json_schema || strcmp(l->json_schema, schema)) {
+        sb g;
+        sb_init(&g);
+        llm_grammar *gr = NULL;
+        int rc = llm_schema_to_gbnf(schema, &g, err);
+        if (!rc) rc = llm_grammar_parse(g.buf, g.len, NULL, &gr, err);
+        sb_deinit(&g);
+        if (rc) return rc;
+        llm_grammar_free(l->json);
+        free(l->json_schema);
+        l->json = gr;
+        l->json_schema = xstrdup(schema);
+    }
+    sink s = {.cb = cb, .ud = ud, .answer = true};
+    sb_init(&s.text);
+    llm_gen_stats st;
+    int rc = decode(l, msgs, n, NULL, 0, l->json, &s, &st, err);
+    if (!rc && !llm_grammar_complete(l->json))
+        rc = err_set(err, TAILOR_EDATA, "the model's JSON was cut short at %lld tokens (the reply's limit)",
+                     (long long)st.gen_tokens);
+    if (!rc) rc = llm_schema_validate(schema, sb_str(&s.text), err); /* holds by construction; checked anyway */
+    if (rc) {
+        sb_deinit(&s.text);
+        return rc;
+    }
+    *out = sb_take(&s.text);
     return 0;
 }
 
@@ -381,6 +427,8 @@ static void local_free(llm_backend *b) {
     llm_grammar_free(l->answer);
     llm_grammar_free(l->required);
     free(l->grammar_key);
+    llm_grammar_free(l->json);
+    free(l->json_schema);
     sb_deinit(&l->mentions);
     vec_free(&l->cached);
     llm_ctx_free(l->c);
@@ -390,7 +438,8 @@ static void local_free(llm_backend *b) {
 }
 
 static const llm_backend_ops LOCAL_OPS = {.name = "local", .complete = local_complete, .set_mentions = local_mentions,
-                                         .embed = local_embed, .count_tokens = local_count, .context_size = local_ctx, .free = local_free};
+                                         .embed = local_embed,
+                                         .complete_json = local_complete_json, .count_tokens = local_count, .context_size = local_ctx, .free = local_free};
 
 llm_local_params llm_local_default_params(void) {
     return (llm_local_params){.ctx = llm_ctx_default_params(), .sampling = llm_sampler_default_params(),

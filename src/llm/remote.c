@@ -32,7 +32,7 @@ typedef struct remote {
 /* ---- the request ----------------------------------------------------------- */
 
 static void request_json(remote *r, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
-                         llm_tool_choice choice, sb *o) {
+                         llm_tool_choice choice, const char *schema, sb *o) {
     sb_puts(o, "{\"model\":");
     sb_json_str(o, r->model, strlen(r->model));
     sb_puts(o, ",\"stream\":true,\"messages\":[");
@@ -80,6 +80,8 @@ static void request_json(remote *r, const llm_msg *msgs, int n, const llm_tool_d
         }
         sb_printf(o, "],\"tool_choice\":\"%s\"", choice == LLM_TOOLS_REQUIRED ? "required" : "auto");
     }
+    if (schema) sb_printf(o, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"answer\","
+                             "\"strict\":true,\"schema\":%s}}", schema);
     if (r->sampling.temperature >= 0) sb_printf(o, ",\"temperature\":%g", r->sampling.temperature);
     if (r->sampling.top_p < 1) sb_printf(o, ",\"top_p\":%g", r->sampling.top_p);
     if (r->sampling.seed) sb_printf(o, ",\"seed\":%llu", (unsigned long long)(r->sampling.seed & 0x7fffffff));
@@ -334,13 +336,13 @@ static int post(remote *r, const char *url, const sb *req, bool events, stream *
     return rc;
 }
 
-static int remote_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
-                           llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
-    remote *r = b->impl;
+static int request(remote *r, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
+                   llm_tool_choice choice, const char *schema, llm_stream_fn cb, void *ud, llm_reply *out,
+                   tailor_error *err) {
     memset(out, 0, sizeof *out);
     sb req;
     sb_init(&req);
-    request_json(r, msgs, n, tools, n_tools, choice, &req);
+    request_json(r, msgs, n, tools, n_tools, choice, schema, &req);
     stream s = {.cb = cb, .ud = ud};
     sb_init(&s.line);
     sb_init(&s.body);
@@ -364,6 +366,60 @@ static int remote_complete(llm_backend *b, const llm_msg *msgs, int n, const llm
     }
     stream_deinit(&s);
     sb_deinit(&req);
+    return rc;
+}
+
+static int remote_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
+                           llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
+    return request(b->impl, msgs, n, tools, n_tools, choice, NULL, cb, ud, out, err);
+}
+
+/* Structured output: response_format with the schema; a server that does
+ * not take it (its 400 names response_format or json_schema) is asked in
+ * words instead. Either way the answer must be JSON the schema accepts (a
+ * ```json fence around it is taken off). */
+static int remote_complete_json(llm_backend *b, const llm_msg *msgs, int n, const char *schema, llm_stream_fn cb,
+                                void *ud, char **out, tailor_error *err) {
+    remote *r = b->impl;
+    *out = NULL;
+    llm_reply rep;
+    int rc = request(r, msgs, n, NULL, 0, LLM_TOOLS_NONE, schema, cb, ud, &rep, err);
+    if (rc == TAILOR_EDATA && strstr(err->msg, "HTTP 4") &&
+        (strstr(err->msg, "response_format") || strstr(err->msg, "json_schema"))) {
+        log_info("remote LLM %s: no response_format; the schema goes in the system message", r->url);
+        llm_msg *m = xmalloc(((size_t)n + 1) * sizeof *m);
+        sb sys;
+        sb_init(&sys);
+        bool merge = n > 0 && !strcmp(msgs[0].role, "system");
+        if (merge) sb_printf(&sys, "%s\n\n", msgs[0].content ? msgs[0].content : "");
+        sb_printf(&sys, "Answer with JSON only: one value that this JSON schema accepts, no other text.\n%s", schema);
+        m[0] = (llm_msg){.role = "system", .content = sb_str(&sys)};
+        memcpy(m + 1, msgs + merge, (size_t)(n - merge) * sizeof *m);
+        rc = request(r, m, n + 1 - merge, NULL, 0, LLM_TOOLS_NONE, NULL, cb, ud, &rep, err);
+        sb_deinit(&sys);
+        free(m);
+    }
+    if (rc) return rc;
+    /* A fence some models put around JSON. */
+    char *t = rep.text ? rep.text : "";
+    while (*t == ' ' || *t == '\n') t++;
+    size_t len = strlen(t);
+    if (!strncmp(t, "```", 3)) {
+        const char *nl = strchr(t, '\n');
+        char *close = len >= 3 ? strstr(nl ? nl : t + 3, "```") : NULL;
+        if (nl && close) {
+            *close = 0;
+            t = (char *)nl + 1;
+        }
+    }
+    for (size_t k = strlen(t); k && (t[k - 1] == ' ' || t[k - 1] == '\n'); k--) t[k - 1] = 0;
+    tailor_error ve = {0};
+    if (llm_schema_validate(schema, t, &ve)) {
+        rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the answer is not JSON the schema accepts: %s", r->url, ve.msg);
+    } else {
+        *out = xstrdup(t);
+    }
+    llm_reply_deinit(&rep);
     return rc;
 }
 
@@ -434,7 +490,8 @@ static void remote_free(llm_backend *b) {
 }
 
 static const llm_backend_ops REMOTE_OPS = {.name = "remote", .complete = remote_complete, .set_mentions = NULL,
-                                         .embed = remote_embed, .count_tokens = remote_count, .context_size = remote_ctx, .free = remote_free};
+                                         .embed = remote_embed,
+                                         .complete_json = remote_complete_json, .count_tokens = remote_count, .context_size = remote_ctx, .free = remote_free};
 
 llm_remote_params llm_remote_default_params(void) {
     llm_sampler_params sp = llm_sampler_default_params();

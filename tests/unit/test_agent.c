@@ -736,6 +736,45 @@ static void test_local_backend(void) {
     free(path);
 }
 
+/* Structured output through the built-in engine: whatever a model that
+ * knows nothing writes is JSON the schema accepts. */
+static void test_local_json(void) {
+    char *path = test_data_path("llm-fixtures/models/tiny-qwen2-bpe-F32.gguf");
+    llm_local_params lp = llm_local_default_params();
+    lp.model = path;
+    lp.chat_format = "chatml";
+    lp.ctx.n_threads = 1;
+    lp.ctx.n_ctx = 1024;
+    lp.sampling = (llm_sampler_params){1.0f, 0, 1.0f, 0, 1.0f, 0, 64, 3};
+    lp.max_answer = 400;
+    llm_backend *b = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(llm_local_backend_new(&lp, &b, &e), 0);
+    free(path);
+    if (!b) return;
+    static const char *const schema =
+        "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\",\"maxLength\":30},"
+        "\"year\":{\"type\":\"integer\",\"minimum\":1900,\"maximum\":2030},"
+        "\"genres\":{\"type\":\"array\",\"items\":{\"enum\":[\"Comedy\",\"Drama\"]},\"maxItems\":2}},"
+        "\"required\":[\"title\",\"year\"]}";
+    llm_msg m[2] = {{.role = "system", .content = "Answer in JSON."}, {.role = "user", .content = "a film from 1995"}};
+    int ok = 0;
+    for (int r = 0; r < 20; r++) {
+        char *js = NULL;
+        sb streamed;
+        sb_init(&streamed);
+        int rc = b->ops->complete_json(b, m, 2, schema, collect_stream, &streamed, &js, &e);
+        tailor_error ve = {0};
+        if (rc == 0 && llm_schema_validate(schema, js, &ve) == 0 && !strcmp(js, sb_str(&streamed))) ok++;
+        else fprintf(stderr, "  json %d: %s\n", r, rc ? e.msg : ve.msg);
+        free(js);
+        sb_deinit(&streamed);
+    }
+    printf("  structured output: %d of 20 replies are JSON the schema accepts\n", ok);
+    CHECK_EQ(ok, 20);
+    b->ops->free(b);
+}
+
 /* A session that keeps its KV cache answers as one that decodes the whole
  * prompt each time (greedy). */
 static void test_local_cache(void) {
@@ -831,6 +870,7 @@ int main(int argc, char **argv) {
         RUN(test_mention_decoding);
         RUN(test_local_backend);
         RUN(test_local_cache);
+        RUN(test_local_json);
     }
     if (g_rules) g_rules->ops->free(g_rules);
     pz_engine_free(g_engine);

@@ -5,7 +5,8 @@
  * malformed tool-call arguments then a repair, arguments the schema refuses
  * twice (the tool is withdrawn), 429 then success, 500 every time, 400 (no
  * retry), a non-streamed reply, a stalled stream, a refused connection;
- * the API key header; and /embeddings. */
+ * the API key header; structured output (response_format, and a server
+ * that refuses it); and /embeddings. */
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -26,8 +27,9 @@ static int g_hits[16];          /* requests per scenario */
 static char g_last_auth[256];   /* the last Authorization header */
 static char g_last_body[65536]; /* the last request body */
 
-enum { S_PLAIN, S_TOOL, S_BADJSON, S_BADARGS, S_429, S_500, S_400, S_WHOLE, S_STALL, S_N };
-static const char *const SCEN[] = {"plain", "tool", "badjson", "badargs", "429", "500", "400", "whole", "stall"};
+enum { S_PLAIN, S_TOOL, S_BADJSON, S_BADARGS, S_429, S_500, S_400, S_WHOLE, S_STALL, S_JSON, S_JSON_NOFMT, S_JSON_BAD, S_N };
+static const char *const SCEN[] = {"plain", "tool",  "badjson", "badargs", "429",          "500",
+                                   "400",   "whole", "stall",   "json",    "json-noformat", "json-bad"};
 
 static void send_all(int fd, const char *s, size_t n) {
     while (n) {
@@ -188,6 +190,24 @@ static void serve_one(int fd) {
                        "\"finish_reason\":\"stop\"}]}");
             break;
         }
+        case S_JSON: { /* parts are JSON-escaped already */
+            static const char *const f[] = {"{\\\"title\\\": \\\"He", "at\\\", \\\"year\\\": 1995}"};
+            sse_text(fd, f, 2);
+            break;
+        }
+        case S_JSON_NOFMT:
+            if (strstr(body, "response_format")) {
+                reply_json(fd, "400 Bad Request", "{\"error\":{\"message\":\"response_format is not supported\"}}");
+            } else {
+                static const char *const f[] = {"```json\\n{\\\"title\\\": \\\"Heat\\\", \\\"year\\\": 1995}\\n```"};
+                sse_text(fd, f, 1);
+            }
+            break;
+        case S_JSON_BAD: {
+            static const char *const f[] = {"{\\\"title\\\": 5}"};
+            sse_text(fd, f, 1);
+            break;
+        }
         case S_STALL:
             sse_head(fd);
             sse(fd, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"I will\"}}]}");
@@ -302,6 +322,30 @@ static void test_protocol(void) {
     CHECK(secs < 4);
     CHECK_CONTAINS(e.msg, "timed out");
     CHECK_EQ(g_hits[S_STALL], 1);
+    /* Structured output: response_format with the schema; a server that
+     * refuses it is asked in words (and its fenced JSON read); an answer
+     * the schema refuses is an error naming the path. */
+    static const char *const schema = "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\"},"
+                                      "\"year\":{\"type\":\"integer\"}},\"required\":[\"title\"]}";
+    char *js = NULL;
+    llm_msg jm[2] = {{.role = "system", .content = "Be brief."}, {.role = "user", .content = "json"}};
+    sb_clear(&s);
+    CHECK_EQ(b->ops->complete_json(b, jm, 2, schema, collect, &s, &js, &e), 0);
+    CHECK_STR(js, "{\"title\": \"Heat\", \"year\": 1995}");
+    CHECK_STR(sb_str(&s), "{\"title\": \"Heat\", \"year\": 1995}");
+    CHECK_CONTAINS(g_last_body, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"answer\"");
+    free(js);
+    jm[1].content = "json-noformat";
+    CHECK_EQ(b->ops->complete_json(b, jm, 2, schema, NULL, NULL, &js, &e), 0);
+    CHECK_STR(js, "{\"title\": \"Heat\", \"year\": 1995}");
+    CHECK_EQ(g_hits[S_JSON_NOFMT], 2);
+    CHECK(strstr(g_last_body, "response_format") == NULL);
+    CHECK_CONTAINS(g_last_body, "Be brief.\\n\\nAnswer with JSON only");
+    free(js);
+    jm[1].content = "json-bad";
+    CHECK_EQ(b->ops->complete_json(b, jm, 2, schema, NULL, NULL, &js, &e), TAILOR_EDATA);
+    CHECK(js == NULL);
+    CHECK_CONTAINS(e.msg, "the answer is not JSON the schema accepts: $.title");
     /* Embeddings: POST /embeddings, normalised; errors name URL and status. */
     float *v = NULL;
     int32_t dim = 0;
