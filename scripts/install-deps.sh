@@ -6,7 +6,7 @@
 # runtimes of the test build come with gcc.
 set -eu
 
-PKGS="cmake pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libzip-dev libopenblas-dev libpcre2-dev libunistring-dev libedit-dev"
+PKGS="cmake pkg-config curl libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libzip-dev libopenblas-dev libpcre2-dev libunistring-dev libedit-dev libmicrohttpd-dev"
 check=0
 for a in "$@"; do
     case "$a" in

@@ -155,7 +155,7 @@ static int phrase_at(const words *w, int i, const char *phrase) {
     char buf[160];
     snprintf(buf, sizeof buf, "%s", phrase);
     int k = 0;
-    for (char *t = strtok(buf, " "); t; t = strtok(NULL, " "), k++)
+    for (char *sv_ = NULL, *t = strtok_r(buf, " ", &sv_); t; t = strtok_r(NULL, " ", &sv_), k++)
         if (!is(w, i + k, t)) return 0;
     return k;
 }
@@ -687,7 +687,7 @@ static int decide(rules *r, const llm_msg *msgs, int n, llm_reply *out) {
             char tb[256];
             snprintf(tb, sizeof tb, "%s", ph);
             int cnt = 0;
-            for (char *t = strtok(tb, " "); t; t = strtok(NULL, " ")) cnt++;
+            for (char *sv_ = NULL, *t = strtok_r(tb, " ", &sv_); t; t = strtok_r(NULL, " ", &sv_)) cnt++;
             for (int k = 0; k < len + cnt && at + k < w.n; k++) w.used[at + k] = 1;
         }
     }

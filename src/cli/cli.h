@@ -62,6 +62,11 @@ store *cli_open_store(const cli_args *a, bool must_exist, int *exit_code);
 /* Parses --on-duplicate (or returns def); false on an unknown value. */
 bool cli_dup_policy(const cli_args *a, store_dup_policy def, store_dup_policy *out);
 
+/* The language model --model or --llm-url names (NULL when neither), its
+ * threads from the option threads_opt; returns an exit code (cmd_agent.c). */
+struct llm_backend;
+int cli_backend_new(cli_args *a, const char *threads_opt, struct llm_backend **out);
+
 /* Handlers. */
 int cmd_version(cli_args *a);
 int cmd_stats(cli_args *a);
@@ -78,6 +83,10 @@ int cmd_similar(cli_args *a);
 int cmd_search(cli_args *a);
 int cmd_ask(cli_args *a);
 int cmd_chat(cli_args *a);
+int cmd_serve(cli_args *a);
+int cmd_keys_create(cli_args *a);
+int cmd_keys_list(cli_args *a);
+int cmd_keys_revoke(cli_args *a);
 int cmd_experiment(cli_args *a);
 int cmd_models_list(cli_args *a);
 int cmd_models_show(cli_args *a);

@@ -26,9 +26,10 @@ static void face_close(chat_face *f) {
     store_close(f->s);
 }
 
-/* The store, the engine and the backend the options name (no agent yet). */
-static int backend_open(cli_args *a, chat_face *f) {
-    memset(f, 0, sizeof *f);
+/* The language model the options name (--model or --llm-url), or NULL
+ * when they name none; returns an exit code. */
+int cli_backend_new(cli_args *a, const char *threads_opt, llm_backend **out) {
+    *out = NULL;
     const char *model = cli_opt_get(a, "model"), *url = cli_opt_get(a, "llm-url");
     if (model && url) return cli_usage_error(a, "give --model FILE or --llm-url URL, not both");
     const char *v = cli_opt_get(a, "temp");
@@ -38,20 +39,17 @@ static int backend_open(cli_args *a, chat_face *f) {
     long seed, ctx, threads;
     if (!cli_opt_int(a, "seed", 0, 0, INT64_MAX, &seed)) return cli_usage_error(a, "bad --seed");
     if (!cli_opt_int(a, "ctx", 0, 0, 1 << 20, &ctx)) return cli_usage_error(a, "bad --ctx");
-    if (!cli_opt_int(a, "threads", 0, 0, 256, &threads)) return cli_usage_error(a, "bad --threads");
-    int code;
-    f->s = cli_open_store(a, true, &code);
-    if (!f->s) return code;
+    if (!cli_opt_int(a, threads_opt, 0, 0, 256, &threads)) return cli_usage_error(a, "bad --%s", threads_opt);
     tailor_error err = {0};
-    int rc = pz_engine_new(f->s, &f->e, &err);
-    if (!rc && url) {
+    int rc = 0;
+    if (url) {
         llm_remote_params rp = llm_remote_default_params();
         rp.url = url;
         if (cli_opt_get(a, "llm-model")) rp.model = cli_opt_get(a, "llm-model");
         if (temp >= 0) rp.sampling.temperature = (float)temp;
         if (cli_opt_get(a, "seed")) rp.sampling.seed = (uint64_t)seed;
-        rc = llm_remote_backend_new(&rp, &f->b, &err);
-    } else if (!rc && model) {
+        rc = llm_remote_backend_new(&rp, out, &err);
+    } else if (model) {
         /* A GGUF model answers and calls the tools (constrained decoding). */
         llm_local_params lp = llm_local_default_params();
         lp.model = model;
@@ -60,10 +58,25 @@ static int backend_open(cli_args *a, chat_face *f) {
         lp.sampling.seed = cli_opt_get(a, "seed") ? (uint64_t)seed : timer_now_ns();
         lp.ctx.n_ctx = (int32_t)ctx;
         lp.ctx.n_threads = (int32_t)threads;
-        rc = llm_local_backend_new(&lp, &f->b, &err);
-    } else if (!rc) {
-        rc = agent_rules_new(f->e, &f->b, &err);
+        rc = llm_local_backend_new(&lp, out, &err);
     }
+    return rc ? cli_fail(&err) : 0;
+}
+
+/* The store, the engine and the backend the options name (no agent yet). */
+static int backend_open(cli_args *a, chat_face *f) {
+    memset(f, 0, sizeof *f);
+    int code = cli_backend_new(a, "threads", &f->b);
+    if (code) return code;
+    f->s = cli_open_store(a, true, &code);
+    if (!f->s) {
+        if (f->b) f->b->ops->free(f->b);
+        f->b = NULL;
+        return code;
+    }
+    tailor_error err = {0};
+    int rc = pz_engine_new(f->s, &f->e, &err);
+    if (!rc && !f->b) rc = agent_rules_new(f->e, &f->b, &err);
     if (rc) {
         face_close(f);
         return cli_fail(&err);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "personalize/personalize.h"
 #include "rec/rec.h"
 
 /* ---- models list / show ------------------------------------------------- */
@@ -21,15 +22,6 @@ static void human_bytes(char *buf, size_t n, double b) {
     else if (b >= 1024.0 * 1048576) snprintf(buf, n, "%.1f GiB", b / (1024.0 * 1048576));
     else if (b >= 1048576) snprintf(buf, n, "%.1f MiB", b / 1048576);
     else snprintf(buf, n, "%.0f KiB", b / 1024 < 1 && b > 0 ? 1 : b / 1024);
-}
-
-/* Size of the model's file, or -1 when it is missing. */
-static double model_file_size(store *s, const store_model *m) {
-    char *path = store_path_resolve(s, m->file ? m->file : "");
-    struct stat st;
-    double size = stat(path, &st) == 0 ? (double)st.st_size : -1;
-    free(path);
-    return size;
 }
 
 static void format_time(char *buf, size_t n, int64_t t) {
@@ -56,22 +48,6 @@ static bool eval_headline(const char *evaluation, char *label, size_t ln, double
     return found;
 }
 
-static void model_json(sb *o, store *s, const store_model *m) {
-    sb_puts(o, "{\"name\":");
-    sb_json_str(o, m->name, strlen(m->name));
-    sb_puts(o, ",\"kind\":");
-    sb_json_str(o, m->kind, strlen(m->kind));
-    sb_printf(o, ",\"active\":%s,\"trained_at\":%lld,\"file\":", m->active ? "true" : "false",
-              (long long)m->trained_at);
-    if (m->file) sb_json_str(o, m->file, strlen(m->file));
-    else sb_puts(o, "null");
-    double size = model_file_size(s, m);
-    if (size >= 0) sb_printf(o, ",\"file_bytes\":%.0f", size);
-    else sb_puts(o, ",\"file_bytes\":null");
-    sb_printf(o, ",\"params\":%s,\"training\":%s,\"evaluation\":%s}", m->params ? m->params : "null",
-              m->metrics ? m->metrics : "null", m->evaluation ? m->evaluation : "null");
-}
-
 int cmd_models_list(cli_args *a) {
     int code;
     store *s = cli_open_store(a, true, &code);
@@ -89,7 +65,7 @@ int cmd_models_list(cli_args *a) {
         sb_putc(&o, '[');
         for (size_t i = 0; i < n; i++) {
             if (i) sb_putc(&o, ',');
-            model_json(&o, s, &ms[i]);
+            pz_model_json(s, &ms[i], &o);
         }
         printf("%s]\n", sb_str(&o));
         sb_deinit(&o);
@@ -101,7 +77,7 @@ int cmd_models_list(cli_args *a) {
             char when[32], size[32], label[32], ev[64] = "-";
             double v;
             format_time(when, sizeof when, ms[i].trained_at);
-            human_bytes(size, sizeof size, model_file_size(s, &ms[i]));
+            human_bytes(size, sizeof size, pz_model_file_size(s, &ms[i]));
             if (eval_headline(ms[i].evaluation, label, sizeof label, &v)) snprintf(ev, sizeof ev, "%s %.4f", label, v);
             printf("%c %-20s %-8s %-16s %10s  %s\n", ms[i].active ? '*' : ' ', ms[i].name, ms[i].kind, when, size, ev);
         }
@@ -142,13 +118,13 @@ int cmd_models_show(cli_args *a) {
     if (cli_flag(a, "json")) {
         sb o;
         sb_init(&o);
-        model_json(&o, s, &m);
+        pz_model_json(s, &m, &o);
         printf("%s\n", sb_str(&o));
         sb_deinit(&o);
     } else {
         char when[32], size[32];
         format_time(when, sizeof when, m.trained_at);
-        double bytes = model_file_size(s, &m);
+        double bytes = pz_model_file_size(s, &m);
         human_bytes(size, sizeof size, bytes);
         char *path = store_path_resolve(s, m.file ? m.file : "");
         const rec_kind *k = rec_kind_find(m.kind);

@@ -45,32 +45,6 @@ static const char *model_label(const pz_result *r, char *buf, size_t n) {
     return buf;
 }
 
-static void json_items(sb *o, const pz_result *r, bool explain) {
-    static const char *const styles[] = {"none", "history", "attention", "popularity"};
-    sb_puts(o, "\"items\":[");
-    for (int i = 0; i < r->n; i++) {
-        const pz_rec *x = &r->items[i];
-        sb_printf(o, "%s{\"rank\":%d,\"item\":", i ? "," : "", i + 1);
-        sb_json_str(o, x->id, strlen(x->id));
-        sb_puts(o, ",\"title\":");
-        sb_json_str(o, x->title, strlen(x->title));
-        sb_printf(o, ",\"score\":%.6g,\"popularity\":%u", x->score, x->popularity);
-        if (explain) {
-            sb_printf(o, ",\"explanation\":\"%s\",\"because\":[", styles[r->style]);
-            for (int b = 0; b < x->n_because; b++) {
-                sb_printf(o, "%s{\"item\":", b ? "," : "");
-                sb_json_str(o, x->because[b].id, strlen(x->because[b].id));
-                sb_puts(o, ",\"title\":");
-                sb_json_str(o, x->because[b].title, strlen(x->because[b].title));
-                sb_printf(o, ",\"weight\":%.6g}", x->because[b].weight);
-            }
-            sb_putc(o, ']');
-        }
-        sb_putc(o, '}');
-    }
-    sb_putc(o, ']');
-}
-
 int cmd_recommend(cli_args *a) {
     const char *user = cli_opt_get(a, "user"), *history = cli_opt_get(a, "history");
     if (!user == !history) return cli_usage_error(a, "give --user ID or --history IDS (one of them)");
@@ -102,13 +76,8 @@ int cmd_recommend(cli_args *a) {
     } else if (cli_flag(a, "json")) {
         sb o;
         sb_init(&o);
-        sb_puts(&o, "{\"model\":");
-        sb_json_str(&o, r.model, strlen(r.model));
-        sb_puts(&o, ",\"kind\":");
-        sb_json_str(&o, r.kind, strlen(r.kind));
-        if (r.fallback) sb_puts(&o, ",\"fallback\":\"popularity\"");
-        sb_putc(&o, ',');
-        json_items(&o, &r, q.explain);
+        sb_putc(&o, '{');
+        pz_result_json(&r, q.explain, &o);
         printf("%s}\n", sb_str(&o));
         sb_deinit(&o);
     } else {
@@ -174,12 +143,10 @@ int cmd_similar(cli_args *a) {
     } else if (cli_flag(a, "json")) {
         sb o;
         sb_init(&o);
-        sb_puts(&o, "{\"model\":");
-        sb_json_str(&o, r.model, strlen(r.model));
-        sb_puts(&o, ",\"item\":");
+        sb_puts(&o, "{\"item\":");
         sb_json_str(&o, item, strlen(item));
         sb_putc(&o, ',');
-        json_items(&o, &r, false);
+        pz_result_json(&r, false, &o);
         printf("%s}\n", sb_str(&o));
         sb_deinit(&o);
     } else {

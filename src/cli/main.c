@@ -166,6 +166,46 @@ static const cli_cmd COMMANDS[] = {
      {AGENT_OPTS,
       {"verbose", 0, NULL, "show each tool call, its arguments and time (stderr)"}},
      cmd_chat},
+    {"serve", "", "the HTTP server: REST API, OpenAI-compatible /v1, metrics and the web page",
+     "Serves the store over HTTP until SIGINT or SIGTERM (requests in flight finish first).\n"
+     "Routes: /api/... (items, users, events, recommendations, models, chat sessions), /v1/...\n"
+     "(OpenAI chat/completions/embeddings/models, with --model), /healthz, /readyz, /metrics,\n"
+     "/openapi.json and the page at /. Every route but /healthz, /readyz, /openapi.json and the\n"
+     "page needs Authorization: Bearer KEY (tailor keys create). docs/api.md has every route.",
+     0, 0,
+     {{"host", 0, "ADDR", "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"},
+      {"port", 'p', "PORT", "port (default 8080; 0 = any free port, printed)"},
+      {"threads", 0, "N", "worker threads (default: the number of cores)"},
+      {"queue", 0, "N", "requests that may wait for a worker before 503 (default 256)"},
+      {"max-body", 0, "BYTES", "largest request body (default 1048576); larger: 413"},
+      {"timeout", 0, "SECONDS", "drop a client idle this long (default 30)"},
+      {"web", 0, NULL, "serve the page at / (the default)"},
+      {"no-web", 0, NULL, "do not serve the page"},
+      {"metrics-open", 0, NULL, "serve /metrics without a key"},
+      {"model", 'm', "FILE", "a GGUF model for /v1 and the chat (default: the rules backend; /v1 answers 503)"},
+      {"llm-url", 0, "URL", "an OpenAI-compatible server for the chat and /v1 instead"},
+      {"llm-model", 0, "NAME", "the server's model name (with --llm-url; default \"default\")"},
+      {"served-name", 0, "NAME", "the model's id in /v1/models (default: the file's name)"},
+      {"chat-template", 0, "NAME", "the model's chat format if its file names none (chatml, llama3, ...)"},
+      {"temp", 0, "T", "chat sampling temperature (default 0.8; /v1 requests set their own)"},
+      {"seed", 's', "S", "sampling seed (default: from the clock)"},
+      {"ctx", 'c', "N", "model context size (default: the model's, at most 4096)"},
+      {"model-threads", 't', "N", "model threads (default: all cores)"}},
+     cmd_serve},
+    {"keys create", "", "create an API key for the server (printed once; only its hash is stored)",
+     "An admin key may call every route for every user. A user key acts only for its user:\n"
+     "another user's data, sessions or events answer 403. User keys are rate-limited (default\n"
+     "50 requests/s; a burst of twice that), admin keys are not unless --rate is given.",
+     0, 0,
+     {{"role", 0, "ROLE", "admin or user"},
+      {"user", 'u', "ID", "the user a user key acts for"},
+      {"name", 0, "NAME", "a name to find it by"},
+      {"rate", 0, "N", "requests per second allowed (0 = no limit)"}},
+     cmd_keys_create},
+    {"keys list", "", "list API keys (prefix, role, user, name, rate, whether revoked)", NULL, 0, 0,
+     {{"json", 0, NULL, "print {\"keys\": [...]}"}}, cmd_keys_list},
+    {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{NULL}},
+     cmd_keys_revoke},
     {"experiment", "NAME", "measure the conversational recommender: tool-latency, context-stress",
      "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"
      "(context, intent, tools, answer, store, the whole turn) mean, p50, p99 and max in ms.\n"

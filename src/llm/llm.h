@@ -561,6 +561,13 @@ void llm_reply_deinit(llm_reply *r);
  * tools: OpenAI's tool_choice. */
 typedef enum llm_tool_choice { LLM_TOOLS_NONE = 0, LLM_TOOLS_AUTO, LLM_TOOLS_REQUIRED } llm_tool_choice;
 
+/* Tokens a call read and wrote, and whether its reply hit the length limit. */
+typedef struct llm_usage {
+    int64_t prompt_tokens, completion_tokens;
+    double seconds; /* generating */
+    bool truncated;
+} llm_usage;
+
 typedef struct llm_backend llm_backend;
 typedef struct llm_backend_ops {
     const char *name; /* "rules", "local", "remote" */
@@ -583,6 +590,16 @@ typedef struct llm_backend_ops {
     int (*embed)(llm_backend *b, const char *text, size_t n, float **out, int32_t *dim, tailor_error *err);
     int32_t (*count_tokens)(llm_backend *b, const char *text, size_t n);
     int32_t (*context_size)(llm_backend *b);
+    /* Optional (NULL: fixed at creation): the sampling of the calls that
+     * follow and the most tokens a reply may have (0: the backend's own);
+     * p NULL goes back to the settings the backend was made with. */
+    void (*set_sampling)(llm_backend *b, const llm_sampler_params *p, int32_t max_tokens);
+    /* Optional: a plain completion of prompt (no chat template), stopping
+     * at any of the stop strings; *out malloc'd. */
+    int (*complete_text)(llm_backend *b, const char *prompt, const char *const *stop, int n_stop, llm_stream_fn cb,
+                         void *ud, char **out, tailor_error *err);
+    /* Optional: what the last call cost. */
+    void (*last_usage)(llm_backend *b, llm_usage *out);
     void (*free)(llm_backend *b);
 } llm_backend_ops;
 

@@ -23,8 +23,9 @@ typedef struct local {
     llm_ctx *c;
     const char *format;
     tool_style style;
-    llm_sampler_params sampling;
-    int32_t max_answer;
+    llm_sampler_params sampling, sampling0; /* now, and as made */
+    int32_t max_answer, max_answer0;
+    llm_usage usage; /* of the last call */
     VEC(int32_t) cached; /* what the KV cache holds */
     /* the grammar of the last tool set, reused while it is the same */
     char *grammar_key;
@@ -275,18 +276,13 @@ static bool collect(void *ud, const char *text, size_t n) {
     return true;
 }
 
-/* Renders the conversation (tools described when n_tools > 0), decodes
- * the reply under g from what the cache holds in common with the prompt,
- * and leaves the prompt in the cache. The text lands in s. */
-static int decode(local *l, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools, llm_grammar *g,
-                  sink *s, llm_gen_stats *st, tailor_error *err) {
-    sb prompt;
-    sb_init(&prompt);
-    int rc = render(l, msgs, n, tools, n_tools, &prompt, err);
+/* Decodes the reply to prompt under g (may be NULL) from what the cache
+ * holds in common with it, and leaves the prompt in the cache. The text
+ * lands in s. */
+static int decode_text(local *l, const char *prompt, size_t len, llm_grammar *g, const char *const *stop, int n_stop,
+                       sink *s, tailor_error *err) {
     int64_t np = 0;
-    int32_t *ids = rc ? NULL : llm_tokenize_alloc(l->m->vocab, prompt.buf, prompt.len, true, true, &np);
-    sb_deinit(&prompt);
-    if (rc) return rc;
+    int32_t *ids = llm_tokenize_alloc(l->m->vocab, prompt, len, true, true, &np);
     int32_t room = llm_ctx_n_ctx(l->c) - (int32_t)np;
     if (room < 16) {
         free(ids);
@@ -301,14 +297,31 @@ static int decode(local *l, const llm_msg *msgs, int n, const llm_tool_def *tool
     gp.sampling = l->sampling;
     l->sampling.seed++; /* each reply draws afresh, reproducibly for a seed */
     gp.n_predict = room - 1 < l->max_answer ? room - 1 : l->max_answer;
-    llm_grammar_reset(g);
+    gp.stop = stop;
+    gp.n_stop = n_stop;
+    if (g) llm_grammar_reset(g);
     gp.grammar = g;
-    rc = llm_generate(l->c, ids + keep, np - keep, &gp, collect, s, st, err);
+    llm_gen_stats st;
+    int rc = llm_generate(l->c, ids + keep, np - keep, &gp, collect, s, &st, err);
+    l->usage = (llm_usage){.prompt_tokens = np, .completion_tokens = rc ? 0 : st.gen_tokens, .seconds = rc ? 0 : st.gen_s,
+                           .truncated = !rc && !st.eog && !st.grammar_done && st.gen_tokens >= gp.n_predict};
     /* The cache keeps the prompt; the reply comes back as text next time. */
     l->cached.len = 0;
     for (int64_t i = 0; i < np; i++) vec_push(&l->cached, ids[i]);
     llm_ctx_truncate(l->c, (int32_t)np);
     free(ids);
+    return rc;
+}
+
+/* The conversation rendered (tools described when n_tools > 0), then
+ * decoded under g. */
+static int decode(local *l, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools, llm_grammar *g,
+                  sink *s, tailor_error *err) {
+    sb prompt;
+    sb_init(&prompt);
+    int rc = render(l, msgs, n, tools, n_tools, &prompt, err);
+    if (!rc) rc = decode_text(l, prompt.buf, prompt.len, g, NULL, 0, s, err);
+    sb_deinit(&prompt);
     return rc;
 }
 
@@ -324,8 +337,7 @@ static int local_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_
      * text shows it is an answer, not a call. */
     sink s = {.cb = cb, .ud = ud, .answer = !with_tools};
     sb_init(&s.text);
-    llm_gen_stats st;
-    rc = decode(l, msgs, n, tools, with_tools ? n_tools : 0, g, &s, &st, err);
+    rc = decode(l, msgs, n, tools, with_tools ? n_tools : 0, g, &s, err);
     if (rc) {
         sb_deinit(&s.text);
         return rc;
@@ -364,11 +376,10 @@ static int local_complete_json(llm_backend *b, const llm_msg *msgs, int n, const
     }
     sink s = {.cb = cb, .ud = ud, .answer = true};
     sb_init(&s.text);
-    llm_gen_stats st;
-    int rc = decode(l, msgs, n, NULL, 0, l->json, &s, &st, err);
+    int rc = decode(l, msgs, n, NULL, 0, l->json, &s, err);
     if (!rc && !llm_grammar_complete(l->json))
         rc = err_set(err, TAILOR_EDATA, "the model's JSON was cut short at %lld tokens (the reply's limit)",
-                     (long long)st.gen_tokens);
+                     (long long)l->usage.completion_tokens);
     if (!rc) rc = llm_schema_validate(schema, sb_str(&s.text), err); /* holds by construction; checked anyway */
     if (rc) {
         sb_deinit(&s.text);
@@ -377,6 +388,26 @@ static int local_complete_json(llm_backend *b, const llm_msg *msgs, int n, const
     *out = sb_take(&s.text);
     return 0;
 }
+
+static int local_complete_text(llm_backend *b, const char *prompt, const char *const *stop, int n_stop,
+                               llm_stream_fn cb, void *ud, char **out, tailor_error *err) {
+    local *l = b->impl;
+    sink s = {.cb = cb, .ud = ud, .answer = true};
+    sb_init(&s.text);
+    int rc = decode_text(l, prompt, strlen(prompt), NULL, stop, n_stop, &s, err);
+    *out = rc ? NULL : sb_take(&s.text);
+    if (!rc && !*out) *out = xstrdup("");
+    sb_deinit(&s.text);
+    return rc;
+}
+
+static void local_set_sampling(llm_backend *b, const llm_sampler_params *p, int32_t max_tokens) {
+    local *l = b->impl;
+    l->sampling = p ? *p : l->sampling0;
+    l->max_answer = p && max_tokens > 0 ? max_tokens : l->max_answer0;
+}
+
+static void local_last_usage(llm_backend *b, llm_usage *out) { *out = ((local *)b->impl)->usage; }
 
 static int32_t local_count(llm_backend *b, const char *text, size_t n) {
     local *l = b->impl;
@@ -437,9 +468,17 @@ static void local_free(llm_backend *b) {
     free(b);
 }
 
-static const llm_backend_ops LOCAL_OPS = {.name = "local", .complete = local_complete, .set_mentions = local_mentions,
+static const llm_backend_ops LOCAL_OPS = {.name = "local",
+                                         .complete = local_complete,
+                                         .set_mentions = local_mentions,
+                                         .complete_json = local_complete_json,
                                          .embed = local_embed,
-                                         .complete_json = local_complete_json, .count_tokens = local_count, .context_size = local_ctx, .free = local_free};
+                                         .count_tokens = local_count,
+                                         .context_size = local_ctx,
+                                         .set_sampling = local_set_sampling,
+                                         .complete_text = local_complete_text,
+                                         .last_usage = local_last_usage,
+                                         .free = local_free};
 
 llm_local_params llm_local_default_params(void) {
     return (llm_local_params){.ctx = llm_ctx_default_params(), .sampling = llm_sampler_default_params(),
@@ -449,8 +488,8 @@ llm_local_params llm_local_default_params(void) {
 int llm_local_backend_new(const llm_local_params *p, llm_backend **out, tailor_error *err) {
     *out = NULL;
     local *l = xcalloc(1, sizeof *l);
-    l->sampling = p->sampling;
-    l->max_answer = p->max_answer > 0 ? p->max_answer : 512;
+    l->sampling = l->sampling0 = p->sampling;
+    l->max_answer = l->max_answer0 = p->max_answer > 0 ? p->max_answer : 512;
     int rc = llm_model_load(p->model, &l->m, err);
     if (!rc) {
         l->format = llm_chat_detect(p->chat_format ? p->chat_format : l->m->chat_template);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include "personalize/personalize.h"
@@ -361,7 +362,7 @@ const pz_item_info *pz_item_named(pz_engine *e, const char *text) {
         int nw = 0, found = 0;
         char buf[256];
         snprintf(buf, sizeof buf, "%s", text);
-        for (char *t = strtok(buf, " ,.!?:;\"()"); t; t = strtok(NULL, " ,.!?:;\"()")) {
+        for (char *sv_ = NULL, *t = strtok_r(buf, " ,.!?:;\"()", &sv_); t; t = strtok_r(NULL, " ,.!?:;\"()", &sv_)) {
             if (strlen(t) < 2 || !strcasecmp(t, "the") || !strcasecmp(t, "of")) continue;
             nw++;
             found += strcasestr(x->title, t) != NULL;
@@ -622,4 +623,61 @@ int pz_similar(pz_engine *e, const char *model, const char *item, int k, const p
     free(scores);
     free(ok);
     return 0;
+}
+
+void pz_result_json(const pz_result *r, bool explain, sb *o) {
+    sb_puts(o, "\"model\":");
+    sb_json_str(o, r->model, strlen(r->model));
+    sb_puts(o, ",\"kind\":");
+    sb_json_str(o, r->kind, strlen(r->kind));
+    if (r->fallback) sb_puts(o, ",\"fallback\":\"popularity\"");
+    sb_putc(o, ',');
+    static const char *const styles[] = {"none", "history", "attention", "popularity"};
+    sb_puts(o, "\"items\":[");
+    for (int i = 0; i < r->n; i++) {
+        const pz_rec *x = &r->items[i];
+        sb_printf(o, "%s{\"rank\":%d,\"item\":", i ? "," : "", i + 1);
+        sb_json_str(o, x->id, strlen(x->id));
+        sb_puts(o, ",\"title\":");
+        sb_json_str(o, x->title, strlen(x->title));
+        sb_printf(o, ",\"score\":%.6g,\"popularity\":%u", x->score, x->popularity);
+        if (explain) {
+            sb_printf(o, ",\"explanation\":\"%s\",\"because\":[", styles[r->style]);
+            for (int b = 0; b < x->n_because; b++) {
+                sb_printf(o, "%s{\"item\":", b ? "," : "");
+                sb_json_str(o, x->because[b].id, strlen(x->because[b].id));
+                sb_puts(o, ",\"title\":");
+                sb_json_str(o, x->because[b].title, strlen(x->because[b].title));
+                sb_printf(o, ",\"weight\":%.6g}", x->because[b].weight);
+            }
+            sb_putc(o, ']');
+        }
+        sb_putc(o, '}');
+    }
+    sb_putc(o, ']');
+}
+
+/* Size of the model's file, or -1 when it is missing. */
+double pz_model_file_size(store *s, const store_model *m) {
+    char *path = store_path_resolve(s, m->file ? m->file : "");
+    struct stat st;
+    double size = stat(path, &st) == 0 ? (double)st.st_size : -1;
+    free(path);
+    return size;
+}
+
+void pz_model_json(store *s, const store_model *m, sb *o) {
+    sb_puts(o, "{\"name\":");
+    sb_json_str(o, m->name, strlen(m->name));
+    sb_puts(o, ",\"kind\":");
+    sb_json_str(o, m->kind, strlen(m->kind));
+    sb_printf(o, ",\"active\":%s,\"trained_at\":%lld,\"file\":", m->active ? "true" : "false",
+              (long long)m->trained_at);
+    if (m->file) sb_json_str(o, m->file, strlen(m->file));
+    else sb_puts(o, "null");
+    double size = pz_model_file_size(s, m);
+    if (size >= 0) sb_printf(o, ",\"file_bytes\":%.0f", size);
+    else sb_puts(o, ",\"file_bytes\":null");
+    sb_printf(o, ",\"params\":%s,\"training\":%s,\"evaluation\":%s}", m->params ? m->params : "null",
+              m->metrics ? m->metrics : "null", m->evaluation ? m->evaluation : "null");
 }

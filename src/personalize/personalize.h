@@ -136,6 +136,16 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
 int pz_similar(pz_engine *e, const char *model, const char *item, int k, const pz_cond *conds, int n_conds,
                pz_result *out, sb *note, tailor_error *err);
 void pz_result_deinit(pz_result *r);
+/* Appends "model": ..., "kind": ..., ["fallback": "popularity",] "items":
+ * [{"rank", "item", "title", "score", "popularity"[, "explanation",
+ * "because"]}] (the members of an object, without its braces). */
+void pz_result_json(const pz_result *r, bool explain, sb *o);
+
+/* A model's row as JSON: {"name", "kind", "active", "trained_at", "file",
+ * "file_bytes", "params", "training", "evaluation"}; and the size of its
+ * file (-1 when missing). */
+void pz_model_json(store *s, const store_model *m, sb *o);
+double pz_model_file_size(store *s, const store_model *m);
 
 /* The loaded model named (NULL = active), with its row; owned by the
  * engine. */

@@ -172,7 +172,34 @@ static const char *const MIGRATION_4 =
     "ALTER TABLE sessions ADD COLUMN state TEXT CHECK (state IS NULL OR json_valid(state));"
     "ALTER TABLE messages ADD COLUMN meta TEXT CHECK (meta IS NULL OR json_valid(meta));";
 
-static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4};
+/* Version 5: what the server needs.
+ * - API keys: only a SHA-256 of each key is kept (keys are 192 random
+ *   bits, so no salt or slow hash is needed); the prefix is what lists
+ *   show. A user key speaks for one user (by external id: the user may not
+ *   exist until its first event); rate is requests per second (0: none).
+ * - Client event ids: a retried POST of an event with the same id (per
+ *   user) is recognised and not stored twice. */
+static const char *const MIGRATION_5 =
+    "CREATE TABLE api_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin', 'user')),"
+    "  user_ext TEXT,"
+    "  prefix TEXT NOT NULL,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  rate REAL NOT NULL DEFAULT 0 CHECK (rate >= 0),"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER,"
+    "  CHECK (role = 'admin' OR user_ext IS NOT NULL)"
+    ");"
+    "CREATE TABLE event_ids ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  client_id TEXT NOT NULL,"
+    "  UNIQUE (user_id, client_id)"
+    ");";
+
+static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

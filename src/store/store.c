@@ -177,7 +177,7 @@ const char *store_dup_policy_name(store_dup_policy p) {
 
 /* ---- rows -------------------------------------------------------------- */
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+void store_bind_text(sqlite3_stmt *st, int i, const char *v) {
     if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(st, i);
 }
@@ -228,12 +228,12 @@ static const entity_ops ITEM_OPS = {"item", ST_ITEM_FIND, ST_ITEM_INSERT, ST_ITE
 static void bind_entity_cols(const entity_ops *ops, sqlite3_stmt *st, const char *title,
                              const char *text, const char *attributes) {
     if (ops == &USER_OPS) {
-        bind_text_or_null(st, 2, attributes);
+        store_bind_text(st, 2, attributes);
         return;
     }
-    bind_text_or_null(st, 2, title);
-    bind_text_or_null(st, 3, text);
-    bind_text_or_null(st, 4, attributes);
+    store_bind_text(st, 2, title);
+    store_bind_text(st, 3, text);
+    store_bind_text(st, 4, attributes);
 }
 
 static int entity_add(store *s, const entity_ops *ops, const char *ext_id, size_t len,
@@ -463,7 +463,7 @@ int store_kg_add(store *s, const char *head, const char *relation, const char *t
     return 0;
 }
 
-static char *col_strdup(sqlite3_stmt *st, int i) {
+char *store_col_strdup(sqlite3_stmt *st, int i) {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t ? xstrdup((const char *)t) : NULL;
 }
@@ -478,10 +478,10 @@ int store_item_get(store *s, int64_t id, store_item *out, tailor_error *err) {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->id = id;
-        out->ext_id = col_strdup(st, 0);
-        out->title = col_strdup(st, 1);
-        out->text = col_strdup(st, 2);
-        out->attributes = col_strdup(st, 3);
+        out->ext_id = store_col_strdup(st, 0);
+        out->title = store_col_strdup(st, 1);
+        out->text = store_col_strdup(st, 2);
+        out->attributes = store_col_strdup(st, 3);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
         rc = err_set(err, TAILOR_ENOTFOUND, "item %lld not found", (long long)id);
@@ -505,14 +505,14 @@ void store_item_deinit(store_item *it) {
 #define MODEL_COLS "name, kind, params, metrics, file, trained_at, active, evaluation"
 
 static void model_from_row(sqlite3_stmt *st, store_model *out) {
-    out->name = col_strdup(st, 0);
-    out->kind = col_strdup(st, 1);
-    out->params = col_strdup(st, 2);
-    out->metrics = col_strdup(st, 3);
-    out->file = col_strdup(st, 4);
+    out->name = store_col_strdup(st, 0);
+    out->kind = store_col_strdup(st, 1);
+    out->params = store_col_strdup(st, 2);
+    out->metrics = store_col_strdup(st, 3);
+    out->file = store_col_strdup(st, 4);
     out->trained_at = sqlite3_column_int64(st, 5);
     out->active = sqlite3_column_int(st, 6) != 0;
-    out->evaluation = col_strdup(st, 7);
+    out->evaluation = store_col_strdup(st, 7);
 }
 
 /* Runs one statement with up to two text parameters; *changes (may be
@@ -559,9 +559,9 @@ int store_model_put(store *s, const store_model *m, bool activate, tailor_error 
         return model_tx_end(s, own, store_sqlite_err(s, err, "model"), err);
     sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, m->kind, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 3, m->params);
-    bind_text_or_null(st, 4, m->metrics);
-    bind_text_or_null(st, 5, m->file);
+    store_bind_text(st, 3, m->params);
+    store_bind_text(st, 4, m->metrics);
+    store_bind_text(st, 5, m->file);
     sqlite3_bind_int64(st, 6, m->trained_at ? m->trained_at : (int64_t)time(NULL));
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "save model");
     sqlite3_finalize(st);
@@ -795,8 +795,8 @@ int store_message_add_meta(store *s, int64_t session_id, const char *role, const
     sqlite3_bind_int64(st, 1, session_id);
     sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, content, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 4, tool_name);
-    bind_text_or_null(st, 5, meta);
+    store_bind_text(st, 4, tool_name);
+    store_bind_text(st, 5, meta);
     sqlite3_bind_int64(st, 6, now);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "add message");
     sqlite3_finalize(st);
@@ -821,7 +821,7 @@ int store_session_get(store *s, int64_t id, int64_t *user_id, char **state, tail
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         if (user_id) *user_id = sqlite3_column_int64(st, 0);
-        if (state) *state = col_strdup(st, 1);
+        if (state) *state = store_col_strdup(st, 1);
         rc = 0;
     } else {
         rc = rc == SQLITE_DONE ? err_set(err, TAILOR_ENOTFOUND, "no session %lld in %s", (long long)id, s->path)
@@ -837,7 +837,7 @@ int store_session_set_state(store *s, int64_t id, const char *state, tailor_erro
         SQLITE_OK)
         return store_sqlite_err(s, err, "session");
     sqlite3_bind_int64(st, 1, id);
-    bind_text_or_null(st, 2, state);
+    store_bind_text(st, 2, state);
     sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "session state");
     sqlite3_finalize(st);
@@ -876,7 +876,7 @@ int store_fact_add(store *s, int64_t user_id, int64_t session_id, const char *ki
     if (session_id) sqlite3_bind_int64(st, 2, session_id);
     sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 5, text);
+    store_bind_text(st, 5, text);
     sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "add fact");
     sqlite3_finalize(st);
@@ -899,7 +899,7 @@ int store_facts_list(store *s, int64_t user_id, int64_t session_id, store_fact *
     VEC(store_fact) v = {0};
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_fact f = {sqlite3_column_int64(st, 0), col_strdup(st, 1), col_strdup(st, 2), col_strdup(st, 3),
+        store_fact f = {sqlite3_column_int64(st, 0), store_col_strdup(st, 1), store_col_strdup(st, 2), store_col_strdup(st, 3),
                         sqlite3_column_int64(st, 4)};
         vec_push(&v, f);
     }
@@ -922,7 +922,7 @@ int store_facts_clear(store *s, int64_t user_id, int64_t session_id, const char 
         return store_sqlite_err(s, err, "facts");
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int64(st, 2, session_id);
-    bind_text_or_null(st, 3, kind);
+    store_bind_text(st, 3, kind);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "clear facts");
     sqlite3_finalize(st);
     if (!rc && removed) *removed = sqlite3_changes(s->db);
@@ -952,7 +952,7 @@ int store_messages_list(store *s, int64_t session_id, store_message **out, size_
     VEC(store_message) v = {0};
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_message m = {col_strdup(st, 0), col_strdup(st, 1), col_strdup(st, 2), col_strdup(st, 4),
+        store_message m = {store_col_strdup(st, 0), store_col_strdup(st, 1), store_col_strdup(st, 2), store_col_strdup(st, 4),
                            sqlite3_column_int64(st, 3)};
         vec_push(&v, m);
     }

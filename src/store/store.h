@@ -17,7 +17,7 @@
 typedef struct tailor_store store;
 
 /* The schema version this build creates and migrates to. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct store_params {
     int target_version; /* migrate up to this version; 0 = latest (tests use older) */
@@ -233,6 +233,41 @@ typedef struct store_hit {
     double score;
 } store_hit;
 int store_search(store *s, const char *text, store_hit **out, size_t *n, tailor_error *err);
+
+/* ---- the server's tables --------------------------------------------- */
+
+/* API keys: the store keeps a SHA-256 of each, never the key. */
+typedef struct store_key {
+    int64_t id;
+    char *name, *role, *user, *prefix; /* malloc'd; name and user may be NULL */
+    double rate;                       /* requests per second allowed (0: no limit) */
+    int64_t created_at, revoked_at;    /* revoked_at 0: in force */
+} store_key;
+int store_key_add(store *s, const store_key *k, const uint8_t hash[32], int64_t *id, tailor_error *err);
+/* The key with this hash, revoked or not; TAILOR_ENOTFOUND when none. */
+int store_key_find(store *s, const uint8_t hash[32], store_key *out, tailor_error *err);
+/* Every key, oldest first (free with store_keys_free). */
+int store_keys_list(store *s, store_key **out, size_t *n, tailor_error *err);
+/* Revokes the key whose id, prefix or name is which (a name must be
+ * unambiguous); TAILOR_ENOTFOUND when none, TAILOR_EEXISTS when revoked. */
+int store_key_revoke(store *s, const char *which, tailor_error *err);
+void store_key_deinit(store_key *k);
+void store_keys_free(store_key *k, size_t n);
+
+/* Claims a client's event id for a user inside the caller's transaction:
+ * *fresh is false when the id was claimed before (its event is stored
+ * already, so the caller skips it). */
+int store_event_claim(store *s, int64_t user_id, const char *client_id, bool *fresh, tailor_error *err);
+
+/* A user's row, attributes (malloc'd JSON or NULL) and event count, times
+ * of the first and last; TAILOR_ENOTFOUND when the user does not exist. */
+typedef struct store_user_info {
+    int64_t id, events, first_ts, last_ts;
+    char *attributes;
+} store_user_info;
+int store_user_info_get(store *s, const char *ext_id, store_user_info *out, tailor_error *err);
+/* The external id of a user row (malloc'd), or NULL. */
+char *store_user_ext(store *s, int64_t id);
 
 /* Counts of the main tables. */
 int store_counts(store *s, tailor_store_counts *out, tailor_error *err);

@@ -44,5 +44,9 @@ sqlite3_stmt *store_stmt(store *s, store_stmt_id id, tailor_error *err);
 int store_sqlite_err(store *s, tailor_error *err, const char *what);
 int store_migrate(store *s, int target, tailor_error *err);
 bool store_has_events_index(store *s);
+/* Binds v, or NULL when v is NULL (copied). */
+void store_bind_text(sqlite3_stmt *st, int i, const char *v);
+/* A column's text, malloc'd, or NULL. */
+char *store_col_strdup(sqlite3_stmt *st, int i);
 
 #endif

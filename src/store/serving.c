@@ -1,0 +1,182 @@
+/* serving.c — the tables the server reads and writes beside the data:
+ * API keys (hashes only), client event ids (idempotent retries) and the
+ * summary of a user. Every statement here is short; the server calls them
+ * once per request. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_internal.h"
+
+static const char KEY_COLS[] = "SELECT id, name, role, user_ext, prefix, rate, created_at, coalesce(revoked_at, 0)"
+                               " FROM api_keys";
+
+static void key_from_row(sqlite3_stmt *st, store_key *k) {
+    k->id = sqlite3_column_int64(st, 0);
+    k->name = store_col_strdup(st, 1);
+    k->role = store_col_strdup(st, 2);
+    k->user = store_col_strdup(st, 3);
+    k->prefix = store_col_strdup(st, 4);
+    k->rate = sqlite3_column_double(st, 5);
+    k->created_at = sqlite3_column_int64(st, 6);
+    k->revoked_at = sqlite3_column_int64(st, 7);
+}
+
+int store_key_add(store *s, const store_key *k, const uint8_t hash[32], int64_t *id, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO api_keys (name, role, user_ext, prefix, hash, rate, created_at)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "api key");
+    store_bind_text(st, 1, k->name);
+    store_bind_text(st, 2, k->role);
+    store_bind_text(st, 3, k->user);
+    store_bind_text(st, 4, k->prefix);
+    sqlite3_bind_blob(st, 5, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_double(st, 6, k->rate);
+    sqlite3_bind_int64(st, 7, (int64_t)time(NULL));
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "add api key");
+    sqlite3_finalize(st);
+    if (!rc && id) *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+int store_key_find(store *s, const uint8_t hash[32], store_key *out, tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s WHERE hash = ?1", KEY_COLS);
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return store_sqlite_err(s, err, "api keys");
+    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+    int step = sqlite3_step(st), rc = 0;
+    if (step == SQLITE_ROW) key_from_row(st, out);
+    else if (step == SQLITE_DONE) rc = err_set(err, TAILOR_ENOTFOUND, "no such key");
+    else rc = store_sqlite_err(s, err, "api keys");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_keys_list(store *s, store_key **out, size_t *n, tailor_error *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s ORDER BY id", KEY_COLS);
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return store_sqlite_err(s, err, "api keys");
+    VEC(store_key) v = {0};
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        store_key k;
+        key_from_row(st, &k);
+        vec_push(&v, k);
+    }
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        store_keys_free(v.data, v.len);
+        return store_sqlite_err(s, err, "api keys");
+    }
+    *out = v.data;
+    *n = v.len;
+    return 0;
+}
+
+int store_key_revoke(store *s, const char *which, tailor_error *err) {
+    store_key *keys;
+    size_t n;
+    int rc = store_keys_list(s, &keys, &n, err);
+    if (rc) return rc;
+    /* An id or a prefix names one key; a name must name one key in force. */
+    int64_t id = 0, as_id = 0;
+    int live = 0, dead = 0;
+    bool numeric = parse_i64(which, strlen(which), &as_id), exact = false, revoked = false;
+    for (size_t i = 0; i < n && !exact; i++) {
+        if ((numeric && keys[i].id == as_id) || !strcmp(keys[i].prefix, which)) {
+            exact = true, id = keys[i].id, revoked = keys[i].revoked_at != 0;
+        } else if (keys[i].name && !strcmp(keys[i].name, which)) {
+            if (keys[i].revoked_at) dead++;
+            else live++, id = keys[i].id;
+        }
+    }
+    store_keys_free(keys, n);
+    if ((exact && revoked) || (!exact && !live && dead))
+        return err_set(err, TAILOR_EEXISTS, "key '%s' is revoked already", which);
+    if (!exact && !live)
+        return err_set(err, TAILOR_ENOTFOUND, "no key with id, prefix or name '%s' (tailor keys list)", which);
+    if (!exact && live > 1)
+        return err_set(err, TAILOR_EINVAL, "%d keys are named '%s'; revoke one by its id or prefix", live, which);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "api keys");
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "revoke key");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void store_key_deinit(store_key *k) {
+    free(k->name);
+    free(k->role);
+    free(k->user);
+    free(k->prefix);
+    memset(k, 0, sizeof *k);
+}
+
+void store_keys_free(store_key *k, size_t n) {
+    for (size_t i = 0; i < n; i++) store_key_deinit(&k[i]);
+    free(k);
+}
+
+int store_event_claim(store *s, int64_t user_id, const char *client_id, bool *fresh, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO event_ids (user_id, client_id) VALUES (?1, ?2)"
+                           " ON CONFLICT DO NOTHING",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "event ids");
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_text(st, 2, client_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "claim event id");
+    sqlite3_finalize(st);
+    if (!rc) *fresh = sqlite3_changes(s->db) == 1;
+    return rc;
+}
+
+int store_user_info_get(store *s, const char *ext_id, store_user_info *out, tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    int rc = store_events_index_ensure(s, err);
+    if (rc) return rc;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT u.id, u.attributes, (SELECT count(*) FROM events WHERE user_id = u.id),"
+                           " (SELECT coalesce(min(ts), 0) FROM events WHERE user_id = u.id),"
+                           " (SELECT coalesce(max(ts), 0) FROM events WHERE user_id = u.id)"
+                           " FROM users u WHERE u.ext_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "users");
+    sqlite3_bind_text(st, 1, ext_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->attributes = store_col_strdup(st, 1);
+        out->events = sqlite3_column_int64(st, 2);
+        out->first_ts = sqlite3_column_int64(st, 3);
+        out->last_ts = sqlite3_column_int64(st, 4);
+    } else if (step == SQLITE_DONE) {
+        rc = err_set(err, TAILOR_ENOTFOUND, "unknown user '%s'", ext_id);
+    } else {
+        rc = store_sqlite_err(s, err, "users");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+char *store_user_ext(store *s, int64_t id) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT ext_id FROM users WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) return NULL;
+    sqlite3_bind_int64(st, 1, id);
+    char *ext = sqlite3_step(st) == SQLITE_ROW ? store_col_strdup(st, 0) : NULL;
+    sqlite3_finalize(st);
+    return ext;
+}
