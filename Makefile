@@ -22,9 +22,11 @@ release: deps
 	@cmake --build $(RELEASE) -j $(JOBS)
 
 # Imports MovieLens ($TAILOR_DATA, else the cache, else a download of
-# ml-latest-small) into demo.db and prints its statistics.
+# ml-latest-small) into demo.db, trains and evaluates the recommenders,
+# holds a conversation, then serves the page and the API until Ctrl-C
+# (MODEL=FILE.gguf: a language model too; DEMO_SERVE=0: no server).
 demo: release
-	@scripts/demo.sh $(RELEASE)/tailor
+	@MODEL="$(MODEL)" scripts/demo.sh $(RELEASE)/tailor
 
 # Warnings as errors, AddressSanitizer and UBSan, every test.
 test: deps

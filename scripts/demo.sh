@@ -1,7 +1,10 @@
 #!/bin/sh
 # The main job: import MovieLens into demo.db, print its statistics, train
-# a recommender, and hold a short conversation with the agent (rules
-# backend: no language model needed). Data comes from $TAILOR_DATA if set (a MovieLens folder, or a
+# the recommenders that suit it and evaluate them, hold a short
+# conversation with the agent (rules backend: no language model needed),
+# then serve it all over HTTP with a demo key (the page, the API, /v1 with
+# MODEL=FILE.gguf) until Ctrl-C. DEMO_SERVE=0 stops before serving;
+# DEMO_PORT picks the port (default 8080). Data comes from $TAILOR_DATA if set (a MovieLens folder, or a
 # folder holding ml-latest-small/, ml-100k/ ...; ../shared/data when it sits
 # beside the checkout), else the dataset cache, else a download of
 # ml-latest-small.
@@ -47,9 +50,16 @@ echo
 echo "== tailor stats"
 "$T" --db "$DB" stats
 echo
-echo "== tailor train itemknn"
+echo "== tailor train pop, als, itemknn (item-kNN stays active: it explains by the films you had)"
 rm -rf "$DB.models"
+"$T" -q --db "$DB" train pop
+"$T" -q --db "$DB" train als -p factors=64
 "$T" -q --db "$DB" train itemknn
+"$T" -q --db "$DB" models activate itemknn >/dev/null
+echo
+echo "== tailor eval (leave-one-out, full ranking; the page shows the report)"
+rm -rf "$DB.reports"
+"$T" -q --db "$DB" eval --models pop,als,itemknn --report "$DB.reports/ml-latest-small"
 echo
 echo "== a conversation (tailor ask; each line continues the same session)"
 session=""
@@ -65,3 +75,17 @@ for q in "three comedies from the 90s" "why" "no horror" "something like Toy Sto
     echo
 done
 rm -f "$DB.err"
+
+[ "${DEMO_SERVE:-1}" = 0 ] && exit 0
+KEY=$("$T" -q --db "$DB" keys create --role user --user 1 --name demo-user)
+ADMIN=$("$T" -q --db "$DB" keys create --role admin --name demo-admin)
+PORT=${DEMO_PORT:-8080}
+echo "== tailor serve"
+echo "   the page:  http://127.0.0.1:$PORT/   (log in with user 1's key: $KEY)"
+echo "   admin key: $ADMIN"
+echo "   try:       curl -H 'Authorization: Bearer $KEY' 'http://127.0.0.1:$PORT/api/users/1/recommendations?k=5&explain=true'"
+echo "   Ctrl-C stops the server."
+if [ -n "${MODEL:-}" ]; then
+    exec "$T" --db "$DB" serve --port "$PORT" --model "$MODEL"
+fi
+exec "$T" --db "$DB" serve --port "$PORT"

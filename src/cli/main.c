@@ -182,6 +182,7 @@ static const cli_cmd COMMANDS[] = {
       {"web", 0, NULL, "serve the page at / (the default)"},
       {"no-web", 0, NULL, "do not serve the page"},
       {"metrics-open", 0, NULL, "serve /metrics without a key"},
+      {"reports", 0, "DIR", "evaluation reports the page shows (tailor eval --report DIR; default DB.reports)"},
       {"model", 'm', "FILE", "a GGUF model for /v1 and the chat (default: the rules backend; /v1 answers 503)"},
       {"llm-url", 0, "URL", "an OpenAI-compatible server for the chat and /v1 instead"},
       {"llm-model", 0, "NAME", "the server's model name (with --llm-url; default \"default\")"},
@@ -204,7 +205,7 @@ static const cli_cmd COMMANDS[] = {
      cmd_keys_create},
     {"keys list", "", "list API keys (prefix, role, user, name, rate, whether revoked)", NULL, 0, 0,
      {{"json", 0, NULL, "print {\"keys\": [...]}"}}, cmd_keys_list},
-    {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{NULL}},
+    {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{0}},
      cmd_keys_revoke},
     {"experiment", "NAME", "measure the conversational recommender: tool-latency, context-stress",
      "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"

@@ -380,7 +380,21 @@ typedef struct hist {
     VEC(int32_t) items;
     VEC(float) vals;
     int64_t unknown;
+    pz_engine *e;
 } hist;
+
+static int hist_add(void *ctx, const char *item_ext, double value, int64_t ts);
+
+/* A stored event's item by row: the catalogue knows its id. */
+static int hist_add_row(void *ctx, int64_t row, double value, int64_t ts) {
+    hist *h = ctx;
+    const pz_item_info *it = pz_item_by_row(h->e, row);
+    if (!it) {
+        h->unknown++;
+        return 0;
+    }
+    return hist_add(ctx, it->id, value, ts);
+}
 
 static int hist_add(void *ctx, const char *item_ext, double value, int64_t ts) {
     hist *h = ctx;
@@ -475,12 +489,12 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
     pz_loaded *l;
     if ((rc = find_model(e, q->model, &l, err))) return rc;
     const rec_model *m = l->m;
-    hist h = {.l = l};
+    hist h = {.l = l, .e = e};
     int32_t uidx = -1;
     if (q->user) {
         int64_t u;
         if (hmap_get(&l->users, q->user, strlen(q->user), &u)) uidx = (int32_t)u;
-        rc = store_user_history(e->s, q->user, hist_add, &h, err);
+        rc = store_user_history_rows(e->s, q->user, hist_add_row, &h, err);
         if (rc == TAILOR_ENOTFOUND) rc = err_set(err, TAILOR_ENOTFOUND, "user '%s' not found", q->user);
     }
     for (size_t i = 0; !rc && i < q->n_history; i++) {

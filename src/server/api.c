@@ -2,6 +2,8 @@
  * a worker with that worker's store and engine (except those marked on_io
  * in the route table), writes JSON into r->out and sets the status; a user
  * key acts only for its own user (srv_may_act_for). */
+#include <ctype.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -857,4 +859,86 @@ void api_session_message(srv_req *r) {
     }
     free(owner);
     cJSON_Delete(j);
+}
+
+/* ---- the caller, reports ------------------------------------------------------------------------ */
+
+void api_me(srv_req *r) {
+    sb_printf(&r->out, "{\"role\":\"%s\",", r->admin ? "admin" : "user");
+    put_str(&r->out, "user", r->user);
+    sb_putc(&r->out, '}');
+    srv_json(r, 200);
+}
+
+/* Folders under root (to depth 2) that hold a report.md. */
+static void reports_walk(const char *root, const char *rel, int depth, sb *o, int *n) {
+    char *dir = rel[0] ? path_join(root, rel) : xstrdup(root);
+    char *res = path_join(dir, "report.md");
+    if (file_exists(res)) {
+        sb_printf(o, "%s{\"dir\":", (*n)++ ? "," : "");
+        sb_json_str(o, rel[0] ? rel : ".", strlen(rel[0] ? rel : "."));
+        sb_puts(o, ",\"files\":[");
+        DIR *d = opendir(dir);
+        int k = 0;
+        for (struct dirent *e; d && (e = readdir(d));)
+            if (e->d_name[0] != '.' && (strstr(e->d_name, ".svg") || strstr(e->d_name, ".md") || strstr(e->d_name, ".json"))) {
+                if (k++) sb_putc(o, ',');
+                sb_json_str(o, e->d_name, strlen(e->d_name));
+            }
+        if (d) closedir(d);
+        sb_puts(o, "]}");
+    }
+    free(res);
+    DIR *d = depth < 2 ? opendir(dir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char *sub = rel[0] ? path_join(rel, e->d_name) : xstrdup(e->d_name), *full = path_join(root, sub);
+        if (dir_exists(full)) reports_walk(root, sub, depth + 1, o, n);
+        free(sub);
+        free(full);
+    }
+    if (d) closedir(d);
+    free(dir);
+}
+
+void api_reports(srv_req *r) {
+    char *root = srv_reports_dir(r->srv);
+    int n = 0;
+    sb_puts(&r->out, "{\"folder\":");
+    sb_json_str(&r->out, root, strlen(root));
+    sb_puts(&r->out, ",\"reports\":[");
+    if (dir_exists(root)) reports_walk(root, "", 0, &r->out, &n);
+    sb_puts(&r->out, "]}");
+    free(root);
+    srv_json(r, 200);
+}
+
+/* A relative path of safe characters, without "..". */
+static bool safe_rel(const char *p) {
+    if (!p || !*p || p[0] == '/' || strstr(p, "..")) return false;
+    for (const char *c = p; *c; c++)
+        if (!(isalnum((unsigned char)*c) || strchr("._-/", *c))) return false;
+    return true;
+}
+
+void api_report_file(srv_req *r) {
+    const char *dir = srv_query(r, "dir"), *file = srv_query(r, "file");
+    if (!safe_rel(dir) || !safe_rel(file) || strchr(file, '/')) {
+        srv_error(r, 400, "invalid_parameter", "dir and file name a report's folder and one of its files (see /api/reports)");
+        return;
+    }
+    char *root = srv_reports_dir(r->srv), *d = path_join(root, dir), *path = path_join(d, file);
+    tailor_error err = {0};
+    const char *ctype = strstr(file, ".svg") ? "image/svg+xml" : strstr(file, ".json") ? "application/json"
+                        : strstr(file, ".md")                ? "text/markdown; charset=utf-8"
+                                                             : NULL;
+    if (!ctype) srv_error(r, 400, "invalid_parameter", "only .svg, .json and .md files of reports are served");
+    else if (!file_exists(path) || file_read(path, &r->out, &err)) srv_error(r, 404, "not_found", "no report file %s/%s", dir, file);
+    else {
+        r->ctype = ctype;
+        r->status = 200;
+    }
+    free(root);
+    free(d);
+    free(path);
 }

@@ -111,6 +111,14 @@ void srv_llm_unlock(srv *s) { pthread_mutex_unlock(&s->llm_mu); }
 
 bool srv_web_enabled(srv *s) { return s->p.web; }
 
+char *srv_reports_dir(srv *s) {
+    if (s->p.reports) return xstrdup(s->p.reports);
+    sb p;
+    sb_init(&p);
+    sb_printf(&p, "%s.reports", s->p.db_path);
+    return sb_take(&p);
+}
+
 /* ---- the language model, shared by the workers --------------------------------- */
 
 static void count_usage(srv *s) {

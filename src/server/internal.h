@@ -115,6 +115,8 @@ llm_backend *srv_llm(srv *s);
  * takes the lock); NULL when there is no model. */
 llm_backend *srv_llm_shared(srv *s);
 bool srv_web_enabled(srv *s);
+/* The reports folder (malloc'd path). */
+char *srv_reports_dir(srv *s);
 const char *srv_llm_name(srv *s);
 void srv_llm_lock(srv *s);
 void srv_llm_unlock(srv *s);
@@ -145,6 +147,9 @@ void api_model_activate(srv_req *r);
 void api_session_new(srv_req *r);
 void api_session_get(srv_req *r);
 void api_session_message(srv_req *r);
+void api_me(srv_req *r);
+void api_reports(srv_req *r);
+void api_report_file(srv_req *r);
 void oa_models(srv_req *r);
 void oa_chat(srv_req *r);
 void oa_completions(srv_req *r);

@@ -18,6 +18,7 @@ const srv_route SRV_ROUTES[] = {
     {"GET", "/openapi.json", SRV_OPEN, true, api_openapi, "this description", NULL, NULL},
     {"GET", "/", SRV_OPEN, true, api_web, "the web page (chat, recommendations, evaluation reports)", NULL, NULL},
     {"GET", "/web/{file}", SRV_OPEN, true, api_web, "the web page's files", NULL, NULL},
+    {"GET", "/api/me", SRV_USER, false, api_me, "the key's role and user", NULL, NULL},
     {"GET", "/api/items", SRV_USER, false, api_items_search,
      "items: full-text search over titles, texts and tags (q), or the catalogue in order",
      "q:string:words to search for|k:integer:how many (1-1000, default 20)|offset:integer:skip this many (without "
@@ -58,6 +59,10 @@ const srv_route SRV_ROUTES[] = {
      "say something; the answer (items, tool calls) as JSON, or streamed as server-sent events",
      "stream:boolean:answer as text/event-stream (also when Accept says so)",
      "{\"text\": what the person says, \"stream\": bool, \"model\": recommender}"},
+    {"GET", "/api/reports", SRV_USER, false, api_reports,
+     "evaluation reports (tailor eval --report) in the server's reports folder", NULL, NULL},
+    {"GET", "/api/reports/file", SRV_USER, false, api_report_file, "a file of a report (report.md, results.json, an SVG chart)",
+     "dir:string:the report's folder, as /api/reports lists it|file:string:report.md, results.json or NAME.svg", NULL},
     {"GET", "/v1/models", SRV_USER, false, oa_models, "OpenAI: the language model served", NULL, NULL},
     {"POST", "/v1/chat/completions", SRV_USER, false, oa_chat,
      "OpenAI: chat completion (stream, tools, tool_choice, response_format with a JSON schema)", NULL,

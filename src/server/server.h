@@ -30,6 +30,7 @@ typedef struct srv_params {
      * takes ownership (frees it) and serialises calls into it. */
     llm_backend *llm;
     const char *llm_name; /* the model's id in /v1/models */
+    const char *reports;  /* folder of `tailor eval --report` outputs the page shows (NULL: DB.reports) */
 } srv_params;
 
 srv_params srv_default_params(void);

@@ -31,6 +31,7 @@ static const char *const STMT_SQL[ST_COUNT_] = {
     [ST_KG_REPLACE] = "INSERT INTO kg_triples (head, relation, tail, source, confidence) VALUES (?1, ?2, ?3, ?4, ?5)"
                       " ON CONFLICT (head, relation, tail) DO UPDATE SET source = excluded.source,"
                       " confidence = excluded.confidence",
+    [ST_HISTORY_ROWS] = "SELECT item_id, value, ts FROM events WHERE user_id = ?1 ORDER BY ts, id",
 };
 
 int store_sqlite_err(store *s, tailor_error *err, const char *what) {
@@ -734,6 +735,23 @@ int store_user_history(store *s, const char *user_ext, store_history_fn cb, void
     }
     if (!rc && step != SQLITE_DONE) rc = store_sqlite_err(s, err, "history");
     sqlite3_finalize(st);
+    return rc;
+}
+
+int store_user_history_rows(store *s, const char *user_ext, store_history_row_fn cb, void *ctx, tailor_error *err) {
+    int64_t uid;
+    int rc = store_user_find(s, user_ext, &uid, err);
+    if (!rc) rc = store_events_index_ensure(s, err);
+    sqlite3_stmt *st = rc ? NULL : store_stmt(s, ST_HISTORY_ROWS, err);
+    if (!st) return rc ? rc : TAILOR_EDB;
+    sqlite3_bind_int64(st, 1, uid);
+    int step;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        double v = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
+        rc = cb(ctx, sqlite3_column_int64(st, 0), v, sqlite3_column_int64(st, 2));
+    }
+    if (!rc && step != SQLITE_DONE) rc = store_sqlite_err(s, err, "history");
+    sqlite3_reset(st);
     return rc;
 }
 

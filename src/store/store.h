@@ -219,6 +219,11 @@ typedef int (*store_history_fn)(void *ctx, const char *item_ext, double value, i
 int store_user_history(store *s, const char *user_ext, store_history_fn cb, void *ctx,
                        tailor_error *err);
 
+/* The same with the items' row ids (no join: what serving reads per
+ * request). */
+typedef int (*store_history_row_fn)(void *ctx, int64_t item_row, double value, int64_t ts);
+int store_user_history_rows(store *s, const char *user_ext, store_history_row_fn cb, void *ctx, tailor_error *err);
+
 /* Every item in row order: cb(ctx, item) with the item's fields borrowed
  * for the call (NULL when absent); a non-zero return stops the walk. */
 typedef int (*store_item_fn)(void *ctx, const store_item *it);

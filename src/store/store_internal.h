@@ -26,6 +26,7 @@ typedef enum store_stmt_id {
     ST_KG_INSERT,
     ST_KG_INSERT_IGNORE,
     ST_KG_REPLACE,
+    ST_HISTORY_ROWS,
     ST_COUNT_
 } store_stmt_id;
 

@@ -6,7 +6,7 @@ B=${1:-build/fuzz}
 SECONDS_EACH=${2:-60}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 data="$here/../shared/data"
-mkdir -p "$B/corpus/csv" "$B/corpus/jsonl" "$B/corpus/model" "$B/corpus/gguf" "$B/corpus/grammar" "$B/crashes"
+mkdir -p "$B/corpus/csv" "$B/corpus/jsonl" "$B/corpus/model" "$B/corpus/gguf" "$B/corpus/grammar" "$B/corpus/http" "$B/crashes"
 # Seeds: a byte of parameters, then a few lines of real files.
 if [ -d "$data" ]; then
     { printf '\000'; head -c 2000 "$data/ml-latest-small/movies.csv"; } >"$B/corpus/csv/movies"
@@ -31,7 +31,14 @@ fi
 printf '\000root ::= "{" ws ("\\"" [a-z]{1,4} "\\":" ws [0-9]+)? "}"\nws ::= " "?\n\000{"ab": 12}' >"$B/corpus/grammar/gbnf"
 printf '\001{"type":"object","properties":{"k":{"type":"integer","minimum":-5,"maximum":120},"q":{"type":"string","maxLength":8},"t":{"type":"array","items":{"enum":["a",1]}}},"required":["k"]}' >"$B/corpus/grammar/schema"
 printf '\003Alien (1979)\nAliens (1986)\nAlien\nAm\303\251lie (2001)\nHe said "hi"\nback\\slash\n[REC] (2007)' >"$B/corpus/grammar/names"
-for t in csv jsonl model gguf grammar; do
+# HTTP seeds: a request line and a body for the routes that read one.
+printf 'POST /api/events\n{"events":[{"user":"u","item":"1","kind":"view","value":4.5,"ts":17,"id":"a"}]}' >"$B/corpus/http/events"
+printf 'GET /api/users/u/recommendations?k=2&filter=genres%%3DComedy&explain=1\n' >"$B/corpus/http/recs"
+printf 'POST /api/recommendations\n{"history":["1",2],"k":2,"filters":["year>=1990"],"novelty":0.5}' >"$B/corpus/http/anon"
+printf 'POST /api/sessions/1/messages\n{"text":"two comedies from the 90s"}' >"$B/corpus/http/chat"
+printf 'POST /v1/chat/completions\n{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}' >"$B/corpus/http/v1"
+printf 'GET /api/items?q=toy%%20story&k=3\n' >"$B/corpus/http/search"
+for t in csv jsonl model gguf grammar http; do
     echo "== fuzz_$t for ${SECONDS_EACH}s"
     max=65536
     [ "$t" = gguf ] && max=1300000 # seeds are whole (small) model files
