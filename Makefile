@@ -35,6 +35,7 @@ test: deps
 	@cd $(TESTB) && ctest --output-on-failure -j $(JOBS)
 
 bench: release
+	@scripts/install-deps.sh --check --bench 2>/dev/null || scripts/install-deps.sh --bench
 	@cmake --build $(RELEASE) -j $(JOBS) --target bench_import
 	@bench/run.sh $(RELEASE)
 

@@ -66,6 +66,11 @@ echo
 "$(dirname "$0")/sasrec.sh" "$B" 10
 
 echo
+echo "## HTTP server: wrk against tailor serve (ml-latest-small)"
+echo
+"$(dirname "$0")/http.sh" "$B" 10
+
+echo
 echo "## LLM engine: pp512 / tg64 on synthetic SmolLM2-135M and Qwen2.5-0.5B (JSON lines)"
 echo
 "$(dirname "$0")/llm.sh" "$B"

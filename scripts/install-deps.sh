@@ -2,20 +2,25 @@
 # Installs the Debian packages tailor's build needs. Idempotent.
 #   --check   only report whether anything is missing (exit 1 if so)
 #   --fuzz    also clang, for the libFuzzer targets of `make fuzz`
+#   --bench   also wrk, the HTTP load generator of `make bench`
 # apt-get runs directly as root, through sudo otherwise. The sanitizer
 # runtimes of the test build come with gcc.
 set -eu
 
-PKGS="cmake pkg-config curl libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libzip-dev libopenblas-dev libpcre2-dev libunistring-dev libedit-dev libmicrohttpd-dev"
+# chromium and Node.js (with npm) serve the browser test and the openai
+# client test; Node.js is installed from Debian only when no node is there.
+PKGS="cmake pkg-config curl chromium libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libzip-dev libopenblas-dev libpcre2-dev libunistring-dev libedit-dev libmicrohttpd-dev"
 check=0
 for a in "$@"; do
     case "$a" in
         --check) check=1 ;;
         --fuzz) PKGS="$PKGS clang" ;;
-        *) echo "usage: install-deps.sh [--check] [--fuzz]" >&2; exit 64 ;;
+        --bench) PKGS="$PKGS wrk" ;;
+        *) echo "usage: install-deps.sh [--check] [--fuzz] [--bench]" >&2; exit 64 ;;
     esac
 done
 
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

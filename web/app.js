@@ -193,16 +193,26 @@ $("recs-form").addEventListener("submit", async (ev) => {
 
 // ---- evaluation reports ----------------------------------------------------------------
 
+// The subset of markdown that tailor's reports use: headings, lists,
+// tables, paragraphs (inline code shown plain).
 function renderMarkdown(md, into) {
-  const lines = md.split("\n");
-  let table = null;
+  const lines = md.split("\n").map((l) => l.replace(/`/g, ""));
+  let table = null, list = null;
   for (const line of lines) {
+    if (line.startsWith("- ")) {
+      if (!list) into.appendChild((list = el("ul")));
+      list.appendChild(el("li", "", line.slice(2)));
+      continue;
+    }
+    list = null;
     if (line.startsWith("|")) {
       if (/^\|[\s:|-]+\|$/.test(line)) continue;
       const cells = line.split("|").slice(1, -1).map((c) => c.trim());
       if (!table) {
         table = el("table");
-        into.appendChild(table);
+        const wrap = el("div", "scroll");
+        wrap.appendChild(table);
+        into.appendChild(wrap);
         const tr = el("tr");
         cells.forEach((c) => tr.appendChild(el("th", "", c)));
         table.appendChild(tr);

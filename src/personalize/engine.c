@@ -17,6 +17,7 @@ typedef struct pz_loaded {
     rec_model *m;
     hmap users;     /* user ext -> model index */
     int32_t *cat;   /* model item index -> catalogue index (-1: not in the catalogue) */
+    int32_t *of_cat; /* catalogue index -> model item index (-1: unknown to the model) */
 } pz_loaded;
 
 struct pz_engine {
@@ -50,6 +51,7 @@ static void loaded_free(pz_loaded *l) {
     rec_model_free(l->m);
     hmap_deinit(&l->users);
     free(l->cat);
+    free(l->of_cat);
     free(l);
 }
 
@@ -281,6 +283,11 @@ static int load_model(pz_engine *e, store_model *row, pz_loaded **out, tailor_er
     for (int32_t u = 0; u < m->n_users; u++) hmap_put(&l->users, m->user_ext[u], strlen(m->user_ext[u]), u);
     l->cat = xmalloc(((size_t)m->n_items + 1) * sizeof *l->cat);
     for (int32_t i = 0; i < m->n_items; i++) l->cat[i] = (int32_t)item_index(e, m->item_ext[i]);
+    ensure_items(e);
+    l->of_cat = xmalloc((e->items.len + 1) * sizeof *l->of_cat);
+    for (size_t c = 0; c < e->items.len; c++) l->of_cat[c] = -1;
+    for (int32_t i = 0; i < m->n_items; i++)
+        if (l->cat[i] >= 0) l->of_cat[l->cat[i]] = i;
     *out = l;
     return 0;
 }
@@ -383,17 +390,20 @@ typedef struct hist {
     pz_engine *e;
 } hist;
 
-static int hist_add(void *ctx, const char *item_ext, double value, int64_t ts);
-
-/* A stored event's item by row: the catalogue knows its id. */
+/* A stored event's item by row: catalogue index, then the model's index
+ * (what a request does for every event of a user's history). */
 static int hist_add_row(void *ctx, int64_t row, double value, int64_t ts) {
     hist *h = ctx;
-    const pz_item_info *it = pz_item_by_row(h->e, row);
-    if (!it) {
+    (void)ts;
+    int64_t c;
+    int32_t found = hmap_get(&h->e->by_row, (const char *)&row, sizeof row, &c) ? h->l->of_cat[c] : -1;
+    if (found < 0) {
         h->unknown++;
         return 0;
     }
-    return hist_add(ctx, it->id, value, ts);
+    vec_push(&h->items, found);
+    vec_push(&h->vals, isnan(value) ? 1.0f : (float)value);
+    return 0;
 }
 
 static int hist_add(void *ctx, const char *item_ext, double value, int64_t ts) {

@@ -178,7 +178,9 @@ static const char *const MIGRATION_4 =
  *   show. A user key speaks for one user (by external id: the user may not
  *   exist until its first event); rate is requests per second (0: none).
  * - Client event ids: a retried POST of an event with the same id (per
- *   user) is recognised and not stored twice. */
+ *   user) is recognised and not stored twice.
+ * - The on-demand events index gains ts and value, so that it covers a
+ *   user's history; dropping it here lets the next use build it so. */
 static const char *const MIGRATION_5 =
     "CREATE TABLE api_keys ("
     "  id INTEGER PRIMARY KEY,"
@@ -197,7 +199,8 @@ static const char *const MIGRATION_5 =
     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
     "  client_id TEXT NOT NULL,"
     "  UNIQUE (user_id, client_id)"
-    ");";
+    ");"
+    "DROP INDEX IF EXISTS events_user_item;";
 
 static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == STORE_SCHEMA_VERSION,
@@ -232,7 +235,9 @@ int store_migrate(store *s, int target, tailor_error *err) {
 
 int store_events_index_ensure(store *s, tailor_error *err) {
     if (s->events_indexed) return 0;
-    int rc = store_exec(s, "CREATE INDEX IF NOT EXISTS events_user_item ON events (user_id, item_id, kind)",
+    /* ts and value make it cover a user's history (what serving reads per
+     * request) without a look-up of each event's row. */
+    int rc = store_exec(s, "CREATE INDEX IF NOT EXISTS events_user_item ON events (user_id, item_id, kind, ts, value)",
                         err);
     if (!rc) s->events_indexed = true;
     return rc;

@@ -10,6 +10,7 @@ command -v curl >/dev/null || { echo "FATAL: curl is missing (scripts/install-de
 DB="$W/ml.db"
 "$T" -q --db "$DB" import movielens "$DATA/ml-latest-small" >/dev/null || { echo "FATAL: import" >&2; exit 1; }
 "$T" -q --db "$DB" train pop >/dev/null && "$T" -q --db "$DB" train itemknn >/dev/null || { echo "FATAL: train" >&2; exit 1; }
+"$T" -q --db "$DB" eval --models pop --report "$DB.reports/ml-latest-small" >/dev/null || { echo "FATAL: eval" >&2; exit 1; }
 ADMIN=$("$T" -q --db "$DB" keys create --role admin --name docs)
 KEY=$("$T" -q --db "$DB" keys create --role user --user 1 --rate 0)
 OLD=$("$T" -q --db "$DB" keys create --role user --user 2 --name old)
