@@ -52,9 +52,10 @@ while IFS= read -r line; do
         2??) ok ;;
         *) bad "docs/api.md example $n answered $code: $line"; head -c 400 "$W/body" >&2; echo >&2 ;;
     esac
-    case "$(head -c 6 "$W/body")" in
-        '{'* | '['* | 'event:'* | 'data: '* | '# HELP'*) ok ;;
-        *) bad "example $n: not JSON, events or metrics: $(head -c 80 "$W/body")" ;;
+    # JSON, events, metrics, a report (markdown), the page (HTML, script).
+    case "$(head -c 9 "$W/body")" in
+        '{'* | '['* | 'event:'* | 'data: '* | '# HELP'* | '# Evaluat'* | '<!doctype'* | '// app.js'*) ok ;;
+        *) bad "example $n: not what a route answers: $(head -c 80 "$W/body")" ;;
     esac
 done <"$W/examples"
 [ "$n" -ge 25 ] && ok || bad "only $n curl examples found in docs/api.md"

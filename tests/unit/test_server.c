@@ -149,6 +149,11 @@ static void setup(void) {
     add_key(s, REVOKED, "user", "1", 0, true);
     store_close(s);
     free(dir);
+    /* A report for the page's evaluation view. */
+    char *reports = path_join(g_dir, "ml.db.reports/r");
+    CHECK_EQ(mkdir_p(reports, &e), 0);
+    free(test_write(reports, "report.md", "# Evaluation\n\n| model | ndcg@10 |\n|---|---|\n| pop | 0.02 |\n"));
+    free(reports);
     srv_params p = srv_default_params();
     p.db_path = g_db;
     p.port = 0;
@@ -180,6 +185,7 @@ static void route_request(const srv_route *rt, int64_t session, char *path, size
             sb_putc(&p, *c++);
         }
     }
+    if (!strcmp(rt->pattern, "/api/reports/file")) sb_puts(&p, "?dir=r&file=report.md");
     snprintf(path, n, "%s", sb_str(&p));
     sb_deinit(&p);
     *body = NULL;
@@ -635,6 +641,71 @@ static void test_v1(void) {
     resp_deinit(&r);
 }
 
+/* The agent's remote backend against tailor serve's /v1 (the same code
+ * that talks to vLLM or OpenAI): streamed answers, tool calls parsed and
+ * valid against their schema, structured output, embeddings. */
+static bool collect(void *ud, const char *t, size_t n) {
+    sb_append(ud, t, n);
+    return true;
+}
+
+static void test_remote_backend(void) {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", srv_port(g_model));
+    llm_remote_params rp = llm_remote_default_params();
+    rp.url = url;
+    rp.model = "stories";
+    rp.api_key = USER1;
+    rp.max_tokens = 16;
+    rp.sampling.seed = 4;
+    llm_backend *b;
+    tailor_error e = {0};
+    CHECK_EQ(llm_remote_backend_new(&rp, &b, &e), 0);
+    llm_msg msgs[] = {{.role = "user", .content = "Once upon a time"}};
+    llm_reply rep;
+    sb streamed;
+    sb_init(&streamed);
+    CHECK_EQ(b->ops->complete(b, msgs, 1, NULL, 0, LLM_TOOLS_NONE, collect, &streamed, &rep, &e), 0);
+    CHECK(rep.text && *rep.text);
+    CHECK_STR(sb_str(&streamed), rep.text);
+    llm_reply_deinit(&rep);
+    sb_deinit(&streamed);
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"genre\":{\"enum\":[\"Comedy\",\"Drama\"]},"
+                         "\"k\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":9}},\"required\":[\"genre\",\"k\"]}";
+    llm_tool_def tools[] = {{"recommend", "items for the person", schema}};
+    b->ops->free(b);
+    rp.max_tokens = 400; /* a call cut short by the limit is refused, not read */
+    CHECK_EQ(llm_remote_backend_new(&rp, &b, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        int rc = b->ops->complete(b, msgs, 1, tools, 1, LLM_TOOLS_REQUIRED, NULL, NULL, &rep, &e);
+        if (rc) fprintf(stderr, "remote tool call: %s\n", e.msg);
+        CHECK_EQ(rc, 0);
+        CHECK(rep.n_calls >= 1);
+        for (int c = 0; c < rep.n_calls; c++) {
+            CHECK_STR(rep.calls[c].name, "recommend");
+            CHECK_EQ(llm_schema_validate(schema, rep.calls[c].arguments, &e), 0);
+        }
+        llm_reply_deinit(&rep);
+    }
+    char *json = NULL;
+    CHECK_EQ(b->ops->complete_json(b, msgs, 1, schema, NULL, NULL, &json, &e), 0);
+    CHECK(json && llm_schema_validate(schema, json, &e) == 0);
+    free(json);
+    float *v = NULL;
+    int32_t dim = 0;
+    CHECK_EQ(b->ops->embed(b, "a cat", 5, &v, &dim, &e), 0);
+    CHECK(dim > 0);
+    free(v);
+    b->ops->free(b);
+    /* A wrong key: a clear error naming the URL and the status, no retry loop. */
+    rp.api_key = "tlr_wrong";
+    CHECK_EQ(llm_remote_backend_new(&rp, &b, &e), 0);
+    CHECK(b->ops->complete(b, msgs, 1, NULL, 0, LLM_TOOLS_NONE, NULL, NULL, &rep, &e) != 0);
+    CHECK_CONTAINS(e.msg, url);
+    CHECK_CONTAINS(e.msg, "401");
+    b->ops->free(b);
+}
+
 /* A stop with a request in flight: the request finishes. */
 typedef struct slow_call {
     int port;
@@ -840,6 +911,7 @@ int main(int argc, char **argv) {
         RUN(test_openapi);
         start_model_server();
         RUN(test_v1);
+        RUN(test_remote_backend);
         RUN(test_graceful_stop);
         RUN(test_kill9);
     }
