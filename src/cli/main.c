@@ -170,8 +170,8 @@ static const cli_cmd COMMANDS[] = {
      "Serves the store over HTTP until SIGINT or SIGTERM (requests in flight finish first).\n"
      "Routes: /api/... (items, users, events, recommendations, models, chat sessions), /v1/...\n"
      "(OpenAI chat/completions/embeddings/models, with --model), /healthz, /readyz, /metrics,\n"
-     "/openapi.json and the page at /. Every route but /healthz, /readyz, /openapi.json and the\n"
-     "page needs Authorization: Bearer KEY (tailor keys create). docs/api.md has every route.",
+     "/openapi.json and the page at /. Every route but /healthz and the page needs\n"
+     "Authorization: Bearer KEY (tailor keys create). docs/api.md has every route.",
      0, 0,
      {{"host", 0, "ADDR", "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"},
       {"port", 'p', "PORT", "port (default 8080; 0 = any free port, printed)"},

@@ -32,8 +32,9 @@ static const double BUCKETS[N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 
 typedef struct route_metrics {
     atomic_uint_fast64_t by_status[N_STATUS];
-    atomic_uint_fast64_t buckets[N_BUCKETS + 1]; /* the last: +Inf */
-    atomic_uint_fast64_t sum_us;
+    /* Latency by status class (2xx, 3xx, 4xx, 5xx); the last bucket: +Inf. */
+    atomic_uint_fast64_t buckets[4][N_BUCKETS + 1];
+    atomic_uint_fast64_t sum_us[4];
 } route_metrics;
 
 /* ---- the server ------------------------------------------------------------ */
@@ -551,8 +552,9 @@ static void record(srv *s, conn *c) {
     double sec = timer_seconds_since(c->t0);
     int b = 0;
     while (b < N_BUCKETS && sec > BUCKETS[b]) b++;
-    atomic_fetch_add(&m->buckets[b], 1);
-    atomic_fetch_add(&m->sum_us, (uint64_t)(sec * 1e6));
+    int cls = c->r.status >= 200 && c->r.status < 600 ? c->r.status / 100 - 2 : 3;
+    atomic_fetch_add(&m->buckets[cls][b], 1);
+    atomic_fetch_add(&m->sum_us[cls], (uint64_t)(sec * 1e6));
 }
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -589,25 +591,27 @@ void srv_metrics(srv_req *r) {
         }
     sb_puts(o, "# HELP tailor_http_request_duration_seconds Time from a request's first byte to its last response byte.\n"
                "# TYPE tailor_http_request_duration_seconds histogram\n");
-    for (int id = 0; id <= SRV_N_ROUTES; id++) {
-        uint64_t total = 0;
-        for (int b = 0; b <= N_BUCKETS; b++) total += atomic_load(&s->rm[id].buckets[b]);
-        if (!total) continue;
-        uint64_t cum = 0;
-        for (int b = 0; b <= N_BUCKETS; b++) {
-            cum += atomic_load(&s->rm[id].buckets[b]);
-            sb_puts(o, "tailor_http_request_duration_seconds_bucket{");
+    static const char *const CLASS[4] = {"2xx", "3xx", "4xx", "5xx"};
+    for (int id = 0; id <= SRV_N_ROUTES; id++)
+        for (int c = 0; c < 4; c++) {
+            uint64_t total = 0;
+            for (int b = 0; b <= N_BUCKETS; b++) total += atomic_load(&s->rm[id].buckets[c][b]);
+            if (!total) continue;
+            uint64_t cum = 0;
+            for (int b = 0; b <= N_BUCKETS; b++) {
+                cum += atomic_load(&s->rm[id].buckets[c][b]);
+                sb_puts(o, "tailor_http_request_duration_seconds_bucket{");
+                route_label(o, id);
+                if (b < N_BUCKETS) sb_printf(o, ",code=\"%s\",le=\"%g\"} %llu\n", CLASS[c], BUCKETS[b], (unsigned long long)cum);
+                else sb_printf(o, ",code=\"%s\",le=\"+Inf\"} %llu\n", CLASS[c], (unsigned long long)cum);
+            }
+            sb_puts(o, "tailor_http_request_duration_seconds_sum{");
             route_label(o, id);
-            if (b < N_BUCKETS) sb_printf(o, ",le=\"%g\"} %llu\n", BUCKETS[b], (unsigned long long)cum);
-            else sb_printf(o, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+            sb_printf(o, ",code=\"%s\"} %.6f\n", CLASS[c], (double)atomic_load(&s->rm[id].sum_us[c]) * 1e-6);
+            sb_puts(o, "tailor_http_request_duration_seconds_count{");
+            route_label(o, id);
+            sb_printf(o, ",code=\"%s\"} %llu\n", CLASS[c], (unsigned long long)total);
         }
-        sb_puts(o, "tailor_http_request_duration_seconds_sum{");
-        route_label(o, id);
-        sb_printf(o, "} %.6f\n", (double)atomic_load(&s->rm[id].sum_us) * 1e-6);
-        sb_puts(o, "tailor_http_request_duration_seconds_count{");
-        route_label(o, id);
-        sb_printf(o, "} %llu\n", (unsigned long long)total);
-    }
     pthread_mutex_lock(&s->mu);
     int depth = s->len;
     pthread_mutex_unlock(&s->mu);

@@ -10,12 +10,12 @@
 
 const srv_route SRV_ROUTES[] = {
     {"GET", "/healthz", SRV_OPEN, true, api_healthz, "liveness: the process answers", NULL, NULL},
-    {"GET", "/readyz", SRV_OPEN, false, api_readyz, "readiness: the store answers and the catalogue is loaded", NULL,
+    {"GET", "/readyz", SRV_USER, false, api_readyz, "readiness: the store answers and the catalogue is loaded", NULL,
      NULL},
     {"GET", "/metrics", SRV_ADMIN, false, api_metrics,
      "Prometheus metrics: requests and latency per route and status, queue depth, tokens per second, models", NULL,
      NULL},
-    {"GET", "/openapi.json", SRV_OPEN, true, api_openapi, "this description", NULL, NULL},
+    {"GET", "/openapi.json", SRV_USER, false, api_openapi, "this description", NULL, NULL},
     {"GET", "/", SRV_OPEN, true, api_web, "the web page (chat, recommendations, evaluation reports)", NULL, NULL},
     {"GET", "/web/{file}", SRV_OPEN, true, api_web, "the web page's files", NULL, NULL},
     {"GET", "/api/me", SRV_USER, false, api_me, "the key's role and user", NULL, NULL},

@@ -9,6 +9,7 @@
  * stored once, integrity_check ok). `test_server load` runs 8 clients
  * mixing reads, writes, chat and model activation (TAILOR_LOAD_SECONDS,
  * default 20). */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <math.h>
 #include <openssl/sha.h>
@@ -159,6 +160,7 @@ static void setup(void) {
     p.port = 0;
     p.threads = 2;
     p.max_body = 64 * 1024;
+    p.timeout_s = 2;
     if (srv_new(&p, &g_srv, &e)) {
         fprintf(stderr, "FATAL: cannot start the server: %s\n", e.msg);
         exit(1);
@@ -330,6 +332,27 @@ static void test_bad_requests(void) {
     resp_deinit(&r);
 }
 
+/* A client that sends half a request and stops is dropped after the
+ * timeout (2 s here); the server answers others meanwhile. */
+static void test_slow_client(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *half = "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"user\"";
+    CHECK(write(fd, half, strlen(half)) > 0);
+    resp r;
+    CHECK_EQ(call("GET", "/healthz", NULL, NULL, &r), 200);
+    resp_deinit(&r);
+    uint64_t t0 = timer_now_ns();
+    char buf[256];
+    ssize_t n = read(fd, buf, sizeof buf); /* blocks until the server closes */
+    double waited = timer_seconds_since(t0);
+    CHECK(n <= 0);
+    CHECK(waited > 1.0 && waited < 10.0);
+    close(fd);
+}
+
 /* ---- events --------------------------------------------------------------------------- */
 
 static void test_events(void) {
@@ -408,7 +431,8 @@ static void test_recommendations(void) {
     CHECK_EQ(call("GET", "/metrics", ADMIN, NULL, &r), 200);
     CHECK_CONTAINS(r.body.buf, "tailor_model{name=\"pop\",kind=\"pop\"");
     CHECK_CONTAINS(r.body.buf, "tailor_http_requests_total{route=\"GET /api/users/{id}/recommendations\",status=\"200\"}");
-    CHECK_CONTAINS(r.body.buf, "tailor_http_request_duration_seconds_bucket{route=\"POST /api/events\",le=\"+Inf\"}");
+    CHECK_CONTAINS(r.body.buf, "tailor_http_request_duration_seconds_bucket{route=\"POST /api/events\",code=\"2xx\",le=\"+Inf\"}");
+    CHECK_CONTAINS(r.body.buf, "tailor_http_request_duration_seconds_count{route=\"POST /api/events\",code=\"4xx\"}");
     CHECK_CONTAINS(r.body.buf, "tailor_queue_depth 0");
     CHECK_CONTAINS(r.headers.buf, "text/plain; version=0.0.4");
     resp_deinit(&r);
@@ -417,7 +441,7 @@ static void test_recommendations(void) {
     CHECK_EQ(call("GET", "/api/models", USER1, NULL, &r), 200);
     CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "models")), 2);
     resp_deinit(&r);
-    CHECK_EQ(call("GET", "/readyz", NULL, NULL, &r), 200);
+    CHECK_EQ(call("GET", "/readyz", USER1, NULL, &r), 200);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r.json, "active_model")), "knn");
     resp_deinit(&r);
 }
@@ -493,7 +517,7 @@ static void test_rate_limit(void) {
 
 static void test_openapi(void) {
     resp r;
-    CHECK_EQ(call("GET", "/openapi.json", NULL, NULL, &r), 200);
+    CHECK_EQ(call("GET", "/openapi.json", USER2, NULL, &r), 200);
     CHECK(r.json != NULL);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r.json, "openapi")), "3.0.3");
     const cJSON *paths = cJSON_GetObjectItem(r.json, "paths");
@@ -904,6 +928,7 @@ int main(int argc, char **argv) {
     } else {
         RUN(test_keys_walk);
         RUN(test_bad_requests);
+        RUN(test_slow_client);
         RUN(test_events);
         RUN(test_recommendations);
         RUN(test_sessions);
