@@ -1,8 +1,8 @@
 #!/bin/sh
 # http.sh — `tailor serve` under load from wrk on loopback (ml-latest-small):
 #   - GET /healthz: the server's own ceiling (no store, no worker)
-#   - GET recommendations with ALS (the default 256 factors, and 64), at 8
-#     and 32 connections
+#   - GET recommendations for random users (bench/recs.lua) with ALS (the
+#     default 256 factors, and 64), at 8 and 32 connections
 #   - POST /api/events in batches of 100 (events/s = requests/s x 100)
 #   - with SOAK=SECONDS: mixed reads and writes that long, the server's RSS
 #     sampled every 10 s (is memory flat?)
@@ -47,10 +47,10 @@ row() {
 }
 H="Authorization: Bearer $KEY"
 row "GET /healthz (ceiling)" 32 "$URL/healthz"
-row "GET recommendations, ALS 256 factors" 8 -H "$H" "$URL/api/users/1/recommendations?k=10"
-row "GET recommendations, ALS 256 factors" 32 -H "$H" "$URL/api/users/1/recommendations?k=10"
-row "GET recommendations, ALS 64 factors" 8 -H "$H" "$URL/api/users/1/recommendations?k=10&model=als64"
-row "GET recommendations, ALS 64 factors" 32 -H "$H" "$URL/api/users/1/recommendations?k=10&model=als64"
+for c in 8 32; do
+    KEY=$KEY MODEL= row "GET recommendations, ALS 256 factors" $c -s "$here/bench/recs.lua" "$URL"
+    KEY=$KEY MODEL=als64 row "GET recommendations, ALS 64 factors" $c -s "$here/bench/recs.lua" "$URL"
+done
 KEY=$KEY ITEMS_FILE="$W/items.txt" row "POST /api/events, batches of 100" 8 -s "$here/bench/post_events.lua" "$URL"
 if [ -n "${SOAK:-}" ]; then
     echo
