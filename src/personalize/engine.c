@@ -390,13 +390,8 @@ typedef struct hist {
     pz_engine *e;
 } hist;
 
-/* A stored event's item by row: catalogue index, then the model's index
- * (what a request does for every event of a user's history). */
-static int hist_add_row(void *ctx, int64_t row, double value, int64_t ts) {
-    hist *h = ctx;
-    (void)ts;
-    int64_t c;
-    int32_t found = hmap_get(&h->e->by_row, (const char *)&row, sizeof row, &c) ? h->l->of_cat[c] : -1;
+/* The history item with the model's index found (-1: unknown to it). */
+static int hist_push(hist *h, int32_t found, double value) {
     if (found < 0) {
         h->unknown++;
         return 0;
@@ -406,19 +401,20 @@ static int hist_add_row(void *ctx, int64_t row, double value, int64_t ts) {
     return 0;
 }
 
+/* A stored event's item by row: catalogue index, then the model's index
+ * (what a request does for every event of a user's history). */
+static int hist_add_row(void *ctx, int64_t row, double value, int64_t ts) {
+    hist *h = ctx;
+    (void)ts;
+    int64_t c;
+    return hist_push(h, hmap_get(&h->e->by_row, (const char *)&row, sizeof row, &c) ? h->l->of_cat[c] : -1, value);
+}
+
 static int hist_add(void *ctx, const char *item_ext, double value, int64_t ts) {
     hist *h = ctx;
     int64_t i;
     (void)ts;
-    int32_t found = -1;
-    if (hmap_get(&h->l->m->item_index, item_ext, strlen(item_ext), &i)) found = (int32_t)i;
-    if (found < 0) {
-        h->unknown++;
-        return 0;
-    }
-    vec_push(&h->items, found);
-    vec_push(&h->vals, isnan(value) ? 1.0f : (float)value);
-    return 0;
+    return hist_push(h, hmap_get(&h->l->m->item_index, item_ext, strlen(item_ext), &i) ? (int32_t)i : -1, value);
 }
 
 static void fill_rec(pz_engine *e, pz_loaded *l, int32_t item, float score, pz_rec *r) {

@@ -348,18 +348,20 @@ static bool format_read(srv_req *r, const cJSON *j, chat_in *c) {
     return true;
 }
 
-typedef struct chat_stream {
+/* A streamed reply: each piece of text goes out as one event, between the
+ * chunk's head (id, model, ...) and its tail. */
+typedef struct chunk_stream {
     srv_stream *st;
-    const char *head; /* "{"id":...,"model":...,"choices":[{"index":0,"delta":" */
-} chat_stream;
+    const char *head, *tail;
+} chunk_stream;
 
 static bool chunk_text(void *ud, const char *text, size_t n) {
-    chat_stream *cs = ud;
+    chunk_stream *cs = ud;
     sb e;
     sb_init(&e);
-    sb_printf(&e, "data: %s{\"content\":", cs->head);
+    sb_printf(&e, "data: %s", cs->head);
     sb_json_str(&e, text, n);
-    sb_puts(&e, "},\"finish_reason\":null}]}\n\n");
+    sb_puts(&e, cs->tail);
     bool ok = srv_stream_write(cs->st, e.buf, e.len);
     sb_deinit(&e);
     return ok;
@@ -411,11 +413,13 @@ void oa_chat(srv_req *r) {
               (unsigned long long)id, created);
     sb_json_str(&head, srv_llm_name(r->srv), strlen(srv_llm_name(r->srv)));
     sb_puts(&head, ",\"choices\":[{\"index\":0,\"delta\":");
-    chat_stream cs = {.head = sb_str(&head)};
+    size_t delta_at = head.len;
+    sb_puts(&head, "{\"content\":");
+    chunk_stream cs = {.head = sb_str(&head), .tail = "},\"finish_reason\":null}]}\n\n"};
     if (stream) {
         cs.st = srv_stream_begin(r, "text/event-stream");
-        srv_stream_printf(cs.st, "data: %s{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
-                          cs.head);
+        srv_stream_printf(cs.st, "data: %.*s{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
+                          (int)delta_at, cs.head);
     }
     llm_reply rep = {0};
     char *json = NULL;
@@ -442,11 +446,11 @@ void oa_chat(srv_req *r) {
         srv_stream_write(cs.st, o->buf, o->len);
     } else if (stream) {
         if (rep.n_calls) {
-            sb_printf(o, "data: %s{\"tool_calls\":", cs.head);
+            sb_printf(o, "data: %.*s{\"tool_calls\":", (int)delta_at, cs.head);
             tool_calls_json(o, &rep, id);
             sb_puts(o, "},\"finish_reason\":null}]}\n\n");
         }
-        sb_printf(o, "data: %s{},\"finish_reason\":\"%s\"}]}\n\n", cs.head, finish);
+        sb_printf(o, "data: %.*s{},\"finish_reason\":\"%s\"}]}\n\n", (int)delta_at, cs.head, finish);
         if (with_usage) {
             sb_printf(o, "data: {\"id\":\"chatcmpl-%llu\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
                          "\"model\":", (unsigned long long)id, created);
@@ -483,23 +487,6 @@ void oa_chat(srv_req *r) {
 }
 
 /* ---- /v1/completions ------------------------------------------------------------- */
-
-typedef struct text_stream {
-    srv_stream *st;
-    const char *head;
-} text_stream;
-
-static bool chunk_completion(void *ud, const char *text, size_t n) {
-    text_stream *ts = ud;
-    sb e;
-    sb_init(&e);
-    sb_printf(&e, "data: %s", ts->head);
-    sb_json_str(&e, text, n);
-    sb_puts(&e, ",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n");
-    bool ok = srv_stream_write(ts->st, e.buf, e.len);
-    sb_deinit(&e);
-    return ok;
-}
 
 void oa_completions(srv_req *r) {
     static const char *const ALLOWED[] = {"model", "prompt", "stream", "stream_options", "temperature", "top_p",
@@ -554,14 +541,14 @@ void oa_completions(srv_req *r) {
               (unsigned long long)id, created);
     sb_json_str(&head, srv_llm_name(r->srv), strlen(srv_llm_name(r->srv)));
     sb_puts(&head, ",\"choices\":[{\"text\":");
-    text_stream ts = {.head = sb_str(&head)};
+    chunk_stream ts = {.head = sb_str(&head), .tail = ",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n"};
     if (stream) ts.st = srv_stream_begin(r, "text/event-stream");
     char *text = NULL;
     llm_usage u = {0};
     tailor_error err = {0};
     srv_llm_lock(r->srv);
     if (b->ops->set_sampling) b->ops->set_sampling(b, &sp, max_tokens ? max_tokens : 16);
-    int rc = b->ops->complete_text(b, p->valuestring, stop, n_stop, stream ? chunk_completion : NULL, &ts, &text, &err);
+    int rc = b->ops->complete_text(b, p->valuestring, stop, n_stop, stream ? chunk_text : NULL, &ts, &text, &err);
     if (b->ops->last_usage) b->ops->last_usage(b, &u);
     if (b->ops->set_sampling) b->ops->set_sampling(b, NULL, 0);
     srv_llm_unlock(r->srv);

@@ -24,6 +24,20 @@ expect() {
 has() { # has FILE TEXT DESCRIPTION
     if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $1"; sed 's/^/  | /' "$1" >&2; fi
 }
+# serve_start NAME ARGS...: `tailor --db $DB serve --port 0 ARGS` in the
+# background; its address in $URL, its pid in $pid, output in $W/NAME.*.
+serve_start() {
+    name=$1; shift
+    "$T" --db "$DB" serve --port 0 "$@" >"$W/$name.out" 2>"$W/$name.err" &
+    pid=$!
+    URL=""
+    for _ in $(seq 100); do
+        URL=$(sed -n 's|.*listening on \(http://[0-9.:]*\)/.*|\1|p' "$W/$name.out")
+        [ -n "$URL" ] && break
+        sleep 0.1
+    done
+    [ -n "$URL" ] || { echo "FATAL: $name did not start" >&2; cat "$W/$name.err" >&2; exit 1; }
+}
 # The summary line and the exit status; the last line of every test.
 finish() {
     echo "$pass passed, $fail failed"

@@ -22,21 +22,9 @@ expect 65 "revoke twice" -- "$T" --db "$DB" keys revoke old
 has "$W/err" "revoked already" "revoked twice"
 expect 64 "user key without user" -- "$T" --db "$DB" keys create --role user
 
-# start NAME ARGS...: a server on a free port; its address in $URL.
-start() {
-    name=$1; shift
-    "$T" --db "$DB" serve --port 0 "$@" >"$W/$name.out" 2>"$W/$name.err" &
-    pid=$!
-    for _ in $(seq 100); do
-        URL=$(sed -n 's|.*listening on \(http://[0-9.:]*\)/.*|\1|p' "$W/$name.out")
-        [ -n "$URL" ] && break
-        sleep 0.1
-    done
-    [ -n "$URL" ] || { echo "FATAL: $name did not start" >&2; cat "$W/$name.err" >&2; exit 1; }
-}
-start rules --threads 2
+serve_start rules --threads 2
 TAILOR=$URL RULES_PID=$pid
-start llm --threads 2 -m "$DATA/tinyllamas-stories260K/stories260K.gguf" --chat-template chatml -c 1024
+serve_start llm --threads 2 -m "$DATA/tinyllamas-stories260K/stories260K.gguf" --chat-template chatml -c 1024
 TAILOR_LLM=$URL LLM_PID=$pid
 export TAILOR TAILOR_LLM ADMIN KEY
 

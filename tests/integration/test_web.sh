@@ -20,21 +20,9 @@ for m in pop itemknn; do "$T" -q --db "$DB" train $m >/dev/null || { echo "FATAL
 "$T" -q --db "$DB" eval --models pop,itemknn --report "$DB.reports/ml-latest-small" >/dev/null || { echo "FATAL: eval" >&2; exit 1; }
 KEY=$("$T" -q --db "$DB" keys create --role user --user 1 --rate 0)
 
-start() {
-    name=$1; shift
-    "$T" --db "$DB" serve --port 0 "$@" >"$W/$name.out" 2>"$W/$name.err" &
-    pid=$!
-    URL=""
-    for _ in $(seq 100); do
-        URL=$(sed -n 's|.*listening on \(http://[0-9.:]*\)/.*|\1|p' "$W/$name.out")
-        [ -n "$URL" ] && break
-        sleep 0.1
-    done
-    [ -n "$URL" ] || { echo "FATAL: $name did not start" >&2; cat "$W/$name.err" >&2; exit 1; }
-}
-start page --threads 2
+serve_start page --threads 2
 PAGE_URL=$URL PAGE_PID=$pid
-start llm --threads 2 -m "$DATA/tinyllamas-stories260K/stories260K.gguf" --chat-template chatml -c 1024
+serve_start llm --threads 2 -m "$DATA/tinyllamas-stories260K/stories260K.gguf" --chat-template chatml -c 1024
 LLM_URL=$URL LLM_PID=$pid
 SHOTS=${TAILOR_BUILD:-$W}/web-shots
 mkdir -p "$SHOTS"

@@ -5,18 +5,9 @@
 // env: TAILOR_LLM (the server), KEY (an API key).
 import OpenAI from "openai";
 import assert from "node:assert/strict";
+import { step, finish } from "./harness.mjs";
 
 const client = new OpenAI({ baseURL: process.env.TAILOR_LLM + "/v1", apiKey: process.env.KEY, maxRetries: 0 });
-let failed = 0;
-const step = async (name, fn) => {
-  try {
-    await fn();
-    console.log("ok   " + name);
-  } catch (e) {
-    failed++;
-    console.log("FAIL " + name + ": " + (e.stack || e.message));
-  }
-};
 
 let model;
 await step("models.list", async () => {
@@ -98,5 +89,4 @@ await step("an unsupported field is a 400 naming it", async () => {
     (e) => e.status === 400 && /logit_bias/.test(e.message));
 });
 
-console.log(failed ? failed + " failed" : "all passed");
-process.exit(failed ? 1 : 0);
+finish();

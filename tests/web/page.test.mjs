@@ -6,22 +6,13 @@
 // env: TAILOR (the server), KEY (user 1's key), SHOTS (a folder).
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { step, finish } from "./harness.mjs";
 
 const url = process.env.TAILOR, key = process.env.KEY, shots = process.env.SHOTS;
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 });
-let failed = 0;
-const step = async (name, fn) => {
-  try {
-    await fn();
-    console.log("ok   " + name);
-  } catch (e) {
-    failed++;
-    console.log("FAIL " + name + ": " + e.message);
-  }
-};
 
 const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
 const errors = [];
@@ -111,5 +102,4 @@ await step("evaluation: a report with its chart", async () => {
 
 await step("no script errors", async () => assert.deepEqual(errors, []));
 await browser.close();
-console.log(failed ? failed + " failed" : "all passed");
-process.exit(failed ? 1 : 0);
+finish();
