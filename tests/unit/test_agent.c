@@ -14,6 +14,7 @@
 #include "agent/agent.h"
 #include "ingest/ingest.h"
 #include "test.h"
+#include "test_train.h"
 #include "test_db.h"
 
 static char *g_dir;
@@ -30,26 +31,7 @@ static void setup(void) {
     ing_movielens_params mp = {.dup = STORE_DUP_ERROR};
     CHECK_EQ(ing_movielens(g_store, dir, mp, &st, &e), 0);
     /* A recommender to serve: item-kNN, saved and active. */
-    store_view v;
-    CHECK_EQ(store_view_build(g_store, store_view_default_params(), &v, &e), 0);
-    rec_params p = {0};
-    rec_params_parse(&p, "k=10");
-    rec_model *m;
-    CHECK_EQ(rec_model_new(rec_kind_find("itemknn"), &p, &m, &e), 0);
-    m->quiet = true;
-    rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times};
-    CHECK_EQ(rec_model_fit(m, &d, v.user_ext, v.item_ext, &e), 0);
-    char *rel = store_model_relpath(g_store, "knn"), *abs = store_path_resolve(g_store, rel), *mdir = xstrdup(abs);
-    *strrchr(mdir, '/') = 0;
-    mkdir_p(mdir, &e);
-    CHECK_EQ(rec_model_save(m, abs, &e), 0);
-    store_model row = {.name = "knn", .kind = "itemknn", .params = "{\"k\":10}", .file = rel};
-    CHECK_EQ(store_model_put(g_store, &row, true, &e), 0);
-    free(rel);
-    free(abs);
-    free(mdir);
-    rec_model_free(m);
-    store_view_deinit(&v);
+    test_train(g_store, "itemknn", "knn", "k=10", true);
     CHECK_EQ(pz_engine_new(g_store, &g_engine, &e), 0);
     CHECK_EQ(agent_rules_new(g_engine, &g_rules, &e), 0);
     free(db);

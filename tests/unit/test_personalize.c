@@ -6,6 +6,7 @@
 
 #include "personalize/personalize.h"
 #include "test.h"
+#include "test_train.h"
 #include "test_db.h"
 
 static char *g_dir;
@@ -46,32 +47,6 @@ static store *make_store(const char *name) {
     return s;
 }
 
-static void train(store *s, const char *kind, const char *name, const char *param, bool activate) {
-    store_view v;
-    tailor_error e = {0};
-    CHECK_EQ(store_view_build(s, store_view_default_params(), &v, &e), 0);
-    rec_params p = {0};
-    if (param) rec_params_parse(&p, param);
-    rec_model *m = NULL;
-    CHECK_EQ(rec_model_new(rec_kind_find(kind), &p, &m, &e), 0);
-    m->quiet = true;
-    rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times};
-    CHECK_EQ(rec_model_fit(m, &d, v.user_ext, v.item_ext, &e), 0);
-    char *rel = store_model_relpath(s, name), *abs = store_path_resolve(s, rel), *dir = xstrdup(abs);
-    *strrchr(dir, '/') = 0;
-    mkdir_p(dir, &e);
-    CHECK_EQ(rec_model_save(m, abs, &e), 0);
-    static int64_t clock = 1700000000;
-    store_model row = {.name = (char *)name, .kind = (char *)kind, .params = "{}", .file = rel,
-                       .trained_at = ++clock};
-    CHECK_EQ(store_model_put(s, &row, activate, &e), 0);
-    free(rel);
-    free(abs);
-    free(dir);
-    rec_model_free(m);
-    store_view_deinit(&v);
-}
-
 static bool has_item(const pz_result *r, const char *id) {
     for (int i = 0; i < r->n; i++)
         if (!strcmp(r->items[i].id, id)) return true;
@@ -81,8 +56,8 @@ static bool has_item(const pz_result *r, const char *id) {
 static void test_recommend(void) {
     store *s = make_store("p.db");
     if (!s) return;
-    train(s, "pop", "pop", NULL, true);
-    train(s, "itemknn", "knn", "k=5", false);
+    test_train(s, "pop", "pop", NULL, true);
+    test_train(s, "itemknn", "knn", "k=5", false);
     pz_engine *e;
     tailor_error err = {0};
     CHECK_EQ(pz_engine_new(s, &e, &err), 0);

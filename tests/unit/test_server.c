@@ -21,6 +21,7 @@
 #include "server/internal.h"
 #include "test.h"
 #include "test_db.h"
+#include "test_train.h"
 
 static char *g_dir, *g_db;
 static srv *g_srv;   /* rules backend */
@@ -108,30 +109,6 @@ static void add_key(store *s, const char *key, const char *role, const char *use
     if (revoke) CHECK_EQ(store_key_revoke(s, key, &e), 0);
 }
 
-static void train(store *s, const char *kind, const char *name, const char *params) {
-    tailor_error e = {0};
-    store_view v;
-    CHECK_EQ(store_view_build(s, store_view_default_params(), &v, &e), 0);
-    rec_params p = {0};
-    if (params) rec_params_parse(&p, params);
-    rec_model *m;
-    CHECK_EQ(rec_model_new(rec_kind_find(kind), &p, &m, &e), 0);
-    m->quiet = true;
-    rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times};
-    CHECK_EQ(rec_model_fit(m, &d, v.user_ext, v.item_ext, &e), 0);
-    char *rel = store_model_relpath(s, name), *abs = store_path_resolve(s, rel), *mdir = xstrdup(abs);
-    *strrchr(mdir, '/') = 0;
-    mkdir_p(mdir, &e);
-    CHECK_EQ(rec_model_save(m, abs, &e), 0);
-    store_model row = {.name = (char *)name, .kind = (char *)kind, .params = "{}", .file = rel};
-    CHECK_EQ(store_model_put(s, &row, !strcmp(name, "knn"), &e), 0);
-    free(rel);
-    free(abs);
-    free(mdir);
-    rec_model_free(m);
-    store_view_deinit(&v);
-}
-
 static void setup(void) {
     char *dir = test_data_path("ml-latest-small");
     g_db = path_join(g_dir, "ml.db");
@@ -141,8 +118,8 @@ static void setup(void) {
     ing_stats st;
     ing_movielens_params mp = {.dup = STORE_DUP_ERROR};
     CHECK_EQ(ing_movielens(s, dir, mp, &st, &e), 0);
-    train(s, "itemknn", "knn", "k=10");
-    train(s, "pop", "pop", NULL);
+    test_train(s, "itemknn", "knn", "k=10", true);
+    test_train(s, "pop", "pop", NULL, false);
     add_key(s, ADMIN, "admin", NULL, 0, false);
     add_key(s, USER1, "user", "1", 0, false);
     add_key(s, USER2, "user", "2", 0, false);
