@@ -66,6 +66,18 @@ echo
 "$(dirname "$0")/sasrec.sh" "$B" 10
 
 echo
+echo "## Knowledge graph: 3-hop path searches (Last.FM, KGCN)"
+echo
+if [ -d "$DATA/kgcn-lastfm-music-kg" ]; then
+    K=$DATA/kgcn-lastfm-music-kg
+    rm -f "$W/fm.db"*
+    "$T" -q --db "$W/fm.db" import events "$K/user_artists.dat" --format tsv --user userID --item artistID --value weight >/dev/null
+    "$T" -q --db "$W/fm.db" import kg "$K/kg.txt" --entity-map "$K/item_index2entity_id.txt" >/dev/null
+    "$B/bench/bench_kg" "$W/fm.db" 10000
+    rm -f "$W/fm.db"*
+fi
+
+echo
 echo "## HTTP server: wrk against tailor serve (ml-latest-small)"
 echo
 "$(dirname "$0")/http.sh" "$B" 10

@@ -10,6 +10,8 @@ static void print_stats(const char *what, const ing_stats *st) {
     double rate = st->seconds > 0 ? (double)st->events / st->seconds : 0;
     printf("imported %s: %lld users, %lld items, %lld events, %lld tags", what,
            (long long)st->users, (long long)st->items, (long long)st->events, (long long)st->tags);
+    if (st->triples || st->links)
+        printf(", %lld triples, %lld entities linked to items", (long long)st->triples, (long long)st->links);
     if (st->skipped) printf(", %lld duplicates skipped", (long long)st->skipped);
     if (st->replaced) printf(", %lld duplicates replaced", (long long)st->replaced);
     printf(" in %.2f s", st->seconds);
@@ -49,7 +51,7 @@ static int run_import(cli_args *a, store_dup_policy def_dup, import_fn fn) {
         fprintf(stderr, "tailor: import failed, database unchanged: %s\n", err.msg);
         return cli_exit_code(rc);
     }
-    print_stats(a->pos[0], &st);
+    print_stats(a->npos ? a->pos[0] : "the catalogue's own triples", &st);
     return EX_OK;
 }
 
@@ -107,3 +109,19 @@ int cmd_import_items(cli_args *a) {
         return cli_usage_error(a, "--on-duplicate keep applies to events; items use error, skip or replace");
     return run_import(a, STORE_DUP_ERROR, do_items);
 }
+
+static int do_kg(store *s, const cli_args *a, store_dup_policy dup, ing_stats *st, tailor_error *err) {
+    ing_kg_params p = {.entity_map = cli_opt_get(a, "entity-map"),
+                       .relation_names = cli_opt_get(a, "relation-names"),
+                       .dup = dup};
+    return ing_kg(s, a->pos[0], p, st, err);
+}
+
+int cmd_import_kg(cli_args *a) { return run_import(a, STORE_DUP_ERROR, do_kg); }
+
+static int do_kg_derive(store *s, const cli_args *a, store_dup_policy dup, ing_stats *st, tailor_error *err) {
+    (void)a, (void)dup;
+    return ing_kg_derive(s, st, err);
+}
+
+int cmd_kg_derive(cli_args *a) { return run_import(a, STORE_DUP_SKIP, do_kg_derive); }

@@ -84,6 +84,41 @@ static const cli_cmd COMMANDS[] = {
       {"format", 0, "FMT", "csv, tsv or jsonl (default: from the file name)"},
       DUP_OPT("error")},
      cmd_import_items},
+    {"import kg", "TRIPLES", "import a knowledge graph: triples, and which entities are catalogue items",
+     "TRIPLES: head, relation, tail per line, tab-separated (comma-separated for .csv; a first\n"
+     "row 'head relation tail' is a header) or JSON Lines {\"head\", \"relation\", \"tail\"}.\n"
+     "--entity-map links entities to items: item id, then entity, per line (KGCN's\n"
+     "item_index2entity_id.txt); items not in the store are created. One transaction.",
+     1, 1,
+     {{"entity-map", 0, "FILE", "item id and entity per line"},
+      {"relation-names", 0, "FILE", "relation id and name per line, for graphs that number their relations"},
+      DUP_OPT("error")},
+     cmd_import_kg},
+    {"kg derive", "", "add the catalogue's own triples: attribute values (genres, year) and tags",
+     "Each item becomes the entity item:ID with item:ID -KEY-> KEY:VALUE for every text value and\n"
+     "whole number of its attributes (identifiers such as imdb_id left out) and item:ID -tag->\n"
+     "tag:TEXT for its tags. Triples already there are kept, so it can run again.",
+     0, 0, {{0}}, cmd_kg_derive},
+    {"kg stats", "", "the knowledge graph: triples, entities, relations, items linked", NULL, 0, 0,
+     {{"json", 0, NULL, "print JSON"}}, cmd_kg_stats},
+    {"kg neighbours", "ENTITY", "an entity's links (with --item: an item's)", NULL, 1, 1,
+     {{"item", 0, NULL, "ENTITY is an item id"},
+      {"relation", 'r', "NAME", "only links of this relation"},
+      {"k", 'k', "N", "at most N links (default 50)"},
+      {"json", 0, NULL, "print JSON"}},
+     cmd_kg_neighbours},
+    {"kg paths", "", "how an item connects to a user's items (or to given items) in the graph",
+     "Paths of at most --hops links from --item to the items of --user's history (or --to),\n"
+     "shortest first and, among those, through the least connected entities (the most specific\n"
+     "reasons): 'A -music.artist.origin-> X <-music.artist.origin- B'.",
+     0, 0,
+     {{"item", 'i', "ID", "the item to explain"},
+      {"user", 'u', "ID", "whose history the paths lead to"},
+      {"to", 0, "IDS", "comma-separated items the paths lead to (instead of --user)"},
+      {"hops", 0, "N", "1 to 3 (default 3)"},
+      {"k", 'k', "N", "paths at most (default 5)"},
+      {"json", 0, NULL, "print JSON"}},
+     cmd_kg_paths},
     {"datasets list", "", "list the datasets tailor can fetch, and which are cached", NULL, 0, 0,
      {{"dir", 0, "DIR", "cache folder (default $XDG_CACHE_HOME/tailor)"}}, cmd_datasets_list},
     {"datasets fetch", "NAME", "download, verify and unpack a dataset into the cache",

@@ -109,6 +109,7 @@ uint64_t ing_table_file_size(const ing_table *t);
 
 typedef struct ing_stats {
     int64_t users, items, events, tags; /* rows added */
+    int64_t triples, links;             /* knowledge graph: triples, entity-item links added */
     int64_t skipped, replaced;          /* duplicates handled by the policy */
     int64_t ts_first, ts_last;          /* times given to rows without one (0 = none) */
     double seconds;
@@ -154,6 +155,22 @@ typedef struct ing_items_params {
 /* Columns other than id/title/text go into the item's attributes. */
 int ing_items(store *s, const char *path, ing_items_params p, ing_stats *st,
               tailor_error *err);
+
+typedef struct ing_kg_params {
+    const char *entity_map;     /* item, entity per line (KGCN's item_index2entity_id), or NULL */
+    const char *relation_names; /* id, name per line: relations given by id are stored by name; or NULL */
+    store_dup_policy dup;       /* default: error (keep means skip: a graph holds a fact once) */
+} ing_kg_params;
+
+/* Triples from headerless TSV (CSV when the name ends in .csv; a first row
+ * "head relation tail" is a header) or JSON Lines {"head", "relation",
+ * "tail"}; unknown items of the entity map are created. */
+int ing_kg(store *s, const char *path, ing_kg_params p, ing_stats *st, tailor_error *err);
+/* The catalogue's own triples: item:ID -KEY-> KEY:VALUE for every
+ * categorical attribute value and whole number (genres, year), and
+ * item:ID -tag-> tag:TEXT for every tag; each item linked to its entity.
+ * Existing triples are kept (it can run again after new items). */
+int ing_kg_derive(store *s, ing_stats *st, tailor_error *err);
 
 /* Parses a time value: unix seconds (integer or decimal) or an ISO 8601
  * date/time ("2024-05-01", "2024-05-01T12:30:00Z", with an optional offset).

@@ -202,7 +202,20 @@ static const char *const MIGRATION_5 =
     ");"
     "DROP INDEX IF EXISTS events_user_item;";
 
-static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5};
+/* Version 6: which knowledge-graph entities are catalogue items (an
+ * imported graph names its entities its own way: KGCN's numbers, Freebase
+ * ids; the catalogue's derived triples use "item:ID"). Triples gain an
+ * accepted flag: a fact a model proposed waits (0) until it is accepted;
+ * imported and derived facts are accepted. */
+static const char *const MIGRATION_6 =
+    "CREATE TABLE kg_items ("
+    "  entity TEXT PRIMARY KEY,"
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE"
+    ");"
+    "CREATE INDEX kg_items_item ON kg_items (item_id);"
+    "ALTER TABLE kg_triples ADD COLUMN accepted INTEGER NOT NULL DEFAULT 1 CHECK (accepted IN (0, 1));";
+
+static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

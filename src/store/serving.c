@@ -180,3 +180,63 @@ char *store_user_ext(store *s, int64_t id) {
     sqlite3_finalize(st);
     return ext;
 }
+
+/* ---- the knowledge graph ------------------------------------------------------ */
+
+int store_kg_link(store *s, const char *entity, int64_t item_id, store_dup_policy dup, bool *inserted,
+                  tailor_error *err) {
+    const char *sql = dup == STORE_DUP_REPLACE ? "INSERT INTO kg_items (entity, item_id) VALUES (?1, ?2)"
+                                                 " ON CONFLICT (entity) DO UPDATE SET item_id = excluded.item_id"
+                      : dup == STORE_DUP_SKIP ? "INSERT INTO kg_items (entity, item_id) VALUES (?1, ?2)"
+                                                " ON CONFLICT DO NOTHING"
+                                              : "INSERT INTO kg_items (entity, item_id) VALUES (?1, ?2)";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return store_sqlite_err(s, err, "kg items");
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, item_id);
+    int step = sqlite3_step(st), rc = 0;
+    if (step == SQLITE_CONSTRAINT_PRIMARYKEY || step == SQLITE_CONSTRAINT_UNIQUE)
+        rc = err_set(err, TAILOR_EEXISTS, "entity '%s' is linked to an item already", entity);
+    else if (step != SQLITE_DONE) rc = store_sqlite_err(s, err, "link entity");
+    if (!rc && inserted) *inserted = sqlite3_changes(s->db) > 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_kg_each(store *s, store_triple_fn cb, void *ctx, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT head, relation, tail FROM kg_triples WHERE accepted = 1 ORDER BY id", -1,
+                           &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "kg triples");
+    int rc = 0, step;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = cb(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                (const char *)sqlite3_column_text(st, 2));
+    if (!rc && step != SQLITE_DONE) rc = store_sqlite_err(s, err, "kg triples");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_kg_links_each(store *s, store_link_fn cb, void *ctx, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT k.entity, i.ext_id FROM kg_items k JOIN items i ON i.id = k.item_id"
+                                  " ORDER BY k.rowid",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "kg items");
+    int rc = 0, step;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = cb(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+    if (!rc && step != SQLITE_DONE) rc = store_sqlite_err(s, err, "kg items");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_kg_tags_derive(store *s, int64_t *added, tailor_error *err) {
+    int rc = store_exec(s,
+                        "INSERT OR IGNORE INTO kg_triples (head, relation, tail, source, confidence)"
+                        " SELECT DISTINCT 'item:' || i.ext_id, 'tag', 'tag:' || lower(trim(t.tag)), 'catalogue', 1.0"
+                        " FROM tags t JOIN items i ON i.id = t.item_id WHERE trim(t.tag) <> ''",
+                        err);
+    if (!rc && added) *added += sqlite3_changes(s->db);
+    return rc;
+}

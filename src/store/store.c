@@ -443,8 +443,9 @@ int store_tag_add(store *s, int64_t user_id, int64_t item_id, const char *tag, i
 }
 
 int store_kg_add(store *s, const char *head, const char *relation, const char *tail,
-                 const char *source, double confidence, store_dup_policy dup,
+                 const char *source, double confidence, store_dup_policy dup, bool *inserted,
                  tailor_error *err) {
+    if (inserted) *inserted = false;
     store_stmt_id id = dup == STORE_DUP_SKIP      ? ST_KG_INSERT_IGNORE
                        : dup == STORE_DUP_REPLACE ? ST_KG_REPLACE
                                                   : ST_KG_INSERT;
@@ -461,6 +462,7 @@ int store_kg_add(store *s, const char *head, const char *relation, const char *t
         return err_set(err, TAILOR_EEXISTS, "triple (%s, %s, %s) already exists", head,
                        relation, tail);
     if (rc != SQLITE_DONE) return store_sqlite_err(s, err, "insert triple");
+    if (inserted) *inserted = sqlite3_changes(s->db) > 0;
     return 0;
 }
 

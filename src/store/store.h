@@ -17,7 +17,7 @@
 typedef struct tailor_store store;
 
 /* The schema version this build creates and migrates to. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 typedef struct store_params {
     int target_version; /* migrate up to this version; 0 = latest (tests use older) */
@@ -122,7 +122,7 @@ int store_event_delete_same(store *s, const store_event *ev, tailor_error *err);
 int store_tag_add(store *s, int64_t user_id /* 0 = none */, int64_t item_id, const char *tag,
                   int64_t ts, store_dup_policy dup, bool *inserted, tailor_error *err);
 int store_kg_add(store *s, const char *head, const char *relation, const char *tail,
-                 const char *source, double confidence, store_dup_policy dup,
+                 const char *source, double confidence, store_dup_policy dup, bool *inserted,
                  tailor_error *err);
 
 typedef struct store_item {
@@ -238,6 +238,25 @@ typedef struct store_hit {
     double score;
 } store_hit;
 int store_search(store *s, const char *text, store_hit **out, size_t *n, tailor_error *err);
+
+/* ---- the knowledge graph ---------------------------------------------- */
+
+/* Links a graph entity to a catalogue item (row id); an entity links to one
+ * item: under ERROR a second link is TAILOR_EEXISTS, SKIP keeps the first,
+ * REPLACE takes the new one. *inserted (may be NULL) says whether a row was
+ * added. */
+int store_kg_link(store *s, const char *entity, int64_t item_id, store_dup_policy dup, bool *inserted,
+                  tailor_error *err);
+/* item:ID -tag-> tag:TEXT for every tag (lower case, trimmed), kept when
+ * present; *added receives how many were new. */
+int store_kg_tags_derive(store *s, int64_t *added, tailor_error *err);
+/* Every accepted triple: cb(ctx, head, relation, tail) with the strings
+ * borrowed for the call; a non-zero return stops the walk. */
+typedef int (*store_triple_fn)(void *ctx, const char *head, const char *relation, const char *tail);
+int store_kg_each(store *s, store_triple_fn cb, void *ctx, tailor_error *err);
+/* Every entity-item link: cb(ctx, entity, item external id). */
+typedef int (*store_link_fn)(void *ctx, const char *entity, const char *item_ext);
+int store_kg_links_each(store *s, store_link_fn cb, void *ctx, tailor_error *err);
 
 /* ---- the server's tables --------------------------------------------- */
 

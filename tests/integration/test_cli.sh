@@ -125,6 +125,29 @@ expect 0 "tune" -- "$T" -q --db "$W/a.db" tune itemknn --grid k=5,20 --save knn-
 has "$W/out" "best on validation" "tune result"
 has "$W/out" "trained itemknn as 'knn-best'" "tune saves"
 
+# Knowledge graphs: import with an entity map, refuse a bad row naming it,
+# the catalogue's own triples, neighbours and paths.
+printf 'user_id,item_id,value\nu1,a1,10\nu1,a2,20\nu2,a3,5\n' >"$W/kev.csv"
+printf 'e1\torigin\tUK\ne2\torigin\tUK\ne3\tgenre\trock\n' >"$W/kg.tsv"
+printf 'a1\te1\na2\te2\na3\te3\n' >"$W/map.tsv"
+expect 0 "events for the graph" -- "$T" -q --db "$W/k.db" import events "$W/kev.csv"
+expect 0 "import kg" -- "$T" --db "$W/k.db" import kg "$W/kg.tsv" --entity-map "$W/map.tsv"
+has "$W/out" "3 triples, 3 entities linked to items" "kg counts"
+printf 'x\torigin\tUK\nbroken line\n' >"$W/bad.tsv"
+expect 65 "import kg bad row" -- "$T" --db "$W/k.db" import kg "$W/bad.tsv"
+has "$W/err" "bad.tsv:2" "kg error names the line"
+expect 0 "kg stats" -- "$T" --db "$W/k.db" kg stats --json
+has "$W/out" '"triples":3,"entities":5,"relations":2,"items":3' "kg stats json"
+expect 0 "kg paths" -- "$T" --db "$W/k.db" kg paths --item a3 --to a1 --hops 2
+has "$W/out" "no path" "no path between unconnected items"
+expect 0 "kg paths to a user" -- "$T" --db "$W/k.db" kg paths --item a1 --user u1
+has "$W/out" "e1 -origin-> UK <-origin- e2  [value 20]" "the path and the user's value"
+expect 0 "kg neighbours" -- "$T" --db "$W/k.db" kg neighbours UK
+has "$W/out" "<- origin" "incoming links"
+expect 66 "kg unknown entity" -- "$T" --db "$W/k.db" kg neighbours nowhere
+expect 0 "kg derive" -- "$T" --db "$W/a.db" kg derive
+has "$W/out" "triples" "derive counts"
+
 # The command reference in docs/ is generated from this table: it must match.
 if [ -n "${TAILOR_SOURCE:-}" ]; then
     sh "$TAILOR_SOURCE/scripts/gen-cli-doc.sh" "$T" >"$W/cli.md"

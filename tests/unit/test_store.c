@@ -244,13 +244,13 @@ static void test_entities_and_policies(void) {
     /* The tags' own text index follows. */
     CHECK_EQ(query_int(s, "SELECT rowid FROM tags_fts WHERE tags_fts MATCH 'bending'"), 1);
     CHECK_EQ(query_int(s, "SELECT count(*) FROM tags_fts WHERE tags_fts MATCH 'classic'"), 1);
-    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "import", 1.0, STORE_DUP_ERROR, &e), 0);
-    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_ERROR, &e), TAILOR_EEXISTS);
-    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_SKIP, &e), 0);
+    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "import", 1.0, STORE_DUP_ERROR, NULL, &e), 0);
+    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_ERROR, NULL, &e), TAILOR_EEXISTS);
+    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_SKIP, NULL, &e), 0);
     CHECK_EQ(query_int(s, "SELECT confidence * 10 FROM kg_triples"), 10);
-    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_REPLACE, &e), 0);
+    CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_REPLACE, NULL, &e), 0);
     CHECK_EQ(query_int(s, "SELECT confidence * 10 FROM kg_triples"), 5);
-    CHECK_EQ(store_kg_add(s, "i1", "year", "1999", "llm", 1.5, STORE_DUP_ERROR, &e), TAILOR_EDB);
+    CHECK_EQ(store_kg_add(s, "i1", "year", "1999", "llm", 1.5, STORE_DUP_ERROR, NULL, &e), TAILOR_EDB);
 
     store_model got;
     CHECK_EQ(store_model_active(s, &got, &e), TAILOR_ENOTFOUND);

@@ -1,0 +1,72 @@
+/* know.h — the knowledge layer: the graph of the store's accepted triples
+ * in memory, its queries (an entity's neighbours by relation; the paths of
+ * up to three hops between an item and other items, for explanations such
+ * as "shares the origin and the genre of X, which you played 300 times").
+ *
+ * Owns: entity and relation names (interned), an adjacency list over both
+ * directions of every triple, the links between entities and catalogue
+ * items. A graph is read-only once loaded: any number of threads may query
+ * it at once.
+ */
+#ifndef TAILOR_KNOW_H
+#define TAILOR_KNOW_H
+
+#include "store/store.h"
+
+typedef struct kg_edge {
+    int32_t to, rel;
+    bool inverse; /* the triple is (to, rel, this entity) */
+} kg_edge;
+
+typedef struct kg_graph {
+    int32_t n_entities, n_relations;
+    int64_t n_triples;
+    char **entity;   /* names */
+    char **relation; /* names */
+    hmap entity_index, relation_index;
+    int64_t *adj_ptr; /* n_entities + 1 */
+    kg_edge *adj;     /* each entity's edges, both directions */
+    char **item;      /* entity -> item external id (NULL: not an item) */
+    hmap item_entity; /* item external id -> entity */
+    arena strings;
+} kg_graph;
+
+/* The accepted triples and the item links of s. */
+int kg_load(store *s, kg_graph *g, tailor_error *err);
+void kg_deinit(kg_graph *g);
+/* Index of an entity or relation name, or -1. */
+int32_t kg_entity(const kg_graph *g, const char *name);
+int32_t kg_relation(const kg_graph *g, const char *name);
+/* The entity of a catalogue item, or -1. */
+int32_t kg_item_entity(const kg_graph *g, const char *item_ext);
+static inline int64_t kg_degree(const kg_graph *g, int32_t e) { return g->adj_ptr[e + 1] - g->adj_ptr[e]; }
+
+/* A path e0 -r0-> e1 -r1-> ... (inverse[i]: the triple points the other way). */
+#define KG_MAX_HOPS 3
+typedef struct kg_path {
+    int hops;
+    int32_t node[KG_MAX_HOPS + 1];
+    int32_t rel[KG_MAX_HOPS];
+    bool inverse[KG_MAX_HOPS];
+    double weight; /* specificity: paths through rarer nodes weigh more */
+} kg_path;
+
+typedef struct kg_path_params {
+    int max_hops;      /* 1..3 (default 3) */
+    int max_paths;     /* paths returned at most (default 5) */
+    int per_target;    /* paths to one target at most (default 2) */
+} kg_path_params;
+
+kg_path_params kg_path_default_params(void);
+
+/* Paths from an entity to any of targets (sorted by weight, best first;
+ * shorter and through less connected nodes first); *n receives how many
+ * (at most p.max_paths). The search visits every entity within max_hops
+ * at most once per parent kept (two), so it is bounded by the graph's size. */
+int kg_paths(const kg_graph *g, int32_t from, const int32_t *targets, size_t n_targets, kg_path_params p,
+             kg_path *out, int *n);
+/* "A -rel-> B <-rel- C" with names (items by title when titles is given). */
+typedef const char *(*kg_title_fn)(void *ctx, const char *item_ext);
+void kg_path_text(const kg_graph *g, const kg_path *p, kg_title_fn title, void *ctx, sb *out);
+
+#endif

@@ -1,0 +1,205 @@
+/* test_know.c — the knowledge graph: the Last.FM graph of KGCN imports with
+ * exact counts; a bad triple or link fails with file:line and leaves the
+ * store as it was; relation names by id; the catalogue's own triples
+ * (idempotent); neighbours and paths on a small hand-made graph. */
+#include "ingest/ingest.h"
+#include "know/know.h"
+#include "test.h"
+#include "test_db.h"
+
+static char *g_dir;
+
+static store *fresh(const char *name) {
+    char *p = path_join(g_dir, name);
+    store *s;
+    tailor_error e = {0};
+    CHECK_EQ(store_open(p, store_default_params(), &s, &e), 0);
+    free(p);
+    return s;
+}
+
+static void test_lastfm_counts(void) {
+    store *s = fresh("fm.db");
+    char *ev = test_data_path("kgcn-lastfm-music-kg/user_artists.dat");
+    char *kg = test_data_path("kgcn-lastfm-music-kg/kg.txt");
+    char *map = test_data_path("kgcn-lastfm-music-kg/item_index2entity_id.txt");
+    tailor_error e = {0};
+    ing_stats st;
+    ing_events_params ep = {.user_col = "userID", .item_col = "artistID", .value_col = "weight",
+                            .format = ING_TABLE_TSV, .dup = STORE_DUP_KEEP};
+    CHECK_EQ(ing_events(s, ev, ep, &st, &e), 0);
+    CHECK_EQ(st.events, 92834);
+    CHECK_EQ(st.items, 17632);
+    ing_kg_params kp = {.entity_map = map};
+    CHECK_EQ(ing_kg(s, kg, kp, &st, &e), 0);
+    CHECK_EQ(st.triples, 15518);
+    CHECK_EQ(st.links, 3846);
+    CHECK_EQ(st.items, 0); /* every mapped artist is an item already */
+    kg_graph g;
+    CHECK_EQ(kg_load(s, &g, &e), 0);
+    CHECK_EQ(g.n_triples, 15518);
+    CHECK_EQ(g.n_entities, 9366);
+    CHECK_EQ(g.n_relations, 60);
+    /* The first line of kg.txt: 2086 music.artist.origin 3846 (CRLF ends). */
+    int32_t h = kg_entity(&g, "2086"), t = kg_entity(&g, "3846"), r = kg_relation(&g, "music.artist.origin");
+    CHECK(h >= 0 && t >= 0 && r >= 0);
+    bool found = false;
+    for (int64_t k = g.adj_ptr[h]; k < g.adj_ptr[h + 1]; k++)
+        found |= g.adj[k].to == t && g.adj[k].rel == r && !g.adj[k].inverse;
+    CHECK(found);
+    CHECK_EQ(kg_item_entity(&g, "2"), kg_entity(&g, "0")); /* item_index2entity_id: 2 -> 0 */
+    int64_t links = 0;
+    for (int32_t x = 0; x < g.n_entities; x++) links += g.item[x] != NULL;
+    CHECK_EQ(links, 3846);
+    kg_deinit(&g);
+    /* Again with skip: nothing new, nothing doubled. */
+    kp.dup = STORE_DUP_SKIP;
+    CHECK_EQ(ing_kg(s, kg, kp, &st, &e), 0);
+    CHECK_EQ(st.triples, 0);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM kg_triples"), 15518);
+    /* And with the default policy (error): the first repeated triple, named. */
+    kp.dup = STORE_DUP_ERROR;
+    CHECK(ing_kg(s, kg, kp, &st, &e) != 0);
+    CHECK_CONTAINS(e.msg, "kg.txt:1");
+    store_close(s);
+    free(ev);
+    free(kg);
+    free(map);
+}
+
+static void test_atomic_failures(void) {
+    store *s = fresh("bad.db");
+    tailor_error e = {0};
+    char *good = test_write(g_dir, "good.tsv", "a\tr\tb\nb\tr\tc\n");
+    ing_stats st;
+    ing_kg_params kp = {0};
+    CHECK_EQ(ing_kg(s, good, kp, &st, &e), 0);
+    char before[65], after[65];
+    CHECK_EQ(store_content_digest(s, before, &e), 0);
+    struct {
+        const char *name, *triples, *map, *where;
+    } cases[] = {
+        {"short.tsv", "x\tr\ty\nx\tr\n", NULL, "short.tsv:2"},
+        {"long.tsv", "x\tr\ty\nx\tr\ty\tz\n", NULL, "long.tsv:2"},
+        {"empty.tsv", "x\tr\ty\n\tr\ty\n", NULL, "empty.tsv:2"},
+        {"bad.jsonl", "{\"head\":\"x\",\"relation\":\"r\",\"tail\":\"y\"}\n{\"head\":\"x\",\"relation\":\"r\"}\n", NULL,
+         "bad.jsonl:2"},
+        {"ok.tsv", "p\tr\tq\n", "i1\tp\ni2\n", "map.tsv:2"},
+        {"ok2.tsv", "p\tr\tq\n", "i1\tp\ni2\tp\n", "map.tsv:2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *t = test_write(g_dir, cases[i].name, cases[i].triples);
+        char *m = cases[i].map ? test_write(g_dir, "map.tsv", cases[i].map) : NULL;
+        ing_kg_params p = {.entity_map = m};
+        memset(&e, 0, sizeof e);
+        CHECK(ing_kg(s, t, p, &st, &e) != 0);
+        if (!strstr(e.msg, cases[i].where)) fprintf(stderr, "case %zu: %s\n", i, e.msg);
+        CHECK_CONTAINS(e.msg, cases[i].where);
+        CHECK_EQ(store_content_digest(s, after, &e), 0);
+        CHECK_STR(after, before);
+        free(t);
+        free(m);
+    }
+    /* Relation names by id; a header row; CSV. */
+    char *names = test_write(g_dir, "rel.tsv", "0\tgenre\n1\tdirector\n");
+    char *csv = test_write(g_dir, "g.csv", "head,relation,tail\nm1,0,Drama\nm1,1,\"Kubrick, Stanley\"\n");
+    ing_kg_params p = {.relation_names = names};
+    CHECK_EQ(ing_kg(s, csv, p, &st, &e), 0);
+    CHECK_EQ(st.triples, 2);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM kg_triples WHERE relation = 'director' AND tail = 'Kubrick, Stanley'"), 1);
+    store_close(s);
+    free(good);
+    free(names);
+    free(csv);
+}
+
+static void test_derive(void) {
+    store *s = fresh("cat.db");
+    tailor_error e = {0};
+    int64_t a, b, u;
+    CHECK_EQ(store_item_put(s, "1", "Heat (1995)", NULL, "{\"genres\":[\"Action\",\"Crime\"],\"year\":1995,\"imdb_id\":\"tt1\"}",
+                            STORE_DUP_ERROR, &a, NULL, &e), 0);
+    CHECK_EQ(store_item_put(s, "2", "Casino (1995)", NULL, "{\"genres\":[\"Crime\"],\"year\":1995}", STORE_DUP_ERROR, &b,
+                            NULL, &e), 0);
+    CHECK_EQ(store_user_put(s, "u", NULL, STORE_DUP_ERROR, &u, NULL, &e), 0);
+    CHECK_EQ(store_tag_add(s, u, a, " Heist ", 1, STORE_DUP_KEEP, NULL, &e), 0);
+    CHECK_EQ(store_tag_add(s, u, b, "heist", 1, STORE_DUP_KEEP, NULL, &e), 0);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM tags"), 2);
+    ing_stats st;
+    CHECK_EQ(ing_kg_derive(s, &st, &e), 0);
+    CHECK_EQ(st.triples, 7); /* 1: Action, Crime, 1995, heist; 2: Crime, 1995, heist */
+    CHECK_EQ(st.links, 2);
+    CHECK_EQ(query_int(s, "SELECT count(*) FROM kg_triples WHERE relation = 'imdb_id'"), 0);
+    CHECK_EQ(ing_kg_derive(s, &st, &e), 0); /* again: nothing new */
+    CHECK_EQ(st.triples, 0);
+    kg_graph g;
+    CHECK_EQ(kg_load(s, &g, &e), 0);
+    int32_t from = kg_item_entity(&g, "1"), to = kg_item_entity(&g, "2");
+    kg_path p[8];
+    int n;
+    kg_path_params pp = kg_path_default_params();
+    pp.per_target = 4;
+    CHECK_EQ(kg_paths(&g, from, &to, 1, pp, p, &n), 0);
+    CHECK_EQ(n, 2); /* of the shared genre, year and tag: the two most specific (two ways to a node are kept) */
+    for (int i = 0; i < n; i++) CHECK_EQ(p[i].hops, 2);
+    sb t;
+    sb_init(&t);
+    kg_path_text(&g, &p[0], NULL, NULL, &t);
+    CHECK_CONTAINS(sb_str(&t), "item:1 -");
+    CHECK_CONTAINS(sb_str(&t), "- item:2");
+    sb_deinit(&t);
+    kg_deinit(&g);
+    store_close(s);
+}
+
+/* A -r-> X <-r- B;  A -s-> Y -t-> Z <-u- C;  D alone. */
+static void test_paths(void) {
+    store *s = fresh("hand.db");
+    tailor_error e = {0};
+    char *t = test_write(g_dir, "hand.tsv", "A\tr\tX\nB\tr\tX\nA\ts\tY\nY\tt\tZ\nC\tu\tZ\nD\tr\tW\nH1\th\tX\nH2\th\tX\n");
+    ing_stats st;
+    ing_kg_params kp = {0};
+    CHECK_EQ(ing_kg(s, t, kp, &st, &e), 0);
+    kg_graph g;
+    CHECK_EQ(kg_load(s, &g, &e), 0);
+    int32_t A = kg_entity(&g, "A"), B = kg_entity(&g, "B"), C = kg_entity(&g, "C"), D = kg_entity(&g, "D");
+    CHECK_EQ(kg_degree(&g, kg_entity(&g, "X")), 4);
+    int32_t targets[] = {C, B, D};
+    kg_path p[8];
+    int n;
+    CHECK_EQ(kg_paths(&g, A, targets, 3, kg_path_default_params(), p, &n), 0);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(p[0].hops, 2); /* B first: shorter */
+    CHECK_EQ(p[0].node[2], B);
+    CHECK_EQ(p[0].node[1], kg_entity(&g, "X"));
+    CHECK(!p[0].inverse[0] && p[0].inverse[1]);
+    CHECK_EQ(p[1].hops, 3);
+    CHECK_EQ(p[1].node[3], C);
+    sb txt;
+    sb_init(&txt);
+    kg_path_text(&g, &p[1], NULL, NULL, &txt);
+    CHECK_STR(sb_str(&txt), "A -s-> Y -t-> Z <-u- C");
+    sb_deinit(&txt);
+    kg_path_params two = kg_path_default_params();
+    two.max_hops = 2;
+    CHECK_EQ(kg_paths(&g, A, targets, 3, two, p, &n), 0);
+    CHECK_EQ(n, 1); /* C is three hops away */
+    two.max_paths = 0;
+    CHECK_EQ(kg_paths(&g, D, targets, 3, kg_path_default_params(), p, &n), 0);
+    CHECK_EQ(n, 0); /* D reaches none of them */
+    CHECK_EQ(kg_paths(&g, -1, targets, 3, kg_path_default_params(), p, &n), TAILOR_ENOTFOUND);
+    kg_deinit(&g);
+    store_close(s);
+    free(t);
+}
+
+int main(void) {
+    g_dir = test_tmpdir();
+    RUN(test_lastfm_counts);
+    RUN(test_atomic_failures);
+    RUN(test_derive);
+    RUN(test_paths);
+    test_rmtree(g_dir);
+    free(g_dir);
+    return test_summary();
+}
