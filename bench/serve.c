@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
         }
         m->quiet = true;
         m->pool = p2;
-        rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times};
+        rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times, NULL};
         if (rec_model_fit(m, &d, v.user_ext, v.item_ext, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;

@@ -18,7 +18,7 @@ static inline void test_train(store *s, const char *kind, const char *name, cons
     rec_model *m = NULL;
     CHECK_EQ(rec_model_new(rec_kind_find(kind), &p, &m, &e), 0);
     m->quiet = true;
-    rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times};
+    rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times, NULL};
     CHECK_EQ(rec_model_fit(m, &d, v.user_ext, v.item_ext, &e), 0);
     char *rel = store_model_relpath(s, name), *abs = store_path_resolve(s, rel), *dir = xstrdup(abs);
     *strrchr(dir, '/') = 0;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "know/know.h"
 #include "eval/eval.h"
 #include "rec/rec.h"
 
@@ -101,10 +102,13 @@ static int train_and_save(const cli_args *a, store *s, const rec_kind *kind, con
     if (!rc && (code = check_footprint(a, m, &v, dir))) rc = -1;
     double secs = 0;
     if (!rc) {
-        rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times};
+        kg_rec_graph kg;
+        rc = kg_rec_graph_load(s, kind, v.item_ext, v.n_items, &kg, &err);
+        rec_data d = {v.n_users, v.n_items, v.indptr, v.indices, v.values, v.times, kg.g.n_entities ? &kg.g : NULL};
         uint64_t t0 = timer_now_ns();
-        rc = rec_model_fit(m, &d, v.user_ext, v.item_ext, &err);
+        if (!rc) rc = rec_model_fit(m, &d, v.user_ext, v.item_ext, &err);
         secs = timer_seconds_since(t0);
+        kg_rec_graph_free(&kg);
     }
     if (!rc) rc = rec_model_save(m, path, &err);
     if (!rc) {
@@ -285,6 +289,7 @@ static int auto_params(const cli_args *a, store *s, const rec_kind *kind, rec_pa
     tailor_error err = {0};
     int rc = eval_split_build(&v, sp, &split, &err);
     store_view_deinit(&v);
+    if (!rc && kind->needs_graph) rc = eval_split_graph(&split, s, &err);
     if (rc) return cli_fail(&err);
     printf("choosing %s's parameters: %zu combinations on the validation split (leave-one-out, each user's "
            "second-last item), full ranking, ndcg@10, time budget %.0f s\n",
@@ -385,8 +390,10 @@ static int parse_eval_common(const cli_args *a, eval_split_params *sp, eval_prot
     sp->seed = proto->seed = (uint64_t)x;
     if ((v = cli_opt_get(a, "protocol"))) {
         if (!strcmp(v, "sampled")) proto->kind = EVAL_SAMPLED;
+        else if (!strcmp(v, "ctr")) proto->kind = EVAL_CTR;
         else if (!strncmp(v, "sampled,", 8) || !strncmp(v, "full,", 5)) proto->kind = EVAL_SAMPLED; /* a list: see parse_protocols */
-        else if (strcmp(v, "full")) return cli_usage_error(a, "--protocol must be full, sampled, or full,sampled");
+        else if (strcmp(v, "full") && strcmp(v, "ctr"))
+            return cli_usage_error(a, "--protocol must be full, sampled, full,sampled or ctr");
     }
     if (!cli_opt_int(a, "negatives", 100, 1, 1000000, &x)) return cli_usage_error(a, "--negatives must be a positive number");
     proto->negatives = (int)x;
@@ -425,7 +432,7 @@ static const char *base_name(const char *p) {
 
 /* Opens the store and builds the evaluation split of its data. Returns 0
  * or an exit code (the store is closed then). */
-static int open_split(const cli_args *a, eval_split_params sp, store **s, eval_split *split) {
+static int open_split(const cli_args *a, eval_split_params sp, const rec_kind *kind, store **s, eval_split *split) {
     int code;
     *s = cli_open_store(a, true, &code);
     if (!*s) return code;
@@ -437,6 +444,7 @@ static int open_split(const cli_args *a, eval_split_params sp, store **s, eval_s
     tailor_error err = {0};
     int rc = eval_split_build(&v, sp, split, &err);
     store_view_deinit(&v);
+    if (!rc && kind->needs_graph && (rc = eval_split_graph(split, *s, &err))) eval_split_free(split);
     if (rc) {
         store_close(*s);
         return cli_fail(&err);
@@ -503,6 +511,51 @@ static void evaluation_json(sb *o, const eval_report_info *info, const eval_resu
                       r->stats[ki][mi].mean);
     sb_puts(o, "}}");
     sb_deinit(&d);
+}
+
+/* eval --protocol ctr: the knowledge-graph papers' protocol (ctr.c). */
+static int eval_ctr_cli(cli_args *a, store *s, const eval_entry *ent, int nm, uint64_t seed) {
+    store_view v;
+    int code = build_view(a, s, &v);
+    if (code) return code;
+    tailor_error err = {0};
+    kg_graph g;
+    eval_ctr_split split;
+    int rc = kg_load(s, &g, &err);
+    if (!rc) {
+        rc = eval_ctr_split_build(&v, &g, seed, &split, &err);
+        kg_deinit(&g);
+    }
+    store_view_deinit(&v);
+    if (rc) return cli_fail(&err);
+    pool *tp = cli_pool(a, &code);
+    eval_ctr_result *res = xcalloc((size_t)nm + 1, sizeof *res);
+    int done = 0;
+    for (int m = 0; m < nm && !rc; m++) {
+        rec_model *model;
+        if ((rc = rec_model_new(ent[m].kind, &ent[m].params, &model, &err))) break;
+        model->quiet = a->quiet || !progress_enabled();
+        if (!a->quiet) fprintf(stderr, "evaluating %s...\n", ent[m].label);
+        rc = eval_ctr_model(model, &split, tp, &res[m], &err);
+        snprintf(res[m].model, sizeof res[m].model, "%s", ent[m].label);
+        rec_model_free(model);
+        if (!rc) done++;
+    }
+    const char *dataset = cli_opt_get(a, "name") ? cli_opt_get(a, "name") : base_name(a->db_path);
+    if (!rc) eval_ctr_print(stdout, dataset, &split, seed, res, done);
+    if (!rc && cli_opt_get(a, "json")) {
+        sb j;
+        sb_init(&j);
+        eval_ctr_json(&j, dataset, &split, seed, res, done);
+        FILE *f = fopen(cli_opt_get(a, "json"), "wb");
+        if (!f || fwrite(j.buf, 1, j.len, f) != j.len) rc = err_set(&err, TAILOR_EIO, "cannot write %s", cli_opt_get(a, "json"));
+        if (f) fclose(f);
+        sb_deinit(&j);
+    }
+    free(res);
+    pool_free(tp);
+    eval_ctr_split_free(&split);
+    return rc ? cli_fail(&err) : EX_OK;
 }
 
 int cmd_eval(cli_args *a) {
@@ -573,6 +626,11 @@ int cmd_eval(cli_args *a) {
         store_close(s);
         return code;
     }
+    if (protos[0].kind == EVAL_CTR) {
+        code = eval_ctr_cli(a, s, ent, nm, sp.seed);
+        store_close(s);
+        return code;
+    }
     store_view v;
     eval_split split;
     if ((code = build_view(a, s, &v))) {
@@ -581,6 +639,9 @@ int cmd_eval(cli_args *a) {
     }
     int rc = eval_split_build(&v, sp, &split, &err);
     store_view_deinit(&v);
+    bool graph = false;
+    for (int m = 0; m < nm; m++) graph |= ent[m].kind->needs_graph;
+    if (!rc && graph && (rc = eval_split_graph(&split, s, &err))) eval_split_free(&split);
     if (rc) {
         store_close(s);
         return cli_fail(&err);
@@ -666,6 +727,7 @@ int cmd_tune(cli_args *a) {
     eval_split_params sp;
     eval_protocol proto;
     int code = parse_eval_common(a, &sp, &proto);
+    if (!code && proto.kind == EVAL_CTR) return cli_usage_error(a, "tune ranks: --protocol is full or sampled");
     if (code) return code;
     long k;
     if (!cli_opt_int(a, "k", 10, 1, 10000, &k)) return cli_usage_error(a, "-k must be a number from 1 to 10000");
@@ -700,7 +762,7 @@ int cmd_tune(cli_args *a) {
     if (save && !valid_name(save)) return cli_usage_error(a, "--save may use letters, digits, '-', '_' and '.'");
     store *s;
     eval_split split;
-    if ((code = open_split(a, sp, &s, &split))) return code;
+    if ((code = open_split(a, sp, kind, &s, &split))) return code;
     pool *tp = cli_pool(a, &code);
     sb desc;
     sb_init(&desc);

@@ -133,7 +133,7 @@ static const cli_cmd COMMANDS[] = {
       {"force", 'f', NULL, "download again even if cached"}},
      cmd_datasets_fetch},
     {"train", "MODEL", "train a recommender on the store, save it and make it the active model",
-     "MODEL is one of: pop, itemknn, als, bpr, ease, sasrec (docs/models.md lists each one's\n"
+     "MODEL is one of: pop, itemknn, als, bpr, ease, sasrec, kgcn (docs/models.md lists each one's\n"
      "parameters and defaults). The model file goes to DB.models/NAME.tmod beside the database.\n"
      "--auto first chooses the parameters on a validation split (each user's second-last item,\n"
      "full ranking, NDCG@10) from the model's own grid, within --budget seconds, and prints\n"
@@ -279,7 +279,7 @@ static const cli_cmd COMMANDS[] = {
       {"split", 0, "SPLIT", "loo (default), temporal or random"},
       {"ratio", 0, "R", "test share for temporal and random splits (default 0.2)"},
       {"kcore", 0, "N", "keep users and items with at least N interactions"},
-      {"protocol", 0, "P", "full (default), sampled, or full,sampled (one training, both)"},
+      {"protocol", 0, "P", "full (default), sampled, full,sampled (one training, both), or ctr (AUC, F1; docs/evaluation.md)"},
       {"negatives", 0, "N", "sampled: negatives per user (default 100)"},
       {"pop-negatives", 0, NULL, "sampled: draw negatives by popularity"},
       {"neg-file", 0, "FILE", "sampled: negatives from FILE ('user neg1 neg2 ...' lines)"},

@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 
+#include "know/know.h"
 #include "rec/rec.h"
 #include "store/store.h"
 
@@ -55,7 +56,12 @@ typedef struct eval_split {
     eval_csr val_train;  /* train minus validation: trains the models that are tuned */
     eval_csr test, val;  /* targets per user (items; empty rows = not evaluated) */
     float *popularity;   /* per item: users in train */
+    kg_rec_graph graph;  /* the store's knowledge graph over these items (eval_split_graph), or empty */
 } eval_split;
+
+/* Loads the store's knowledge graph onto the split's items, for models
+ * that need one (a store without a graph leaves it empty). */
+int eval_split_graph(eval_split *split, store *s, tailor_error *err);
 
 /* Builds the split from a store view (its CSR: one entry per user and item,
  * with the latest time). */
@@ -68,7 +74,7 @@ int eval_split_export(const eval_split *s, const char *dir, tailor_error *err);
 
 /* ---- protocols and metrics --------------------------------------------- */
 
-typedef enum eval_protocol_kind { EVAL_FULL = 0, EVAL_SAMPLED } eval_protocol_kind;
+typedef enum eval_protocol_kind { EVAL_FULL = 0, EVAL_SAMPLED, EVAL_CTR } eval_protocol_kind;
 
 typedef struct eval_protocol {
     eval_protocol_kind kind;
@@ -185,5 +191,57 @@ int eval_tool_latency(struct pz_engine *e, struct llm_backend *b, int rounds, FI
  * grows; a table, JSON, and report_dir/context-stress.svg (when given). */
 int eval_context_stress(struct pz_engine *e, struct llm_backend *b, int32_t budget, int turns,
                         const char *report_dir, FILE *f, sb *json, tailor_error *err);
+
+/* ---- the CTR protocol (ctr.c) ------------------------------------------ */
+
+/* Labelled rows of the knowledge-graph papers' click-through-rate protocol:
+ * interactions (1) and as many sampled non-interactions per user (0), split
+ * 6:2:2 at random; the items are those linked to the knowledge graph when
+ * one is given. */
+typedef struct eval_ctr_row {
+    int32_t u, i;
+    int8_t y;
+} eval_ctr_row;
+
+typedef struct eval_ctr_split {
+    int32_t n_users, n_items;
+    char **user_ext, **item_ext; /* into strings */
+    arena strings;
+    eval_csr train;              /* the training rows' positives */
+    int64_t n_train, n_pos, n_neg;
+    eval_ctr_row *valid, *test;
+    size_t n_valid, n_test;
+    bool graph_items;
+    kg_rec_graph graph;          /* the graph over these items, for models that need one */
+} eval_ctr_split;
+
+#define EVAL_CTR_COLD 2 /* an item with at most this many training positives is cold */
+
+typedef struct eval_ctr_result {
+    char model[64], params[512];
+    double train_s, eval_s;
+    double auc, auc_lo, auc_hi, f1, f1_lo, f1_hi, threshold;
+    double auc_cold;       /* on the test rows of cold items */
+    int64_t rows, cold_rows;
+    double recall10, recall50; /* top-K over every item but the user's training positives */
+    int64_t recall_users;
+} eval_ctr_result;
+
+/* g may be NULL (all items). */
+int eval_ctr_split_build(const store_view *v, const kg_graph *g, uint64_t seed, eval_ctr_split *out,
+                         tailor_error *err);
+void eval_ctr_split_free(eval_ctr_split *s);
+void eval_ctr_describe(const eval_ctr_split *s, uint64_t seed, sb *out);
+/* Trains m on the training positives and scores the test rows: AUC (95%
+ * interval by Hanley and McNeil) and F1 at the validation rows' best
+ * threshold (95% interval from 200 bootstrap resamples). */
+int eval_ctr_model(rec_model *m, eval_ctr_split *s, pool *tp, eval_ctr_result *out, tailor_error *err);
+void eval_ctr_print(FILE *f, const char *dataset, const eval_ctr_split *s, uint64_t seed, const eval_ctr_result *r,
+                    int n);
+/* {"dataset", "users", "items", "protocol": "ctr", "protocol_description",
+ * "results": [{"model", "params", "train_s", "eval_s", "rows", "threshold",
+ * "metrics": {"auc": {"mean", "ci95"}, "f1": {"mean", "ci95"}, "auc_cold":
+ * {"mean"}, "recall@10": {"mean"}, "recall@50": {"mean"}}}]} */
+void eval_ctr_json(sb *o, const char *dataset, const eval_ctr_split *s, uint64_t seed, const eval_ctr_result *r, int n);
 
 #endif /* TAILOR_EVAL_H */

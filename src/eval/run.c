@@ -224,6 +224,7 @@ int eval_model(rec_model *m, const eval_split *s, const eval_protocol *proto, ev
     const eval_csr *train = p.validation ? &s->val_train : &s->train;
     const eval_csr *targets = p.validation ? &s->val : &s->test;
     rec_data d = eval_csr_data(train, s->n_items);
+    if (s->graph.g.n_entities) d.graph = &s->graph.g;
     m->pool = p.pool;
     uint64_t t0 = timer_now_ns();
     int rc = p.trained ? 0 : rec_model_fit(m, &d, s->user_ext, s->item_ext, err);

@@ -233,7 +233,18 @@ int eval_split_build(const store_view *v, eval_split_params p, eval_split *out, 
     return 0;
 }
 
+int eval_split_graph(eval_split *split, store *s, tailor_error *err) {
+    kg_graph g;
+    int rc = kg_load(s, &g, err);
+    if (rc) return rc;
+    kg_rec_graph_free(&split->graph);
+    if (g.n_triples) kg_rec_graph_init(&g, split->item_ext, split->n_items, &split->graph);
+    kg_deinit(&g);
+    return 0;
+}
+
 void eval_split_free(eval_split *s) {
+    kg_rec_graph_free(&s->graph);
     eval_csr_free(&s->all);
     eval_csr_free(&s->train);
     eval_csr_free(&s->val_train);

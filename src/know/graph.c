@@ -233,3 +233,40 @@ void kg_path_text(const kg_graph *g, const kg_path *p, kg_title_fn title, void *
         node_text(g, p->node[i + 1], title, ctx, out);
     }
 }
+
+/* ---- for recommenders --------------------------------------------------------- */
+
+void kg_rec_graph_init(const kg_graph *g, char *const *item_ext, int32_t n_items, kg_rec_graph *out) {
+    memset(out, 0, sizeof *out);
+    int64_t n = g->adj_ptr ? g->adj_ptr[g->n_entities] : 0;
+    out->ptr = xmalloc(((size_t)g->n_entities + 1) * sizeof *out->ptr);
+    out->to = xmalloc(((size_t)n + 1) * sizeof *out->to);
+    out->rel = xmalloc(((size_t)n + 1) * sizeof *out->rel);
+    out->item_entity = xmalloc(((size_t)n_items + 1) * sizeof *out->item_entity);
+    if (g->n_entities) memcpy(out->ptr, g->adj_ptr, ((size_t)g->n_entities + 1) * sizeof *out->ptr);
+    else out->ptr[0] = 0;
+    for (int64_t k = 0; k < n; k++) out->to[k] = g->adj[k].to, out->rel[k] = g->adj[k].rel;
+    for (int32_t i = 0; i < n_items; i++) out->item_entity[i] = kg_item_entity(g, item_ext[i]);
+    out->g = (rec_graph){.n_entities = g->n_entities, .n_relations = g->n_relations, .ptr = out->ptr, .to = out->to,
+                         .rel = out->rel, .item_entity = out->item_entity};
+}
+
+void kg_rec_graph_free(kg_rec_graph *r) {
+    free(r->ptr);
+    free(r->to);
+    free(r->rel);
+    free(r->item_entity);
+    memset(r, 0, sizeof *r);
+}
+
+int kg_rec_graph_load(store *s, const rec_kind *kind, char *const *item_ext, int32_t n_items, kg_rec_graph *out,
+                      tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!kind->needs_graph) return 0;
+    kg_graph g;
+    int rc = kg_load(s, &g, err);
+    if (rc) return rc;
+    if (g.n_triples) kg_rec_graph_init(&g, item_ext, n_items, out);
+    kg_deinit(&g);
+    return 0;
+}

@@ -69,4 +69,21 @@ int kg_paths(const kg_graph *g, int32_t from, const int32_t *targets, size_t n_t
 typedef const char *(*kg_title_fn)(void *ctx, const char *item_ext);
 void kg_path_text(const kg_graph *g, const kg_path *p, kg_title_fn title, void *ctx, sb *out);
 
+/* The graph as a recommender reads it (rec_graph): every array malloc'd
+ * into out and freed by kg_rec_graph_free; item i of item_ext gets its
+ * entity, or -1. */
+#include "rec/rec.h"
+typedef struct kg_rec_graph {
+    rec_graph g;
+    int64_t *ptr;
+    int32_t *to, *rel, *item_entity;
+} kg_rec_graph;
+void kg_rec_graph_init(const kg_graph *g, char *const *item_ext, int32_t n_items, kg_rec_graph *out);
+void kg_rec_graph_free(kg_rec_graph *r);
+/* Loads the store's graph for models that need one: *out filled when
+ * kind->needs_graph (and the store has a graph), else left empty
+ * (out->g.n_entities == 0 and callers pass no graph). */
+int kg_rec_graph_load(store *s, const rec_kind *kind, char *const *item_ext, int32_t n_items, kg_rec_graph *out,
+                      tailor_error *err);
+
 #endif

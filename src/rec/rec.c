@@ -13,10 +13,10 @@
 
 #include "rec/rec.h"
 
-extern const rec_kind REC_POP, REC_ITEMKNN, REC_ALS, REC_BPR, REC_EASE, REC_SASREC;
+extern const rec_kind REC_POP, REC_ITEMKNN, REC_ALS, REC_BPR, REC_EASE, REC_SASREC, REC_KGCN;
 
 /* Adding a model: one file with its rec_kind, one row here. */
-const rec_kind *const REC_KINDS[] = {&REC_POP, &REC_ITEMKNN, &REC_ALS, &REC_BPR, &REC_EASE, &REC_SASREC, NULL};
+const rec_kind *const REC_KINDS[] = {&REC_POP, &REC_ITEMKNN, &REC_ALS, &REC_BPR, &REC_EASE, &REC_SASREC, &REC_KGCN, NULL};
 
 const rec_kind *rec_kind_find(const char *name) {
     for (size_t i = 0; REC_KINDS[i]; i++)

@@ -16,14 +16,26 @@
 
 #include "base/base.h"
 
+/* A knowledge graph over the items, as plain arrays (the knowledge layer
+ * fills it): every entity's links in both directions (CSR) and each item's
+ * entity. Borrowed like the rest of rec_data. */
+typedef struct rec_graph {
+    int32_t n_entities, n_relations;
+    const int64_t *ptr;         /* n_entities + 1 */
+    const int32_t *to, *rel;    /* ptr[n_entities] links */
+    const int32_t *item_entity; /* n_items: each item's entity, -1 when it has none */
+} rec_graph;
+
 /* Interaction data a model trains on: a CSR user x item matrix (columns
- * sorted) with values and times. Borrowed: the caller keeps it alive. */
+ * sorted) with values and times, and the graph for models that read one.
+ * Borrowed: the caller keeps it alive. */
 typedef struct rec_data {
     int32_t n_users, n_items;
     const int64_t *indptr;  /* n_users + 1 */
     const int32_t *indices; /* nnz */
     const float *values;    /* nnz */
     const int64_t *times;   /* nnz, may be NULL */
+    const rec_graph *graph; /* NULL: none (models with needs_graph refuse to train) */
 } rec_data;
 
 static inline int64_t rec_data_nnz(const rec_data *d) { return d->indptr[d->n_users]; }
@@ -119,6 +131,8 @@ typedef struct rec_kind {
     /* Scores depend on the order of the history: callers pass it oldest
      * first (the evaluation sorts training rows by time for such models). */
     bool sequential;
+    /* fit reads rec_data.graph: callers load the store's knowledge graph. */
+    bool needs_graph;
 } rec_kind;
 
 extern const rec_kind *const REC_KINDS[];
@@ -194,6 +208,9 @@ bool rec_read(rec_reader *r, void *dst, size_t n);
 bool rec_read_array(rec_reader *r, size_t elem, int64_t expect, void **out, size_t *count);
 void rec_write_array(sb *out, const void *data, size_t elem, size_t count);
 
+/* Test hook: the largest relative difference between KGCN's backward pass
+ * and central differences on a tiny random model. */
+double rec_kgcn_gradcheck(uint64_t seed);
 /* Test hook: the largest relative difference between SASRec's analytic
  * parameter gradients and central differences on a tiny random model. */
 double rec_sasrec_gradcheck(bool ce, uint64_t seed);

@@ -32,7 +32,7 @@ static void build_data(void) {
         }
     }
     g_ptr[NU] = n;
-    g_data = (rec_data){NU, NI, g_ptr, g_idx, g_val, g_ts};
+    g_data = (rec_data){NU, NI, g_ptr, g_idx, g_val, g_ts, NULL};
 }
 
 static rec_model *make(const char *kind, const char *const *kv, int n) {
@@ -276,7 +276,7 @@ static void test_ease_blocked(void) {
             if (has[i]) idx[n] = i, val[n] = 1, n++;
     }
     ptr[EU] = n;
-    rec_data d = {EU, EI, ptr, idx, val, NULL};
+    rec_data d = {EU, EI, ptr, idx, val, NULL, NULL};
     double lambda = 10;
     double *A = calloc((size_t)EI * 2 * EI, sizeof *A); /* [G | I] */
     for (int u = 0; u < EU; u++)
@@ -396,7 +396,7 @@ static rec_data walk_data(int nu, int ni, int len, int64_t *ptr, int32_t *idx, f
         }
     }
     ptr[nu] = (int64_t)nu * len;
-    return (rec_data){nu, ni, ptr, idx, val, ts};
+    return (rec_data){nu, ni, ptr, idx, val, ts, NULL};
 }
 
 static void test_sasrec(void) {
