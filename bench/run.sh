@@ -78,6 +78,11 @@ if [ -d "$DATA/kgcn-lastfm-music-kg" ]; then
 fi
 
 echo
+echo "## KGCN: tailor against PyTorch (Last.FM, CTR protocol, 10 epochs)"
+echo
+"$(dirname "$0")/kgcn.sh" "$B" 10
+
+echo
 echo "## HTTP server: wrk against tailor serve (ml-latest-small)"
 echo
 "$(dirname "$0")/http.sh" "$B" 10
