@@ -165,7 +165,9 @@ static void reason_text(const pz_result *r, const pz_rec *x, sb *o) {
     if (r->fallback) sb_printf(o, "popular: %u people had it", x->popularity);
     else if (r->style == REC_EXPLAIN_POPULARITY) sb_printf(o, "popular: %u people had it", x->popularity);
     else if (x->n_because) {
-        sb_puts(o, r->style == REC_EXPLAIN_ATTENTION ? "follows from " : "because of ");
+        sb_puts(o, r->style == REC_EXPLAIN_ATTENTION ? "follows from "
+                   : r->style == REC_EXPLAIN_PATHS   ? "linked in the knowledge graph to "
+                                                     : "because of ");
         for (int b = 0; b < x->n_because; b++)
             sb_printf(o, "%s%s", b == 0 ? "" : b + 1 == x->n_because ? " and " : ", ", x->because[b].title);
     }

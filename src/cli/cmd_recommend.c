@@ -105,9 +105,13 @@ int cmd_recommend(cli_args *a) {
                     if (r.style == REC_EXPLAIN_ATTENTION)
                         printf("       reads your taste from %s (attention %.2f)\n", x->because[b].title,
                                x->because[b].weight);
+                    else if (r.style == REC_EXPLAIN_PATHS)
+                        printf("       linked to %s: %s\n", x->because[b].title, x->because[b].path);
                     else printf("       because of %s (%.3f)\n", x->because[b].title, x->because[b].weight);
                 }
-                if (!x->n_because) printf("       (no history item adds to this score)\n");
+                if (!x->n_because)
+                    printf(r.style == REC_EXPLAIN_PATHS ? "       (no path of up to 3 links to your history in the graph)\n"
+                                                        : "       (no history item adds to this score)\n");
             }
         }
         if (r.n == 0) printf("(nothing to recommend: every item is excluded%s)\n", q.n_conds ? " or filtered out" : "");

@@ -221,8 +221,10 @@ int kg_paths(const kg_graph *g, int32_t from, const int32_t *targets, size_t n_t
     return 0;
 }
 
+/* An item by its title (or its id), any other entity by its name. */
 static void node_text(const kg_graph *g, int32_t e, kg_title_fn title, void *ctx, sb *out) {
     const char *t = g->item[e] && title ? title(ctx, g->item[e]) : NULL;
+    if (!t && g->item[e] && title) t = g->item[e];
     sb_puts(out, t ? t : g->entity[e]);
 }
 

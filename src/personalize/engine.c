@@ -27,6 +27,8 @@ struct pz_engine {
     VEC(pz_item_info) items;
     hmap index; /* item ext -> catalogue index */
     hmap by_row; /* store row id -> catalogue index */
+    kg_graph kg; /* the knowledge graph, loaded on first need (path explanations) */
+    bool kg_loaded;
     hmap keys;  /* attribute names */
     VEC(const char *) key_names; /* the same, in the order first seen */
     arena strings;
@@ -61,6 +63,7 @@ void pz_engine_free(pz_engine *e) {
     vec_free(&e->items);
     hmap_deinit(&e->index);
     hmap_deinit(&e->by_row);
+    if (e->kg_loaded) kg_deinit(&e->kg);
     hmap_deinit(&e->keys);
     vec_free(&e->key_names);
     arena_deinit(&e->strings);
@@ -486,6 +489,41 @@ static void novelty_rerank(const rec_model *m, float *scores, double novelty) {
     free(ts);
 }
 
+static const char *catalogue_title(void *ctx, const char *item) {
+    const pz_item_info *it = pz_item(ctx, item);
+    return it && it->title ? it->title : NULL;
+}
+
+/* Reasons from the knowledge graph: the history items that paths of up to
+ * three links join to the recommended one, the most specific first. */
+static void explain_paths(pz_engine *e, pz_loaded *l, const hist *h, int32_t item, pz_rec *x) {
+    if (!e->kg_loaded) {
+        e->kg_loaded = true;
+        if (kg_load(e->s, &e->kg, NULL)) memset(&e->kg, 0, sizeof e->kg);
+    }
+    if (!e->kg.n_triples) return;
+    int32_t from = kg_item_entity(&e->kg, l->m->item_ext[item]);
+    if (from < 0) return;
+    int32_t *targets = xmalloc((h->items.len + 1) * sizeof *targets);
+    for (size_t i = 0; i < h->items.len; i++) targets[i] = kg_item_entity(&e->kg, l->m->item_ext[h->items.data[i]]);
+    kg_path_params p = kg_path_default_params();
+    p.per_target = 1;
+    p.max_paths = 3;
+    kg_path paths[3];
+    int n;
+    kg_paths(&e->kg, from, targets, h->items.len, p, paths, &n);
+    for (int i = 0; i < n && x->n_because < 3; i++) {
+        const char *ext = e->kg.item[paths[i].node[paths[i].hops]];
+        const pz_item_info *it = pz_item(e, ext);
+        sb t;
+        sb_init(&t);
+        kg_path_text(&e->kg, &paths[i], catalogue_title, e, &t);
+        x->because[x->n_because++] =
+            (pz_reason){xstrdup(ext), xstrdup(it && it->title ? it->title : ext), (float)paths[i].weight, sb_take(&t)};
+    }
+    free(targets);
+}
+
 int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *err) {
     memset(out, 0, sizeof *out);
     ensure_items(e);
@@ -544,6 +582,10 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
             if (!out->fallback) x->popularity = (uint32_t)ts[r];
             continue;
         }
+        if (q->explain && m->kind->explain_style == REC_EXPLAIN_PATHS && h.items.len) {
+            explain_paths(e, l, &h, top[r], x);
+            continue;
+        }
         if (!q->explain || !m->kind->explain || !h.items.len) continue;
         m->kind->explain(m, uidx, h.items.data, h.vals.data, h.items.len, top[r], contrib);
         int best[3];
@@ -552,7 +594,7 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
             int32_t hi = h.items.data[best[t]];
             const pz_item_info *it = l->cat[hi] >= 0 ? &e->items.data[l->cat[hi]] : NULL;
             x->because[t] = (pz_reason){xstrdup(m->item_ext[hi]), xstrdup(it && it->title ? it->title : m->item_ext[hi]),
-                                        contrib[best[t]]};
+                                        contrib[best[t]], NULL};
         }
     }
     free(contrib);
@@ -572,6 +614,7 @@ void pz_result_deinit(pz_result *r) {
         for (int b = 0; b < r->items[i].n_because; b++) {
             free(r->items[i].because[b].id);
             free(r->items[i].because[b].title);
+            free(r->items[i].because[b].path);
         }
     }
     free(r->items);
@@ -652,7 +695,7 @@ void pz_result_json(const pz_result *r, bool explain, sb *o) {
     sb_json_str(o, r->kind, strlen(r->kind));
     if (r->fallback) sb_puts(o, ",\"fallback\":\"popularity\"");
     sb_putc(o, ',');
-    static const char *const styles[] = {"none", "history", "attention", "popularity"};
+    static const char *const styles[] = {"none", "history", "attention", "popularity", "paths"};
     sb_puts(o, "\"items\":[");
     for (int i = 0; i < r->n; i++) {
         const pz_rec *x = &r->items[i];
@@ -668,7 +711,12 @@ void pz_result_json(const pz_result *r, bool explain, sb *o) {
                 sb_json_str(o, x->because[b].id, strlen(x->because[b].id));
                 sb_puts(o, ",\"title\":");
                 sb_json_str(o, x->because[b].title, strlen(x->because[b].title));
-                sb_printf(o, ",\"weight\":%.6g}", x->because[b].weight);
+                sb_printf(o, ",\"weight\":%.6g", x->because[b].weight);
+                if (x->because[b].path) {
+                    sb_puts(o, ",\"path\":");
+                    sb_json_str(o, x->because[b].path, strlen(x->because[b].path));
+                }
+                sb_putc(o, '}');
             }
             sb_putc(o, ']');
         }

@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "know/know.h"
 #include "rec/rec.h"
 #include "store/store.h"
 
@@ -108,6 +109,7 @@ typedef struct pz_query {
 typedef struct pz_reason {
     char *id, *title;
     float weight;
+    char *path; /* REC_EXPLAIN_PATHS: "A -rel-> X <-rel- B" with titles (malloc'd), else NULL */
 } pz_reason;
 
 typedef struct pz_rec {

@@ -429,7 +429,7 @@ const rec_kind REC_KGCN = {
     .init = kgcn_init,
     .fit = kgcn_fit,
     .score = kgcn_score,
-    .explain_style = REC_EXPLAIN_NONE,
+    .explain_style = REC_EXPLAIN_PATHS,
     .auto_grid = "dim=16,32 l2=0.0001,0.00001",
     .footprint = kgcn_footprint,
     .save = kgcn_save,

@@ -96,6 +96,8 @@ typedef enum rec_explain_style {
                              * when the model reads the history (the same for
                              * every recommended item) */
     REC_EXPLAIN_POPULARITY, /* the score is the number of users who had the item */
+    REC_EXPLAIN_PATHS,      /* the serving engine names the history items the item
+                             * is linked to through the knowledge graph (paths) */
 } rec_explain_style;
 
 typedef struct rec_kind {

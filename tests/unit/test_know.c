@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "eval/eval.h"
+#include "personalize/personalize.h"
 #include "ingest/ingest.h"
 #include "know/know.h"
 #include "test.h"
@@ -239,6 +240,37 @@ static void test_kgcn_ctr(void) {
            r.auc_hi, r.f1);
     CHECK(r.auc >= 0.796);
     CHECK(r.f1 >= 0.721);
+    /* Served: explanations are paths through the graph to the user's items. */
+    char *rel = store_model_relpath(g_fm, "kgcn"), *abs = store_path_resolve(g_fm, rel), *mdir = xstrdup(abs);
+    *strrchr(mdir, '/') = 0;
+    CHECK_EQ(mkdir_p(mdir, &e), 0);
+    CHECK_EQ(rec_model_save(m, abs, &e), 0);
+    store_model row = {.name = "kgcn", .kind = "kgcn", .params = "{}", .file = rel, .trained_at = 1};
+    CHECK_EQ(store_model_put(g_fm, &row, true, &e), 0);
+    pz_engine *pe;
+    CHECK_EQ(pz_engine_new(g_fm, &pe, &e), 0);
+    int with_paths = 0;
+    for (int u = 2; u < 40; u++) {
+        char uid[16];
+        snprintf(uid, sizeof uid, "%d", u);
+        pz_query q = {.user = uid, .k = 5, .explain = true};
+        pz_result res;
+        if (pz_recommend(pe, &q, &res, &e)) continue;
+        CHECK_EQ(res.style, REC_EXPLAIN_PATHS);
+        for (int i = 0; i < res.n; i++)
+            for (int b = 0; b < res.items[i].n_because; b++) {
+                with_paths++;
+                CHECK(res.items[i].because[b].path != NULL);
+                CHECK_CONTAINS(res.items[i].because[b].path, res.items[i].id); /* starts at the item */
+                CHECK_CONTAINS(res.items[i].because[b].path, res.items[i].because[b].id); /* ends at the reason */
+            }
+        pz_result_deinit(&res);
+    }
+    CHECK(with_paths > 0);
+    pz_engine_free(pe);
+    free(rel);
+    free(abs);
+    free(mdir);
     /* Saved and loaded: the same scores. */
     char *path = path_join(g_dir, "kgcn.tmod");
     CHECK_EQ(rec_model_save(m, path, &e), 0);
