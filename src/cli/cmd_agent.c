@@ -202,10 +202,51 @@ int cmd_chat(cli_args *a) {
     return EX_OK;
 }
 
+/* experiment hallucination: the graph's completion methods, with the
+ * language model the options name (none: the embedding rows). */
+static int experiment_hallucination(cli_args *a) {
+    eval_halluc_params p = eval_halluc_default_params();
+    long queries, samples, epochs;
+    if (!cli_opt_int(a, "queries", 200, 1, 1000000, &queries)) return cli_usage_error(a, "--queries takes a number");
+    if (!cli_opt_int(a, "samples", 5, 1, 100, &samples)) return cli_usage_error(a, "--samples takes 1 to 100");
+    if (!cli_opt_int(a, "epochs", 100, 0, 100000, &epochs)) return cli_usage_error(a, "--epochs takes a number");
+    p.queries = (int)queries, p.samples = (int)samples, p.kge_epochs = (int)epochs;
+    p.report_dir = cli_opt_get(a, "report");
+    if (cli_opt_get(a, "seed")) p.seed = strtoull(cli_opt_get(a, "seed"), NULL, 10);
+    llm_backend *b;
+    int code = cli_backend_new(a, "threads", &b);
+    if (code) return code;
+    store *s = cli_open_store(a, true, &code);
+    if (!s) {
+        if (b) b->ops->free(b);
+        return code;
+    }
+    tailor_error err = {0};
+    pz_engine *e = NULL;
+    pz_engine_new(s, &e, NULL);
+    p.llm = b;
+    sb json;
+    sb_init(&json);
+    int rc = eval_hallucination(s, e, p, stdout, &json, &err);
+    const char *jpath = cli_opt_get(a, "json");
+    if (!rc && jpath) {
+        FILE *o = fopen(jpath, "wb");
+        if (!o || fprintf(o, "%s\n", sb_str(&json)) < 0) rc = err_set(&err, TAILOR_EIO, "cannot write %s", jpath);
+        if (o) fclose(o);
+    }
+    sb_deinit(&json);
+    pz_engine_free(e);
+    store_close(s);
+    if (b) b->ops->free(b);
+    return rc ? cli_fail(&err) : EX_OK;
+}
+
 int cmd_experiment(cli_args *a) {
     const char *name = a->pos[0];
+    if (!strcmp(name, "hallucination")) return experiment_hallucination(a);
     bool latency = !strcmp(name, "tool-latency"), stress = !strcmp(name, "context-stress");
-    if (!latency && !stress) return cli_usage_error(a, "no experiment '%s' (experiments: tool-latency, context-stress)", name);
+    if (!latency && !stress)
+        return cli_usage_error(a, "no experiment '%s' (experiments: tool-latency, context-stress, hallucination)", name);
     long rounds, budget, turns;
     if (!cli_opt_int(a, "rounds", 10, 1, 10000, &rounds)) return cli_usage_error(a, "--rounds takes a number");
     if (!cli_opt_int(a, "budget", 2000, 100, 1 << 20, &budget)) return cli_usage_error(a, "--budget takes tokens");

@@ -119,6 +119,27 @@ static const cli_cmd COMMANDS[] = {
       {"k", 'k', "N", "paths at most (default 5)"},
       {"json", 0, NULL, "print JSON"}},
      cmd_kg_paths},
+    {"kg complete", "", "propose missing facts of one relation for items that lack it",
+     "Each item entity without a --relation triple gets the most likely tail by --method:\n"
+     "transe or distmult (trained on the graph now), llm (a language model's answers, decoded\n"
+     "as entity names only, --samples voting) or combined (half TransE's probability, half the\n"
+     "votes). Proposals are stored with their source and confidence but not used until\n"
+     "tailor kg accept.",
+     0, 0,
+     {{"relation", 'r', "NAME", "the relation to complete"},
+      {"method", 0, "M", "transe (default), distmult, llm or combined"},
+      {"limit", 0, "N", "items asked at most (default 100)"},
+      {"samples", 0, "N", "llm: answers per question (default 5)"},
+      {"epochs", 0, "N", "transe, distmult: training epochs (default 100)"},
+      BACKEND_OPTS},
+     cmd_kg_complete},
+    {"kg proposals", "", "facts proposed and not yet accepted, most confident first", NULL, 0, 0,
+     {{"k", 'k', "N", "show at most N (default 50)"}, {"json", 0, NULL, "print JSON"}}, cmd_kg_proposals},
+    {"kg accept", "", "accept proposed facts into the graph (by confidence, or all)", NULL, 0, 0,
+     {{"min-confidence", 0, "X", "accept proposals at least this confident (0 to 1)"},
+      {"source", 0, "NAME", "only those of this method (transe, distmult, llm, combined)"},
+      {"all", 0, NULL, "accept every proposal"}},
+     cmd_kg_accept},
     {"datasets list", "", "list the datasets tailor can fetch, and which are cached", NULL, 0, 0,
      {{"dir", 0, "DIR", "cache folder (default $XDG_CACHE_HOME/tailor)"}}, cmd_datasets_list},
     {"datasets fetch", "NAME", "download, verify and unpack a dataset into the cache",
@@ -242,19 +263,25 @@ static const cli_cmd COMMANDS[] = {
      {{"json", 0, NULL, "print {\"keys\": [...]}"}}, cmd_keys_list},
     {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{0}},
      cmd_keys_revoke},
-    {"experiment", "NAME", "measure the conversational recommender: tool-latency, context-stress",
+    {"experiment", "NAME", "measure the system: tool-latency, context-stress, hallucination",
      "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"
      "(context, intent, tools, answer, store, the whole turn) mean, p50, p99 and max in ms.\n"
      "context-stress: facts stated through a conversation of --turns turns in a context of\n"
      "--budget tokens; per memory policy, the share of them in front of the model when asked,\n"
-     "as the conversation grows (with --report DIR, a chart). The sessions they make are removed.",
+     "as the conversation grows (with --report DIR, a chart). The sessions they make are removed.\n"
+     "hallucination: hide a share of the knowledge graph's triples and ask TransE, DistMult and (with\n"
+     "--model or --llm-url) a language model, free and constrained to entity names, for each tail:\n"
+     "hits@1/10, MRR and how often the answer is no entity or a false one (--report DIR: a chart).",
      1, 1,
      {BACKEND_OPTS,
       {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},
       {"budget", 0, "TOKENS", "context-stress: the context the conversation may take (default 2000)"},
       {"turns", 0, "N", "context-stress: turns in the conversation (default 120)"},
       {"json", 0, "FILE", "also write the figures as JSON"},
-      {"report", 0, "DIR", "context-stress: write DIR/context-stress.svg"}},
+      {"report", 0, "DIR", "context-stress, hallucination: write a chart into DIR"},
+      {"queries", 0, "N", "hallucination: hidden triples asked (default 200)"},
+      {"samples", 0, "N", "hallucination: a language model's answers per question, voting (default 5)"},
+      {"epochs", 0, "N", "hallucination: TransE and DistMult training epochs (default 100)"}},
      cmd_experiment},
     {"models list", "", "the trained models: kind, when, file size, last evaluation, which is active", NULL, 0,
      0, {{"json", 0, NULL, "print JSON"}}, cmd_models_list},

@@ -244,4 +244,19 @@ void eval_ctr_print(FILE *f, const char *dataset, const eval_ctr_split *s, uint6
  * {"mean"}, "recall@10": {"mean"}, "recall@50": {"mean"}}}]} */
 void eval_ctr_json(sb *o, const char *dataset, const eval_ctr_split *s, uint64_t seed, const eval_ctr_result *r, int n);
 
+/* ---- tailor experiment hallucination (hallucination.c) ----------------- */
+
+typedef struct eval_halluc_params {
+    double hide;              /* share of the true triples hidden (default 0.1) */
+    int queries;              /* hidden triples asked (default 200) */
+    int samples;              /* a language model's answers per question (default 5) */
+    int kge_epochs;           /* (default 100) */
+    uint64_t seed;
+    struct llm_backend *llm;  /* NULL: the embedding rows only */
+    const char *report_dir;   /* writes DIR/hallucination.svg when given */
+} eval_halluc_params;
+eval_halluc_params eval_halluc_default_params(void);
+/* titles (may be NULL) names items by title in the questions. */
+int eval_hallucination(store *s, struct pz_engine *titles, eval_halluc_params p, FILE *f, sb *json, tailor_error *err);
+
 #endif /* TAILOR_EVAL_H */

@@ -272,3 +272,19 @@ int kg_rec_graph_load(store *s, const rec_kind *kind, char *const *item_ext, int
     kg_deinit(&g);
     return 0;
 }
+
+void kg_triples(const kg_graph *g, kg_triple **out, size_t *n) {
+    *out = xmalloc(((size_t)g->n_triples + 1) * sizeof **out);
+    *n = 0;
+    for (int32_t e = 0; e < g->n_entities; e++)
+        for (int64_t k = g->adj_ptr[e]; k < g->adj_ptr[e + 1]; k++)
+            if (!g->adj[k].inverse) (*out)[(*n)++] = (kg_triple){e, g->adj[k].rel, g->adj[k].to};
+}
+
+unsigned char *kg_relation_range(const kg_graph *g, int32_t r) {
+    unsigned char *in = xcalloc((size_t)g->n_entities + 1, 1);
+    for (int32_t e = 0; e < g->n_entities; e++)
+        for (int64_t k = g->adj_ptr[e]; k < g->adj_ptr[e + 1]; k++)
+            if (!g->adj[k].inverse && g->adj[k].rel == r) in[g->adj[k].to] = 1;
+    return in;
+}

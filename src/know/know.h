@@ -11,6 +11,7 @@
 #ifndef TAILOR_KNOW_H
 #define TAILOR_KNOW_H
 
+#include "llm/llm.h"
 #include "store/store.h"
 
 typedef struct kg_edge {
@@ -68,6 +69,64 @@ int kg_paths(const kg_graph *g, int32_t from, const int32_t *targets, size_t n_t
 /* "A -rel-> B <-rel- C" with names (items by title when titles is given). */
 typedef const char *(*kg_title_fn)(void *ctx, const char *item_ext);
 void kg_path_text(const kg_graph *g, const kg_path *p, kg_title_fn title, void *ctx, sb *out);
+
+/* ---- embeddings that propose missing facts (kge.c) ---------------------- */
+
+typedef struct kg_triple {
+    int32_t h, r, t;
+} kg_triple;
+/* The graph's triples (each once, head to tail); *out malloc'd. */
+void kg_triples(const kg_graph *g, kg_triple **out, size_t *n);
+/* in_range[e] (n_entities, malloc'd) = 1 when e is the tail of some
+ * triple of relation r: the entities r can lead to. */
+unsigned char *kg_relation_range(const kg_graph *g, int32_t r);
+
+typedef enum kge_kind { KGE_TRANSE = 0, KGE_DISTMULT } kge_kind;
+typedef struct kge_params {
+    kge_kind kind;
+    int dim, epochs;
+    float lr, l2, margin; /* AdaGrad rate; DistMult's L2; TransE's gamma */
+    uint64_t seed;
+} kge_params;
+kge_params kge_default_params(kge_kind kind);
+const char *kge_kind_name(kge_kind k);
+
+typedef struct kge_model {
+    kge_kind kind;
+    int dim;
+    int32_t n_ent, n_rel;
+    float margin;
+    float *E, *R; /* n_ent x dim, n_rel x dim */
+} kge_model;
+
+int kge_train(const kg_triple *tr, size_t n, int32_t n_ent, int32_t n_rel, kge_params p, bool quiet, kge_model *out,
+              tailor_error *err);
+/* Higher is more plausible. */
+float kge_score(const kge_model *m, int32_t h, int32_t r, int32_t t);
+void kge_tail_scores(const kge_model *m, int32_t h, int32_t r, float *out);
+void kge_free(kge_model *m);
+/* Test hook: the worst relative difference between the score's analytic
+ * gradient and central differences. */
+double kge_gradcheck(kge_kind kind, uint64_t seed);
+
+/* ---- a language model asked for missing facts (complete.c) -------------- */
+
+typedef struct kg_asker {
+    llm_backend *b;       /* borrowed */
+    const kg_graph *g;    /* borrowed */
+    int samples;          /* answers that vote (self-consistency) */
+    bool constrained;     /* decode answers as entity names only: those the relation has as tails */
+    char **schema;        /* per relation, built when first asked: {"type": "string", "enum": [its tails]} */
+} kg_asker;
+void kg_asker_init(kg_asker *a, llm_backend *b, const kg_graph *g, int samples, bool constrained);
+void kg_asker_deinit(kg_asker *a);
+/* Asks for the tail of (h, r) a->samples times: votes[e] (n_entities,
+ * zeroed by the caller) counts the answers naming entity e, *non_entities
+ * those naming none (never, when constrained: then the answer is one of the
+ * entities that are tails of r somewhere in the graph, its range). Items
+ * are named by title when title is given. */
+int kg_ask(kg_asker *a, int32_t h, int32_t r, kg_title_fn title, void *ctx, int *votes, int *non_entities,
+           tailor_error *err);
 
 /* The graph as a recommender reads it (rec_graph): every array malloc'd
  * into out and freed by kg_rec_graph_free; item i of item_ext gets its

@@ -403,6 +403,29 @@ static void sg_schema(sg *g, const cJSON *s, const char *path, char *name, size_
             sg_fail(g, path, "enum is empty");
             return;
         }
+        /* Many strings (entity or item names): one trie, so that a decoding
+         * step follows the few names that share what is written so far
+         * rather than every alternative. */
+        int n_str = 0;
+        bool all_str = !cn;
+        const cJSON *x;
+        if (!cn) cJSON_ArrayForEach(x, en) all_str &= cJSON_IsString(x), n_str++;
+        if (all_str && n_str >= 16) {
+            const char **lits = xmalloc((size_t)n_str * sizeof *lits);
+            int nl = 0;
+            cJSON_ArrayForEach(x, en) {
+                char *js = cJSON_PrintUnformatted(x); /* the JSON spelling, quotes included */
+                js[strlen(js) - 1] = 0;
+                lits[nl++] = js + 1;
+            }
+            char trie[160];
+            snprintf(trie, sizeof trie, "%s-names", name);
+            sb_printf(&g->rules, "%s ::= \"\\\"\" %s \"\\\"\"\n", name, trie);
+            llm_grammar_trie(lits, (size_t)n_str, trie, &g->rules);
+            for (int i = 0; i < nl; i++) free((char *)lits[i] - 1);
+            free(lits);
+            return;
+        }
         sb_printf(&g->rules, "%s ::= ", name);
         if (cn) json_literal(&g->rules, cn);
         const cJSON *e, *list = cn ? NULL : en;

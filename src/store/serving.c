@@ -240,3 +240,54 @@ int store_kg_tags_derive(store *s, int64_t *added, tailor_error *err) {
     if (!rc && added) *added += sqlite3_changes(s->db);
     return rc;
 }
+
+int store_kg_propose(store *s, const char *head, const char *relation, const char *tail, const char *source,
+                     double confidence, bool *inserted, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO kg_triples (head, relation, tail, source, confidence, accepted)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, 0) ON CONFLICT DO NOTHING",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "kg proposals");
+    sqlite3_bind_text(st, 1, head, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, relation, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, tail, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 5, confidence < 0 ? 0 : confidence > 1 ? 1 : confidence);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "propose triple");
+    if (!rc && inserted) *inserted = sqlite3_changes(s->db) > 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_kg_accept(store *s, double min_confidence, const char *source, int64_t *accepted, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE kg_triples SET accepted = 1 WHERE accepted = 0 AND confidence >= ?1"
+                           " AND (?2 IS NULL OR source = ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "kg accept");
+    sqlite3_bind_double(st, 1, min_confidence);
+    store_bind_text(st, 2, source);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "kg accept");
+    if (!rc && accepted) *accepted = sqlite3_changes(s->db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_kg_pending_each(store *s, store_proposal_fn cb, void *ctx, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT head, relation, tail, source, confidence FROM kg_triples WHERE accepted = 0"
+                           " ORDER BY confidence DESC, id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "kg proposals");
+    int rc = 0, step;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = cb(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+                sqlite3_column_double(st, 4));
+    if (!rc && step != SQLITE_DONE) rc = store_sqlite_err(s, err, "kg proposals");
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -258,6 +258,19 @@ int store_kg_each(store *s, store_triple_fn cb, void *ctx, tailor_error *err);
 typedef int (*store_link_fn)(void *ctx, const char *entity, const char *item_ext);
 int store_kg_links_each(store *s, store_link_fn cb, void *ctx, tailor_error *err);
 
+/* A fact a model proposes: stored with its source and confidence (0..1)
+ * but not accepted, so the graph's queries do not see it until `kg
+ * accept`. A triple already there (accepted or proposed) is left as it is. */
+int store_kg_propose(store *s, const char *head, const char *relation, const char *tail, const char *source,
+                     double confidence, bool *inserted, tailor_error *err);
+/* Accepts the proposals with confidence >= min_confidence (and of source,
+ * when given); *accepted receives how many. */
+int store_kg_accept(store *s, double min_confidence, const char *source, int64_t *accepted, tailor_error *err);
+typedef int (*store_proposal_fn)(void *ctx, const char *head, const char *relation, const char *tail,
+                                 const char *source, double confidence);
+/* The proposals waiting, most confident first. */
+int store_kg_pending_each(store *s, store_proposal_fn cb, void *ctx, tailor_error *err);
+
 /* ---- the server's tables --------------------------------------------- */
 
 /* API keys: the store keeps a SHA-256 of each, never the key. */

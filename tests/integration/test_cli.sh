@@ -141,7 +141,7 @@ has "$W/out" '"triples":3,"entities":5,"relations":2,"items":3' "kg stats json"
 expect 0 "kg paths" -- "$T" --db "$W/k.db" kg paths --item a3 --to a1 --hops 2
 has "$W/out" "no path" "no path between unconnected items"
 expect 0 "kg paths to a user" -- "$T" --db "$W/k.db" kg paths --item a1 --user u1
-has "$W/out" "e1 -origin-> UK <-origin- e2  [value 20]" "the path and the user's value"
+has "$W/out" "a1 -origin-> UK <-origin- a2  [value 20]" "the path and the user's value"
 expect 0 "kg neighbours" -- "$T" --db "$W/k.db" kg neighbours UK
 has "$W/out" "<- origin" "incoming links"
 expect 66 "kg unknown entity" -- "$T" --db "$W/k.db" kg neighbours nowhere

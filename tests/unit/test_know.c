@@ -5,6 +5,7 @@
  * backward pass against central differences, a file that loads back to the
  * same scores, a clear refusal without a graph, and the CTR protocol on
  * Last.FM (the paper's 42,346 rows; AUC and F1 at least the paper's). */
+#include <cjson/cJSON.h>
 #include <math.h>
 
 #include "eval/eval.h"
@@ -299,6 +300,120 @@ static void test_kgcn_ctr(void) {
     store_view_deinit(&v);
 }
 
+static void test_kge(void) {
+    for (int k = 0; k < 2; k++) {
+        double worst = kge_gradcheck(k ? KGE_DISTMULT : KGE_TRANSE, 3);
+        if (worst > 1e-2) fprintf(stderr, "%s gradcheck: %g\n", kge_kind_name(k ? KGE_DISTMULT : KGE_TRANSE), worst);
+        CHECK(worst < 1e-2);
+    }
+    if (!g_fm) return;
+    /* Hidden Last.FM triples: TransE finds many of them, and proposes only entities. */
+    eval_halluc_params p = eval_halluc_default_params();
+    p.queries = 300;
+    p.kge_epochs = 50;
+    sb json;
+    sb_init(&json);
+    tailor_error e = {0};
+    FILE *devnull = fopen("/dev/null", "w");
+    CHECK_EQ(eval_hallucination(g_fm, NULL, p, devnull, &json, &e), 0);
+    fclose(devnull);
+    cJSON *j = cJSON_Parse(sb_str(&json));
+    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "methods"), 0);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(m, "method")), "transe");
+    printf("  transe on 300 hidden Last.FM triples: hits@10 %.3f, MRR %.3f\n",
+           cJSON_GetObjectItem(m, "hits@10")->valuedouble, cJSON_GetObjectItem(m, "mrr")->valuedouble);
+    CHECK(cJSON_GetObjectItem(m, "hits@10")->valuedouble > 0.2);
+    CHECK_EQ(cJSON_GetObjectItem(m, "non_entity")->valuedouble, 0);
+    cJSON_Delete(j);
+    sb_deinit(&json);
+}
+
+/* A model that knows nothing, asked 1,000 times: under the constraint every
+ * answer is an entity the relation leads to; freely, most are not. */
+static void test_constrained_completion(void) {
+    if (!g_fm) return;
+    char *path = test_data_path("tinyllamas-stories260K/stories260K.gguf");
+    llm_local_params lp = llm_local_default_params();
+    lp.model = path;
+    lp.chat_format = "chatml";
+    lp.ctx.n_ctx = 1024;
+    lp.ctx.n_threads = 1;
+    lp.sampling.temperature = 1.0f;
+    lp.sampling.seed = 5;
+    lp.max_answer = 24;
+    llm_backend *b;
+    tailor_error e = {0};
+    CHECK_EQ(llm_local_backend_new(&lp, &b, &e), 0);
+    kg_graph g;
+    CHECK_EQ(kg_load(g_fm, &g, &e), 0);
+    int32_t r = kg_relation(&g, "music.artist.origin");
+    unsigned char *range = kg_relation_range(&g, r);
+    int *votes = xcalloc((size_t)g.n_entities, sizeof *votes);
+    kg_asker con, fr;
+    kg_asker_init(&con, b, &g, 10, true);
+    kg_asker_init(&fr, b, &g, 1, false);
+    int total = 0, bad = 0, free_non = 0, free_n = 0;
+    for (int32_t h = 0; h < g.n_entities && total < 1000; h++) {
+        if (!g.item[h]) continue;
+        int non;
+        memset(votes, 0, (size_t)g.n_entities * sizeof *votes);
+        CHECK_EQ(kg_ask(&con, h, r, NULL, NULL, votes, &non, &e), 0);
+        bad += non;
+        for (int32_t x = 0; x < g.n_entities; x++) {
+            total += votes[x];
+            if (votes[x] && !range[x]) bad += votes[x];
+        }
+        if (free_n < 20) {
+            memset(votes, 0, (size_t)g.n_entities * sizeof *votes);
+            CHECK_EQ(kg_ask(&fr, h, r, NULL, NULL, votes, &non, &e), 0);
+            free_non += non, free_n++;
+        }
+    }
+    printf("  constrained: %d answers, %d outside the relation's entities; free text: %d of %d named no entity\n",
+           total, bad, free_non, free_n);
+    CHECK(total >= 1000);
+    CHECK_EQ(bad, 0);
+    CHECK(free_non > 10);
+    kg_asker_deinit(&con);
+    kg_asker_deinit(&fr);
+    free(votes);
+    free(range);
+    kg_deinit(&g);
+    b->ops->free(b);
+    free(path);
+}
+
+/* Proposed facts wait outside the graph until accepted. */
+static void test_proposals(void) {
+    store *s = fresh("prop.db");
+    tailor_error e = {0};
+    char *t = test_write(g_dir, "p.tsv", "A\tr\tB\n");
+    ing_stats st;
+    ing_kg_params kp = {0};
+    CHECK_EQ(ing_kg(s, t, kp, &st, &e), 0);
+    bool added;
+    CHECK_EQ(store_kg_propose(s, "A", "r", "C", "llm", 0.8, &added, &e), 0);
+    CHECK(added);
+    CHECK_EQ(store_kg_propose(s, "A", "r", "B", "llm", 0.9, &added, &e), 0);
+    CHECK(!added); /* true already */
+    CHECK_EQ(store_kg_propose(s, "A", "r", "D", "transe", 0.3, &added, &e), 0);
+    kg_graph g;
+    CHECK_EQ(kg_load(s, &g, &e), 0);
+    CHECK_EQ(g.n_triples, 1);
+    kg_deinit(&g);
+    int64_t n;
+    CHECK_EQ(store_kg_accept(s, 0.5, NULL, &n, &e), 0);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(kg_load(s, &g, &e), 0);
+    CHECK_EQ(g.n_triples, 2);
+    CHECK(kg_entity(&g, "C") >= 0 && kg_entity(&g, "D") < 0);
+    kg_deinit(&g);
+    CHECK_EQ(store_kg_accept(s, 0, "llm", &n, &e), 0);
+    CHECK_EQ(n, 0);
+    store_close(s);
+    free(t);
+}
+
 int main(void) {
     g_dir = test_tmpdir();
     RUN(test_lastfm_counts);
@@ -307,6 +422,9 @@ int main(void) {
     RUN(test_paths);
     RUN(test_kgcn_gradients);
     RUN(test_kgcn_ctr);
+    RUN(test_kge);
+    RUN(test_constrained_completion);
+    RUN(test_proposals);
     if (g_fm) store_close(g_fm);
     test_rmtree(g_dir);
     free(g_dir);
