@@ -202,6 +202,16 @@ int cmd_chat(cli_args *a) {
     return EX_OK;
 }
 
+/* --json FILE: the experiment's figures. */
+static int write_json_opt(const cli_args *a, const sb *json, tailor_error *err) {
+    const char *path = cli_opt_get(a, "json");
+    if (!path) return 0;
+    FILE *o = fopen(path, "wb");
+    int rc = !o || fprintf(o, "%s\n", sb_str(json)) < 0 ? err_set(err, TAILOR_EIO, "cannot write %s", path) : 0;
+    if (o) fclose(o);
+    return rc;
+}
+
 /* experiment hallucination: the graph's completion methods, with the
  * language model the options name (none: the embedding rows). */
 static int experiment_hallucination(cli_args *a) {
@@ -228,12 +238,7 @@ static int experiment_hallucination(cli_args *a) {
     sb json;
     sb_init(&json);
     int rc = eval_hallucination(s, e, p, stdout, &json, &err);
-    const char *jpath = cli_opt_get(a, "json");
-    if (!rc && jpath) {
-        FILE *o = fopen(jpath, "wb");
-        if (!o || fprintf(o, "%s\n", sb_str(&json)) < 0) rc = err_set(&err, TAILOR_EIO, "cannot write %s", jpath);
-        if (o) fclose(o);
-    }
+    if (!rc) rc = write_json_opt(a, &json, &err);
     sb_deinit(&json);
     pz_engine_free(e);
     store_close(s);
@@ -261,12 +266,7 @@ int cmd_experiment(cli_args *a) {
     int rc = latency ? eval_tool_latency(f.e, f.b, (int)rounds, stdout, &json, &err)
                      : eval_context_stress(f.e, f.b, (int32_t)budget, (int)turns, cli_opt_get(a, "report"), stdout,
                                            &json, &err);
-    const char *jpath = cli_opt_get(a, "json");
-    if (!rc && jpath) {
-        FILE *o = fopen(jpath, "wb");
-        if (!o || fprintf(o, "%s\n", sb_str(&json)) < 0) rc = err_set(&err, TAILOR_EIO, "cannot write %s", jpath);
-        if (o) fclose(o);
-    }
+    if (!rc) rc = write_json_opt(a, &json, &err);
     sb_deinit(&json);
     /* The experiments' sessions (and their facts) are measurements, not
      * conversations: they go. */
