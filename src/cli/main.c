@@ -200,8 +200,21 @@ static const cli_cmd COMMANDS[] = {
      1, 64,
      {{"k", 'k', "N", "how many (default 10)"},
       {"filter", 0, "COND", "KEY=VALUE, KEY!=VALUE, KEY>=N or KEY<=N (repeatable)"},
+      {"mode", 0, "M", "words (default: BM25), vectors (the index of tailor index build) or hybrid (both, fused)"},
+      {"model", 'm', "FILE", "vectors, hybrid: the model that embeds the query (default: the index's)"},
+      {"pooling", 0, "P", "vectors, hybrid: mean (default) or last, as the index was built"},
+      {"index", 0, "FILE", "the vector index (default DB.index/items.tvec)"},
       {"json", 0, NULL, "print JSON"}},
      cmd_search},
+    {"index build", "", "embed every item's title, text and tags with a GGUF model, for search by meaning",
+     "Writes DB.index/items.tvec: unit vectors (the model's mean-pooled, or last-token, hidden\n"
+     "state) with the model's path, searched exactly by tailor search --mode vectors|hybrid\n"
+     "(hybrid fuses the word and vector rankings by reciprocal rank, k = 60).",
+     0, 0,
+     {{"model", 'm', "FILE", "the GGUF model that embeds (an embedding model, or any the engine runs)"},
+      {"pooling", 0, "P", "mean (default) or last (for last-token embedding models)"},
+      {"index", 0, "FILE", "where to write (default DB.index/items.tvec)"}},
+     cmd_index_build},
     {"ask", "TEXT...", "one turn of the conversational recommender (for scripts)",
      "The agent reads the request, calls its tools (recommend, search, item_info, similar_items,\n"
      "user_profile) and answers; every item shown is an item of the catalogue. With no language\n"

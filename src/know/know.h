@@ -128,6 +128,29 @@ void kg_asker_deinit(kg_asker *a);
 int kg_ask(kg_asker *a, int32_t h, int32_t r, kg_title_fn title, void *ctx, int *votes, int *non_entities,
            tailor_error *err);
 
+/* ---- item vectors (index.c) --------------------------------------------- */
+
+/* Unit vectors of items, with the model that made them. */
+typedef struct kg_index {
+    char *model;  /* the GGUF file that embedded them (malloc'd) */
+    int32_t dim;
+    int64_t n;
+    char **ids;   /* item external ids, into strings */
+    float *vec;   /* n x dim */
+    arena strings;
+} kg_index;
+int kg_index_save(const kg_index *x, const char *path, tailor_error *err);
+/* Checks the magic and every size; a damaged file is TAILOR_EDATA. */
+int kg_index_load(const char *path, kg_index *x, tailor_error *err);
+void kg_index_free(kg_index *x);
+/* The k nearest to unit vector q, best first: out[] row indexes, scores[]
+ * cosines; returns how many. Exact: every vector is scored (on tp when
+ * given and the index is large). */
+int kg_index_search(const kg_index *x, const float *q, int k, pool *tp, int64_t *out, float *scores);
+/* Reciprocal-rank fusion of two ranked id lists (score: sum of 1/(k +
+ * rank)); out[] malloc'd ids (the caller frees each), best first. */
+int kg_rrf(const char *const *a, int na, const char *const *b, int nb, int k, char **out, double *scores, int max);
+
 /* The graph as a recommender reads it (rec_graph): every array malloc'd
  * into out and freed by kg_rec_graph_free; item i of item_ext gets its
  * entity, or -1. */

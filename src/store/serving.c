@@ -291,3 +291,15 @@ int store_kg_pending_each(store *s, store_proposal_fn cb, void *ctx, tailor_erro
     sqlite3_finalize(st);
     return rc;
 }
+
+int store_item_tags(store *s, int64_t item_id, sb *out, tailor_error *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT lower(trim(tag)) FROM tags WHERE item_id = ?1 ORDER BY 1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "tags");
+    sqlite3_bind_int64(st, 1, item_id);
+    int step, n = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) sb_printf(out, "%s%s", n++ ? ", " : "", sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? 0 : store_sqlite_err(s, err, "tags");
+}

@@ -271,6 +271,9 @@ typedef int (*store_proposal_fn)(void *ctx, const char *head, const char *relati
 /* The proposals waiting, most confident first. */
 int store_kg_pending_each(store *s, store_proposal_fn cb, void *ctx, tailor_error *err);
 
+/* The distinct tags of an item, joined with ", " into out. */
+int store_item_tags(store *s, int64_t item_id, sb *out, tailor_error *err);
+
 /* ---- the server's tables --------------------------------------------- */
 
 /* API keys: the store keeps a SHA-256 of each, never the key. */

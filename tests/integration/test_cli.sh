@@ -148,6 +148,20 @@ expect 66 "kg unknown entity" -- "$T" --db "$W/k.db" kg neighbours nowhere
 expect 0 "kg derive" -- "$T" --db "$W/a.db" kg derive
 has "$W/out" "triples" "derive counts"
 
+# Search by meaning: an index of item vectors; the item whose text is the
+# query comes first (its vector is the query's).
+printf 'item_id,title,text\nv1,Blue Shirt,a soft cotton shirt\nv2,Red Hat,a hat for rain\nv3,Green Boots,boots for mud\n' >"$W/vi.csv"
+expect 0 "items for the index" -- "$T" -q --db "$W/v.db" import items "$W/vi.csv"
+STORIES="$DATA/tinyllamas-stories260K/stories260K.gguf"
+expect 0 "index build" -- "$T" -q --db "$W/v.db" index build -m "$STORIES"
+has "$W/out" "indexed 3 items" "index build counts"
+expect 0 "search by vectors" -- "$T" --db "$W/v.db" search Red Hat. a hat for rain --mode vectors -k 1 --json
+has "$W/out" '"item":"v2"' "the identical text is nearest"
+expect 0 "hybrid search" -- "$T" --db "$W/v.db" search boots --mode hybrid -k 3
+has "$W/out" "Green Boots" "hybrid keeps the word match"
+expect 66 "vectors without an index" -- "$T" --db "$W/k.db" search rock --mode vectors
+has "$W/err" "tailor index build" "missing index says how"
+
 # The command reference in docs/ is generated from this table: it must match.
 if [ -n "${TAILOR_SOURCE:-}" ]; then
     sh "$TAILOR_SOURCE/scripts/gen-cli-doc.sh" "$T" >"$W/cli.md"

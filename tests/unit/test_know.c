@@ -414,6 +414,75 @@ static void test_proposals(void) {
     free(t);
 }
 
+/* The vector index: saved and loaded whole, a damaged file refused, exact
+ * search equal to scoring by hand; reciprocal-rank fusion. */
+static void test_index_and_fusion(void) {
+    rng r;
+    rng_seed(&r, 9);
+    enum { N = 5000, D = 24 };
+    kg_index x = {.model = xstrdup("m.gguf"), .dim = D, .n = N};
+    arena_init(&x.strings, 0);
+    x.ids = xmalloc(N * sizeof *x.ids);
+    x.vec = xmalloc((size_t)N * D * sizeof *x.vec);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "i%d", i);
+        x.ids[i] = arena_strdup(&x.strings, id);
+        float n2 = 0;
+        for (int k = 0; k < D; k++) {
+            float v = (float)rng_normal(&r);
+            x.vec[i * D + k] = v;
+            n2 += v * v;
+        }
+        for (int k = 0; k < D; k++) x.vec[i * D + k] /= sqrtf(n2);
+    }
+    char *path = path_join(g_dir, "v.tvec");
+    tailor_error e = {0};
+    CHECK_EQ(kg_index_save(&x, path, &e), 0);
+    kg_index y;
+    CHECK_EQ(kg_index_load(path, &y, &e), 0);
+    CHECK_EQ(y.n, N);
+    CHECK_EQ(y.dim, D);
+    CHECK_STR(y.model, "m.gguf");
+    CHECK_STR(y.ids[4321], "i4321");
+    CHECK(memcmp(x.vec, y.vec, (size_t)N * D * sizeof(float)) == 0);
+    /* The query is item 77 itself: it comes first, then the rest in order. */
+    int64_t rows[10];
+    float sc[10];
+    pool *tp = pool_new(2);
+    CHECK_EQ(kg_index_search(&y, y.vec + 77 * D, 10, tp, rows, sc), 10);
+    CHECK_EQ(rows[0], 77);
+    CHECK(fabsf(sc[0] - 1.0f) < 1e-5f);
+    for (int i = 1; i < 10; i++) CHECK(sc[i] <= sc[i - 1]);
+    int better = 0; /* nothing outside the ten scores above the tenth */
+    for (int i = 0; i < N; i++) {
+        float s = 0;
+        for (int k = 0; k < D; k++) s += y.vec[i * D + k] * y.vec[77 * D + k];
+        better += s > sc[9] + 1e-6f;
+    }
+    CHECK_EQ(better, 9);
+    pool_free(tp);
+    kg_index_free(&y);
+    /* A truncated file is refused, by name. */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "truncate -s 1000 '%s'", path);
+    CHECK_EQ(system(cmd), 0);
+    CHECK_EQ(kg_index_load(path, &y, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "v.tvec");
+    kg_index_free(&x);
+    free(path);
+    /* Fusion: an item high in both lists beats one first in only one. */
+    const char *words[] = {"a", "b", "c"}, *vecs[] = {"d", "b", "e"};
+    char *out[6];
+    double fs[6];
+    int n = kg_rrf(words, 3, vecs, 3, 60, out, fs, 6);
+    CHECK_EQ(n, 5);
+    CHECK_STR(out[0], "b"); /* second in both: 2/62, above first in one list: 1/61 */
+    CHECK_STR(out[1], "a");
+    CHECK(fabs(fs[0] - 2.0 / 62) < 1e-12);
+    for (int i = 0; i < n; i++) free(out[i]);
+}
+
 int main(void) {
     g_dir = test_tmpdir();
     RUN(test_lastfm_counts);
@@ -425,6 +494,7 @@ int main(void) {
     RUN(test_kge);
     RUN(test_constrained_completion);
     RUN(test_proposals);
+    RUN(test_index_and_fusion);
     if (g_fm) store_close(g_fm);
     test_rmtree(g_dir);
     free(g_dir);
