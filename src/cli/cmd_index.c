@@ -26,7 +26,9 @@ typedef struct embedder {
 
 static int embedder_open(embedder *em, const char *path, const char *pooling, tailor_error *err) {
     memset(em, 0, sizeof *em);
-    em->pooling = pooling && !strcmp(pooling, "last") ? LLM_POOL_LAST : LLM_POOL_MEAN;
+    em->pooling = !pooling ? LLM_POOL_MODEL : !strcmp(pooling, "last") ? LLM_POOL_LAST
+                  : !strcmp(pooling, "cls")                     ? LLM_POOL_CLS
+                                                                : LLM_POOL_MEAN;
     int rc = llm_model_load(path, &em->m, err);
     if (!rc) rc = llm_ctx_new(em->m, llm_ctx_default_params(), &em->c, err);
     if (rc) llm_model_free(em->m), em->m = NULL;
@@ -76,7 +78,8 @@ int cmd_index_build(cli_args *a) {
     const char *model = cli_opt_get(a, "model");
     if (!model) return cli_usage_error(a, "--model FILE.gguf: the model that embeds the items (an embedding model, or any GGUF the engine runs)");
     const char *pooling = cli_opt_get(a, "pooling");
-    if (pooling && strcmp(pooling, "mean") && strcmp(pooling, "last")) return cli_usage_error(a, "--pooling is mean or last");
+    if (pooling && strcmp(pooling, "mean") && strcmp(pooling, "last") && strcmp(pooling, "cls"))
+        return cli_usage_error(a, "--pooling is mean, last or cls");
     int code;
     store *s = cli_open_store(a, true, &code);
     if (!s) return code;

@@ -551,9 +551,11 @@ int cmd_llm_chat(cli_args *a) {
 
 int cmd_llm_embed(cli_args *a) {
     const char *pool_s = cli_opt_get(a, "pooling");
-    llm_pooling pooling = LLM_POOL_MEAN;
+    llm_pooling pooling = LLM_POOL_MODEL; /* BERT files name theirs; mean otherwise */
     if (pool_s && strcmp(pool_s, "last") == 0) pooling = LLM_POOL_LAST;
-    else if (pool_s && strcmp(pool_s, "mean") != 0) return cli_usage_error(a, "--pooling is mean or last");
+    else if (pool_s && strcmp(pool_s, "cls") == 0) pooling = LLM_POOL_CLS;
+    else if (pool_s && strcmp(pool_s, "mean") == 0) pooling = LLM_POOL_MEAN;
+    else if (pool_s) return cli_usage_error(a, "--pooling is mean, last or cls");
     const char *file = cli_opt_get(a, "file");
     if ((file != NULL) == (a->npos > 0)) return cli_usage_error(a, "give TEXT arguments or --file");
     tailor_error err = {0};

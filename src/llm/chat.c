@@ -83,7 +83,35 @@ int llm_chat_format(const char *format, const char *eos_text, const llm_chat_msg
 int llm_embed(llm_ctx *c, const char *text, size_t n, llm_pooling pooling, float *out, tailor_error *err) {
     const llm_model *m = llm_ctx_model(c);
     int64_t nt;
-    int32_t *ids = llm_tokenize_alloc(m->vocab, text, n, true, false, &nt);
+    /* BERT: special-token text is parsed, as llama.cpp's embedding does. */
+    int32_t *ids = llm_tokenize_alloc(m->vocab, text, n, true, m->arch == LLM_ARCH_BERT, &nt);
+    if (m->arch == LLM_ARCH_BERT) { /* [CLS] ... [SEP] through the encoder */
+        int D = m->hp.n_embd;
+        float *h = nt > 0 ? xmalloc((size_t)nt * (size_t)D * sizeof *h) : NULL;
+        int rc = nt > 0 ? llm_bert_forward(m, ids, (int)nt, h, NULL, err) : err_set(err, TAILOR_EINVAL, "embed: the text has no tokens");
+        free(ids);
+        if (rc) {
+            free(h);
+            return rc;
+        }
+        if (pooling == LLM_POOL_MODEL) pooling = llm_bert_pooling(m) == 1 ? LLM_POOL_MEAN : LLM_POOL_CLS;
+        const float *row = pooling == LLM_POOL_CLS ? h : pooling == LLM_POOL_LAST ? h + (size_t)(nt - 1) * D : NULL;
+        for (int i = 0; i < D; i++) {
+            if (row) out[i] = row[i];
+            else {
+                float s = 0; /* a float mean, as llama.cpp's pooling matmul */
+                for (int64_t t = 0; t < nt; t++) s += h[(size_t)t * D + i] / (float)nt;
+                out[i] = s;
+            }
+        }
+        free(h);
+        double sum = 0;
+        for (int i = 0; i < D; i++) sum += (double)(out[i] * out[i]);
+        float norm = sum > 0 ? (float)(1.0 / sqrt(sum)) : 0;
+        for (int i = 0; i < D; i++) out[i] *= norm;
+        return 0;
+    }
+    if (pooling == LLM_POOL_MODEL || pooling == LLM_POOL_CLS) pooling = LLM_POOL_MEAN;
     if (nt <= 0) {
         free(ids);
         return err_set(err, TAILOR_EINVAL, "embed: the text has no tokens");

@@ -405,6 +405,9 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
 #define PROBE 32
 
 int llm_decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits, tailor_error *err) {
+    if (c->m->arch == LLM_ARCH_BERT)
+        return err_set(err, TAILOR_EUNSUPPORTED, "%s is an encoder (bert): it embeds text (tailor llm embed), it does not "
+                                                  "generate", c->m->gguf->path);
     if (n != 1 || c->n_threads == 1) return decode(c, tokens, n, all_logits, err);
     bool solo_best = c->ema_solo > 0 && c->ema_all > 0 && c->ema_solo < 0.95 * c->ema_all;
     double ratio = c->ema_solo > 0 && c->ema_all > 0

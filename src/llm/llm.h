@@ -275,7 +275,10 @@ void llm_detokenize(const llm_vocab *v, const int32_t *ids, int64_t n, bool spec
 
 /* ---- model ------------------------------------------------------------- */
 
-typedef enum llm_arch { LLM_ARCH_LLAMA = 1, LLM_ARCH_QWEN2, LLM_ARCH_QWEN3 } llm_arch;
+typedef enum llm_arch { LLM_ARCH_LLAMA = 1, LLM_ARCH_QWEN2, LLM_ARCH_QWEN3, LLM_ARCH_BERT } llm_arch;
+
+/* A BERT encoder's weights (bert.c). */
+typedef struct llm_bert llm_bert;
 
 typedef struct llm_layer {
     const llm_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *q_norm, *k_norm;
@@ -300,7 +303,19 @@ typedef struct llm_model {
     llm_vocab *vocab;
     const char *chat_template; /* tokenizer.chat_template, or NULL */
     bool vocab_only;           /* loaded for tokenization only: no weights */
+    llm_bert *bert;            /* LLM_ARCH_BERT: the encoder (embeddings only, no generation) */
 } llm_model;
+
+/* BERT embedding models (bert.c): loading (weights dequantized to F32),
+ * the file's pooling (1 mean, 2 CLS), and the encoder: out[n x n_embd]
+ * hidden states; states (may be NULL) receives 6 x n x n_embd: the input
+ * sum, its LayerNorm, then after each of the first two blocks' attention
+ * and feed-forward (llama.cpp's inp_embd, inp_norm, ffn_inp-0, l_out-0,
+ * ffn_inp-1, l_out-1). */
+int llm_bert_load(llm_model *m, tailor_error *err);
+void llm_bert_free(llm_bert *b);
+int llm_bert_pooling(const llm_model *m);
+int llm_bert_forward(const llm_model *m, const int32_t *ids, int n, float *out, float *states, tailor_error *err);
 
 /* Loads a model (vocabulary included). Refuses unknown architectures,
  * missing or misshapen tensors and unsupported tensor types, by name. */
@@ -444,7 +459,8 @@ const char *llm_chat_formats(void);
 int llm_chat_format(const char *format, const char *eos_text, const llm_chat_msg *msgs, int n, bool add_assistant,
                     sb *out, tailor_error *err);
 
-typedef enum llm_pooling { LLM_POOL_MEAN = 0, LLM_POOL_LAST = 1 } llm_pooling;
+/* LLM_POOL_MODEL: what the file says (BERT: its pooling_type; others: mean). */
+typedef enum llm_pooling { LLM_POOL_MEAN = 0, LLM_POOL_LAST = 1, LLM_POOL_CLS = 2, LLM_POOL_MODEL = 3 } llm_pooling;
 /* Embeds text (BOS as the vocabulary says) into out[n_embd], L2-normalised.
  * Uses and then clears the context's cache. */
 int llm_embed(llm_ctx *c, const char *text, size_t n, llm_pooling pooling, float *out, tailor_error *err);

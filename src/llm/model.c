@@ -113,11 +113,22 @@ int llm_model_load_ex(const char *path, bool vocab_only, llm_model **out, tailor
     }
     loader L = {m, NULL, err};
     const char *arch = llm_gguf_get_str(m->gguf, "general.architecture");
+    if (arch && !strcmp(arch, "bert")) { /* an encoder: embeddings only (bert.c) */
+        m->arch = LLM_ARCH_BERT;
+        m->arch_name = "bert";
+        if (llm_vocab_load(m->gguf, &m->vocab, err) < 0 || (m->hp.n_vocab = llm_vocab_size(m->vocab), 0) ||
+            llm_bert_load(m, err)) {
+            llm_model_free(m);
+            return err->code;
+        }
+        *out = m;
+        return 0;
+    }
     int ai = -1;
     for (size_t i = 0; arch && i < sizeof ARCHS / sizeof ARCHS[0]; i++)
         if (strcmp(arch, ARCHS[i].name) == 0) ai = (int)i;
     if (ai < 0) {
-        if (arch) err_set(err, TAILOR_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3 are)", path, arch);
+        if (arch) err_set(err, TAILOR_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, bert are)", path, arch);
         else err_set(err, TAILOR_EDATA, "%s: general.architecture missing", path);
         llm_model_free(m);
         return err->code;
@@ -206,6 +217,7 @@ int llm_model_load_ex(const char *path, bool vocab_only, llm_model **out, tailor
 void llm_model_free(llm_model *m) {
     if (!m) return;
     llm_vocab_free(m->vocab);
+    llm_bert_free(m->bert);
     free(m->layers);
     llm_gguf_free(m->gguf);
     free(m);

@@ -1196,7 +1196,110 @@ static void test_quantize(void) {
     check_quantize("tinyllamas-stories260K/stories260K.gguf", "llm-fixtures/models/stories260K-Q4_0.gguf", "q4_0");
 }
 
+/* The BERT encoder against llama.cpp's references (tiny-bert-bge-F32, 15
+ * texts): our tokenizer gives the recorded ids; the states before the
+ * first GELU within 1e-5 of the row RMS; after it (ggml's f16 GELU table,
+ * which we imitate) and the pooled CLS and MEAN vectors within 1e-3, and
+ * 1 - cos below 1e-6. */
+static double rel_rows(const float *a, const float *b, int n, int d) {
+    double worst = 0;
+    for (int t = 0; t < n; t++) {
+        double rms = 0, mx = 0;
+        for (int j = 0; j < d; j++) rms += (double)b[t * d + j] * b[t * d + j];
+        rms = sqrt(rms / d);
+        for (int j = 0; j < d; j++) mx = fmax(mx, fabs((double)a[t * d + j] - b[t * d + j]));
+        if (rms > 0 && mx / rms > worst) worst = mx / rms;
+    }
+    return worst;
+}
+
+static void test_bert_embeddings(void) {
+    char *mp = test_data_path("llm-fixtures/models/tiny-bert-bge-F32.gguf");
+    char *dir = test_data_path("llm-fixtures/refs/tiny-bert-bge-F32");
+    char *pj = path_join(dir, "tiny-bert-bge-F32.prompts.json");
+    cJSON *prompts = load_json(pj);
+    llm_model *m;
+    tailor_error e = {0};
+    CHECK_EQ(llm_model_load(mp, &m, &e), 0);
+    CHECK_EQ(m->arch, LLM_ARCH_BERT);
+    llm_ctx *c;
+    CHECK_EQ(llm_ctx_new(m, llm_ctx_default_params(), &c, &e), 0);
+    int d = m->hp.n_embd, texts = 0;
+    double w_pre = 0, w_post = 0, w_pool = 0, w_cos = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(prompts, "prompts")) {
+        int k = cJSON_GetObjectItem(p, "k")->valueint;
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(p, "text"));
+        const cJSON *idj = cJSON_GetObjectItem(p, "ids");
+        int n = cJSON_GetArraySize(idj);
+        int32_t *ids = xmalloc((size_t)n * sizeof *ids);
+        for (int i = 0; i < n; i++) ids[i] = cJSON_GetArrayItem(idj, i)->valueint;
+        int64_t nt;
+        int32_t *mine = llm_tokenize_alloc(m->vocab, text, strlen(text), true, true, &nt);
+        CHECK_EQ(nt, n);
+        CHECK(nt == n && memcmp(mine, ids, (size_t)n * sizeof *ids) == 0);
+        free(mine);
+        float *h = xmalloc((size_t)n * d * sizeof *h), *st = xmalloc((size_t)6 * n * d * sizeof *st);
+        CHECK_EQ(llm_bert_forward(m, ids, n, h, st, &e), 0);
+        char name[256];
+        snprintf(name, sizeof name, "%s/tiny-bert-bge-F32.%d.states.f32", dir, k);
+        size_t ns;
+        float *ref = load_f32(name, &ns);
+        CHECK_EQ(ns, (size_t)6 * n * d);
+        for (int s = 0; s < 6; s++) {
+            double r = rel_rows(st + (size_t)s * n * d, ref + (size_t)s * n * d, n, d);
+            if (s < 3) w_pre = fmax(w_pre, r);
+            else w_post = fmax(w_post, r);
+        }
+        w_post = fmax(w_post, rel_rows(h, ref + (size_t)5 * n * d, n, d));
+        free(ref);
+        snprintf(name, sizeof name, "%s/tiny-bert-bge-F32.%d.pooled.f32", dir, k);
+        float *pooled = load_f32(name, &ns);
+        CHECK_EQ(ns, (size_t)4 * d);
+        float v[64];
+        llm_pooling modes[2] = {LLM_POOL_CLS, LLM_POOL_MEAN};
+        for (int q = 0; q < 2; q++) {
+            CHECK_EQ(llm_embed(c, text, strlen(text), modes[q], v, &e), 0);
+            const float *want = pooled + (size_t)(q ? 3 : 1) * d; /* cls_l2, mean_l2 */
+            w_pool = fmax(w_pool, rel_rows(v, want, 1, d));
+            double dot = 0;
+            for (int j = 0; j < d; j++) dot += (double)v[j] * want[j];
+            w_cos = fmax(w_cos, 1 - dot);
+        }
+        CHECK_EQ(llm_embed(c, text, strlen(text), LLM_POOL_MODEL, v, &e), 0); /* the file says CLS */
+        CHECK(rel_rows(v, pooled + d, 1, d) < 1e-3);
+        free(pooled);
+        free(h);
+        free(st);
+        free(ids);
+        texts++;
+    }
+    printf("  bert: %d texts; states before GELU %.2e, after %.2e, pooled %.2e of the row RMS; 1 - cos %.2e\n", texts,
+           w_pre, w_post, w_pool, w_cos);
+    CHECK_EQ(texts, 15);
+    CHECK(w_pre < 1e-5);
+    CHECK(w_post < 1e-3);
+    CHECK(w_pool < 1e-3);
+    CHECK(w_cos < 1e-6);
+    /* Each text alone: what was embedded before changes nothing. */
+    float a1[64], b1[64], a2[64];
+    CHECK_EQ(llm_embed(c, "a short text", 12, LLM_POOL_MEAN, a1, &e), 0);
+    CHECK_EQ(llm_embed(c, "something else, much longer, in between", 39, LLM_POOL_MEAN, b1, &e), 0);
+    CHECK_EQ(llm_embed(c, "a short text", 12, LLM_POOL_MEAN, a2, &e), 0);
+    CHECK(memcmp(a1, a2, (size_t)d * sizeof *a1) == 0);
+    /* An encoder embeds; it does not generate. */
+    int32_t one = 101;
+    CHECK_EQ(llm_decode(c, &one, 1, false, &e), TAILOR_EUNSUPPORTED);
+    llm_ctx_free(c);
+    llm_model_free(m);
+    cJSON_Delete(prompts);
+    free(pj);
+    free(dir);
+    free(mp);
+}
+
 int main(void) {
+    RUN(test_bert_embeddings);
     RUN(test_half_floats);
     RUN(test_quant_roundtrip);
     RUN(test_kernels_match_reference);
