@@ -1,8 +1,6 @@
 /* cmd_serve.c — `tailor serve` (the HTTP server until SIGINT/SIGTERM, which
  * let requests in flight finish) and `tailor keys create|list|revoke`
  * (API keys: random, shown once, stored as SHA-256 hashes). */
-#include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,31 +89,14 @@ int cmd_keys_create(cli_args *a) {
     double rate = !strcmp(role, "user") ? 50 : 0;
     if (rv && (!parse_f64(rv, strlen(rv), &rate) || rate < 0 || rate > 1e6))
         return cli_usage_error(a, "--rate takes requests per second (0: no limit)");
-    unsigned char raw[24];
-    if (RAND_bytes(raw, sizeof raw) != 1) {
-        fprintf(stderr, "tailor: no random bytes for a key\n");
-        return EX_OSERR;
-    }
-    static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char key[64] = "tlr_";
-    size_t k = 4;
-    for (size_t i = 0; i < sizeof raw; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
-        for (int s = 18; s >= 0; s -= 6) key[k++] = B64URL[v >> s & 63];
-    }
-    key[k] = 0;
-    char prefix[16];
-    snprintf(prefix, sizeof prefix, "%.12s", key);
-    uint8_t hash[32];
-    SHA256((const unsigned char *)key, k, hash);
     int code;
     store *s = cli_open_store(a, true, &code);
     if (!s) return code;
-    store_key row = {.name = (char *)cli_opt_get(a, "name"), .role = (char *)role, .user = (char *)user,
-                     .prefix = prefix, .rate = rate};
+    store_key row = {.name = (char *)cli_opt_get(a, "name"), .role = (char *)role, .user = (char *)user, .rate = rate};
     int64_t id;
+    char key[STORE_KEY_LEN + 1];
     tailor_error err = {0};
-    int rc = store_key_add(s, &row, hash, &id, &err);
+    int rc = store_key_create(s, &row, key, &id, &err);
     store_close(s);
     if (rc) return cli_fail(&err);
     printf("%s\n", key);

@@ -203,3 +203,29 @@ int ing_items(store *s, const char *path, ing_items_params p, ing_stats *st, tai
     ing_table_close(t);
     return ing_ctx_end(&c, rc, err);
 }
+
+int ing_event_batch(store *s, const ing_event_in *evs, size_t n, ing_batch_result *out, tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    int rc = store_begin(s, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        const ing_event_in *e = &evs[i];
+        store_event ev = {.value = e->value, .has_value = e->has_value, .ts = e->ts};
+        rc = store_item_find(s, e->item, &ev.item_id, err);
+        if (rc == TAILOR_ENOTFOUND) {
+            err_set(err, TAILOR_ENOTFOUND, "events[%zu]: unknown item '%s' (items come from the catalogue)", i, e->item);
+            break;
+        }
+        bool fresh_user = false, fresh = true;
+        if (!rc) rc = store_user_put(s, e->user, NULL, STORE_DUP_SKIP, &ev.user_id, &fresh_user, err);
+        if (!rc) rc = store_kind_id(s, e->kind ? e->kind : "interaction", true, &ev.kind, err);
+        if (!rc && e->client_id) rc = store_event_claim(s, ev.user_id, e->client_id, &fresh, err);
+        if (!rc && fresh) rc = store_event_add(s, &ev, err);
+        if (!rc) out->new_users += fresh_user, out->stored += fresh, out->duplicates += !fresh;
+    }
+    if (!rc) rc = store_commit(s, err);
+    if (rc) {
+        store_rollback(s);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}

@@ -156,6 +156,24 @@ typedef struct ing_items_params {
 int ing_items(store *s, const char *path, ing_items_params p, ing_stats *st,
               tailor_error *err);
 
+/* One event as a client posts it (the server's POST /api/events). */
+typedef struct ing_event_in {
+    const char *user, *item;
+    const char *kind;      /* NULL: interaction */
+    const char *client_id; /* NULL: none; an id stored before for the user marks a retry, not stored twice */
+    double value;
+    bool has_value;
+    int64_t ts;
+} ing_event_in;
+
+typedef struct ing_batch_result {
+    int64_t stored, duplicates, new_users;
+} ing_batch_result;
+
+/* Appends events in one transaction: unknown users are created; an unknown
+ * item is TAILOR_ENOTFOUND naming events[i], and nothing is stored. */
+int ing_event_batch(store *s, const ing_event_in *evs, size_t n, ing_batch_result *out, tailor_error *err);
+
 typedef struct ing_kg_params {
     const char *entity_map;     /* item, entity per line (KGCN's item_index2entity_id), or NULL */
     const char *relation_names; /* id, name per line: relations given by id are stored by name; or NULL */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ingest/ingest.h"
 #include "server/internal.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -517,11 +518,8 @@ void api_recommend(srv_req *r) {
 /* ---- events --------------------------------------------------------------------------------- */
 
 typedef struct ev_in {
-    const char *user, *item, *kind, *client_id;
-    double value;
-    bool has_value;
-    int64_t ts;
-    char ubuf[32], ibuf[32];
+    ing_event_in e;
+    char ubuf[32], ibuf[32]; /* ids given as numbers, printed */
 } ev_in;
 
 /* Reads events[i]; false after a 400/403. */
@@ -542,14 +540,15 @@ static bool event_read(srv_req *r, const cJSON *o, int i, ev_in *ev) {
         }
     }
     memset(ev, 0, sizeof *ev);
+    ing_event_in *x = &ev->e;
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "user");
-    ev->user = u ? id_of(u, ev->ubuf, sizeof ev->ubuf) : r->user;
-    ev->item = id_of(cJSON_GetObjectItemCaseSensitive(o, "item"), ev->ibuf, sizeof ev->ibuf);
-    if (!ev->user || !*ev->user) {
+    x->user = u ? id_of(u, ev->ubuf, sizeof ev->ubuf) : r->user;
+    x->item = id_of(cJSON_GetObjectItemCaseSensitive(o, "item"), ev->ibuf, sizeof ev->ibuf);
+    if (!x->user || !*x->user) {
         srv_error(r, 400, "invalid_event", "events[%d]: 'user' is missing or not an id", i);
         return false;
     }
-    if (!ev->item || !*ev->item) {
+    if (!x->item || !*x->item) {
         srv_error(r, 400, "invalid_event", "events[%d]: 'item' is missing or not an id", i);
         return false;
     }
@@ -558,30 +557,30 @@ static bool event_read(srv_req *r, const cJSON *o, int i, ev_in *ev) {
         srv_error(r, 400, "invalid_event", "events[%d]: 'kind' is a name (view, click, rating, purchase, ...)", i);
         return false;
     }
-    ev->kind = v ? v->valuestring : "interaction";
+    x->kind = v ? v->valuestring : NULL;
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "value"))) {
         if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
             srv_error(r, 400, "invalid_event", "events[%d]: 'value' is a number", i);
             return false;
         }
-        ev->value = v->valuedouble, ev->has_value = true;
+        x->value = v->valuedouble, x->has_value = true;
     }
-    ev->ts = (int64_t)time(NULL);
+    x->ts = (int64_t)time(NULL);
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "ts"))) {
         if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 || v->valuedouble > 1e13) {
             srv_error(r, 400, "invalid_event", "events[%d]: 'ts' is unix seconds (an integer)", i);
             return false;
         }
-        ev->ts = (int64_t)v->valuedouble;
+        x->ts = (int64_t)v->valuedouble;
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "id"))) {
         if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 200) {
             srv_error(r, 400, "invalid_event", "events[%d]: 'id' is a client event id (a string of 1-200 bytes)", i);
             return false;
         }
-        ev->client_id = v->valuestring;
+        x->client_id = v->valuestring;
     }
-    return srv_may_act_for(r, ev->user);
+    return srv_may_act_for(r, x->user);
 }
 
 void api_events_post(srv_req *r) {
@@ -606,47 +605,19 @@ void api_events_post(srv_req *r) {
             i++;
         }
     }
-    store *s = r->w->s;
+    ing_event_in *list_in = ok ? xmalloc((size_t)n * sizeof *list_in) : NULL;
+    for (i = 0; ok && i < n; i++) list_in[i] = evs[i].e;
+    ing_batch_result res;
     tailor_error err = {0};
-    int64_t added = 0, dups = 0, users_new = 0;
-    if (ok && store_begin(s, &err)) {
-        srv_fail(r, &err);
-        ok = false;
-    } else if (ok) {
-        int rc = 0;
-        for (i = 0; i < n && !rc; i++) {
-            ev_in *e = &evs[i];
-            store_event ev = {.value = e->value, .has_value = e->has_value, .ts = e->ts};
-            const pz_item_info *it = pz_item(r->w->e, e->item);
-            if (it) ev.item_id = it->row;
-            else rc = store_item_find(s, e->item, &ev.item_id, &err); /* added since the engine loaded */
-            if (rc == TAILOR_ENOTFOUND) {
-                rc = TAILOR_EDATA;
-                srv_error(r, 422, "unknown_item", "events[%d]: unknown item '%s' (items come from the catalogue)", i,
-                          e->item);
-                break;
-            }
-            bool fresh_user = false;
-            if (!rc) rc = store_user_put(s, e->user, NULL, STORE_DUP_SKIP, &ev.user_id, &fresh_user, &err);
-            users_new += fresh_user;
-            if (!rc) rc = store_kind_id(s, e->kind, true, &ev.kind, &err);
-            bool fresh = true;
-            if (!rc && e->client_id) rc = store_event_claim(s, ev.user_id, e->client_id, &fresh, &err);
-            if (!rc && fresh) rc = store_event_add(s, &ev, &err), added++;
-            if (!rc && !fresh) dups++;
-        }
-        if (!rc) rc = store_commit(s, &err);
-        if (rc) {
-            store_rollback(s);
-            if (r->status < 400) srv_fail(r, &err);
-            ok = false;
-        }
-    }
-    if (ok) {
-        sb_printf(&r->out, "{\"stored\":%lld,\"duplicates\":%lld,\"new_users\":%lld}", (long long)added,
-                  (long long)dups, (long long)users_new);
+    int rc = ok ? ing_event_batch(r->w->s, list_in, (size_t)n, &res, &err) : 0;
+    if (ok && rc == TAILOR_ENOTFOUND) srv_error(r, 422, "unknown_item", "%s", err.msg);
+    else if (ok && rc) srv_fail(r, &err);
+    else if (ok) {
+        sb_printf(&r->out, "{\"stored\":%lld,\"duplicates\":%lld,\"new_users\":%lld}", (long long)res.stored,
+                  (long long)res.duplicates, (long long)res.new_users);
         srv_json(r, 201);
     }
+    free(list_in);
     free(evs);
     cJSON_Delete(j);
 }

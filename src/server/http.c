@@ -13,7 +13,6 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,11 +414,9 @@ static bool authenticate(srv *s, conn *c) {
     }
     const char *key = h + 7;
     while (*key == ' ') key++;
-    uint8_t hash[32];
-    SHA256((const unsigned char *)key, strlen(key), hash);
     store_key k;
     tailor_error err = {0};
-    int rc = store_key_find(r->w->s, hash, &k, &err);
+    int rc = store_key_find(r->w->s, key, &k, &err);
     if (rc == TAILOR_ENOTFOUND || (!rc && k.revoked_at)) {
         if (!rc) store_key_deinit(&k);
         srv_error(r, 401, "unauthorized", "the API key is not valid (unknown or revoked)");

@@ -6,10 +6,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
 #include "store/store_internal.h"
 
-static const char KEY_COLS[] = "SELECT id, name, role, user_ext, prefix, rate, created_at, coalesce(revoked_at, 0)"
-                               " FROM api_keys";
 
 static void key_from_row(sqlite3_stmt *st, store_key *k) {
     k->id = sqlite3_column_int64(st, 0);
@@ -22,7 +23,13 @@ static void key_from_row(sqlite3_stmt *st, store_key *k) {
     k->revoked_at = sqlite3_column_int64(st, 7);
 }
 
-int store_key_add(store *s, const store_key *k, const uint8_t hash[32], int64_t *id, tailor_error *err) {
+static void key_hash(const char *key, uint8_t out[32]) { SHA256((const unsigned char *)key, strlen(key), out); }
+
+int store_key_add(store *s, const store_key *k, const char *key, int64_t *id, tailor_error *err) {
+    uint8_t hash[32];
+    key_hash(key, hash);
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%.12s", key); /* what lists show */
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO api_keys (name, role, user_ext, prefix, hash, rate, created_at)"
@@ -32,7 +39,7 @@ int store_key_add(store *s, const store_key *k, const uint8_t hash[32], int64_t 
     store_bind_text(st, 1, k->name);
     store_bind_text(st, 2, k->role);
     store_bind_text(st, 3, k->user);
-    store_bind_text(st, 4, k->prefix);
+    store_bind_text(st, 4, prefix);
     sqlite3_bind_blob(st, 5, hash, 32, SQLITE_STATIC);
     sqlite3_bind_double(st, 6, k->rate);
     sqlite3_bind_int64(st, 7, (int64_t)time(NULL));
@@ -42,18 +49,33 @@ int store_key_add(store *s, const store_key *k, const uint8_t hash[32], int64_t 
     return rc;
 }
 
-int store_key_find(store *s, const uint8_t hash[32], store_key *out, tailor_error *err) {
+int store_key_create(store *s, const store_key *k, char key_out[STORE_KEY_LEN + 1], int64_t *id, tailor_error *err) {
+    static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[24];
+    if (RAND_bytes(raw, sizeof raw) != 1) return err_set(err, TAILOR_EINTERNAL, "no random bytes for a key");
+    memcpy(key_out, "tlr_", 4);
+    size_t n = 4;
+    for (size_t i = 0; i < sizeof raw; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        for (int sh = 18; sh >= 0; sh -= 6) key_out[n++] = B64URL[v >> sh & 63];
+    }
+    key_out[n] = 0;
+    return store_key_add(s, k, key_out, id, err);
+}
+
+/* Every request reads this: a cached statement. */
+int store_key_find(store *s, const char *key, store_key *out, tailor_error *err) {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st;
-    char sql[256];
-    snprintf(sql, sizeof sql, "%s WHERE hash = ?1", KEY_COLS);
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return store_sqlite_err(s, err, "api keys");
-    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+    uint8_t hash[32];
+    key_hash(key, hash);
+    sqlite3_stmt *st = store_stmt(s, ST_KEY_FIND, err);
+    if (!st) return TAILOR_EDB;
+    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_TRANSIENT);
     int step = sqlite3_step(st), rc = 0;
     if (step == SQLITE_ROW) key_from_row(st, out);
     else if (step == SQLITE_DONE) rc = err_set(err, TAILOR_ENOTFOUND, "no such key");
     else rc = store_sqlite_err(s, err, "api keys");
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
 }
 
@@ -61,9 +83,8 @@ int store_keys_list(store *s, store_key **out, size_t *n, tailor_error *err) {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    char sql[256];
-    snprintf(sql, sizeof sql, "%s ORDER BY id", KEY_COLS);
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return store_sqlite_err(s, err, "api keys");
+    if (sqlite3_prepare_v2(s->db, STORE_KEY_SELECT " ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+        return store_sqlite_err(s, err, "api keys");
     VEC(store_key) v = {0};
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {

@@ -32,6 +32,7 @@ static const char *const STMT_SQL[ST_COUNT_] = {
                       " ON CONFLICT (head, relation, tail) DO UPDATE SET source = excluded.source,"
                       " confidence = excluded.confidence",
     [ST_HISTORY_ROWS] = "SELECT item_id, value, ts FROM events WHERE user_id = ?1 ORDER BY ts, id",
+    [ST_KEY_FIND] = STORE_KEY_SELECT " WHERE hash = ?1",
 };
 
 int store_sqlite_err(store *s, tailor_error *err, const char *what) {

@@ -283,9 +283,14 @@ typedef struct store_key {
     double rate;                       /* requests per second allowed (0: no limit) */
     int64_t created_at, revoked_at;    /* revoked_at 0: in force */
 } store_key;
-int store_key_add(store *s, const store_key *k, const uint8_t hash[32], int64_t *id, tailor_error *err);
-/* The key with this hash, revoked or not; TAILOR_ENOTFOUND when none. */
-int store_key_find(store *s, const uint8_t hash[32], store_key *out, tailor_error *err);
+#define STORE_KEY_LEN 36 /* "tlr_" and 32 base64url characters (192 random bits) */
+/* A new random key for k's role, user, name and rate: written to key_out
+ * (STORE_KEY_LEN + 1 bytes) to be shown once; only its hash is stored. */
+int store_key_create(store *s, const store_key *k, char key_out[STORE_KEY_LEN + 1], int64_t *id, tailor_error *err);
+/* Stores the hash of a key chosen by the caller (tests, imports of keys). */
+int store_key_add(store *s, const store_key *k, const char *key, int64_t *id, tailor_error *err);
+/* The key a caller presents, revoked or not; TAILOR_ENOTFOUND when none. */
+int store_key_find(store *s, const char *key, store_key *out, tailor_error *err);
 /* Every key, oldest first (free with store_keys_free). */
 int store_keys_list(store *s, store_key **out, size_t *n, tailor_error *err);
 /* Revokes the key whose id, prefix or name is which (a name must be

@@ -27,6 +27,7 @@ typedef enum store_stmt_id {
     ST_KG_INSERT_IGNORE,
     ST_KG_REPLACE,
     ST_HISTORY_ROWS,
+    ST_KEY_FIND,
     ST_COUNT_
 } store_stmt_id;
 
@@ -38,6 +39,9 @@ struct tailor_store {
     sqlite3_stmt *stmts[ST_COUNT_];
     sqlite3_stmt *batch_insert; /* STORE_EVENT_BATCH rows per statement */
 };
+
+/* The columns an api_keys row is read from (serving.c: key_from_row). */
+#define STORE_KEY_SELECT "SELECT id, name, role, user_ext, prefix, rate, created_at, coalesce(revoked_at, 0) FROM api_keys"
 
 /* Returns the cached statement, reset and with bindings cleared. */
 sqlite3_stmt *store_stmt(store *s, store_stmt_id id, tailor_error *err);

@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <math.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -100,12 +99,9 @@ static const char *err_code(const resp *r) {
 /* ---- setup --------------------------------------------------------------------- */
 
 static void add_key(store *s, const char *key, const char *role, const char *user, double rate, bool revoke) {
-    uint8_t hash[32];
-    SHA256((const unsigned char *)key, strlen(key), hash);
-    store_key k = {.role = (char *)role, .user = (char *)user, .prefix = (char *)key, .rate = rate,
-                   .name = (char *)key};
+    store_key k = {.role = (char *)role, .user = (char *)user, .rate = rate, .name = (char *)key};
     tailor_error e = {0};
-    CHECK_EQ(store_key_add(s, &k, hash, NULL, &e), 0);
+    CHECK_EQ(store_key_add(s, &k, key, NULL, &e), 0);
     if (revoke) CHECK_EQ(store_key_revoke(s, key, &e), 0);
 }
 
