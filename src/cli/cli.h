@@ -91,8 +91,8 @@ int cmd_kg_neighbours(cli_args *a);
 int cmd_kg_paths(cli_args *a);
 int cmd_kg_complete(cli_args *a);
 int cmd_index_build(cli_args *a);
-/* search --mode vectors|hybrid: replaces *hits (word hits, for hybrid) with
- * the nearest items of the vector index, or both lists fused (cmd_index.c). */
+/* search --mode vectors|hybrid: *hits (malloc'd) are the nearest items of
+ * the vector index, or those fused with the word search (cmd_index.c). */
 struct pz_engine;
 int cli_vector_hits(cli_args *a, store *s, struct pz_engine *e, const char *query, bool hybrid, store_hit **hits,
                     size_t *n, tailor_error *err);

@@ -200,7 +200,7 @@ int cmd_search(cli_args *a) {
     bool vectors = !strcmp(mode, "vectors"), hybrid = !strcmp(mode, "hybrid");
     if (!code && !vectors && !hybrid && strcmp(mode, "words"))
         code = cli_usage_error(a, "--mode is words (default), vectors or hybrid");
-    if (!code && !vectors && store_search(s, sb_str(&q), &hits, &n, &err) && !hybrid) code = cli_fail(&err);
+    if (!code && !vectors && !hybrid && store_search(s, sb_str(&q), &hits, &n, &err)) code = cli_fail(&err);
     if (!code && (vectors || hybrid) && cli_vector_hits(a, s, e, sb_str(&q), hybrid, &hits, &n, &err))
         code = cli_fail(&err);
     bool json = cli_flag(a, "json");

@@ -161,3 +161,124 @@ int kg_rrf(const char *const *a, int na, const char *const *b, int nb, int k, ch
     free(s);
     return got;
 }
+
+/* ---- building and querying ----------------------------------------------------- */
+
+int kg_embedder_open(kg_embedder *em, const char *model, llm_pooling pooling, tailor_error *err) {
+    memset(em, 0, sizeof *em);
+    em->pooling = pooling;
+    int rc = llm_model_load(model, &em->m, err);
+    if (!rc) rc = llm_ctx_new(em->m, llm_ctx_default_params(), &em->c, err);
+    if (rc) {
+        llm_model_free(em->m);
+        em->m = NULL;
+    }
+    return rc;
+}
+
+void kg_embedder_close(kg_embedder *em) {
+    llm_ctx_free(em->c);
+    llm_model_free(em->m);
+    memset(em, 0, sizeof *em);
+}
+
+typedef struct build_ctx {
+    store *s;
+    kg_embedder *em;
+    kg_index *out;
+    VEC(char *) ids;
+    VEC(float) vec;
+    sb text;
+    tailor_error *err;
+    progress bar;
+    uint64_t done;
+} build_ctx;
+
+static int embed_item(void *ctx, const store_item *it) {
+    build_ctx *b = ctx;
+    sb_clear(&b->text);
+    if (it->title) sb_puts(&b->text, it->title);
+    if (it->text) sb_printf(&b->text, "%s%s", b->text.len ? ". " : "", it->text);
+    sb tags;
+    sb_init(&tags);
+    store_item_tags(b->s, it->id, &tags, NULL);
+    if (tags.len) sb_printf(&b->text, "%sTags: %s", b->text.len ? ". " : "", sb_str(&tags));
+    sb_deinit(&tags);
+    if (!b->text.len) sb_puts(&b->text, it->ext_id);
+    size_t d = (size_t)b->em->m->hp.n_embd, at = b->vec.len;
+    vec_reserve(&b->vec, at + d);
+    int rc = llm_embed(b->em->c, b->text.buf, b->text.len, b->em->pooling, b->vec.data + at, b->err);
+    if (rc) return rc;
+    b->vec.len += d;
+    vec_push(&b->ids, arena_strdup(&b->out->strings, it->ext_id));
+    progress_update(&b->bar, ++b->done);
+    return 0;
+}
+
+int kg_index_build(store *s, kg_embedder *em, const char *model_path, bool quiet, kg_index *out, tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    arena_init(&out->strings, 0);
+    tailor_store_counts counts;
+    int rc = store_counts(s, &counts, err);
+    build_ctx b = {.s = s, .em = em, .out = out, .err = err};
+    sb_init(&b.text);
+    if (!quiet) progress_begin(&b.bar, "embedding items", (uint64_t)counts.items);
+    if (!rc) rc = store_items_each(s, embed_item, &b, err);
+    if (!quiet) progress_end(&b.bar);
+    sb_deinit(&b.text);
+    out->model = xstrdup(model_path);
+    out->dim = (int32_t)em->m->hp.n_embd;
+    out->n = (int64_t)b.ids.len;
+    out->ids = b.ids.data;
+    out->vec = b.vec.data;
+    if (rc) kg_index_free(out);
+    return rc;
+}
+
+void kg_hits_free(char **ids, double *scores, int n) {
+    for (int i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+    free(scores);
+}
+
+int kg_index_query(store *s, const kg_index *x, kg_embedder *em, const char *query, bool hybrid, int depth,
+                   char ***ids, double **scores, int *n, tailor_error *err) {
+    *ids = NULL, *scores = NULL, *n = 0;
+    if ((int32_t)em->m->hp.n_embd != x->dim)
+        return err_set(err, TAILOR_EINVAL, "the model makes %d-dimensional vectors; the index holds %d (built with %s)",
+                       (int)em->m->hp.n_embd, x->dim, x->model);
+    float *q = xmalloc((size_t)x->dim * sizeof *q);
+    int rc = llm_embed(em->c, query, strlen(query), em->pooling, q, err);
+    int64_t *rows = xmalloc(((size_t)depth + 1) * sizeof *rows);
+    float *sc = xmalloc(((size_t)depth + 1) * sizeof *sc);
+    const char **vids = xmalloc(((size_t)depth + 1) * sizeof *vids), **wids = xmalloc(((size_t)depth + 1) * sizeof *wids);
+    int got = rc ? 0 : kg_index_search(x, q, depth, NULL, rows, sc), nw = 0;
+    for (int i = 0; i < got; i++) vids[i] = x->ids[rows[i]];
+    store_hit *hits = NULL;
+    size_t nh = 0;
+    arena words;
+    arena_init(&words, 0);
+    /* The word search (a query without words has none: vectors alone). */
+    if (!rc && hybrid && store_search(s, query, &hits, &nh, NULL) == 0)
+        for (size_t i = 0; i < nh && nw < depth; i++) {
+            store_item it;
+            if (store_item_get(s, hits[i].id, &it, NULL)) continue;
+            wids[nw++] = arena_strdup(&words, it.ext_id);
+            store_item_deinit(&it);
+        }
+    if (!rc) {
+        *ids = xmalloc(((size_t)2 * depth + 1) * sizeof **ids);
+        *scores = xmalloc(((size_t)2 * depth + 1) * sizeof **scores);
+        if (hybrid) *n = kg_rrf(wids, nw, vids, got, 60, *ids, *scores, 2 * depth);
+        else
+            for (int i = 0; i < got; i++) (*ids)[i] = xstrdup(vids[i]), (*scores)[i] = sc[i], (*n)++;
+    }
+    arena_deinit(&words);
+    free(hits);
+    free(q);
+    free(rows);
+    free(sc);
+    free(vids);
+    free(wids);
+    return rc;
+}

@@ -147,6 +147,24 @@ void kg_index_free(kg_index *x);
  * cosines; returns how many. Exact: every vector is scored (on tp when
  * given and the index is large). */
 int kg_index_search(const kg_index *x, const float *q, int k, pool *tp, int64_t *out, float *scores);
+/* An embedding model as the index uses it (llm_embed with a pooling). */
+typedef struct kg_embedder {
+    llm_model *m;
+    llm_ctx *c;
+    llm_pooling pooling;
+} kg_embedder;
+int kg_embedder_open(kg_embedder *em, const char *model, llm_pooling pooling, tailor_error *err);
+void kg_embedder_close(kg_embedder *em);
+/* Every item's title, text and tags embedded as one passage (a progress
+ * bar unless quiet); out->model is a copy of model_path. */
+int kg_index_build(store *s, kg_embedder *em, const char *model_path, bool quiet, kg_index *out, tailor_error *err);
+/* Items for a query, best first: the index's nearest, or (hybrid) those
+ * fused by reciprocal rank with the word search (BM25) of the store; each
+ * list looked at to depth. *ids: malloc'd array of malloc'd ids, *scores
+ * malloc'd; free with kg_hits_free. */
+int kg_index_query(store *s, const kg_index *x, kg_embedder *em, const char *query, bool hybrid, int depth,
+                   char ***ids, double **scores, int *n, tailor_error *err);
+void kg_hits_free(char **ids, double *scores, int n);
 /* Reciprocal-rank fusion of two ranked id lists (score: sum of 1/(k +
  * rank)); out[] malloc'd ids (the caller frees each), best first. */
 int kg_rrf(const char *const *a, int na, const char *const *b, int nb, int k, char **out, double *scores, int max);
