@@ -264,97 +264,37 @@ int cmd_kg_paths(cli_args *a) {
 int cmd_kg_complete(cli_args *a) {
     const char *rname = cli_opt_get(a, "relation"), *method = cli_opt_get(a, "method");
     if (!rname) return cli_usage_error(a, "--relation names the relation to complete (tailor kg stats lists them)");
-    if (!method) method = "transe";
-    bool transe = !strcmp(method, "transe"), distmult = !strcmp(method, "distmult"), llm = !strcmp(method, "llm"),
-         combined = !strcmp(method, "combined");
-    if (!transe && !distmult && !llm && !combined)
+    kg_complete_params p = {.method = KG_METHOD_TRANSE, .quiet = a->quiet};
+    if (method && !kg_method_parse(method, &p.method))
         return cli_usage_error(a, "--method is transe, distmult, llm or combined");
     long limit, samples, epochs;
     if (!cli_opt_int(a, "limit", 100, 1, 1000000, &limit)) return cli_usage_error(a, "--limit takes a number");
     if (!cli_opt_int(a, "samples", 5, 1, 100, &samples)) return cli_usage_error(a, "--samples takes 1 to 100");
     if (!cli_opt_int(a, "epochs", 100, 1, 100000, &epochs)) return cli_usage_error(a, "--epochs takes a number");
-    llm_backend *b = NULL;
-    int code = cli_backend_new(a, "threads", &b);
+    p.limit = limit, p.samples = (int)samples, p.epochs = (int)epochs;
+    if (cli_opt_get(a, "seed")) p.seed = strtoull(cli_opt_get(a, "seed"), NULL, 10);
+    int code = cli_backend_new(a, "threads", &p.llm);
     if (code) return code;
-    if ((llm || combined) && !b) return cli_usage_error(a, "--method %s asks a language model: give --model FILE.gguf or --llm-url URL", method);
+    if ((p.method == KG_METHOD_LLM || p.method == KG_METHOD_COMBINED) && !p.llm)
+        return cli_usage_error(a, "--method %s asks a language model: give --model FILE.gguf or --llm-url URL",
+                               kg_method_name(p.method));
     kg_face f;
     if ((code = open_graph(a, &f))) {
-        if (b) b->ops->free(b);
+        if (p.llm) p.llm->ops->free(p.llm);
         return code;
     }
-    const kg_graph *g = &f.g;
-    int32_t rel = kg_relation(g, rname);
     tailor_error err = {0};
-    if (rel < 0) {
-        err_set(&err, TAILOR_ENOTFOUND, "no relation '%s' in the graph (tailor kg stats lists them)", rname);
-        close_graph(&f);
-        if (b) b->ops->free(b);
-        return cli_fail(&err);
-    }
-    kge_model km = {0};
-    int rc = 0;
-    if (!llm) {
-        kg_triple *tr;
-        size_t n;
-        kg_triples(g, &tr, &n);
-        kge_params kp = kge_default_params(distmult ? KGE_DISTMULT : KGE_TRANSE);
-        kp.epochs = (int)epochs;
-        if (cli_opt_get(a, "seed")) kp.seed = strtoull(cli_opt_get(a, "seed"), NULL, 10);
-        rc = kge_train(tr, n, g->n_entities, g->n_relations, kp, a->quiet, &km, &err);
-        free(tr);
-    }
-    kg_asker ask = {0};
-    if (b) kg_asker_init(&ask, b, g, (int)samples, true);
-    float *fs = xmalloc(((size_t)g->n_entities + 1) * sizeof *fs);
-    int *votes = xcalloc((size_t)g->n_entities + 1, sizeof *votes);
-    unsigned char *range = kg_relation_range(g, rel); /* only what the relation leads to elsewhere */
+    p.relation = kg_relation(&f.g, rname);
     int64_t asked = 0, proposed = 0;
-    if (!rc) rc = store_begin(f.s, &err);
-    for (int32_t h = 0; h < g->n_entities && asked < limit && !rc; h++) {
-        if (!g->item[h]) continue;
-        bool has = false;
-        for (int64_t k = g->adj_ptr[h]; k < g->adj_ptr[h + 1] && !has; k++) has = g->adj[k].rel == rel && !g->adj[k].inverse;
-        if (has) continue;
-        asked++;
-        double best = -1;
-        int32_t top = -1;
-        double z = 0, mx = -INFINITY;
-        if (!llm) {
-            kge_tail_scores(&km, h, rel, fs);
-            fs[h] = -INFINITY; /* nothing is its own tail */
-            for (int32_t e = 0; e < g->n_entities; e++) mx = fmax(mx, fs[e]);
-            for (int32_t e = 0; e < g->n_entities; e++) z += exp(fs[e] - mx);
-        }
-        if (b) {
-            int non;
-            memset(votes, 0, (size_t)g->n_entities * sizeof *votes);
-            if ((rc = kg_ask(&ask, h, rel, title_of, f.e, votes, &non, &err))) break;
-        }
-        for (int32_t e = 0; e < g->n_entities; e++) {
-            if (e == h || !range[e]) continue;
-            double p = llm ? (double)votes[e] / (double)samples
-                       : combined ? 0.5 * exp(fs[e] - mx) / z + 0.5 * (double)votes[e] / (double)samples
-                                  : exp(fs[e] - mx) / z;
-            if (p > best) best = p, top = e;
-        }
-        if (top < 0 || best <= 0) continue;
-        bool added = false;
-        rc = store_kg_propose(f.s, g->entity[h], rname, g->entity[top], method, best, &added, &err);
-        proposed += added;
-    }
-    if (!rc) rc = store_commit(f.s, &err);
-    else store_rollback(f.s);
+    int rc = p.relation < 0
+                 ? err_set(&err, TAILOR_ENOTFOUND, "no relation '%s' in the graph (tailor kg stats lists them)", rname)
+                 : kg_complete(f.s, &f.g, p, title_of, f.e, &asked, &proposed, &err);
     if (!rc)
         printf("%lld items without '%s' asked; %lld facts proposed by %s, waiting for tailor kg accept (tailor kg "
                "proposals lists them)\n",
-               (long long)asked, rname, (long long)proposed, method);
-    free(fs);
-    free(votes);
-    free(range);
-    kg_asker_deinit(&ask);
-    kge_free(&km);
+               (long long)asked, rname, (long long)proposed, kg_method_name(p.method));
     close_graph(&f);
-    if (b) b->ops->free(b);
+    if (p.llm) p.llm->ops->free(p.llm);
     return rc ? cli_fail(&err) : 0;
 }
 

@@ -5,6 +5,7 @@
  * entity names (a JSON string enum, compiled into a trie), so it cannot
  * name anything else. Several samples vote (self-consistency). */
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -99,5 +100,89 @@ int kg_ask(kg_asker *a, int32_t h, int32_t r, kg_title_fn title, void *ctx, int 
         }
     }
     sb_deinit(&q);
+    return rc;
+}
+
+/* ---- proposals ------------------------------------------------------------------ */
+
+static const char *const METHODS[] = {"transe", "distmult", "llm", "combined"};
+
+bool kg_method_parse(const char *s, kg_method *out) {
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, METHODS[i])) {
+            *out = (kg_method)i;
+            return true;
+        }
+    return false;
+}
+
+const char *kg_method_name(kg_method m) { return METHODS[m]; }
+
+int kg_complete(store *s, const kg_graph *g, kg_complete_params p, kg_title_fn title, void *ctx, int64_t *asked,
+                int64_t *proposed, tailor_error *err) {
+    *asked = *proposed = 0;
+    bool llm = p.method == KG_METHOD_LLM, combined = p.method == KG_METHOD_COMBINED;
+    if ((llm || combined) && !p.llm) return err_set(err, TAILOR_EINVAL, "%s asks a language model: none given", METHODS[p.method]);
+    if (p.relation < 0 || p.relation >= g->n_relations) return err_set(err, TAILOR_EINVAL, "no such relation");
+    int samples = p.samples > 0 ? p.samples : 5;
+    kge_model km = {0};
+    int rc = 0;
+    if (!llm) {
+        kg_triple *tr;
+        size_t n;
+        kg_triples(g, &tr, &n);
+        kge_params kp = kge_default_params(p.method == KG_METHOD_DISTMULT ? KGE_DISTMULT : KGE_TRANSE);
+        if (p.epochs > 0) kp.epochs = p.epochs;
+        if (p.seed) kp.seed = p.seed;
+        rc = kge_train(tr, n, g->n_entities, g->n_relations, kp, p.quiet, &km, err);
+        free(tr);
+    }
+    kg_asker ask = {0};
+    if (p.llm) kg_asker_init(&ask, p.llm, g, samples, true);
+    float *fs = xmalloc(((size_t)g->n_entities + 1) * sizeof *fs);
+    int *votes = xcalloc((size_t)g->n_entities + 1, sizeof *votes);
+    unsigned char *range = kg_relation_range(g, p.relation); /* only what the relation leads to elsewhere */
+    if (!rc) rc = store_begin(s, err);
+    bool in_tx = !rc;
+    for (int32_t h = 0; h < g->n_entities && *asked < p.limit && !rc; h++) {
+        if (!g->item[h]) continue;
+        bool has = false;
+        for (int64_t k = g->adj_ptr[h]; k < g->adj_ptr[h + 1] && !has; k++)
+            has = g->adj[k].rel == p.relation && !g->adj[k].inverse;
+        if (has) continue;
+        (*asked)++;
+        double z = 0, mx = -INFINITY;
+        if (!llm) {
+            kge_tail_scores(&km, h, p.relation, fs);
+            for (int32_t e = 0; e < g->n_entities; e++) mx = fmax(mx, fs[e]);
+            for (int32_t e = 0; e < g->n_entities; e++) z += exp(fs[e] - mx);
+        }
+        if (p.llm) {
+            int non;
+            memset(votes, 0, (size_t)g->n_entities * sizeof *votes);
+            if ((rc = kg_ask(&ask, h, p.relation, title, ctx, votes, &non, err))) break;
+        }
+        double best = 0;
+        int32_t top = -1;
+        for (int32_t e = 0; e < g->n_entities; e++) {
+            if (e == h || !range[e]) continue; /* nothing is its own tail */
+            double pr = llm        ? (double)votes[e] / samples
+                        : combined ? 0.5 * exp(fs[e] - mx) / z + 0.5 * (double)votes[e] / samples
+                                   : exp(fs[e] - mx) / z;
+            if (pr > best) best = pr, top = e;
+        }
+        if (top < 0) continue;
+        bool added = false;
+        rc = store_kg_propose(s, g->entity[h], g->relation[p.relation], g->entity[top], METHODS[p.method], best, &added,
+                              err);
+        *proposed += added;
+    }
+    if (in_tx && !rc) rc = store_commit(s, err);
+    else if (in_tx) store_rollback(s);
+    free(fs);
+    free(votes);
+    free(range);
+    kg_asker_deinit(&ask);
+    kge_free(&km);
     return rc;
 }

@@ -169,6 +169,26 @@ void kg_hits_free(char **ids, double *scores, int n);
  * rank)); out[] malloc'd ids (the caller frees each), best first. */
 int kg_rrf(const char *const *a, int na, const char *const *b, int nb, int k, char **out, double *scores, int max);
 
+/* Proposes, for every item entity without a triple of relation rel (up
+ * to limit), the most likely tail among the relation's range, by an
+ * embedding model trained now, a language model's constrained votes, or
+ * both (half TransE's probability, half the votes); stores each as an
+ * unaccepted triple with its method and confidence, in one transaction. */
+typedef enum kg_method { KG_METHOD_TRANSE = 0, KG_METHOD_DISTMULT, KG_METHOD_LLM, KG_METHOD_COMBINED } kg_method;
+bool kg_method_parse(const char *s, kg_method *out);
+const char *kg_method_name(kg_method m);
+typedef struct kg_complete_params {
+    kg_method method;
+    int32_t relation;
+    int64_t limit;
+    int samples, epochs; /* the language model's votes; the embedding's training */
+    uint64_t seed;
+    llm_backend *llm;    /* KG_METHOD_LLM and KG_METHOD_COMBINED */
+    bool quiet;
+} kg_complete_params;
+int kg_complete(store *s, const kg_graph *g, kg_complete_params p, kg_title_fn title, void *ctx, int64_t *asked,
+                int64_t *proposed, tailor_error *err);
+
 /* The graph as a recommender reads it (rec_graph): every array malloc'd
  * into out and freed by kg_rec_graph_free; item i of item_ext gets its
  * entity, or -1. */

@@ -412,6 +412,21 @@ static void test_proposals(void) {
     CHECK_EQ(n, 0);
     store_close(s);
     free(t);
+    /* kg_complete on Last.FM: origins proposed for artists without one,
+     * each an entity some artist has as its origin, none accepted. */
+    if (!g_fm) return;
+    CHECK_EQ(kg_load(g_fm, &g, &e), 0);
+    int64_t before = query_int(g_fm, "SELECT count(*) FROM kg_triples WHERE accepted = 1"), asked, proposed;
+    kg_complete_params cp = {.method = KG_METHOD_TRANSE, .relation = kg_relation(&g, "music.artist.origin"),
+                             .limit = 10, .epochs = 5, .seed = 1, .quiet = true};
+    CHECK_EQ(kg_complete(g_fm, &g, cp, NULL, NULL, &asked, &proposed, &e), 0);
+    CHECK_EQ(asked, 10);
+    CHECK_EQ(proposed, 10);
+    CHECK_EQ(query_int(g_fm, "SELECT count(*) FROM kg_triples WHERE accepted = 1"), before);
+    CHECK_EQ(query_int(g_fm, "SELECT count(*) FROM kg_triples p WHERE accepted = 0 AND source = 'transe' AND NOT EXISTS"
+                             " (SELECT 1 FROM kg_triples q WHERE q.accepted = 1 AND q.relation = p.relation AND q.tail = p.tail)"),
+             0);
+    kg_deinit(&g);
 }
 
 /* The vector index: saved and loaded whole, a damaged file refused, exact
