@@ -350,6 +350,13 @@ static bool format_read(srv_req *r, const cJSON *j, chat_in *c) {
 
 /* A streamed reply: each piece of text goes out as one event, between the
  * chunk's head (id, model, ...) and its tail. */
+/* {"id": "PREFIX-N", "object": OBJECT, "created", "model", then choices. */
+static void reply_head(srv_req *r, sb *o, const char *prefix, const char *object, uint64_t id, long long created) {
+    sb_printf(o, "{\"id\":\"%s-%llu\",\"object\":\"%s\",\"created\":%lld,\"model\":", prefix,
+              (unsigned long long)id, object, created);
+    sb_json_str(o, srv_llm_name(r->srv), strlen(srv_llm_name(r->srv)));
+}
+
 typedef struct chunk_stream {
     srv_stream *st;
     const char *head, *tail;
@@ -409,9 +416,7 @@ void oa_chat(srv_req *r) {
     long long created = (long long)time(NULL);
     sb head;
     sb_init(&head);
-    sb_printf(&head, "{\"id\":\"chatcmpl-%llu\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
-              (unsigned long long)id, created);
-    sb_json_str(&head, srv_llm_name(r->srv), strlen(srv_llm_name(r->srv)));
+    reply_head(r, &head, "chatcmpl", "chat.completion.chunk", id, created);
     sb_puts(&head, ",\"choices\":[{\"index\":0,\"delta\":");
     size_t delta_at = head.len;
     sb_puts(&head, "{\"content\":");
@@ -452,9 +457,8 @@ void oa_chat(srv_req *r) {
         }
         sb_printf(o, "data: %.*s{},\"finish_reason\":\"%s\"}]}\n\n", (int)delta_at, cs.head, finish);
         if (with_usage) {
-            sb_printf(o, "data: {\"id\":\"chatcmpl-%llu\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
-                         "\"model\":", (unsigned long long)id, created);
-            sb_json_str(o, srv_llm_name(r->srv), strlen(srv_llm_name(r->srv)));
+            sb_puts(o, "data: ");
+            reply_head(r, o, "chatcmpl", "chat.completion.chunk", id, created);
             sb_puts(o, ",\"choices\":[],");
             usage_json(o, &u);
             sb_puts(o, "}\n\n");
@@ -462,9 +466,7 @@ void oa_chat(srv_req *r) {
         sb_puts(o, "data: [DONE]\n\n");
         srv_stream_write(cs.st, o->buf, o->len);
     } else {
-        sb_printf(o, "{\"id\":\"chatcmpl-%llu\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
-                  (unsigned long long)id, created);
-        sb_json_str(o, srv_llm_name(r->srv), strlen(srv_llm_name(r->srv)));
+        reply_head(r, o, "chatcmpl", "chat.completion", id, created);
         sb_puts(o, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
         const char *text = json ? json : rep.text;
         if (rep.n_calls || !text) sb_puts(o, "null");
@@ -537,9 +539,7 @@ void oa_completions(srv_req *r) {
     long long created = (long long)time(NULL);
     sb head;
     sb_init(&head);
-    sb_printf(&head, "{\"id\":\"cmpl-%llu\",\"object\":\"text_completion\",\"created\":%lld,\"model\":",
-              (unsigned long long)id, created);
-    sb_json_str(&head, srv_llm_name(r->srv), strlen(srv_llm_name(r->srv)));
+    reply_head(r, &head, "cmpl", "text_completion", id, created);
     sb_puts(&head, ",\"choices\":[{\"text\":");
     chunk_stream ts = {.head = sb_str(&head), .tail = ",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n"};
     if (stream) ts.st = srv_stream_begin(r, "text/event-stream");
