@@ -496,22 +496,29 @@ static const char *catalogue_title(void *ctx, const char *item) {
 
 /* Reasons from the knowledge graph: the history items that paths of up to
  * three links join to the recommended one, the most specific first. */
-static void explain_paths(pz_engine *e, pz_loaded *l, const hist *h, int32_t item, pz_rec *x) {
+/* The graph entities of the history's items (NULL: the store has no
+ * graph), once per request. */
+static int32_t *path_targets(pz_engine *e, pz_loaded *l, const hist *h) {
     if (!e->kg_loaded) {
         e->kg_loaded = true;
         if (kg_load(e->s, &e->kg, NULL)) memset(&e->kg, 0, sizeof e->kg);
     }
-    if (!e->kg.n_triples) return;
-    int32_t from = kg_item_entity(&e->kg, l->m->item_ext[item]);
-    if (from < 0) return;
+    if (!e->kg.n_triples) return NULL;
     int32_t *targets = xmalloc((h->items.len + 1) * sizeof *targets);
     for (size_t i = 0; i < h->items.len; i++) targets[i] = kg_item_entity(&e->kg, l->m->item_ext[h->items.data[i]]);
+    return targets;
+}
+
+static void explain_paths(pz_engine *e, pz_loaded *l, const int32_t *targets, size_t n_targets, int32_t item,
+                          pz_rec *x) {
+    int32_t from = kg_item_entity(&e->kg, l->m->item_ext[item]);
+    if (from < 0) return;
     kg_path_params p = kg_path_default_params();
     p.per_target = 1;
     p.max_paths = 3;
     kg_path paths[3];
     int n;
-    kg_paths(&e->kg, from, targets, h->items.len, p, paths, &n);
+    kg_paths(&e->kg, from, targets, n_targets, p, paths, &n);
     for (int i = 0; i < n && x->n_because < 3; i++) {
         const char *ext = e->kg.item[paths[i].node[paths[i].hops]];
         const pz_item_info *it = pz_item(e, ext);
@@ -521,7 +528,6 @@ static void explain_paths(pz_engine *e, pz_loaded *l, const hist *h, int32_t ite
         x->because[x->n_because++] =
             (pz_reason){xstrdup(ext), xstrdup(it && it->title ? it->title : ext), (float)paths[i].weight, sb_take(&t)};
     }
-    free(targets);
 }
 
 int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *err) {
@@ -574,6 +580,8 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
     int got = rec_topk_scores(scores, m->n_items, q->k, top, ts);
     out->items = xcalloc((size_t)got + 1, sizeof *out->items);
     float *contrib = xmalloc((h.items.len + 1) * sizeof *contrib);
+    int32_t *targets = q->explain && m->kind->explain_style == REC_EXPLAIN_PATHS && h.items.len ? path_targets(e, l, &h)
+                                                                                                : NULL;
     for (int r = 0; r < got; r++) {
         pz_rec *x = &out->items[out->n++];
         fill_rec(e, l, top[r], ts[r], x);
@@ -582,8 +590,8 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
             if (!out->fallback) x->popularity = (uint32_t)ts[r];
             continue;
         }
-        if (q->explain && m->kind->explain_style == REC_EXPLAIN_PATHS && h.items.len) {
-            explain_paths(e, l, &h, top[r], x);
+        if (m->kind->explain_style == REC_EXPLAIN_PATHS) {
+            if (targets) explain_paths(e, l, targets, h.items.len, top[r], x);
             continue;
         }
         if (!q->explain || !m->kind->explain || !h.items.len) continue;
@@ -598,6 +606,7 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
         }
     }
     free(contrib);
+    free(targets);
     free(top);
     free(ts);
     free(scores);

@@ -357,24 +357,22 @@ void api_user_get(srv_req *r) {
     srv_json(r, 200);
 }
 
+typedef struct hist_row {
+    const char *item; /* the catalogue's copy, or a copy in the context's arena */
+    double value;
+    int64_t ts;
+} hist_row;
+
 typedef struct hist_ctx {
     pz_engine *e;
-    VEC(char *) rows; /* JSON of each event */
+    arena strings;
+    VEC(hist_row) rows;
 } hist_ctx;
 
-static int hist_row(void *ctx, const char *item, double value, int64_t ts) {
+static int hist_row_add(void *ctx, const char *item, double value, int64_t ts) {
     hist_ctx *h = ctx;
-    sb o;
-    sb_init(&o);
-    sb_putc(&o, '{');
-    put_str(&o, "item", item);
     const pz_item_info *it = pz_item(h->e, item);
-    sb_putc(&o, ',');
-    put_str(&o, "title", it ? it->title : NULL);
-    if (isnan(value)) sb_puts(&o, ",\"value\":null");
-    else sb_printf(&o, ",\"value\":%.6g", value);
-    sb_printf(&o, ",\"ts\":%lld}", (long long)ts);
-    vec_push(&h->rows, sb_take(&o));
+    vec_push(&h->rows, ((hist_row){it ? it->id : arena_strdup(&h->strings, item), value, ts}));
     return 0;
 }
 
@@ -383,24 +381,35 @@ void api_user_history(srv_req *r) {
     long limit;
     if (!srv_may_act_for(r, user) || !srv_query_int(r, "limit", 100, 1, 10000, &limit)) return;
     hist_ctx h = {.e = r->w->e};
+    arena_init(&h.strings, 0);
     tailor_error err = {0};
-    int rc = store_user_history(r->w->s, user, hist_row, &h, &err);
+    int rc = store_user_history(r->w->s, user, hist_row_add, &h, &err);
     if (rc == TAILOR_ENOTFOUND) {
         srv_error(r, 404, "not_found", "unknown user '%s'", user);
     } else if (rc) {
         srv_fail(r, &err);
-    } else {
+    } else { /* only the newest `limit` are written out */
         sb *o = &r->out;
         sb_putc(o, '{');
         put_str(o, "user", user);
         sb_printf(o, ",\"total\":%zu,\"events\":[", h.rows.len);
         size_t from = h.rows.len > (size_t)limit ? h.rows.len - (size_t)limit : 0;
-        for (size_t i = from; i < h.rows.len; i++) sb_printf(o, "%s%s", i > from ? "," : "", h.rows.data[i]);
+        for (size_t i = from; i < h.rows.len; i++) {
+            const hist_row *x = &h.rows.data[i];
+            const pz_item_info *it = pz_item(h.e, x->item);
+            sb_puts(o, i > from ? ",{" : "{");
+            put_str(o, "item", x->item);
+            sb_putc(o, ',');
+            put_str(o, "title", it ? it->title : NULL);
+            if (isnan(x->value)) sb_puts(o, ",\"value\":null");
+            else sb_printf(o, ",\"value\":%.6g", x->value);
+            sb_printf(o, ",\"ts\":%lld}", (long long)x->ts);
+        }
         sb_puts(o, "]}");
         srv_json(r, 200);
     }
-    for (size_t i = 0; i < h.rows.len; i++) free(h.rows.data[i]);
     vec_free(&h.rows);
+    arena_deinit(&h.strings);
 }
 
 /* ---- recommendations -------------------------------------------------------------------- */
