@@ -367,7 +367,13 @@ static enum MHD_Result respond(conn *c) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
     }
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (r->status == 405 && c->path_known) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "see /openapi.json");
+    if (r->status == 405) {
+        sb allow;
+        sb_init(&allow);
+        srv_route_allow(r->path, &allow);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, sb_str(&allow));
+        sb_deinit(&allow);
+    }
     enum MHD_Result ok = MHD_queue_response(c->mc, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ok;

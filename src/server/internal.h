@@ -42,6 +42,8 @@ extern const int SRV_N_ROUTES;
  * the path with another method). */
 int srv_route_find(const char *method, const char *path, char **params, int max_params, int *n_params,
                    bool *path_known);
+/* The methods the routes of path take ("GET, POST"), for a 405's Allow. */
+void srv_route_allow(const char *path, sb *out);
 /* The OpenAPI 3 description generated from the table. */
 void srv_openapi(sb *out);
 

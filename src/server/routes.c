@@ -132,6 +132,16 @@ int srv_route_find(const char *method, const char *path, char **params, int max_
     return -1;
 }
 
+void srv_route_allow(const char *path, sb *out) {
+    for (int i = 0; i < SRV_N_ROUTES; i++) {
+        char *params[4];
+        int n;
+        if (!match(SRV_ROUTES[i].pattern, path, params, 4, &n)) continue;
+        for (int j = 0; j < n; j++) free(params[j]);
+        sb_printf(out, "%s%s", out->len ? ", " : "", SRV_ROUTES[i].method);
+    }
+}
+
 static void json_str(sb *o, const char *s) { sb_json_str(o, s, strlen(s)); }
 
 void srv_openapi(sb *o) {

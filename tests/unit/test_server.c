@@ -281,6 +281,9 @@ static void test_bad_requests(void) {
         CHECK(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "error"), "message")));
         resp_deinit(&r);
     }
+    CHECK_EQ(call("DELETE", "/api/events", ADMIN, NULL, &r), 405);
+    CHECK_CONTAINS(r.headers.buf, "Allow: POST");
+    resp_deinit(&r);
     /* Over the size limit (64 KiB here): 413, before the body is read. */
     size_t big = 200 * 1024;
     char *huge = xmalloc(big + 1);
