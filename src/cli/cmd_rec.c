@@ -513,6 +513,15 @@ static void evaluation_json(sb *o, const eval_report_info *info, const eval_resu
     sb_deinit(&d);
 }
 
+/* An untrained model of an evaluation entry, saying so on stderr. */
+static int entry_model(const cli_args *a, const eval_entry *e, rec_model **out, tailor_error *err) {
+    int rc = rec_model_new(e->kind, &e->params, out, err);
+    if (rc) return rc;
+    (*out)->quiet = a->quiet || !progress_enabled();
+    if (!a->quiet) fprintf(stderr, "evaluating %s...\n", e->label);
+    return 0;
+}
+
 /* eval --protocol ctr: the knowledge-graph papers' protocol (ctr.c). */
 static int eval_ctr_cli(cli_args *a, store *s, const eval_entry *ent, int nm, uint64_t seed) {
     store_view v;
@@ -533,9 +542,7 @@ static int eval_ctr_cli(cli_args *a, store *s, const eval_entry *ent, int nm, ui
     int done = 0;
     for (int m = 0; m < nm && !rc; m++) {
         rec_model *model;
-        if ((rc = rec_model_new(ent[m].kind, &ent[m].params, &model, &err))) break;
-        model->quiet = a->quiet || !progress_enabled();
-        if (!a->quiet) fprintf(stderr, "evaluating %s...\n", ent[m].label);
+        if ((rc = entry_model(a, &ent[m], &model, &err))) break;
         rc = eval_ctr_model(model, &split, tp, &res[m], &err);
         snprintf(res[m].model, sizeof res[m].model, "%s", ent[m].label);
         rec_model_free(model);
@@ -656,9 +663,7 @@ int cmd_eval(cli_args *a) {
     int done = 0;
     for (int m = 0; m < nm && !rc; m++) {
         rec_model *model;
-        if ((rc = rec_model_new(ent[m].kind, &ent[m].params, &model, &err))) break;
-        model->quiet = a->quiet || !progress_enabled();
-        if (!a->quiet) fprintf(stderr, "evaluating %s...\n", ent[m].label);
+        if ((rc = entry_model(a, &ent[m], &model, &err))) break;
         for (int pi = 0; pi < np && !rc; pi++) {
             eval_run_params rp = {.ks = ks, .nk = nk, .validation = cli_flag(a, "validation"), .pool = tp,
                                   .trained = pi > 0};
