@@ -130,6 +130,8 @@ int kg_ask(kg_asker *a, int32_t h, int32_t r, kg_title_fn title, void *ctx, int 
 
 /* ---- item vectors (index.c) --------------------------------------------- */
 
+#include "know/ann.h"
+
 /* Unit vectors of items, with the model that made them. */
 typedef struct kg_index {
     char *model;  /* the GGUF file that embedded them (malloc'd) */
@@ -138,15 +140,37 @@ typedef struct kg_index {
     char **ids;   /* item external ids, into strings */
     float *vec;   /* n x dim */
     arena strings;
+    kg_ann *ann;  /* the approximate index beside it, or NULL */
+    llm_pooling pooling; /* as the items were embedded (queries must match) */
 } kg_index;
 int kg_index_save(const kg_index *x, const char *path, tailor_error *err);
-/* Checks the magic and every size; a damaged file is TAILOR_EDATA. */
+/* Checks the magic and every size; a damaged file is TAILOR_EDATA. The
+ * approximate index (PATH.ann) is saved and loaded with it when there is
+ * one. */
 int kg_index_load(const char *path, kg_index *x, tailor_error *err);
 void kg_index_free(kg_index *x);
 /* The k nearest to unit vector q, best first: out[] row indexes, scores[]
  * cosines; returns how many. Exact: every vector is scored (on tp when
  * given and the index is large). */
 int kg_index_search(const kg_index *x, const float *q, int k, pool *tp, int64_t *out, float *scores);
+/* The same for nq queries at once (Q: nq x dim): out and scores are nq x
+ * min(k, n), each query's best first; returns min(k, n). */
+int kg_index_search_many(const kg_index *x, const float *Q, int nq, int k, pool *tp, int64_t *out, float *scores);
+/* The dot-product kernel: "scalar", "avx2", "avx512" or "auto" (the best
+ * this CPU runs, or $TAILOR_LLM_KERNELS); -1 when the CPU lacks it.
+ * kg_index_kernel names the one in use. */
+int kg_index_set_kernel(const char *name);
+const char *kg_index_kernel(void);
+/* Builds x->ann over the vectors (replacing one there). */
+int kg_index_build_ann(kg_index *x, kg_ann_kind kind, tailor_error *err);
+bool kg_ann_kind_parse(const char *s, kg_ann_kind *out);
+const char *kg_ann_kind_name(kg_ann_kind k);
+/* The k nearest by the approximate index when there is one, else exact. */
+int kg_index_nearest(const kg_index *x, const float *q, int k, pool *tp, int64_t *out, float *scores);
+/* Recall@k of x->ann against exact search, over nq queries made of random
+ * items moved by noise (near an item, not on it); the mean time per query
+ * of each (ms). */
+double kg_index_recall(const kg_index *x, int k, int nq, uint64_t seed, pool *tp, double *ms_exact, double *ms_ann);
 /* An embedding model as the index uses it (llm_embed with a pooling). */
 typedef struct kg_embedder {
     llm_model *m;
@@ -165,6 +189,19 @@ int kg_index_build(store *s, kg_embedder *em, const char *model_path, bool quiet
 int kg_index_query(store *s, const kg_index *x, kg_embedder *em, const char *query, bool hybrid, int depth,
                    char ***ids, double **scores, int *n, tailor_error *err);
 void kg_hits_free(char **ids, double *scores, int n);
+/* What the agent's search and item_info tools search with: an index
+ * (borrowed, read-only, so threads may share it) and an embedder of one's
+ * own (a model context is one thread's). */
+typedef struct kg_retriever {
+    const kg_index *x;
+    kg_embedder em;
+} kg_retriever;
+/* model: the one that embeds queries (NULL: the index's own file). */
+int kg_retriever_open(kg_retriever *r, const kg_index *x, const char *model, tailor_error *err);
+void kg_retriever_close(kg_retriever *r);
+/* Where `tailor index build` keeps a store's index: DB.index/items.tvec
+ * (malloc'd). */
+char *kg_index_default_path(const char *db_path);
 /* Reciprocal-rank fusion of two ranked id lists (score: sum of 1/(k +
  * rank)); out[] malloc'd ids (the caller frees each), best first. */
 int kg_rrf(const char *const *a, int na, const char *const *b, int nb, int k, char **out, double *scores, int max);
