@@ -103,6 +103,7 @@ int64_t agent_session(const agent *a) { return a->session; }
 pz_engine *agent_engine(agent *a) { return a->e; }
 const char *agent_user(const agent *a) { return a->user; }
 const char *agent_model(const agent *a) { return a->model; }
+struct kg_retriever *agent_retriever(const agent *a) { return a->p.retriever; }
 
 /* ---- profile ---------------------------------------------------------------- */
 

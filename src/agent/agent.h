@@ -63,6 +63,10 @@ typedef struct agent_params {
     /* Tokens the conversation may take in the backend's context (0: its
      * context size less 1,024 for the answer). */
     int32_t context_budget;
+    /* Search by words and meaning (the item index and an embedder,
+     * borrowed; know.h): the search tool fuses BM25 and vector rankings,
+     * item_info finds the nearest item to a description. NULL: words. */
+    struct kg_retriever *retriever;
 } agent_params;
 
 agent_params agent_default_params(void);
@@ -130,6 +134,7 @@ int agent_fact_add(agent *a, const char *kind, const char *value, const char *te
 int agent_facts_clear(agent *a, const char *kind, int64_t *removed, tailor_error *err);
 const char *agent_user(const agent *a);
 const char *agent_model(const agent *a);
+struct kg_retriever *agent_retriever(const agent *a);
 
 /* The rules backend: interprets requests with the catalogue itself (the
  * engine is borrowed). */

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "agent/agent.h"
+#include "know/know.h"
 
 /* ---- schemas -------------------------------------------------------------- */
 
@@ -258,6 +259,28 @@ static int tool_recommend(agent_ctx *c, const cJSON *args, tailor_error *err) {
     return rc;
 }
 
+/* Hybrid hits (BM25 and vectors fused by reciprocal rank) as store hits,
+ * when the agent has a retriever; false otherwise or when the query
+ * cannot be embedded (the caller then searches words alone). */
+static bool retrieve(agent *a, const char *query, int depth, store_hit **hits, size_t *n) {
+    kg_retriever *r = agent_retriever(a);
+    if (!r || !query || !*query) return false;
+    pz_engine *e = agent_engine(a);
+    char **ids;
+    double *sc;
+    int got;
+    tailor_error err = {0};
+    if (kg_index_query(pz_engine_store(e), r->x, &r->em, query, true, depth, &ids, &sc, &got, &err)) return false;
+    *hits = xmalloc(((size_t)got + 1) * sizeof **hits);
+    *n = 0;
+    for (int i = 0; i < got; i++) {
+        const pz_item_info *it = pz_item(e, ids[i]);
+        if (it) (*hits)[(*n)++] = (store_hit){it->row, sc[i]};
+    }
+    kg_hits_free(ids, sc, got);
+    return true;
+}
+
 static int tool_search(agent_ctx *c, const cJSON *args, tailor_error *err) {
     agent *a = c->a;
     pz_engine *e = agent_engine(a);
@@ -273,7 +296,8 @@ static int tool_search(agent_ctx *c, const cJSON *args, tailor_error *err) {
     const char *query = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "query"));
     store_hit *hits = NULL;
     size_t nh = 0;
-    rc = store_search(pz_engine_store(e), query, &hits, &nh, err);
+    bool meaning = retrieve(a, query, 50 + 5 * k, &hits, &nh);
+    if (!meaning) rc = store_search(pz_engine_store(e), query, &hits, &nh, err);
     if (rc == TAILOR_EINVAL) rc = 0, nh = 0; /* nothing searchable in the text: no result */
     if (!rc) {
         sb *o = c->result;
@@ -291,11 +315,11 @@ static int tool_search(agent_ctx *c, const cJSON *args, tailor_error *err) {
             json_key_str(o, "title", it->title ? it->title : it->id);
             sb_printf(o, ",\"score\":%.4f,\"reason\":", hits[h].score);
             char why[200];
-            snprintf(why, sizeof why, "matches \"%.150s\"", query);
+            snprintf(why, sizeof why, "%s \"%.150s\"", meaning ? "matches the words or the meaning of" : "matches", query);
             sb_json_str(o, why, strlen(why));
             sb_putc(o, '}');
         }
-        sb_printf(o, "],\"matches\":%zu", nh);
+        sb_printf(o, "],\"matches\":%zu,\"by\":\"%s\"", nh, meaning ? "words and meaning" : "words");
         conds_json(o, "filters", conds, 0, asked);
         conds_json(o, "standing", conds, asked, n);
         sb_putc(o, '}');
@@ -308,9 +332,22 @@ static int tool_search(agent_ctx *c, const cJSON *args, tailor_error *err) {
 static int tool_item_info(agent_ctx *c, const cJSON *args, tailor_error *err) {
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "item"));
     const pz_item_info *it = resolve_item(c->a, name);
+    /* A description rather than a name: the item nearest to it by words
+     * and meaning, said to be that. */
+    store_hit *hits = NULL;
+    size_t nh = 0;
+    bool described = !it && retrieve(c->a, name, 10, &hits, &nh) && nh;
+    if (described) it = pz_item_by_row(agent_engine(c->a), hits[0].id);
+    free(hits);
     if (!it) return err_set(err, TAILOR_ENOTFOUND, "no item matches '%s'", name);
     sb *o = c->result;
     sb_putc(o, '{');
+    if (described) {
+        char note[300];
+        snprintf(note, sizeof note, "no item is named \"%.120s\"; this is the nearest by words and meaning", name);
+        json_key_str(o, "note", note);
+        sb_putc(o, ',');
+    }
     json_key_str(o, "id", it->id);
     sb_putc(o, ',');
     json_key_str(o, "title", it->title);

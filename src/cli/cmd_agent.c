@@ -11,16 +11,22 @@
 #include "agent/agent.h"
 #include "cli/cli.h"
 #include "eval/eval.h"
+#include "know/know.h"
 
 typedef struct chat_face {
     store *s;
     pz_engine *e;
     llm_backend *b;
     agent *a;
+    kg_index x;
+    kg_retriever r;
+    bool retrieving;
 } chat_face;
 
 static void face_close(chat_face *f) {
     agent_free(f->a);
+    if (f->retrieving) kg_retriever_close(&f->r);
+    kg_index_free(&f->x);
     if (f->b) f->b->ops->free(f->b);
     pz_engine_free(f->e);
     store_close(f->s);
@@ -99,6 +105,24 @@ static int face_open(cli_args *a, chat_face *f) {
     int code = backend_open(a, f);
     if (code) return code;
     tailor_error err = {0};
+    /* The item index, when there is one, lets the search tool find by
+     * meaning too; without it (or its model) the agent searches words. */
+    const char *ix = cli_opt_get(a, "index");
+    char *path = ix ? xstrdup(ix) : kg_index_default_path(a->db_path);
+    if ((!ix || strcmp(ix, "none")) && (ix || file_exists(path))) {
+        int rc = kg_index_load(path, &f->x, &err);
+        if (!rc) rc = kg_retriever_open(&f->r, &f->x, NULL, &err);
+        f->retrieving = rc == 0;
+        if (rc && ix) {
+            free(path);
+            face_close(f);
+            return cli_fail(&err);
+        }
+        if (rc) log_warn("the vector index %s is not used (%s): the agent searches words only", path, err.msg);
+        err = (tailor_error){0};
+        if (f->retrieving) p.retriever = &f->r;
+    }
+    free(path);
     if (agent_new(f->e, f->b, p, &f->a, &err)) {
         face_close(f);
         return cli_fail(&err);
@@ -246,12 +270,42 @@ static int experiment_hallucination(cli_args *a) {
     return rc ? cli_fail(&err) : EX_OK;
 }
 
+/* experiment cold-items: content against items without events. */
+static int experiment_cold(cli_args *a) {
+    eval_cold_params p = eval_cold_default_params();
+    long k, min_events;
+    double hide = p.hide;
+    const char *h = cli_opt_get(a, "hide");
+    if (h && (!parse_f64(h, strlen(h), &hide) || hide <= 0 || hide >= 1))
+        return cli_usage_error(a, "--hide takes a share between 0 and 1");
+    if (!cli_opt_int(a, "k", 20, 1, 1000, &k)) return cli_usage_error(a, "-k takes 1 to 1000");
+    if (!cli_opt_int(a, "min-events", 5, 1, 1000000, &min_events)) return cli_usage_error(a, "--min-events takes a number");
+    p.hide = hide, p.k = (int)k, p.min_events = (int)min_events;
+    if (cli_opt_get(a, "seed")) p.seed = strtoull(cli_opt_get(a, "seed"), NULL, 10);
+    int code;
+    store *s = cli_open_store(a, true, &code);
+    if (!s) return code;
+    char *path = cli_opt_get(a, "index") ? xstrdup(cli_opt_get(a, "index")) : kg_index_default_path(a->db_path);
+    p.index_path = path;
+    tailor_error err = {0};
+    sb json;
+    sb_init(&json);
+    int rc = eval_cold_items(s, p, stdout, &json, &err);
+    if (!rc) rc = write_json_opt(a, &json, &err);
+    sb_deinit(&json);
+    free(path);
+    store_close(s);
+    return rc ? cli_fail(&err) : EX_OK;
+}
+
 int cmd_experiment(cli_args *a) {
     const char *name = a->pos[0];
     if (!strcmp(name, "hallucination")) return experiment_hallucination(a);
+    if (!strcmp(name, "cold-items")) return experiment_cold(a);
     bool latency = !strcmp(name, "tool-latency"), stress = !strcmp(name, "context-stress");
     if (!latency && !stress)
-        return cli_usage_error(a, "no experiment '%s' (experiments: tool-latency, context-stress, hallucination)", name);
+        return cli_usage_error(a, "no experiment '%s' (experiments: tool-latency, context-stress, hallucination, cold-items)",
+                               name);
     long rounds, budget, turns;
     if (!cli_opt_int(a, "rounds", 10, 1, 10000, &rounds)) return cli_usage_error(a, "--rounds takes a number");
     if (!cli_opt_int(a, "budget", 2000, 100, 1 << 20, &budget)) return cli_usage_error(a, "--budget takes tokens");

@@ -35,6 +35,7 @@ int cmd_serve(cli_args *a) {
     p.metrics_open = cli_flag(a, "metrics-open");
     if (cli_opt_get(a, "host")) p.host = cli_opt_get(a, "host");
     p.reports = cli_opt_get(a, "reports");
+    p.index = cli_opt_get(a, "index");
     int code;
     store *check = cli_open_store(a, true, &code); /* a clear message for a missing or newer database */
     if (!check) return code;

@@ -39,6 +39,7 @@
     {"session", 0, "ID", "continue this session"},                                                \
     {"recommender", 0, "NAME", "trained model the recommend tool uses (default: the active one)"}, \
     {"memory", 0, "POLICY", "turns beyond the model's context: truncate (default), summarize, retrieve"}, \
+    {"index", 0, "FILE", "vector index for search by meaning (default DB.index/items.tvec if any; none: words)"}, \
     BACKEND_OPTS
 #define ENGINE_OPTS                                                                      \
     {"ctx", 'c', "N", "context size (default: the model's, at most 4096)"},              \
@@ -209,10 +210,13 @@ static const cli_cmd COMMANDS[] = {
     {"index build", "", "embed every item's title, text and tags with a GGUF model, for search by meaning",
      "Writes DB.index/items.tvec: unit vectors (the model's mean-pooled, or last-token, hidden\n"
      "state) with the model's path, searched exactly by tailor search --mode vectors|hybrid\n"
-     "(hybrid fuses the word and vector rankings by reciprocal rank, k = 60).",
+     "(hybrid fuses the word and vector rankings by reciprocal rank, k = 60). Large catalogues\n"
+     "also get an approximate index (Faiss, FILE.ann), and its recall@10 against exact search\n"
+     "is measured and printed.",
      0, 0,
      {{"model", 'm', "FILE", "the GGUF model that embeds (an embedding model, or any the engine runs)"},
       {"pooling", 0, "P", "mean, last or cls (default: the file's, for BERT models; mean otherwise)"},
+      {"approximate", 0, "KIND", "hnsw, ivf, none, or auto (default: hnsw from 50,000 items, none below)"},
       {"index", 0, "FILE", "where to write (default DB.index/items.tvec)"}},
      cmd_index_build},
     {"ask", "TEXT...", "one turn of the conversational recommender (for scripts)",
@@ -252,6 +256,7 @@ static const cli_cmd COMMANDS[] = {
       {"no-web", 0, NULL, "do not serve the page"},
       {"metrics-open", 0, NULL, "serve /metrics without a key"},
       {"reports", 0, "DIR", "evaluation reports the page shows (tailor eval --report DIR; default DB.reports)"},
+      {"index", 0, "FILE", "vector index for chat's search by meaning (default DB.index/items.tvec if any; none: words)"},
       {"model", 'm', "FILE", "a GGUF model for /v1 and the chat (default: the rules backend; /v1 answers 503)"},
       {"llm-url", 0, "URL", "an OpenAI-compatible server for the chat and /v1 instead"},
       {"llm-model", 0, "NAME", "the server's model name (with --llm-url; default \"default\")"},
@@ -276,7 +281,7 @@ static const cli_cmd COMMANDS[] = {
      {{"json", 0, NULL, "print {\"keys\": [...]}"}}, cmd_keys_list},
     {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{0}},
      cmd_keys_revoke},
-    {"experiment", "NAME", "measure the system: tool-latency, context-stress, hallucination",
+    {"experiment", "NAME", "measure the system: tool-latency, context-stress, hallucination, cold-items",
      "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"
      "(context, intent, tools, answer, store, the whole turn) mean, p50, p99 and max in ms.\n"
      "context-stress: facts stated through a conversation of --turns turns in a context of\n"
@@ -284,7 +289,10 @@ static const cli_cmd COMMANDS[] = {
      "as the conversation grows (with --report DIR, a chart). The sessions they make are removed.\n"
      "hallucination: hide a share of the knowledge graph's triples and ask TransE, DistMult and (with\n"
      "--model or --llm-url) a language model, free and constrained to entity names, for each tail:\n"
-     "hits@1/10, MRR and how often the answer is no entity or a false one (--report DIR: a chart).",
+     "hits@1/10, MRR and how often the answer is no entity or a false one (--report DIR: a chart).\n"
+     "cold-items: hide --hide of the items with --min-events events (all their events) and rank them\n"
+     "for the users who had them by knowledge-graph neighbours, text vectors (tailor index build) and\n"
+     "both: recall@k and NDCG@k, against random.",
      1, 1,
      {BACKEND_OPTS,
       {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},
@@ -294,7 +302,11 @@ static const cli_cmd COMMANDS[] = {
       {"report", 0, "DIR", "context-stress, hallucination: write a chart into DIR"},
       {"queries", 0, "N", "hallucination: hidden triples asked (default 200)"},
       {"samples", 0, "N", "hallucination: a language model's answers per question, voting (default 5)"},
-      {"epochs", 0, "N", "hallucination: TransE and DistMult training epochs (default 100)"}},
+      {"epochs", 0, "N", "hallucination: TransE and DistMult training epochs (default 100)"},
+      {"hide", 0, "SHARE", "cold-items: share of the items hidden (default 0.1)"},
+      {"min-events", 0, "N", "cold-items: items with fewer events are never hidden (default 5)"},
+      {"k", 'k', "N", "cold-items: cut-off of recall and NDCG (default 20)"},
+      {"index", 0, "FILE", "cold-items: the item vectors (default DB.index/items.tvec, when there)"}},
      cmd_experiment},
     {"models list", "", "the trained models: kind, when, file size, last evaluation, which is active", NULL, 0,
      0, {{"json", 0, NULL, "print JSON"}}, cmd_models_list},

@@ -788,6 +788,7 @@ void api_session_message(srv_req *r) {
     agent_params p = agent_default_params();
     p.user = owner;
     p.session = id;
+    p.retriever = r->w->retriever;
     if (!j) {
     } else if (!cJSON_IsString(text) || !*text->valuestring || strlen(text->valuestring) > 8000) {
         srv_error(r, 400, "invalid_request", "'text' is what the person says (1-8000 bytes)");

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "know/know.h"
 #include "server/internal.h"
 
 /* ---- metrics ------------------------------------------------------------- */
@@ -50,6 +51,7 @@ struct srv {
     struct MHD_Daemon *d;
     int port;
     srv_worker *workers;
+    struct kg_index *index; /* shared by the workers' retrievers, or NULL */
     pthread_t *threads;
     int n_workers, n_started;
     /* The queue between the polling thread and the workers. */
@@ -683,10 +685,14 @@ void srv_free(srv *s) {
     for (int i = 0; i < s->n_workers; i++) {
         srv_worker *w = &s->workers[i];
         if (w->rules) w->rules->ops->free(w->rules);
+        if (w->retriever) kg_retriever_close(w->retriever);
+        free(w->retriever);
         pz_engine_free(w->e);
         store_close(w->s);
     }
     if (s->llm) s->llm->ops->free(s->llm);
+    if (s->index) kg_index_free(s->index);
+    free(s->index);
     free(s->workers);
     free(s->threads);
     free(s->ring);
@@ -725,6 +731,17 @@ int srv_new(const srv_params *p, srv **out, tailor_error *err) {
     s->workers = xcalloc((size_t)s->n_workers, sizeof *s->workers);
     s->threads = xcalloc((size_t)s->n_workers, sizeof *s->threads);
     int rc = 0;
+    /* The vector index, when there is one: the chat's search tool fuses
+     * words and meaning. One copy for all workers; a model each. */
+    char *ipath = p->index ? xstrdup(p->index) : kg_index_default_path(p->db_path);
+    if ((!p->index || strcmp(p->index, "none")) && (p->index || file_exists(ipath))) {
+        s->index = xcalloc(1, sizeof *s->index);
+        rc = kg_index_load(ipath, s->index, err);
+        if (rc) free(s->index), s->index = NULL;
+        if (rc && !p->index) log_warn("the vector index %s is not used (%s): chat searches words only", ipath, err->msg);
+        if (!p->index) rc = 0, *err = (tailor_error){0};
+    }
+    free(ipath);
     for (int i = 0; i < s->n_workers && !rc; i++) {
         srv_worker *w = &s->workers[i];
         w->srv = s;
@@ -734,6 +751,11 @@ int srv_new(const srv_params *p, srv **out, tailor_error *err) {
         if (!rc) rc = store_exec(w->s, "PRAGMA synchronous = FULL", err);
         if (!rc) rc = pz_engine_new(w->s, &w->e, err);
         if (!rc) rc = agent_rules_new(w->e, &w->rules, err);
+        if (!rc && s->index) {
+            w->retriever = xcalloc(1, sizeof *w->retriever);
+            rc = kg_retriever_open(w->retriever, s->index, NULL, err);
+            if (rc) free(w->retriever), w->retriever = NULL;
+        }
     }
     for (int i = 0; i < s->n_workers && !rc; i++) {
         if (pthread_create(&s->threads[i], NULL, worker_main, &s->workers[i]))

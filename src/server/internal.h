@@ -53,6 +53,7 @@ typedef struct srv_worker {
     store *s;
     pz_engine *e;
     llm_backend *rules;
+    struct kg_retriever *retriever; /* over srv's index, or NULL */
 } srv_worker;
 
 /* A streamed response (server-sent events): a worker writes, the polling

@@ -31,6 +31,9 @@ typedef struct srv_params {
     llm_backend *llm;
     const char *llm_name; /* the model's id in /v1/models */
     const char *reports;  /* folder of `tailor eval --report` outputs the page shows (NULL: DB.reports) */
+    /* The item vector index the chat's search tool also uses (NULL:
+     * DB.index/items.tvec when it exists; "none": words only). */
+    const char *index;
 } srv_params;
 
 srv_params srv_default_params(void);

@@ -4,7 +4,7 @@
  * held to 90%; grounding (no item outside the catalogue, none already seen);
  * prompt injection through item texts; a standing constraint kept over 200
  * turns; invalid tool arguments refused before anything runs; mentions
- * rendered from the catalogue. With the argument "decoding", the tests that
+ * rendered from the catalogue; search by words and meaning. With the argument "decoding", the tests that
  * run a language model: 1,000 generations under each tool's grammar, names
  * decoded under the trie of titles, the built-in engine as the backend, and
  * its kept cache. */
@@ -13,6 +13,7 @@
 
 #include "agent/agent.h"
 #include "ingest/ingest.h"
+#include "know/know.h"
 #include "test.h"
 #include "test_train.h"
 #include "test_db.h"
@@ -834,6 +835,78 @@ static void test_local_cache(void) {
 
 /* "decoding": the tests that run a language model (a ctest entry of their
  * own, so that the two halves run side by side); otherwise the rest. */
+/* With a retriever the search tool fuses words and meaning, and item_info
+ * finds the item a description means though no title holds its words. The
+ * index is made here from 40 items: 39 by title, one (the target) by a
+ * description of made-up words that no title or text holds, so only the
+ * vectors can find it. */
+static void run_tool(agent *a, const char *name, const char *args, sb *out, int *rc) {
+    sb_clear(out);
+    agent_ctx c = {a, out};
+    tailor_error e = {0};
+    cJSON *j = cJSON_Parse(args);
+    *rc = -1;
+    for (int i = 0; i < AGENT_N_TOOLS; i++)
+        if (!strcmp(AGENT_TOOLS[i].name, name)) *rc = AGENT_TOOLS[i].run(&c, j, &e);
+    cJSON_Delete(j);
+}
+
+static void test_retrieval(void) {
+    char *model = test_data_path("tinyllamas-stories260K/stories260K.gguf");
+    tailor_error e = {0};
+    kg_retriever r = {0};
+    CHECK_EQ(kg_embedder_open(&r.em, model, LLM_POOL_MEAN, &e), 0);
+    enum { N = 40, TARGET = 17 };
+    const char *desc = "zqxv plimbering wobblesnout";
+    kg_index x = {.model = xstrdup(model), .dim = (int32_t)r.em.m->hp.n_embd, .n = N, .pooling = LLM_POOL_MEAN};
+    arena_init(&x.strings, 0);
+    x.ids = xmalloc(N * sizeof *x.ids);
+    x.vec = xmalloc((size_t)N * x.dim * sizeof *x.vec);
+    const pz_item_info *target = NULL;
+    for (int i = 0; i < N; i++) {
+        const pz_item_info *it = pz_item_at(g_engine, (size_t)i * 50);
+        const char *text = i == TARGET ? desc : it->title;
+        if (i == TARGET) target = it;
+        x.ids[i] = arena_strdup(&x.strings, it->id);
+        CHECK_EQ(llm_embed(r.em.c, text, strlen(text), LLM_POOL_MEAN, x.vec + (size_t)i * x.dim, &e), 0);
+    }
+    r.x = &x;
+    agent_params p = agent_default_params();
+    p.retriever = &r;
+    agent *a = NULL;
+    CHECK_EQ(agent_new(g_engine, g_rules, p, &a, &e), 0);
+    sb out;
+    sb_init(&out);
+    int rc;
+    char args[200];
+    snprintf(args, sizeof args, "{\"item\":\"%s\"}", desc);
+    run_tool(a, "item_info", args, &out, &rc);
+    CHECK_EQ(rc, 0);
+    cJSON *j = cJSON_Parse(sb_str(&out));
+    CHECK(j != NULL);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")), target->id);
+    CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(j, "note")), "nearest by words and meaning");
+    cJSON_Delete(j);
+    snprintf(args, sizeof args, "{\"query\":\"%s\",\"k\":3}", desc);
+    run_tool(a, "search", args, &out, &rc);
+    CHECK_EQ(rc, 0);
+    j = cJSON_Parse(sb_str(&out));
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "by")), "words and meaning");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "items"), 0), "id")),
+              target->id);
+    cJSON_Delete(j);
+    agent_free(a);
+    /* Without it, the same description finds nothing. */
+    a = new_agent(NULL);
+    run_tool(a, "item_info", "{\"item\":\"zqxv plimbering wobblesnout\"}", &out, &rc);
+    CHECK_EQ(rc, TAILOR_ENOTFOUND);
+    agent_free(a);
+    sb_deinit(&out);
+    kg_index_free(&x);
+    kg_embedder_close(&r.em);
+    free(model);
+}
+
 int main(int argc, char **argv) {
     bool decoding = argc > 1 && !strcmp(argv[1], "decoding");
     g_dir = test_tmpdir();
@@ -846,6 +919,7 @@ int main(int argc, char **argv) {
         RUN(test_memory_policies);
         RUN(test_refused_arguments);
         RUN(test_mention_render);
+        RUN(test_retrieval);
     }
     if (g_engine && decoding) {
         RUN(test_tool_grammars);
