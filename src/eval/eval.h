@@ -259,4 +259,19 @@ eval_halluc_params eval_halluc_default_params(void);
 /* titles (may be NULL) names items by title in the questions. */
 int eval_hallucination(store *s, struct pz_engine *titles, eval_halluc_params p, FILE *f, sb *json, tailor_error *err);
 
+/* ---- tailor experiment cold-items (cold.c) ------------------------------ */
+
+typedef struct eval_cold_params {
+    double hide;            /* share of the items with min_events events hidden (default 0.1) */
+    int k;                  /* cut-off of recall and NDCG (default 20) */
+    int min_events;         /* (default 5) */
+    uint64_t seed;
+    const char *index_path; /* the item vectors (NULL or absent: graph rows only) */
+} eval_cold_params;
+eval_cold_params eval_cold_default_params(void);
+/* Hides items, ranks them for their users by graph neighbours, text
+ * vectors and both; a table on f, {"experiment": "cold-items", ...,
+ * "results": [{"method", "recall": {"mean", "ci95"}, "ndcg": {...}}]}. */
+int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_error *err);
+
 #endif /* TAILOR_EVAL_H */

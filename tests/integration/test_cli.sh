@@ -159,6 +159,26 @@ expect 0 "search by vectors" -- "$T" --db "$W/v.db" search Red Hat. a hat for ra
 has "$W/out" '"item":"v2"' "the identical text is nearest"
 expect 0 "hybrid search" -- "$T" --db "$W/v.db" search boots --mode hybrid -k 3
 has "$W/out" "Green Boots" "hybrid keeps the word match"
+# The agent's search tool fuses words and meaning when the index is there
+# (and searches words alone when told not to use it).
+expect 0 "ask with the index" -- "$T" --db "$W/v.db" ask --json find boots
+has "$W/out" 'matches the words or the meaning of' "the search tool uses the vectors"
+has "$W/out" '"id":"v3","title":"Green Boots"' "the word match first"
+expect 0 "ask without the index" -- "$T" --db "$W/v.db" ask --json --index none find boots
+has "$W/out" 'matches \"boots\"' "words only"
+expect 66 "ask with a missing index" -- "$T" --db "$W/v.db" ask --index "$W/nothing.tvec" find boots
+# An approximate index (Faiss) beside the vectors, with its recall measured.
+expect 0 "index build hnsw" -- "$T" --db "$W/v.db" index build -m "$STORIES" --approximate hnsw
+has "$W/out" "recall@10 1.000" "three items: the graph finds them all"
+[ -f "$W/v.db.index/items.tvec.ann" ] && ok || bad "no approximate index file"
+expect 0 "search through hnsw" -- "$T" --db "$W/v.db" search Red Hat. a hat for rain --mode vectors -k 1 --json
+has "$W/out" '"item":"v2"' "the approximate index finds the identical text"
+expect 0 "index build, none" -- "$T" -q --db "$W/v.db" index build -m "$STORIES" --approximate none
+[ ! -f "$W/v.db.index/items.tvec.ann" ] && ok || bad "a stale approximate index stayed"
+expect 64 "bad --approximate" -- "$T" --db "$W/v.db" index build -m "$STORIES" --approximate kd-tree
+has "$W/err" "hnsw, ivf, none or auto" "the kinds are listed"
+expect 64 "cold items without events" -- "$T" --db "$W/v.db" experiment cold-items
+has "$W/err" "too few items" "cold-items says why"
 expect 66 "vectors without an index" -- "$T" --db "$W/k.db" search rock --mode vectors
 has "$W/err" "tailor index build" "missing index says how"
 
