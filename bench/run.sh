@@ -83,6 +83,11 @@ echo
 "$(dirname "$0")/kgcn.sh" "$B" 10
 
 echo
+echo "## Vector search: tailor's exact search against Faiss's flat index (1M x 384), Faiss's approximate indexes"
+echo
+"$B/bench/bench_vsearch" 1000000 384 200 100000
+
+echo
 echo "## HTTP server: wrk against tailor serve (ml-latest-small)"
 echo
 "$(dirname "$0")/http.sh" "$B" 10

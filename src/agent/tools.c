@@ -163,7 +163,12 @@ static void add_standing(const agent_profile *p, pz_cond *conds, int *n) {
 }
 
 static void reason_text(const pz_result *r, const pz_rec *x, sb *o) {
-    if (r->fallback) sb_printf(o, "popular: %u people had it", x->popularity);
+    if (x->cold) {
+        sb_puts(o, "new: nobody has had it yet");
+        for (int b = 0; b < x->n_because; b++)
+            sb_printf(o, "%s%s", b == 0 ? "; linked in the knowledge graph to " : b + 1 == x->n_because ? " and " : ", ",
+                      x->because[b].title);
+    } else if (r->fallback) sb_printf(o, "popular: %u people had it", x->popularity);
     else if (r->style == REC_EXPLAIN_POPULARITY) sb_printf(o, "popular: %u people had it", x->popularity);
     else if (x->n_because) {
         sb_puts(o, r->style == REC_EXPLAIN_ATTENTION ? "follows from "

@@ -56,6 +56,9 @@ int cmd_recommend(cli_args *a) {
     const char *nv = cli_opt_get(a, "novelty");
     if (nv && (!parse_f64(nv, strlen(nv), &q.novelty) || q.novelty < 0 || q.novelty > 1))
         return cli_usage_error(a, "--novelty takes a number from 0 to 1");
+    long cold;
+    if (!cli_opt_int(a, "cold", 0, 0, 1000, &cold)) return cli_usage_error(a, "--cold takes a number of places");
+    q.cold = (int)cold;
     VEC(char *) hist = {0};
     char *copy = history ? xstrdup(history) : NULL;
     for (char *t = copy ? strtok(copy, ",") : NULL; t; t = strtok(NULL, ",")) vec_push(&hist, t);
@@ -91,27 +94,29 @@ int cmd_recommend(cli_args *a) {
         if (r.fallback) printf("  the model knows none of this history: the most popular items instead\n");
         for (int i = 0; i < r.n; i++) {
             const pz_rec *x = &r.items[i];
-            printf("%3d. %-50s %10.4f  [%s]\n", i + 1, x->title, x->score, x->id);
+            printf("%3d. %-50s %10.4f  [%s]%s\n", i + 1, x->title, x->score, x->id, x->cold ? "  new" : "");
             if (!q.explain) continue;
-            if (r.style == REC_EXPLAIN_POPULARITY) {
+            rec_explain_style style = x->cold ? REC_EXPLAIN_PATHS : r.style;
+            if (x->cold) printf("       nobody has had it yet: placed by what the knowledge graph links it to\n");
+            if (style == REC_EXPLAIN_POPULARITY) {
                 if (r.pop_window > 0)
                     printf("       popular: %u users in the last %lld s of the training data\n", x->popularity,
                            (long long)r.pop_window);
                 else printf("       popular: %u users in the training data\n", x->popularity);
-            } else if (r.style == REC_EXPLAIN_NONE) {
+            } else if (style == REC_EXPLAIN_NONE) {
                 if (i == 0) printf("       (%s gives no reasons for its recommendations)\n", r.kind);
             } else {
                 for (int b = 0; b < x->n_because; b++) {
-                    if (r.style == REC_EXPLAIN_ATTENTION)
+                    if (style == REC_EXPLAIN_ATTENTION)
                         printf("       reads your taste from %s (attention %.2f)\n", x->because[b].title,
                                x->because[b].weight);
-                    else if (r.style == REC_EXPLAIN_PATHS)
+                    else if (style == REC_EXPLAIN_PATHS)
                         printf("       linked to %s: %s\n", x->because[b].title, x->because[b].path);
                     else printf("       because of %s (%.3f)\n", x->because[b].title, x->because[b].weight);
                 }
                 if (!x->n_because)
-                    printf(r.style == REC_EXPLAIN_PATHS ? "       (no path of up to 3 links to your history in the graph)\n"
-                                                        : "       (no history item adds to this score)\n");
+                    printf(style == REC_EXPLAIN_PATHS ? "       (no path of up to 3 links to your history in the graph)\n"
+                                                      : "       (no history item adds to this score)\n");
             }
         }
         if (r.n == 0) printf("(nothing to recommend: every item is excluded%s)\n", q.n_conds ? " or filtered out" : "");

@@ -183,6 +183,7 @@ static const cli_cmd COMMANDS[] = {
       {"filter", 0, "COND", "KEY=VALUE (is or contains), KEY!=VALUE, KEY>=N or KEY<=N (repeatable)"},
       {"explain", 'e', NULL, "show the signals behind each item (what the model can say)"},
       {"novelty", 0, "X", "0 (default) to 1: move less popular items up"},
+      {"cold", 0, "N", "the last N places for items nobody has had yet, by the knowledge graph (default 0)"},
       {"json", 0, NULL, "print JSON"}},
      cmd_recommend},
     {"similar", "", "items most similar to an item, by a trained model",

@@ -108,16 +108,8 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
 
     /* Graph features: an item's neighbour entities with idf weights. */
     int32_t *ent_of = xmalloc(((size_t)ni + 1) * sizeof *ent_of);
-    double *idf = have_graph ? xcalloc((size_t)g.n_entities + 1, sizeof *idf) : NULL;
-    int32_t n_linked = 0;
-    for (int32_t i = 0; i < ni; i++) {
-        ent_of[i] = have_graph ? kg_item_entity(&g, v.item_ext[i]) : -1;
-        if (ent_of[i] < 0) continue;
-        n_linked++;
-        for (int64_t e = g.adj_ptr[ent_of[i]]; e < g.adj_ptr[ent_of[i] + 1]; e++) idf[g.adj[e].to] += 1;
-    }
-    for (int32_t e = 0; have_graph && e < g.n_entities; e++)
-        idf[e] = idf[e] > 0 ? log((double)n_linked / idf[e]) : 0;
+    double *idf = have_graph ? kg_neighbour_idf(&g) : NULL;
+    for (int32_t i = 0; i < ni; i++) ent_of[i] = have_graph ? kg_item_entity(&g, v.item_ext[i]) : -1;
     /* Text features: the index row of each item. */
     int64_t *row_of = xmalloc(((size_t)ni + 1) * sizeof *row_of);
     for (int32_t i = 0; i < ni; i++) row_of[i] = -1;
@@ -154,22 +146,14 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
         for (int64_t a = v.indptr[u]; a < v.indptr[u + 1]; a++) {
             int32_t i = v.indices[a];
             if (cand_of[i] >= 0) continue;
-            if (have_graph && ent_of[i] >= 0)
-                for (int64_t e = g.adj_ptr[ent_of[i]]; e < g.adj_ptr[ent_of[i] + 1]; e++)
-                    profile[g.adj[e].to] += idf[g.adj[e].to];
+            if (have_graph) kg_profile_add(&g, idf, ent_of[i], profile);
             if (have_text && row_of[i] >= 0)
                 for (int d = 0; d < dim; d++) uvec[d] += x.vec[(size_t)row_of[i] * dim + d];
         }
         for (int c = 0; c < nc; c++) {
             int32_t i = eligible[c];
             score[C_RANDOM][c] = rng_uniform(&g_rng);
-            double gs = 0, norm = 0;
-            if (have_graph && ent_of[i] >= 0)
-                for (int64_t e = g.adj_ptr[ent_of[i]]; e < g.adj_ptr[ent_of[i] + 1]; e++) {
-                    double w = idf[g.adj[e].to];
-                    gs += w * profile[g.adj[e].to], norm += w * w;
-                }
-            score[C_GRAPH][c] = norm > 0 ? gs / sqrt(norm) : 0;
+            score[C_GRAPH][c] = have_graph ? kg_profile_score(&g, idf, ent_of[i], profile) : 0;
             double ts = 0;
             if (have_text && row_of[i] >= 0)
                 for (int d = 0; d < dim; d++) ts += uvec[d] * x.vec[(size_t)row_of[i] * dim + d];
@@ -195,8 +179,7 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
         for (int64_t a = v.indptr[u]; a < v.indptr[u + 1]; a++) {
             int32_t i = v.indices[a];
             if (cand_of[i] >= 0) truth[cand_of[i]] = false;
-            else if (have_graph && ent_of[i] >= 0)
-                for (int64_t e = g.adj_ptr[ent_of[i]]; e < g.adj_ptr[ent_of[i] + 1]; e++) profile[g.adj[e].to] = 0;
+            else if (have_graph) kg_profile_clear(&g, ent_of[i], profile);
         }
     }
 

@@ -288,3 +288,38 @@ unsigned char *kg_relation_range(const kg_graph *g, int32_t r) {
             if (!g->adj[k].inverse && g->adj[k].rel == r) in[g->adj[k].to] = 1;
     return in;
 }
+
+/* ---- items described by their neighbours ------------------------------------ */
+
+double *kg_neighbour_idf(const kg_graph *g) {
+    double *idf = xcalloc((size_t)g->n_entities + 1, sizeof *idf);
+    int64_t linked = 0;
+    for (int32_t e = 0; e < g->n_entities; e++) {
+        if (!g->item[e]) continue;
+        linked++;
+        for (int64_t a = g->adj_ptr[e]; a < g->adj_ptr[e + 1]; a++) idf[g->adj[a].to] += 1;
+    }
+    for (int32_t e = 0; e < g->n_entities; e++) idf[e] = idf[e] > 0 ? log((double)linked / idf[e]) : 0;
+    return idf;
+}
+
+void kg_profile_add(const kg_graph *g, const double *idf, int32_t item_entity, double *profile) {
+    if (item_entity < 0) return;
+    for (int64_t a = g->adj_ptr[item_entity]; a < g->adj_ptr[item_entity + 1]; a++)
+        profile[g->adj[a].to] += idf[g->adj[a].to];
+}
+
+void kg_profile_clear(const kg_graph *g, int32_t item_entity, double *profile) {
+    if (item_entity < 0) return;
+    for (int64_t a = g->adj_ptr[item_entity]; a < g->adj_ptr[item_entity + 1]; a++) profile[g->adj[a].to] = 0;
+}
+
+double kg_profile_score(const kg_graph *g, const double *idf, int32_t item_entity, const double *profile) {
+    if (item_entity < 0) return 0;
+    double s = 0, norm = 0;
+    for (int64_t a = g->adj_ptr[item_entity]; a < g->adj_ptr[item_entity + 1]; a++) {
+        double w = idf[g->adj[a].to];
+        s += w * profile[g->adj[a].to], norm += w * w;
+    }
+    return norm > 0 ? s / sqrt(norm) : 0;
+}

@@ -70,6 +70,19 @@ int kg_paths(const kg_graph *g, int32_t from, const int32_t *targets, size_t n_t
 typedef const char *(*kg_title_fn)(void *ctx, const char *item_ext);
 void kg_path_text(const kg_graph *g, const kg_path *p, kg_title_fn title, void *ctx, sb *out);
 
+/* ---- items described by their neighbours (graph.c) ----------------------- */
+
+/* What content-based scoring of items without events reads: an item is
+ * its neighbour entities, each weighted by its rarity among items (idf =
+ * log(items linked / items it neighbours)); a person is those weights
+ * summed over their items; an item's score is its weighted overlap with
+ * the person, over the length of its own weights. */
+double *kg_neighbour_idf(const kg_graph *g); /* n_entities, malloc'd */
+void kg_profile_add(const kg_graph *g, const double *idf, int32_t item_entity, double *profile);
+/* Zeroes what kg_profile_add(item_entity) wrote (cheaper than the whole). */
+void kg_profile_clear(const kg_graph *g, int32_t item_entity, double *profile);
+double kg_profile_score(const kg_graph *g, const double *idf, int32_t item_entity, const double *profile);
+
 /* ---- embeddings that propose missing facts (kge.c) ---------------------- */
 
 typedef struct kg_triple {

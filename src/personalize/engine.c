@@ -27,8 +27,9 @@ struct pz_engine {
     VEC(pz_item_info) items;
     hmap index; /* item ext -> catalogue index */
     hmap by_row; /* store row id -> catalogue index */
-    kg_graph kg; /* the knowledge graph, loaded on first need (path explanations) */
+    kg_graph kg; /* the knowledge graph, loaded on first need (path explanations, cold items) */
     bool kg_loaded;
+    double *kg_idf; /* kg_neighbour_idf of kg */
     hmap keys;  /* attribute names */
     VEC(const char *) key_names; /* the same, in the order first seen */
     arena strings;
@@ -64,6 +65,7 @@ void pz_engine_free(pz_engine *e) {
     hmap_deinit(&e->index);
     hmap_deinit(&e->by_row);
     if (e->kg_loaded) kg_deinit(&e->kg);
+    free(e->kg_idf);
     hmap_deinit(&e->keys);
     vec_free(&e->key_names);
     arena_deinit(&e->strings);
@@ -391,6 +393,7 @@ typedef struct hist {
     VEC(float) vals;
     int64_t unknown;
     pz_engine *e;
+    VEC(int32_t) cats; /* catalogue indexes of every history item, known to the model or not */
 } hist;
 
 /* The history item with the model's index found (-1: unknown to it). */
@@ -410,13 +413,17 @@ static int hist_add_row(void *ctx, int64_t row, double value, int64_t ts) {
     hist *h = ctx;
     (void)ts;
     int64_t c;
-    return hist_push(h, hmap_get(&h->e->by_row, (const char *)&row, sizeof row, &c) ? h->l->of_cat[c] : -1, value);
+    bool in = hmap_get(&h->e->by_row, (const char *)&row, sizeof row, &c);
+    if (in) vec_push(&h->cats, (int32_t)c);
+    return hist_push(h, in ? h->l->of_cat[c] : -1, value);
 }
 
 static int hist_add(void *ctx, const char *item_ext, double value, int64_t ts) {
     hist *h = ctx;
     int64_t i;
     (void)ts;
+    int32_t c = (int32_t)item_index(h->e, item_ext);
+    if (c >= 0) vec_push(&h->cats, c);
     return hist_push(h, hmap_get(&h->l->m->item_index, item_ext, strlen(item_ext), &i) ? (int32_t)i : -1, value);
 }
 
@@ -498,20 +505,23 @@ static const char *catalogue_title(void *ctx, const char *item) {
  * three links join to the recommended one, the most specific first. */
 /* The graph entities of the history's items (NULL: the store has no
  * graph), once per request. */
+static void ensure_graph(pz_engine *e) {
+    if (e->kg_loaded) return;
+    e->kg_loaded = true;
+    if (kg_load(e->s, &e->kg, NULL)) memset(&e->kg, 0, sizeof e->kg);
+    if (e->kg.n_triples) e->kg_idf = kg_neighbour_idf(&e->kg);
+}
+
 static int32_t *path_targets(pz_engine *e, pz_loaded *l, const hist *h) {
-    if (!e->kg_loaded) {
-        e->kg_loaded = true;
-        if (kg_load(e->s, &e->kg, NULL)) memset(&e->kg, 0, sizeof e->kg);
-    }
+    ensure_graph(e);
     if (!e->kg.n_triples) return NULL;
     int32_t *targets = xmalloc((h->items.len + 1) * sizeof *targets);
     for (size_t i = 0; i < h->items.len; i++) targets[i] = kg_item_entity(&e->kg, l->m->item_ext[h->items.data[i]]);
     return targets;
 }
 
-static void explain_paths(pz_engine *e, pz_loaded *l, const int32_t *targets, size_t n_targets, int32_t item,
-                          pz_rec *x) {
-    int32_t from = kg_item_entity(&e->kg, l->m->item_ext[item]);
+static void explain_paths(pz_engine *e, const int32_t *targets, size_t n_targets, const char *item, pz_rec *x) {
+    int32_t from = kg_item_entity(&e->kg, item);
     if (from < 0) return;
     kg_path_params p = kg_path_default_params();
     p.per_target = 1;
@@ -528,6 +538,56 @@ static void explain_paths(pz_engine *e, pz_loaded *l, const int32_t *targets, si
         x->because[x->n_because++] =
             (pz_reason){xstrdup(ext), xstrdup(it && it->title ? it->title : ext), (float)paths[i].weight, sb_take(&t)};
     }
+}
+
+/* Items without events (unknown to the model, or in it with no training
+ * event) scored by their graph neighbours against the whole history; the
+ * best q->cold with a positive score take the last places of the result
+ * (the model cannot rank them, so they never push its own picks down more
+ * than that). */
+static void add_cold(pz_engine *e, pz_loaded *l, const pz_query *q, const hist *h, const int32_t *targets,
+                     pz_result *out) {
+    ensure_graph(e);
+    if (!e->kg.n_triples || !h->cats.len) return;
+    const rec_model *m = l->m;
+    double *profile = xcalloc((size_t)e->kg.n_entities + 1, sizeof *profile);
+    for (size_t i = 0; i < h->cats.len; i++)
+        kg_profile_add(&e->kg, e->kg_idf, kg_item_entity(&e->kg, e->items.data[h->cats.data[i]].id), profile);
+    int want = q->cold < q->k ? q->cold : q->k, got = 0;
+    int32_t *best = xmalloc((size_t)want * sizeof *best);
+    double *bs = xmalloc((size_t)want * sizeof *bs);
+    for (size_t c = 0; c < e->items.len; c++) {
+        int32_t mi = l->of_cat[c];
+        if (mi >= 0 && (!m->popularity || m->popularity[mi] > 0)) continue; /* the model knows it */
+        const pz_item_info *it = &e->items.data[c];
+        double sc = kg_profile_score(&e->kg, e->kg_idf, kg_item_entity(&e->kg, it->id), profile);
+        if (!(sc > 0) || (got == want && sc <= bs[got - 1]) || !pz_item_passes(it, q->conds, q->n_conds)) continue;
+        bool skip = false;
+        for (size_t x = 0; x < q->n_exclude && !skip; x++) skip = !strcmp(q->exclude[x], it->id);
+        for (size_t x = 0; x < h->cats.len && !skip && !q->include_seen; x++) skip = h->cats.data[x] == (int32_t)c;
+        if (skip) continue;
+        int p = got < want ? got++ : want - 1;
+        while (p > 0 && bs[p - 1] < sc) best[p] = best[p - 1], bs[p] = bs[p - 1], p--;
+        best[p] = (int32_t)c, bs[p] = sc;
+    }
+    /* Room at the end of the list. */
+    int keep = out->n + got > q->k ? q->k - got : out->n;
+    for (int r = keep; r < out->n; r++) {
+        pz_rec *x = &out->items[r];
+        free(x->id), free(x->title);
+        for (int b = 0; b < x->n_because; b++) free(x->because[b].id), free(x->because[b].title), free(x->because[b].path);
+    }
+    out->n = keep;
+    out->items = xrealloc(out->items, ((size_t)keep + got + 1) * sizeof *out->items);
+    for (int i = 0; i < got; i++) {
+        const pz_item_info *it = &e->items.data[best[i]];
+        pz_rec *x = &out->items[out->n++];
+        *x = (pz_rec){.id = xstrdup(it->id), .title = xstrdup(it->title ? it->title : it->id), .score = (float)bs[i],
+                      .cold = true};
+        if (q->explain && targets) explain_paths(e, targets, h->items.len, it->id, x);
+    }
+    out->n_cold = got;
+    free(best), free(bs), free(profile);
 }
 
 int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *err) {
@@ -554,6 +614,7 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
     if (rc) {
         vec_free(&h.items);
         vec_free(&h.vals);
+        vec_free(&h.cats);
         return rc;
     }
     fill_result(l, out);
@@ -580,8 +641,9 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
     int got = rec_topk_scores(scores, m->n_items, q->k, top, ts);
     out->items = xcalloc((size_t)got + 1, sizeof *out->items);
     float *contrib = xmalloc((h.items.len + 1) * sizeof *contrib);
-    int32_t *targets = q->explain && m->kind->explain_style == REC_EXPLAIN_PATHS && h.items.len ? path_targets(e, l, &h)
-                                                                                                : NULL;
+    int32_t *targets =
+        q->explain && (m->kind->explain_style == REC_EXPLAIN_PATHS || q->cold > 0) && h.items.len ? path_targets(e, l, &h)
+                                                                                                   : NULL;
     for (int r = 0; r < got; r++) {
         pz_rec *x = &out->items[out->n++];
         fill_rec(e, l, top[r], ts[r], x);
@@ -591,7 +653,7 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
             continue;
         }
         if (m->kind->explain_style == REC_EXPLAIN_PATHS) {
-            if (targets) explain_paths(e, l, targets, h.items.len, top[r], x);
+            if (targets) explain_paths(e, targets, h.items.len, m->item_ext[top[r]], x);
             continue;
         }
         if (!q->explain || !m->kind->explain || !h.items.len) continue;
@@ -605,6 +667,7 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
                                         contrib[best[t]], NULL};
         }
     }
+    if (q->cold > 0 && !out->fallback) add_cold(e, l, q, &h, targets, out);
     free(contrib);
     free(targets);
     free(top);
@@ -613,6 +676,7 @@ int pz_recommend(pz_engine *e, const pz_query *q, pz_result *out, tailor_error *
     free(ok);
     vec_free(&h.items);
     vec_free(&h.vals);
+    vec_free(&h.cats);
     return 0;
 }
 
@@ -713,8 +777,9 @@ void pz_result_json(const pz_result *r, bool explain, sb *o) {
         sb_puts(o, ",\"title\":");
         sb_json_str(o, x->title, strlen(x->title));
         sb_printf(o, ",\"score\":%.6g,\"popularity\":%u", x->score, x->popularity);
+        if (x->cold) sb_puts(o, ",\"cold\":true");
         if (explain) {
-            sb_printf(o, ",\"explanation\":\"%s\",\"because\":[", styles[r->style]);
+            sb_printf(o, ",\"explanation\":\"%s\",\"because\":[", styles[x->cold ? REC_EXPLAIN_PATHS : r->style]);
             for (int b = 0; b < x->n_because; b++) {
                 sb_printf(o, "%s{\"item\":", b ? "," : "");
                 sb_json_str(o, x->because[b].id, strlen(x->because[b].id));

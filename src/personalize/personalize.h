@@ -104,6 +104,9 @@ typedef struct pz_query {
     /* 0..1: 0 ranks by the model alone; higher values move less popular
      * items up (scores are discounted by popularity^novelty). */
     double novelty;
+    /* Places (of k, at the end) for items nobody has had yet, ranked by
+     * their knowledge-graph neighbours against the history (0: none). */
+    int cold;
 } pz_query;
 
 typedef struct pz_reason {
@@ -118,6 +121,7 @@ typedef struct pz_rec {
     uint32_t popularity; /* users in the model's training data */
     pz_reason because[3];
     int n_because;
+    bool cold; /* no events yet: placed by the graph (because[] are paths) */
 } pz_rec;
 
 typedef struct pz_result {
@@ -128,6 +132,7 @@ typedef struct pz_result {
     int64_t history_used, history_unknown;
     pz_rec *items;
     int n;
+    int n_cold; /* of them, items without events (pz_query.cold) */
 } pz_result;
 
 /* TAILOR_ENOTFOUND for an unknown user, item or model; TAILOR_EINVAL for a
@@ -139,8 +144,9 @@ int pz_similar(pz_engine *e, const char *model, const char *item, int k, const p
                pz_result *out, sb *note, tailor_error *err);
 void pz_result_deinit(pz_result *r);
 /* Appends "model": ..., "kind": ..., ["fallback": "popularity",] "items":
- * [{"rank", "item", "title", "score", "popularity"[, "explanation",
- * "because"]}] (the members of an object, without its braces). */
+ * [{"rank", "item", "title", "score", "popularity"[, "cold": true][,
+ * "explanation", "because"]}] (the members of an object, without its
+ * braces). */
 void pz_result_json(const pz_result *r, bool explain, sb *o);
 
 /* A model's row as JSON: {"name", "kind", "active", "trained_at", "file",

@@ -441,12 +441,12 @@ static bool novelty_ok(srv_req *r, double v) {
 
 void api_user_recommend(srv_req *r) {
     const char *user = r->params[0];
-    long k;
+    long k, cold;
     pz_query q = {.user = user, .model = srv_query(r, "model"), .explain = query_bool(r, "explain")};
     if (!srv_may_act_for(r, user) || !srv_query_int(r, "k", 10, 1, 100, &k) ||
-        !conds_from_query(r, q.conds, &q.n_conds))
+        !srv_query_int(r, "cold", 0, 0, 100, &cold) || !conds_from_query(r, q.conds, &q.n_conds))
         return;
-    q.k = (int)k;
+    q.k = (int)k, q.cold = (int)cold;
     const char *nv = srv_query(r, "novelty");
     if (nv && (!parse_f64(nv, strlen(nv), &q.novelty) || !novelty_ok(r, q.novelty))) {
         if (r->status != 400) srv_error(r, 400, "invalid_parameter", "novelty takes a number from 0 to 1");
@@ -506,6 +506,11 @@ void api_recommend(srv_req *r) {
         ok = cJSON_IsBool(v);
         if (!ok) srv_error(r, 400, "invalid_request", "'explain' is true or false");
         else q.explain = cJSON_IsTrue(v);
+    }
+    if (ok && (v = cJSON_GetObjectItemCaseSensitive(j, "cold"))) {
+        ok = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 100 && v->valuedouble == floor(v->valuedouble);
+        if (!ok) srv_error(r, 400, "invalid_request", "'cold' takes an integer from 0 to 100");
+        else q.cold = v->valueint;
     }
     if (ok && (v = cJSON_GetObjectItemCaseSensitive(j, "novelty"))) {
         ok = cJSON_IsNumber(v) && novelty_ok(r, v->valuedouble);

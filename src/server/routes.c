@@ -36,12 +36,13 @@ const srv_route SRV_ROUTES[] = {
      "recommendations for a user (items they have are left out)",
      "k:integer:how many (1-100, default 10)|" MODEL_Q "|" FILTER_Q
      "|explain:boolean:say why each item|novelty:number:0-1, higher moves less popular items up|exclude:string:an "
-     "item id never to return (repeatable)",
+     "item id never to return (repeatable)|cold:integer:places at the end for items nobody has had yet, placed by the "
+     "knowledge graph (0-100, default 0)",
      NULL},
     {"POST", "/api/recommendations", SRV_USER, false, api_recommend,
      "recommendations for an anonymous history (a visitor without an account, a chat)", NULL,
      "{\"history\": [item ids], \"k\", \"model\", \"filters\": [\"KEY=VALUE\"], \"explain\", \"novelty\", "
-     "\"exclude\": [item ids]}"},
+     "\"cold\", \"exclude\": [item ids]}"},
     {"POST", "/api/events", SRV_USER, false, api_events_post,
      "append events, one or a batch, in one transaction; 201 once committed", NULL,
      "{\"user\", \"item\", \"kind\", \"value\", \"ts\", \"id\"} or {\"events\": [...]}; id: a client event id that "

@@ -1,9 +1,11 @@
 /* test_personalize.c — the personalize engine over a small store: models by
  * name and the active one (swapped without a new engine), conditions and
  * exclusions, seen items, the popularity fallback, novelty, explanations,
- * similar items, and grounding: nothing outside the catalogue comes back. */
+ * similar items, grounding: nothing outside the catalogue comes back; the
+ * places for items without events (cold), filled through the graph. */
 #include <unistd.h>
 
+#include "ingest/ingest.h"
 #include "personalize/personalize.h"
 #include "test.h"
 #include "test_train.h"
@@ -170,9 +172,72 @@ static void test_recommend(void) {
     store_close(s);
 }
 
+/* Cold items: two items without events, one a Drama, one a Western. A
+ * Drama fan's last place goes to the new Drama, with the genre path as its
+ * reason; the Western (no neighbour in their history) never comes; with
+ * cold 0, or the new Drama excluded, or already had, it does not come. */
+static void test_cold(void) {
+    store *s = make_store("cold.db");
+    if (!s) return;
+    tailor_error e = {0};
+    int64_t row;
+    CHECK_EQ(store_item_put(s, "n1", "New Drama", NULL, "{\"genres\":[\"Drama\"],\"year\":2030}", STORE_DUP_ERROR, &row,
+                            NULL, &e),
+             0);
+    CHECK_EQ(store_item_put(s, "n2", "New Western", NULL, "{\"genres\":[\"Western\"],\"year\":2031}", STORE_DUP_ERROR,
+                            &row, NULL, &e),
+             0);
+    test_train(s, "itemknn", "knn", "k=5", true);
+    ing_stats st;
+    CHECK_EQ(ing_kg_derive(s, &st, &e), 0);
+    pz_engine *eng;
+    CHECK_EQ(pz_engine_new(s, &eng, &e), 0);
+    pz_query q = {.user = "u0", .k = 4, .cold = 1, .explain = true};
+    pz_result r;
+    CHECK_EQ(pz_recommend(eng, &q, &r, &e), 0);
+    CHECK_EQ(r.n, 4);
+    CHECK_EQ(r.n_cold, 1);
+    CHECK_STR(r.items[r.n - 1].id, "n1");
+    CHECK(r.items[r.n - 1].cold);
+    CHECK(r.items[r.n - 1].n_because > 0);
+    CHECK_CONTAINS(r.items[r.n - 1].because[0].path, "Drama");
+    CHECK(!has_item(&r, "n2"));
+    for (int i = 0; i < r.n - 1; i++) CHECK(!r.items[i].cold);
+    sb o;
+    sb_init(&o);
+    pz_result_json(&r, true, &o);
+    CHECK_CONTAINS(sb_str(&o), "\"cold\":true,\"explanation\":\"paths\"");
+    sb_deinit(&o);
+    pz_result_deinit(&r);
+    /* Asking for more places than there are fitting new items: only n1. */
+    q.cold = 3;
+    CHECK_EQ(pz_recommend(eng, &q, &r, &e), 0);
+    CHECK_EQ(r.n_cold, 1);
+    CHECK(!has_item(&r, "n2"));
+    pz_result_deinit(&r);
+    q.cold = 0;
+    CHECK_EQ(pz_recommend(eng, &q, &r, &e), 0);
+    CHECK(!has_item(&r, "n1"));
+    pz_result_deinit(&r);
+    const char *ex[] = {"n1"};
+    q.cold = 1, q.exclude = ex, q.n_exclude = 1;
+    CHECK_EQ(pz_recommend(eng, &q, &r, &e), 0);
+    CHECK_EQ(r.n_cold, 0);
+    pz_result_deinit(&r);
+    /* An anonymous history that holds n1 already. */
+    const char *hist[] = {"a0", "n1"};
+    pz_query h = {.history = hist, .n_history = 2, .k = 4, .cold = 1};
+    CHECK_EQ(pz_recommend(eng, &h, &r, &e), 0);
+    CHECK(!has_item(&r, "n1"));
+    pz_result_deinit(&r);
+    pz_engine_free(eng);
+    store_close(s);
+}
+
 int main(void) {
     g_dir = test_tmpdir();
     RUN(test_recommend);
+    RUN(test_cold);
     test_rmtree(g_dir);
     free(g_dir);
     return test_summary();
