@@ -888,6 +888,8 @@ static void answer(const llm_msg *msgs, int n, sb *t) {
             const char *title = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "title"));
             const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "text"));
             sb_printf(t, "%s%s", t->len ? "\n" : "", title ? title : "?");
+            /* Found by description, not by name: say so. */
+            if (cJSON_GetObjectItemCaseSensitive(res, "note")) sb_puts(t, " (the nearest match to that description)");
             const cJSON *x;
             cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(res, "attributes")) {
                 if (cJSON_IsString(x)) sb_printf(t, "\n- %s: %s", x->string, x->valuestring);
