@@ -281,6 +281,32 @@ int cmd_llm_run(cli_args *a) {
 
 /* ---- synth and bench --------------------------------------------------- */
 
+/* A file of the shared data folder: $TAILOR_DATA, else ../shared/data
+ * beside the source tree, beside the checkout the program was built in
+ * (build/release/tailor -> ../../../shared/data), or beside the current
+ * directory. malloc'd path, or NULL (tried: the folders looked in). */
+static char *shared_data_file(const char *file, sb *tried) {
+    char exe[4096] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+    }
+    char *exe_root = n > 0 ? path_join(exe, "../../../shared/data") : NULL;
+    const char *roots[] = {getenv("TAILOR_DATA"), TAILOR_SOURCE_DIR "/../shared/data", exe_root, "../shared/data",
+                           "shared/data"};
+    char *found = NULL;
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0] && !found; i++) {
+        if (!roots[i]) continue;
+        char *p = path_join(roots[i], file);
+        if (file_exists(p)) found = p;
+        else free(p), sb_printf(tried, "%s%s", tried->len ? ", " : "", roots[i]);
+    }
+    free(exe_root);
+    return found;
+}
+
 int cmd_llm_synth(cli_args *a) {
     const char *shape = cli_opt_get(a, "shape"), *type = cli_opt_get(a, "type"), *vocab = cli_opt_get(a, "vocab");
     if (!shape) return cli_usage_error(a, "--shape is required (%s)", llm_shape_names());
@@ -293,12 +319,21 @@ int cmd_llm_synth(cli_args *a) {
     if (!cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed)) return cli_usage_error(a, "bad --seed");
     char *dflt = NULL;
     if (!vocab) {
-        /* The shared fixtures: GPT-2 BPE for BPE shapes, Llama-2 SPM otherwise. */
-        const char *data = getenv("TAILOR_DATA");
-        char *root = data ? xstrdup(data) : path_join(TAILOR_SOURCE_DIR, "../shared/data");
-        dflt = path_join(root, s->pre ? "tokenizer-refs-llamacpp/ggml-vocab-gpt-2.gguf"
-                                      : "tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf");
-        free(root);
+        /* The shared fixtures: GPT-2 BPE for BPE shapes, Llama-2 SPM
+         * otherwise; looked for where a checkout's data folder can be. */
+        const char *file = s->pre ? "tokenizer-refs-llamacpp/ggml-vocab-gpt-2.gguf"
+                                  : "tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf";
+        sb tried;
+        sb_init(&tried);
+        dflt = shared_data_file(file, &tried);
+        if (!dflt) {
+            int code = cli_usage_error(a, "no vocabulary given and %s not found (looked in %s): give --vocab FILE.gguf "
+                                          "(any GGUF with a tokenizer) or set TAILOR_DATA to the shared data folder",
+                                       file, sb_str(&tried));
+            sb_deinit(&tried);
+            return code;
+        }
+        sb_deinit(&tried);
         vocab = dflt;
     }
     tailor_error err = {0};

@@ -151,9 +151,10 @@ int llm_synth(const llm_shape *s, const llm_ftype *f, const char *vocab_path, co
         else snprintf(buf, sizeof buf, "<|reserved_%d|>", i);
         for (int32_t j = 0; j < base && e >= 0; j++)
             if (tv[j].n == strlen(buf) && memcmp(tv[j].s, buf, tv[j].n) == 0) {
-                snprintf(buf, sizeof buf, "<|reserved_%d|>", j);
-                tv[j].s = arena_strdup(&names, buf);
-                tv[j].n = strlen(buf);
+                char other[64]; /* the base token's new name; buf stays the added token's */
+                snprintf(other, sizeof other, "<|reserved_%d|>", j);
+                tv[j].s = arena_strdup(&names, other);
+                tv[j].n = strlen(other);
             }
         tv[i].s = arena_strdup(&names, buf);
         tv[i].n = strlen(buf);

@@ -255,6 +255,15 @@ int llm_vocab_load(const llm_gguf *g, llm_vocab **out, tailor_error *err) {
             default: attr = 0; break; /* undefined */
             }
         v->tok[i].attr = attr;
+        /* Two ids with one text: no text -> id map can hold both, and
+         * llama.cpp refuses such a file; so do we, by name. */
+        int64_t dup;
+        if (hmap_get(&v->tok_index, v->tok[i].text.s, v->tok[i].text.n, &dup)) {
+            err_set(err, TAILOR_EDATA, "%s: tokenizer.ggml.tokens[%d] '%.*s' repeats token %lld (token texts must be unique)",
+                    g->path, i, (int)(v->tok[i].text.n < 80 ? v->tok[i].text.n : 80), v->tok[i].text.s, (long long)dup);
+            llm_vocab_free(v);
+            return err->code;
+        }
         hmap_put(&v->tok_index, v->tok[i].text.s, v->tok[i].text.n, i);
     }
 

@@ -1129,6 +1129,61 @@ out:
     free(dir);
 }
 
+/* A chat-format shape over GPT-2's vocabulary: its <|endoftext|> (50256)
+ * collides with the added one at the end, so the base token is renamed
+ * <|reserved_50256|> and the added keeps its text; every text is unique
+ * (llama.cpp aborts otherwise). A file with two equal token texts is
+ * refused by name. */
+static void test_synth_unique_vocab(void) {
+    char *dir = test_tmpdir();
+    char path[600], path2[620];
+    snprintf(path, sizeof path, "%s/g.gguf", dir);
+    snprintf(path2, sizeof path2, "%s/dup.gguf", dir);
+    llm_shape sh = {"test-gpt2", "qwen2", 64, 1, 4, 2, 128, 50260, 256, 10000.0f, 1e-6f, true, "gpt-2", "chatml"};
+    char *vocab = test_data_path("tokenizer-refs-llamacpp/ggml-vocab-gpt-2.gguf");
+    tailor_error err = {0};
+    llm_ftype f32;
+    llm_ftype_from_name("f32", &f32);
+    CHECK_EQ(llm_synth(&sh, &f32, vocab, path, 3, &err), 0);
+    llm_model *m = NULL;
+    int rc = llm_model_load(path, &m, &err);
+    if (rc < 0) fprintf(stderr, "%s\n", err.msg);
+    CHECK_EQ(rc, 0);
+    if (m) {
+        CHECK_EQ(llm_vocab_find(m->vocab, "<|endoftext|>", 13), 50259);
+        CHECK_EQ(llm_vocab_find(m->vocab, "<|reserved_50256|>", 18), 50256);
+        /* The same file with token 7's text made token 6's. */
+        llm_gguf_writer *w = llm_gguf_writer_new();
+        const llm_gguf *g = m->gguf;
+        llm_str *tv = NULL;
+        for (int64_t i = 0; i < g->n_kv; i++) {
+            if (strcmp(g->kv[i].key, "tokenizer.ggml.tokens")) {
+                llm_gguf_set_kv(w, &g->kv[i]);
+                continue;
+            }
+            tv = malloc((size_t)g->kv[i].n * sizeof *tv);
+            memcpy(tv, g->kv[i].v.arr, (size_t)g->kv[i].n * sizeof *tv);
+            tv[7] = tv[6];
+            llm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", tv, g->kv[i].n);
+        }
+        for (int64_t i = 0; i < g->n_tensors; i++)
+            llm_gguf_add_tensor(w, g->tensors[i].name, g->tensors[i].type, g->tensors[i].n_dims, g->tensors[i].ne,
+                                g->tensors[i].data);
+        CHECK_EQ(llm_gguf_writer_write(w, path2, &err), 0);
+        llm_gguf_writer_free(w);
+        free(tv);
+        llm_model *bad = NULL;
+        CHECK_EQ(llm_model_load(path2, &bad, &err), TAILOR_EDATA);
+        CHECK_CONTAINS(err.msg, "tokenizer.ggml.tokens[7]");
+        CHECK_CONTAINS(err.msg, "repeats token 6");
+        llm_model_free(bad);
+    }
+    llm_model_free(m);
+    test_rmtree(dir);
+    free(dir);
+    free(vocab);
+}
+
 static void test_synth_and_qk_norm(void) {
     check_synth("qwen3", true);
     check_synth("qwen2", false);
@@ -1318,6 +1373,7 @@ int main(void) {
     RUN(test_chat_templates);
     RUN(test_generate);
     RUN(test_synth_and_qk_norm);
+    RUN(test_synth_unique_vocab);
     RUN(test_quantize);
     return test_summary();
 }
