@@ -138,6 +138,11 @@ int32_t tailor_llm_token_to_piece(const tailor_llm_model *model, int32_t token, 
 int tailor_llm_ctx_new(tailor_llm_model *model, tailor_llm_ctx_params params, tailor_llm_ctx **out,
                        tailor_error *err);
 void tailor_llm_ctx_free(tailor_llm_ctx *ctx);
+/* Applies a LoRA adapter (llama.cpp's adapter GGUF, made for this model) at
+ * scale in every later decode: y = W x + scale * alpha / rank * B (A x).
+ * The context loads and owns it; path NULL removes it. The cache is
+ * cleared (it was computed with the old weights). */
+int tailor_llm_ctx_set_lora(tailor_llm_ctx *ctx, const char *path, float scale, tailor_error *err);
 /* Tokens in the KV cache. */
 int32_t tailor_llm_ctx_n_past(const tailor_llm_ctx *ctx);
 /* Forgets the cache from position pos on (0: start over). */

@@ -66,6 +66,9 @@ bool cli_dup_policy(const cli_args *a, store_dup_policy def, store_dup_policy *o
  * threads from the option threads_opt; returns an exit code (cmd_agent.c). */
 struct llm_backend;
 int cli_backend_new(cli_args *a, const char *threads_opt, struct llm_backend **out);
+struct llm_ctx;
+/* --lora FILE [--lora-scale S] applied to c; 0 or an exit code. */
+int cli_lora_opts(cli_args *a, struct llm_ctx *c);
 
 /* Handlers. */
 int cmd_version(cli_args *a);

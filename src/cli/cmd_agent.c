@@ -3,6 +3,7 @@
  * backend, which needs no language model. A session lives in the store,
  * so successive `ask --session S` calls continue one conversation. */
 #include <editline/readline.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ int cli_backend_new(cli_args *a, const char *threads_opt, llm_backend **out) {
     *out = NULL;
     const char *model = cli_opt_get(a, "model"), *url = cli_opt_get(a, "llm-url");
     if (model && url) return cli_usage_error(a, "give --model FILE or --llm-url URL, not both");
+    if (cli_opt_get(a, "lora") && !model) return cli_usage_error(a, "--lora applies to a local --model");
     const char *v = cli_opt_get(a, "temp");
     double temp = -1;
     if (v && (!parse_f64(v, strlen(v), &temp) || temp < 0 || temp > (url ? 2 : 100)))
@@ -60,6 +62,12 @@ int cli_backend_new(cli_args *a, const char *threads_opt, llm_backend **out) {
         llm_local_params lp = llm_local_default_params();
         lp.model = model;
         lp.chat_format = cli_opt_get(a, "chat-template");
+        lp.lora = cli_opt_get(a, "lora");
+        const char *ls = cli_opt_get(a, "lora-scale");
+        double scale = 1;
+        if (ls && (!parse_f64(ls, strlen(ls), &scale) || !isfinite(scale)))
+            return cli_usage_error(a, "--lora-scale takes a number (1 = as trained, 0 = off)");
+        lp.lora_scale = (float)scale;
         if (temp >= 0) lp.sampling.temperature = (float)temp;
         lp.sampling.seed = cli_opt_get(a, "seed") ? (uint64_t)seed : timer_now_ns();
         lp.ctx.n_ctx = (int32_t)ctx;

@@ -132,6 +132,18 @@ static bool stream_stdout(void *ud, const char *text, size_t n) {
     return true;
 }
 
+/* --lora FILE [--lora-scale S]: the adapter, applied by c; an exit code. */
+int cli_lora_opts(cli_args *a, llm_ctx *c) {
+    const char *lora = cli_opt_get(a, "lora"), *sc = cli_opt_get(a, "lora-scale");
+    double scale = 1;
+    if (sc && (!parse_f64(sc, strlen(sc), &scale) || !isfinite(scale)))
+        return cli_usage_error(a, "--lora-scale takes a number (1 = as trained, 0 = off)");
+    if (sc && !lora) return cli_usage_error(a, "--lora-scale goes with --lora FILE");
+    tailor_error err = {0};
+    if (lora && llm_ctx_load_lora(c, lora, (float)scale, &err)) return cli_fail(&err);
+    return 0;
+}
+
 /* Options shared by run and chat: model, context, threads, sampling. */
 static int load_engine(cli_args *a, llm_model **m, llm_ctx **c) {
     const char *path = cli_opt_get(a, "model");
@@ -157,7 +169,12 @@ static int load_engine(cli_args *a, llm_model **m, llm_ctx **c) {
         llm_model_free(*m);
         return cli_fail(&err);
     }
-    return 0;
+    int code = cli_lora_opts(a, *c);
+    if (code) {
+        llm_ctx_free(*c);
+        llm_model_free(*m);
+    }
+    return code;
 }
 
 static int parse_sampling(cli_args *a, llm_sampler_params *sp) {

@@ -24,6 +24,10 @@
     {"seed", 's', "S", "random seed (default: from the clock)"}
 /* Who talks, in which session, with which recommender and language model:
  * ask and chat. */
+/* A LoRA adapter on the local model. */
+#define LORA_OPTS                                                                                  \
+    {"lora", 0, "FILE", "a LoRA adapter (llama.cpp's adapter GGUF) applied to the model"},        \
+    {"lora-scale", 0, "S", "the adapter's scale (default 1; 0 = off)"}
 /* The language model behind the agent: ask, chat and experiment. */
 #define BACKEND_OPTS                                                                               \
     {"model", 'm', "FILE", "a GGUF model answers and calls the tools (default: the rules backend)"}, \
@@ -33,7 +37,8 @@
     {"temp", 0, "T", "model sampling temperature (default 0.8; 0 = greedy)"},                      \
     {"seed", 's', "S", "model sampling seed (default: from the clock)"},                            \
     {"ctx", 'c', "N", "model context size (default: the model's, at most 4096)"},                  \
-    {"threads", 't', "N", "model threads (default: all cores)"}
+    {"threads", 't', "N", "model threads (default: all cores)"},                                    \
+    LORA_OPTS
 #define AGENT_OPTS                                                                                 \
     {"user", 'u', "ID", "the user talking (their history and profile); default anonymous"},       \
     {"session", 0, "ID", "continue this session"},                                                \
@@ -266,7 +271,8 @@ static const cli_cmd COMMANDS[] = {
       {"temp", 0, "T", "chat sampling temperature (default 0.8; /v1 requests set their own)"},
       {"seed", 's', "S", "sampling seed (default: from the clock)"},
       {"ctx", 'c', "N", "model context size (default: the model's, at most 4096)"},
-      {"model-threads", 't', "N", "model threads (default: all cores)"}},
+      {"model-threads", 't', "N", "model threads (default: all cores)"},
+      LORA_OPTS},
      cmd_serve},
     {"keys create", "", "create an API key for the server (printed once; only its hash is stored)",
      "An admin key may call every route for every user. A user key acts only for its user:\n"
@@ -396,6 +402,7 @@ static const cli_cmd COMMANDS[] = {
       {"ignore-eos", 0, NULL, "do not stop at end-of-generation tokens"},
       {"no-bos", 0, NULL, "do not add BOS to the prompt"},
       {"special", 0, NULL, "parse special-token text in the prompt"},
+      LORA_OPTS,
       ENGINE_OPTS},
      cmd_llm_run},
     {"llm chat", "", "chat with a GGUF model (reads user turns from stdin; or one --prompt)",
@@ -409,6 +416,7 @@ static const cli_cmd COMMANDS[] = {
       {"chat-template", 0, "NAME", "chatml, llama3, llama2, mistral, zephyr or phi3"},
       {"n-predict", 'n', "N", "new tokens per answer at most (default: until the end of the turn)"},
       SAMPLING_OPTS,
+      LORA_OPTS,
       ENGINE_OPTS},
      cmd_llm_chat},
     {"llm embed", "[TEXT...]", "L2-normalised text embeddings, one line of numbers per text",

@@ -90,6 +90,10 @@ void tailor_llm_ctx_free(tailor_llm_ctx *ctx) {
     free(ctx);
 }
 
+int tailor_llm_ctx_set_lora(tailor_llm_ctx *ctx, const char *path, float scale, tailor_error *err) {
+    return path ? llm_ctx_load_lora(ctx->c, path, scale, err) : llm_ctx_set_lora(ctx->c, NULL, 0, err);
+}
+
 int32_t tailor_llm_ctx_n_past(const tailor_llm_ctx *ctx) { return llm_ctx_n_past(ctx->c); }
 void tailor_llm_ctx_truncate(tailor_llm_ctx *ctx, int32_t pos) { llm_ctx_truncate(ctx->c, pos); }
 

@@ -35,6 +35,11 @@ struct llm_ctx {
     int32_t last_n;
     bool last_all;
     float *capture;
+    /* A LoRA adapter: its pairs add s B (A x) to their weights' products. */
+    const llm_lora *lora;
+    llm_lora *lora_owned; /* llm_ctx_load_lora's */
+    float lora_scale;
+    float *lora_t, *lora_y; /* [N_BATCH][max rank], [N_BATCH][max n_out] */
     /* Generation picks all threads or one, whichever is faster now: with a
      * busy neighbour on a core, waiting for a preempted worker at each of
      * a token's ~200 matmuls costs more than the second core brings. */
@@ -123,6 +128,9 @@ void llm_ctx_free(llm_ctx *c) {
     free(c->qconv);
     free(c->hidden);
     free(c->logits);
+    free(c->lora_t);
+    free(c->lora_y);
+    llm_lora_free(c->lora_owned);
     free(c);
 }
 
@@ -215,6 +223,49 @@ static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float
     /* Small products are not worth waking the pool. */
     if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) mm_rows(&j, 0, (size_t)rows, 0);
     else pool_for(c->pool, (size_t)rows, mm_rows, &j);
+}
+
+/* A weight's product plus its adapter pair's s B (A x), when there is one
+ * (layer -1: the output). */
+static void wmm(llm_ctx *c, int layer, int slot, const llm_tensor *w, const float *x, int n, float *y) {
+    matmul(c, w, x, n, y);
+    if (!c->lora) return;
+    const llm_lora_pair *p = layer < 0 ? &c->lora->output : &c->lora->pairs[(size_t)layer * LLM_LORA_SLOTS + slot];
+    if (!p->a) return;
+    matmul(c, p->a, x, n, c->lora_t);
+    matmul(c, p->b, c->lora_t, n, c->lora_y);
+    float s = llm_lora_factor(c->lora, p, c->lora_scale);
+    for (size_t i = 0; i < (size_t)n * (size_t)p->b->ne[1]; i++) y[i] += s * c->lora_y[i];
+}
+
+int llm_ctx_set_lora(llm_ctx *c, const llm_lora *l, float scale, tailor_error *err) {
+    if (l && (l->n_layer != c->m->hp.n_layer))
+        return err_set(err, TAILOR_EINVAL, "the adapter %s was loaded for another model", l->gguf->path);
+    free(c->lora_t);
+    free(c->lora_y);
+    c->lora_t = c->lora_y = NULL;
+    c->lora = l;
+    c->lora_scale = scale;
+    if (l) {
+        /* The logits' rows are as many as the chunk's, like every other product. */
+        c->lora_t = xmalloc((size_t)N_BATCH * (size_t)l->max_rank * sizeof(float));
+        c->lora_y = xmalloc((size_t)N_BATCH * (size_t)l->max_out * sizeof(float));
+    }
+    c->n_past = 0;
+    return 0;
+}
+
+int llm_ctx_load_lora(llm_ctx *c, const char *path, float scale, tailor_error *err) {
+    llm_lora *l;
+    int rc = llm_lora_load(c->m, path, &l, err);
+    if (!rc) rc = llm_ctx_set_lora(c, l, scale, err);
+    if (rc) {
+        llm_lora_free(l);
+        return rc;
+    }
+    llm_lora_free(c->lora_owned);
+    c->lora_owned = l;
+    return 0;
 }
 
 /* y = (x / rms(x)) * w, with the reference's double accumulation. */
@@ -358,9 +409,9 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
         const llm_layer *L = &m->layers[l];
         for (int t = 0; t < n; t++)
             rmsnorm(c->h + (size_t)t * (size_t)D, c->x + (size_t)t * (size_t)D, L->attn_norm->data, D, hp->rms_eps);
-        matmul(c, L->wq, c->h, n, c->q);
-        matmul(c, L->wk, c->h, n, c->kb);
-        matmul(c, L->wv, c->h, n, c->vb);
+        wmm(c, l, LLM_LORA_Q, L->wq, c->h, n, c->q);
+        wmm(c, l, LLM_LORA_K, L->wk, c->h, n, c->kb);
+        wmm(c, l, LLM_LORA_V, L->wv, c->h, n, c->vb);
         add_bias(c->q, L->bq, n, DQ);
         add_bias(c->kb, L->bk, n, DKV);
         add_bias(c->vb, L->bv, n, DKV);
@@ -377,18 +428,18 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
         size_t items = (size_t)n * (size_t)hp->n_head_kv;
         if (c->n_threads == 1 || (size_t)(c->n_past + n) * items < 4096) attn_items(&aj, 0, items, 0);
         else pool_for(c->pool, items, attn_items, &aj);
-        matmul(c, L->wo, c->att, n, c->h);
+        wmm(c, l, LLM_LORA_O, L->wo, c->att, n, c->h);
         for (size_t i = 0; i < (size_t)n * (size_t)D; i++) c->x[i] += c->h[i];
 
         for (int t = 0; t < n; t++)
             rmsnorm(c->h + (size_t)t * (size_t)D, c->x + (size_t)t * (size_t)D, L->ffn_norm->data, D, hp->rms_eps);
-        matmul(c, L->ffn_gate, c->h, n, c->gate);
-        matmul(c, L->ffn_up, c->h, n, c->up);
+        wmm(c, l, LLM_LORA_GATE, L->ffn_gate, c->h, n, c->gate);
+        wmm(c, l, LLM_LORA_UP, L->ffn_up, c->h, n, c->up);
         for (size_t i = 0; i < (size_t)n * (size_t)F; i++) {
             float g = c->gate[i];
             c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
         }
-        matmul(c, L->ffn_down, c->gate, n, c->h);
+        wmm(c, l, LLM_LORA_DOWN, L->ffn_down, c->gate, n, c->h);
         for (size_t i = 0; i < (size_t)n * (size_t)D; i++) c->x[i] += c->h[i];
         if (c->capture)
             memcpy(c->capture + ((size_t)l * (size_t)cap_n + (size_t)cap_off) * (size_t)D, c->x, (size_t)n * (size_t)D * 4);
@@ -457,7 +508,7 @@ static int decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits,
     const float *from = all_logits ? c->hidden : c->hidden + (size_t)(n - 1) * D;
     for (size_t r0 = 0; r0 < rows; r0 += N_BATCH) {
         int nb = (int)(rows - r0 < N_BATCH ? rows - r0 : N_BATCH);
-        matmul(c, c->m->output, from + r0 * D, nb, c->logits + r0 * V);
+        wmm(c, -1, 0, c->m->output, from + r0 * D, nb, c->logits + r0 * V);
     }
     c->last_n = n;
     c->last_all = all_logits;

@@ -339,7 +339,35 @@ llm_ctx_params llm_ctx_default_params(void);
 
 typedef struct llm_ctx llm_ctx;
 
+/* LoRA adapters (lora.c), llama.cpp's adapter GGUF: pairs (A, B) for the
+ * weights of the blocks and the output; loaded against a base model
+ * (every name and shape checked) and applied by a context at run time. */
+enum { LLM_LORA_Q, LLM_LORA_K, LLM_LORA_V, LLM_LORA_O, LLM_LORA_GATE, LLM_LORA_UP, LLM_LORA_DOWN, LLM_LORA_SLOTS };
+typedef struct llm_lora_pair {
+    const llm_tensor *a, *b; /* A [n_in, r], B [r, n_out] (ggml order); NULL: no pair */
+} llm_lora_pair;
+typedef struct llm_lora {
+    llm_gguf *gguf;
+    float alpha;          /* adapter.lora.alpha (0: the factor is the scale alone) */
+    int32_t n_layer;
+    llm_lora_pair *pairs; /* [n_layer][LLM_LORA_SLOTS] */
+    llm_lora_pair output;
+    int n_pairs;
+    int32_t max_rank;
+    int64_t max_out;
+} llm_lora;
+int llm_lora_load(const llm_model *base, const char *path, llm_lora **out, tailor_error *err);
+void llm_lora_free(llm_lora *l);
+/* s in y = W x + s B (A x): scale * alpha / rank. */
+float llm_lora_factor(const llm_lora *l, const llm_lora_pair *p, float scale);
+
 int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_error *err);
+/* Applies adapter l (loaded for this context's model; borrowed, it must
+ * outlive its use) at scale in every later decode; NULL removes it. The
+ * cache is cleared: what it holds was computed with the old weights. */
+int llm_ctx_set_lora(llm_ctx *c, const llm_lora *l, float scale, tailor_error *err);
+/* The same with an adapter file the context loads and owns (freed with it). */
+int llm_ctx_load_lora(llm_ctx *c, const char *path, float scale, tailor_error *err);
 void llm_ctx_free(llm_ctx *c);
 const llm_model *llm_ctx_model(const llm_ctx *c);
 int32_t llm_ctx_n_ctx(const llm_ctx *c);
@@ -634,6 +662,8 @@ typedef struct llm_local_params {
     llm_ctx_params ctx;
     llm_sampler_params sampling;
     int32_t max_answer;      /* new tokens per reply at most */
+    const char *lora;        /* a LoRA adapter applied to the model (NULL: none) */
+    float lora_scale;        /* its scale (llm_local_default_params: 1) */
 } llm_local_params;
 llm_local_params llm_local_default_params(void);
 int llm_local_backend_new(const llm_local_params *p, llm_backend **out, tailor_error *err);

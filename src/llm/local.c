@@ -482,7 +482,7 @@ static const llm_backend_ops LOCAL_OPS = {.name = "local",
 
 llm_local_params llm_local_default_params(void) {
     return (llm_local_params){.ctx = llm_ctx_default_params(), .sampling = llm_sampler_default_params(),
-                              .max_answer = 512};
+                              .max_answer = 512, .lora_scale = 1.0f};
 }
 
 int llm_local_backend_new(const llm_local_params *p, llm_backend **out, tailor_error *err) {
@@ -501,6 +501,7 @@ int llm_local_backend_new(const llm_local_params *p, llm_backend **out, tailor_e
                                           llm_chat_formats());
     }
     if (!rc) rc = llm_ctx_new(l->m, p->ctx, &l->c, err);
+    if (!rc && p->lora) rc = llm_ctx_load_lora(l->c, p->lora, p->lora_scale, err);
     if (rc) {
         llm_ctx_free(l->c);
         llm_model_free(l->m);

@@ -21,6 +21,19 @@ if cmp -s "$W/out" "$W/s1"; then ok; else bad "same seed, different text"; fi
 expect 0 "timings on stderr" -- "$T" llm run -m "$S/stories260K.gguf" -p "Once" -n 4 --temp 0
 has "$W/err" "generated: 4 tokens" "run reports timings on stderr"
 
+# A LoRA adapter changes the greedy text; at scale 0 it is the base model's;
+# an adapter for another model is refused by name.
+F="$DATA/llm-fixtures/models"
+expect 0 "base greedy" -- "$T" -q llm run -m "$F/tiny-llama-spm-F32.gguf" -p "Once upon a time" -n 12 --temp 0
+cp "$W/out" "$W/base"
+expect 0 "lora greedy" -- "$T" -q llm run -m "$F/tiny-llama-spm-F32.gguf" --lora "$F/tiny-llama-spm-lora-r4-F32.gguf" -p "Once upon a time" -n 12 --temp 0
+if cmp -s "$W/out" "$W/base"; then bad "the adapter changed nothing"; else ok; fi
+expect 0 "lora at scale 0" -- "$T" -q llm run -m "$F/tiny-llama-spm-F32.gguf" --lora "$F/tiny-llama-spm-lora-r4-F32.gguf" --lora-scale 0 -p "Once upon a time" -n 12 --temp 0
+if cmp -s "$W/out" "$W/base"; then ok; else bad "scale 0 is not the base model"; fi
+expect 64 "lora for another model" -- "$T" -q llm run -m "$F/tiny-qwen2-bpe-F32.gguf" --lora "$F/tiny-llama-spm-lora-r4-F32.gguf" -p x
+has "$W/err" "an adapter for 'llama'" "the mismatch is named"
+expect 64 "lora-scale alone" -- "$T" -q llm run -m "$F/tiny-llama-spm-F32.gguf" --lora-scale 2 -p x
+
 # Every .inp/.out pair of the upstream tokenizer tests (no BOS, no special parsing).
 for g in "$DATA"/tokenizer-refs-llamacpp/ggml-vocab-*.gguf; do
     name=$(basename "$g" .gguf)

@@ -526,6 +526,20 @@ static void check_model(const char *name, tol T, double gap_std, const llm_kerne
         goto out;
     }
     int V = m->hp.n_vocab, D = m->hp.n_embd, L = m->hp.n_layer;
+    /* A LoRA reference: the base model with its adapter at a scale. */
+    llm_lora *lora = NULL;
+    const cJSON *af = cJSON_GetObjectItem(meta, "adapter_file");
+    float lora_scale = af ? (float)cJSON_GetObjectItem(meta, "adapter_scale")->valuedouble : 0;
+    if (af) {
+        char arel[512];
+        snprintf(arel, sizeof arel, "llm-fixtures/%s", af->valuestring);
+        char *ap = test_data_path(arel);
+        int rc = llm_lora_load(m, ap, &lora, &err);
+        if (rc) fprintf(stderr, "%s: %s\n", name, err.msg);
+        CHECK_EQ(rc, 0);
+        free(ap);
+        if (rc) goto out;
+    }
     cmp_stats logit = {0}, greedy = {0};
     double worst_state = 0;
     int topk_bad = 0, greedy_bad = 0, greedy_steps = 0;
@@ -547,6 +561,7 @@ static void check_model(const char *name, tol T, double gap_std, const llm_kerne
         cp.kv_type = g_kv_type;
         llm_ctx *c = NULL;
         CHECK_EQ(llm_ctx_new(m, cp, &c, &err), 0);
+        if (lora) CHECK_EQ(llm_ctx_set_lora(c, lora, lora_scale, &err), 0);
         float *states = malloc(sizeof(float) * (size_t)(L + 1) * (size_t)total * (size_t)D);
         llm_ctx_capture_states(c, states);
         CHECK_EQ(llm_decode(c, ids, total, true, &err), 0);
@@ -652,8 +667,9 @@ static void check_model(const char *name, tol T, double gap_std, const llm_kerne
     CHECK(greedy.max_std <= T.max_std * 2); /* single-token vs batch in the reference */
     CHECK_EQ(logit.top1_bad + topk_bad, 0);
     CHECK_EQ(greedy_bad, 0);
-    CHECK_EQ(greedy_steps, 128);
+    CHECK_EQ(greedy_steps, 32 * cJSON_GetArraySize(cJSON_GetObjectItem(meta, "prompts")));
 out:
+    llm_lora_free(lora);
     llm_model_free(m);
     cJSON_Delete(meta);
     free(mp);
@@ -670,6 +686,70 @@ static void test_forward_f32(void) {
     check_model("tiny-qwen2-bpe-F32", TOL_F32, 1e-4, NULL, 2);
     check_model("tiny-llama3-bpe-F32", TOL_F32, 1e-4, NULL, 1);
     check_model("tiny-smollm-bpe-F32", TOL_F32, 1e-4, NULL, 1);
+}
+
+/* LoRA adapters at run time against llama.cpp's runs of the same adapter
+ * at scales 1.0 and 0.5. */
+static void test_forward_lora(void) {
+    check_model("tiny-llama-spm-lora-r4-F32-scale1", TOL_F32, 1e-4, NULL, 1);
+    check_model("tiny-llama-spm-lora-r4-F32-scale0p5", TOL_F32, 1e-4, NULL, 2);
+}
+
+/* An adapter is refused for a model it does not fit, by name; a model file
+ * is not an adapter. */
+static void test_lora_refusals(void) {
+    char *ap = test_data_path("llm-fixtures/models/tiny-llama-spm-lora-r4-F32.gguf");
+    const char *others[] = {"llm-fixtures/models/tiny-qwen2-bpe-F32.gguf", "tinyllamas-stories260K/stories260K.gguf",
+                            "llm-fixtures/models/tiny-llama-spm-F32.gguf"};
+    const char *want[] = {"an adapter for 'llama'", "do not fit", "not an adapter"};
+    for (int i = 0; i < 3; i++) {
+        char *mp = test_data_path(others[i]);
+        llm_model *m = NULL;
+        tailor_error err = {0};
+        CHECK_EQ(llm_model_load(mp, &m, &err), 0);
+        llm_lora *l = NULL;
+        /* The third: the base model's own file given as the adapter. */
+        CHECK(llm_lora_load(m, i == 2 ? mp : ap, &l, &err) != 0);
+        CHECK(l == NULL);
+        CHECK_CONTAINS(err.msg, want[i]);
+        llm_model_free(m);
+        free(mp);
+    }
+    /* Through the C API: the adapter moves the logits (llama.cpp: up to 38
+     * at scale 1); at scale 0, and once removed, they are the base's bit
+     * for bit; the first greedy token is the reference's (10487). */
+    char *bp = test_data_path("llm-fixtures/models/tiny-llama-spm-F32.gguf");
+    tailor_llm_model *tm = NULL;
+    tailor_llm_ctx *tc = NULL;
+    tailor_error err = {0};
+    CHECK_EQ(tailor_llm_model_load(bp, tailor_llm_model_default_params(), &tm, &err), 0);
+    CHECK_EQ(tailor_llm_ctx_new(tm, tailor_llm_ctx_default_params(), &tc, &err), 0);
+    const int32_t ids[] = {1, 9038, 2501, 263, 931};
+    enum { V = 32000 };
+    float *base = malloc(V * sizeof *base), *with = malloc(V * sizeof *with);
+    CHECK_EQ(tailor_llm_decode(tc, ids, 5, &err), 0);
+    memcpy(base, tailor_llm_logits(tc), V * sizeof *base);
+    CHECK_EQ(tailor_llm_ctx_set_lora(tc, ap, 1.0f, &err), 0);
+    CHECK_EQ(tailor_llm_ctx_n_past(tc), 0);
+    CHECK_EQ(tailor_llm_decode(tc, ids, 5, &err), 0);
+    memcpy(with, tailor_llm_logits(tc), V * sizeof *with);
+    CHECK_EQ(argmax(with, V), 10487);
+    double moved = 0;
+    for (int i = 0; i < V; i++) moved = fmax(moved, fabs(with[i] - base[i]));
+    CHECK(moved > 1.0);
+    CHECK_EQ(tailor_llm_ctx_set_lora(tc, ap, 0.0f, &err), 0);
+    CHECK_EQ(tailor_llm_decode(tc, ids, 5, &err), 0);
+    CHECK(memcmp(tailor_llm_logits(tc), base, V * sizeof *base) == 0);
+    CHECK_EQ(tailor_llm_ctx_set_lora(tc, ap, 1.0f, &err), 0);
+    CHECK_EQ(tailor_llm_ctx_set_lora(tc, NULL, 0, &err), 0);
+    CHECK_EQ(tailor_llm_decode(tc, ids, 5, &err), 0);
+    CHECK(memcmp(tailor_llm_logits(tc), base, V * sizeof *base) == 0);
+    CHECK(tailor_llm_ctx_set_lora(tc, bp, 1.0f, &err) != 0); /* a model is not an adapter */
+    free(base), free(with);
+    tailor_llm_ctx_free(tc);
+    tailor_llm_model_free(tm);
+    free(bp);
+    free(ap);
 }
 
 static void test_forward_f16(void) { check_model("tiny-llama-spm-F16", TOL_F16, 0.05, NULL, 2); }
@@ -1363,6 +1443,8 @@ int main(void) {
     RUN(test_tokenizer_fixtures);
     RUN(test_vocab_refs);
     RUN(test_forward_f32);
+    RUN(test_forward_lora);
+    RUN(test_lora_refusals);
     RUN(test_forward_f16);
     RUN(test_forward_quantized);
     RUN(test_forward_scalar);
