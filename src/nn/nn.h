@@ -34,7 +34,15 @@
     void nn_dropout_backward##SUF(REAL *dinp, const REAL *dout, const REAL *mask, size_t n);           \
     REAL nn_softmax_ce##SUF(REAL *logits, const int32_t *targets, int N, int V);                       \
     REAL nn_bce_pairs##SUF(const REAL *pos, const REAL *neg, const unsigned char *valid, REAL *dpos,   \
-                           REAL *dneg, int N);
+                           REAL *dneg, int N);                                                         \
+    void nn_rmsnorm_forward##SUF(REAL *out, REAL *rstd, const REAL *inp, const REAL *w, int N, int C,  \
+                                 REAL eps);                                                            \
+    void nn_rmsnorm_backward##SUF(REAL *dinp, REAL *dw, const REAL *dout, const REAL *inp,             \
+                                  const REAL *w, const REAL *rstd, int N, int C);                      \
+    void nn_rope##SUF(REAL *x, const float *cs, int N, int NH, int HS, int rd, int neox, int inverse); \
+    void nn_swiglu_forward##SUF(REAL *out, const REAL *gate, const REAL *up, size_t n);                \
+    void nn_swiglu_backward##SUF(REAL *dgate, REAL *dup, const REAL *dout, const REAL *gate,           \
+                                 const REAL *up, size_t n);
 
 NN_DECLARE(float, )
 NN_DECLARE(double, _f64)
@@ -65,5 +73,52 @@ void nn_layernorm_backward_pool(pool *p, float *dinp, float *dw, float *db, cons
 float nn_softmax_ce_pool(pool *p, float *logits, const int32_t *targets, int N, int V);
 void nn_adamw_step_pool(pool *p, nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t n,
                         bool decay);
+
+/* ---- the llama family, trainable (llama.c) ------------------------------- */
+
+/* The engine's decoder architectures: llama (normal RoPE) and qwen2 (NeoX
+ * RoPE, q/k/v biases); tied or untied output. */
+typedef struct nn_llama_config {
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, rope_dim;
+    float rope_base, rope_freq_scale, rms_eps;
+    bool neox, tied, qkv_bias;
+} nn_llama_config;
+
+/* Weights in the engine's (ggml's) layout: a matrix [out][in], row-major. */
+typedef struct nn_llama_layer {
+    float *attn_norm, *wq, *wk, *wv, *bq, *bk, *bv, *wo, *ffn_norm, *gate, *up, *down;
+} nn_llama_layer;
+typedef struct nn_llama_params {
+    float *tok_embd, *output_norm, *output; /* output == tok_embd when tied */
+    nn_llama_layer *layers;
+} nn_llama_params;
+
+typedef struct nn_llama {
+    nn_llama_config c;
+    size_t n_params;
+    float *params, *grads; /* one flat buffer each: p and g point into them */
+    nn_llama_params p, g;
+    /* the last forward */
+    int B, T;
+    const int32_t *tokens;
+    float *logits; /* [B*T][V]: raw, or d(loss)/d(logits) after a forward with targets */
+    size_t logits_cap;
+    bool has_targets;
+    struct nn_llama_acts *a;
+} nn_llama;
+
+int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err);
+void nn_llama_free(nn_llama *m);
+/* B sequences of T tokens (positions 0..T-1 each). With targets (-1: no
+ * loss at that position): the mean cross-entropy, and m->logits become its
+ * gradient for nn_llama_backward; without: 0, raw logits. */
+float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *targets, int B, int T);
+/* Adds d(loss)/d(params) of the last forward (with targets) to m->grads.
+ * tokens must still be alive. */
+void nn_llama_backward(nn_llama *m);
+/* Activation bytes one token of a T-token sequence keeps (for the memory
+ * bound: parameters, gradients and AdamW's two moments add 16 bytes per
+ * parameter). */
+size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T);
 
 #endif

@@ -309,6 +309,108 @@ static void test_pool_forms(void) {
     free(p1), free(p2), free(mm1), free(mm2), free(v1), free(v2);
 }
 
+/* ---- the llama blocks: RMSNorm, RoPE (both layouts), SwiGLU ------------- */
+enum { RN = 3, RC = 8, RH = 2, RS = 4 };
+typedef struct rmc {
+    double inp[RN * RC], w[RC], out[RN * RC], r[RN * RC], rstd[RN];
+    double x[RN * RH * RS], xo[RN * RH * RS];
+    float cs[RN * RS];
+    int neox;
+    double g[RN * RC], u[RN * RC];
+} rmc;
+
+static double rms_loss(void *c) {
+    rmc *m = c;
+    nn_rmsnorm_forward_f64(m->out, m->rstd, m->inp, m->w, RN, RC, 1e-6);
+    return dot(m->out, m->r, RN * RC);
+}
+
+static double rope_loss(void *c) {
+    rmc *m = c;
+    memcpy(m->xo, m->x, sizeof m->x);
+    nn_rope_f64(m->xo, m->cs, RN, RH, RS, RS, m->neox, 0);
+    return dot(m->xo, m->r, RN * RH * RS);
+}
+
+static double swiglu_loss(void *c) {
+    rmc *m = c;
+    nn_swiglu_forward_f64(m->out, m->g, m->u, RN * RC);
+    return dot(m->out, m->r, RN * RC);
+}
+
+static void test_llama_blocks(void) {
+    rmc m;
+    fill(m.inp, RN * RC, 1), fill(m.w, RC, 1), fill(m.r, RN * RC, 1), fill(m.x, RN * RH * RS, 1);
+    fill(m.g, RN * RC, 3), fill(m.u, RN * RC, 1);
+    for (int i = 0; i < RN * RS; i++) m.cs[i] = 0;
+    for (int n = 0; n < RN; n++)
+        for (int i = 0; i < RS / 2; i++) {
+            double a = n * pow(10000.0, -2.0 * i / RS);
+            m.cs[n * RS + 2 * i] = (float)cos(a), m.cs[n * RS + 2 * i + 1] = (float)sin(a);
+        }
+    double di[RN * RC] = {0}, dw[RC] = {0};
+    rms_loss(&m);
+    nn_rmsnorm_backward_f64(di, dw, m.r, m.inp, m.w, m.rstd, RN, RC);
+    CHECK(check_grad(rms_loss, &m, m.inp, di, RN * RC) < 1e-7);
+    CHECK(check_grad(rms_loss, &m, m.w, dw, RC) < 1e-7);
+    /* RoPE is a rotation: its backward turns the gradient back. */
+    for (m.neox = 0; m.neox < 2; m.neox++) {
+        double dx[RN * RH * RS];
+        memcpy(dx, m.r, sizeof dx);
+        nn_rope_f64(dx, m.cs, RN, RH, RS, RS, m.neox, 1);
+        CHECK(check_grad(rope_loss, &m, m.x, dx, RN * RH * RS) < 1e-7);
+    }
+    double dg[RN * RC] = {0}, du[RN * RC] = {0};
+    swiglu_loss(&m);
+    nn_swiglu_backward_f64(dg, du, m.r, m.g, m.u, RN * RC);
+    CHECK(check_grad(swiglu_loss, &m, m.g, dg, RN * RC) < 1e-7);
+    CHECK(check_grad(swiglu_loss, &m, m.u, du, RN * RC) < 1e-7);
+}
+
+/* The whole model (float): its backward against central differences of
+ * its loss for a sample of parameters of every kind, GQA, both RoPE
+ * layouts, biases, tied and untied outputs, a masked target. */
+static void test_llama_model(void) {
+    for (int variant = 0; variant < 2; variant++) {
+        nn_llama_config c = {.n_vocab = 11, .n_embd = 8, .n_layer = 2, .n_head = 2, .n_head_kv = 1, .n_ff = 12,
+                             .rope_dim = 4, .rope_base = 10000, .rope_freq_scale = 1, .rms_eps = 1e-5f,
+                             .neox = variant == 1, .tied = variant == 0, .qkv_bias = variant == 1};
+        nn_llama *m;
+        tailor_error e = {0};
+        CHECK_EQ(nn_llama_new(&c, &m, &e), 0);
+        for (size_t i = 0; i < m->n_params; i++) m->params[i] = (float)(rng_uniform(&g_rng) * 2 - 1) * 0.3f;
+        for (int l = 0; l < c.n_layer; l++)
+            for (int i = 0; i < c.n_embd; i++) m->p.layers[l].attn_norm[i] += 1, m->p.layers[l].ffn_norm[i] += 1;
+        enum { B = 2, T = 5 };
+        int32_t tok[B * T], tgt[B * T];
+        for (int i = 0; i < B * T; i++) tok[i] = (int32_t)rng_below(&g_rng, 11), tgt[i] = (int32_t)rng_below(&g_rng, 11);
+        tgt[3] = -1;
+        memset(m->grads, 0, m->n_params * sizeof(float));
+        nn_llama_forward(m, tok, tgt, B, T);
+        nn_llama_backward(m);
+        int bad = 0, n = 0;
+        double worst = 0;
+        for (size_t k = 0; k < m->n_params; k += 1 + m->n_params / 150) {
+            float keep = m->params[k];
+            double h = 3e-3;
+            m->params[k] = keep + (float)h;
+            double lp = nn_llama_forward(m, tok, tgt, B, T);
+            m->params[k] = keep - (float)h;
+            double lm = nn_llama_forward(m, tok, tgt, B, T);
+            m->params[k] = keep;
+            double num = (lp - lm) / (2 * h), ana = m->grads[k], err = fabs(num - ana);
+            if (err > 2e-3 + 2e-2 * fabs(ana)) bad++;
+            worst = fmax(worst, err);
+            n++;
+        }
+        printf("  llama %s: %d parameters checked, worst |numeric - analytic| %.1e (allowed 2e-3 + 2%% of the gradient)\n", variant ? "qwen2 untied" : "llama tied",
+               n, worst);
+        CHECK(n > 100);
+        CHECK_EQ(bad, 0);
+        nn_llama_free(m);
+    }
+}
+
 int main(void) {
     rng_seed(&g_rng, 1234);
     RUN(test_matmul);
@@ -318,5 +420,7 @@ int main(void) {
     RUN(test_losses);
     RUN(test_adamw_and_clip);
     RUN(test_pool_forms);
+    RUN(test_llama_blocks);
+    RUN(test_llama_model);
     return test_summary();
 }

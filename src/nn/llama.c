@@ -1,0 +1,291 @@
+/* llama.c — the inference engine's decoder architectures (llama, qwen2)
+ * as a trainable model: forward over a batch of sequences with every
+ * activation kept, the backward pass of each block written out (RMSNorm,
+ * RoPE in both layouts, grouped-query causal attention, SwiGLU, tied or
+ * untied output), parameters and gradients in one flat buffer each so one
+ * AdamW step covers them all. The blocks are nn's ops (ops.inc), checked
+ * against finite differences in float64; the forward is checked against
+ * the inference engine's logits on the fixture models. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+/* Activations of one layer for N = B*T tokens. */
+typedef struct act_layer {
+    float *x_in, *rstd1, *h1, *q, *k, *v, *kx, *vx, *att, *ao, *x_mid, *rstd2, *h2, *gate, *up, *act;
+} act_layer;
+
+struct nn_llama_acts {
+    int cap; /* tokens (B*T) they hold */
+    int att_cap;
+    act_layer *l;
+    float *x_out, *rstdf, *hf, *cs;
+    /* backward scratch */
+    float *dx, *dh, *dq, *dkx, *dvx, *dk, *dv, *dao, *dgate, *dup, *dact, *dmid, *scratch;
+};
+
+static size_t layout(const nn_llama_config *c, float *base, nn_llama_params *p) {
+    /* One pass that either counts (base NULL) or hands out pointers. */
+    size_t at = 0;
+    int64_t D = c->n_embd, S = c->n_embd / c->n_head, DQ = (int64_t)c->n_head * S, DKV = (int64_t)c->n_head_kv * S,
+            F = c->n_ff, V = c->n_vocab;
+#define TAKE(field, n)                                  \
+    do {                                                \
+        if (base) (field) = base + at;                  \
+        at += (size_t)(n);                              \
+    } while (0)
+    TAKE(p->tok_embd, V * D);
+    for (int l = 0; l < c->n_layer; l++) {
+        nn_llama_layer *L = base ? &p->layers[l] : NULL;
+        nn_llama_layer dummy;
+        if (!L) L = &dummy;
+        TAKE(L->attn_norm, D);
+        TAKE(L->wq, DQ * D);
+        TAKE(L->wk, DKV * D);
+        TAKE(L->wv, DKV * D);
+        if (c->qkv_bias) {
+            TAKE(L->bq, DQ);
+            TAKE(L->bk, DKV);
+            TAKE(L->bv, DKV);
+        } else if (base) L->bq = L->bk = L->bv = NULL;
+        TAKE(L->wo, D * DQ);
+        TAKE(L->ffn_norm, D);
+        TAKE(L->gate, F * D);
+        TAKE(L->up, F * D);
+        TAKE(L->down, D * F);
+    }
+    TAKE(p->output_norm, D);
+    if (c->tied) {
+        if (base) p->output = p->tok_embd;
+    } else TAKE(p->output, V * D);
+#undef TAKE
+    return at;
+}
+
+int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err) {
+    *out = NULL;
+    if (c->n_embd <= 0 || c->n_head <= 0 || c->n_embd % c->n_head || c->n_head_kv <= 0 || c->n_head % c->n_head_kv ||
+        c->n_layer <= 0 || c->n_ff <= 0 || c->n_vocab <= 0 || c->rope_dim <= 0 || c->rope_dim > c->n_embd / c->n_head ||
+        c->rope_dim % 2)
+        return err_set(err, TAILOR_EINVAL,
+                       "a model needs embd divisible by heads, heads by kv heads, an even rope dimension at most "
+                       "the head's, and positive sizes");
+    nn_llama *m = xcalloc(1, sizeof *m);
+    m->c = *c;
+    nn_llama_params dummy = {0};
+    m->n_params = layout(c, NULL, &dummy);
+    m->params = xcalloc(m->n_params, sizeof(float));
+    m->grads = xcalloc(m->n_params, sizeof(float));
+    m->p.layers = xcalloc((size_t)c->n_layer, sizeof *m->p.layers);
+    m->g.layers = xcalloc((size_t)c->n_layer, sizeof *m->g.layers);
+    layout(c, m->params, &m->p);
+    layout(c, m->grads, &m->g);
+    m->a = xcalloc(1, sizeof *m->a);
+    *out = m;
+    return 0;
+}
+
+static void acts_free(struct nn_llama_acts *a, int n_layer) {
+    if (!a) return;
+    for (int l = 0; a->l && l < n_layer; l++) {
+        act_layer *L = &a->l[l];
+        float **f[] = {&L->x_in, &L->rstd1, &L->h1, &L->q, &L->k, &L->v, &L->kx, &L->vx, &L->att, &L->ao,
+                       &L->x_mid, &L->rstd2, &L->h2, &L->gate, &L->up, &L->act};
+        for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(*f[i]);
+    }
+    free(a->l);
+    float **g[] = {&a->x_out, &a->rstdf, &a->hf, &a->cs, &a->dx, &a->dh, &a->dq, &a->dkx, &a->dvx,
+                   &a->dk, &a->dv, &a->dao, &a->dgate, &a->dup, &a->dact, &a->dmid, &a->scratch};
+    for (size_t i = 0; i < sizeof g / sizeof *g; i++) free(*g[i]);
+    memset(a, 0, sizeof *a);
+}
+
+void nn_llama_free(nn_llama *m) {
+    if (!m) return;
+    acts_free(m->a, m->c.n_layer);
+    free(m->a);
+    free(m->params);
+    free(m->grads);
+    free(m->p.layers);
+    free(m->g.layers);
+    free(m->logits);
+    free(m);
+}
+
+size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T) {
+    size_t D = (size_t)c->n_embd, S = D / (size_t)c->n_head, DQ = (size_t)c->n_head * S,
+           DKV = (size_t)c->n_head_kv * S, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
+    size_t per_layer = 4 * D + 2 + 3 * DQ + 2 * DKV + DQ + 3 * F + (size_t)c->n_head * (size_t)T;
+    return 4 * ((size_t)c->n_layer * per_layer + 3 * D + 1 + V);
+}
+
+static void acts_ensure(nn_llama *m, int B, int T) {
+    struct nn_llama_acts *a = m->a;
+    int N = B * T;
+    if (N <= a->cap && B * m->c.n_head * T * T <= a->att_cap) return;
+    acts_free(a, m->c.n_layer);
+    size_t D = (size_t)m->c.n_embd, S = D / (size_t)m->c.n_head, DQ = (size_t)m->c.n_head * S,
+           DKV = (size_t)m->c.n_head_kv * S, F = (size_t)m->c.n_ff, n = (size_t)N;
+    size_t att = (size_t)B * (size_t)m->c.n_head * (size_t)T * (size_t)T;
+    a->l = xcalloc((size_t)m->c.n_layer, sizeof *a->l);
+    for (int l = 0; l < m->c.n_layer; l++) {
+        act_layer *L = &a->l[l];
+        L->x_in = xmalloc(n * D * 4), L->rstd1 = xmalloc(n * 4), L->h1 = xmalloc(n * D * 4);
+        L->q = xmalloc(n * DQ * 4), L->k = xmalloc(n * DKV * 4), L->v = xmalloc(n * DKV * 4);
+        L->kx = xmalloc(n * DQ * 4), L->vx = xmalloc(n * DQ * 4), L->att = xmalloc(att * 4);
+        L->ao = xmalloc(n * DQ * 4), L->x_mid = xmalloc(n * D * 4), L->rstd2 = xmalloc(n * 4);
+        L->h2 = xmalloc(n * D * 4), L->gate = xmalloc(n * F * 4), L->up = xmalloc(n * F * 4);
+        L->act = xmalloc(n * F * 4);
+    }
+    a->x_out = xmalloc(n * D * 4), a->rstdf = xmalloc(n * 4), a->hf = xmalloc(n * D * 4);
+    a->cs = xmalloc((size_t)T * (size_t)m->c.rope_dim * 4);
+    a->dx = xmalloc(n * D * 4), a->dh = xmalloc(n * D * 4), a->dq = xmalloc(n * DQ * 4);
+    a->dkx = xmalloc(n * DQ * 4), a->dvx = xmalloc(n * DQ * 4), a->dk = xmalloc(n * DKV * 4);
+    a->dv = xmalloc(n * DKV * 4), a->dao = xmalloc(n * DQ * 4), a->dgate = xmalloc(n * F * 4);
+    a->dup = xmalloc(n * F * 4), a->dact = xmalloc(n * F * 4), a->dmid = xmalloc(n * D * 4);
+    a->scratch = xmalloc((size_t)T * 4);
+    a->cap = N;
+    a->att_cap = (int)att;
+}
+
+/* cos, sin of each pair at each position, as the engine computes them (the
+ * angle multiplied up in float). The batch's rows repeat positions 0..T-1. */
+static void rope_cs(const nn_llama_config *c, float *cs, int T) {
+    int half = c->rope_dim / 2;
+    float theta_scale = powf(c->rope_base, -2.0f / (float)c->rope_dim);
+    for (int t = 0; t < T; t++) {
+        float theta = (float)t;
+        for (int i = 0; i < half; i++) {
+            float ang = c->rope_freq_scale * theta;
+            cs[(size_t)t * c->rope_dim + 2 * i] = cosf(ang);
+            cs[(size_t)t * c->rope_dim + 2 * i + 1] = sinf(ang);
+            theta *= theta_scale;
+        }
+    }
+}
+
+/* kx[n][h] = k[n][h / group]: each KV head serves its group of query heads. */
+static void expand_kv(float *kx, const float *k, int N, int H, int Hkv, int S) {
+    int group = H / Hkv;
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++)
+            memcpy(kx + ((size_t)n * H + h) * S, k + ((size_t)n * Hkv + h / group) * S, (size_t)S * 4);
+}
+
+static void reduce_kv(float *dk, const float *dkx, int N, int H, int Hkv, int S) {
+    int group = H / Hkv;
+    memset(dk, 0, (size_t)N * Hkv * S * 4);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            float *d = dk + ((size_t)n * Hkv + h / group) * S;
+            const float *s = dkx + ((size_t)n * H + h) * S;
+            for (int i = 0; i < S; i++) d[i] += s[i];
+        }
+}
+
+/* The rope table covers T positions; the rows of a batch are B copies. */
+static void rope_rows(nn_llama *m, float *x, int B, int T, int heads, bool inverse) {
+    int S = m->c.n_embd / m->c.n_head;
+    for (int b = 0; b < B; b++)
+        nn_rope(x + (size_t)b * T * heads * S, m->a->cs, T, heads, S, m->c.rope_dim, m->c.neox, inverse);
+}
+
+float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *targets, int B, int T) {
+    const nn_llama_config *c = &m->c;
+    acts_ensure(m, B, T);
+    struct nn_llama_acts *a = m->a;
+    int N = B * T, D = c->n_embd, H = c->n_head, Hkv = c->n_head_kv, S = D / H, DQ = H * S, DKV = Hkv * S,
+        F = c->n_ff, V = c->n_vocab;
+    m->B = B, m->T = T;
+    m->tokens = tokens;
+    rope_cs(c, a->cs, T);
+    float *x = a->l[0].x_in;
+    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * D, m->p.tok_embd + (size_t)tokens[n] * D, (size_t)D * 4);
+    for (int l = 0; l < c->n_layer; l++) {
+        act_layer *L = &a->l[l];
+        const nn_llama_layer *P = &m->p.layers[l];
+        nn_rmsnorm_forward(L->h1, L->rstd1, L->x_in, P->attn_norm, N, D, c->rms_eps);
+        nn_matmul_forward(L->q, L->h1, P->wq, P->bq, N, D, DQ);
+        nn_matmul_forward(L->k, L->h1, P->wk, P->bk, N, D, DKV);
+        nn_matmul_forward(L->v, L->h1, P->wv, P->bv, N, D, DKV);
+        rope_rows(m, L->q, B, T, H, false);
+        rope_rows(m, L->k, B, T, Hkv, false);
+        expand_kv(L->kx, L->k, N, H, Hkv, S);
+        expand_kv(L->vx, L->v, N, H, Hkv, S);
+        nn_attention_forward(L->ao, L->att, L->q, L->kx, L->vx, NULL, B, T, DQ, H);
+        float *x_mid = L->x_mid;
+        nn_matmul_forward(x_mid, L->ao, P->wo, NULL, N, DQ, D);
+        for (size_t i = 0; i < (size_t)N * D; i++) x_mid[i] += L->x_in[i];
+        nn_rmsnorm_forward(L->h2, L->rstd2, x_mid, P->ffn_norm, N, D, c->rms_eps);
+        nn_matmul_forward(L->gate, L->h2, P->gate, NULL, N, D, F);
+        nn_matmul_forward(L->up, L->h2, P->up, NULL, N, D, F);
+        nn_swiglu_forward(L->act, L->gate, L->up, (size_t)N * F);
+        float *x_next = l + 1 < c->n_layer ? a->l[l + 1].x_in : a->x_out;
+        nn_matmul_forward(x_next, L->act, P->down, NULL, N, F, D);
+        for (size_t i = 0; i < (size_t)N * D; i++) x_next[i] += x_mid[i];
+    }
+    nn_rmsnorm_forward(a->hf, a->rstdf, a->x_out, m->p.output_norm, N, D, c->rms_eps);
+    if ((size_t)N * V > m->logits_cap) {
+        free(m->logits);
+        m->logits_cap = (size_t)N * V;
+        m->logits = xmalloc(m->logits_cap * 4);
+    }
+    nn_matmul_forward(m->logits, a->hf, m->p.output, NULL, N, D, V);
+    (void)DKV;
+    m->has_targets = targets != NULL;
+    return targets ? nn_softmax_ce(m->logits, targets, N, V) : 0;
+}
+
+void nn_llama_backward(nn_llama *m) {
+    const nn_llama_config *c = &m->c;
+    struct nn_llama_acts *a = m->a;
+    int B = m->B, T = m->T, N = B * T, D = c->n_embd, H = c->n_head, Hkv = c->n_head_kv, S = D / H, DQ = H * S,
+        DKV = Hkv * S, F = c->n_ff, V = c->n_vocab;
+    /* logits now hold d(loss)/d(logits). */
+    memset(a->dh, 0, (size_t)N * D * 4);
+    nn_matmul_backward(a->dh, m->g.output, NULL, m->logits, a->hf, m->p.output, N, D, V);
+    memset(a->dx, 0, (size_t)N * D * 4);
+    nn_rmsnorm_backward(a->dx, m->g.output_norm, a->dh, a->x_out, m->p.output_norm, a->rstdf, N, D);
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        act_layer *L = &a->l[l];
+        const nn_llama_layer *P = &m->p.layers[l];
+        nn_llama_layer *G = &m->g.layers[l];
+        /* x_next = x_mid + down(act): dx flows to x_mid whole. */
+        memcpy(a->dmid, a->dx, (size_t)N * D * 4);
+        memset(a->dact, 0, (size_t)N * F * 4);
+        nn_matmul_backward(a->dact, G->down, NULL, a->dx, L->act, P->down, N, F, D);
+        memset(a->dgate, 0, (size_t)N * F * 4);
+        memset(a->dup, 0, (size_t)N * F * 4);
+        nn_swiglu_backward(a->dgate, a->dup, a->dact, L->gate, L->up, (size_t)N * F);
+        memset(a->dh, 0, (size_t)N * D * 4);
+        nn_matmul_backward(a->dh, G->gate, NULL, a->dgate, L->h2, P->gate, N, D, F);
+        nn_matmul_backward(a->dh, G->up, NULL, a->dup, L->h2, P->up, N, D, F);
+        nn_rmsnorm_backward(a->dmid, G->ffn_norm, a->dh, L->x_mid, P->ffn_norm, L->rstd2, N, D);
+        /* x_mid = x_in + wo(ao). */
+        memcpy(a->dx, a->dmid, (size_t)N * D * 4);
+        memset(a->dao, 0, (size_t)N * DQ * 4);
+        nn_matmul_backward(a->dao, G->wo, NULL, a->dmid, L->ao, P->wo, N, DQ, D);
+        memset(a->dq, 0, (size_t)N * DQ * 4);
+        memset(a->dkx, 0, (size_t)N * DQ * 4);
+        memset(a->dvx, 0, (size_t)N * DQ * 4);
+        nn_attention_backward(a->dq, a->dkx, a->dvx, a->dao, L->att, L->q, L->kx, L->vx, B, T, DQ, H, a->scratch);
+        reduce_kv(a->dk, a->dkx, N, H, Hkv, S);
+        reduce_kv(a->dv, a->dvx, N, H, Hkv, S);
+        rope_rows(m, a->dq, B, T, H, true);
+        rope_rows(m, a->dk, B, T, Hkv, true);
+        memset(a->dh, 0, (size_t)N * D * 4);
+        nn_matmul_backward(a->dh, G->wq, G->bq, a->dq, L->h1, P->wq, N, D, DQ);
+        nn_matmul_backward(a->dh, G->wk, G->bk, a->dk, L->h1, P->wk, N, D, DKV);
+        nn_matmul_backward(a->dh, G->wv, G->bv, a->dv, L->h1, P->wv, N, D, DKV);
+        nn_rmsnorm_backward(a->dx, G->attn_norm, a->dh, L->x_in, P->attn_norm, L->rstd1, N, D);
+    }
+    /* The embedding: each token's row gathers its gradient. */
+    for (int n = 0; n < N; n++) {
+        float *g = m->g.tok_embd + (size_t)m->tokens[n] * D;
+        const float *d = a->dx + (size_t)n * D;
+        for (int i = 0; i < D; i++) g[i] += d[i];
+    }
+}
