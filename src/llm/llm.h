@@ -685,4 +685,17 @@ typedef struct llm_remote_params {
 llm_remote_params llm_remote_default_params(void);
 int llm_remote_backend_new(const llm_remote_params *p, llm_backend **out, tailor_error *err);
 
+/* ---- training bridge (train.c): GGUF models <-> nn's trainable llama ---- */
+
+struct nn_llama;
+struct nn_llama_config;
+/* The trainable configuration of a llama or qwen2 model (others refused). */
+int llm_train_config(const llm_model *m, struct nn_llama_config *c, tailor_error *err);
+/* The model's weights as training parameters (quantized ones dequantized). */
+int llm_train_from_model(const llm_model *m, struct nn_llama **out, tailor_error *err);
+/* Writes t as an F32 GGUF of architecture arch ("llama" or "qwen2") with
+ * the tokenizer.* metadata of tokenizer; loads in the engine and llama.cpp. */
+int llm_train_write(const struct nn_llama *t, const char *arch, const char *name, const llm_gguf *tokenizer, int n_ctx,
+                    const char *path, tailor_error *err);
+
 #endif

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "llm/llm.h"
+#include "nn/nn.h"
 #include "tailor.h"
 #include "test.h"
 
@@ -752,6 +753,82 @@ static void test_lora_refusals(void) {
     free(ap);
 }
 
+/* The training forward (src/nn) against the inference engine on the
+ * fixture models: the same logits within float tolerance, a sequence's
+ * logits independent of the batch beside it; the model written back by
+ * llm_train_write loads and gives the engine's logits bit for bit. */
+static void test_train_forward(void) {
+    const char *files[] = {"llm-fixtures/models/tiny-llama-spm-F32.gguf", "llm-fixtures/models/tiny-qwen2-bpe-F32.gguf"};
+    for (int f = 0; f < 2; f++) {
+        char *mp = test_data_path(files[f]);
+        llm_model *m = NULL;
+        tailor_error err = {0};
+        CHECK_EQ(llm_model_load(mp, &m, &err), 0);
+        nn_llama *t = NULL;
+        CHECK_EQ(llm_train_from_model(m, &t, &err), 0);
+        if (!t) {
+            llm_model_free(m);
+            free(mp);
+            continue;
+        }
+        enum { T = 13 };
+        int V = m->hp.n_vocab;
+        int32_t ids[2 * T];
+        rng r;
+        rng_seed(&r, 21);
+        for (int i = 0; i < 2 * T; i++) ids[i] = 3 + (int32_t)rng_below(&r, (uint64_t)V - 3);
+        llm_ctx_params cp = llm_ctx_default_params();
+        cp.n_ctx = 64;
+        cp.n_threads = 1;
+        llm_ctx *c = NULL;
+        CHECK_EQ(llm_ctx_new(m, cp, &c, &err), 0);
+        CHECK_EQ(llm_decode(c, ids, T, true, &err), 0);
+        float *eng = malloc((size_t)T * V * sizeof *eng);
+        for (int i = 0; i < T; i++) memcpy(eng + (size_t)i * V, llm_ctx_logits(c, i), (size_t)V * sizeof *eng);
+        nn_llama_forward(t, ids, NULL, 2, T); /* two sequences: ids[0..T) and ids[T..2T) */
+        double worst = 0;
+        for (int i = 0; i < T; i++) {
+            double sd = row_std(eng + (size_t)i * V, V);
+            for (int v = 0; v < V; v++)
+                worst = fmax(worst, fabs(t->logits[(size_t)i * V + v] - eng[(size_t)i * V + v]) / sd);
+        }
+        printf("  train forward vs engine, %s: logits max|d|/std %.2e\n", files[f], worst);
+        CHECK(worst < 1e-4);
+        /* The second sequence alone gives what it gave beside the first
+         * (up to the matrix products' blocking, which follows the batch). */
+        float *second = malloc((size_t)T * V * sizeof *second);
+        memcpy(second, t->logits + (size_t)T * V, (size_t)T * V * sizeof *second);
+        nn_llama_forward(t, ids + T, NULL, 1, T);
+        double moved = 0;
+        for (size_t i = 0; i < (size_t)T * V; i++) moved = fmax(moved, fabs(second[i] - t->logits[i]));
+        CHECK(moved < 1e-4);
+        /* Written back and loaded: the engine's own numbers. */
+        char *dir = test_tmpdir(), path[600];
+        snprintf(path, sizeof path, "%s/w.gguf", dir);
+        CHECK_EQ(llm_train_write(t, m->arch_name, "roundtrip", m->gguf, 256, path, &err), 0);
+        llm_model *m2 = NULL;
+        CHECK_EQ(llm_model_load(path, &m2, &err), 0);
+        if (m2) {
+            llm_ctx *c2 = NULL;
+            CHECK_EQ(llm_ctx_new(m2, cp, &c2, &err), 0);
+            CHECK_EQ(llm_decode(c2, ids, T, true, &err), 0);
+            int same = 0;
+            for (int i = 0; i < T; i++) same += !memcmp(llm_ctx_logits(c2, i), eng + (size_t)i * V, (size_t)V * 4);
+            CHECK_EQ(same, T);
+            llm_ctx_free(c2);
+            llm_model_free(m2);
+        }
+        test_rmtree(dir);
+        free(dir);
+        free(second);
+        free(eng);
+        llm_ctx_free(c);
+        nn_llama_free(t);
+        llm_model_free(m);
+        free(mp);
+    }
+}
+
 static void test_forward_f16(void) { check_model("tiny-llama-spm-F16", TOL_F16, 0.05, NULL, 2); }
 
 static void test_forward_quantized(void) {
@@ -1445,6 +1522,7 @@ int main(void) {
     RUN(test_forward_f32);
     RUN(test_forward_lora);
     RUN(test_lora_refusals);
+    RUN(test_train_forward);
     RUN(test_forward_f16);
     RUN(test_forward_quantized);
     RUN(test_forward_scalar);

@@ -1,0 +1,120 @@
+/* train.c — the bridge between the engine's GGUF models and nn's trainable
+ * llama: a loaded model's weights as training parameters (dequantized to
+ * F32), and a trained model written back as a GGUF file the engine (and
+ * llama.cpp) loads: the architecture's metadata, the tokenizer of a source
+ * file, F32 tensors in ggml's layout. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/llm.h"
+#include "nn/nn.h"
+
+int llm_train_config(const llm_model *m, nn_llama_config *c, tailor_error *err) {
+    if (m->arch != LLM_ARCH_LLAMA && m->arch != LLM_ARCH_QWEN2)
+        return err_set(err, TAILOR_EUNSUPPORTED, "%s: training covers llama and qwen2 models, not %s", m->gguf->path,
+                       m->arch_name);
+    if (m->rope_freqs)
+        return err_set(err, TAILOR_EUNSUPPORTED, "%s: rope_freqs (long-context factors) are not trained yet",
+                       m->gguf->path);
+    const llm_hparams *hp = &m->hp;
+    if (hp->head_dim * hp->n_head != hp->n_embd)
+        return err_set(err, TAILOR_EUNSUPPORTED, "%s: heads of %d values times %d heads is not the width %d",
+                       m->gguf->path, hp->head_dim, hp->n_head, hp->n_embd);
+    *c = (nn_llama_config){.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_layer = hp->n_layer, .n_head = hp->n_head,
+                           .n_head_kv = hp->n_head_kv, .n_ff = hp->n_ff, .rope_dim = hp->rope_dim,
+                           .rope_base = hp->rope_base, .rope_freq_scale = hp->rope_freq_scale, .rms_eps = hp->rms_eps,
+                           .neox = hp->rope_neox, .tied = m->output == m->tok_embd,
+                           .qkv_bias = m->layers[0].bq != NULL};
+    return 0;
+}
+
+static void take(float *dst, const llm_tensor *t) {
+    int64_t cols = t->ne[0], rows = t->n_dims > 1 ? t->ne[1] : 1;
+    size_t rb = llm_row_bytes(t->type, cols);
+    for (int64_t r = 0; r < rows; r++)
+        llm_dequant_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst + (size_t)r * (size_t)cols, cols);
+}
+
+int llm_train_from_model(const llm_model *m, nn_llama **out, tailor_error *err) {
+    nn_llama_config c;
+    int rc = llm_train_config(m, &c, err);
+    if (!rc) rc = nn_llama_new(&c, out, err);
+    if (rc) return rc;
+    nn_llama *t = *out;
+    take(t->p.tok_embd, m->tok_embd);
+    take(t->p.output_norm, m->output_norm);
+    if (!c.tied) take(t->p.output, m->output);
+    for (int l = 0; l < c.n_layer; l++) {
+        const llm_layer *L = &m->layers[l];
+        nn_llama_layer *P = &t->p.layers[l];
+        take(P->attn_norm, L->attn_norm), take(P->wq, L->wq), take(P->wk, L->wk), take(P->wv, L->wv);
+        take(P->wo, L->wo), take(P->ffn_norm, L->ffn_norm), take(P->gate, L->ffn_gate), take(P->up, L->ffn_up);
+        take(P->down, L->ffn_down);
+        if (c.qkv_bias) take(P->bq, L->bq), take(P->bk, L->bk), take(P->bv, L->bv);
+    }
+    return 0;
+}
+
+static void put(llm_gguf_writer *w, const char *name, const float *data, int64_t cols, int64_t rows) {
+    int64_t ne[2] = {cols, rows};
+    llm_gguf_add_tensor(w, name, LLM_TYPE_F32, rows > 1 ? 2 : 1, ne, data);
+}
+
+int llm_train_write(const nn_llama *t, const char *arch, const char *name, const llm_gguf *tokenizer, int n_ctx,
+                    const char *path, tailor_error *err) {
+    const nn_llama_config *c = &t->c;
+    llm_gguf_writer *w = llm_gguf_writer_new();
+    char k[160];
+#define KEY(s) (snprintf(k, sizeof k, "%s.%s", arch, s), k)
+    llm_gguf_set_str(w, "general.architecture", arch);
+    llm_gguf_set_str(w, "general.name", name);
+    llm_gguf_set_str(w, "general.source", "tailor llm train");
+    llm_gguf_set_u32(w, "general.file_type", 0); /* all F32 */
+    llm_gguf_set_u32(w, KEY("context_length"), (uint32_t)n_ctx);
+    llm_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->n_embd);
+    llm_gguf_set_u32(w, KEY("block_count"), (uint32_t)c->n_layer);
+    llm_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->n_ff);
+    llm_gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_head);
+    llm_gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_head_kv);
+    llm_gguf_set_f32(w, KEY("rope.freq_base"), c->rope_base);
+    llm_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->rms_eps);
+    llm_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->rope_dim);
+    llm_gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->n_vocab);
+    if (c->rope_freq_scale != 1.0f) {
+        llm_gguf_set_str(w, KEY("rope.scaling.type"), "linear");
+        llm_gguf_set_f32(w, KEY("rope.scaling.factor"), 1.0f / c->rope_freq_scale);
+    }
+#undef KEY
+    /* The tokenizer, as the source file has it. */
+    for (int64_t i = 0; i < tokenizer->n_kv; i++)
+        if (!strncmp(tokenizer->kv[i].key, "tokenizer.", 10)) llm_gguf_set_kv(w, &tokenizer->kv[i]);
+    int64_t D = c->n_embd, S = D / c->n_head, DQ = (int64_t)c->n_head * S, DKV = (int64_t)c->n_head_kv * S,
+            F = c->n_ff, V = c->n_vocab;
+    put(w, "token_embd.weight", t->p.tok_embd, D, V);
+    char n[96];
+    for (int l = 0; l < c->n_layer; l++) {
+        const nn_llama_layer *P = &t->p.layers[l];
+#define BLK(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+        put(w, BLK("attn_norm.weight"), P->attn_norm, D, 1);
+        put(w, BLK("attn_q.weight"), P->wq, D, DQ);
+        put(w, BLK("attn_k.weight"), P->wk, D, DKV);
+        put(w, BLK("attn_v.weight"), P->wv, D, DKV);
+        if (c->qkv_bias) {
+            put(w, BLK("attn_q.bias"), P->bq, DQ, 1);
+            put(w, BLK("attn_k.bias"), P->bk, DKV, 1);
+            put(w, BLK("attn_v.bias"), P->bv, DKV, 1);
+        }
+        put(w, BLK("attn_output.weight"), P->wo, DQ, D);
+        put(w, BLK("ffn_norm.weight"), P->ffn_norm, D, 1);
+        put(w, BLK("ffn_gate.weight"), P->gate, D, F);
+        put(w, BLK("ffn_up.weight"), P->up, D, F);
+        put(w, BLK("ffn_down.weight"), P->down, F, D);
+#undef BLK
+    }
+    put(w, "output_norm.weight", t->p.output_norm, D, 1);
+    if (!c->tied) put(w, "output.weight", t->p.output, D, V);
+    int rc = llm_gguf_writer_write(w, path, err);
+    llm_gguf_writer_free(w);
+    return rc < 0 ? err->code : 0;
+}
