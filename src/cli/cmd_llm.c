@@ -1,13 +1,16 @@
 /* cmd_llm.c — `tailor llm ...`: inspect GGUF files, tokenize, generate,
  * chat, embed and benchmark with the built-in engine. Generated text goes
  * to stdout; everything else (progress, timings) to stderr. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "nn/nn.h"
 #include "llm/llm.h"
 
 static void print_kv_value(const llm_gguf_kv *kv) {
@@ -658,4 +661,155 @@ int cmd_llm_embed(cli_args *a) {
     llm_ctx_free(c);
     llm_model_free(m);
     return rc;
+}
+
+/* ---- train ---------------------------------------------------------------- */
+
+/* The model's shape: a named one (its vocabulary size replaced by the
+ * tokenizer's), or a JSON file {"arch", "n_embd", "n_layer", "n_head",
+ * "n_head_kv", "n_ff", "rope_base", "rms_eps", "tied"}. */
+static int train_shape(cli_args *a, nn_llama_config *c, const char **arch, int32_t n_vocab) {
+    const char *shape = cli_opt_get(a, "shape"), *config = cli_opt_get(a, "config");
+    if (!shape == !config) return cli_usage_error(a, "give --shape NAME (%s) or --config FILE.json", llm_shape_names());
+    *c = (nn_llama_config){.n_vocab = n_vocab, .rope_base = 10000, .rope_freq_scale = 1, .rms_eps = 1e-5f, .tied = true};
+    if (shape) {
+        const llm_shape *s = llm_shape_find(shape);
+        if (!s) return cli_usage_error(a, "unknown shape '%s' (known: %s)", shape, llm_shape_names());
+        *arch = s->arch;
+        c->n_embd = s->n_embd, c->n_layer = s->n_layer, c->n_head = s->n_head, c->n_head_kv = s->n_head_kv;
+        c->n_ff = s->n_ff, c->rope_base = s->rope_base, c->rms_eps = s->rms_eps, c->tied = s->tied;
+    } else {
+        sb text;
+        sb_init(&text);
+        tailor_error err = {0};
+        if (file_read(config, &text, &err)) {
+            sb_deinit(&text);
+            return cli_fail(&err);
+        }
+        cJSON *j = cJSON_Parse(sb_str(&text));
+        sb_deinit(&text);
+        if (!cJSON_IsObject(j)) {
+            cJSON_Delete(j);
+            return cli_usage_error(a, "%s: not a JSON object", config);
+        }
+        static const char *const INTS[] = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff"};
+        int *dst[] = {&c->n_embd, &c->n_layer, &c->n_head, &c->n_head_kv, &c->n_ff};
+        for (int i = 0; i < 5; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, INTS[i]);
+            if (!cJSON_IsNumber(v) && i != 3) {
+                cJSON_Delete(j);
+                return cli_usage_error(a, "%s: \"%s\" (a positive integer) is missing", config, INTS[i]);
+            }
+            *dst[i] = cJSON_IsNumber(v) ? v->valueint : c->n_head;
+        }
+        const cJSON *v;
+        if ((v = cJSON_GetObjectItemCaseSensitive(j, "rope_base")) && cJSON_IsNumber(v)) c->rope_base = (float)v->valuedouble;
+        if ((v = cJSON_GetObjectItemCaseSensitive(j, "rms_eps")) && cJSON_IsNumber(v)) c->rms_eps = (float)v->valuedouble;
+        if ((v = cJSON_GetObjectItemCaseSensitive(j, "tied"))) c->tied = cJSON_IsTrue(v);
+        v = cJSON_GetObjectItemCaseSensitive(j, "arch");
+        *arch = cJSON_IsString(v) && !strcmp(v->valuestring, "qwen2") ? "qwen2" : "llama";
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "qwen2") && strcmp(v->valuestring, "llama")) {
+            cJSON_Delete(j);
+            return cli_usage_error(a, "%s: \"arch\" is llama or qwen2", config);
+        }
+        cJSON_Delete(j);
+    }
+    bool qwen2 = !strcmp(*arch, "qwen2");
+    c->neox = c->qkv_bias = qwen2;
+    c->rope_dim = c->n_head > 0 ? c->n_embd / c->n_head : 0;
+    return 0;
+}
+
+int cmd_llm_train(cli_args *a) {
+    const char *data = cli_opt_get(a, "data"), *vocab = cli_opt_get(a, "vocab");
+    if (!data) return cli_usage_error(a, "--data FILE is required (text: one document per line)");
+    llm_train_params p = llm_train_default_params();
+    long ctx, batch, steps, warmup, eval_every, ckpt_every, threads, seed, until;
+    double lr = p.lr, val = p.val_share;
+    const char *v;
+    if (!cli_opt_int(a, "ctx", p.ctx, 8, 1 << 16, &ctx) || !cli_opt_int(a, "batch", p.batch, 1, 4096, &batch) ||
+        !cli_opt_int(a, "steps", p.steps, 1, INT64_MAX, &steps) || !cli_opt_int(a, "warmup", -1, -1, INT32_MAX, &warmup) ||
+        !cli_opt_int(a, "eval-every", p.eval_every, 0, INT32_MAX, &eval_every) ||
+        !cli_opt_int(a, "checkpoint-every", p.ckpt_every, 0, INT32_MAX, &ckpt_every) ||
+        !cli_opt_int(a, "threads", 0, 0, 1024, &threads) || !cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed) ||
+        !cli_opt_int(a, "until", 0, 0, INT64_MAX, &until))
+        return cli_usage_error(a, "a numeric option is out of range (see --help)");
+    if ((v = cli_opt_get(a, "lr")) && (!parse_f64(v, strlen(v), &lr) || !(lr > 0) || lr > 1))
+        return cli_usage_error(a, "--lr takes a rate in (0, 1]");
+    if ((v = cli_opt_get(a, "val")) && (!parse_f64(v, strlen(v), &val) || val < 0 || val >= 0.5))
+        return cli_usage_error(a, "--val takes a share in [0, 0.5)");
+    p.data = data, p.ctx = (int)ctx, p.batch = (int)batch, p.steps = steps, p.warmup = (int)warmup;
+    p.eval_every = (int)eval_every, p.ckpt_every = (int)ckpt_every, p.threads = (int)threads;
+    p.seed = (uint64_t)seed, p.lr = (float)lr, p.val_share = val, p.quiet = a->quiet;
+    p.checkpoint = cli_opt_get(a, "checkpoint");
+    p.resume = cli_flag(a, "resume");
+    p.until = until;
+    if (p.resume && !p.checkpoint) return cli_usage_error(a, "--resume continues from --checkpoint FILE");
+    /* The tokenizer: a GGUF file's (default: the shared Llama-2 one). */
+    char *dflt = NULL;
+    if (!vocab) {
+        sb tried;
+        sb_init(&tried);
+        dflt = shared_data_file("tokenizer-refs-llamacpp/ggml-vocab-llama-spm.gguf", &tried);
+        if (!dflt) {
+            int code = cli_usage_error(a, "no --vocab given and the shared Llama-2 vocabulary is not found (looked in %s)",
+                                       sb_str(&tried));
+            sb_deinit(&tried);
+            return code;
+        }
+        sb_deinit(&tried);
+        vocab = dflt;
+    }
+    tailor_error err = {0};
+    llm_model *tokm = NULL;
+    int rc = llm_model_load_ex(vocab, true, &tokm, &err);
+    if (rc) {
+        free(dflt);
+        return cli_fail(&err);
+    }
+    nn_llama_config c;
+    const char *arch = "llama";
+    int code = train_shape(a, &c, &arch, tokm->hp.n_vocab);
+    nn_llama *m = NULL;
+    if (!code && nn_llama_new(&c, &m, &err)) code = cli_fail(&err);
+    if (code) {
+        llm_model_free(tokm);
+        free(dflt);
+        return code;
+    }
+    llm_train_init(m, (uint64_t)seed);
+    /* What training holds: parameters, gradients, AdamW's two moments, and
+     * the activations of one batch (logits included). */
+    struct rusage ru0;
+    getrusage(RUSAGE_SELF, &ru0);
+    int nthreads = p.threads > 0 ? p.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    double state = (double)m->n_params * 16 + (double)nn_llama_bytes_per_token(&c, p.ctx) * p.batch * p.ctx;
+    /* The bound adds what the process held before (the tokenizer, the
+     * program) and OpenBLAS's buffer of 32 MiB per thread. */
+    double bound = state + ru0.ru_maxrss * 1024.0 + 32.0 * 1048576 * nthreads;
+    if (!a->quiet)
+        fprintf(stderr, "%s: %s, %d layers, width %d, %d heads (%d kv), ff %d, vocabulary %d: %.2fM parameters; "
+                        "training state %.0f MiB (weights, gradients, AdamW moments, one batch's activations), "
+                        "memory bound %.0f MiB\n",
+                a->pos[0], arch, c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_ff, c.n_vocab, m->n_params / 1e6,
+                state / 1048576, bound / 1048576);
+    llm_train_report r;
+    rc = llm_train_run(m, tokm->vocab, p, &r, &err);
+    if (!rc) {
+        const char *base = strrchr(a->pos[0], '/');
+        rc = llm_train_write(m, arch, base ? base + 1 : a->pos[0], tokm->gguf, p.ctx, a->pos[0], &err);
+    }
+    if (!rc) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("trained %lld steps%s on %lld tokens (%lld windows, %lld held out) in %.1f s: %.0f tokens/s; loss %.4f -> "
+               "%.4f, validation %.4f; peak RSS %.0f MiB (bound %.0f MiB); wrote %s\n",
+               (long long)r.steps, r.resumed_at ? " (resumed)" : "", (long long)r.data_tokens,
+               (long long)r.train_windows, (long long)r.val_windows, r.seconds, r.tokens / (r.seconds > 0 ? r.seconds : 1),
+               r.first_loss, r.loss, r.val_loss, ru.ru_maxrss / 1024.0, bound / 1048576, a->pos[0]);
+    }
+    nn_llama_free(m);
+    llm_model_free(tokm);
+    free(dflt);
+    return rc ? cli_fail(&err) : 0;
 }

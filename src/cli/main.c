@@ -450,6 +450,33 @@ static const cli_cmd COMMANDS[] = {
      3, 3,
      {{"threads", 't', "N", "threads (default: all cores)"}},
      cmd_llm_quantize},
+    {"llm train", "OUT.gguf", "train a language model from scratch on a text file (llama or qwen2 layout)",
+     "Every non-empty line of --data is a document; the documents, tokenized with the tokenizer\n"
+     "of --vocab (any GGUF; default the shared Llama-2 one), run on in windows of --ctx tokens,\n"
+     "5% held out for validation. AdamW (decay 0.1, none on norms and biases), warm-up then\n"
+     "cosine decay to a tenth of --lr, the gradient clipped at norm 1. --checkpoint saves the\n"
+     "weights and optimizer state; --resume continues exactly. OUT.gguf loads in tailor and\n"
+     "llama.cpp. --config FILE.json: {\"arch\", \"n_embd\", \"n_layer\", \"n_head\", \"n_head_kv\",\n"
+     "\"n_ff\", \"rope_base\", \"rms_eps\", \"tied\"}.",
+     1, 1,
+     {{"data", 0, "FILE", "training text, one document per line"},
+      {"shape", 0, "NAME", "a named shape (smollm2-135m, ...; the vocabulary is --vocab's)"},
+      {"config", 0, "FILE", "the shape as JSON (see above)"},
+      {"vocab", 0, "FILE", "GGUF file whose tokenizer the model gets"},
+      {"ctx", 'c', "N", "tokens per sequence (default 128)"},
+      {"batch", 'b', "N", "sequences per step (default 16)"},
+      {"steps", 0, "N", "optimizer steps (default 1000)"},
+      {"lr", 0, "RATE", "peak learning rate (default 1e-3)"},
+      {"warmup", 0, "N", "warm-up steps (default 5% of --steps)"},
+      {"val", 0, "SHARE", "share of the windows held out (default 0.05)"},
+      {"eval-every", 0, "N", "validation loss every N steps (default 100; 0 = at the end)"},
+      {"checkpoint", 0, "FILE", "save weights and optimizer state here"},
+      {"checkpoint-every", 0, "N", "steps between checkpoints (default 200)"},
+      {"resume", 0, NULL, "continue from --checkpoint"},
+      {"until", 0, "N", "stop after step N (checkpointed; the schedule stays --steps')"},
+      {"seed", 's', "S", "initialisation and data order (default 42)"},
+      {"threads", 't', "N", "threads (default: all cores)"}},
+     cmd_llm_train},
     {"llm bench", "", "prompt-processing and generation speed, like llama-bench",
      "pp: one batch of -p random tokens from an empty cache (ttft: its time, the time to the\n"
      "first token); tg: -n tokens decoded one at a time from an empty cache. Each figure is\n"

@@ -698,4 +698,32 @@ int llm_train_from_model(const llm_model *m, struct nn_llama **out, tailor_error
 int llm_train_write(const struct nn_llama *t, const char *arch, const char *name, const llm_gguf *tokenizer, int n_ctx,
                     const char *path, tailor_error *err);
 
+/* Training from scratch (trainer.c): see the file's comment. */
+typedef struct llm_train_params {
+    const char *data;       /* text: one document per non-empty line */
+    int ctx, batch;         /* tokens per sequence (128), sequences per step (16) */
+    int64_t steps;          /* optimizer steps (1000) */
+    float lr, weight_decay, clip; /* 1e-3, 0.1, 1.0 (global gradient norm) */
+    int warmup;             /* steps of linear warm-up (-1: 5% of steps) */
+    double val_share;       /* windows held out (0.05) */
+    int eval_every;         /* validation loss every this many steps (100) */
+    const char *checkpoint; /* saved every ckpt_every steps and at the end (NULL: none) */
+    int ckpt_every;         /* (200) */
+    bool resume;            /* continue from the checkpoint */
+    int64_t until;          /* stop (checkpointed) after this step; the schedule stays steps' (0: steps) */
+    uint64_t seed;          /* the data order */
+    int threads;            /* 0: all cores */
+    bool quiet;
+} llm_train_params;
+llm_train_params llm_train_default_params(void);
+typedef struct llm_train_report {
+    double first_loss, loss, val_loss, seconds;
+    int64_t steps, resumed_at, tokens; /* tokens trained on in this run */
+    int64_t data_tokens, train_windows, val_windows;
+} llm_train_report;
+/* GPT-2's initialisation, seeded. */
+void llm_train_init(struct nn_llama *m, uint64_t seed);
+int llm_train_run(struct nn_llama *m, const llm_vocab *v, llm_train_params p, llm_train_report *out,
+                  tailor_error *err);
+
 #endif

@@ -34,6 +34,26 @@ expect 64 "lora for another model" -- "$T" -q llm run -m "$F/tiny-qwen2-bpe-F32.
 has "$W/err" "an adapter for 'llama'" "the mismatch is named"
 expect 64 "lora-scale alone" -- "$T" -q llm run -m "$F/tiny-llama-spm-F32.gguf" --lora-scale 2 -p x
 
+# Training from scratch: the loss falls, the file loads and generates, a run
+# stopped and resumed from its checkpoint ends with the same bytes.
+tail -n +2 "$DATA/ml-latest-small/movies.csv" | head -600 | cut -d, -f2- >"$W/titles.txt"
+printf '{"arch":"llama","n_embd":32,"n_layer":2,"n_head":4,"n_head_kv":2,"n_ff":64}\n' >"$W/tiny.json"
+TR="--config $W/tiny.json --data $W/titles.txt --steps 10 --eval-every 0 --ctx 32 --batch 4 -t 2"
+mkdir -p "$W/ta" "$W/tb"
+expect 0 "llm train" -- "$T" -q llm train $TR "$W/ta/m.gguf"
+has "$W/out" "trained 10 steps" "train reports its steps"
+awk '{ for (i = 1; i <= NF; i++) if ($i == "loss") { a = $(i + 1); b = $(i + 3) } }
+     END { exit !(a + 0 > b + 0) }' "$W/out" && ok || bad "the training loss did not fall: $(cat "$W/out")"
+expect 0 "the trained model generates" -- "$T" -q llm run -m "$W/ta/m.gguf" -p "Toy" -n 4 --temp 0
+expect 0 "train until step 4" -- "$T" -q llm train $TR --checkpoint "$W/c.ckpt" --until 4 "$W/tb/m.gguf"
+expect 0 "train resumed" -- "$T" -q llm train $TR --checkpoint "$W/c.ckpt" --resume "$W/tb/m.gguf"
+has "$W/out" "(resumed)" "the run says it resumed"
+if cmp -s "$W/ta/m.gguf" "$W/tb/m.gguf"; then ok; else bad "a resumed run differs from an uninterrupted one"; fi
+printf '{"n_embd":30,"n_layer":1,"n_head":4,"n_ff":8}\n' >"$W/bad.json"
+expect 64 "a shape heads do not divide" -- "$T" -q llm train --config "$W/bad.json" --data "$W/titles.txt" "$W/x.gguf"
+has "$W/err" "divisible" "the reason is given"
+expect 64 "resume without a checkpoint" -- "$T" -q llm train $TR --resume "$W/x.gguf"
+
 # Every .inp/.out pair of the upstream tokenizer tests (no BOS, no special parsing).
 for g in "$DATA"/tokenizer-refs-llamacpp/ggml-vocab-*.gguf; do
     name=$(basename "$g" .gguf)

@@ -1,0 +1,279 @@
+/* trainer.c — `tailor llm train`: a language model of the engine's
+ * architectures trained from scratch on a text file. Every non-empty line
+ * is a document, tokenized with the vocabulary's BOS; the documents run on
+ * in one stream cut into windows of ctx + 1 tokens; a share of the windows
+ * (the last ones) is held out for validation. Batches are drawn from a
+ * seeded shuffle per epoch, so batch s is a function of (seed, s) alone
+ * and a run resumed from a checkpoint continues exactly where it stopped.
+ * AdamW (no decay on norms and biases), linear warm-up then cosine decay
+ * to a tenth of the rate, the gradient clipped by its global norm. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/llm.h"
+#include "nn/nn.h"
+
+llm_train_params llm_train_default_params(void) {
+    return (llm_train_params){.ctx = 128, .batch = 16, .steps = 1000, .lr = 1e-3f, .weight_decay = 0.1f,
+                              .clip = 1.0f, .warmup = -1, .val_share = 0.05, .eval_every = 100,
+                              .ckpt_every = 200, .seed = 42, .threads = 0};
+}
+
+void llm_train_init(nn_llama *m, uint64_t seed) {
+    /* GPT-2's: N(0, 0.02), the projections into the residual stream
+     * scaled by 1/sqrt(2 L); norms at 1, biases at 0. */
+    rng g;
+    rng_seed(&g, seed);
+    const nn_llama_config *c = &m->c;
+    size_t D = (size_t)c->n_embd, S = D / (size_t)c->n_head, DQ = (size_t)c->n_head * S,
+           DKV = (size_t)c->n_head_kv * S, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
+    float proj = 0.02f / sqrtf(2.0f * (float)c->n_layer);
+    nn_init_normal(m->p.tok_embd, V * D, 0.02f, &g);
+    for (int l = 0; l < c->n_layer; l++) {
+        nn_llama_layer *P = &m->p.layers[l];
+        for (size_t i = 0; i < D; i++) P->attn_norm[i] = P->ffn_norm[i] = 1;
+        nn_init_normal(P->wq, DQ * D, 0.02f, &g);
+        nn_init_normal(P->wk, DKV * D, 0.02f, &g);
+        nn_init_normal(P->wv, DKV * D, 0.02f, &g);
+        if (P->bq) memset(P->bq, 0, DQ * 4), memset(P->bk, 0, DKV * 4), memset(P->bv, 0, DKV * 4);
+        nn_init_normal(P->wo, D * DQ, proj, &g);
+        nn_init_normal(P->gate, F * D, 0.02f, &g);
+        nn_init_normal(P->up, F * D, 0.02f, &g);
+        nn_init_normal(P->down, D * F, proj, &g);
+    }
+    for (size_t i = 0; i < D; i++) m->p.output_norm[i] = 1;
+    if (!c->tied) nn_init_normal(m->p.output, V * D, 0.02f, &g);
+}
+
+/* ---- data ------------------------------------------------------------------ */
+
+typedef struct tr_data {
+    int32_t *tok;
+    int64_t n;
+    int64_t n_train, n_val; /* windows */
+    int T;
+} tr_data;
+
+static int load_data(const llm_vocab *v, const char *path, int T, double val_share, tr_data *d, tailor_error *err) {
+    memset(d, 0, sizeof *d);
+    d->T = T;
+    sb text;
+    sb_init(&text);
+    int rc = file_read(path, &text, err);
+    if (rc) {
+        sb_deinit(&text);
+        return rc;
+    }
+    VEC(int32_t) all = {0};
+    int64_t docs = 0;
+    for (char *line = text.buf; line && line < text.buf + text.len;) {
+        char *nl = memchr(line, '\n', (size_t)(text.buf + text.len - line));
+        size_t len = nl ? (size_t)(nl - line) : (size_t)(text.buf + text.len - line);
+        if (len && line[len - 1] == '\r') len--;
+        if (len) {
+            int64_t n;
+            int32_t *ids = llm_tokenize_alloc(v, line, len, true, false, &n);
+            for (int64_t i = 0; i < n; i++) vec_push(&all, ids[i]);
+            free(ids);
+            docs++;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    sb_deinit(&text);
+    d->tok = all.data;
+    d->n = (int64_t)all.len;
+    int64_t windows = d->n > T ? (d->n - 1) / T : 0;
+    d->n_val = (int64_t)(windows * val_share);
+    if (val_share > 0 && windows >= 2 && d->n_val == 0) d->n_val = 1;
+    d->n_train = windows - d->n_val;
+    if (d->n_train < 1) {
+        free(d->tok);
+        return err_set(err, TAILOR_EINVAL, "%s: %lld tokens in %lld lines make no training window of %d tokens", path,
+                       (long long)d->n, (long long)docs, T + 1);
+    }
+    return 0;
+}
+
+/* Window w of the epoch's shuffle (Fisher-Yates seeded by seed and epoch). */
+typedef struct tr_order {
+    int64_t epoch;
+    int64_t *perm;
+} tr_order;
+
+static int64_t window_at(const tr_data *d, tr_order *o, uint64_t seed, int64_t k) {
+    int64_t epoch = k / d->n_train, at = k % d->n_train;
+    if (!o->perm || o->epoch != epoch) {
+        if (!o->perm) o->perm = xmalloc((size_t)d->n_train * sizeof *o->perm);
+        for (int64_t i = 0; i < d->n_train; i++) o->perm[i] = i;
+        rng g;
+        rng_seed(&g, seed * 1000003u + (uint64_t)epoch);
+        for (int64_t i = d->n_train - 1; i > 0; i--) {
+            int64_t j = (int64_t)rng_below(&g, (uint64_t)i + 1), t = o->perm[i];
+            o->perm[i] = o->perm[j], o->perm[j] = t;
+        }
+        o->epoch = epoch;
+    }
+    return o->perm[at];
+}
+
+static void fill_window(const tr_data *d, int64_t w, int32_t *tok, int32_t *tgt) {
+    const int32_t *s = d->tok + w * d->T;
+    memcpy(tok, s, (size_t)d->T * 4);
+    memcpy(tgt, s + 1, (size_t)d->T * 4);
+}
+
+/* ---- checkpoints --------------------------------------------------------------- */
+
+#define CKPT_MAGIC "TLRCKPT1"
+
+static int ckpt_save(const char *path, const nn_llama *m, const float *mom, const float *var, int64_t step,
+                     tailor_error *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    size_t n = m->n_params;
+    bool ok = f && fwrite(CKPT_MAGIC, 1, 8, f) == 8 && fwrite(&m->c, sizeof m->c, 1, f) == 1 &&
+              fwrite(&step, 8, 1, f) == 1 && fwrite(&n, 8, 1, f) == 1 && fwrite(m->params, 4, n, f) == n &&
+              fwrite(mom, 4, n, f) == n && fwrite(var, 4, n, f) == n;
+    if (f && fclose(f)) ok = false;
+    if (ok && rename(tmp, path)) ok = false;
+    if (!ok) remove(tmp);
+    return ok ? 0 : err_set(err, TAILOR_EIO, "cannot write the checkpoint %s", path);
+}
+
+static int ckpt_load(const char *path, nn_llama *m, float *mom, float *var, int64_t *step, tailor_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, TAILOR_ENOTFOUND, "no checkpoint %s", path);
+    char magic[8];
+    nn_llama_config c;
+    size_t n = 0;
+    bool ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, CKPT_MAGIC, 8) && fread(&c, sizeof c, 1, f) == 1 &&
+              fread(step, 8, 1, f) == 1 && fread(&n, 8, 1, f) == 1;
+    bool same = ok && !memcmp(&c, &m->c, sizeof c) && n == m->n_params;
+    ok = same && fread(m->params, 4, n, f) == n && fread(mom, 4, n, f) == n && fread(var, 4, n, f) == n;
+    fclose(f);
+    if (!ok)
+        return err_set(err, TAILOR_EDATA, "%s: %s", path,
+                       same ? "truncated or damaged checkpoint"
+                            : "a checkpoint of another model shape (or not a checkpoint): start without --resume");
+    return 0;
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+/* The parameter ranges AdamW decays (matrices) and does not (norms, biases). */
+static void adamw_all(nn_adamw *o, nn_llama *m, float *mom, float *var) {
+    const nn_llama_config *c = &m->c;
+    size_t D = (size_t)c->n_embd, S = D / (size_t)c->n_head, DQ = (size_t)c->n_head * S,
+           DKV = (size_t)c->n_head_kv * S, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
+#define STEP(ptr, n, decay)                                                                        \
+    do {                                                                                           \
+        size_t at = (size_t)((ptr) - m->params);                                                   \
+        nn_adamw_step(o, m->params + at, m->grads + at, mom + at, var + at, (n), (decay));         \
+    } while (0)
+    STEP(m->p.tok_embd, V * D, true);
+    for (int l = 0; l < c->n_layer; l++) {
+        nn_llama_layer *P = &m->p.layers[l];
+        STEP(P->attn_norm, D, false);
+        STEP(P->wq, DQ * D, true);
+        STEP(P->wk, DKV * D, true);
+        STEP(P->wv, DKV * D, true);
+        if (P->bq) STEP(P->bq, DQ + 2 * DKV, false); /* bq, bk, bv lie together */
+        STEP(P->wo, D * DQ, true);
+        STEP(P->ffn_norm, D, false);
+        STEP(P->gate, 3 * F * D, true); /* gate, up, down */
+    }
+    STEP(m->p.output_norm, D, false);
+    if (!c->tied) STEP(m->p.output, V * D, true);
+#undef STEP
+}
+
+static double val_loss(nn_llama *m, const tr_data *d, int B, int32_t *tok, int32_t *tgt) {
+    int64_t n = d->n_val < 64 ? d->n_val : 64;
+    double sum = 0;
+    int64_t done = 0;
+    for (int64_t w0 = 0; w0 < n; w0 += B) {
+        int b = (int)(n - w0 < B ? n - w0 : B);
+        for (int i = 0; i < b; i++) fill_window(d, d->n_train + w0 + i, tok + (size_t)i * d->T, tgt + (size_t)i * d->T);
+        sum += nn_llama_forward(m, tok, tgt, b, d->T) * b;
+        done += b;
+    }
+    return done ? sum / done : NAN;
+}
+
+int llm_train_run(nn_llama *m, const llm_vocab *v, llm_train_params p, llm_train_report *out, tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    out->val_loss = NAN;
+    tr_data d;
+    int rc = load_data(v, p.data, p.ctx, p.val_share, &d, err);
+    if (rc) return rc;
+    out->train_windows = d.n_train, out->val_windows = d.n_val, out->data_tokens = d.n;
+    int B = p.batch, T = p.ctx;
+    int warmup = p.warmup >= 0 ? p.warmup : (int)(p.steps / 20);
+    float *mom = xcalloc(m->n_params, 4), *var = xcalloc(m->n_params, 4);
+    int64_t step = 0;
+    if (p.checkpoint && p.resume) {
+        rc = ckpt_load(p.checkpoint, m, mom, var, &step, err);
+        if (rc) {
+            free(mom), free(var), free(d.tok);
+            return rc;
+        }
+        out->resumed_at = step;
+    }
+    openblas_set_num_threads(p.threads > 0 ? p.threads : openblas_get_num_procs());
+    int32_t *tok = xmalloc((size_t)B * T * 4), *tgt = xmalloc((size_t)B * T * 4);
+    tr_order order = {0};
+    nn_adamw o = {.lr = p.lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = p.weight_decay, .t = step};
+    progress bar;
+    char label[128] = "training";
+    if (!p.quiet)
+        progress_begin(&bar, label, (uint64_t)((p.until > 0 && p.until < p.steps ? p.until : p.steps) - step) * (uint64_t)B *
+                                        (uint64_t)T);
+    uint64_t t0 = timer_now_ns();
+    double ema = NAN;
+    int64_t stop = p.until > 0 && p.until < p.steps ? p.until : p.steps;
+    for (; step < stop; step++) {
+        for (int i = 0; i < B; i++)
+            fill_window(&d, window_at(&d, &order, p.seed, step * B + i), tok + (size_t)i * T, tgt + (size_t)i * T);
+        memset(m->grads, 0, m->n_params * 4);
+        float loss = nn_llama_forward(m, tok, tgt, B, T);
+        nn_llama_backward(m);
+        nn_clip_grad_norm(m->grads, m->n_params, p.clip);
+        /* warm-up, then cosine from lr down to lr / 10 */
+        double lr = p.lr;
+        if (step < warmup) lr = p.lr * (double)(step + 1) / warmup;
+        else if (p.steps > warmup)
+            lr = p.lr * (0.1 + 0.9 * 0.5 * (1 + cos(M_PI * (double)(step - warmup) / (double)(p.steps - warmup))));
+        o.lr = (float)lr;
+        o.t = step + 1;
+        adamw_all(&o, m, mom, var);
+        ema = isnan(ema) ? loss : 0.95 * ema + 0.05 * loss;
+        out->loss = loss;
+        if (out->first_loss == 0) out->first_loss = loss;
+        bool last = step + 1 == stop;
+        if (d.n_val && ((p.eval_every > 0 && (step + 1) % p.eval_every == 0) || last)) {
+            out->val_loss = val_loss(m, &d, B, tok, tgt);
+            if (!p.quiet && progress_enabled()) fprintf(stderr, "\r\033[K");
+            if (!p.quiet)
+                fprintf(stderr, "step %lld: train loss %.4f, validation loss %.4f\n", (long long)step + 1, ema,
+                        out->val_loss);
+        }
+        if (p.checkpoint && ((p.ckpt_every > 0 && (step + 1) % p.ckpt_every == 0) || last)) {
+            rc = ckpt_save(p.checkpoint, m, mom, var, step + 1, err);
+            if (rc) break;
+        }
+        snprintf(label, sizeof label, "step %lld/%lld loss %.3f", (long long)step + 1, (long long)p.steps, ema);
+        if (!p.quiet) progress_update(&bar, (uint64_t)(step + 1 - out->resumed_at) * (uint64_t)B * (uint64_t)T);
+        out->steps = step + 1;
+    }
+    if (!p.quiet) progress_end(&bar);
+    out->seconds = timer_seconds_since(t0);
+    out->tokens = (out->steps - out->resumed_at) * (int64_t)B * T;
+    openblas_set_num_threads(1); /* idle OpenBLAS threads spin beside the engine's */
+    free(order.perm);
+    free(tok), free(tgt), free(mom), free(var), free(d.tok);
+    return rc;
+}
