@@ -24,7 +24,7 @@ struct nn_llama_acts {
     act_layer *l;
     float *x_out, *rstdf, *hf, *cs;
     /* backward scratch */
-    float *dx, *dh, *dq, *dkx, *dvx, *dk, *dv, *dao, *dgate, *dup, *dact, *dmid, *scratch;
+    float *dx, *dh, *dq, *dkx, *dvx, *dk, *dv, *dao, *dgate, *dup, *dact, *dmid, *scratch, *lora_scratch;
 };
 
 static size_t layout(const nn_llama_config *c, float *base, nn_llama_params *p) {
@@ -98,13 +98,92 @@ static void acts_free(struct nn_llama_acts *a, int n_layer) {
     }
     free(a->l);
     float **g[] = {&a->x_out, &a->rstdf, &a->hf, &a->cs, &a->dx, &a->dh, &a->dq, &a->dkx, &a->dvx,
-                   &a->dk, &a->dv, &a->dao, &a->dgate, &a->dup, &a->dact, &a->dmid, &a->scratch};
+                   &a->dk, &a->dv, &a->dao, &a->dgate, &a->dup, &a->dact, &a->dmid, &a->scratch, &a->lora_scratch};
     for (size_t i = 0; i < sizeof g / sizeof *g; i++) free(*g[i]);
     memset(a, 0, sizeof *a);
 }
 
+static void lora_free(nn_lora *l, int n_layer) {
+    if (!l) return;
+    for (int i = 0; i < n_layer * NN_LORA_SLOTS; i++) free(l->pairs[i].t);
+    free(l->pairs);
+    free(l->params);
+    free(l->grads);
+    free(l);
+}
+
+void nn_llama_add_lora(nn_llama *m, int rank, float alpha, unsigned targets, uint64_t seed) {
+    const nn_llama_config *c = &m->c;
+    lora_free(m->lora, c->n_layer);
+    nn_lora *l = xcalloc(1, sizeof *l);
+    l->rank = rank, l->alpha = alpha, l->scale = 1;
+    l->pairs = xcalloc((size_t)c->n_layer * NN_LORA_SLOTS, sizeof *l->pairs);
+    int D = c->n_embd, S = D / c->n_head, DQ = c->n_head * S, DKV = c->n_head_kv * S, F = c->n_ff;
+    const int IN[NN_LORA_SLOTS] = {D, D, D, DQ, D, D, F}, OUT[NN_LORA_SLOTS] = {DQ, DKV, DKV, D, F, F, D};
+    for (int pass = 0; pass < 2; pass++) {
+        size_t at = 0;
+        for (int layer = 0; layer < c->n_layer; layer++)
+            for (int k = 0; k < NN_LORA_SLOTS; k++) {
+                if (!(targets & (1u << k))) continue;
+                nn_lora_pair *p = &l->pairs[(size_t)layer * NN_LORA_SLOTS + k];
+                if (pass) {
+                    p->in = IN[k], p->out = OUT[k];
+                    p->a = l->params + at, p->ga = l->grads + at;
+                    p->b = l->params + at + (size_t)rank * IN[k], p->gb = l->grads + at + (size_t)rank * IN[k];
+                }
+                at += (size_t)rank * (IN[k] + OUT[k]);
+            }
+        if (!pass) {
+            l->n_params = at;
+            l->params = xcalloc(at + 1, sizeof(float));
+            l->grads = xcalloc(at + 1, sizeof(float));
+        }
+    }
+    rng g;
+    rng_seed(&g, seed);
+    for (int i = 0; i < c->n_layer * NN_LORA_SLOTS; i++)
+        if (l->pairs[i].a) nn_init_normal(l->pairs[i].a, (size_t)rank * l->pairs[i].in, 1.0f / sqrtf((float)l->pairs[i].in), &g);
+    m->lora = l;
+    m->freeze = true;
+}
+
+/* y[N][out] = x W^T (+ b), plus s B (A x) when the slot has a pair. */
+static void lin(nn_llama *m, int layer, int slot, float *y, const float *x, const float *w, const float *b, int N,
+                int in, int out) {
+    nn_matmul_forward(y, x, w, b, N, in, out);
+    nn_lora *l = m->lora;
+    nn_lora_pair *p = l ? &l->pairs[(size_t)layer * NN_LORA_SLOTS + slot] : NULL;
+    if (!p || !p->a) return;
+    if (N > l->t_cap) {
+        for (int i = 0; i < m->c.n_layer * NN_LORA_SLOTS; i++) free(l->pairs[i].t), l->pairs[i].t = NULL;
+        l->t_cap = N;
+    }
+    if (!p->t) p->t = xmalloc((size_t)l->t_cap * l->rank * sizeof(float));
+    nn_matmul_forward(p->t, x, p->a, NULL, N, in, l->rank);
+    float s = l->scale * l->alpha / (float)l->rank;
+    /* y += s (t B^T): one GEMM adding into y. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, l->rank, s, p->t, l->rank, p->b, l->rank, 1.0f, y, out);
+}
+
+/* The backward of lin: dx += dy W (+ the pair's path), dW and db unless
+ * frozen, dA and dB for a pair. */
+static void lin_back(nn_llama *m, int layer, int slot, float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int N, int in, int out, float *scratch) {
+    nn_matmul_backward(dx, m->freeze ? NULL : dw, m->freeze ? NULL : db, dy, x, w, N, in, out);
+    nn_lora *l = m->lora;
+    nn_lora_pair *p = l ? &l->pairs[(size_t)layer * NN_LORA_SLOTS + slot] : NULL;
+    if (!p || !p->a) return;
+    float s = l->scale * l->alpha / (float)l->rank;
+    int r = l->rank;
+    /* dB += s dy^T t; dt = s dy B; dA += dt^T x; dx += dt A. */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, s, dy, out, p->t, r, 1.0f, p->gb, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, s, dy, out, p->b, r, 0.0f, scratch, r);
+    nn_matmul_backward(dx, p->ga, NULL, scratch, x, p->a, N, in, r);
+}
+
 void nn_llama_free(nn_llama *m) {
     if (!m) return;
+    lora_free(m->lora, m->c.n_layer);
     acts_free(m->a, m->c.n_layer);
     free(m->a);
     free(m->params);
@@ -147,6 +226,7 @@ static void acts_ensure(nn_llama *m, int B, int T) {
     a->dv = xmalloc(n * DKV * 4), a->dao = xmalloc(n * DQ * 4), a->dgate = xmalloc(n * F * 4);
     a->dup = xmalloc(n * F * 4), a->dact = xmalloc(n * F * 4), a->dmid = xmalloc(n * D * 4);
     a->scratch = xmalloc((size_t)T * 4);
+    a->lora_scratch = xmalloc(n * 64 * 4); /* N x rank, rank <= 64 */
     a->cap = N;
     a->att_cap = (int)att;
 }
@@ -208,23 +288,23 @@ float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *target
         act_layer *L = &a->l[l];
         const nn_llama_layer *P = &m->p.layers[l];
         nn_rmsnorm_forward(L->h1, L->rstd1, L->x_in, P->attn_norm, N, D, c->rms_eps);
-        nn_matmul_forward(L->q, L->h1, P->wq, P->bq, N, D, DQ);
-        nn_matmul_forward(L->k, L->h1, P->wk, P->bk, N, D, DKV);
-        nn_matmul_forward(L->v, L->h1, P->wv, P->bv, N, D, DKV);
+        lin(m, l, NN_LORA_Q, L->q, L->h1, P->wq, P->bq, N, D, DQ);
+        lin(m, l, NN_LORA_K, L->k, L->h1, P->wk, P->bk, N, D, DKV);
+        lin(m, l, NN_LORA_V, L->v, L->h1, P->wv, P->bv, N, D, DKV);
         rope_rows(m, L->q, B, T, H, false);
         rope_rows(m, L->k, B, T, Hkv, false);
         expand_kv(L->kx, L->k, N, H, Hkv, S);
         expand_kv(L->vx, L->v, N, H, Hkv, S);
         nn_attention_forward(L->ao, L->att, L->q, L->kx, L->vx, NULL, B, T, DQ, H);
         float *x_mid = L->x_mid;
-        nn_matmul_forward(x_mid, L->ao, P->wo, NULL, N, DQ, D);
+        lin(m, l, NN_LORA_O, x_mid, L->ao, P->wo, NULL, N, DQ, D);
         for (size_t i = 0; i < (size_t)N * D; i++) x_mid[i] += L->x_in[i];
         nn_rmsnorm_forward(L->h2, L->rstd2, x_mid, P->ffn_norm, N, D, c->rms_eps);
-        nn_matmul_forward(L->gate, L->h2, P->gate, NULL, N, D, F);
-        nn_matmul_forward(L->up, L->h2, P->up, NULL, N, D, F);
+        lin(m, l, NN_LORA_GATE, L->gate, L->h2, P->gate, NULL, N, D, F);
+        lin(m, l, NN_LORA_UP, L->up, L->h2, P->up, NULL, N, D, F);
         nn_swiglu_forward(L->act, L->gate, L->up, (size_t)N * F);
         float *x_next = l + 1 < c->n_layer ? a->l[l + 1].x_in : a->x_out;
-        nn_matmul_forward(x_next, L->act, P->down, NULL, N, F, D);
+        lin(m, l, NN_LORA_DOWN, x_next, L->act, P->down, NULL, N, F, D);
         for (size_t i = 0; i < (size_t)N * D; i++) x_next[i] += x_mid[i];
     }
     nn_rmsnorm_forward(a->hf, a->rstdf, a->x_out, m->p.output_norm, N, D, c->rms_eps);
@@ -246,9 +326,9 @@ void nn_llama_backward(nn_llama *m) {
         DKV = Hkv * S, F = c->n_ff, V = c->n_vocab;
     /* logits now hold d(loss)/d(logits). */
     memset(a->dh, 0, (size_t)N * D * 4);
-    nn_matmul_backward(a->dh, m->g.output, NULL, m->logits, a->hf, m->p.output, N, D, V);
+    nn_matmul_backward(a->dh, m->freeze ? NULL : m->g.output, NULL, m->logits, a->hf, m->p.output, N, D, V);
     memset(a->dx, 0, (size_t)N * D * 4);
-    nn_rmsnorm_backward(a->dx, m->g.output_norm, a->dh, a->x_out, m->p.output_norm, a->rstdf, N, D);
+    nn_rmsnorm_backward(a->dx, m->freeze ? NULL : m->g.output_norm, a->dh, a->x_out, m->p.output_norm, a->rstdf, N, D);
     for (int l = c->n_layer - 1; l >= 0; l--) {
         act_layer *L = &a->l[l];
         const nn_llama_layer *P = &m->p.layers[l];
@@ -256,18 +336,18 @@ void nn_llama_backward(nn_llama *m) {
         /* x_next = x_mid + down(act): dx flows to x_mid whole. */
         memcpy(a->dmid, a->dx, (size_t)N * D * 4);
         memset(a->dact, 0, (size_t)N * F * 4);
-        nn_matmul_backward(a->dact, G->down, NULL, a->dx, L->act, P->down, N, F, D);
+        lin_back(m, l, NN_LORA_DOWN, a->dact, G->down, NULL, a->dx, L->act, P->down, N, F, D, a->lora_scratch);
         memset(a->dgate, 0, (size_t)N * F * 4);
         memset(a->dup, 0, (size_t)N * F * 4);
         nn_swiglu_backward(a->dgate, a->dup, a->dact, L->gate, L->up, (size_t)N * F);
         memset(a->dh, 0, (size_t)N * D * 4);
-        nn_matmul_backward(a->dh, G->gate, NULL, a->dgate, L->h2, P->gate, N, D, F);
-        nn_matmul_backward(a->dh, G->up, NULL, a->dup, L->h2, P->up, N, D, F);
-        nn_rmsnorm_backward(a->dmid, G->ffn_norm, a->dh, L->x_mid, P->ffn_norm, L->rstd2, N, D);
+        lin_back(m, l, NN_LORA_GATE, a->dh, G->gate, NULL, a->dgate, L->h2, P->gate, N, D, F, a->lora_scratch);
+        lin_back(m, l, NN_LORA_UP, a->dh, G->up, NULL, a->dup, L->h2, P->up, N, D, F, a->lora_scratch);
+        nn_rmsnorm_backward(a->dmid, m->freeze ? NULL : G->ffn_norm, a->dh, L->x_mid, P->ffn_norm, L->rstd2, N, D);
         /* x_mid = x_in + wo(ao). */
         memcpy(a->dx, a->dmid, (size_t)N * D * 4);
         memset(a->dao, 0, (size_t)N * DQ * 4);
-        nn_matmul_backward(a->dao, G->wo, NULL, a->dmid, L->ao, P->wo, N, DQ, D);
+        lin_back(m, l, NN_LORA_O, a->dao, G->wo, NULL, a->dmid, L->ao, P->wo, N, DQ, D, a->lora_scratch);
         memset(a->dq, 0, (size_t)N * DQ * 4);
         memset(a->dkx, 0, (size_t)N * DQ * 4);
         memset(a->dvx, 0, (size_t)N * DQ * 4);
@@ -277,13 +357,13 @@ void nn_llama_backward(nn_llama *m) {
         rope_rows(m, a->dq, B, T, H, true);
         rope_rows(m, a->dk, B, T, Hkv, true);
         memset(a->dh, 0, (size_t)N * D * 4);
-        nn_matmul_backward(a->dh, G->wq, G->bq, a->dq, L->h1, P->wq, N, D, DQ);
-        nn_matmul_backward(a->dh, G->wk, G->bk, a->dk, L->h1, P->wk, N, D, DKV);
-        nn_matmul_backward(a->dh, G->wv, G->bv, a->dv, L->h1, P->wv, N, D, DKV);
-        nn_rmsnorm_backward(a->dx, G->attn_norm, a->dh, L->x_in, P->attn_norm, L->rstd1, N, D);
+        lin_back(m, l, NN_LORA_Q, a->dh, G->wq, G->bq, a->dq, L->h1, P->wq, N, D, DQ, a->lora_scratch);
+        lin_back(m, l, NN_LORA_K, a->dh, G->wk, G->bk, a->dk, L->h1, P->wk, N, D, DKV, a->lora_scratch);
+        lin_back(m, l, NN_LORA_V, a->dh, G->wv, G->bv, a->dv, L->h1, P->wv, N, D, DKV, a->lora_scratch);
+        nn_rmsnorm_backward(a->dx, m->freeze ? NULL : G->attn_norm, a->dh, L->x_in, P->attn_norm, L->rstd1, N, D);
     }
     /* The embedding: each token's row gathers its gradient. */
-    for (int n = 0; n < N; n++) {
+    for (int n = 0; n < N && !m->freeze; n++) {
         float *g = m->g.tok_embd + (size_t)m->tokens[n] * D;
         const float *d = a->dx + (size_t)n * D;
         for (int i = 0; i < D; i++) g[i] += d[i];

@@ -93,6 +93,23 @@ typedef struct nn_llama_params {
     nn_llama_layer *layers;
 } nn_llama_params;
 
+/* LoRA on the model's matrices: y = W x + s B (A x), A [r][in], B [out][r]
+ * (the order of llm.h's LLM_LORA_* slots). */
+enum { NN_LORA_Q, NN_LORA_K, NN_LORA_V, NN_LORA_O, NN_LORA_GATE, NN_LORA_UP, NN_LORA_DOWN, NN_LORA_SLOTS };
+typedef struct nn_lora_pair {
+    float *a, *b, *ga, *gb; /* into the LoRA buffers; NULL: no pair */
+    int in, out;
+    float *t; /* the last forward's A x [N][r] */
+} nn_lora_pair;
+typedef struct nn_lora {
+    int rank;
+    float alpha, scale; /* s = scale * alpha / rank */
+    size_t n_params;
+    float *params, *grads;
+    nn_lora_pair *pairs; /* [n_layer][NN_LORA_SLOTS] */
+    int t_cap;           /* tokens the t buffers hold */
+} nn_lora;
+
 typedef struct nn_llama {
     nn_llama_config c;
     size_t n_params;
@@ -105,6 +122,8 @@ typedef struct nn_llama {
     size_t logits_cap;
     bool has_targets;
     struct nn_llama_acts *a;
+    nn_lora *lora;   /* adapters trained (or applied) beside the weights, or NULL */
+    bool freeze;     /* the base weights get no gradients (LoRA training) */
 } nn_llama;
 
 int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err);
@@ -120,5 +139,9 @@ void nn_llama_backward(nn_llama *m);
  * bound: parameters, gradients and AdamW's two moments add 16 bytes per
  * parameter). */
 size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T);
+/* Adds LoRA pairs of rank r on the slots set in targets (bit NN_LORA_*) of
+ * every layer: A ~ N(0, 1/in), B = 0, so the model starts as the base.
+ * Freezes the base weights. */
+void nn_llama_add_lora(nn_llama *m, int rank, float alpha, unsigned targets, uint64_t seed);
 
 #endif
