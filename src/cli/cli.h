@@ -116,6 +116,7 @@ int cmd_llm_tokenize(cli_args *a);
 int cmd_llm_run(cli_args *a);
 int cmd_llm_synth(cli_args *a);
 int cmd_llm_train(cli_args *a);
+int cmd_llm_finetune(cli_args *a);
 int cmd_llm_quantize(cli_args *a);
 int cmd_llm_bench(cli_args *a);
 int cmd_llm_chat(cli_args *a);

@@ -813,3 +813,83 @@ int cmd_llm_train(cli_args *a) {
     free(dflt);
     return rc ? cli_fail(&err) : 0;
 }
+
+/* ---- finetune ------------------------------------------------------------- */
+
+int cmd_llm_finetune(cli_args *a) {
+    const char *base_path = cli_opt_get(a, "model"), *data = cli_opt_get(a, "data"), *outp = cli_opt_get(a, "out");
+    if (!base_path || !data || !outp)
+        return cli_usage_error(a, "-m BASE.gguf, --data FILE.jsonl and -o OUT.gguf are required");
+    bool full = cli_flag(a, "full"), merge = cli_flag(a, "merge");
+    if (full && (merge || cli_opt_get(a, "lora-rank") || cli_opt_get(a, "lora-targets")))
+        return cli_usage_error(a, "--full trains every weight: no --lora-* options, no --merge");
+    llm_finetune_params p = llm_finetune_default_params();
+    long rank, epochs, steps, ctx, batch, threads, seed, warmup;
+    double alpha = 0, lr = p.lr, val = p.val_share;
+    const char *v;
+    if (!cli_opt_int(a, "lora-rank", 8, 1, 64, &rank)) return cli_usage_error(a, "--lora-rank takes 1 to 64");
+    if (!cli_opt_int(a, "epochs", p.epochs, 1, 100000, &epochs) || !cli_opt_int(a, "steps", 0, 0, INT64_MAX, &steps) ||
+        !cli_opt_int(a, "ctx", p.ctx, 8, 1 << 16, &ctx) || !cli_opt_int(a, "batch", p.batch, 1, 4096, &batch) ||
+        !cli_opt_int(a, "threads", 0, 0, 1024, &threads) || !cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed) ||
+        !cli_opt_int(a, "warmup", -1, -1, INT32_MAX, &warmup))
+        return cli_usage_error(a, "a numeric option is out of range (see --help)");
+    if ((v = cli_opt_get(a, "lora-alpha")) && (!parse_f64(v, strlen(v), &alpha) || !(alpha > 0)))
+        return cli_usage_error(a, "--lora-alpha takes a positive number");
+    if (!cli_opt_get(a, "lora-alpha")) alpha = 2.0 * rank;
+    if ((v = cli_opt_get(a, "lr")) && (!parse_f64(v, strlen(v), &lr) || !(lr > 0) || lr > 1))
+        return cli_usage_error(a, "--lr takes a rate in (0, 1]");
+    if ((v = cli_opt_get(a, "val")) && (!parse_f64(v, strlen(v), &val) || val < 0 || val >= 0.5))
+        return cli_usage_error(a, "--val takes a share in [0, 0.5)");
+    /* --lora-targets attn_q,attn_v,...: the slots of every layer. */
+    static const char *const SLOT[NN_LORA_SLOTS] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                                     "ffn_gate", "ffn_up", "ffn_down"};
+    unsigned targets = 0;
+    char *list = xstrdup(cli_opt_get(a, "lora-targets") ? cli_opt_get(a, "lora-targets") : "attn_q,attn_v");
+    for (char *t = strtok(list, ","); t; t = strtok(NULL, ",")) {
+        int k = -1;
+        for (int i = 0; i < NN_LORA_SLOTS; i++)
+            if (!strcmp(t, SLOT[i])) k = i;
+        if (k < 0) {
+            int code = cli_usage_error(a, "unknown --lora-targets entry '%s' (attn_q, attn_k, attn_v, attn_output, "
+                                          "ffn_gate, ffn_up, ffn_down)", t);
+            free(list);
+            return code;
+        }
+        targets |= 1u << k;
+    }
+    free(list);
+    p.data = data, p.chat_format = cli_opt_get(a, "chat-template"), p.ctx = (int)ctx, p.batch = (int)batch;
+    p.epochs = (int)epochs, p.steps = steps, p.lr = (float)lr, p.val_share = val, p.seed = (uint64_t)seed;
+    p.threads = (int)threads, p.warmup = (int)warmup, p.quiet = a->quiet;
+    tailor_error err = {0};
+    llm_model *base = NULL;
+    nn_llama *m = NULL;
+    int rc = llm_model_load(base_path, &base, &err);
+    if (!rc) rc = llm_train_from_model(base, &m, &err);
+    if (rc) {
+        llm_model_free(base);
+        return cli_fail(&err);
+    }
+    if (!full) nn_llama_add_lora(m, (int)rank, (float)alpha, targets, (uint64_t)seed);
+    size_t trained = full ? m->n_params : m->lora->n_params;
+    if (!a->quiet)
+        fprintf(stderr, "%s: %.2fM parameters, %s: %.3fM trained\n", base_path, m->n_params / 1e6,
+                full ? "every weight" : "LoRA", trained / 1e6);
+    llm_train_report r;
+    rc = llm_finetune_run(m, base, p, &r, &err);
+    const char *name = strrchr(outp, '/') ? strrchr(outp, '/') + 1 : outp;
+    if (!rc && !full && !merge) rc = llm_train_write_lora(m, base, name, outp, &err);
+    if (!rc && (full || merge)) {
+        if (merge) llm_train_merge_lora(m);
+        rc = llm_train_write(m, base->arch_name, name, base->gguf, base->hp.n_ctx_train, outp, &err);
+    }
+    if (!rc)
+        printf("fine-tuned %lld steps on %lld examples (%lld held out, %lld tokens) in %.1f s: loss %.4f -> %.4f, "
+               "validation %.4f; wrote %s (%s)\n",
+               (long long)r.steps, (long long)r.train_windows, (long long)r.val_windows, (long long)r.data_tokens,
+               r.seconds, r.first_loss, r.loss, r.val_loss, outp,
+               full ? "the whole model" : merge ? "the base with the adapter merged" : "a LoRA adapter");
+    nn_llama_free(m);
+    llm_model_free(base);
+    return rc ? cli_fail(&err) : 0;
+}

@@ -477,6 +477,32 @@ static const cli_cmd COMMANDS[] = {
       {"seed", 's', "S", "initialisation and data order (default 42)"},
       {"threads", 't', "N", "threads (default: all cores)"}},
      cmd_llm_train},
+    {"llm finetune", "", "fine-tune a GGUF model: a LoRA adapter (default), merged, or every weight",
+     "--data is JSON Lines: {\"messages\": [{\"role\", \"content\"}...]} in the model's chat format\n"
+     "(loss on the assistant's turns) or {\"prompt\", \"completion\"} (loss on the completion).\n"
+     "The adapter is llama.cpp's adapter GGUF (tailor llm run --lora, llama-cli --lora);\n"
+     "--merge writes the base with it folded in, --full trains and writes every weight (F32;\n"
+     "tailor llm quantize makes it smaller). The last 10% of the examples are held out.",
+     0, 0,
+     {{"model", 'm', "FILE", "the base model (GGUF; quantized ones are dequantized to F32)"},
+      {"data", 0, "FILE", "training examples, JSON Lines"},
+      {"out", 'o', "FILE", "the adapter (or model) to write"},
+      {"lora-rank", 0, "R", "rank of the pairs (default 8)"},
+      {"lora-alpha", 0, "A", "scale numerator: s = alpha / rank (default 2 x rank)"},
+      {"lora-targets", 0, "LIST", "attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down (default attn_q,attn_v)"},
+      {"merge", 0, NULL, "write the base with the adapter merged in"},
+      {"full", 0, NULL, "train every weight instead of an adapter"},
+      {"chat-template", 0, "NAME", "the chat format if the model's file names none (chatml, llama3, ...)"},
+      {"epochs", 0, "N", "passes over the examples (default 3)"},
+      {"steps", 0, "N", "optimizer steps instead of epochs"},
+      {"lr", 0, "RATE", "peak learning rate (default 1e-3)"},
+      {"warmup", 0, "N", "warm-up steps (default 5%)"},
+      {"ctx", 'c', "N", "an example is cut at N tokens (default 256)"},
+      {"batch", 'b', "N", "examples per step (default 8)"},
+      {"val", 0, "SHARE", "share of the examples held out (default 0.1)"},
+      {"seed", 's', "S", "initialisation and order (default 42)"},
+      {"threads", 't', "N", "threads (default: all cores)"}},
+     cmd_llm_finetune},
     {"llm bench", "", "prompt-processing and generation speed, like llama-bench",
      "pp: one batch of -p random tokens from an empty cache (ttft: its time, the time to the\n"
      "first token); tg: -n tokens decoded one at a time from an empty cache. Each figure is\n"

@@ -726,4 +726,30 @@ void llm_train_init(struct nn_llama *m, uint64_t seed);
 int llm_train_run(struct nn_llama *m, const llm_vocab *v, llm_train_params p, llm_train_report *out,
                   tailor_error *err);
 
+/* Fine-tuning (trainer.c) on JSON Lines: {"messages": [...]} in the base's
+ * chat format, loss on the assistant's turns; or {"prompt", "completion"},
+ * loss on the completion and its EOS. The model's LoRA pairs are trained
+ * (nn_llama_add_lora), or every weight when it has none. */
+typedef struct llm_finetune_params {
+    const char *data;
+    const char *chat_format; /* NULL: the base model's template */
+    int ctx, batch;          /* an example is cut at ctx tokens (256); examples per step (8) */
+    int epochs;              /* over the training examples (3), unless steps > 0 */
+    int64_t steps;
+    float lr, clip;          /* 1e-3, 1.0 */
+    int warmup;              /* -1: 5% of the steps */
+    double val_share;        /* examples held out (0.1, the last ones) */
+    uint64_t seed;
+    int threads;
+    bool quiet;
+} llm_finetune_params;
+llm_finetune_params llm_finetune_default_params(void);
+int llm_finetune_run(struct nn_llama *m, const llm_model *base, llm_finetune_params p, llm_train_report *out,
+                     tailor_error *err);
+/* The model's LoRA pairs as llama.cpp's adapter GGUF for base. */
+int llm_train_write_lora(const struct nn_llama *t, const llm_model *base, const char *name, const char *path,
+                         tailor_error *err);
+/* Folds the LoRA pairs into the weights (W += alpha / r * B A). */
+void llm_train_merge_lora(struct nn_llama *t);
+
 #endif

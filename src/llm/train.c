@@ -3,6 +3,7 @@
  * F32), and a trained model written back as a GGUF file the engine (and
  * llama.cpp) loads: the architecture's metadata, the tokenizer of a source
  * file, F32 tensors in ggml's layout. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,4 +118,51 @@ int llm_train_write(const nn_llama *t, const char *arch, const char *name, const
     int rc = llm_gguf_writer_write(w, path, err);
     llm_gguf_writer_free(w);
     return rc < 0 ? err->code : 0;
+}
+
+static const char *const LORA_SLOT[NN_LORA_SLOTS] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                                      "ffn_gate", "ffn_up", "ffn_down"};
+
+int llm_train_write_lora(const nn_llama *t, const llm_model *base, const char *name, const char *path,
+                         tailor_error *err) {
+    const nn_lora *l = t->lora;
+    if (!l) return err_set(err, TAILOR_EINVAL, "the model has no LoRA pairs to write");
+    llm_gguf_writer *w = llm_gguf_writer_new();
+    llm_gguf_set_str(w, "general.architecture", base->arch_name);
+    llm_gguf_set_str(w, "general.type", "adapter");
+    llm_gguf_set_str(w, "general.name", name);
+    llm_gguf_set_str(w, "adapter.type", "lora");
+    llm_gguf_set_f32(w, "adapter.lora.alpha", l->alpha);
+    llm_gguf_set_u32(w, "general.quantization_version", 2);
+    char n[128];
+    for (int layer = 0; layer < t->c.n_layer; layer++)
+        for (int k = 0; k < NN_LORA_SLOTS; k++) {
+            const nn_lora_pair *p = &l->pairs[(size_t)layer * NN_LORA_SLOTS + k];
+            if (!p->a) continue;
+            int64_t na[2] = {p->in, l->rank}, nb[2] = {l->rank, p->out};
+            snprintf(n, sizeof n, "blk.%d.%s.weight.lora_a", layer, LORA_SLOT[k]);
+            llm_gguf_add_tensor(w, n, LLM_TYPE_F32, 2, na, p->a);
+            snprintf(n, sizeof n, "blk.%d.%s.weight.lora_b", layer, LORA_SLOT[k]);
+            llm_gguf_add_tensor(w, n, LLM_TYPE_F32, 2, nb, p->b);
+        }
+    int rc = llm_gguf_writer_write(w, path, err);
+    llm_gguf_writer_free(w);
+    return rc < 0 ? err->code : 0;
+}
+
+void llm_train_merge_lora(nn_llama *t) {
+    nn_lora *l = t->lora;
+    if (!l) return;
+    float s = l->scale * l->alpha / (float)l->rank;
+    for (int layer = 0; layer < t->c.n_layer; layer++) {
+        nn_llama_layer *P = &t->p.layers[layer];
+        float *W[NN_LORA_SLOTS] = {P->wq, P->wk, P->wv, P->wo, P->gate, P->up, P->down};
+        for (int k = 0; k < NN_LORA_SLOTS; k++) {
+            const nn_lora_pair *p = &l->pairs[(size_t)layer * NN_LORA_SLOTS + k];
+            /* W[out][in] += s B[out][r] A[r][in] */
+            if (p->a)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out, p->in, l->rank, s, p->b, l->rank, p->a,
+                            p->in, 1.0f, W[k], p->in);
+        }
+    }
 }

@@ -8,6 +8,7 @@
  * AdamW (no decay on norms and biases), linear warm-up then cosine decay
  * to a tenth of the rate, the gradient clipped by its global norm. */
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,4 +277,252 @@ int llm_train_run(nn_llama *m, const llm_vocab *v, llm_train_params p, llm_train
     free(order.perm);
     free(tok), free(tgt), free(mom), free(var), free(d.tok);
     return rc;
+}
+
+/* ---- fine-tuning ------------------------------------------------------------- */
+
+llm_finetune_params llm_finetune_default_params(void) {
+    return (llm_finetune_params){.ctx = 256, .batch = 8, .epochs = 3, .lr = 1e-3f, .clip = 1.0f, .warmup = -1,
+                                 .val_share = 0.1, .seed = 42};
+}
+
+/* One example: its tokens and, per position, the target (the next token
+ * where it is part of what the model should say, else -1). */
+typedef struct ft_example {
+    int32_t *tok, *tgt;
+    int n;
+} ft_example;
+
+/* The tokens of a conversation's first k messages in the chat format. */
+static int32_t *render(const llm_model *m, const char *format, const llm_chat_msg *msgs, int k, int64_t *n,
+                       tailor_error *err) {
+    sb text;
+    sb_init(&text);
+    const llm_str *eos = llm_vocab_text(m->vocab, llm_vocab_eos(m->vocab));
+    char eos_text[128] = "";
+    if (eos) snprintf(eos_text, sizeof eos_text, "%.*s", (int)eos->n, eos->s);
+    int rc = llm_chat_format(format, eos_text, msgs, k, false, &text, err);
+    int32_t *ids = rc ? NULL : llm_tokenize_alloc(m->vocab, text.buf, text.len, true, true, n);
+    sb_deinit(&text);
+    return ids;
+}
+
+/* A JSON line: {"messages": [{"role", "content"}...]} (loss on the
+ * assistant's turns) or {"prompt", "completion"} (loss on the completion
+ * and the EOS after it). */
+static int parse_example(const llm_model *m, const char *format, const char *line, size_t len, int ctx, ft_example *ex,
+                         tailor_error *err) {
+    cJSON *j = cJSON_ParseWithLength(line, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return err_set(err, TAILOR_EDATA, "not a JSON object");
+    }
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt"),
+                *completion = cJSON_GetObjectItemCaseSensitive(j, "completion");
+    VEC(int32_t) tok = {0}, keep = {0};
+    int rc = 0;
+    if (cJSON_IsArray(msgs)) {
+        int n = cJSON_GetArraySize(msgs);
+        llm_chat_msg *cm = xcalloc((size_t)n + 1, sizeof *cm);
+        for (int i = 0; i < n && !rc; i++) {
+            const cJSON *x = cJSON_GetArrayItem(msgs, i);
+            const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "role")),
+                       *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "content"));
+            if (!role || !content || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")))
+                rc = err_set(err, TAILOR_EDATA, "messages[%d] needs \"role\" (system, user or assistant) and \"content\"",
+                             i);
+            cm[i] = (llm_chat_msg){role, content};
+        }
+        /* Each message's tokens are what rendering it adds to the ones
+         * before (the formats close every turn with special tokens, so
+         * the earlier tokens stay a prefix). */
+        int64_t prev = 0;
+        for (int i = 0; i < n && !rc; i++) {
+            int64_t cnt;
+            int32_t *ids = render(m, format, cm, i + 1, &cnt, err);
+            if (!ids) {
+                rc = err->code ? err->code : TAILOR_EDATA;
+                break;
+            }
+            int64_t same = 0;
+            while (same < prev && same < cnt && ids[same] == tok.data[same]) same++;
+            tok.len = keep.len = (size_t)same;
+            bool learn = !strcmp(cm[i].role, "assistant");
+            for (int64_t t = same; t < cnt; t++) {
+                vec_push(&tok, ids[t]);
+                vec_push(&keep, learn ? 1 : 0);
+            }
+            prev = cnt;
+            free(ids);
+        }
+        free(cm);
+    } else if (cJSON_IsString(prompt) && cJSON_IsString(completion)) {
+        int64_t np, nc;
+        int32_t *p = llm_tokenize_alloc(m->vocab, prompt->valuestring, strlen(prompt->valuestring), true, false, &np);
+        int32_t *c = llm_tokenize_alloc(m->vocab, completion->valuestring, strlen(completion->valuestring), false, false, &nc);
+        for (int64_t t = 0; t < np; t++) {
+            vec_push(&tok, p[t]);
+            vec_push(&keep, 0);
+        }
+        for (int64_t t = 0; t < nc; t++) {
+            vec_push(&tok, c[t]);
+            vec_push(&keep, 1);
+        }
+        if (llm_vocab_eos(m->vocab) >= 0) {
+            vec_push(&tok, llm_vocab_eos(m->vocab));
+            vec_push(&keep, 1);
+        }
+        free(p), free(c);
+    } else {
+        rc = err_set(err, TAILOR_EDATA, "an example has \"messages\" or \"prompt\" and \"completion\"");
+    }
+    cJSON_Delete(j);
+    if (!rc) {
+        int n = tok.len > (size_t)ctx ? ctx : (int)tok.len;
+        ex->n = n;
+        ex->tok = xmalloc(((size_t)n + 1) * 4), ex->tgt = xmalloc(((size_t)n + 1) * 4);
+        for (int t = 0; t < n; t++) {
+            ex->tok[t] = tok.data[t];
+            ex->tgt[t] = t + 1 < n && keep.data[t + 1] ? tok.data[t + 1] : -1;
+        }
+        bool any = false;
+        for (int t = 0; t < n; t++) any |= ex->tgt[t] >= 0;
+        if (!any) {
+            free(ex->tok), free(ex->tgt);
+            rc = err_set(err, TAILOR_EDATA, "nothing to learn within %d tokens (no assistant turn or completion)", ctx);
+        }
+    }
+    vec_free(&tok);
+    vec_free(&keep);
+    return rc;
+}
+
+static void examples_free(ft_example *ex, int64_t n) {
+    for (int64_t i = 0; i < n; i++) free(ex[i].tok), free(ex[i].tgt);
+    free(ex);
+}
+
+static double lr_at(double lr, int64_t step, int64_t steps, int64_t warmup) {
+    if (step < warmup) return lr * (double)(step + 1) / (double)warmup;
+    if (steps <= warmup) return lr;
+    return lr * (0.1 + 0.9 * 0.5 * (1 + cos(M_PI * (double)(step - warmup) / (double)(steps - warmup))));
+}
+
+/* B examples into tok/tgt of width T, padded (pad token, no target). */
+static void fill_batch(const ft_example *ex, const int64_t *idx, int b, int T, int32_t pad, int32_t *tok, int32_t *tgt) {
+    for (int i = 0; i < b; i++) {
+        const ft_example *e = &ex[idx[i]];
+        for (int t = 0; t < T; t++) {
+            tok[(size_t)i * T + t] = t < e->n ? e->tok[t] : pad;
+            tgt[(size_t)i * T + t] = t < e->n ? e->tgt[t] : -1;
+        }
+    }
+}
+
+int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, llm_train_report *out,
+                     tailor_error *err) {
+    memset(out, 0, sizeof *out);
+    out->val_loss = NAN;
+    const char *format = llm_chat_detect(p.chat_format ? p.chat_format : base->chat_template);
+    sb text;
+    sb_init(&text);
+    int rc = file_read(p.data, &text, err);
+    VEC(ft_example) ex = {0};
+    int64_t line_no = 0;
+    for (char *line = text.buf; !rc && line && line < text.buf + text.len; ) {
+        char *nl = memchr(line, '\n', (size_t)(text.buf + text.len - line));
+        size_t len = nl ? (size_t)(nl - line) : (size_t)(text.buf + text.len - line);
+        line_no++;
+        bool blank = true;
+        for (size_t i = 0; i < len; i++) blank &= line[i] == ' ' || line[i] == '\t' || line[i] == '\r';
+        if (!blank) {
+            ft_example e;
+            bool chat = memmem(line, len, "\"messages\"", 10) != NULL;
+            if (chat && !format)
+                rc = err_set(err, TAILOR_EINVAL, "%s has no recognised chat template: name one with --chat-template (%s)",
+                             base->gguf->path, llm_chat_formats());
+            else rc = parse_example(base, format, line, len, p.ctx, &e, err);
+            if (rc) {
+                char msg[sizeof err->msg];
+                snprintf(msg, sizeof msg, "%s", err->msg);
+                rc = err_set(err, TAILOR_EDATA, "%s:%lld: %s", p.data, (long long)line_no, msg);
+            } else vec_push(&ex, e);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    sb_deinit(&text);
+    if (!rc && ex.len < 2) rc = err_set(err, TAILOR_EINVAL, "%s: %zu examples; fine-tuning needs at least 2", p.data, ex.len);
+    if (rc) {
+        examples_free(ex.data, (int64_t)ex.len);
+        return rc;
+    }
+    /* The last examples are held out. */
+    int64_t n_val = (int64_t)((double)ex.len * p.val_share), n_train = (int64_t)ex.len - n_val;
+    out->train_windows = n_train, out->val_windows = n_val;
+    for (size_t i = 0; i < ex.len; i++) out->data_tokens += ex.data[i].n;
+    int B = p.batch < n_train ? p.batch : (int)n_train, T = 1;
+    for (size_t i = 0; i < ex.len; i++) T = ex.data[i].n > T ? ex.data[i].n : T;
+    int64_t per_epoch = (n_train + B - 1) / B, steps = p.steps > 0 ? p.steps : per_epoch * p.epochs;
+    int64_t warmup = p.warmup >= 0 ? p.warmup : steps / 20;
+    bool lora = m->lora != NULL;
+    size_t np = lora ? m->lora->n_params : m->n_params;
+    float *params = lora ? m->lora->params : m->params, *grads = lora ? m->lora->grads : m->grads;
+    float *mom = xcalloc(np + 1, 4), *var = xcalloc(np + 1, 4);
+    int32_t *tok = xmalloc((size_t)B * T * 4), *tgt = xmalloc((size_t)B * T * 4);
+    int64_t *idx = xmalloc((size_t)B * sizeof *idx), *perm = xmalloc((size_t)n_train * sizeof *perm);
+    int32_t pad = llm_vocab_eos(base->vocab) >= 0 ? llm_vocab_eos(base->vocab) : 0;
+    nn_adamw o = {.lr = p.lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = lora ? 0.0f : 0.01f};
+    openblas_set_num_threads(p.threads > 0 ? p.threads : openblas_get_num_procs());
+    progress bar;
+    char label[128] = "fine-tuning";
+    if (!p.quiet) progress_begin(&bar, label, (uint64_t)steps);
+    uint64_t t0 = timer_now_ns();
+    rng g;
+    double ema = NAN;
+    for (int64_t step = 0; step < steps; step++) {
+        int64_t epoch = step * B / n_train, at = step * B % n_train;
+        if (step == 0 || at < B) { /* a new epoch's shuffle */
+            rng_seed(&g, p.seed * 1000003u + (uint64_t)epoch);
+            for (int64_t i = 0; i < n_train; i++) perm[i] = i;
+            for (int64_t i = n_train - 1; i > 0; i--) {
+                int64_t j = (int64_t)rng_below(&g, (uint64_t)i + 1), t = perm[i];
+                perm[i] = perm[j], perm[j] = t;
+            }
+        }
+        for (int i = 0; i < B; i++) idx[i] = perm[(at + i) % n_train];
+        fill_batch(ex.data, idx, B, T, pad, tok, tgt);
+        memset(grads, 0, np * 4);
+        float loss = nn_llama_forward(m, tok, tgt, B, T);
+        nn_llama_backward(m);
+        nn_clip_grad_norm(grads, np, p.clip);
+        o.lr = (float)lr_at(p.lr, step, steps, warmup);
+        o.t = step + 1;
+        nn_adamw_step(&o, params, grads, mom, var, np, !lora);
+        ema = isnan(ema) ? loss : 0.9 * ema + 0.1 * loss;
+        if (step == 0) out->first_loss = loss;
+        out->loss = loss;
+        out->steps = step + 1;
+        snprintf(label, sizeof label, "step %lld/%lld loss %.3f", (long long)step + 1, (long long)steps, ema);
+        if (!p.quiet) progress_update(&bar, (uint64_t)step + 1);
+        (void)epoch;
+    }
+    if (!p.quiet) progress_end(&bar);
+    out->seconds = timer_seconds_since(t0);
+    out->tokens = out->steps * (int64_t)B * T;
+    /* Validation: the held-out examples' loss on what should be said. */
+    if (n_val) {
+        double sum = 0;
+        for (int64_t v0 = 0; v0 < n_val; v0 += B) {
+            int b = (int)(n_val - v0 < B ? n_val - v0 : B);
+            for (int i = 0; i < b; i++) idx[i] = n_train + v0 + i;
+            fill_batch(ex.data, idx, b, T, pad, tok, tgt);
+            sum += nn_llama_forward(m, tok, tgt, b, T) * b;
+        }
+        out->val_loss = sum / n_val;
+    }
+    openblas_set_num_threads(1);
+    free(tok), free(tgt), free(idx), free(perm), free(mom), free(var);
+    examples_free(ex.data, (int64_t)ex.len);
+    return 0;
 }

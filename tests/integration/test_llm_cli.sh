@@ -54,6 +54,27 @@ expect 64 "a shape heads do not divide" -- "$T" -q llm train --config "$W/bad.js
 has "$W/err" "divisible" "the reason is given"
 expect 64 "resume without a checkpoint" -- "$T" -q llm train $TR --resume "$W/x.gguf"
 
+# Fine-tuning: a LoRA adapter on prompt/completion data lowers the loss and
+# loads with --lora; chat data in a named format; --merge writes a model;
+# a bad line is named by file:line.
+awk -F, 'NR > 1 && NR <= 121 { t = $2; g = $NF; gsub(/"/, "", t); gsub(/[|]/, ", ", g);
+     printf "{\"prompt\": \"Film: %s. Genres:\", \"completion\": \" %s\"}\n", t, g }' \
+    "$DATA/ml-latest-small/movies.csv" >"$W/genres.jsonl"
+BASE="$F/tiny-llama-spm-F32.gguf"
+expect 0 "llm finetune (LoRA)" -- "$T" -q llm finetune -m "$BASE" --data "$W/genres.jsonl" -o "$W/ad.gguf" --epochs 2 --ctx 48 -t 2
+has "$W/out" "a LoRA adapter" "finetune says what it wrote"
+awk '{ for (i = 1; i <= NF; i++) if ($i == "loss") { a = $(i + 1); b = $(i + 3) } }
+     END { exit !(a + 0 > b + 0) }' "$W/out" && ok || bad "the fine-tuning loss did not fall: $(cat "$W/out")"
+expect 0 "the adapter applies" -- "$T" -q llm run -m "$BASE" --lora "$W/ad.gguf" -p "Film: Heat (1995). Genres:" -n 4 --temp 0
+printf '{"messages": [{"role": "user", "content": "Heat"}, {"role": "assistant", "content": "Action, Crime"}]}\n%.0s' 1 2 3 4 >"$W/chat.jsonl"
+expect 0 "finetune on chat data, merged" -- "$T" -q llm finetune -m "$BASE" --data "$W/chat.jsonl" --chat-template chatml --merge -o "$W/merged.gguf" --steps 2 -t 2
+has "$W/out" "merged" "the merged model is written"
+expect 0 "the merged model runs" -- "$T" -q llm run -m "$W/merged.gguf" -p "Heat" -n 2 --temp 0
+printf '{"prompt": "a", "completion": " b"}\n{"prompt": 3}\n' >"$W/badft.jsonl"
+expect 65 "a bad example" -- "$T" -q llm finetune -m "$BASE" --data "$W/badft.jsonl" -o "$W/x.gguf"
+has "$W/err" "badft.jsonl:2" "the line is named"
+expect 64 "--full with LoRA options" -- "$T" -q llm finetune -m "$BASE" --data "$W/genres.jsonl" -o "$W/x.gguf" --full --lora-rank 4
+
 # Every .inp/.out pair of the upstream tokenizer tests (no BOS, no special parsing).
 for g in "$DATA"/tokenizer-refs-llamacpp/ggml-vocab-*.gguf; do
     name=$(basename "$g" .gguf)

@@ -829,6 +829,85 @@ static void test_train_forward(void) {
     }
 }
 
+/* A LoRA adapter trained by tailor: written in llama.cpp's format, loaded
+ * by the engine, it gives the training forward's logits; merged into the
+ * weights, the plain model gives them too. */
+static void test_train_lora_roundtrip(void) {
+    char *mp = test_data_path("llm-fixtures/models/tiny-llama-spm-F32.gguf");
+    llm_model *m = NULL;
+    tailor_error err = {0};
+    CHECK_EQ(llm_model_load(mp, &m, &err), 0);
+    nn_llama *t = NULL;
+    CHECK_EQ(llm_train_from_model(m, &t, &err), 0);
+    if (!t) goto out;
+    nn_llama_add_lora(t, 4, 8.0f, (1u << NN_LORA_Q) | (1u << NN_LORA_V) | (1u << NN_LORA_UP) | (1u << NN_LORA_DOWN) |
+                                      (1u << NN_LORA_O),
+                      3);
+    rng r;
+    rng_seed(&r, 4);
+    for (size_t i = 0; i < t->lora->n_params; i++) t->lora->params[i] = (float)rng_normal(&r) * 0.1f;
+    enum { T = 9 };
+    const int32_t ids[T] = {1, 9038, 2501, 263, 931, 727, 471, 263, 2217};
+    int V = m->hp.n_vocab;
+    nn_llama_forward(t, ids, NULL, 1, T);
+    float *want = malloc((size_t)T * V * sizeof *want);
+    memcpy(want, t->logits, (size_t)T * V * sizeof *want);
+    char *dir = test_tmpdir(), ap[600], fp[600];
+    snprintf(ap, sizeof ap, "%s/a.gguf", dir);
+    snprintf(fp, sizeof fp, "%s/merged.gguf", dir);
+    CHECK_EQ(llm_train_write_lora(t, m, "test", ap, &err), 0);
+    llm_ctx_params cp = llm_ctx_default_params();
+    cp.n_ctx = 32;
+    cp.n_threads = 1;
+    llm_ctx *c = NULL;
+    CHECK_EQ(llm_ctx_new(m, cp, &c, &err), 0);
+    CHECK_EQ(llm_ctx_load_lora(c, ap, 1.0f, &err), 0);
+    CHECK_EQ(llm_decode(c, ids, T, true, &err), 0);
+    double worst = 0, moved = 0;
+    nn_llama *plain = NULL;
+    CHECK_EQ(llm_train_from_model(m, &plain, &err), 0);
+    nn_llama_forward(plain, ids, NULL, 1, T);
+    for (int i = 0; i < T; i++) {
+        const float *g = llm_ctx_logits(c, i), *w = want + (size_t)i * V;
+        double sd = row_std(w, V);
+        for (int v = 0; v < V; v++) {
+            worst = fmax(worst, fabs(g[v] - w[v]) / sd);
+            moved = fmax(moved, fabs(plain->logits[(size_t)i * V + v] - w[v]) / sd);
+        }
+    }
+    printf("  tailor's adapter in the engine: max|d|/std %.2e (the adapter moves the logits by %.2f std)\n", worst, moved);
+    CHECK(worst < 1e-4);
+    CHECK(moved > 0.01);
+    /* Merged: the plain model file gives the same. */
+    llm_train_merge_lora(t);
+    CHECK_EQ(llm_train_write(t, "llama", "merged", m->gguf, 64, fp, &err), 0);
+    llm_model *mm = NULL;
+    CHECK_EQ(llm_model_load(fp, &mm, &err), 0);
+    if (mm) {
+        llm_ctx *c2 = NULL;
+        CHECK_EQ(llm_ctx_new(mm, cp, &c2, &err), 0);
+        CHECK_EQ(llm_decode(c2, ids, T, true, &err), 0);
+        double wm = 0;
+        for (int i = 0; i < T; i++) {
+            double sd = row_std(want + (size_t)i * V, V);
+            for (int v = 0; v < V; v++) wm = fmax(wm, fabs(llm_ctx_logits(c2, i)[v] - want[(size_t)i * V + v]) / sd);
+        }
+        printf("  merged: max|d|/std %.2e\n", wm);
+        CHECK(wm < 1e-4);
+        llm_ctx_free(c2);
+        llm_model_free(mm);
+    }
+    llm_ctx_free(c);
+    nn_llama_free(plain);
+    nn_llama_free(t);
+    free(want);
+    test_rmtree(dir);
+    free(dir);
+out:
+    llm_model_free(m);
+    free(mp);
+}
+
 static void test_forward_f16(void) { check_model("tiny-llama-spm-F16", TOL_F16, 0.05, NULL, 2); }
 
 static void test_forward_quantized(void) {
@@ -1523,6 +1602,7 @@ int main(void) {
     RUN(test_forward_lora);
     RUN(test_lora_refusals);
     RUN(test_train_forward);
+    RUN(test_train_lora_roundtrip);
     RUN(test_forward_f16);
     RUN(test_forward_quantized);
     RUN(test_forward_scalar);
