@@ -83,6 +83,11 @@ echo
 "$(dirname "$0")/kgcn.sh" "$B" 10
 
 echo
+echo "## Training a llama-layout model: tailor llm train against PyTorch (60 steps)"
+echo
+"$(dirname "$0")/llama_train.sh" "$B" 60
+
+echo
 echo "## Vector search: tailor's exact search against Faiss's flat index (1M x 384), Faiss's approximate indexes"
 echo
 "$B/bench/bench_vsearch" 1000000 384 200 100000

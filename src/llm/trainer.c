@@ -225,6 +225,8 @@ int llm_train_run(nn_llama *m, const llm_vocab *v, llm_train_params p, llm_train
         out->resumed_at = step;
     }
     openblas_set_num_threads(p.threads > 0 ? p.threads : openblas_get_num_procs());
+    pool *tp = pool_new(p.threads);
+    m->pool = tp;
     int32_t *tok = xmalloc((size_t)B * T * 4), *tgt = xmalloc((size_t)B * T * 4);
     tr_order order = {0};
     nn_adamw o = {.lr = p.lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = p.weight_decay, .t = step};
@@ -274,6 +276,8 @@ int llm_train_run(nn_llama *m, const llm_vocab *v, llm_train_params p, llm_train
     out->seconds = timer_seconds_since(t0);
     out->tokens = (out->steps - out->resumed_at) * (int64_t)B * T;
     openblas_set_num_threads(1); /* idle OpenBLAS threads spin beside the engine's */
+    m->pool = NULL;
+    pool_free(tp);
     free(order.perm);
     free(tok), free(tgt), free(mom), free(var), free(d.tok);
     return rc;
@@ -474,6 +478,8 @@ int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, 
     int32_t pad = llm_vocab_eos(base->vocab) >= 0 ? llm_vocab_eos(base->vocab) : 0;
     nn_adamw o = {.lr = p.lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = lora ? 0.0f : 0.01f};
     openblas_set_num_threads(p.threads > 0 ? p.threads : openblas_get_num_procs());
+    pool *tp = pool_new(p.threads);
+    m->pool = tp;
     progress bar;
     char label[128] = "fine-tuning";
     if (!p.quiet) progress_begin(&bar, label, (uint64_t)steps);
@@ -522,6 +528,8 @@ int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, 
         out->val_loss = sum / n_val;
     }
     openblas_set_num_threads(1);
+    m->pool = NULL;
+    pool_free(tp);
     free(tok), free(tgt), free(idx), free(perm), free(mom), free(var);
     examples_free(ex.data, (int64_t)ex.len);
     return 0;

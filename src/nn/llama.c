@@ -225,7 +225,7 @@ static void acts_ensure(nn_llama *m, int B, int T) {
     a->dkx = xmalloc(n * DQ * 4), a->dvx = xmalloc(n * DQ * 4), a->dk = xmalloc(n * DKV * 4);
     a->dv = xmalloc(n * DKV * 4), a->dao = xmalloc(n * DQ * 4), a->dgate = xmalloc(n * F * 4);
     a->dup = xmalloc(n * F * 4), a->dact = xmalloc(n * F * 4), a->dmid = xmalloc(n * D * 4);
-    a->scratch = xmalloc((size_t)T * 4);
+    a->scratch = xmalloc((size_t)T * 64 * 4); /* a row per pool thread (at most 64) */
     a->lora_scratch = xmalloc(n * 64 * 4); /* N x rank, rank <= 64 */
     a->cap = N;
     a->att_cap = (int)att;
@@ -273,6 +273,38 @@ static void rope_rows(nn_llama *m, float *x, int B, int T, int heads, bool inver
         nn_rope(x + (size_t)b * T * heads * S, m->a->cs, T, heads, S, m->c.rope_dim, m->c.neox, inverse);
 }
 
+/* Attention over each sequence of the batch on the pool (sequences are
+ * independent; each keeps the serial op's arithmetic). */
+typedef struct attn_job {
+    nn_llama *m;
+    act_layer *L;
+    const float *dout;
+    int T, C, H;
+    bool backward;
+} attn_job;
+
+static void attn_seqs(void *ctx, size_t b0, size_t b1, int thread) {
+    attn_job *j = ctx;
+    struct nn_llama_acts *a = j->m->a;
+    size_t row = (size_t)j->T * j->C, att = (size_t)j->H * j->T * j->T;
+    for (size_t b = b0; b < b1; b++) {
+        act_layer *L = j->L;
+        if (!j->backward)
+            nn_attention_forward(L->ao + b * row, L->att + b * att, L->q + b * row, L->kx + b * row, L->vx + b * row,
+                                 NULL, 1, j->T, j->C, j->H);
+        else
+            nn_attention_backward(a->dq + b * row, a->dkx + b * row, a->dvx + b * row, j->dout + b * row,
+                                  L->att + b * att, L->q + b * row, L->kx + b * row, L->vx + b * row, 1, j->T, j->C,
+                                  j->H, a->scratch + (size_t)thread * j->T);
+    }
+}
+
+static void attention(nn_llama *m, act_layer *L, const float *dout, int B, int T, int C, int H, bool backward) {
+    attn_job j = {m, L, dout, T, C, H, backward};
+    if (m->pool && B > 1) pool_for(m->pool, (size_t)B, attn_seqs, &j);
+    else attn_seqs(&j, 0, (size_t)B, 0);
+}
+
 float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *targets, int B, int T) {
     const nn_llama_config *c = &m->c;
     acts_ensure(m, B, T);
@@ -295,7 +327,7 @@ float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *target
         rope_rows(m, L->k, B, T, Hkv, false);
         expand_kv(L->kx, L->k, N, H, Hkv, S);
         expand_kv(L->vx, L->v, N, H, Hkv, S);
-        nn_attention_forward(L->ao, L->att, L->q, L->kx, L->vx, NULL, B, T, DQ, H);
+        attention(m, L, NULL, B, T, DQ, H, false);
         float *x_mid = L->x_mid;
         lin(m, l, NN_LORA_O, x_mid, L->ao, P->wo, NULL, N, DQ, D);
         for (size_t i = 0; i < (size_t)N * D; i++) x_mid[i] += L->x_in[i];
@@ -316,7 +348,7 @@ float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *target
     nn_matmul_forward(m->logits, a->hf, m->p.output, NULL, N, D, V);
     (void)DKV;
     m->has_targets = targets != NULL;
-    return targets ? nn_softmax_ce(m->logits, targets, N, V) : 0;
+    return targets ? nn_softmax_ce_pool(m->pool, m->logits, targets, N, V) : 0;
 }
 
 void nn_llama_backward(nn_llama *m) {
@@ -351,7 +383,7 @@ void nn_llama_backward(nn_llama *m) {
         memset(a->dq, 0, (size_t)N * DQ * 4);
         memset(a->dkx, 0, (size_t)N * DQ * 4);
         memset(a->dvx, 0, (size_t)N * DQ * 4);
-        nn_attention_backward(a->dq, a->dkx, a->dvx, a->dao, L->att, L->q, L->kx, L->vx, B, T, DQ, H, a->scratch);
+        attention(m, L, a->dao, B, T, DQ, H, true);
         reduce_kv(a->dk, a->dkx, N, H, Hkv, S);
         reduce_kv(a->dv, a->dvx, N, H, Hkv, S);
         rope_rows(m, a->dq, B, T, H, true);

@@ -123,6 +123,7 @@ typedef struct nn_llama {
     bool has_targets;
     struct nn_llama_acts *a;
     nn_lora *lora;   /* adapters trained (or applied) beside the weights, or NULL */
+    pool *pool;      /* borrowed: the serial parts (attention, the loss) split over it; NULL: serial */
     bool freeze;     /* the base weights get no gradients (LoRA training) */
 } nn_llama;
 
