@@ -419,6 +419,13 @@ int cmd_llm_bench(cli_args *a) {
     }
     const char *path = cli_opt_get(a, "model");
     if (!path) return cli_usage_error(a, "--model is required");
+    /* --ttft P,C: the agent's turn: a P-token prompt from nothing, and the
+     * same prompt with its first C tokens already in the cache. */
+    long t_prompt = 0, t_cached = 0;
+    const char *tt = cli_opt_get(a, "ttft");
+    if (tt && (sscanf(tt, "%ld,%ld", &t_prompt, &t_cached) != 2 || t_prompt < 1 || t_cached < 0 ||
+               t_cached >= t_prompt || t_prompt > (1 << 20)))
+        return cli_usage_error(a, "--ttft takes PROMPT,CACHED tokens (e.g. 1500,1200; CACHED < PROMPT)");
     tailor_error err = {0};
     llm_model *m;
     if (llm_model_load(path, &m, &err) < 0) return cli_fail(&err);
@@ -431,13 +438,15 @@ int cmd_llm_bench(cli_args *a) {
                "tg tok/s", "MB/tok", "tg GB/s", "read GB/s", "bound");
     rng r;
     rng_seed(&r, 1);
-    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)(n_pp + 1));
-    for (long i = 0; i < n_pp + 1; i++) toks[i] = (int32_t)rng_below(&r, (uint64_t)m->hp.n_vocab);
+    long n_toks = (n_pp > t_prompt ? n_pp : t_prompt) + 1;
+    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)n_toks);
+    for (long i = 0; i < n_toks; i++) toks[i] = (int32_t)rng_below(&r, (uint64_t)m->hp.n_vocab);
     int rc = 0;
     for (int ti = 0; ti < nthr; ti++) {
         llm_ctx_params cp = llm_ctx_default_params();
         cp.n_threads = (int32_t)thr[ti];
         cp.n_ctx = (int32_t)(n_pp > n_tg ? n_pp : n_tg) + 16;
+        if (t_prompt + 16 > cp.n_ctx) cp.n_ctx = (int32_t)t_prompt + 16;
         llm_ctx *c;
         if (llm_ctx_new(m, cp, &c, &err) < 0) {
             rc = cli_fail(&err);
@@ -461,6 +470,18 @@ int cmd_llm_bench(cli_args *a) {
                 tg_s += timer_seconds_since(t0);
             }
         }
+        double cold_s = 0, warm_s = 0;
+        for (long rep = 0; rep < reps && rc == 0 && t_prompt; rep++) {
+            llm_ctx_truncate(c, 0);
+            uint64_t t0 = timer_now_ns();
+            if (llm_decode(c, toks, (int32_t)t_prompt, false, &err) < 0) rc = cli_fail(&err);
+            cold_s += timer_seconds_since(t0);
+            llm_ctx_truncate(c, (int32_t)t_cached); /* the prefix stays, the rest is new */
+            t0 = timer_now_ns();
+            if (!rc && llm_decode(c, toks + t_cached, (int32_t)(t_prompt - t_cached), false, &err) < 0)
+                rc = cli_fail(&err);
+            warm_s += timer_seconds_since(t0);
+        }
         double pp = pp_s > 0 ? (double)(n_pp * reps) / pp_s : 0, tg = tg_s > 0 ? (double)(n_tg * reps) / tg_s : 0;
         /* The bound: tokens/s <= read bandwidth / bytes read per token,
          * with the bandwidth measured now, at this thread count. */
@@ -470,11 +491,16 @@ int cmd_llm_bench(cli_args *a) {
         if (json)
             printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %ld, \"pp\": {\"tokens\": %ld, \"tok_s\": %.2f}, "
                    "\"tg\": {\"tokens\": %ld, \"tok_s\": %.2f}, \"bytes_per_token\": %zu, \"bandwidth_gbs\": %.2f, "
-                   "\"percent_of_bound\": %.1f, \"ttft_s\": %.4f}\n",
-                   name, model_type_name(m), thr[ti], n_pp, pp, n_tg, tg, bpt, bw, pct, ttft);
+                   "\"percent_of_bound\": %.1f, \"ttft_s\": %.4f, \"agent_ttft\": {\"prompt\": %ld, \"cached\": %ld, "
+                   "\"cold_s\": %.4f, \"cached_s\": %.4f}}\n",
+                   name, model_type_name(m), thr[ti], n_pp, pp, n_tg, tg, bpt, bw, pct, ttft, t_prompt, t_cached,
+                   t_prompt ? cold_s / reps : 0, t_prompt ? warm_s / reps : 0);
         else
             printf("%-16s %-7s %3ld %9.1f %8.3f %9.1f %7.1f %8.2f %8.1f %5.0f%%\n", name, model_type_name(m), thr[ti], pp,
                    ttft, tg, (double)bpt / 1e6, tg * (double)bpt / 1e9, bw, pct);
+        if (t_prompt && !json)
+            printf("  ttft: %ld-token prompt %.3f s; with the first %ld cached %.3f s (%.1fx sooner)\n", t_prompt,
+                   cold_s / reps, t_cached, warm_s / reps, warm_s > 0 ? cold_s / warm_s : 0);
         fflush(stdout);
         llm_ctx_free(c);
     }

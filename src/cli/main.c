@@ -516,6 +516,7 @@ static const cli_cmd COMMANDS[] = {
       {"gen", 'n', "N", "generated tokens (default 64; 0 = skip)"},
       {"reps", 'r', "N", "repetitions (default 3)"},
       {"no-bandwidth", 0, NULL, "skip the bandwidth measurement (it reads 1 GiB)"},
+      {"ttft", 0, "P,C", "also the time to the first token of a P-token prompt, cold and with C tokens cached (1500,1200)"},
       {"json", 0, NULL, "one JSON object per thread count"}},
      cmd_llm_bench},
     {"stats", "", "counts, density, sequence-length and item-popularity distributions", NULL, 0, 0,

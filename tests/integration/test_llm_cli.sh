@@ -158,5 +158,9 @@ has "$W/err" "smollm2-135m" "synth lists shapes"
 expect 0 "bench" -- "$T" llm bench -m "$S/stories260K.gguf" -p 16 -n 8 -r 1 -t 1 --json --no-bandwidth
 has "$W/out" '"tg": {"tokens": 8' "bench json"
 has "$W/out" '"percent_of_bound": ' "bench json bound"
+expect 0 "bench ttft" -- "$T" llm bench -m "$S/stories260K.gguf" -p 0 -n 0 -r 1 -t 1 --no-bandwidth --ttft 200,150
+has "$W/out" "200-token prompt" "ttft from nothing"
+has "$W/out" "with the first 150 cached" "ttft with the prefix cached"
+expect 64 "bench ttft cached >= prompt" -- "$T" llm bench -m "$S/stories260K.gguf" --ttft 100,100
 
 finish
