@@ -306,13 +306,62 @@ static int experiment_cold(cli_args *a) {
     return rc ? cli_fail(&err) : EX_OK;
 }
 
+/* experiment llm-ranker: a language model re-ranking a retriever's top. */
+static int experiment_llm_ranker(cli_args *a) {
+    eval_llmrank_params p = eval_llmrank_default_params();
+    long cands, hist, users, ctx, threads;
+    if (!cli_opt_int(a, "candidates", 20, 2, 26, &cands)) return cli_usage_error(a, "--candidates takes 2 to 26");
+    if (!cli_opt_int(a, "history", 10, 1, 200, &hist)) return cli_usage_error(a, "--history takes 1 to 200");
+    if (!cli_opt_int(a, "users", 200, 1, 10000000, &users)) return cli_usage_error(a, "--users takes a number");
+    if (!cli_opt_int(a, "ctx", 2048, 64, 1 << 20, &ctx)) return cli_usage_error(a, "bad --ctx");
+    if (!cli_opt_int(a, "threads", 0, 0, 1024, &threads)) return cli_usage_error(a, "bad --threads");
+    p.candidates = (int)cands, p.history = (int)hist, p.users = (int)users;
+    if (cli_opt_get(a, "retriever")) p.retriever = cli_opt_get(a, "retriever");
+    if (cli_opt_get(a, "seed")) p.seed = strtoull(cli_opt_get(a, "seed"), NULL, 10);
+    p.export_path = cli_opt_get(a, "export");
+    const char *model = cli_opt_get(a, "model");
+    if (!p.export_path && !model) return cli_usage_error(a, "--model FILE.gguf ranks (or --export FILE writes examples)");
+    int code;
+    store *s = cli_open_store(a, true, &code);
+    if (!s) return code;
+    tailor_error err = {0};
+    llm_model *m = NULL;
+    llm_ctx *c = NULL;
+    int rc = 0;
+    if (!p.export_path) {
+        llm_ctx_params cp = llm_ctx_default_params();
+        cp.n_ctx = (int32_t)ctx, cp.n_threads = (int32_t)threads;
+        rc = llm_model_load(model, &m, &err);
+        if (!rc) rc = llm_ctx_new(m, cp, &c, &err);
+        if (!rc && (code = cli_lora_opts(a, c))) {
+            llm_ctx_free(c);
+            llm_model_free(m);
+            store_close(s);
+            return code;
+        }
+        p.lm = m, p.ctx = c;
+    }
+    sb json;
+    sb_init(&json);
+    if (!rc) rc = eval_llm_ranker(s, p, stdout, &json, &err);
+    if (!rc) rc = write_json_opt(a, &json, &err);
+    sb_deinit(&json);
+    llm_ctx_free(c);
+    llm_model_free(m);
+    store_close(s);
+    return rc ? cli_fail(&err) : EX_OK;
+}
+
 int cmd_experiment(cli_args *a) {
     const char *name = a->pos[0];
+    if (!strcmp(name, "llm-ranker")) return experiment_llm_ranker(a);
     if (!strcmp(name, "hallucination")) return experiment_hallucination(a);
     if (!strcmp(name, "cold-items")) return experiment_cold(a);
     bool latency = !strcmp(name, "tool-latency"), stress = !strcmp(name, "context-stress");
     if (!latency && !stress)
-        return cli_usage_error(a, "no experiment '%s' (experiments: tool-latency, context-stress, hallucination, cold-items)",
+        return cli_usage_error(a,
+                               "no experiment '%s' (experiments: tool-latency, context-stress, hallucination, cold-items, "
+                               "llm-ranker)",
                                name);
     long rounds, budget, turns;
     if (!cli_opt_int(a, "rounds", 10, 1, 10000, &rounds)) return cli_usage_error(a, "--rounds takes a number");

@@ -288,7 +288,7 @@ static const cli_cmd COMMANDS[] = {
      {{"json", 0, NULL, "print {\"keys\": [...]}"}}, cmd_keys_list},
     {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{0}},
      cmd_keys_revoke},
-    {"experiment", "NAME", "measure the system: tool-latency, context-stress, hallucination, cold-items",
+    {"experiment", "NAME", "measure the system: tool-latency, context-stress, hallucination, cold-items, llm-ranker",
      "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"
      "(context, intent, tools, answer, store, the whole turn) mean, p50, p99 and max in ms.\n"
      "context-stress: facts stated through a conversation of --turns turns in a context of\n"
@@ -299,7 +299,10 @@ static const cli_cmd COMMANDS[] = {
      "hits@1/10, MRR and how often the answer is no entity or a false one (--report DIR: a chart).\n"
      "cold-items: hide --hide of the items with --min-events events (all their events) and rank them\n"
      "for the users who had them by knowledge-graph neighbours, text vectors (tailor index build) and\n"
-     "both: recall@k and NDCG@k, against random.",
+     "both: recall@k and NDCG@k, against random.\n"
+     "llm-ranker: a retriever's top candidates re-ranked by a language model (--model, --lora) reading\n"
+     "the user's recent titles, one letter per candidate scored by its logit; HR@10 and NDCG@10 against\n"
+     "the retriever alone (leave-one-out). --export FILE writes fine-tuning examples for llm finetune.",
      1, 1,
      {BACKEND_OPTS,
       {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},
@@ -313,7 +316,12 @@ static const cli_cmd COMMANDS[] = {
       {"hide", 0, "SHARE", "cold-items: share of the items hidden (default 0.1)"},
       {"min-events", 0, "N", "cold-items: items with fewer events are never hidden (default 5)"},
       {"k", 'k', "N", "cold-items: cut-off of recall and NDCG (default 20)"},
-      {"index", 0, "FILE", "cold-items: the item vectors (default DB.index/items.tvec, when there)"}},
+      {"index", 0, "FILE", "cold-items: the item vectors (default DB.index/items.tvec, when there)"},
+      {"retriever", 0, "KIND", "llm-ranker: the model proposing candidates (default als)"},
+      {"candidates", 0, "N", "llm-ranker: candidates re-ranked, 2 to 26 (default 20)"},
+      {"history", 0, "N", "llm-ranker: recent items the prompt shows (default 10)"},
+      {"users", 0, "N", "llm-ranker: test users at most (default 200)"},
+      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring"}},
      cmd_experiment},
     {"models list", "", "the trained models: kind, when, file size, last evaluation, which is active", NULL, 0,
      0, {{"json", 0, NULL, "print JSON"}}, cmd_models_list},

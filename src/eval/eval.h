@@ -274,4 +274,19 @@ eval_cold_params eval_cold_default_params(void);
  * "results": [{"method", "recall": {"mean", "ci95"}, "ndcg": {...}}]}. */
 int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_error *err);
 
+/* ---- tailor experiment llm-ranker (llmrank.c) --------------------------- */
+
+typedef struct eval_llmrank_params {
+    const char *retriever;   /* rec kind proposing candidates (default als) */
+    int candidates;          /* 2..26, one letter each (default 20) */
+    int history;             /* recent items shown (default 10) */
+    int users;               /* test users at most (default 200) */
+    uint64_t seed;
+    const char *export_path; /* write training examples (JSON Lines) instead of measuring */
+    struct llm_model *lm;    /* the ranker (with its context, adapter applied) */
+    struct llm_ctx *ctx;
+} eval_llmrank_params;
+eval_llmrank_params eval_llmrank_default_params(void);
+int eval_llm_ranker(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err);
+
 #endif /* TAILOR_EVAL_H */

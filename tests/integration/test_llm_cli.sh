@@ -75,6 +75,18 @@ expect 65 "a bad example" -- "$T" -q llm finetune -m "$BASE" --data "$W/badft.js
 has "$W/err" "badft.jsonl:2" "the line is named"
 expect 64 "--full with LoRA options" -- "$T" -q llm finetune -m "$BASE" --data "$W/genres.jsonl" -o "$W/x.gguf" --full --lora-rank 4
 
+# The language model as a re-ranker: examples for fine-tuning, then the
+# retriever's top 20 re-ranked by a model's letter logits on 20 users.
+expect 0 "ml-100k for the ranker" -- "$T" -q --db "$W/rk.db" import movielens "$DATA/ml-100k"
+expect 0 "llm-ranker --export" -- "$T" --db "$W/rk.db" experiment llm-ranker --retriever itemknn --export "$W/rk.jsonl"
+has "$W/out" "training examples" "export says what it wrote"
+[ "$(wc -l <"$W/rk.jsonl")" -gt 50 ] && grep -q '"completion":" [A-T]"' "$W/rk.jsonl" && ok || bad "no fine-tuning examples"
+expect 0 "llm-ranker" -- "$T" --db "$W/rk.db" experiment llm-ranker --retriever itemknn -m "$BASE" --users 20 -t 2 --json "$W/rk.json"
+has "$W/out" "language model re-ranking its top 20" "the re-ranked row"
+has "$W/rk.json" '"reranked_metrics":{"hr@10":' "json figures"
+expect 64 "llm-ranker without a model" -- "$T" --db "$W/rk.db" experiment llm-ranker
+expect 64 "27 candidates" -- "$T" --db "$W/rk.db" experiment llm-ranker -m "$BASE" --candidates 27
+
 # Every .inp/.out pair of the upstream tokenizer tests (no BOS, no special parsing).
 for g in "$DATA"/tokenizer-refs-llamacpp/ggml-vocab-*.gguf; do
     name=$(basename "$g" .gguf)
