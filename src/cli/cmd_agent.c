@@ -306,10 +306,13 @@ static int experiment_cold(cli_args *a) {
     return rc ? cli_fail(&err) : EX_OK;
 }
 
-/* experiment llm-ranker: a language model re-ranking a retriever's top. */
-static int experiment_llm_ranker(cli_args *a) {
+/* experiment llm-ranker: a language model re-ranking a retriever's top;
+ * icl-shots: the same with 0, 2 and 5 in-context examples. */
+static int experiment_llm_ranker(cli_args *a, bool icl) {
     eval_llmrank_params p = eval_llmrank_default_params();
-    long cands, hist, users, ctx, threads;
+    long cands, hist, users, ctx, threads, shots;
+    if (!cli_opt_int(a, "shots", 0, 0, 20, &shots)) return cli_usage_error(a, "--shots takes 0 to 20");
+    if (icl && cli_opt_get(a, "export")) return cli_usage_error(a, "icl-shots measures; --export is llm-ranker's");
     if (!cli_opt_int(a, "candidates", 20, 2, 26, &cands)) return cli_usage_error(a, "--candidates takes 2 to 26");
     if (!cli_opt_int(a, "history", 10, 1, 200, &hist)) return cli_usage_error(a, "--history takes 1 to 200");
     if (!cli_opt_int(a, "users", 200, 1, 10000000, &users)) return cli_usage_error(a, "--users takes a number");
@@ -343,7 +346,18 @@ static int experiment_llm_ranker(cli_args *a) {
     }
     sb json;
     sb_init(&json);
-    if (!rc) rc = eval_llm_ranker(s, p, stdout, &json, &err);
+    static const int ICL[] = {0, 2, 5};
+    int runs = icl ? 3 : 1;
+    if (icl) sb_puts(&json, "{\"experiment\":\"icl-shots\",\"runs\":[");
+    for (int i = 0; i < runs && !rc; i++) {
+        p.shots = icl ? ICL[i] : (int)shots;
+        if (i) {
+            sb_putc(&json, ',');
+            printf("\n");
+        }
+        rc = eval_llm_ranker(s, p, stdout, &json, &err);
+    }
+    if (icl) sb_puts(&json, "]}");
     if (!rc) rc = write_json_opt(a, &json, &err);
     sb_deinit(&json);
     llm_ctx_free(c);
@@ -354,14 +368,14 @@ static int experiment_llm_ranker(cli_args *a) {
 
 int cmd_experiment(cli_args *a) {
     const char *name = a->pos[0];
-    if (!strcmp(name, "llm-ranker")) return experiment_llm_ranker(a);
+    if (!strcmp(name, "llm-ranker") || !strcmp(name, "icl-shots")) return experiment_llm_ranker(a, name[0] == 'i');
     if (!strcmp(name, "hallucination")) return experiment_hallucination(a);
     if (!strcmp(name, "cold-items")) return experiment_cold(a);
     bool latency = !strcmp(name, "tool-latency"), stress = !strcmp(name, "context-stress");
     if (!latency && !stress)
         return cli_usage_error(a,
                                "no experiment '%s' (experiments: tool-latency, context-stress, hallucination, cold-items, "
-                               "llm-ranker)",
+                               "llm-ranker, icl-shots)",
                                name);
     long rounds, budget, turns;
     if (!cli_opt_int(a, "rounds", 10, 1, 10000, &rounds)) return cli_usage_error(a, "--rounds takes a number");

@@ -288,7 +288,7 @@ static const cli_cmd COMMANDS[] = {
      {{"json", 0, NULL, "print {\"keys\": [...]}"}}, cmd_keys_list},
     {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{0}},
      cmd_keys_revoke},
-    {"experiment", "NAME", "measure the system: tool-latency, context-stress, hallucination, cold-items, llm-ranker",
+    {"experiment", "NAME", "measure the system: tool-latency, context-stress, hallucination, cold-items, llm-ranker, icl-shots",
      "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"
      "(context, intent, tools, answer, store, the whole turn) mean, p50, p99 and max in ms.\n"
      "context-stress: facts stated through a conversation of --turns turns in a context of\n"
@@ -302,7 +302,8 @@ static const cli_cmd COMMANDS[] = {
      "both: recall@k and NDCG@k, against random.\n"
      "llm-ranker: a retriever's top candidates re-ranked by a language model (--model, --lora) reading\n"
      "the user's recent titles, one letter per candidate scored by its logit; HR@10 and NDCG@10 against\n"
-     "the retriever alone (leave-one-out). --export FILE writes fine-tuning examples for llm finetune.",
+     "the retriever alone (leave-one-out). --export FILE writes fine-tuning examples for llm finetune.\n"
+     "icl-shots: llm-ranker with 0, 2 and 5 examples from each user's own history in the prompt.",
      1, 1,
      {BACKEND_OPTS,
       {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},
@@ -321,7 +322,8 @@ static const cli_cmd COMMANDS[] = {
       {"candidates", 0, "N", "llm-ranker: candidates re-ranked, 2 to 26 (default 20)"},
       {"history", 0, "N", "llm-ranker: recent items the prompt shows (default 10)"},
       {"users", 0, "N", "llm-ranker: test users at most (default 200)"},
-      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring"}},
+      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring"},
+      {"shots", 0, "N", "llm-ranker: in-context examples from the user's history (default 0)"}},
      cmd_experiment},
     {"models list", "", "the trained models: kind, when, file size, last evaluation, which is active", NULL, 0,
      0, {{"json", 0, NULL, "print JSON"}}, cmd_models_list},

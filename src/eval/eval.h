@@ -281,6 +281,7 @@ typedef struct eval_llmrank_params {
     int candidates;          /* 2..26, one letter each (default 20) */
     int history;             /* recent items shown (default 10) */
     int users;               /* test users at most (default 200) */
+    int shots;               /* in-context examples from the user's own history before the question (0) */
     uint64_t seed;
     const char *export_path; /* write training examples (JSON Lines) instead of measuring */
     struct llm_model *lm;    /* the ranker (with its context, adapter applied) */

@@ -53,12 +53,39 @@ static int recent(const eval_csr *c, int32_t u, int want, int32_t *out) {
 
 static void prompt_of(pz_engine *e, const eval_split *s, const int32_t *hist, int nh, const int32_t *cand, int nc,
                       sb *out) {
-    sb_clear(out);
     sb_puts(out, "A user's recent items, oldest first:\n");
     for (int i = 0; i < nh; i++) sb_printf(out, "- %s\n", title_of(e, s->item_ext[hist[i]]));
     sb_puts(out, "Candidates:\n");
     for (int i = 0; i < nc; i++) sb_printf(out, "%c. %s\n", 'A' + i, title_of(e, s->item_ext[cand[i]]));
     sb_puts(out, "The item the user chooses next is\nAnswer:");
+}
+
+/* In-context examples from the user's own earlier history (ordered, n
+ * items): shot j asks for the (j+1)-th most recent item among it and four
+ * items the user never had, after the history items before it. */
+#define SHOT_CANDS 5
+static void shots_of(pz_engine *e, const eval_split *s, const eval_csr *c, int32_t u, const int32_t *ordered, int n,
+                     int shots, int history, rng *g, sb *out) {
+    for (int j = shots; j >= 1; j--) {
+        int at = n - j; /* the target's position; the query uses the most recent items after it */
+        if (at < 1) continue;
+        int from = at - history > 0 ? at - history : 0;
+        int32_t cand[SHOT_CANDS];
+        int right = (int)rng_below(g, SHOT_CANDS), k = 0;
+        while (k < SHOT_CANDS) {
+            if (k == right) {
+                cand[k++] = ordered[at];
+                continue;
+            }
+            int32_t x = (int32_t)rng_below(g, (uint64_t)s->n_items);
+            bool had = false;
+            for (int64_t a = c->ptr[u]; a < c->ptr[u + 1] && !had; a++) had = c->idx[a] == x;
+            for (int q = 0; q < k && !had; q++) had = cand[q] == x;
+            if (!had && x != ordered[at]) cand[k++] = x;
+        }
+        prompt_of(e, s, ordered + from, at - from, cand, SHOT_CANDS, out);
+        sb_printf(out, " %c\n\n", 'A' + right);
+    }
 }
 
 /* The token of " X" after the prompt's "Answer:" for each letter: what the
@@ -138,6 +165,7 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
                 if (cand[i] == target) at = i;
             if (at < 0) continue;
             int nh = recent(&s.val_train, u, p.history, hist);
+            sb_clear(&prompt);
             prompt_of(e, &s, hist, nh, cand, nc, &prompt);
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "prompt", sb_str(&prompt));
@@ -185,6 +213,14 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
             eval_user_metrics(cand, n, &target, 1, 10, m);
             hr_r[i] = m[EVAL_M_HR], nd_r[i] = m[EVAL_M_NDCG];
             for (int c = 0; c < nc; c++) in_cands += cand[c] == target;
+            sb_clear(&prompt);
+            if (p.shots > 0) {
+                int64_t len = s.train.ptr[u + 1] - s.train.ptr[u];
+                int32_t *ordered = xmalloc(((size_t)len + 1) * sizeof *ordered);
+                int n_ord = recent(&s.train, u, (int)len, ordered);
+                shots_of(e, &s, &s.train, u, ordered, n_ord, p.shots, p.history, &g, &prompt);
+                free(ordered);
+            }
             int nh = recent(&s.train, u, p.history, hist);
             prompt_of(e, &s, hist, nh, cand, nc, &prompt);
             int64_t nt;
@@ -220,24 +256,25 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
             eval_stat a = eval_stat_of(hr_r, n_eval), b = eval_stat_of(nd_r, n_eval), c = eval_stat_of(hr_l, n_eval),
                       d = eval_stat_of(nd_l, n_eval);
             eval_paired pn = eval_paired_test(nd_l, nd_r, n_eval), ph = eval_paired_test(hr_l, hr_r, n_eval);
-            fprintf(f, "leave-one-out, %d test users; the %s retriever's top %d hold the next item for %.1f%% of them\n\n",
-                    n_eval, p.retriever, K, n_eval ? 100.0 * in_cands / n_eval : 0);
+            fprintf(f, "leave-one-out, %d test users; the %s retriever's top %d hold the next item for %.1f%% of them%s\n\n",
+                    n_eval, p.retriever, K, n_eval ? 100.0 * in_cands / n_eval : 0,
+                    p.shots ? "; in-context examples from each user's own history" : "");
             fprintf(f, "| ranking | HR@10 | 95%% interval | NDCG@10 | 95%% interval |\n|---|---:|---|---:|---|\n");
             fprintf(f, "| %s (retriever) | %.4f | %.4f-%.4f | %.4f | %.4f-%.4f |\n", p.retriever, a.mean, a.lo, a.hi,
                     b.mean, b.lo, b.hi);
-            fprintf(f, "| language model re-ranking its top %d | %.4f | %.4f-%.4f | %.4f | %.4f-%.4f |\n", K, c.mean,
-                    c.lo, c.hi, d.mean, d.lo, d.hi);
+            fprintf(f, "| language model re-ranking its top %d, %d shots | %.4f | %.4f-%.4f | %.4f | %.4f-%.4f |\n", K,
+                    p.shots, c.mean, c.lo, c.hi, d.mean, d.lo, d.hi);
             fprintf(f, "\nre-ranked minus retriever: HR@10 %+.4f (%+.4f to %+.4f, p %.3f), NDCG@10 %+.4f (%+.4f to "
                        "%+.4f, p %.3f)\n",
                     ph.diff, ph.lo, ph.hi, ph.p_value, pn.diff, pn.lo, pn.hi, pn.p_value);
             fprintf(f, "retriever trained in %.1f s; the model read %lld prompt tokens in %.1f s (%.1f ms per user)\n",
                     fit_s, (long long)tokens, rank_s, n_eval ? 1000 * rank_s / n_eval : 0);
             sb_printf(json,
-                      "{\"experiment\":\"llm-ranker\",\"retriever\":\"%s\",\"candidates\":%d,\"users\":%d,"
+                      "{\"experiment\":\"llm-ranker\",\"shots\":%d,\"retriever\":\"%s\",\"candidates\":%d,\"users\":%d,"
                       "\"in_candidates\":%.6f,\"retriever_metrics\":{\"hr@10\":%.6f,\"ndcg@10\":%.6f},"
                       "\"reranked_metrics\":{\"hr@10\":%.6f,\"ndcg@10\":%.6f},\"ndcg_diff\":{\"mean\":%.6f,"
                       "\"lo\":%.6f,\"hi\":%.6f,\"p\":%.6f},\"ms_per_user\":%.3f}",
-                      p.retriever, K, n_eval, n_eval ? (double)in_cands / n_eval : 0, a.mean, b.mean, c.mean, d.mean,
+                      p.shots, p.retriever, K, n_eval, n_eval ? (double)in_cands / n_eval : 0, a.mean, b.mean, c.mean, d.mean,
                       pn.diff, pn.lo, pn.hi, pn.p_value, n_eval ? 1000 * rank_s / n_eval : 0);
         }
         free(reranked), free(order), free(hr_r), free(nd_r), free(hr_l), free(nd_l);

@@ -84,6 +84,9 @@ has "$W/out" "training examples" "export says what it wrote"
 expect 0 "llm-ranker" -- "$T" --db "$W/rk.db" experiment llm-ranker --retriever itemknn -m "$BASE" --users 20 -t 2 --json "$W/rk.json"
 has "$W/out" "language model re-ranking its top 20" "the re-ranked row"
 has "$W/rk.json" '"reranked_metrics":{"hr@10":' "json figures"
+expect 0 "icl-shots" -- "$T" --db "$W/rk.db" experiment icl-shots --retriever itemknn -m "$BASE" --users 5 -t 2 --json "$W/icl.json"
+has "$W/out" "top 20, 5 shots" "the 5-shot row"
+has "$W/icl.json" '"runs":[{"experiment":"llm-ranker","shots":0' "icl json"
 expect 64 "llm-ranker without a model" -- "$T" --db "$W/rk.db" experiment llm-ranker
 expect 64 "27 candidates" -- "$T" --db "$W/rk.db" experiment llm-ranker -m "$BASE" --candidates 27
 
