@@ -312,7 +312,8 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     eval_llmrank_params p = eval_llmrank_default_params();
     long cands, hist, users, ctx, threads, shots;
     if (!cli_opt_int(a, "shots", 0, 0, 20, &shots)) return cli_usage_error(a, "--shots takes 0 to 20");
-    if (icl && cli_opt_get(a, "export")) return cli_usage_error(a, "icl-shots measures; --export is llm-ranker's");
+    if ((icl || !strcmp(a->pos[0], "llm-generative")) && cli_opt_get(a, "export"))
+        return cli_usage_error(a, "%s measures; --export is llm-ranker's", a->pos[0]);
     if (!cli_opt_int(a, "candidates", 20, 2, 26, &cands)) return cli_usage_error(a, "--candidates takes 2 to 26");
     if (!cli_opt_int(a, "history", 10, 1, 200, &hist)) return cli_usage_error(a, "--history takes 1 to 200");
     if (!cli_opt_int(a, "users", 200, 1, 10000000, &users)) return cli_usage_error(a, "--users takes a number");
@@ -348,6 +349,8 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     sb_init(&json);
     static const int ICL[] = {0, 2, 5};
     int runs = icl ? 3 : 1;
+    bool generative = !strcmp(a->pos[0], "llm-generative");
+    if (generative) runs = 1;
     if (icl) sb_puts(&json, "{\"experiment\":\"icl-shots\",\"runs\":[");
     for (int i = 0; i < runs && !rc; i++) {
         p.shots = icl ? ICL[i] : (int)shots;
@@ -355,7 +358,7 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
             sb_putc(&json, ',');
             printf("\n");
         }
-        rc = eval_llm_ranker(s, p, stdout, &json, &err);
+        rc = generative ? eval_llm_generative(s, p, stdout, &json, &err) : eval_llm_ranker(s, p, stdout, &json, &err);
     }
     if (icl) sb_puts(&json, "]}");
     if (!rc) rc = write_json_opt(a, &json, &err);
@@ -368,14 +371,15 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
 
 int cmd_experiment(cli_args *a) {
     const char *name = a->pos[0];
-    if (!strcmp(name, "llm-ranker") || !strcmp(name, "icl-shots")) return experiment_llm_ranker(a, name[0] == 'i');
+    if (!strcmp(name, "llm-ranker") || !strcmp(name, "icl-shots") || !strcmp(name, "llm-generative"))
+        return experiment_llm_ranker(a, name[0] == 'i');
     if (!strcmp(name, "hallucination")) return experiment_hallucination(a);
     if (!strcmp(name, "cold-items")) return experiment_cold(a);
     bool latency = !strcmp(name, "tool-latency"), stress = !strcmp(name, "context-stress");
     if (!latency && !stress)
         return cli_usage_error(a,
                                "no experiment '%s' (experiments: tool-latency, context-stress, hallucination, cold-items, "
-                               "llm-ranker, icl-shots)",
+                               "llm-ranker, icl-shots, llm-generative)",
                                name);
     long rounds, budget, turns;
     if (!cli_opt_int(a, "rounds", 10, 1, 10000, &rounds)) return cli_usage_error(a, "--rounds takes a number");

@@ -288,7 +288,8 @@ static const cli_cmd COMMANDS[] = {
      {{"json", 0, NULL, "print {\"keys\": [...]}"}}, cmd_keys_list},
     {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{0}},
      cmd_keys_revoke},
-    {"experiment", "NAME", "measure the system: tool-latency, context-stress, hallucination, cold-items, llm-ranker, icl-shots",
+    {"experiment", "NAME",
+     "measure the system: tool-latency, context-stress, hallucination, cold-items, llm-ranker, icl-shots, llm-generative",
      "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"
      "(context, intent, tools, answer, store, the whole turn) mean, p50, p99 and max in ms.\n"
      "context-stress: facts stated through a conversation of --turns turns in a context of\n"
@@ -303,7 +304,9 @@ static const cli_cmd COMMANDS[] = {
      "llm-ranker: a retriever's top candidates re-ranked by a language model (--model, --lora) reading\n"
      "the user's recent titles, one letter per candidate scored by its logit; HR@10 and NDCG@10 against\n"
      "the retriever alone (leave-one-out). --export FILE writes fine-tuning examples for llm finetune.\n"
-     "icl-shots: llm-ranker with 0, 2 and 5 examples from each user's own history in the prompt.",
+     "icl-shots: llm-ranker with 0, 2 and 5 examples from each user's own history in the prompt.\n"
+     "llm-generative: the model writes the next item's title under a trie of the catalogue's titles\n"
+     "(beam search, width 20): HR@10 and NDCG@10 against the retriever's top 10.",
      1, 1,
      {BACKEND_OPTS,
       {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},

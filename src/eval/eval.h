@@ -289,5 +289,12 @@ typedef struct eval_llmrank_params {
 } eval_llmrank_params;
 eval_llmrank_params eval_llmrank_default_params(void);
 int eval_llm_ranker(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err);
+/* The generative recommender: the model writes the next item's title
+ * after the user's recent titles ("A user's recent items, oldest first: T1;
+ * T2; ...;", the form `llm train` data takes in docs/training.md), decoded
+ * under a trie of the catalogue's
+ * titles (every output is an item), beam search (width 20) giving the top
+ * 10; against the retriever's top 10 on the same users. */
+int eval_llm_generative(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err);
 
 #endif /* TAILOR_EVAL_H */

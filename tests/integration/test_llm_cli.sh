@@ -87,6 +87,11 @@ has "$W/rk.json" '"reranked_metrics":{"hr@10":' "json figures"
 expect 0 "icl-shots" -- "$T" --db "$W/rk.db" experiment icl-shots --retriever itemknn -m "$BASE" --users 5 -t 2 --json "$W/icl.json"
 has "$W/out" "top 20, 5 shots" "the 5-shot row"
 has "$W/icl.json" '"runs":[{"experiment":"llm-ranker","shots":0' "icl json"
+expect 0 "llm-generative" -- "$T" --db "$W/rk.db" experiment llm-generative --retriever itemknn -m "$BASE" --users 3 -t 2 --json "$W/gen.json"
+has "$W/out" "language model generating titles" "the generative row"
+# Every generated item is a catalogue item (the trie), and some were made.
+awk -F'"items_generated":' '{ split($2, a, ","); split($0, b, "\"in_catalogue\":"); split(b[2], c, ",");
+     exit !(a[1] + 0 > 0 && a[1] == c[1]) }' "$W/gen.json" && ok || bad "generated items outside the catalogue: $(cat "$W/gen.json")"
 expect 64 "llm-ranker without a model" -- "$T" --db "$W/rk.db" experiment llm-ranker
 expect 64 "27 candidates" -- "$T" --db "$W/rk.db" experiment llm-ranker -m "$BASE" --candidates 27
 
