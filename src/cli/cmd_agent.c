@@ -312,7 +312,7 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     eval_llmrank_params p = eval_llmrank_default_params();
     long cands, hist, users, ctx, threads, shots;
     if (!cli_opt_int(a, "shots", 0, 0, 20, &shots)) return cli_usage_error(a, "--shots takes 0 to 20");
-    if ((icl || !strcmp(a->pos[0], "llm-generative")) && cli_opt_get(a, "export"))
+    if (strcmp(a->pos[0], "llm-ranker") && cli_opt_get(a, "export"))
         return cli_usage_error(a, "%s measures; --export is llm-ranker's", a->pos[0]);
     if (!cli_opt_int(a, "candidates", 20, 2, 26, &cands)) return cli_usage_error(a, "--candidates takes 2 to 26");
     if (!cli_opt_int(a, "history", 10, 1, 200, &hist)) return cli_usage_error(a, "--history takes 1 to 200");
@@ -324,7 +324,9 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     if (cli_opt_get(a, "seed")) p.seed = strtoull(cli_opt_get(a, "seed"), NULL, 10);
     p.export_path = cli_opt_get(a, "export");
     const char *model = cli_opt_get(a, "model");
-    if (!p.export_path && !model) return cli_usage_error(a, "--model FILE.gguf ranks (or --export FILE writes examples)");
+    bool versus = !strcmp(a->pos[0], "llm-vs-traditional");
+    if (!p.export_path && !model && !versus)
+        return cli_usage_error(a, "--model FILE.gguf ranks (or --export FILE writes examples)");
     int code;
     store *s = cli_open_store(a, true, &code);
     if (!s) return code;
@@ -332,7 +334,7 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     llm_model *m = NULL;
     llm_ctx *c = NULL;
     int rc = 0;
-    if (!p.export_path) {
+    if (!p.export_path && model) {
         llm_ctx_params cp = llm_ctx_default_params();
         cp.n_ctx = (int32_t)ctx, cp.n_threads = (int32_t)threads;
         rc = llm_model_load(model, &m, &err);
@@ -349,8 +351,9 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     sb_init(&json);
     static const int ICL[] = {0, 2, 5};
     int runs = icl ? 3 : 1;
-    bool generative = !strcmp(a->pos[0], "llm-generative");
-    if (generative) runs = 1;
+    bool generative = !strcmp(a->pos[0], "llm-generative"), side = !strcmp(a->pos[0], "llm-vs-traditional");
+    if (generative || side) runs = 1;
+    p.quiet = a->quiet;
     if (icl) sb_puts(&json, "{\"experiment\":\"icl-shots\",\"runs\":[");
     for (int i = 0; i < runs && !rc; i++) {
         p.shots = icl ? ICL[i] : (int)shots;
@@ -358,7 +361,14 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
             sb_putc(&json, ',');
             printf("\n");
         }
-        rc = generative ? eval_llm_generative(s, p, stdout, &json, &err) : eval_llm_ranker(s, p, stdout, &json, &err);
+        if (side) {
+            const char *base = strrchr(a->db_path, '/');
+            rc = eval_llm_vs_traditional(s, p, cli_opt_get(a, "models") ? cli_opt_get(a, "models") : "pop,als,ease,sasrec",
+                                         base ? base + 1 : a->db_path, cli_opt_get(a, "report"), stdout, &json, &err);
+        } else {
+            rc = generative ? eval_llm_generative(s, p, stdout, &json, &err)
+                            : eval_llm_ranker(s, p, stdout, &json, &err);
+        }
     }
     if (icl) sb_puts(&json, "]}");
     if (!rc) rc = write_json_opt(a, &json, &err);
@@ -371,7 +381,8 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
 
 int cmd_experiment(cli_args *a) {
     const char *name = a->pos[0];
-    if (!strcmp(name, "llm-ranker") || !strcmp(name, "icl-shots") || !strcmp(name, "llm-generative"))
+    if (!strcmp(name, "llm-ranker") || !strcmp(name, "icl-shots") || !strcmp(name, "llm-generative") ||
+        !strcmp(name, "llm-vs-traditional"))
         return experiment_llm_ranker(a, name[0] == 'i');
     if (!strcmp(name, "hallucination")) return experiment_hallucination(a);
     if (!strcmp(name, "cold-items")) return experiment_cold(a);
@@ -379,7 +390,7 @@ int cmd_experiment(cli_args *a) {
     if (!latency && !stress)
         return cli_usage_error(a,
                                "no experiment '%s' (experiments: tool-latency, context-stress, hallucination, cold-items, "
-                               "llm-ranker, icl-shots, llm-generative)",
+                               "llm-ranker, icl-shots, llm-generative, llm-vs-traditional)",
                                name);
     long rounds, budget, turns;
     if (!cli_opt_int(a, "rounds", 10, 1, 10000, &rounds)) return cli_usage_error(a, "--rounds takes a number");

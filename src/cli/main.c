@@ -289,7 +289,7 @@ static const cli_cmd COMMANDS[] = {
     {"keys revoke", "KEY", "revoke an API key by id, prefix or name (401 from then on)", NULL, 1, 1, {{0}},
      cmd_keys_revoke},
     {"experiment", "NAME",
-     "measure the system: tool-latency, context-stress, hallucination, cold-items, llm-ranker, icl-shots, llm-generative",
+     "measure the system: agent latency and memory, hallucination, cold items, the LLM as recommender",
      "tool-latency: a suite of 30 requests through the agent, --rounds times; per step of a turn\n"
      "(context, intent, tools, answer, store, the whole turn) mean, p50, p99 and max in ms.\n"
      "context-stress: facts stated through a conversation of --turns turns in a context of\n"
@@ -306,7 +306,9 @@ static const cli_cmd COMMANDS[] = {
      "the retriever alone (leave-one-out). --export FILE writes fine-tuning examples for llm finetune.\n"
      "icl-shots: llm-ranker with 0, 2 and 5 examples from each user's own history in the prompt.\n"
      "llm-generative: the model writes the next item's title under a trie of the catalogue's titles\n"
-     "(beam search, width 20): HR@10 and NDCG@10 against the retriever's top 10.",
+     "(beam search, width 20): HR@10 and NDCG@10 against the retriever's top 10.\n"
+     "llm-vs-traditional: --models (default pop,als,ease,sasrec) and, with --model, llm-ranker and\n"
+     "llm-generative on the same users: the harness's table, paired tests, --report DIR (report.md, ndcg.svg).",
      1, 1,
      {BACKEND_OPTS,
       {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},
@@ -326,7 +328,8 @@ static const cli_cmd COMMANDS[] = {
       {"history", 0, "N", "llm-ranker: recent items the prompt shows (default 10)"},
       {"users", 0, "N", "llm-ranker: test users at most (default 200)"},
       {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring"},
-      {"shots", 0, "N", "llm-ranker: in-context examples from the user's history (default 0)"}},
+      {"shots", 0, "N", "llm-ranker: in-context examples from the user's history (default 0)"},
+      {"models", 0, "LIST", "llm-vs-traditional: the traditional models (default pop,als,ease,sasrec)"}},
      cmd_experiment},
     {"models list", "", "the trained models: kind, when, file size, last evaluation, which is active", NULL, 0,
      0, {{"json", 0, NULL, "print JSON"}}, cmd_models_list},

@@ -155,6 +155,11 @@ typedef struct eval_run_params {
     pool *pool;
 } eval_run_params;
 
+/* Coverage, Gini, average popularity and novelty of users' top-K lists
+ * (toplists: maxk per user, -1 padded; has: which of the nu users count,
+ * NULL: all) into out, for out's ks. */
+void eval_beyond_accuracy(const eval_split *s, const int32_t *toplists, int maxk, const unsigned char *has, size_t nu,
+                          eval_result *out);
 /* Trains m on the split (train or val_train) and evaluates it. */
 int eval_model(rec_model *m, const eval_split *s, const eval_protocol *proto,
                eval_run_params p, eval_result *out, tailor_error *err);
@@ -286,6 +291,7 @@ typedef struct eval_llmrank_params {
     const char *export_path; /* write training examples (JSON Lines) instead of measuring */
     struct llm_model *lm;    /* the ranker (with its context, adapter applied) */
     struct llm_ctx *ctx;
+    bool quiet;
 } eval_llmrank_params;
 eval_llmrank_params eval_llmrank_default_params(void);
 int eval_llm_ranker(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err);
@@ -296,5 +302,11 @@ int eval_llm_ranker(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_e
  * titles (every output is an item), beam search (width 20) giving the top
  * 10; against the retriever's top 10 on the same users. */
 int eval_llm_generative(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err);
+/* The traditional models (comma-separated kinds, full ranking) and, with
+ * p.lm, the language model's ranker and generator, on the same sample of
+ * test users: the harness's table, JSON (paired tests against the first)
+ * and, with report_dir, report.md and ndcg.svg. */
+int eval_llm_vs_traditional(store *s, eval_llmrank_params p, const char *models, const char *dataset,
+                            const char *report_dir, FILE *f, sb *json, tailor_error *err);
 
 #endif /* TAILOR_EVAL_H */

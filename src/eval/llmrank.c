@@ -131,6 +131,48 @@ static int fit(const char *kind_name, const eval_csr *c, const eval_split *s, re
     return rc;
 }
 
+/* The retriever's list of user u (cand, n entries) with its first
+ * p->candidates re-ranked by the model's letter logits, into list. */
+static int rerank_user(const eval_llmrank_params *p, pz_engine *e, const eval_split *s, int32_t u, const int32_t *cand,
+                       int n, const int32_t *letters, rng *g, sb *prompt, int32_t *list, int64_t *tokens,
+                       tailor_error *err) {
+    int nc = n < p->candidates ? n : p->candidates;
+    sb_clear(prompt);
+    if (p->shots > 0) {
+        int64_t len = s->train.ptr[u + 1] - s->train.ptr[u];
+        int32_t *ordered = xmalloc(((size_t)len + 1) * sizeof *ordered);
+        int n_ord = recent(&s->train, u, (int)len, ordered);
+        shots_of(e, s, &s->train, u, ordered, n_ord, p->shots, p->history, g, prompt);
+        free(ordered);
+    }
+    int32_t *hist = xmalloc(((size_t)p->history + 1) * sizeof *hist);
+    int nh = recent(&s->train, u, p->history, hist);
+    prompt_of(e, s, hist, nh, cand, nc, prompt);
+    free(hist);
+    int64_t nt;
+    int32_t *ids = llm_tokenize_alloc(p->lm->vocab, prompt->buf, prompt->len, true, false, &nt);
+    llm_ctx_truncate(p->ctx, 0);
+    int rc = nt > llm_ctx_n_ctx(p->ctx) ? err_set(err, TAILOR_EINVAL, "a prompt of %lld tokens exceeds the context of "
+                                                                       "%d (--ctx)",
+                                                  (long long)nt, llm_ctx_n_ctx(p->ctx))
+                                        : llm_decode(p->ctx, ids, (int32_t)nt, false, err);
+    *tokens += nt;
+    free(ids);
+    if (rc) return rc;
+    const float *lg = llm_ctx_logits(p->ctx, -1);
+    /* Candidates by their letter's logit (ties: the retriever's order). */
+    int order[26];
+    for (int c = 0; c < nc; c++) order[c] = c;
+    for (int a = 1; a < nc; a++) {
+        int x = order[a], b = a;
+        while (b > 0 && lg[letters[order[b - 1]]] < lg[letters[x]]) order[b] = order[b - 1], b--;
+        order[b] = x;
+    }
+    for (int c = 0; c < nc; c++) list[c] = cand[order[c]];
+    for (int c = nc; c < n; c++) list[c] = cand[c];
+    return 0;
+}
+
 int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err) {
     if (p.candidates < 2 || p.candidates > 26)
         return err_set(err, TAILOR_EINVAL, "candidates: 2 to 26 (one letter each)");
@@ -204,7 +246,6 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
         double *hr_r = xcalloc((size_t)n_eval + 1, 8), *nd_r = xcalloc((size_t)n_eval + 1, 8);
         double *hr_l = xcalloc((size_t)n_eval + 1, 8), *nd_l = xcalloc((size_t)n_eval + 1, 8);
         int64_t in_cands = 0, tokens = 0;
-        int32_t *reranked = xmalloc((size_t)DEPTH * sizeof *reranked);
         uint64_t t1 = timer_now_ns();
         for (int32_t i = 0; !rc && i < n_eval; i++) {
             int32_t u = order[i], target = s.test.idx[s.test.ptr[u]];
@@ -213,40 +254,12 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
             eval_user_metrics(cand, n, &target, 1, 10, m);
             hr_r[i] = m[EVAL_M_HR], nd_r[i] = m[EVAL_M_NDCG];
             for (int c = 0; c < nc; c++) in_cands += cand[c] == target;
-            sb_clear(&prompt);
-            if (p.shots > 0) {
-                int64_t len = s.train.ptr[u + 1] - s.train.ptr[u];
-                int32_t *ordered = xmalloc(((size_t)len + 1) * sizeof *ordered);
-                int n_ord = recent(&s.train, u, (int)len, ordered);
-                shots_of(e, &s, &s.train, u, ordered, n_ord, p.shots, p.history, &g, &prompt);
-                free(ordered);
-            }
-            int nh = recent(&s.train, u, p.history, hist);
-            prompt_of(e, &s, hist, nh, cand, nc, &prompt);
-            int64_t nt;
-            int32_t *ids = llm_tokenize_alloc(p.lm->vocab, prompt.buf, prompt.len, true, false, &nt);
-            llm_ctx_truncate(p.ctx, 0);
-            if (nt > llm_ctx_n_ctx(p.ctx)) {
-                rc = err_set(err, TAILOR_EINVAL, "a prompt of %lld tokens exceeds the context of %d (--ctx)",
-                             (long long)nt, llm_ctx_n_ctx(p.ctx));
-                free(ids);
+            int32_t *list = xmalloc((size_t)DEPTH * sizeof *list);
+            rc = rerank_user(&p, e, &s, u, cand, n, letters, &g, &prompt, list, &tokens, err);
+            if (rc) {
+                free(list);
                 break;
             }
-            rc = llm_decode(p.ctx, ids, (int32_t)nt, false, err);
-            tokens += nt;
-            free(ids);
-            if (rc) break;
-            const float *lg = llm_ctx_logits(p.ctx, -1);
-            /* Candidates by their letter's logit (ties: the retriever's order). */
-            for (int c = 0; c < nc; c++) reranked[c] = c;
-            for (int a = 1; a < nc; a++) {
-                int x = reranked[a], b = a;
-                while (b > 0 && lg[letters[reranked[b - 1]]] < lg[letters[x]]) reranked[b] = reranked[b - 1], b--;
-                reranked[b] = x;
-            }
-            int32_t *list = xmalloc((size_t)DEPTH * sizeof *list);
-            for (int c = 0; c < nc; c++) list[c] = cand[reranked[c]];
-            for (int c = nc; c < n; c++) list[c] = cand[c];
             eval_user_metrics(list, n, &target, 1, 10, m);
             hr_l[i] = m[EVAL_M_HR], nd_l[i] = m[EVAL_M_NDCG];
             free(list);
@@ -277,7 +290,7 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
                       p.shots, p.retriever, K, n_eval, n_eval ? (double)in_cands / n_eval : 0, a.mean, b.mean, c.mean, d.mean,
                       pn.diff, pn.lo, pn.hi, pn.p_value, n_eval ? 1000 * rank_s / n_eval : 0);
         }
-        free(reranked), free(order), free(hr_r), free(nd_r), free(hr_l), free(nd_l);
+        free(order), free(hr_r), free(nd_r), free(hr_l), free(nd_l);
     }
     sb_deinit(&prompt);
     free(cand), free(hist), free(cs), free(scratch);
@@ -420,6 +433,29 @@ static int gen_items(llm_ctx *c, int32_t n_prompt, gen_trie *t, int width, int k
     return rc ? -1 : got;
 }
 
+/* The model's top k titles for user u (own: the user's items, set). */
+static int generate_user(const eval_llmrank_params *p, pz_engine *e, const eval_split *s, gen_trie *t, int32_t u,
+                         const unsigned char *own, int k, int32_t *items, sb *prompt, tailor_error *err) {
+    int32_t *hist = xmalloc(((size_t)p->history + 1) * sizeof *hist);
+    int nh = recent(&s->train, u, p->history, hist);
+    /* A sequence as the model reads sequences: the items joined by "; ",
+     * the next one to follow. */
+    sb_clear(prompt);
+    sb_puts(prompt, "A user's recent items, oldest first:");
+    for (int h = 0; h < nh; h++) sb_printf(prompt, " %s;", title_of(e, s->item_ext[hist[h]]));
+    free(hist);
+    int64_t nt;
+    int32_t *ids = llm_tokenize_alloc(p->lm->vocab, prompt->buf, prompt->len, true, false, &nt);
+    llm_ctx_truncate(p->ctx, 0);
+    int rc = nt + 64 > llm_ctx_n_ctx(p->ctx)
+                 ? err_set(err, TAILOR_EINVAL, "a prompt of %lld tokens leaves no room in the context of %d (--ctx)",
+                           (long long)nt, llm_ctx_n_ctx(p->ctx))
+                 : llm_decode(p->ctx, ids, (int32_t)nt, false, err);
+    free(ids);
+    if (rc) return -1;
+    return gen_items(p->ctx, (int32_t)nt, t, 2 * k, k, own, items, err);
+}
+
 int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err) {
     if (!p.lm) return err_set(err, TAILOR_EINVAL, "a language model (--model) generates");
     store_view v;
@@ -449,7 +485,7 @@ int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tai
     enum { K = 10 };
     double *hr_r = xcalloc((size_t)n_eval + 1, 8), *nd_r = xcalloc((size_t)n_eval + 1, 8);
     double *hr_g = xcalloc((size_t)n_eval + 1, 8), *nd_g = xcalloc((size_t)n_eval + 1, 8);
-    int32_t *hist = xmalloc((size_t)p.history * sizeof *hist), items[K], cand[K];
+    int32_t items[K], cand[K];
     float cs[K], *scratch = xmalloc(((size_t)s.n_items + 1) * sizeof *scratch);
     unsigned char *own = xcalloc((size_t)s.n_items + 1, 1);
     sb prompt;
@@ -463,21 +499,7 @@ int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tai
         eval_user_metrics(cand, n, &target, 1, 10, m);
         hr_r[i] = m[EVAL_M_HR], nd_r[i] = m[EVAL_M_NDCG];
         for (int64_t a = s.train.ptr[u]; a < s.train.ptr[u + 1]; a++) own[s.train.idx[a]] = 1;
-        int nh = recent(&s.train, u, p.history, hist);
-        sb_clear(&prompt);
-        /* A sequence as the model reads sequences: the items joined by "; ",
-         * the next one to follow. */
-        sb_puts(&prompt, "A user's recent items, oldest first:");
-        for (int h = 0; h < nh; h++) sb_printf(&prompt, " %s;", title_of(e, s.item_ext[hist[h]]));
-        int64_t nt;
-        int32_t *ids = llm_tokenize_alloc(p.lm->vocab, prompt.buf, prompt.len, true, false, &nt);
-        llm_ctx_truncate(p.ctx, 0);
-        if (nt + 64 > llm_ctx_n_ctx(p.ctx))
-            rc = err_set(err, TAILOR_EINVAL, "a prompt of %lld tokens leaves no room in the context of %d (--ctx)",
-                         (long long)nt, llm_ctx_n_ctx(p.ctx));
-        if (!rc) rc = llm_decode(p.ctx, ids, (int32_t)nt, false, err);
-        free(ids);
-        int got = rc ? 0 : gen_items(p.ctx, (int32_t)nt, &t, 2 * K, K, own, items, err);
+        int got = generate_user(&p, e, &s, &t, u, own, K, items, &prompt, err);
         if (got < 0) rc = err->code ? err->code : TAILOR_EINTERNAL, got = 0;
         for (int k = 0; k < got; k++) produced++, in_catalogue += items[k] >= 0 && items[k] < s.n_items;
 
@@ -510,9 +532,153 @@ int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tai
                   n_eval ? 1000 * gen_s / n_eval : 0);
     }
     sb_deinit(&prompt);
-    free(order), free(hr_r), free(nd_r), free(hr_g), free(nd_g), free(hist), free(scratch), free(own);
+    free(order), free(hr_r), free(nd_r), free(hr_g), free(nd_g), free(scratch), free(own);
     vec_free(&t.n);
     rec_model_free(r);
+    pz_engine_free(e);
+    eval_split_free(&s);
+    return rc;
+}
+
+/* ---- everything side by side ------------------------------------------------- */
+
+/* A method's per-user figures at K 10 as the harness's result. */
+static void result_of(eval_result *r, const eval_split *s, const char *name, double train_s, double eval_s,
+                      double *values, const int32_t *tops, int64_t n) {
+    memset(r, 0, sizeof *r);
+    snprintf(r->model, sizeof r->model, "%s", name);
+    snprintf(r->params, sizeof r->params, "{}");
+    r->train_s = train_s, r->eval_s = eval_s;
+    r->nk = 1, r->ks[0] = 10, r->n_users = n, r->values = values;
+    double *col = xmalloc(((size_t)n + 1) * sizeof *col);
+    for (int mi = 0; mi < EVAL_M_PER_USER; mi++) {
+        for (int64_t u = 0; u < n; u++) col[u] = values[(size_t)u * EVAL_M_PER_USER + mi];
+        r->stats[0][mi] = eval_stat_of(col, n);
+    }
+    free(col);
+    eval_beyond_accuracy(s, tops, 10, NULL, (size_t)n, r);
+}
+
+/* A user's list into the top-10 lists (-1 padded). */
+static void keep_top(int32_t *tops, int32_t i, const int32_t *list, int n) {
+    for (int r = 0; r < 10; r++) tops[(size_t)i * 10 + r] = r < n ? list[r] : -1;
+}
+
+int eval_llm_vs_traditional(store *st, eval_llmrank_params p, const char *models, const char *dataset,
+                            const char *report_dir, FILE *f, sb *json, tailor_error *err) {
+    store_view v;
+    int rc = store_view_build(st, store_view_default_params(), &v, err);
+    eval_split s = {0};
+    eval_split_params sp = eval_split_default_params();
+    if (!rc) rc = eval_split_build(&v, sp, &s, err);
+    store_view_deinit(&v);
+    if (rc) return rc;
+    pz_engine *e = NULL;
+    pz_engine_new(st, &e, NULL);
+    int32_t *order = xmalloc(((size_t)s.n_users + 1) * sizeof *order), n_eval = 0;
+    for (int32_t u = 0; u < s.n_users; u++)
+        if (s.test.ptr[u + 1] > s.test.ptr[u] && s.train.ptr[u + 1] > s.train.ptr[u]) order[n_eval++] = u;
+    rng g;
+    rng_seed(&g, p.seed);
+    for (int32_t i = n_eval - 1; i > 0; i--) {
+        int32_t j = (int32_t)rng_below(&g, (uint64_t)i + 1), x = order[i];
+        order[i] = order[j], order[j] = x;
+    }
+    if (n_eval > p.users) n_eval = p.users;
+    VEC(eval_result) res = {0};
+    enum { K = 10 };
+    int DEPTH = p.candidates > K ? p.candidates : K;
+    int32_t *list = xmalloc((size_t)DEPTH * sizeof *list), *cand = xmalloc((size_t)DEPTH * sizeof *cand);
+    float *cs = xmalloc((size_t)DEPTH * sizeof *cs), *scratch = xmalloc(((size_t)s.n_items + 1) * sizeof *scratch);
+    int32_t *tops = xmalloc(((size_t)n_eval * 10 + 1) * sizeof *tops);
+    /* The traditional models, each trained on the split's training part. */
+    char *names = xstrdup(models);
+    for (char *name = strtok(names, ","); !rc && name; name = strtok(NULL, ",")) {
+        rec_model *r = NULL;
+        uint64_t t0 = timer_now_ns();
+        if (!p.quiet) fprintf(stderr, "training %s\n", name);
+        rc = fit(name, &s.train, &s, &r, err);
+        double train_s = timer_seconds_since(t0);
+        if (rc) break;
+        double *values = xcalloc((size_t)n_eval * EVAL_M_PER_USER + 1, sizeof *values);
+        t0 = timer_now_ns();
+        for (int32_t i = 0; i < n_eval; i++) {
+            int32_t u = order[i], target = s.test.idx[s.test.ptr[u]];
+            int n = retrieve(r, &s.train, u, K, cand, cs, scratch);
+            eval_user_metrics(cand, n, &target, 1, K, values + (size_t)i * EVAL_M_PER_USER);
+            keep_top(tops, i, cand, n);
+        }
+        eval_result x;
+        result_of(&x, &s, name, train_s, timer_seconds_since(t0), values, tops, n_eval);
+        vec_push(&res, x);
+        rec_model_free(r);
+    }
+    free(names);
+    /* The language model's two ways, over the retriever. */
+    if (!rc && p.lm) {
+        int32_t letters[26];
+        rec_model *r = NULL;
+        uint64_t t0 = timer_now_ns();
+        rc = letter_tokens(p.lm, p.candidates, letters, err);
+        if (!rc) rc = fit(p.retriever, &s.train, &s, &r, err);
+        double fit_s = timer_seconds_since(t0);
+        sb prompt;
+        sb_init(&prompt);
+        int64_t tokens = 0;
+        double *values = xcalloc((size_t)n_eval * EVAL_M_PER_USER + 1, sizeof *values);
+        t0 = timer_now_ns();
+        for (int32_t i = 0; !rc && i < n_eval; i++) {
+            int32_t u = order[i], target = s.test.idx[s.test.ptr[u]];
+            int n = retrieve(r, &s.train, u, DEPTH, cand, cs, scratch);
+            rc = rerank_user(&p, e, &s, u, cand, n, letters, &g, &prompt, list, &tokens, err);
+            if (!rc) eval_user_metrics(list, n, &target, 1, K, values + (size_t)i * EVAL_M_PER_USER);
+            if (!rc) keep_top(tops, i, list, n);
+        }
+        char name[72];
+        snprintf(name, sizeof name, "llm-ranker/%s", p.retriever);
+        eval_result x;
+        result_of(&x, &s, name, fit_s, timer_seconds_since(t0), values, tops, n_eval);
+        vec_push(&res, x);
+        gen_trie t = {0};
+        t0 = timer_now_ns();
+        trie_build(&t, p.lm, e, &s);
+        double trie_s = timer_seconds_since(t0);
+        unsigned char *own = xcalloc((size_t)s.n_items + 1, 1);
+        values = xcalloc((size_t)n_eval * EVAL_M_PER_USER + 1, sizeof *values);
+        t0 = timer_now_ns();
+        for (int32_t i = 0; !rc && i < n_eval; i++) {
+            int32_t u = order[i], target = s.test.idx[s.test.ptr[u]];
+            for (int64_t a = s.train.ptr[u]; a < s.train.ptr[u + 1]; a++) own[s.train.idx[a]] = 1;
+            int got = generate_user(&p, e, &s, &t, u, own, K, list, &prompt, err);
+            if (got < 0) rc = err->code ? err->code : TAILOR_EINTERNAL;
+            else {
+                eval_user_metrics(list, got, &target, 1, K, values + (size_t)i * EVAL_M_PER_USER);
+                keep_top(tops, i, list, got);
+            }
+            for (int64_t a = s.train.ptr[u]; a < s.train.ptr[u + 1]; a++) own[s.train.idx[a]] = 0;
+        }
+        result_of(&x, &s, "llm-generative", trie_s, timer_seconds_since(t0), values, tops, n_eval);
+        vec_push(&res, x);
+        free(own);
+        vec_free(&t.n);
+        sb_deinit(&prompt);
+        rec_model_free(r);
+    }
+    if (!rc && res.len) {
+        eval_protocol proto = {.kind = EVAL_FULL, .seed = p.seed};
+        eval_report_info info = {dataset, &s, &sp, &proto};
+        fprintf(f, "%d test users (leave-one-out, a seeded sample); full ranking for the traditional models, the\n"
+                   "language model's over the retriever's top %d (llm-ranker) and under the catalogue's title trie "
+                   "(llm-generative); train s is the retriever's or the trie's, eval s the scoring of all users\n\n",
+                n_eval, p.candidates);
+        eval_print_table(f, &info, res.data, (int)res.len, false);
+        eval_write_json(json, &info, res.data, (int)res.len);
+        if (report_dir) rc = eval_write_report(report_dir, &info, res.data, (int)res.len, err);
+        if (!rc && report_dir) fprintf(f, "\nreport: %s/report.md (with ndcg.svg)\n", report_dir);
+    }
+    for (size_t i = 0; i < res.len; i++) eval_result_free(&res.data[i]);
+    vec_free(&res);
+    free(list), free(cand), free(cs), free(scratch), free(order), free(tops);
     pz_engine_free(e);
     eval_split_free(&s);
     return rc;

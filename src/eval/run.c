@@ -205,6 +205,45 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Coverage, Gini, average popularity and novelty of the users' top-K
+ * lists (toplists: maxk per user, -1 padded; has: which users count). */
+void eval_beyond_accuracy(const eval_split *s, const int32_t *toplists, int maxk, const unsigned char *has, size_t nu,
+                          eval_result *out) {
+    double *cnt = xmalloc(((size_t)s->n_items + 1) * sizeof *cnt);
+    for (int ki = 0; ki < out->nk; ki++) {
+        int k = out->ks[ki];
+        memset(cnt, 0, (size_t)s->n_items * sizeof *cnt);
+        double arp = 0, nov = 0;
+        int64_t shown = 0;
+        for (size_t u = 0; u < nu; u++) {
+            if (has && !has[u]) continue;
+            const int32_t *top = toplists + u * maxk;
+            double ua = 0, un = 0;
+            int c = 0;
+            for (int r = 0; r < k && r < maxk && top[r] >= 0; r++, c++) {
+                cnt[top[r]] += 1;
+                double pop = s->popularity[top[r]];
+                ua += pop;
+                un += -log2((pop > 0 ? pop : 1) / (double)s->n_users);
+            }
+            if (c) arp += ua / c, nov += un / c, shown++;
+        }
+        int64_t covered = 0;
+        for (int32_t i = 0; i < s->n_items; i++) covered += cnt[i] > 0;
+        out->coverage[ki] = s->n_items ? (double)covered / s->n_items : 0;
+        out->arp[ki] = shown ? arp / shown : 0;
+        out->novelty[ki] = shown ? nov / shown : 0;
+        qsort(cnt, (size_t)s->n_items, sizeof *cnt, cmp_double);
+        double num = 0, sum = 0;
+        for (int32_t i = 0; i < s->n_items; i++) {
+            num += (2.0 * (i + 1) - s->n_items - 1) * cnt[i];
+            sum += cnt[i];
+        }
+        out->gini[ki] = sum > 0 ? num / ((double)s->n_items * sum) : 0;
+    }
+    free(cnt);
+}
+
 int eval_model(rec_model *m, const eval_split *s, const eval_protocol *proto, eval_run_params p,
                eval_result *out, tailor_error *err) {
     memset(out, 0, sizeof *out);
@@ -269,40 +308,7 @@ int eval_model(rec_model *m, const eval_split *s, const eval_protocol *proto, ev
             for (size_t u = 0; u < ne; u++) col[u] = out->values[(u * p.nk + ki) * EVAL_M_PER_USER + mi];
             out->stats[ki][mi] = eval_stat_of(col, (int64_t)ne);
         }
-    /* Beyond accuracy over the evaluated users' full top-K lists. */
-    double *cnt = xmalloc(((size_t)s->n_items + 1) * sizeof *cnt);
-    for (int ki = 0; ki < p.nk; ki++) {
-        int k = out->ks[ki];
-        memset(cnt, 0, (size_t)s->n_items * sizeof *cnt);
-        double arp = 0, nov = 0;
-        int64_t shown = 0;
-        for (size_t u = 0; u < nu; u++) {
-            if (!job.has[u]) continue;
-            const int32_t *top = job.toplists + u * maxk;
-            double ua = 0, un = 0;
-            int c = 0;
-            for (int r = 0; r < k && top[r] >= 0; r++, c++) {
-                cnt[top[r]] += 1;
-                double pop = s->popularity[top[r]];
-                ua += pop;
-                un += -log2((pop > 0 ? pop : 1) / (double)s->n_users);
-            }
-            if (c) arp += ua / c, nov += un / c, shown++;
-        }
-        int64_t covered = 0;
-        for (int32_t i = 0; i < s->n_items; i++) covered += cnt[i] > 0;
-        out->coverage[ki] = s->n_items ? (double)covered / s->n_items : 0;
-        out->arp[ki] = shown ? arp / shown : 0;
-        out->novelty[ki] = shown ? nov / shown : 0;
-        qsort(cnt, (size_t)s->n_items, sizeof *cnt, cmp_double);
-        double num = 0, sum = 0;
-        for (int32_t i = 0; i < s->n_items; i++) {
-            num += (2.0 * (i + 1) - s->n_items - 1) * cnt[i];
-            sum += cnt[i];
-        }
-        out->gini[ki] = sum > 0 ? num / ((double)s->n_items * sum) : 0;
-    }
-    free(cnt);
+    eval_beyond_accuracy(s, job.toplists, maxk, job.has, nu, out);
     free(col);
     free(job.toplists);
     free(job.has);

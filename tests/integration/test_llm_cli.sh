@@ -92,6 +92,11 @@ has "$W/out" "language model generating titles" "the generative row"
 # Every generated item is a catalogue item (the trie), and some were made.
 awk -F'"items_generated":' '{ split($2, a, ","); split($0, b, "\"in_catalogue\":"); split(b[2], c, ",");
      exit !(a[1] + 0 > 0 && a[1] == c[1]) }' "$W/gen.json" && ok || bad "generated items outside the catalogue: $(cat "$W/gen.json")"
+expect 0 "llm-vs-traditional" -- "$T" -q --db "$W/rk.db" experiment llm-vs-traditional --models pop,itemknn -m "$BASE" \
+    --retriever itemknn --users 5 -t 2 --report "$W/vs" --json "$W/vs.json"
+has "$W/out" "llm-generative" "every method has a row"
+[ -f "$W/vs/report.md" ] && [ -f "$W/vs/ndcg.svg" ] && ok || bad "no report"
+has "$W/vs.json" '"paired":[{"a":"itemknn","b":"pop"' "paired tests against the first model"
 expect 64 "llm-ranker without a model" -- "$T" --db "$W/rk.db" experiment llm-ranker
 expect 64 "27 candidates" -- "$T" --db "$W/rk.db" experiment llm-ranker -m "$BASE" --candidates 27
 
