@@ -88,6 +88,11 @@ echo
 "$(dirname "$0")/llama_train.sh" "$B" 60
 
 echo
+echo "## LoRA fine-tuning of a Qwen2.5-0.5B-shaped model: F16, Q8_0 and Q4_K_M bases"
+echo
+"$(dirname "$0")/lora.sh" "$B" 3
+
+echo
 echo "## Vector search: tailor's exact search against Faiss's flat index (1M x 384), Faiss's approximate indexes"
 echo
 "$B/bench/bench_vsearch" 1000000 384 200 100000

@@ -909,12 +909,16 @@ int cmd_llm_finetune(cli_args *a) {
         if (merge) llm_train_merge_lora(m);
         rc = llm_train_write(m, base->arch_name, name, base->gguf, base->hp.n_ctx_train, outp, &err);
     }
-    if (!rc)
-        printf("fine-tuned %lld steps on %lld examples (%lld held out, %lld tokens) in %.1f s: loss %.4f -> %.4f, "
-               "validation %.4f; wrote %s (%s)\n",
+    if (!rc) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("fine-tuned %lld steps on %lld examples (%lld held out, %lld tokens) in %.1f s (%.0f tokens/s with "
+               "padding): loss %.4f -> %.4f, validation %.4f; peak RSS %.0f MiB; wrote %s (%s)\n",
                (long long)r.steps, (long long)r.train_windows, (long long)r.val_windows, (long long)r.data_tokens,
-               r.seconds, r.first_loss, r.loss, r.val_loss, outp,
+               r.seconds, r.tokens / (r.seconds > 0 ? r.seconds : 1), r.first_loss, r.loss, r.val_loss,
+               ru.ru_maxrss / 1024.0, outp,
                full ? "the whole model" : merge ? "the base with the adapter merged" : "a LoRA adapter");
+    }
     nn_llama_free(m);
     llm_model_free(base);
     return rc ? cli_fail(&err) : 0;

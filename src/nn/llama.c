@@ -144,7 +144,12 @@ void nn_llama_add_lora(nn_llama *m, int rank, float alpha, unsigned targets, uin
     for (int i = 0; i < c->n_layer * NN_LORA_SLOTS; i++)
         if (l->pairs[i].a) nn_init_normal(l->pairs[i].a, (size_t)rank * l->pairs[i].in, 1.0f / sqrtf((float)l->pairs[i].in), &g);
     m->lora = l;
+    /* The frozen base needs no gradient buffer: its 4 bytes per weight go. */
     m->freeze = true;
+    free(m->grads);
+    m->grads = NULL;
+    m->g.tok_embd = m->g.output_norm = m->g.output = NULL;
+    memset(m->g.layers, 0, (size_t)c->n_layer * sizeof *m->g.layers);
 }
 
 /* y[N][out] = x W^T (+ b), plus s B (A x) when the slot has a pair. */

@@ -140,9 +140,10 @@ void nn_llama_backward(nn_llama *m);
  * bound: parameters, gradients and AdamW's two moments add 16 bytes per
  * parameter). */
 size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T);
-/* Adds LoRA pairs of rank r on the slots set in targets (bit NN_LORA_*) of
- * every layer: A ~ N(0, 1/in), B = 0, so the model starts as the base.
- * Freezes the base weights. */
+/* Adds LoRA pairs of rank r (at most 64) on the slots set in targets (bit
+ * NN_LORA_*) of every layer: A ~ N(0, 1/in), B = 0, so the model starts as
+ * the base. Freezes the base weights and frees their gradients (m->grads
+ * becomes NULL). */
 void nn_llama_add_lora(nn_llama *m, int rank, float alpha, unsigned targets, uint64_t seed);
 
 #endif

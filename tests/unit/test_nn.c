@@ -408,17 +408,14 @@ static void test_llama_model(void) {
         CHECK(n > 100);
         CHECK_EQ(bad, 0);
         /* LoRA on every slot (B made non-zero so every path carries a
-         * gradient): the pairs' gradients against central differences, the
-         * frozen base without any. */
+         * gradient): the pairs' gradients against central differences; the
+         * frozen base has no gradient buffer at all. */
         nn_llama_add_lora(m, 2, 4.0f, (1u << NN_LORA_SLOTS) - 1, 9);
+        CHECK(m->grads == NULL); /* the frozen base keeps no gradients (ASan: none written) */
         for (size_t i = 0; i < m->lora->n_params; i++) m->lora->params[i] = (float)(rng_uniform(&g_rng) * 2 - 1) * 0.3f;
-        memset(m->grads, 0, m->n_params * sizeof(float));
         memset(m->lora->grads, 0, m->lora->n_params * sizeof(float));
         nn_llama_forward(m, tok, tgt, B, T);
         nn_llama_backward(m);
-        bool base_quiet = true;
-        for (size_t i = 0; i < m->n_params; i++) base_quiet &= m->grads[i] == 0;
-        CHECK(base_quiet);
         bad = 0, n = 0, worst = 0;
         for (size_t k = 0; k < m->lora->n_params; k += 1 + m->lora->n_params / 120) {
             float keep = m->lora->params[k];
