@@ -771,8 +771,32 @@ int cmd_llm_train(cli_args *a) {
     p.resume = cli_flag(a, "resume");
     p.until = until;
     if (p.resume && !p.checkpoint) return cli_usage_error(a, "--resume continues from --checkpoint FILE");
-    /* The tokenizer: a GGUF file's (default: the shared Llama-2 one). */
+    /* The tokenizer: trained here (--bpe N), a GGUF file's, or the shared
+     * Llama-2 one. */
     char *dflt = NULL;
+    long bpe = 0;
+    if (!cli_opt_int(a, "bpe", 0, 0, 1 << 20, &bpe) || (bpe && bpe < 260))
+        return cli_usage_error(a, "--bpe takes a vocabulary size of at least 260");
+    if (bpe && vocab) return cli_usage_error(a, "give --bpe N (train a tokenizer) or --vocab FILE, not both");
+    if (bpe) {
+        sb text, path;
+        sb_init(&text);
+        sb_init(&path);
+        sb_printf(&path, "%s.tokenizer.gguf", a->pos[0]);
+        tailor_error e0 = {0};
+        int rc0 = file_read(data, &text, &e0);
+        uint64_t t0 = timer_now_ns();
+        if (!rc0) rc0 = llm_bpe_train(text.buf, text.len, (int)bpe, sb_str(&path), a->quiet, &e0);
+        sb_deinit(&text);
+        if (rc0) {
+            sb_deinit(&path);
+            return cli_fail(&e0);
+        }
+        if (!a->quiet) fprintf(stderr, "trained a byte-level BPE tokenizer of %ld tokens in %.1f s: %s\n", bpe,
+                               timer_seconds_since(t0), sb_str(&path));
+        dflt = sb_take(&path);
+        vocab = dflt;
+    }
     if (!vocab) {
         sb tried;
         sb_init(&tried);

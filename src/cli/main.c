@@ -479,6 +479,7 @@ static const cli_cmd COMMANDS[] = {
       {"shape", 0, "NAME", "a named shape (smollm2-135m, ...; the vocabulary is --vocab's)"},
       {"config", 0, "FILE", "the shape as JSON (see above)"},
       {"vocab", 0, "FILE", "GGUF file whose tokenizer the model gets"},
+      {"bpe", 0, "N", "train a byte-level BPE tokenizer of N tokens on --data instead (kept as OUT.tokenizer.gguf)"},
       {"ctx", 'c', "N", "tokens per sequence (default 128)"},
       {"batch", 'b', "N", "sequences per step (default 16)"},
       {"steps", 0, "N", "optimizer steps (default 1000)"},

@@ -752,4 +752,13 @@ int llm_train_write_lora(const struct nn_llama *t, const llm_model *base, const 
 /* Folds the LoRA pairs into the weights (W += alpha / r * B A). */
 void llm_train_merge_lora(struct nn_llama *t);
 
+/* GPT-2's byte-to-character map (vocab.c): byte_cp[b] is the character a
+ * byte's token text uses; cp_byte the inverse (-1: none). */
+void llm_byte_alphabet(uint16_t byte_cp[256], int16_t cp_byte[512]);
+/* Trains a byte-level BPE tokenizer of vocab_size tokens on text (bpe.c)
+ * and writes it as a GGUF holding only the tokenizer (tokenizer.ggml.model
+ * gpt2, pre-tokenizer smollm: GPT-2's regex with digits apart, no space
+ * clean-up, so decoding gives the text back; <|endoftext|> as BOS and EOS). */
+int llm_bpe_train(const char *text, size_t len, int vocab_size, const char *path, bool quiet, tailor_error *err);
+
 #endif

@@ -152,7 +152,7 @@ static size_t utf8_put(uint32_t cp, char *out) {
 /* GPT-2's byte-level alphabet: printable bytes stand for themselves, the
  * others are moved to U+0100 onwards in byte order. Fills both directions
  * (cp_byte: -1 for code points outside the alphabet). */
-static void byte_alphabet(uint16_t byte_cp[256], int16_t cp_byte[512]) {
+void llm_byte_alphabet(uint16_t byte_cp[256], int16_t cp_byte[512]) {
     for (int i = 0; i < 512; i++) cp_byte[i] = -1;
     unsigned moved = 0;
     for (unsigned b = 0; b < 256; b++) {
@@ -294,7 +294,7 @@ int llm_vocab_load(const llm_gguf *g, llm_vocab **out, tailor_error *err) {
             llm_vocab_free(v);
             return err->code;
         }
-        byte_alphabet(v->byte_cp, v->cp_byte);
+        llm_byte_alphabet(v->byte_cp, v->cp_byte);
         v->ignore_merges = v->pre->ignore_merges;
         v->add_bos = v->pre->add_bos;
         v->clean_spaces = v->pre->clean_spaces;

@@ -908,6 +908,69 @@ out:
     free(mp);
 }
 
+/* A byte-level BPE tokenizer trained on MovieLens titles: the size asked
+ * for, every line back exactly from its tokens (including bytes never
+ * seen in training), fewer tokens than bytes, and the same file from the
+ * same text. */
+static void test_bpe_train(void) {
+    char *mp = test_data_path("ml-latest-small/movies.csv");
+    sb text;
+    sb_init(&text);
+    tailor_error err = {0};
+    CHECK_EQ(file_read(mp, &text, &err), 0);
+    char *dir = test_tmpdir(), p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/a.gguf", dir);
+    snprintf(p2, sizeof p2, "%s/b.gguf", dir);
+    CHECK_EQ(llm_bpe_train(text.buf, text.len, 600, p1, true, &err), 0);
+    CHECK_EQ(llm_bpe_train(text.buf, text.len, 600, p2, true, &err), 0);
+    sb f1, f2;
+    sb_init(&f1);
+    sb_init(&f2);
+    file_read(p1, &f1, &err);
+    file_read(p2, &f2, &err);
+    CHECK(f1.len == f2.len && !memcmp(f1.buf, f2.buf, f1.len));
+    llm_model *m = NULL;
+    CHECK_EQ(llm_model_load_ex(p1, true, &m, &err), 0);
+    if (m) {
+        CHECK_EQ(m->hp.n_vocab, 600);
+        const char *lines[] = {"Toy Story (1995)", "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)",
+                               "  two  spaces\tand a tab", "emoji \xF0\x9F\x8E\xAC and \x01 control", ""};
+        int64_t bytes = 0, toks = 0;
+        for (char *line = text.buf; line && line < text.buf + text.len && toks < 200000;) {
+            char *nl = memchr(line, '\n', (size_t)(text.buf + text.len - line));
+            size_t len = nl ? (size_t)(nl - line) : (size_t)(text.buf + text.len - line);
+            int64_t n;
+            int32_t *ids = llm_tokenize_alloc(m->vocab, line, len, false, false, &n);
+            sb back;
+            sb_init(&back);
+            llm_detokenize(m->vocab, ids, n, false, &back);
+            CHECK(back.len == len && !memcmp(back.buf, line, len));
+            bytes += (int64_t)len, toks += n;
+            sb_deinit(&back);
+            free(ids);
+            line = nl ? nl + 1 : NULL;
+        }
+        for (int i = 0; lines[i][0]; i++) {
+            int64_t n;
+            int32_t *ids = llm_tokenize_alloc(m->vocab, lines[i], strlen(lines[i]), false, false, &n);
+            sb back;
+            sb_init(&back);
+            llm_detokenize(m->vocab, ids, n, false, &back);
+            CHECK_STR(sb_str(&back), lines[i]);
+            sb_deinit(&back);
+            free(ids);
+        }
+        printf("  bpe 600: %.2f bytes per token on the training text\n", (double)bytes / (double)toks);
+        CHECK(toks * 3 < bytes * 2); /* over 1.5 bytes a token, digits (one token each) included */
+        llm_model_free(m);
+    }
+    sb_deinit(&f1), sb_deinit(&f2), sb_deinit(&text);
+    CHECK(llm_bpe_train("abc", 3, 100, p1, true, &err) != 0); /* fewer than the 256 bytes and more */
+    test_rmtree(dir);
+    free(dir);
+    free(mp);
+}
+
 static void test_forward_f16(void) { check_model("tiny-llama-spm-F16", TOL_F16, 0.05, NULL, 2); }
 
 static void test_forward_quantized(void) {
@@ -1603,6 +1666,7 @@ int main(void) {
     RUN(test_lora_refusals);
     RUN(test_train_forward);
     RUN(test_train_lora_roundtrip);
+    RUN(test_bpe_train);
     RUN(test_forward_f16);
     RUN(test_forward_quantized);
     RUN(test_forward_scalar);
