@@ -828,12 +828,13 @@ int cmd_llm_train(cli_args *a) {
         return code;
     }
     llm_train_init(m, (uint64_t)seed);
+    m->checkpoint = cli_flag(a, "activation-checkpointing");
     /* What training holds: parameters, gradients, AdamW's two moments, and
      * the activations of one batch (logits included). */
     struct rusage ru0;
     getrusage(RUSAGE_SELF, &ru0);
     int nthreads = p.threads > 0 ? p.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    double state = (double)m->n_params * 16 + (double)nn_llama_bytes_per_token(&c, p.ctx) * p.batch * p.ctx;
+    double state = (double)m->n_params * 16 + (double)nn_llama_bytes_per_token(&c, p.ctx, m->checkpoint) * p.batch * p.ctx;
     /* The bound adds what the process held before (the tokenizer, the
      * program) and OpenBLAS's buffer of 32 MiB per thread. */
     double bound = state + ru0.ru_maxrss * 1024.0 + 32.0 * 1048576 * nthreads;
@@ -921,6 +922,7 @@ int cmd_llm_finetune(cli_args *a) {
         return cli_fail(&err);
     }
     if (!full) nn_llama_add_lora(m, (int)rank, (float)alpha, targets, (uint64_t)seed);
+    m->checkpoint = cli_flag(a, "activation-checkpointing");
     size_t trained = full ? m->n_params : m->lora->n_params;
     if (!a->quiet)
         fprintf(stderr, "%s: %.2fM parameters, %s: %.3fM trained\n", base_path, m->n_params / 1e6,

@@ -21,6 +21,8 @@ typedef struct act_layer {
 struct nn_llama_acts {
     int cap; /* tokens (B*T) they hold */
     int att_cap;
+    bool shared; /* checkpointing: every layer but its input in one set (work) */
+    act_layer work;
     act_layer *l;
     float *x_out, *rstdf, *hf, *cs;
     /* backward scratch */
@@ -88,14 +90,20 @@ int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err) {
     return 0;
 }
 
+static void layer_free(act_layer *L, bool input) {
+    float **f[] = {&L->rstd1, &L->h1, &L->q, &L->k, &L->v, &L->kx, &L->vx, &L->att, &L->ao,
+                   &L->x_mid, &L->rstd2, &L->h2, &L->gate, &L->up, &L->act};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(*f[i]);
+    if (input) free(L->x_in);
+}
+
 static void acts_free(struct nn_llama_acts *a, int n_layer) {
     if (!a) return;
     for (int l = 0; a->l && l < n_layer; l++) {
-        act_layer *L = &a->l[l];
-        float **f[] = {&L->x_in, &L->rstd1, &L->h1, &L->q, &L->k, &L->v, &L->kx, &L->vx, &L->att, &L->ao,
-                       &L->x_mid, &L->rstd2, &L->h2, &L->gate, &L->up, &L->act};
-        for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(*f[i]);
+        if (a->shared) free(a->l[l].x_in);
+        else layer_free(&a->l[l], true);
     }
+    if (a->shared) layer_free(&a->work, false);
     free(a->l);
     float **g[] = {&a->x_out, &a->rstdf, &a->hf, &a->cs, &a->dx, &a->dh, &a->dq, &a->dkx, &a->dvx,
                    &a->dk, &a->dv, &a->dao, &a->dgate, &a->dup, &a->dact, &a->dmid, &a->scratch, &a->lora_scratch};
@@ -199,30 +207,41 @@ void nn_llama_free(nn_llama *m) {
     free(m);
 }
 
-size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T) {
+size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T, bool checkpoint) {
     size_t D = (size_t)c->n_embd, S = D / (size_t)c->n_head, DQ = (size_t)c->n_head * S,
            DKV = (size_t)c->n_head_kv * S, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
-    size_t per_layer = 4 * D + 2 + 3 * DQ + 2 * DKV + DQ + 3 * F + (size_t)c->n_head * (size_t)T;
-    return 4 * ((size_t)c->n_layer * per_layer + 3 * D + 1 + V);
+    size_t per_layer = 3 * D + 2 + 3 * DQ + 2 * DKV + DQ + 3 * F + (size_t)c->n_head * (size_t)T;
+    /* Every layer keeps its input; its other activations are kept for
+     * each layer, or (checkpointing) for one at a time. */
+    size_t layers = (size_t)c->n_layer * D + (checkpoint ? 1 : (size_t)c->n_layer) * per_layer;
+    return 4 * (layers + 3 * D + 1 + V);
+}
+
+static void layer_alloc(act_layer *L, size_t n, size_t D, size_t DQ, size_t DKV, size_t F, size_t att) {
+    L->rstd1 = xmalloc(n * 4), L->h1 = xmalloc(n * D * 4);
+    L->q = xmalloc(n * DQ * 4), L->k = xmalloc(n * DKV * 4), L->v = xmalloc(n * DKV * 4);
+    L->kx = xmalloc(n * DQ * 4), L->vx = xmalloc(n * DQ * 4), L->att = xmalloc(att * 4);
+    L->ao = xmalloc(n * DQ * 4), L->x_mid = xmalloc(n * D * 4), L->rstd2 = xmalloc(n * 4);
+    L->h2 = xmalloc(n * D * 4), L->gate = xmalloc(n * F * 4), L->up = xmalloc(n * F * 4);
+    L->act = xmalloc(n * F * 4);
 }
 
 static void acts_ensure(nn_llama *m, int B, int T) {
     struct nn_llama_acts *a = m->a;
     int N = B * T;
-    if (N <= a->cap && B * m->c.n_head * T * T <= a->att_cap) return;
+    if (N <= a->cap && B * m->c.n_head * T * T <= a->att_cap && a->shared == m->checkpoint) return;
     acts_free(a, m->c.n_layer);
     size_t D = (size_t)m->c.n_embd, S = D / (size_t)m->c.n_head, DQ = (size_t)m->c.n_head * S,
            DKV = (size_t)m->c.n_head_kv * S, F = (size_t)m->c.n_ff, n = (size_t)N;
     size_t att = (size_t)B * (size_t)m->c.n_head * (size_t)T * (size_t)T;
     a->l = xcalloc((size_t)m->c.n_layer, sizeof *a->l);
+    a->shared = m->checkpoint;
+    if (a->shared) layer_alloc(&a->work, n, D, DQ, DKV, F, att);
     for (int l = 0; l < m->c.n_layer; l++) {
         act_layer *L = &a->l[l];
-        L->x_in = xmalloc(n * D * 4), L->rstd1 = xmalloc(n * 4), L->h1 = xmalloc(n * D * 4);
-        L->q = xmalloc(n * DQ * 4), L->k = xmalloc(n * DKV * 4), L->v = xmalloc(n * DKV * 4);
-        L->kx = xmalloc(n * DQ * 4), L->vx = xmalloc(n * DQ * 4), L->att = xmalloc(att * 4);
-        L->ao = xmalloc(n * DQ * 4), L->x_mid = xmalloc(n * D * 4), L->rstd2 = xmalloc(n * 4);
-        L->h2 = xmalloc(n * D * 4), L->gate = xmalloc(n * F * 4), L->up = xmalloc(n * F * 4);
-        L->act = xmalloc(n * F * 4);
+        if (a->shared) *L = a->work;
+        else layer_alloc(L, n, D, DQ, DKV, F, att);
+        L->x_in = xmalloc(n * D * 4);
     }
     a->x_out = xmalloc(n * D * 4), a->rstdf = xmalloc(n * 4), a->hf = xmalloc(n * D * 4);
     a->cs = xmalloc((size_t)T * (size_t)m->c.rope_dim * 4);
@@ -310,18 +329,15 @@ static void attention(nn_llama *m, act_layer *L, const float *dout, int B, int T
     else attn_seqs(&j, 0, (size_t)B, 0);
 }
 
-float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *targets, int B, int T) {
+/* Layer l from its input a->l[l].x_in to the next layer's input (or
+ * x_out), every activation kept in l's buffers (shared ones when
+ * checkpointing: the backward pass runs this again before using them). */
+static void layer_forward(nn_llama *m, int l, int B, int T) {
     const nn_llama_config *c = &m->c;
-    acts_ensure(m, B, T);
     struct nn_llama_acts *a = m->a;
     int N = B * T, D = c->n_embd, H = c->n_head, Hkv = c->n_head_kv, S = D / H, DQ = H * S, DKV = Hkv * S,
-        F = c->n_ff, V = c->n_vocab;
-    m->B = B, m->T = T;
-    m->tokens = tokens;
-    rope_cs(c, a->cs, T);
-    float *x = a->l[0].x_in;
-    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * D, m->p.tok_embd + (size_t)tokens[n] * D, (size_t)D * 4);
-    for (int l = 0; l < c->n_layer; l++) {
+        F = c->n_ff;
+    {
         act_layer *L = &a->l[l];
         const nn_llama_layer *P = &m->p.layers[l];
         nn_rmsnorm_forward(L->h1, L->rstd1, L->x_in, P->attn_norm, N, D, c->rms_eps);
@@ -344,6 +360,19 @@ float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *target
         lin(m, l, NN_LORA_DOWN, x_next, L->act, P->down, NULL, N, F, D);
         for (size_t i = 0; i < (size_t)N * D; i++) x_next[i] += x_mid[i];
     }
+}
+
+float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *targets, int B, int T) {
+    const nn_llama_config *c = &m->c;
+    acts_ensure(m, B, T);
+    struct nn_llama_acts *a = m->a;
+    int N = B * T, D = c->n_embd, V = c->n_vocab;
+    m->B = B, m->T = T;
+    m->tokens = tokens;
+    rope_cs(c, a->cs, T);
+    float *x = a->l[0].x_in;
+    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * D, m->p.tok_embd + (size_t)tokens[n] * D, (size_t)D * 4);
+    for (int l = 0; l < c->n_layer; l++) layer_forward(m, l, B, T);
     nn_rmsnorm_forward(a->hf, a->rstdf, a->x_out, m->p.output_norm, N, D, c->rms_eps);
     if ((size_t)N * V > m->logits_cap) {
         free(m->logits);
@@ -351,7 +380,6 @@ float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *target
         m->logits = xmalloc(m->logits_cap * 4);
     }
     nn_matmul_forward(m->logits, a->hf, m->p.output, NULL, N, D, V);
-    (void)DKV;
     m->has_targets = targets != NULL;
     return targets ? nn_softmax_ce_pool(m->pool, m->logits, targets, N, V) : 0;
 }
@@ -367,6 +395,9 @@ void nn_llama_backward(nn_llama *m) {
     memset(a->dx, 0, (size_t)N * D * 4);
     nn_rmsnorm_backward(a->dx, m->freeze ? NULL : m->g.output_norm, a->dh, a->x_out, m->p.output_norm, a->rstdf, N, D);
     for (int l = c->n_layer - 1; l >= 0; l--) {
+        /* Checkpointing: the layer's activations again, from its input (the
+         * same arithmetic, so the same numbers). */
+        if (a->shared) layer_forward(m, l, B, T);
         act_layer *L = &a->l[l];
         const nn_llama_layer *P = &m->p.layers[l];
         nn_llama_layer *G = &m->g.layers[l];

@@ -125,6 +125,7 @@ typedef struct nn_llama {
     nn_lora *lora;   /* adapters trained (or applied) beside the weights, or NULL */
     pool *pool;      /* borrowed: the serial parts (attention, the loss) split over it; NULL: serial */
     bool freeze;     /* the base weights get no gradients (LoRA training) */
+    bool checkpoint; /* keep only each layer's input; recompute the rest in the backward pass */
 } nn_llama;
 
 int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err);
@@ -139,7 +140,7 @@ void nn_llama_backward(nn_llama *m);
 /* Activation bytes one token of a T-token sequence keeps (for the memory
  * bound: parameters, gradients and AdamW's two moments add 16 bytes per
  * parameter). */
-size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T);
+size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T, bool checkpoint);
 /* Adds LoRA pairs of rank r (at most 64) on the slots set in targets (bit
  * NN_LORA_*) of every layer: A ~ N(0, 1/in), B = 0, so the model starts as
  * the base. Freezes the base weights and frees their gradients (m->grads

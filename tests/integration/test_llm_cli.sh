@@ -49,6 +49,9 @@ expect 0 "train until step 4" -- "$T" -q llm train $TR --checkpoint "$W/c.ckpt" 
 expect 0 "train resumed" -- "$T" -q llm train $TR --checkpoint "$W/c.ckpt" --resume "$W/tb/m.gguf"
 has "$W/out" "(resumed)" "the run says it resumed"
 if cmp -s "$W/ta/m.gguf" "$W/tb/m.gguf"; then ok; else bad "a resumed run differs from an uninterrupted one"; fi
+mkdir -p "$W/tc"
+expect 0 "train with activation checkpointing" -- "$T" -q llm train $TR --activation-checkpointing "$W/tc/m.gguf"
+if cmp -s "$W/ta/m.gguf" "$W/tc/m.gguf"; then ok; else bad "activation checkpointing changed the weights"; fi
 expect 0 "llm train --bpe" -- "$T" -q llm train --config "$W/tiny.json" --data "$W/titles.txt" --bpe 400 --steps 4 --ctx 32 --batch 4 -t 2 "$W/bpe.gguf"
 [ -f "$W/bpe.gguf.tokenizer.gguf" ] && ok || bad "the trained tokenizer is not kept"
 expect 0 "the BPE model tokenizes" -- "$T" llm tokenize -m "$W/bpe.gguf" "Toy Story (1995)"

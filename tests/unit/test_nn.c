@@ -433,6 +433,21 @@ static void test_llama_model(void) {
         printf("  lora on %s: %d parameters checked, worst %.1e\n", variant ? "qwen2" : "llama", n, worst);
         CHECK(n > 100);
         CHECK_EQ(bad, 0);
+        /* Activation checkpointing recomputes the same numbers: the same
+         * loss and the same gradients, bit for bit. */
+        float *g0 = malloc(m->lora->n_params * sizeof *g0);
+        memset(m->lora->grads, 0, m->lora->n_params * sizeof(float));
+        float l0 = nn_llama_forward(m, tok, tgt, B, T);
+        nn_llama_backward(m);
+        memcpy(g0, m->lora->grads, m->lora->n_params * sizeof *g0);
+        m->checkpoint = true;
+        memset(m->lora->grads, 0, m->lora->n_params * sizeof(float));
+        float l1 = nn_llama_forward(m, tok, tgt, B, T);
+        nn_llama_backward(m);
+        CHECK(l0 == l1);
+        CHECK(memcmp(g0, m->lora->grads, m->lora->n_params * sizeof *g0) == 0);
+        CHECK(nn_llama_bytes_per_token(&c, T, true) < nn_llama_bytes_per_token(&c, T, false));
+        free(g0);
         nn_llama_free(m);
     }
 }
