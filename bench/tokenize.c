@@ -4,7 +4,6 @@
  * usage: bench_tokenize VOCAB.gguf TEXT OUT.bin */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "llm/llm.h"
 
@@ -15,31 +14,16 @@ int main(int argc, char **argv) {
     }
     tailor_error err = {0};
     llm_model *m;
-    sb text;
-    sb_init(&text);
-    if (llm_model_load_ex(argv[1], true, &m, &err) || file_read(argv[2], &text, &err)) {
+    int64_t n;
+    int32_t *ids = NULL;
+    if (llm_model_load_ex(argv[1], true, &m, &err) || !(ids = llm_train_tokens(m->vocab, argv[2], &n, NULL, &err))) {
         fprintf(stderr, "%s\n", err.msg);
         return 66;
     }
     FILE *f = fopen(argv[3], "wb");
-    if (!f) return 73;
-    long total = 0;
-    for (char *line = text.buf; line && line < text.buf + text.len;) {
-        char *nl = memchr(line, '\n', (size_t)(text.buf + text.len - line));
-        size_t len = nl ? (size_t)(nl - line) : (size_t)(text.buf + text.len - line);
-        if (len && line[len - 1] == '\r') len--;
-        if (len) {
-            int64_t n;
-            int32_t *ids = llm_tokenize_alloc(m->vocab, line, len, true, false, &n);
-            fwrite(ids, 4, (size_t)n, f);
-            total += n;
-            free(ids);
-        }
-        line = nl ? nl + 1 : NULL;
-    }
-    fclose(f);
-    printf("%ld tokens, vocabulary %d\n", total, m->hp.n_vocab);
-    sb_deinit(&text);
+    if (!f || fwrite(ids, 4, (size_t)n, f) != (size_t)n || fclose(f)) return 73;
+    printf("%lld tokens, vocabulary %d\n", (long long)n, m->hp.n_vocab);
+    free(ids);
     llm_model_free(m);
     return 0;
 }

@@ -121,6 +121,22 @@ static int retrieve(const rec_model *r, const eval_csr *c, int32_t u, int want, 
     return rec_topk(r, u, c->idx + b, c->val ? c->val + b : NULL, (size_t)n, tp, items, scores, scratch);
 }
 
+/* The test users (a test item and a training history), in an order
+ * shuffled by seed, at most max: *order malloc'd; g is left seeded for
+ * the caller's further draws. */
+static int32_t sample_users(const eval_split *s, uint64_t seed, int max, int32_t **order, rng *g) {
+    int32_t *o = xmalloc(((size_t)s->n_users + 1) * sizeof *o), n = 0;
+    for (int32_t u = 0; u < s->n_users; u++)
+        if (s->test.ptr[u + 1] > s->test.ptr[u] && s->train.ptr[u + 1] > s->train.ptr[u]) o[n++] = u;
+    rng_seed(g, seed);
+    for (int32_t i = n - 1; i > 0; i--) {
+        int32_t j = (int32_t)rng_below(g, (uint64_t)i + 1), t = o[i];
+        o[i] = o[j], o[j] = t;
+    }
+    *order = o;
+    return n < max ? n : max;
+}
+
 static int fit(const char *kind_name, const eval_csr *c, const eval_split *s, rec_model **out, tailor_error *err) {
     const rec_kind *kind = rec_kind_find(kind_name);
     if (!kind) return err_set(err, TAILOR_EINVAL, "no model kind '%s' for the retriever", kind_name);
@@ -233,16 +249,9 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
         if (!rc) rc = fit(p.retriever, &s.train, &s, &r, err);
         double fit_s = timer_seconds_since(t0);
         /* Test users, in a seeded order, at most p.users. */
-        int32_t *order = xmalloc(((size_t)s.n_users + 1) * sizeof *order), n_eval = 0;
-        for (int32_t u = 0; u < s.n_users; u++)
-            if (s.test.ptr[u + 1] > s.test.ptr[u] && s.train.ptr[u + 1] > s.train.ptr[u]) order[n_eval++] = u;
+        int32_t *order;
         rng g;
-        rng_seed(&g, p.seed);
-        for (int32_t i = n_eval - 1; i > 0; i--) {
-            int32_t j = (int32_t)rng_below(&g, (uint64_t)i + 1), t = order[i];
-            order[i] = order[j], order[j] = t;
-        }
-        if (n_eval > p.users) n_eval = p.users;
+        int32_t n_eval = sample_users(&s, p.seed, p.users, &order, &g);
         double *hr_r = xcalloc((size_t)n_eval + 1, 8), *nd_r = xcalloc((size_t)n_eval + 1, 8);
         double *hr_l = xcalloc((size_t)n_eval + 1, 8), *nd_l = xcalloc((size_t)n_eval + 1, 8);
         int64_t in_cands = 0, tokens = 0;
@@ -472,16 +481,9 @@ int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tai
     double trie_s = timer_seconds_since(t0);
     rec_model *r = NULL;
     rc = fit(p.retriever, &s.train, &s, &r, err);
-    int32_t *order = xmalloc(((size_t)s.n_users + 1) * sizeof *order), n_eval = 0;
-    for (int32_t u = 0; u < s.n_users; u++)
-        if (s.test.ptr[u + 1] > s.test.ptr[u] && s.train.ptr[u + 1] > s.train.ptr[u]) order[n_eval++] = u;
+    int32_t *order;
     rng g;
-    rng_seed(&g, p.seed);
-    for (int32_t i = n_eval - 1; i > 0; i--) {
-        int32_t j = (int32_t)rng_below(&g, (uint64_t)i + 1), x = order[i];
-        order[i] = order[j], order[j] = x;
-    }
-    if (n_eval > p.users) n_eval = p.users;
+    int32_t n_eval = sample_users(&s, p.seed, p.users, &order, &g);
     enum { K = 10 };
     double *hr_r = xcalloc((size_t)n_eval + 1, 8), *nd_r = xcalloc((size_t)n_eval + 1, 8);
     double *hr_g = xcalloc((size_t)n_eval + 1, 8), *nd_g = xcalloc((size_t)n_eval + 1, 8);
@@ -575,16 +577,9 @@ int eval_llm_vs_traditional(store *st, eval_llmrank_params p, const char *models
     if (rc) return rc;
     pz_engine *e = NULL;
     pz_engine_new(st, &e, NULL);
-    int32_t *order = xmalloc(((size_t)s.n_users + 1) * sizeof *order), n_eval = 0;
-    for (int32_t u = 0; u < s.n_users; u++)
-        if (s.test.ptr[u + 1] > s.test.ptr[u] && s.train.ptr[u + 1] > s.train.ptr[u]) order[n_eval++] = u;
+    int32_t *order;
     rng g;
-    rng_seed(&g, p.seed);
-    for (int32_t i = n_eval - 1; i > 0; i--) {
-        int32_t j = (int32_t)rng_below(&g, (uint64_t)i + 1), x = order[i];
-        order[i] = order[j], order[j] = x;
-    }
-    if (n_eval > p.users) n_eval = p.users;
+    int32_t n_eval = sample_users(&s, p.seed, p.users, &order, &g);
     VEC(eval_result) res = {0};
     enum { K = 10 };
     int DEPTH = p.candidates > K ? p.candidates : K;

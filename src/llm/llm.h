@@ -721,6 +721,10 @@ typedef struct llm_train_report {
     int64_t steps, resumed_at, tokens; /* tokens trained on in this run */
     int64_t data_tokens, train_windows, val_windows;
 } llm_train_report;
+/* The token stream `llm train` reads from a text file: every non-empty
+ * line a document, tokenized with the vocabulary's BOS (malloc'd; *docs,
+ * may be NULL, counts the lines). NULL when the file cannot be read. */
+int32_t *llm_train_tokens(const llm_vocab *v, const char *path, int64_t *n, int64_t *docs, tailor_error *err);
 /* GPT-2's initialisation, seeded. */
 void llm_train_init(struct nn_llama *m, uint64_t seed);
 int llm_train_run(struct nn_llama *m, const llm_vocab *v, llm_train_params p, llm_train_report *out,

@@ -58,15 +58,13 @@ typedef struct tr_data {
     int T;
 } tr_data;
 
-static int load_data(const llm_vocab *v, const char *path, int T, double val_share, tr_data *d, tailor_error *err) {
-    memset(d, 0, sizeof *d);
-    d->T = T;
+int32_t *llm_train_tokens(const llm_vocab *v, const char *path, int64_t *n, int64_t *docs_out, tailor_error *err) {
     sb text;
     sb_init(&text);
-    int rc = file_read(path, &text, err);
-    if (rc) {
+    *n = 0;
+    if (file_read(path, &text, err)) {
         sb_deinit(&text);
-        return rc;
+        return NULL;
     }
     VEC(int32_t) all = {0};
     int64_t docs = 0;
@@ -75,17 +73,26 @@ static int load_data(const llm_vocab *v, const char *path, int T, double val_sha
         size_t len = nl ? (size_t)(nl - line) : (size_t)(text.buf + text.len - line);
         if (len && line[len - 1] == '\r') len--;
         if (len) {
-            int64_t n;
-            int32_t *ids = llm_tokenize_alloc(v, line, len, true, false, &n);
-            for (int64_t i = 0; i < n; i++) vec_push(&all, ids[i]);
+            int64_t cnt;
+            int32_t *ids = llm_tokenize_alloc(v, line, len, true, false, &cnt);
+            for (int64_t i = 0; i < cnt; i++) vec_push(&all, ids[i]);
             free(ids);
             docs++;
         }
         line = nl ? nl + 1 : NULL;
     }
     sb_deinit(&text);
-    d->tok = all.data;
-    d->n = (int64_t)all.len;
+    *n = (int64_t)all.len;
+    if (docs_out) *docs_out = docs;
+    return all.data ? all.data : xcalloc(1, sizeof(int32_t));
+}
+
+static int load_data(const llm_vocab *v, const char *path, int T, double val_share, tr_data *d, tailor_error *err) {
+    memset(d, 0, sizeof *d);
+    d->T = T;
+    int64_t docs;
+    d->tok = llm_train_tokens(v, path, &d->n, &docs, err);
+    if (!d->tok) return err->code;
     int64_t windows = d->n > T ? (d->n - 1) / T : 0;
     d->n_val = (int64_t)(windows * val_share);
     if (val_share > 0 && windows >= 2 && d->n_val == 0) d->n_val = 1;
