@@ -137,6 +137,16 @@ static int32_t sample_users(const eval_split *s, uint64_t seed, int max, int32_t
     return n < max ? n : max;
 }
 
+/* The store's leave-one-out split (the harness's defaults). */
+static int load_split(store *st, eval_split *s, tailor_error *err) {
+    store_view v;
+    int rc = store_view_build(st, store_view_default_params(), &v, err);
+    memset(s, 0, sizeof *s);
+    if (!rc) rc = eval_split_build(&v, eval_split_default_params(), s, err);
+    store_view_deinit(&v);
+    return rc;
+}
+
 static int fit(const char *kind_name, const eval_csr *c, const eval_split *s, rec_model **out, tailor_error *err) {
     const rec_kind *kind = rec_kind_find(kind_name);
     if (!kind) return err_set(err, TAILOR_EINVAL, "no model kind '%s' for the retriever", kind_name);
@@ -193,11 +203,8 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
     if (p.candidates < 2 || p.candidates > 26)
         return err_set(err, TAILOR_EINVAL, "candidates: 2 to 26 (one letter each)");
     if (!p.export_path && !p.lm) return err_set(err, TAILOR_EINVAL, "a language model (--model) ranks; or --export");
-    store_view v;
-    int rc = store_view_build(st, store_view_default_params(), &v, err);
-    eval_split s = {0};
-    if (!rc) rc = eval_split_build(&v, eval_split_default_params(), &s, err);
-    store_view_deinit(&v);
+    eval_split s;
+    int rc = load_split(st, &s, err);
     if (rc) return rc;
     pz_engine *e = NULL;
     pz_engine_new(st, &e, NULL);
@@ -467,11 +474,8 @@ static int generate_user(const eval_llmrank_params *p, pz_engine *e, const eval_
 
 int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err) {
     if (!p.lm) return err_set(err, TAILOR_EINVAL, "a language model (--model) generates");
-    store_view v;
-    int rc = store_view_build(st, store_view_default_params(), &v, err);
-    eval_split s = {0};
-    if (!rc) rc = eval_split_build(&v, eval_split_default_params(), &s, err);
-    store_view_deinit(&v);
+    eval_split s;
+    int rc = load_split(st, &s, err);
     if (rc) return rc;
     pz_engine *e = NULL;
     pz_engine_new(st, &e, NULL);
@@ -568,12 +572,9 @@ static void keep_top(int32_t *tops, int32_t i, const int32_t *list, int n) {
 
 int eval_llm_vs_traditional(store *st, eval_llmrank_params p, const char *models, const char *dataset,
                             const char *report_dir, FILE *f, sb *json, tailor_error *err) {
-    store_view v;
-    int rc = store_view_build(st, store_view_default_params(), &v, err);
-    eval_split s = {0};
+    eval_split s;
     eval_split_params sp = eval_split_default_params();
-    if (!rc) rc = eval_split_build(&v, sp, &s, err);
-    store_view_deinit(&v);
+    int rc = load_split(st, &s, err);
     if (rc) return rc;
     pz_engine *e = NULL;
     pz_engine_new(st, &e, NULL);
