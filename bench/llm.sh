@@ -4,7 +4,8 @@
 # measures them: pp512 and tg64 at 1 and 2 threads, the bytes read per token,
 # the read bandwidth measured in the same run and the share of that bound;
 # then generation with a busy neighbour process on one core; then what
-# constrained decoding costs (bench/grammar.c).
+# constrained decoding costs (bench/grammar.c); then, when llama.cpp's
+# llama-bench is there, both engines side by side with their ratios.
 #   bench/llm.sh [BUILD_DIR] [MODEL_DIR]
 set -eu
 B=${1:-build/release}
@@ -40,3 +41,56 @@ printf '%s' '{"type":"object","properties":{"answer":{"type":"string","minLength
 for s in tool long; do
     "$B/bench/bench_grammar" "$M/qwen2.5-0.5b-q8_0.gguf" "$M/$s.json" 12 2 | tail -n 1 | sed "s/^{/{\"schema\": \"$s\", /"
 done
+# Side by side with llama.cpp b4747's llama-bench (../shared/tools, every CPU
+# variant, the best picked at run time) on the same files, alternated round
+# by round (this machine's speed drifts); each engine's best round counts.
+# LLM_SIDE_PP / LLM_SIDE_TG / LLM_SIDE_ROUNDS shrink it for a quick look.
+here=$(cd "$(dirname "$0")/.." && pwd)
+LB=${LLAMA_BENCH:-$here/../shared/tools/llama.cpp-b4747/llama-bench}
+PP=${LLM_SIDE_PP:-512} TG=${LLM_SIDE_TG:-64} ROUNDS=${LLM_SIDE_ROUNDS:-2}
+if [ -x "$LB" ]; then
+    side="$M/side"
+    rm -rf "$side"
+    mkdir -p "$side"
+    for shape in smollm2-135m qwen2.5-0.5b; do
+        for type in q8_0 q4_k_m; do
+            f="$M/$shape-$type.gguf"
+            [ -f "$f" ] || continue
+            r=1
+            while [ "$r" -le "$ROUNDS" ]; do
+                "$LB" -m "$f" -p "$PP" -n "$TG" -r 1 -t 1,2 -o json >"$side/lb-$shape-$type-$r.json" 2>/dev/null
+                "$T" llm bench -m "$f" -p "$PP" -n "$TG" -r 1 -t 1,2 --json --no-bandwidth >"$side/tl-$shape-$type-$r.json"
+                r=$((r + 1))
+            done
+        done
+    done
+    /usr/bin/python3 - "$side" "$PP" "$TG" <<'PY'
+import glob, json, os, sys
+side, pp, tg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+best = {}
+for path in sorted(glob.glob(os.path.join(side, "*.json"))):
+    engine, rest = os.path.basename(path).split("-", 1)
+    model = rest.rsplit("-", 1)[0]
+    if engine == "lb":
+        for row in json.load(open(path)):
+            test = "pp" if row["n_gen"] == 0 else "tg"
+            key = (model, row["n_threads"], test)
+            best.setdefault(key, {})
+            best[key]["llama.cpp"] = max(best[key].get("llama.cpp", 0), row["avg_ts"])
+    else:
+        for line in open(path):
+            row = json.loads(line)
+            for test in ("pp", "tg"):
+                key = (model, row["threads"], test)
+                best.setdefault(key, {})
+                best[key]["tailor"] = max(best[key].get("tailor", 0), row[test]["tok_s"])
+print(f"| model | threads | test | llama.cpp tok/s | tailor tok/s | tailor / llama.cpp |")
+print("|---|---:|---|---:|---:|---:|")
+for (model, thr, test), v in sorted(best.items()):
+    a, b = v.get("llama.cpp", 0), v.get("tailor", 0)
+    name = f"pp{pp}" if test == "pp" else f"tg{tg}"
+    print(f"| {model} | {thr} | {name} | {a:.1f} | {b:.1f} | {b / a if a else 0:.2f}x |")
+PY
+else
+    echo "(llama-bench not found at $LB: no side-by-side table)"
+fi
