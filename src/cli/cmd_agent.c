@@ -19,7 +19,7 @@ typedef struct chat_face {
     pz_engine *e;
     llm_backend *b;
     agent *a;
-    kg_index x;
+    kg_index *x;
     kg_retriever r;
     bool retrieving;
 } chat_face;
@@ -27,7 +27,7 @@ typedef struct chat_face {
 static void face_close(chat_face *f) {
     agent_free(f->a);
     if (f->retrieving) kg_retriever_close(&f->r);
-    kg_index_free(&f->x);
+    kg_index_close(f->x);
     if (f->b) f->b->ops->free(f->b);
     pz_engine_free(f->e);
     store_close(f->s);
@@ -116,21 +116,20 @@ static int face_open(cli_args *a, chat_face *f) {
     /* The item index, when there is one, lets the search tool find by
      * meaning too; without it (or its model) the agent searches words. */
     const char *ix = cli_opt_get(a, "index");
-    char *path = ix ? xstrdup(ix) : kg_index_default_path(a->db_path);
-    if ((!ix || strcmp(ix, "none")) && (ix || file_exists(path))) {
-        int rc = kg_index_load(path, &f->x, &err);
-        if (!rc) rc = kg_retriever_open(&f->r, &f->x, NULL, &err);
+    int rc = kg_index_open_for(a->db_path, ix, &f->x, &err);
+    if (!rc && f->x) {
+        rc = kg_retriever_open(&f->r, f->x, NULL, &err);
         f->retrieving = rc == 0;
-        if (rc && ix) {
-            free(path);
-            face_close(f);
-            return cli_fail(&err);
+        if (rc && !ix) { /* the default index's model is gone: words only */
+            log_warn("the vector index's model is not usable (%s): the agent searches words only", err.msg);
+            rc = 0, err = (tailor_error){0};
         }
-        if (rc) log_warn("the vector index %s is not used (%s): the agent searches words only", path, err.msg);
-        err = (tailor_error){0};
-        if (f->retrieving) p.retriever = &f->r;
     }
-    free(path);
+    if (rc) {
+        face_close(f);
+        return cli_fail(&err);
+    }
+    if (f->retrieving) p.retriever = &f->r;
     if (agent_new(f->e, f->b, p, &f->a, &err)) {
         face_close(f);
         return cli_fail(&err);
@@ -293,15 +292,16 @@ static int experiment_cold(cli_args *a) {
     int code;
     store *s = cli_open_store(a, true, &code);
     if (!s) return code;
-    char *path = cli_opt_get(a, "index") ? xstrdup(cli_opt_get(a, "index")) : kg_index_default_path(a->db_path);
-    p.index_path = path;
     tailor_error err = {0};
+    kg_index *x = NULL;
     sb json;
     sb_init(&json);
-    int rc = eval_cold_items(s, p, stdout, &json, &err);
+    int rc = kg_index_open_for(a->db_path, cli_opt_get(a, "index"), &x, &err);
+    p.index = x;
+    if (!rc) rc = eval_cold_items(s, p, stdout, &json, &err);
     if (!rc) rc = write_json_opt(a, &json, &err);
     sb_deinit(&json);
-    free(path);
+    kg_index_close(x);
     store_close(s);
     return rc ? cli_fail(&err) : EX_OK;
 }

@@ -26,7 +26,7 @@ enum { C_RANDOM, C_GRAPH, C_TEXT, C_FUSED, N_COLD };
 static const char *const COLD_NAME[N_COLD] = {"random", "graph neighbours", "text vectors", "text + graph"};
 
 eval_cold_params eval_cold_default_params(void) {
-    return (eval_cold_params){.hide = 0.1, .k = 20, .min_events = 5, .seed = 42, .index_path = NULL};
+    return (eval_cold_params){.hide = 0.1, .k = 20, .min_events = 5, .seed = 42, .index = NULL};
 }
 
 typedef struct cold_score {
@@ -64,21 +64,16 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
     int rc = store_view_build(s, store_view_default_params(), &v, err);
     if (rc) return rc;
     kg_graph g = {0};
-    kg_index x = {0};
-    bool have_graph = false, have_text = false;
+    const kg_index *x = p.index;
+    bool have_graph = false, have_text = x && x->n > 0;
     rc = kg_load(s, &g, err);
     if (!rc) have_graph = g.n_triples > 0;
-    if (!rc && p.index_path && file_exists(p.index_path)) {
-        rc = kg_index_load(p.index_path, &x, err);
-        have_text = !rc && x.n > 0;
-    }
     if (!rc && !have_graph && !have_text)
         rc = err_set(err, TAILOR_EINVAL,
                      "the store has no knowledge graph and no item index: nothing describes a cold item (tailor kg "
                      "derive, tailor import kg, tailor index build)");
     if (rc) {
         kg_deinit(&g);
-        kg_index_free(&x);
         store_view_deinit(&v);
         return rc;
     }
@@ -98,7 +93,7 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
     int nc = (int)(ne * p.hide);
     if (nc < 2) {
         free(count), free(eligible);
-        kg_deinit(&g), kg_index_free(&x), store_view_deinit(&v);
+        kg_deinit(&g), store_view_deinit(&v);
         return err_set(err, TAILOR_EINVAL, "too few items with %d events to hide %.0f%% of them", p.min_events,
                        p.hide * 100);
     }
@@ -113,14 +108,14 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
     /* Text features: the index row of each item. */
     int64_t *row_of = xmalloc(((size_t)ni + 1) * sizeof *row_of);
     for (int32_t i = 0; i < ni; i++) row_of[i] = -1;
-    for (int64_t r = 0; have_text && r < x.n; r++) {
-        int32_t i = store_view_item(&v, x.ids[r]);
+    for (int64_t r = 0; have_text && r < x->n; r++) {
+        int32_t i = store_view_item(&v, x->ids[r]);
         if (i >= 0) row_of[i] = r;
     }
 
     cold_stat recall[N_COLD] = {{0}}, ndcg[N_COLD] = {{0}};
     double *profile = have_graph ? xcalloc((size_t)g.n_entities + 1, sizeof *profile) : NULL;
-    int dim = have_text ? x.dim : 1;
+    int dim = have_text ? x->dim : 1;
     double *uvec = xcalloc((size_t)dim, sizeof *uvec);
     double *score[N_COLD];
     int *rank[N_COLD];
@@ -148,7 +143,7 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
             if (cand_of[i] >= 0) continue;
             if (have_graph) kg_profile_add(&g, idf, ent_of[i], profile);
             if (have_text && row_of[i] >= 0)
-                for (int d = 0; d < dim; d++) uvec[d] += x.vec[(size_t)row_of[i] * dim + d];
+                for (int d = 0; d < dim; d++) uvec[d] += x->vec[(size_t)row_of[i] * dim + d];
         }
         for (int c = 0; c < nc; c++) {
             int32_t i = eligible[c];
@@ -156,7 +151,7 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
             score[C_GRAPH][c] = have_graph ? kg_profile_score(&g, idf, ent_of[i], profile) : 0;
             double ts = 0;
             if (have_text && row_of[i] >= 0)
-                for (int d = 0; d < dim; d++) ts += uvec[d] * x.vec[(size_t)row_of[i] * dim + d];
+                for (int d = 0; d < dim; d++) ts += uvec[d] * x->vec[(size_t)row_of[i] * dim + d];
             score[C_TEXT][c] = ts; /* the mean's length is the same for every candidate */
         }
         ranks_of(score[C_GRAPH], nc, buf, rank[C_GRAPH]);
@@ -208,7 +203,6 @@ int eval_cold_items(store *s, eval_cold_params p, FILE *f, sb *json, tailor_erro
     free(buf), free(truth), free(uvec), free(profile), free(row_of), free(idf), free(ent_of), free(cand_of);
     free(count), free(eligible);
     kg_deinit(&g);
-    kg_index_free(&x);
     store_view_deinit(&v);
     return users ? 0 : err_set(err, TAILOR_EINVAL, "no user has both a hidden item and a training item");
 }

@@ -271,7 +271,7 @@ typedef struct eval_cold_params {
     int k;                  /* cut-off of recall and NDCG (default 20) */
     int min_events;         /* (default 5) */
     uint64_t seed;
-    const char *index_path; /* the item vectors (NULL or absent: graph rows only) */
+    const kg_index *index;  /* the item vectors (NULL: graph rows only) */
 } eval_cold_params;
 eval_cold_params eval_cold_default_params(void);
 /* Hides items, ranks them for their users by graph neighbours, text

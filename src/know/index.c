@@ -594,3 +594,28 @@ char *kg_index_default_path(const char *db_path) {
     sb_printf(&p, "%s.index/items.tvec", db_path);
     return sb_take(&p);
 }
+
+int kg_index_open_for(const char *db_path, const char *choice, kg_index **out, tailor_error *err) {
+    *out = NULL;
+    if (choice && !strcmp(choice, "none")) return 0;
+    char *path = choice ? xstrdup(choice) : kg_index_default_path(db_path);
+    int rc = 0;
+    if (choice || file_exists(path)) {
+        kg_index *x = xcalloc(1, sizeof *x);
+        rc = kg_index_load(path, x, err);
+        if (rc) free(x);
+        else *out = x;
+        if (rc && !choice) { /* the default one: a search without it is still a search */
+            log_warn("the vector index %s is not used (%s): search by words only", path, err->msg);
+            rc = 0, *err = (tailor_error){0};
+        }
+    }
+    free(path);
+    return rc;
+}
+
+void kg_index_close(kg_index *x) {
+    if (!x) return;
+    kg_index_free(x);
+    free(x);
+}

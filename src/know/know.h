@@ -215,6 +215,12 @@ void kg_retriever_close(kg_retriever *r);
 /* Where `tailor index build` keeps a store's index: DB.index/items.tvec
  * (malloc'd). */
 char *kg_index_default_path(const char *db_path);
+/* The index a command or server asked for: choice NULL = the store's
+ * default when it exists (one that cannot be read is warned about and
+ * skipped), "none" = none, a path = that file, which must load. *out is
+ * NULL when there is none; free with kg_index_close. */
+int kg_index_open_for(const char *db_path, const char *choice, kg_index **out, tailor_error *err);
+void kg_index_close(kg_index *x);
 /* Reciprocal-rank fusion of two ranked id lists (score: sum of 1/(k +
  * rank)); out[] malloc'd ids (the caller frees each), best first. */
 int kg_rrf(const char *const *a, int na, const char *const *b, int nb, int k, char **out, double *scores, int max);

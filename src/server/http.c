@@ -691,8 +691,7 @@ void srv_free(srv *s) {
         store_close(w->s);
     }
     if (s->llm) s->llm->ops->free(s->llm);
-    if (s->index) kg_index_free(s->index);
-    free(s->index);
+    kg_index_close(s->index);
     free(s->workers);
     free(s->threads);
     free(s->ring);
@@ -733,15 +732,7 @@ int srv_new(const srv_params *p, srv **out, tailor_error *err) {
     int rc = 0;
     /* The vector index, when there is one: the chat's search tool fuses
      * words and meaning. One copy for all workers; a model each. */
-    char *ipath = p->index ? xstrdup(p->index) : kg_index_default_path(p->db_path);
-    if ((!p->index || strcmp(p->index, "none")) && (p->index || file_exists(ipath))) {
-        s->index = xcalloc(1, sizeof *s->index);
-        rc = kg_index_load(ipath, s->index, err);
-        if (rc) free(s->index), s->index = NULL;
-        if (rc && !p->index) log_warn("the vector index %s is not used (%s): chat searches words only", ipath, err->msg);
-        if (!p->index) rc = 0, *err = (tailor_error){0};
-    }
-    free(ipath);
+    rc = kg_index_open_for(p->db_path, p->index, &s->index, err);
     for (int i = 0; i < s->n_workers && !rc; i++) {
         srv_worker *w = &s->workers[i];
         w->srv = s;
@@ -755,6 +746,12 @@ int srv_new(const srv_params *p, srv **out, tailor_error *err) {
             w->retriever = xcalloc(1, sizeof *w->retriever);
             rc = kg_retriever_open(w->retriever, s->index, NULL, err);
             if (rc) free(w->retriever), w->retriever = NULL;
+            if (rc && !p->index && i == 0) { /* the default index's model is gone: words only */
+                log_warn("the vector index's model is not usable (%s): chat searches words only", err->msg);
+                kg_index_close(s->index);
+                s->index = NULL;
+                rc = 0, *err = (tailor_error){0};
+            }
         }
     }
     for (int i = 0; i < s->n_workers && !rc; i++) {
