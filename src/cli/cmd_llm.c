@@ -1,7 +1,6 @@
 /* cmd_llm.c — `tailor llm ...`: inspect GGUF files, tokenize, generate,
  * chat, embed and benchmark with the built-in engine. Generated text goes
  * to stdout; everything else (progress, timings) to stderr. */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -691,61 +690,6 @@ int cmd_llm_embed(cli_args *a) {
 
 /* ---- train ---------------------------------------------------------------- */
 
-/* The model's shape: a named one (its vocabulary size replaced by the
- * tokenizer's), or a JSON file {"arch", "n_embd", "n_layer", "n_head",
- * "n_head_kv", "n_ff", "rope_base", "rms_eps", "tied"}. */
-static int train_shape(cli_args *a, nn_llama_config *c, const char **arch, int32_t n_vocab) {
-    const char *shape = cli_opt_get(a, "shape"), *config = cli_opt_get(a, "config");
-    if (!shape == !config) return cli_usage_error(a, "give --shape NAME (%s) or --config FILE.json", llm_shape_names());
-    *c = (nn_llama_config){.n_vocab = n_vocab, .rope_base = 10000, .rope_freq_scale = 1, .rms_eps = 1e-5f, .tied = true};
-    if (shape) {
-        const llm_shape *s = llm_shape_find(shape);
-        if (!s) return cli_usage_error(a, "unknown shape '%s' (known: %s)", shape, llm_shape_names());
-        *arch = s->arch;
-        c->n_embd = s->n_embd, c->n_layer = s->n_layer, c->n_head = s->n_head, c->n_head_kv = s->n_head_kv;
-        c->n_ff = s->n_ff, c->rope_base = s->rope_base, c->rms_eps = s->rms_eps, c->tied = s->tied;
-    } else {
-        sb text;
-        sb_init(&text);
-        tailor_error err = {0};
-        if (file_read(config, &text, &err)) {
-            sb_deinit(&text);
-            return cli_fail(&err);
-        }
-        cJSON *j = cJSON_Parse(sb_str(&text));
-        sb_deinit(&text);
-        if (!cJSON_IsObject(j)) {
-            cJSON_Delete(j);
-            return cli_usage_error(a, "%s: not a JSON object", config);
-        }
-        static const char *const INTS[] = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff"};
-        int *dst[] = {&c->n_embd, &c->n_layer, &c->n_head, &c->n_head_kv, &c->n_ff};
-        for (int i = 0; i < 5; i++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, INTS[i]);
-            if (!cJSON_IsNumber(v) && i != 3) {
-                cJSON_Delete(j);
-                return cli_usage_error(a, "%s: \"%s\" (a positive integer) is missing", config, INTS[i]);
-            }
-            *dst[i] = cJSON_IsNumber(v) ? v->valueint : c->n_head;
-        }
-        const cJSON *v;
-        if ((v = cJSON_GetObjectItemCaseSensitive(j, "rope_base")) && cJSON_IsNumber(v)) c->rope_base = (float)v->valuedouble;
-        if ((v = cJSON_GetObjectItemCaseSensitive(j, "rms_eps")) && cJSON_IsNumber(v)) c->rms_eps = (float)v->valuedouble;
-        if ((v = cJSON_GetObjectItemCaseSensitive(j, "tied"))) c->tied = cJSON_IsTrue(v);
-        v = cJSON_GetObjectItemCaseSensitive(j, "arch");
-        *arch = cJSON_IsString(v) && !strcmp(v->valuestring, "qwen2") ? "qwen2" : "llama";
-        if (cJSON_IsString(v) && strcmp(v->valuestring, "qwen2") && strcmp(v->valuestring, "llama")) {
-            cJSON_Delete(j);
-            return cli_usage_error(a, "%s: \"arch\" is llama or qwen2", config);
-        }
-        cJSON_Delete(j);
-    }
-    bool qwen2 = !strcmp(*arch, "qwen2");
-    c->neox = c->qkv_bias = qwen2;
-    c->rope_dim = c->n_head > 0 ? c->n_embd / c->n_head : 0;
-    return 0;
-}
-
 int cmd_llm_train(cli_args *a) {
     const char *data = cli_opt_get(a, "data"), *vocab = cli_opt_get(a, "vocab");
     if (!data) return cli_usage_error(a, "--data FILE is required (text: one document per line)");
@@ -818,10 +762,12 @@ int cmd_llm_train(cli_args *a) {
         return cli_fail(&err);
     }
     nn_llama_config c;
-    const char *arch = "llama";
-    int code = train_shape(a, &c, &arch, tokm->hp.n_vocab);
+    const char *arch = "llama", *shape = cli_opt_get(a, "shape"), *config = cli_opt_get(a, "config");
+    int code = !shape == !config ? cli_usage_error(a, "give --shape NAME (%s) or --config FILE.json", llm_shape_names())
+                                 : 0;
     nn_llama *m = NULL;
-    if (!code && nn_llama_new(&c, &m, &err)) code = cli_fail(&err);
+    if (!code && (llm_train_shape(shape, config, tokm->hp.n_vocab, &c, &arch, &err) || nn_llama_new(&c, &m, &err)))
+        code = cli_fail(&err);
     if (code) {
         llm_model_free(tokm);
         free(dflt);

@@ -691,6 +691,12 @@ struct nn_llama;
 struct nn_llama_config;
 /* The trainable configuration of a llama or qwen2 model (others refused). */
 int llm_train_config(const llm_model *m, struct nn_llama_config *c, tailor_error *err);
+/* The configuration `llm train` builds: a named shape (shape) or a JSON file
+ * (config: {"arch", "n_embd", "n_layer", "n_head", "n_head_kv", "n_ff",
+ * "rope_base", "rms_eps", "tied"}), with the tokenizer's n_vocab; *arch is
+ * "llama" or "qwen2". */
+int llm_train_shape(const char *shape, const char *config, int32_t n_vocab, struct nn_llama_config *c, const char **arch,
+                    tailor_error *err);
 /* The model's weights as training parameters (quantized ones dequantized). */
 int llm_train_from_model(const llm_model *m, struct nn_llama **out, tailor_error *err);
 /* Writes t as an F32 GGUF of architecture arch ("llama" or "qwen2") with

@@ -4,6 +4,7 @@
  * llama.cpp) loads: the architecture's metadata, the tokenizer of a source
  * file, F32 tensors in ggml's layout. */
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,50 @@ int llm_train_config(const llm_model *m, nn_llama_config *c, tailor_error *err) 
                            .rope_base = hp->rope_base, .rope_freq_scale = hp->rope_freq_scale, .rms_eps = hp->rms_eps,
                            .neox = hp->rope_neox, .tied = m->output == m->tok_embd,
                            .qkv_bias = m->layers[0].bq != NULL};
+    return 0;
+}
+
+int llm_train_shape(const char *shape, const char *config, int32_t n_vocab, nn_llama_config *c, const char **arch,
+                    tailor_error *err) {
+    *c = (nn_llama_config){.n_vocab = n_vocab, .rope_base = 10000, .rope_freq_scale = 1, .rms_eps = 1e-5f, .tied = true};
+    *arch = "llama";
+    if (shape) {
+        const llm_shape *s = llm_shape_find(shape);
+        if (!s) return err_set(err, TAILOR_EINVAL, "unknown shape '%s' (known: %s)", shape, llm_shape_names());
+        *arch = s->arch;
+        c->n_embd = s->n_embd, c->n_layer = s->n_layer, c->n_head = s->n_head, c->n_head_kv = s->n_head_kv;
+        c->n_ff = s->n_ff, c->rope_base = s->rope_base, c->rms_eps = s->rms_eps, c->tied = s->tied;
+    } else {
+        sb text;
+        sb_init(&text);
+        int rc = file_read(config, &text, err);
+        cJSON *j = rc ? NULL : cJSON_Parse(sb_str(&text));
+        sb_deinit(&text);
+        if (rc) return rc;
+        if (!cJSON_IsObject(j)) rc = err_set(err, TAILOR_EINVAL, "%s: not a JSON object", config);
+        static const char *const INTS[] = {"n_embd", "n_layer", "n_head", "n_head_kv", "n_ff"};
+        int *dst[] = {&c->n_embd, &c->n_layer, &c->n_head, &c->n_head_kv, &c->n_ff};
+        for (int i = 0; i < 5 && !rc; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, INTS[i]);
+            if (!cJSON_IsNumber(v) && i != 3) /* n_head_kv defaults to n_head */
+                rc = err_set(err, TAILOR_EINVAL, "%s: \"%s\" (a positive integer) is missing", config, INTS[i]);
+            *dst[i] = cJSON_IsNumber(v) ? v->valueint : c->n_head;
+        }
+        const cJSON *v;
+        if (!rc && (v = cJSON_GetObjectItemCaseSensitive(j, "rope_base")) && cJSON_IsNumber(v))
+            c->rope_base = (float)v->valuedouble;
+        if (!rc && (v = cJSON_GetObjectItemCaseSensitive(j, "rms_eps")) && cJSON_IsNumber(v))
+            c->rms_eps = (float)v->valuedouble;
+        if (!rc && (v = cJSON_GetObjectItemCaseSensitive(j, "tied"))) c->tied = cJSON_IsTrue(v);
+        v = rc ? NULL : cJSON_GetObjectItemCaseSensitive(j, "arch");
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "qwen2") && strcmp(v->valuestring, "llama"))
+            rc = err_set(err, TAILOR_EINVAL, "%s: \"arch\" is llama or qwen2", config);
+        else if (cJSON_IsString(v) && !strcmp(v->valuestring, "qwen2")) *arch = "qwen2";
+        cJSON_Delete(j);
+        if (rc) return rc;
+    }
+    c->neox = c->qkv_bias = !strcmp(*arch, "qwen2");
+    c->rope_dim = c->n_head > 0 ? c->n_embd / c->n_head : 0;
     return 0;
 }
 
