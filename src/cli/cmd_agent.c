@@ -306,8 +306,9 @@ static int experiment_cold(cli_args *a) {
     return rc ? cli_fail(&err) : EX_OK;
 }
 
-/* experiment llm-ranker: a language model re-ranking a retriever's top;
- * icl-shots: the same with 0, 2 and 5 in-context examples. */
+/* experiment llm-ranker, icl-shots, llm-generative, llm-vs-traditional:
+ * the language model (and its adapter) the options name, then the one
+ * library function of the experiment. */
 static int experiment_llm_ranker(cli_args *a, bool icl) {
     eval_llmrank_params p = eval_llmrank_default_params();
     long cands, hist, users, ctx, threads, shots;
@@ -349,28 +350,15 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     }
     sb json;
     sb_init(&json);
-    static const int ICL[] = {0, 2, 5};
-    int runs = icl ? 3 : 1;
-    bool generative = !strcmp(a->pos[0], "llm-generative"), side = !strcmp(a->pos[0], "llm-vs-traditional");
-    if (generative || side) runs = 1;
     p.quiet = a->quiet;
-    if (icl) sb_puts(&json, "{\"experiment\":\"icl-shots\",\"runs\":[");
-    for (int i = 0; i < runs && !rc; i++) {
-        p.shots = icl ? ICL[i] : (int)shots;
-        if (i) {
-            sb_putc(&json, ',');
-            printf("\n");
-        }
-        if (side) {
-            const char *base = strrchr(a->db_path, '/');
-            rc = eval_llm_vs_traditional(s, p, cli_opt_get(a, "models") ? cli_opt_get(a, "models") : "pop,als,ease,sasrec",
-                                         base ? base + 1 : a->db_path, cli_opt_get(a, "report"), stdout, &json, &err);
-        } else {
-            rc = generative ? eval_llm_generative(s, p, stdout, &json, &err)
-                            : eval_llm_ranker(s, p, stdout, &json, &err);
-        }
-    }
-    if (icl) sb_puts(&json, "]}");
+    p.shots = (int)shots;
+    const char *name = a->pos[0], *base = strrchr(a->db_path, '/');
+    if (!rc && icl) rc = eval_llm_icl_shots(s, p, stdout, &json, &err);
+    else if (!rc && !strcmp(name, "llm-generative")) rc = eval_llm_generative(s, p, stdout, &json, &err);
+    else if (!rc && !strcmp(name, "llm-vs-traditional"))
+        rc = eval_llm_vs_traditional(s, p, cli_opt_get(a, "models") ? cli_opt_get(a, "models") : "pop,als,ease,sasrec",
+                                     base ? base + 1 : a->db_path, cli_opt_get(a, "report"), stdout, &json, &err);
+    else if (!rc) rc = eval_llm_ranker(s, p, stdout, &json, &err);
     if (!rc) rc = write_json_opt(a, &json, &err);
     sb_deinit(&json);
     llm_ctx_free(c);

@@ -295,6 +295,9 @@ typedef struct eval_llmrank_params {
 } eval_llmrank_params;
 eval_llmrank_params eval_llmrank_default_params(void);
 int eval_llm_ranker(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err);
+/* The ranker with 0, 2 and 5 in-context examples from each user's history:
+ * {"experiment": "icl-shots", "runs": [three llm-ranker objects]}. */
+int eval_llm_icl_shots(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err);
 /* The generative recommender: the model writes the next item's title
  * after the user's recent titles ("A user's recent items, oldest first: T1;
  * T2; ...;", the form `llm train` data takes in docs/training.md), decoded

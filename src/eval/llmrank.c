@@ -679,3 +679,16 @@ int eval_llm_vs_traditional(store *st, eval_llmrank_params p, const char *models
     eval_split_free(&s);
     return rc;
 }
+
+int eval_llm_icl_shots(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err) {
+    static const int SHOTS[] = {0, 2, 5};
+    sb_puts(json, "{\"experiment\":\"icl-shots\",\"runs\":[");
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        p.shots = SHOTS[i];
+        if (i) sb_putc(json, ','), fputc('\n', f);
+        rc = eval_llm_ranker(st, p, f, json, err);
+    }
+    sb_puts(json, "]}");
+    return rc;
+}
