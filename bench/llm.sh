@@ -4,7 +4,8 @@
 # measures them: pp512 and tg64 at 1 and 2 threads, the bytes read per token,
 # the read bandwidth measured in the same run and the share of that bound;
 # then generation with a busy neighbour process on one core; then what
-# constrained decoding costs (bench/grammar.c); then, when llama.cpp's
+# constrained decoding costs (bench/grammar.c); the prompt tiles alone
+# (bench/tiles.c); then, when llama.cpp's
 # llama-bench is there, both engines side by side with their ratios.
 #   bench/llm.sh [BUILD_DIR] [MODEL_DIR]
 set -eu
@@ -41,6 +42,9 @@ printf '%s' '{"type":"object","properties":{"answer":{"type":"string","minLength
 for s in tool long; do
     "$B/bench/bench_grammar" "$M/qwen2.5-0.5b-q8_0.gguf" "$M/$s.json" 12 2 | tail -n 1 | sed "s/^{/{\"schema\": \"$s\", /"
 done
+# The prompt tiles alone, every weight type, each kernel set this CPU runs
+# (bench/tiles.c).
+"$B/bench/bench_tiles"
 # Side by side with llama.cpp b4747's llama-bench (../shared/tools, every CPU
 # variant, the best picked at run time) on the same files, alternated round
 # by round (this machine's speed drifts); each engine's best round counts.

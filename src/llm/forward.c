@@ -25,6 +25,7 @@ struct llm_ctx {
     /* chunk scratch, N_BATCH rows each */
     float *x, *h, *q, *kb, *vb, *att, *gate, *up, *rope_cs;
     uint8_t *act;
+    uint8_t *pack; /* activations in a tile's own layout (llm_tile.pack) */
     float *scores; /* [threads][group * n_ctx + S]: scores, then a V row */
     uint8_t *qconv; /* [threads][group * S * 4]: queries in the cache's dot type */
     /* results of the last decode */
@@ -102,6 +103,8 @@ int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_erro
     c->up = xmalloc(B * (size_t)hp->n_ff * 4);
     c->rope_cs = xmalloc(B * (size_t)hp->rope_dim * 4);
     c->act = xmalloc(B * (size_t)widest * 4 + 64);
+    /* Packed layouts hold at most 4 bytes per value (F16 tokens as floats). */
+    c->pack = xmalloc(B * (size_t)widest * 4 + 64);
     int group = hp->n_head / hp->n_head_kv;
     c->scores = xmalloc((size_t)c->n_threads * ((size_t)group * (size_t)n_ctx + (size_t)hp->head_dim) * 4);
     c->qconv = xmalloc((size_t)c->n_threads * (size_t)group * (size_t)hp->head_dim * 4 + 64);
@@ -124,6 +127,7 @@ void llm_ctx_free(llm_ctx *c) {
     free(c->up);
     free(c->rope_cs);
     free(c->act);
+    free(c->pack);
     free(c->scores);
     free(c->qconv);
     free(c->hidden);
@@ -158,23 +162,39 @@ static int decode(llm_ctx *c, const int32_t *tokens, int32_t n, bool all_logits,
 typedef struct mm_job {
     llm_dot_fn dot;
     llm_rows_fn rows_fn;
-    llm_tile_fn tile_fn;
+    llm_tile tile;
     const uint8_t *w, *act;
     size_t w_row, a_row;
+    const uint8_t *pack; /* tile.t tokens per group, group bytes apart */
+    size_t group;
     int64_t cols, rows;
     int n;
     float *y;
 } mm_job;
 
+/* Activations of a prompt chunk that stay in L2 beside the weight tiles. */
+#define MM_L2_BYTES (256u * 1024u)
+
+/* nr rows from row r (weights at w) times token t, for the edges of the
+ * tiles: the rows kernel where the type has one, else a dot per row. */
+static void mm_edge(const mm_job *j, const uint8_t *w, int nr, int t, size_t r) {
+    const uint8_t *a = j->act + (size_t)t * j->a_row;
+    float *y = j->y + (size_t)t * (size_t)j->rows + r;
+    if (j->rows_fn) j->rows_fn(w, j->w_row, a, j->cols, nr, y);
+    else
+        for (int k = 0; k < nr; k++) y[k] = j->dot(w + (size_t)k * j->w_row, a, j->cols);
+}
+
 /* Rows [b, e) for every token. One token (generation): the range is cut in
  * LLM_ROWS contiguous parts read side by side, several long sequential
  * streams, which the memory system serves faster than one (interleaving
  * adjacent rows, short streams, is much slower). Several tokens (a prompt):
- * LLM_ROWS adjacent rows stay in L1 while the tokens stream past them. */
+ * the kernel's tiles of adjacent rows stay in L1 while a chunk of tokens
+ * streams past them. */
 static void mm_rows(void *ctx, size_t b, size_t e, int thread) {
     (void)thread;
     const mm_job *j = ctx;
-    if (!j->rows_fn) {
+    if (!j->rows_fn && (j->n == 1 || !j->tile.fn)) {
         for (size_t r = b; r < e; r++) {
             const uint8_t *w = j->w + r * j->w_row;
             for (int t = 0; t < j->n; t++)
@@ -192,23 +212,32 @@ static void mm_rows(void *ctx, size_t b, size_t e, int thread) {
         for (size_t r = b + part * LLM_ROWS; r < e; r++) j->y[r] = j->dot(j->w + r * j->w_row, j->act, j->cols);
         return;
     }
-    size_t r = b;
-    if (j->tile_fn) /* whole tiles; the edges go through the rows kernel */
-        for (; r + LLM_TILE_R <= e; r += LLM_TILE_R) {
+    /* Tokens in chunks whose activations stay in L2 while the row range
+     * passes over them: each weight tile is read once per chunk. */
+    int chunk = (int)(MM_L2_BYTES / j->a_row);
+    if (chunk < 16) chunk = 16;
+    /* whole packed groups per chunk */
+    if (j->tile.fn && chunk % j->tile.t) chunk += j->tile.t - chunk % j->tile.t;
+    for (int t0 = 0; t0 < j->n; t0 += chunk) {
+        int t1 = t0 + chunk < j->n ? t0 + chunk : j->n;
+        size_t r = b;
+        if (j->tile.fn) /* whole tiles; mm_edge takes the edges */
+            for (size_t R = (size_t)j->tile.r; r + R <= e; r += R) {
+                const uint8_t *w = j->w + r * j->w_row;
+                int t = t0;
+                for (; t + j->tile.t <= t1; t += j->tile.t) {
+                    const uint8_t *a = j->pack ? j->pack + (size_t)(t / j->tile.t) * j->group
+                                               : j->act + (size_t)t * j->a_row;
+                    j->tile.fn(w, j->w_row, a, j->a_row, j->cols, j->y + (size_t)t * (size_t)j->rows + r,
+                               (size_t)j->rows);
+                }
+                for (; t < t1; t++) mm_edge(j, w, (int)R, t, r);
+            }
+        for (; r < e; r += LLM_ROWS) {
+            int nr = e - r < LLM_ROWS ? (int)(e - r) : LLM_ROWS;
             const uint8_t *w = j->w + r * j->w_row;
-            int t = 0;
-            for (; t + LLM_TILE_T <= j->n; t += LLM_TILE_T)
-                j->tile_fn(w, j->w_row, j->act + (size_t)t * j->a_row, j->a_row, j->cols,
-                           j->y + (size_t)t * (size_t)j->rows + r, (size_t)j->rows);
-            for (; t < j->n; t++)
-                j->rows_fn(w, j->w_row, j->act + (size_t)t * j->a_row, j->cols, LLM_TILE_R,
-                           j->y + (size_t)t * (size_t)j->rows + r);
+            for (int t = t0; t < t1; t++) mm_edge(j, w, nr, t, r);
         }
-    for (; r < e; r += LLM_ROWS) {
-        int nr = e - r < LLM_ROWS ? (int)(e - r) : LLM_ROWS;
-        const uint8_t *w = j->w + r * j->w_row;
-        for (int t = 0; t < j->n; t++)
-            j->rows_fn(w, j->w_row, j->act + (size_t)t * j->a_row, j->cols, nr, j->y + (size_t)t * (size_t)j->rows + r);
     }
 }
 
@@ -218,8 +247,18 @@ static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float
     int64_t cols = w->ne[0], rows = w->ne[1];
     size_t a_row = llm_row_bytes(at, cols);
     for (int t = 0; t < n; t++) c->k->quant[at](x + (size_t)t * (size_t)cols, c->act + (size_t)t * a_row, cols);
-    mm_job j = {c->k->dot[w->type], c->k->rows[w->type], c->k->tile[w->type], w->data, c->act,
-                llm_row_bytes(w->type, cols), a_row, cols, rows, n, y};
+    llm_tile tl = c->k->tile[w->type];
+    const uint8_t *pack = NULL;
+    size_t group = 0;
+    if (tl.fn && tl.pack && n >= tl.t) {
+        /* once per product: every row tile reads the same packed tokens */
+        group = (size_t)(cols / llm_type_get(at)->block) * (size_t)tl.pack_bytes;
+        for (int g = 0; g < n / tl.t; g++)
+            tl.pack(c->act + (size_t)g * (size_t)tl.t * a_row, a_row, cols, c->pack + (size_t)g * group);
+        pack = c->pack;
+    }
+    mm_job j = {c->k->dot[w->type], c->k->rows[w->type], tl, w->data, c->act,
+                llm_row_bytes(w->type, cols), a_row, pack, group, cols, rows, n, y};
     /* Small products are not worth waking the pool. */
     if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) mm_rows(&j, 0, (size_t)rows, 0);
     else pool_for(c->pool, (size_t)rows, mm_rows, &j);

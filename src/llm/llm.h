@@ -99,27 +99,48 @@ typedef void (*llm_quant_fn)(const float *src, void *dst, int64_t n);
 #define LLM_ROWS 4
 typedef void (*llm_rows_fn)(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out);
 
-/* A tile for prompts: LLM_TILE_R weight rows times LLM_TILE_T tokens'
- * activation rows (a_row bytes apart); y[t * y_stride + r]. Each weight
- * block is unpacked once for all the tile's tokens. */
-#define LLM_TILE_R 2
-#define LLM_TILE_T 4
+/* A tile for prompts: r weight rows times t tokens' activation rows (a_row
+ * bytes apart); y[t * y_stride + r]. Each weight block is unpacked once for
+ * all the tile's tokens and each activation block once for all its rows;
+ * the accumulators stay in registers. The shape is the kernel's own (what
+ * its instruction set's registers hold), at most LLM_TILE_MAX_R x
+ * LLM_TILE_MAX_T, with r <= LLM_ROWS so the rows kernel takes the edges. */
+#define LLM_TILE_MAX_R 4
+#define LLM_TILE_MAX_T 32
 typedef void (*llm_tile_fn)(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y,
                             size_t y_stride);
+/* Some tiles read their tokens' activations in a layout of their own,
+ * made once per product by pack (t activation rows, a_row bytes apart, of
+ * n values into dst: pack_bytes per activation block); the tile then gets
+ * the packed group as a (a_row unused). A packed layout takes at most 4
+ * bytes per value and token. */
+typedef void (*llm_pack_fn)(const void *a, size_t a_row, int64_t n, void *dst);
+typedef struct llm_tile {
+    llm_tile_fn fn; /* NULL: rows or dot */
+    int r, t;
+    llm_pack_fn pack; /* NULL: the tile reads activation rows */
+    int pack_bytes;
+} llm_tile;
 
 typedef struct llm_kernels {
-    const char *name;                 /* "scalar" or "avx2" */
+    const char *name;                 /* "scalar", "avx2" or "avx512" */
     llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
     llm_quant_fn quant[LLM_TYPE_COUNT]; /* activation quantizers */
     llm_rows_fn rows[LLM_TYPE_COUNT]; /* NULL: dot row by row */
-    llm_tile_fn tile[LLM_TYPE_COUNT]; /* NULL: rows or dot */
+    llm_tile tile[LLM_TYPE_COUNT];
 } llm_kernels;
 
 const llm_kernels *llm_kernels_scalar(void);
 /* The AVX2+FMA+F16C set, or NULL when the CPU lacks it. */
 const llm_kernels *llm_kernels_avx2(void);
-/* The best set for this CPU ($TAILOR_LLM_KERNELS=scalar forces the
- * reference). */
+/* The AVX2 set with AVX-512 (F, BW, VL, VNNI; BF16 where present) prompt
+ * tiles, or NULL when the CPU lacks them. */
+const llm_kernels *llm_kernels_avx512(void);
+/* A set by name (scalar, avx2, avx512); NULL when unknown or when this CPU
+ * cannot run it. */
+const llm_kernels *llm_kernels_named(const char *name);
+/* The best set for this CPU; $TAILOR_LLM_KERNELS=scalar|avx2|avx512 forces
+ * one (a set the CPU cannot run falls back to the best, with a warning). */
 const llm_kernels *llm_kernels_best(void);
 
 /* ---- GGUF -------------------------------------------------------------- */

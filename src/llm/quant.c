@@ -422,9 +422,23 @@ static const llm_kernels SCALAR = {
 
 const llm_kernels *llm_kernels_scalar(void) { return &SCALAR; }
 
+const llm_kernels *llm_kernels_named(const char *name) {
+    if (!strcmp(name, "scalar")) return &SCALAR;
+    if (!strcmp(name, "avx2")) return llm_kernels_avx2();
+    if (!strcmp(name, "avx512")) return llm_kernels_avx512();
+    return NULL;
+}
+
 const llm_kernels *llm_kernels_best(void) {
     const char *force = getenv("TAILOR_LLM_KERNELS");
-    if (force && strcmp(force, "scalar") == 0) return &SCALAR;
-    const llm_kernels *k = llm_kernels_avx2();
+    if (force && *force) {
+        const llm_kernels *k = llm_kernels_named(force);
+        if (k) return k;
+        static bool warned;
+        if (!warned) log_warn("TAILOR_LLM_KERNELS=%s: unknown or not supported by this CPU; using the best set", force);
+        warned = true;
+    }
+    const llm_kernels *k = llm_kernels_avx512();
+    if (!k) k = llm_kernels_avx2();
     return k ? k : &SCALAR;
 }

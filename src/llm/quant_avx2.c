@@ -3,27 +3,17 @@
  * computes what its scalar twin in quant.c computes: integer block sums are
  * exact, only the order of the float accumulation differs; the
  * quantizers are bit-identical (tests compare both). */
-#include <string.h>
-
-#include "llm/llm.h"
+#include "llm/simd_x86.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
-#include <immintrin.h>
 
-#define TGT __attribute__((target("avx2,fma,f16c")))
+#define TGT SX_AVX2
 #define QK 32
-
-
-TGT static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-TGT static inline float hsum8(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
+#define h2f sx_h2f
+#define hsum8 sx_hsum8
+#define nibbles32 sx_nibbles32
+#define bits32 sx_bits32
+#define Q5_BITS SX_Q5_BITS
 
 TGT static inline int hsum_i32_8(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -43,26 +33,6 @@ TGT static inline __m256 mul_i8_f(__m256i x, __m256i y) {
 TGT static inline __m256 mul_u8_f(__m256i x, __m256i y) {
     __m256i p16 = _mm256_maddubs_epi16(x, y);
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-}
-
-/* 16 bytes of nibbles -> 32 bytes: low nibbles first, then high nibbles. */
-TGT static inline __m256i nibbles32(const uint8_t *qs) {
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-/* Bit i of the 32-bit word -> byte i = 0xFF or 0. */
-TGT static inline __m256i bits32(const uint8_t *p) {
-    uint32_t x;
-    memcpy(&x, p, 4);
-    __m256i v = _mm256_set1_epi32((int)x);
-    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL,
-                                            0x0202020202020202LL, 0x0303030303030303LL);
-    v = _mm256_shuffle_epi8(v, shuf);
-    const __m256i bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL);
-    v = _mm256_or_si256(v, bit);
-    return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
 }
 
 TGT static float dot_f32(const void *w, const void *a, int64_t n) {
@@ -121,8 +91,6 @@ TGT static inline __m256i q8_0_vals(const blk_q8_0 *x) { return _mm256_loadu_si2
 TGT static inline __m256i q4_0_vals(const blk_q4_0 *x) {
     return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
 }
-/* Q5_0/Q5_1: the low nibbles with the fifth bits, unsigned (0..31). */
-#define Q5_BITS(x) _mm256_or_si256(nibbles32((x)->qs), _mm256_and_si256(bits32((x)->qh), _mm256_set1_epi8(0x10)))
 TGT static inline __m256i q5_0_vals(const blk_q5_0 *x) { return _mm256_sub_epi8(Q5_BITS(x), _mm256_set1_epi8(16)); }
 
 /* Signed 32-value blocks against Q8_0 activations: two blocks per step
@@ -257,18 +225,6 @@ TGT static inline __m256i scale_pair(int s0, int s1) {
     return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
 }
 
-/* The 8 six-bit scales and mins of a Q4_K/Q5_K block, four at a time. */
-TGT static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
-    uint32_t u[3], s[2], m[2];
-    memcpy(u, q, 12);
-    s[0] = u[0] & 0x3f3f3f3f;
-    s[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    m[0] = u[1] & 0x3f3f3f3f;
-    m[1] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    memcpy(sc, s, 8);
-    memcpy(mn, m, 8);
-}
-
 /* sum_j mins[j] * (bsums[2j] + bsums[2j+1]) */
 TGT static inline int k4_min_sum(const uint8_t mn[8], const int16_t *bsums) {
     __m128i b = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)(bsums + 8)));
@@ -286,7 +242,7 @@ TGT static inline __attribute__((always_inline)) void q45_K_block(uint16_t d, ui
                                                                  const blk_q8_K *y, __m256 *acc, float *mins) {
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     uint8_t sc[8], mn[8];
-    k4_scales(scales, sc, mn);
+    sx_k4_scales(scales, sc, mn);
     *mins += y->d * h2f(dmin) * (float)k4_min_sum(mn, y->bsums);
     __m256i sumi = _mm256_setzero_si256();
     const __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
@@ -524,31 +480,34 @@ TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, 
 
 /* ---- prompt tiles: 2 rows x 4 tokens ----------------------------------- */
 
+#define TILE_R 2
+#define TILE_T 4
+
 /* UNPACK gives a row's block as unsigned bytes with offset OFF (Q4_0: 8,
  * Q5_0: 16), or signed bytes when OFF < 0 (Q8_0: the sign trick per
  * token). Eight accumulators stay in registers. */
 #define TILE32(NAME, BLK, UNPACK, OFF)                                                           \
     TGT static void NAME(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, \
                          size_t y_stride) {                                                      \
-        __m256 acc[LLM_TILE_R][LLM_TILE_T];                                                      \
-        for (int r = 0; r < LLM_TILE_R; r++)                                                     \
-            for (int t = 0; t < LLM_TILE_T; t++) acc[r][t] = _mm256_setzero_ps();                \
+        __m256 acc[TILE_R][TILE_T];                                                              \
+        for (int r = 0; r < TILE_R; r++)                                                         \
+            for (int t = 0; t < TILE_T; t++) acc[r][t] = _mm256_setzero_ps();                    \
         const __m256i ones = _mm256_set1_epi16(1);                                               \
         for (int64_t i = 0; i < n / QK; i++) {                                                   \
-            __m256i u[LLM_TILE_R];                                                               \
-            float dx[LLM_TILE_R];                                                                \
-            for (int r = 0; r < LLM_TILE_R; r++) {                                               \
+            __m256i u[TILE_R];                                                                   \
+            float dx[TILE_R];                                                                    \
+            for (int r = 0; r < TILE_R; r++) {                                                   \
                 const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + i;        \
                 u[r] = UNPACK;                                                                   \
                 dx[r] = h2f(x->d);                                                               \
             }                                                                                    \
-            for (int t = 0; t < LLM_TILE_T; t++) {                                               \
+            for (int t = 0; t < TILE_T; t++) {                                                   \
                 const blk_q8_0 *yb = (const blk_q8_0 *)((const uint8_t *)a + (size_t)t * a_row) + i; \
                 __m256i qy = _mm256_loadu_si256((const __m256i *)yb->qs);                        \
                 float dy = h2f(yb->d);                                                           \
                 __m256i off = OFF > 0 ? _mm256_maddubs_epi16(_mm256_set1_epi8(OFF > 0 ? OFF : 0), qy) \
                                       : _mm256_setzero_si256();                                  \
-                for (int r = 0; r < LLM_TILE_R; r++) {                                           \
+                for (int r = 0; r < TILE_R; r++) {                                               \
                     __m256i p16 = OFF >= 0 ? _mm256_sub_epi16(_mm256_maddubs_epi16(u[r], qy), off) \
                                            : _mm256_maddubs_epi16(_mm256_sign_epi8(u[r], u[r]),  \
                                                                   _mm256_sign_epi8(qy, u[r]));   \
@@ -557,15 +516,14 @@ TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, 
                 }                                                                                \
             }                                                                                    \
         }                                                                                        \
-        for (int t = 0; t < LLM_TILE_T; t++)                                                     \
-            for (int r = 0; r < LLM_TILE_R; r++) y[(size_t)t * y_stride + (size_t)r] = hsum8(acc[r][t]); \
+        for (int t = 0; t < TILE_T; t++)                                                         \
+            for (int r = 0; r < TILE_R; r++) y[(size_t)t * y_stride + (size_t)r] = hsum8(acc[r][t]);     \
     }
 
 TILE32(tile_q8_0, blk_q8_0, _mm256_loadu_si256((const __m256i *)x->qs), -1)
 TILE32(tile_q4_0, blk_q4_0, nibbles32(x->qs), 8)
 TILE32(tile_q5_0, blk_q5_0, Q5_BITS(x), 16)
 #undef TILE32
-#undef Q5_BITS
 
 static const llm_kernels AVX2 = {
     .name = "avx2",
@@ -578,7 +536,9 @@ static const llm_kernels AVX2 = {
               [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
     .rows = {[LLM_TYPE_Q8_0] = rows_q8_0, [LLM_TYPE_Q4_0] = rows_q4_0, [LLM_TYPE_Q5_0] = rows_q5_0,
              [LLM_TYPE_Q4_1] = rows_q4_1, [LLM_TYPE_Q5_1] = rows_q5_1, [LLM_TYPE_F16] = rows_f16},
-    .tile = {[LLM_TYPE_Q8_0] = tile_q8_0, [LLM_TYPE_Q4_0] = tile_q4_0, [LLM_TYPE_Q5_0] = tile_q5_0},
+    .tile = {[LLM_TYPE_Q8_0] = {tile_q8_0, TILE_R, TILE_T, NULL, 0},
+             [LLM_TYPE_Q4_0] = {tile_q4_0, TILE_R, TILE_T, NULL, 0},
+             [LLM_TYPE_Q5_0] = {tile_q5_0, TILE_R, TILE_T, NULL, 0}},
 };
 
 const llm_kernels *llm_kernels_avx2(void) {

@@ -1,0 +1,444 @@
+/* quant_avx512.c — prompt tiles for CPUs with AVX-512 (F, BW, VL, DQ) and
+ * AVX512-VNNI (llm_kernels_avx512): the AVX2 set with every tile replaced or
+ * added. Generation is bound by memory reads, where the AVX2 kernels
+ * already keep up; a prompt is bound by arithmetic, which 512-bit lanes and
+ * vpdpbusd (64 byte products per instruction, no 16-bit saturation step)
+ * double.
+ *
+ * Each tile computes what its scalar twin in quant.c / quant_k.c computes:
+ * integer block sums are exact (tests compare them), only the order of the
+ * float accumulation differs.
+ *
+ * vpdpbusd multiplies unsigned by signed bytes. Weights are unpacked to
+ * unsigned bytes u = value + OFF (Q8_0: the sign bit flipped, OFF 128;
+ * Q4_0: the nibble, OFF 8; Q5_0: OFF 16), and each token's block pays
+ * -OFF * sum(y) once for all the tile's rows. */
+#include "llm/simd_x86.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <pthread.h>
+
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define TGT_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")))
+#define QK 32
+
+TGT static inline __m512i join256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* ---- 32-value blocks: 4 rows x 32 tokens, tokens in the lanes ---------- */
+
+/* The tokens' activations are packed once per product so that one 512-bit
+ * register holds the same 4 bytes of 16 tokens' block; a weight row's 4
+ * bytes are broadcast against it (vpdpbusd's {1to16} memory operand), and
+ * eight of them give a block's dot product for 16 tokens at once, in 16
+ * int32 lanes: no horizontal sums, one scale step per block for 16 tokens.
+ *
+ * Packed group of 32 tokens, per activation block (P32_BYTES, +128 for Q8_1):
+ *   2 x 8 x 64 bytes: token vector v (tokens 16v..16v+15), 4-byte column c:
+ *                     lane l = bytes 4c..4c+3 of token 16v+l, plus 128 each
+ *                     (unsigned, as vpdpbusd's first operand must be)
+ *   32 floats:        each token's block scale d
+ *   32 floats (Q8_1): each token's d * sum(qs)
+ * With the activations raised by 128, a row's dot gains 128 * sum(w) for
+ * every token alike: each row block starts its sums at -128 * sum(w). */
+#define P32_R 4
+#define P32_T 32
+#define P32_BYTES (2 * 8 * 64 + 32 * 4)
+
+#define PACK32(NAME, ABLK, HAS_S)                                                                  \
+    TGT static void NAME(const void *a, size_t a_row, int64_t n, void *dst) {                      \
+        for (int64_t b = 0; b < n / QK; b++) {                                                     \
+            uint8_t *o = (uint8_t *)dst + (size_t)b * (P32_BYTES + (HAS_S ? 128 : 0));             \
+            float *d = (float *)(o + 1024);                                                        \
+            for (int l = 0; l < P32_T; l++) {                                                      \
+                const ABLK *y = (const ABLK *)((const uint8_t *)a + (size_t)l * a_row) + b;        \
+                uint8_t *col = o + (l / 16) * 512 + (l % 16) * 4;                                  \
+                for (int c = 0; c < 8; c++) {                                                      \
+                    uint32_t v;                                                                    \
+                    memcpy(&v, y->qs + 4 * c, 4);                                                  \
+                    v ^= 0x80808080u;                                                              \
+                    memcpy(col + c * 64, &v, 4);                                                   \
+                }                                                                                  \
+                d[l] = sx_h2f(y->d);                                                               \
+                if (HAS_S) d[32 + l] = sx_h2f(PACK_S(y));                                          \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#define PACK_S(y) (y)->d
+PACK32(pack_q8_0, blk_q8_0, 0)
+#undef PACK_S
+#define PACK_S(y) (y)->s
+PACK32(pack_q8_1, blk_q8_1, 1)
+#undef PACK_S
+#undef PACK32
+
+/* A row block's unsigned values U (Q8_0: the sign bit flipped; Q4_0/Q4_1:
+ * the nibbles; Q5_0/Q5_1: with the fifth bits); the weights are U - OFF. */
+TGT static inline __m256i u_q8_0(const blk_q8_0 *x) {
+    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs), _mm256_set1_epi8((char)0x80));
+}
+/* The fifth bits: a 32-bit mask selects 0x10 bytes (one instruction). */
+TGT static inline __m256i q5_bits(const uint8_t *qs, const uint8_t *qh) {
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    return _mm256_or_si256(sx_nibbles32(qs), _mm256_maskz_mov_epi8((__mmask32)h, _mm256_set1_epi8(0x10)));
+}
+TGT static inline __m256i u_q4_0(const blk_q4_0 *x) { return sx_nibbles32(x->qs); }
+TGT static inline __m256i u_q5_0(const blk_q5_0 *x) { return q5_bits(x->qs, x->qh); }
+TGT static inline __m256i u_q4_1(const blk_q4_1 *x) { return sx_nibbles32(x->qs); }
+TGT static inline __m256i u_q5_1(const blk_q5_1 *x) { return q5_bits(x->qs, x->qh); }
+
+/* The sum of 32 unsigned bytes. */
+TGT static inline int sum_u8(__m256i u) {
+    __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());
+    __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    return (int)(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1));
+}
+
+/* MIN (Q4_1/Q5_1): + m * (d * sum(qs)) per token, the lanes' own term. */
+#define P32_NOMIN(r, x) (void)0
+#define P32_MIN(r, x)                                                                              \
+    for (int v = 0; v < 2; v++)                                                                    \
+        acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(sx_h2f((x)->m)), _mm512_loadu_ps(d + 32 + 16 * v), acc[r][v])
+
+#define TILEP32(NAME, BLK, UNPACK, OFF, MIN, PB)                                                   \
+    TGT static void NAME(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, \
+                         size_t y_stride) {                                                        \
+        (void)a_row;                                                                               \
+        __m512 acc[P32_R][2];                                                                      \
+        for (int r = 0; r < P32_R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();               \
+        for (int64_t b = 0; b < n / QK; b++) {                                                     \
+            const uint8_t *pb = (const uint8_t *)a + (size_t)b * (PB);                             \
+            const float *d = (const float *)(pb + 1024);                                           \
+            _Alignas(32) int8_t wq[P32_R][32];                                                     \
+            __m512i p[P32_R][2];                                                                   \
+            for (int r = 0; r < P32_R; r++) {                                                      \
+                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + b;          \
+                __m256i u = UNPACK(x);                                                             \
+                _mm256_store_si256((__m256i *)wq[r], _mm256_sub_epi8(u, _mm256_set1_epi8((char)(OFF)))); \
+                p[r][0] = p[r][1] = _mm512_set1_epi32(-128 * (sum_u8(u) - 32 * (OFF)));            \
+            }                                                                                      \
+            for (int c = 0; c < 8; c++) {                                                          \
+                __m512i a0 = _mm512_loadu_si512((const void *)(pb + 64 * c));                      \
+                __m512i a1 = _mm512_loadu_si512((const void *)(pb + 512 + 64 * c));                \
+                for (int r = 0; r < P32_R; r++) {                                                  \
+                    int32_t w4;                                                                    \
+                    memcpy(&w4, wq[r] + 4 * c, 4);                                                 \
+                    __m512i wb = _mm512_set1_epi32(w4);                                            \
+                    p[r][0] = _mm512_dpbusd_epi32(p[r][0], a0, wb);                                \
+                    p[r][1] = _mm512_dpbusd_epi32(p[r][1], a1, wb);                                \
+                }                                                                                  \
+            }                                                                                      \
+            for (int r = 0; r < P32_R; r++) {                                                      \
+                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + b;          \
+                __m512 dx = _mm512_set1_ps(sx_h2f(x->d));                                          \
+                for (int v = 0; v < 2; v++)                                                        \
+                    acc[r][v] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_loadu_ps(d + 16 * v)),    \
+                                                _mm512_cvtepi32_ps(p[r][v]), acc[r][v]);           \
+                MIN(r, x);                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+        for (int v = 0; v < 2; v++)                                                                \
+            for (int r = 0; r < P32_R; r++) {                                                      \
+                float out[16];                                                                     \
+                _mm512_storeu_ps(out, acc[r][v]);                                                  \
+                for (int l = 0; l < 16; l++) y[(size_t)(16 * v + l) * y_stride + (size_t)r] = out[l]; \
+            }                                                                                      \
+    }
+
+TILEP32(tile_q8_0, blk_q8_0, u_q8_0, 128, P32_NOMIN, P32_BYTES)
+TILEP32(tile_q4_0, blk_q4_0, u_q4_0, 8, P32_NOMIN, P32_BYTES)
+TILEP32(tile_q5_0, blk_q5_0, u_q5_0, 16, P32_NOMIN, P32_BYTES)
+TILEP32(tile_q4_1, blk_q4_1, u_q4_1, 0, P32_MIN, P32_BYTES + 128)
+TILEP32(tile_q5_1, blk_q5_1, u_q5_1, 0, P32_MIN, P32_BYTES + 128)
+#undef TILEP32
+#undef P32_NOMIN
+#undef P32_MIN
+
+/* ---- K-quants (Q8_K activations): 4 rows x 32 tokens, tokens in lanes -- */
+
+/* A 256-value block is unpacked as four chunks of 64 values in the
+ * activations' order, as unsigned bytes. Q4_K/Q5_K chunk k of a block: low nibbles of 32 bytes (sub-block 2k) then
+ * high nibbles (2k+1), each with its fifth bit from qh when there is one. */
+TGT static inline __m512i k45_chunk(const uint8_t *qs, const uint8_t *qh, int k) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
+    __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    if (qh) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k + 1), one), 4));
+    }
+    return join256(lo, hi);
+}
+
+/* Q6_K chunk k: half k / 2 of the block, its first (k even) or second 64
+ * values: 4 low bits from ql, 2 high bits from qh. */
+TGT static inline __m512i k6_chunk(const blk_q6_K *x, int k) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+    const uint8_t *ql = x->ql + 64 * (k / 2), *qh = x->qh + 32 * (k / 2);
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+    int sh = 4 * (k % 2);
+    __m256i lo = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, sh), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, sh), m2), 4));
+    __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, sh), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, sh + 2), m2), 4));
+    return join256(lo, hi);
+}
+
+/* As the 32-value tiles above, for Q8_K activations. Packed group of 32
+ * tokens, per 256-value block (PK_BYTES):
+ *   2 x 64 x 64 bytes: token vector v, 4-byte column c (values 4c..4c+3):
+ *                      lane l = those bytes of token 16v+l, plus 128
+ *   32 floats:         each token's d
+ *   2 x 4 x 64 bytes:  token vector v, pair k: lane l = the int16 sums of
+ *                      token 16v+l's sub-blocks 2k and 2k+1 (32 values each;
+ *                      Q4_K/Q5_K's mins need them)
+ * Per row block the weights are unpacked once to signed bytes (Q4_K/Q5_K:
+ * 0..31; Q6_K: -32..31), a sub-block's 8 (or 4) columns give its dot for 16
+ * tokens, times its scale (vpmulld) into the block's sum; the +128 of the
+ * activations comes back as -128 * sum_j sc_j * sum(w in j), one number per
+ * row block. */
+#define PK_R 4
+#define PK_T 32
+#define PK_BYTES (2 * 64 * 64 + 32 * 4 + 2 * 4 * 64)
+
+TGT static void pack_q8_K(const void *a, size_t a_row, int64_t n, void *dst) {
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        uint8_t *o = (uint8_t *)dst + (size_t)b * PK_BYTES;
+        float *d = (float *)(o + 2 * 4096);
+        int16_t *pairs = (int16_t *)(o + 2 * 4096 + 128);
+        for (int l = 0; l < PK_T; l++) {
+            const blk_q8_K *y = (const blk_q8_K *)((const uint8_t *)a + (size_t)l * a_row) + b;
+            uint8_t *col = o + (l / 16) * 4096 + (l % 16) * 4;
+            for (int c = 0; c < 64; c++) {
+                uint32_t v;
+                memcpy(&v, y->qs + 4 * c, 4);
+                v ^= 0x80808080u;
+                memcpy(col + c * 64, &v, 4);
+            }
+            d[l] = y->d;
+            for (int k = 0; k < 4; k++) {
+                int16_t *p = pairs + (l / 16) * 128 + k * 32 + (l % 16) * 2;
+                p[0] = (int16_t)(y->bsums[4 * k] + y->bsums[4 * k + 1]);
+                p[1] = (int16_t)(y->bsums[4 * k + 2] + y->bsums[4 * k + 3]);
+            }
+        }
+    }
+}
+
+/* kind 4, 5, 6: Q4_K, Q5_K, Q6_K (a constant in each caller). */
+TGT static inline __attribute__((always_inline)) void tile_k(const void *w, size_t w_row, const void *a,
+                                                               int64_t n, float *y, size_t y_stride, int kind) {
+    const size_t bsz = kind == 4 ? sizeof(blk_q4_K) : kind == 5 ? sizeof(blk_q5_K) : sizeof(blk_q6_K);
+    const int nsub = kind == 6 ? 16 : 8, cols = 64 / nsub; /* sub-blocks, 4-byte columns per sub-block */
+    const __m512i lane = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14,
+                                          13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i sidx = _mm512_srli_epi16(lane, kind == 6 ? 3 : 4);
+    __m512 acc[PK_R][2];
+    for (int r = 0; r < PK_R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *pb = (const uint8_t *)a + (size_t)b * PK_BYTES;
+        const float *d = (const float *)(pb + 2 * 4096);
+        const uint8_t *pairs = pb + 2 * 4096 + 128;
+        _Alignas(64) int8_t wq[PK_R][256];
+        int sc[PK_R][16], mn[PK_R][8], corr[PK_R];
+        float dx[PK_R], dmin[PK_R];
+        for (int r = 0; r < PK_R; r++) {
+            const uint8_t *xb = (const uint8_t *)w + (size_t)r * w_row + (size_t)b * bsz;
+            __m512i s16, ssum = _mm512_setzero_si512();
+            if (kind == 6) {
+                const blk_q6_K *x = (const blk_q6_K *)xb;
+                s16 = _mm512_zextsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales)));
+                for (int j = 0; j < 16; j++) sc[r][j] = x->scales[j];
+                dx[r] = sx_h2f(x->d);
+                dmin[r] = 0;
+            } else {
+                const blk_q4_K *x = (const blk_q4_K *)xb; /* Q5_K starts alike */
+                uint8_t s8[8], m8[8];
+                sx_k4_scales(x->scales, s8, m8);
+                s16 = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s8)));
+                for (int j = 0; j < 8; j++) sc[r][j] = s8[j], mn[r][j] = m8[j];
+                dx[r] = sx_h2f(x->d);
+                dmin[r] = sx_h2f(x->dmin);
+            }
+            for (int k = 0; k < 4; k++) {
+                __m512i q; /* unsigned values, the activations' order */
+                if (kind == 6) q = k6_chunk((const blk_q6_K *)xb, k);
+                else if (kind == 5) q = k45_chunk(((const blk_q5_K *)xb)->qs, ((const blk_q5_K *)xb)->qh, k);
+                else q = k45_chunk(((const blk_q4_K *)xb)->qs, NULL, k);
+                _mm512_store_si512((void *)(wq[r] + 64 * k),
+                                   kind == 6 ? _mm512_sub_epi8(q, _mm512_set1_epi8(32)) : q);
+                /* sum_j sc_j * sum(q in j), as the 64-value tiles above */
+                __m512i s = _mm512_permutexvar_epi16(
+                    _mm512_add_epi16(sidx, _mm512_set1_epi16((short)(kind == 6 ? 4 * k : 2 * k))), s16);
+                ssum = _mm512_dpwssd_epi32(ssum, _mm512_maddubs_epi16(q, _mm512_set1_epi8(1)), s);
+            }
+            int scq = _mm512_reduce_add_epi32(ssum);
+            if (kind == 6) /* the weights are q - 32: subtract 32 * 16 * sum(sc) */
+                for (int j = 0; j < 16; j++) scq -= 512 * sc[r][j];
+            corr[r] = -128 * scq;
+        }
+        __m512i iacc[PK_R][2];
+        for (int r = 0; r < PK_R; r++) iacc[r][0] = iacc[r][1] = _mm512_set1_epi32(corr[r]);
+        for (int j = 0; j < nsub; j++) {
+            __m512i p[PK_R][2];
+            for (int r = 0; r < PK_R; r++) p[r][0] = p[r][1] = _mm512_setzero_si512();
+            for (int c = j * cols; c < (j + 1) * cols; c++) {
+                __m512i a0 = _mm512_loadu_si512((const void *)(pb + 64 * c));
+                __m512i a1 = _mm512_loadu_si512((const void *)(pb + 4096 + 64 * c));
+                for (int r = 0; r < PK_R; r++) {
+                    int32_t w4;
+                    memcpy(&w4, wq[r] + 4 * c, 4);
+                    __m512i wb = _mm512_set1_epi32(w4);
+                    p[r][0] = _mm512_dpbusd_epi32(p[r][0], a0, wb);
+                    p[r][1] = _mm512_dpbusd_epi32(p[r][1], a1, wb);
+                }
+            }
+            for (int r = 0; r < PK_R; r++)
+                for (int v = 0; v < 2; v++)
+                    iacc[r][v] = _mm512_add_epi32(iacc[r][v], _mm512_mullo_epi32(p[r][v], _mm512_set1_epi32(sc[r][j])));
+        }
+        for (int v = 0; v < 2; v++) {
+            __m512 dy = _mm512_loadu_ps(d + 16 * v);
+            for (int r = 0; r < PK_R; r++) {
+                acc[r][v] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(dx[r]), dy), _mm512_cvtepi32_ps(iacc[r][v]),
+                                            acc[r][v]);
+                if (kind != 6) {
+                    __m512i mi = _mm512_setzero_si512();
+                    for (int k = 0; k < 4; k++)
+                        mi = _mm512_dpwssd_epi32(mi, _mm512_loadu_si512((const void *)(pairs + v * 256 + k * 64)),
+                                                 _mm512_set1_epi32((int)((uint32_t)mn[r][2 * k] |
+                                                                         ((uint32_t)mn[r][2 * k + 1] << 16))));
+                    acc[r][v] = _mm512_fnmadd_ps(_mm512_mul_ps(_mm512_set1_ps(dmin[r]), dy), _mm512_cvtepi32_ps(mi),
+                                                 acc[r][v]);
+                }
+            }
+        }
+    }
+    for (int v = 0; v < 2; v++)
+        for (int r = 0; r < PK_R; r++) {
+            float out[16];
+            _mm512_storeu_ps(out, acc[r][v]);
+            for (int l = 0; l < 16; l++) y[(size_t)(16 * v + l) * y_stride + (size_t)r] = out[l];
+        }
+}
+
+TGT static void tile_q4_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
+    (void)a_row;
+    tile_k(w, w_row, a, n, y, ys, 4);
+}
+TGT static void tile_q5_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
+    (void)a_row;
+    tile_k(w, w_row, a, n, y, ys, 5);
+}
+TGT static void tile_q6_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
+    (void)a_row;
+    tile_k(w, w_row, a, n, y, ys, 6);
+}
+
+/* ---- float weights: 4 rows x 4 tokens, 16 (F32) or 32 (BF16) values per
+ * step; the tail under a mask ---------------------------------------------- */
+
+#define TF_R 4
+#define TF_T 4
+
+/* LOAD(p, i, m): 16 floats from element i of row p under mask m. */
+#define TILE_FLOAT(NAME, ATTR, ELEM, LOAD)                                                         \
+    ATTR static void NAME(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, \
+                          size_t y_stride) {                                                       \
+        __m512 acc[TF_R][TF_T];                                                                    \
+        for (int r = 0; r < TF_R; r++)                                                             \
+            for (int t = 0; t < TF_T; t++) acc[r][t] = _mm512_setzero_ps();                        \
+        for (int64_t i = 0; i < n; i += 16) {                                                      \
+            __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);      \
+            __m512 x[TF_R];                                                                        \
+            for (int r = 0; r < TF_R; r++) x[r] = LOAD((const ELEM *)((const uint8_t *)w + (size_t)r * w_row), i, m); \
+            for (int t = 0; t < TF_T; t++) {                                                       \
+                __m512 v = LOAD((const ELEM *)((const uint8_t *)a + (size_t)t * a_row), i, m);     \
+                for (int r = 0; r < TF_R; r++) acc[r][t] = _mm512_fmadd_ps(x[r], v, acc[r][t]);    \
+            }                                                                                      \
+        }                                                                                          \
+        for (int t = 0; t < TF_T; t++)                                                             \
+            for (int r = 0; r < TF_R; r++) y[(size_t)t * y_stride + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]); \
+    }
+#define LOAD_F32(p, i, m) _mm512_maskz_loadu_ps(m, (p) + (i))
+TILE_FLOAT(tile_f32, TGT, float, LOAD_F32)
+#undef TILE_FLOAT
+#undef LOAD_F32
+
+/* BF16: vdpbf16ps multiplies 32 pairs of bfloat16 exactly and adds them in
+ * float (the reference converts each to float and multiplies: the same
+ * products; denormal inputs, which no weight has, are flushed). */
+TGT_BF16 static void tile_bf16(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y,
+                               size_t y_stride) {
+    __m512 acc[TF_R][TF_T];
+    for (int r = 0; r < TF_R; r++)
+        for (int t = 0; t < TF_T; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 32) {
+        __mmask32 m = n - i >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << (n - i)) - 1);
+        __m512i x[TF_R];
+        for (int r = 0; r < TF_R; r++)
+            x[r] = _mm512_maskz_loadu_epi16(m, (const uint16_t *)((const uint8_t *)w + (size_t)r * w_row) + i);
+        for (int t = 0; t < TF_T; t++) {
+            __m512i v = _mm512_maskz_loadu_epi16(m, (const uint16_t *)((const uint8_t *)a + (size_t)t * a_row) + i);
+            for (int r = 0; r < TF_R; r++)
+                acc[r][t] = _mm512_dpbf16_ps(acc[r][t], (__m512bh)x[r], (__m512bh)v);
+        }
+    }
+    for (int t = 0; t < TF_T; t++)
+        for (int r = 0; r < TF_R; r++) y[(size_t)t * y_stride + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+/* ---- the set ------------------------------------------------------------- */
+
+static llm_kernels AVX512;
+static const llm_kernels *avx512_set;
+
+/* AVX512-BF16 is CPUID.(EAX=7,ECX=1):EAX bit 5. */
+static bool has_bf16(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
+
+static void avx512_init(void) {
+    const llm_kernels *base = llm_kernels_avx2();
+    __builtin_cpu_init();
+    if (!base || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq") ||
+        !__builtin_cpu_supports("avx512vnni"))
+        return;
+    AVX512 = *base;
+    AVX512.name = "avx512";
+    const llm_tile t32 = {NULL, P32_R, P32_T, pack_q8_0, P32_BYTES},
+                   t32s = {NULL, P32_R, P32_T, pack_q8_1, P32_BYTES + 128},
+                   tk = {NULL, PK_R, PK_T, pack_q8_K, PK_BYTES},
+                   tf = {NULL, TF_R, TF_T, NULL, 0};
+#define SET(TYPE, FN, SHAPE) (AVX512.tile[TYPE] = SHAPE, AVX512.tile[TYPE].fn = FN)
+    SET(LLM_TYPE_Q8_0, tile_q8_0, t32);
+    SET(LLM_TYPE_Q4_0, tile_q4_0, t32);
+    SET(LLM_TYPE_Q5_0, tile_q5_0, t32);
+    SET(LLM_TYPE_Q4_1, tile_q4_1, t32s);
+    SET(LLM_TYPE_Q5_1, tile_q5_1, t32s);
+    SET(LLM_TYPE_Q4_K, tile_q4_K, tk);
+    SET(LLM_TYPE_Q5_K, tile_q5_K, tk);
+    SET(LLM_TYPE_Q6_K, tile_q6_K, tk);
+    SET(LLM_TYPE_F32, tile_f32, tf);
+    /* No F16 tile: the AVX2 rows kernel converts and multiplies as fast
+     * (measured by bench_tiles, 0.9x); what is slow there is memory. */
+    if (has_bf16()) SET(LLM_TYPE_BF16, tile_bf16, tf);
+#undef SET
+    avx512_set = &AVX512;
+}
+
+const llm_kernels *llm_kernels_avx512(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, avx512_init);
+    return avx512_set;
+}
+
+#else
+const llm_kernels *llm_kernels_avx512(void) { return NULL; }
+#endif
