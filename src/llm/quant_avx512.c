@@ -156,6 +156,71 @@ TILEP32(tile_q5_1, blk_q5_1, u_q5_1, 0, P32_MIN, P32_BYTES + 128)
 #undef P32_NOMIN
 #undef P32_MIN
 
+/* ---- generation: up to LLM_ROWS rows times one token ------------------- */
+
+/* One token reads every weight once, so these are bound by memory when the
+ * unpacking is cheap enough: vpdpbusd (256-bit, AVX512-VL) replaces
+ * vpmaddubsw + vpmaddwd, the Q5 fifth bits come from one masked move, and
+ * the offset of unsigned values is paid once per block for all rows. */
+TGT static inline __attribute__((always_inline)) void rows32(const void *w, size_t w_row, const void *a, int64_t n,
+                                                              int nrows, float *out, int kind) {
+    /* kind: 8 = Q8_0, 4 = Q4_0, 5 = Q5_0, 41 = Q4_1, 51 = Q5_1 (a constant in each caller) */
+    const int off = kind == 8 ? 128 : kind == 4 ? 8 : kind == 5 ? 16 : 0;
+    const bool min = kind == 41 || kind == 51;
+    const size_t bsz = kind == 8    ? sizeof(blk_q8_0)
+                       : kind == 4  ? sizeof(blk_q4_0)
+                       : kind == 5  ? sizeof(blk_q5_0)
+                       : kind == 41 ? sizeof(blk_q4_1)
+                                    : sizeof(blk_q5_1);
+    const size_t absz = min ? sizeof(blk_q8_1) : sizeof(blk_q8_0);
+    __m256 acc[LLM_ROWS];
+    float e[LLM_ROWS];
+    for (int r = 0; r < LLM_ROWS; r++) acc[r] = _mm256_setzero_ps(), e[r] = 0;
+    for (int64_t i = 0; i < n / QK; i++) {
+        const uint8_t *yb = (const uint8_t *)a + (size_t)i * absz;
+        /* blk_q8_0 and blk_q8_1 both end in qs[32] after 16-bit fields */
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(yb + absz - 32));
+        uint16_t dyh, syh = 0;
+        memcpy(&dyh, yb, 2);
+        if (min) memcpy(&syh, yb + 2, 2);
+        float dy = sx_h2f(dyh);
+        __m256i neg = _mm256_setzero_si256();
+        if (off) neg = _mm256_sub_epi32(neg, _mm256_dpbusd_epi32(neg, _mm256_set1_epi8((char)off), qy));
+        for (int r = 0; r < nrows; r++) {
+            const uint8_t *xb = (const uint8_t *)w + (size_t)r * w_row + (size_t)i * bsz;
+            _mm_prefetch((const char *)(xb + 8 * bsz), _MM_HINT_T0);
+            __m256i u;
+            uint16_t dxh;
+            memcpy(&dxh, xb, 2);
+            if (kind == 8) u = u_q8_0((const blk_q8_0 *)xb);
+            else if (kind == 4) u = u_q4_0((const blk_q4_0 *)xb);
+            else if (kind == 5) u = u_q5_0((const blk_q5_0 *)xb);
+            else if (kind == 41) u = u_q4_1((const blk_q4_1 *)xb);
+            else u = u_q5_1((const blk_q5_1 *)xb);
+            __m256i p = _mm256_dpbusd_epi32(neg, u, qy);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(sx_h2f(dxh) * dy), _mm256_cvtepi32_ps(p), acc[r]);
+            if (min) {
+                uint16_t mh;
+                memcpy(&mh, xb + 2, 2);
+                e[r] += sx_h2f(mh) * sx_h2f(syh);
+            }
+        }
+    }
+    for (int r = 0; r < nrows; r++) out[r] = sx_hsum8(acc[r]) + e[r];
+}
+
+#define ROWS32(NAME, KIND)                                                                         \
+    TGT static void NAME(const void *w, size_t w_row, const void *a, int64_t n, int nrows, float *out) { \
+        if (nrows == LLM_ROWS) rows32(w, w_row, a, n, LLM_ROWS, out, KIND);                        \
+        else rows32(w, w_row, a, n, nrows, out, KIND);                                             \
+    }
+ROWS32(rows_q8_0, 8)
+ROWS32(rows_q4_0, 4)
+ROWS32(rows_q5_0, 5)
+ROWS32(rows_q4_1, 41)
+ROWS32(rows_q5_1, 51)
+#undef ROWS32
+
 /* ---- K-quants (Q8_K activations): 4 rows x 32 tokens, tokens in lanes -- */
 
 /* A 256-value block is unpacked as four chunks of 64 values in the
@@ -416,6 +481,11 @@ static void avx512_init(void) {
                    t32s = {NULL, P32_R, P32_T, pack_q8_1, P32_BYTES + 128},
                    tk = {NULL, PK_R, PK_T, pack_q8_K, PK_BYTES},
                    tf = {NULL, TF_R, TF_T, NULL, 0};
+    AVX512.rows[LLM_TYPE_Q8_0] = rows_q8_0;
+    AVX512.rows[LLM_TYPE_Q4_0] = rows_q4_0;
+    AVX512.rows[LLM_TYPE_Q5_0] = rows_q5_0;
+    AVX512.rows[LLM_TYPE_Q4_1] = rows_q4_1;
+    AVX512.rows[LLM_TYPE_Q5_1] = rows_q5_1;
 #define SET(TYPE, FN, SHAPE) (AVX512.tile[TYPE] = SHAPE, AVX512.tile[TYPE].fn = FN)
     SET(LLM_TYPE_Q8_0, tile_q8_0, t32);
     SET(LLM_TYPE_Q4_0, tile_q4_0, t32);
