@@ -28,6 +28,7 @@ struct llm_ctx {
     uint8_t *pack; /* activations in a tile's own layout (llm_tile.pack) */
     float *scores; /* [threads][group * n_ctx + S]: scores, then a V row */
     uint8_t *qconv; /* [threads][group * S * 4]: queries in the cache's dot type */
+    float *ablk;    /* [threads][ATT_SCRATCH floats]: blocked attention's tiles */
     /* results of the last decode */
     float *hidden; /* [n][D] */
     size_t hidden_cap;
@@ -52,6 +53,8 @@ llm_ctx_params llm_ctx_default_params(void) {
     llm_ctx_params p = {0, 0, NULL, LLM_TYPE_F32};
     return p;
 }
+
+static size_t att_scratch(int G, int S);
 
 int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_error *err) {
     const llm_hparams *hp = &m->hp;
@@ -108,6 +111,7 @@ int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_erro
     int group = hp->n_head / hp->n_head_kv;
     c->scores = xmalloc((size_t)c->n_threads * ((size_t)group * (size_t)n_ctx + (size_t)hp->head_dim) * 4);
     c->qconv = xmalloc((size_t)c->n_threads * (size_t)group * (size_t)hp->head_dim * 4 + 64);
+    c->ablk = xmalloc((size_t)c->n_threads * att_scratch(group, hp->head_dim) * 4);
     *out = c;
     return 0;
 }
@@ -130,6 +134,7 @@ void llm_ctx_free(llm_ctx *c) {
     free(c->pack);
     free(c->scores);
     free(c->qconv);
+    free(c->ablk);
     free(c->hidden);
     free(c->logits);
     free(c->lora_t);
@@ -420,6 +425,101 @@ static void attn_items(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
+/* ---- attention over a prompt chunk, in blocks ------------------------- */
+
+/* An item is ATT_QB consecutive tokens of one KV head: their G query heads
+ * (up to ATT_QB * G rows) go over the cached keys ATT_KB at a time, with the
+ * softmax kept online (a running max and sum per row; the output rescaled
+ * when the max grows), so no row of scores longer than ATT_KB exists and
+ * each cached K and V row is read and converted once per item instead of
+ * once per token. */
+#define ATT_QB 16
+#define ATT_KB LLM_ATT_KB
+
+/* Floats of one thread's scratch: queries and outputs [QB*G][S], keys
+ * transposed [S][KB], values [KB][S], scores [QB*G][KB], max and sum. */
+static size_t att_scratch(int G, int S) {
+    size_t R = (size_t)ATT_QB * (size_t)G;
+    return 2 * R * (size_t)S + 2 * (size_t)ATT_KB * (size_t)S + R * ATT_KB + 2 * R + 16;
+}
+
+/* Items in an order that gives each thread's contiguous range a fair
+ * share: the causal mask makes late token blocks the heavy ones, so the
+ * blocks alternate first, last, second, second last... */
+static int att_block_of(size_t item, int nblk) {
+    int k = (int)item;
+    return k % 2 == 0 ? k / 2 : nblk - 1 - k / 2;
+}
+
+static void attn_blocked(void *ctx, size_t b, size_t e, int thread) {
+    const attn_job *j = ctx;
+    llm_ctx *c = j->c;
+    const llm_hparams *hp = &c->m->hp;
+    int S = hp->head_dim, H = hp->n_head, HK = hp->n_head_kv, G = H / HK;
+    size_t DQ = (size_t)H * (size_t)S;
+    const uint8_t *K = c->kc + (size_t)j->layer * (size_t)c->n_ctx * c->kv_row;
+    const uint8_t *V = c->vc + (size_t)j->layer * (size_t)c->n_ctx * c->kv_row;
+    llm_type kt = c->kv_type, qt = llm_type_get(kt)->dot_type;
+    int nblk = (j->n + ATT_QB - 1) / ATT_QB;
+    size_t R0 = (size_t)ATT_QB * (size_t)G;
+    float *Q = c->ablk + (size_t)thread * att_scratch(G, S);
+    float *O = Q + R0 * (size_t)S, *KT = O + R0 * (size_t)S, *Vb = KT + (size_t)ATT_KB * (size_t)S;
+    float *sc = Vb + (size_t)ATT_KB * (size_t)S, *mx = sc + R0 * ATT_KB, *sum = mx + R0;
+    float *krow = (float *)(c->scores + (size_t)thread * ((size_t)G * (size_t)c->n_ctx + (size_t)S));
+    uint8_t *qc = c->qconv + (size_t)thread * (size_t)G * (size_t)S * 4;
+    float scale = 1.0f / sqrtf((float)S);
+    int allow[ATT_QB * 64];
+    for (size_t it = b; it < e; it++) {
+        int blk = att_block_of(it / (size_t)HK, nblk), kvh = (int)(it % (size_t)HK);
+        int t0 = blk * ATT_QB, t1 = t0 + ATT_QB < j->n ? t0 + ATT_QB : j->n;
+        int R = (t1 - t0) * G;
+        /* queries rounded to the cache's dot type, as the token path does */
+        for (int t = t0; t < t1; t++)
+            for (int g = 0; g < G; g++) {
+                const float *q = c->q + (size_t)t * DQ + ((size_t)kvh * (size_t)G + (size_t)g) * (size_t)S;
+                float *dst = Q + ((size_t)(t - t0) * (size_t)G + (size_t)g) * (size_t)S;
+                if (kt == LLM_TYPE_F32) memcpy(dst, q, (size_t)S * 4);
+                else {
+                    llm_quant_row(qt, q, qc, S);
+                    llm_dequant_row(qt, qc, dst, S);
+                }
+            }
+        for (int r = 0; r < R; r++) mx[r] = -INFINITY, sum[r] = 0;
+        memset(O, 0, (size_t)R * (size_t)S * 4);
+        int last = c->n_past + t1 - 1;
+        for (int k0 = 0; k0 <= last; k0 += ATT_KB) {
+            int kn = last + 1 - k0 < ATT_KB ? last + 1 - k0 : ATT_KB;
+            for (int k = 0; k < ATT_KB; k++) {
+                if (k < kn) {
+                    size_t off = (size_t)(k0 + k) * c->kv_row + (size_t)kvh * c->kv_head;
+                    const float *kr = (const float *)(K + off);
+                    if (kt != LLM_TYPE_F32) {
+                        llm_dequant_row(kt, K + off, krow, S);
+                        kr = krow;
+                    }
+                    for (int d = 0; d < S; d++) KT[(size_t)d * ATT_KB + (size_t)k] = kr[d];
+                    if (kt == LLM_TYPE_F32) memcpy(Vb + (size_t)k * (size_t)S, V + off, (size_t)S * 4);
+                    else llm_dequant_row(kt, V + off, Vb + (size_t)k * (size_t)S, S);
+                } else
+                    for (int d = 0; d < S; d++) KT[(size_t)d * ATT_KB + (size_t)k] = 0;
+            }
+            for (int t = t0; t < t1; t++) {
+                int vis = c->n_past + t + 1 - k0; /* keys up to the token's own position */
+                if (vis > kn) vis = kn;
+                for (int g = 0; g < G; g++) allow[(t - t0) * G + g] = vis;
+            }
+            c->k->att(R, S, Q, KT, Vb, sc, O, mx, sum, allow, scale);
+        }
+        for (int t = t0; t < t1; t++)
+            for (int g = 0; g < G; g++) {
+                size_t r = (size_t)(t - t0) * (size_t)G + (size_t)g;
+                float inv = 1.0f / sum[r];
+                float *o = c->att + (size_t)t * DQ + ((size_t)kvh * (size_t)G + (size_t)g) * (size_t)S;
+                for (int d = 0; d < S; d++) o[d] = O[r * (size_t)S + (size_t)d] * inv;
+            }
+    }
+}
+
 static void add_bias(float *y, const llm_tensor *b, int n, int64_t dim) {
     if (!b) return;
     const float *bb = b->data;
@@ -464,9 +564,15 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
             llm_quant_row(c->kv_type, c->vb + (size_t)t * (size_t)DKV, c->vc + base + (size_t)t * c->kv_row, DKV);
         }
         attn_job aj = {c, l, n};
-        size_t items = (size_t)n * (size_t)hp->n_head_kv;
-        if (c->n_threads == 1 || (size_t)(c->n_past + n) * items < 4096) attn_items(&aj, 0, items, 0);
-        else pool_for(c->pool, items, attn_items, &aj);
+        if (n >= ATT_QB / 2 && c->k->att && hp->head_dim % c->k->att_align == 0) { /* a prompt chunk */
+            size_t items = (size_t)((n + ATT_QB - 1) / ATT_QB) * (size_t)hp->n_head_kv;
+            if (c->n_threads == 1) attn_blocked(&aj, 0, items, 0);
+            else pool_for(c->pool, items, attn_blocked, &aj);
+        } else {
+            size_t items = (size_t)n * (size_t)hp->n_head_kv;
+            if (c->n_threads == 1 || (size_t)(c->n_past + n) * items < 4096) attn_items(&aj, 0, items, 0);
+            else pool_for(c->pool, items, attn_items, &aj);
+        }
         wmm(c, l, LLM_LORA_O, L->wo, c->att, n, c->h);
         for (size_t i = 0; i < (size_t)n * (size_t)D; i++) c->x[i] += c->h[i];
 

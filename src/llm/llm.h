@@ -122,12 +122,28 @@ typedef struct llm_tile {
     int pack_bytes;
 } llm_tile;
 
+/* One key block of a prompt's attention (forward.c's blocked path) for R
+ * query rows of S values: scores sc[r][j] = scale * Q[r] . K[j] for the
+ * LLM_ATT_KB keys of the block (KT: the keys transposed, [S][LLM_ATT_KB]),
+ * then the online softmax: with allow[r] keys visible to row r, mx[r] and
+ * sum[r] (the running max and sum) are updated, O[r] ([R][S]) rescaled and
+ * given sum_j exp(sc[r][j] - mx[r]) V[j]. Rows with allow[r] <= 0 are left
+ * as they are. */
+#define LLM_ATT_KB 64
+typedef void (*llm_att_fn)(int R, int S, const float *Q, const float *KT, const float *V, float *sc, float *O,
+                           float *mx, float *sum, const int *allow, float scale);
+/* The scalar twin (any S). */
+void llm_att_block_ref(int R, int S, const float *Q, const float *KT, const float *V, float *sc, float *O, float *mx,
+                       float *sum, const int *allow, float scale);
+
 typedef struct llm_kernels {
     const char *name;                 /* "scalar", "avx2" or "avx512" */
     llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
     llm_quant_fn quant[LLM_TYPE_COUNT]; /* activation quantizers */
     llm_rows_fn rows[LLM_TYPE_COUNT]; /* NULL: dot row by row */
     llm_tile tile[LLM_TYPE_COUNT];
+    llm_att_fn att; /* NULL: attention token by token with the dot kernels */
+    int att_align;  /* att needs S to be a multiple of this */
 } llm_kernels;
 
 const llm_kernels *llm_kernels_scalar(void);

@@ -409,6 +409,38 @@ static void q_f32_fn(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)
 static void q_f16_fn(const float *x, void *y, int64_t n) { llm_quant_row(LLM_TYPE_F16, x, y, n); }
 static void q_bf16_fn(const float *x, void *y, int64_t n) { llm_quant_row(LLM_TYPE_BF16, x, y, n); }
 
+void llm_att_block_ref(int R, int S, const float *Q, const float *KT, const float *V, float *sc, float *O, float *mx,
+                       float *sum, const int *allow, float scale) {
+    for (int r = 0; r < R; r++) {
+        if (allow[r] <= 0) continue;
+        float *s = sc + (size_t)r * LLM_ATT_KB;
+        const float *q = Q + (size_t)r * (size_t)S;
+        for (int j = 0; j < LLM_ATT_KB; j++) s[j] = 0;
+        for (int d = 0; d < S; d++) {
+            float qd = q[d];
+            const float *k = KT + (size_t)d * LLM_ATT_KB;
+            for (int j = 0; j < LLM_ATT_KB; j++) s[j] += qd * k[j];
+        }
+        float m = mx[r];
+        for (int j = 0; j < allow[r]; j++) {
+            s[j] *= scale;
+            if (s[j] > m) m = s[j];
+        }
+        float corr = expf(mx[r] - m); /* 0 on a row's first block (-inf) */
+        float l = sum[r] * corr;
+        float *o = O + (size_t)r * (size_t)S;
+        for (int d = 0; d < S; d++) o[d] *= corr;
+        for (int j = 0; j < allow[r]; j++) {
+            float p = expf(s[j] - m);
+            l += p;
+            const float *v = V + (size_t)j * (size_t)S;
+            for (int d = 0; d < S; d++) o[d] += p * v[d];
+        }
+        mx[r] = m;
+        sum[r] = l;
+    }
+}
+
 static const llm_kernels SCALAR = {
     .name = "scalar",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,

@@ -16,6 +16,7 @@
 #include "llm/simd_x86.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <math.h>
 #include <pthread.h>
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
@@ -457,6 +458,104 @@ TGT_BF16 static void tile_bf16(const void *w, size_t w_row, const void *a, size_
         for (int r = 0; r < TF_R; r++) y[(size_t)t * y_stride + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
+/* ---- attention: one key block for a block of query rows --------------- */
+
+/* exp(x) for the softmax's x <= 0, 16 lanes: 2^(x log2 e) as 2^n * 2^f with
+ * f in [-1/2, 1/2], 2^f by its Taylor polynomial to degree 6 (relative
+ * error below 2e-7), 2^n by vscalefps (which also takes large negative n
+ * to 0). */
+TGT static inline __m512 exp_ps(__m512 x) {
+    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+    t = _mm512_max_ps(t, _mm512_set1_ps(-150.0f));
+    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(1.5403530393381609e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* Rows in groups of 4: the scores of 4 rows x 64 keys are 16 registers fed
+ * by one load of each key column and a broadcast of each query value; the
+ * values the same way, 4 rows x 64 of the head's dimensions at a time. */
+TGT static void att_block(int R, int S, const float *Q, const float *KT, const float *V, float *sc, float *O,
+                          float *mx, float *sum, const int *allow, float scale) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        int nr = R - r0 < 4 ? R - r0 : 4;
+        __m512 acc[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+        for (int d = 0; d < S; d++) {
+            const float *k = KT + (size_t)d * LLM_ATT_KB;
+            __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16), k2 = _mm512_loadu_ps(k + 32),
+                   k3 = _mm512_loadu_ps(k + 48);
+            for (int r = 0; r < 4; r++) {
+                if (r >= nr) break;
+                __m512 qb = _mm512_set1_ps(Q[(size_t)(r0 + r) * (size_t)S + (size_t)d]);
+                acc[r][0] = _mm512_fmadd_ps(qb, k0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(qb, k1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(qb, k2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(qb, k3, acc[r][3]);
+            }
+        }
+        float corr[4];
+        int kmax = 0;
+        for (int r = 0; r < nr; r++) {
+            int row = r0 + r, al = allow[row];
+            float *s = sc + (size_t)row * LLM_ATT_KB;
+            corr[r] = 1.0f;
+            if (al <= 0) { /* nothing visible: the row's probabilities are 0 */
+                for (int c = 0; c < 4; c++) _mm512_storeu_ps(s + 16 * c, _mm512_setzero_ps());
+                continue;
+            }
+            if (al > kmax) kmax = al;
+            __m512 m = _mm512_set1_ps(mx[row]);
+            for (int c = 0; c < 4; c++) {
+                __mmask16 vis = c * 16 >= al ? 0 : al - c * 16 >= 16 ? 0xFFFF : (__mmask16)((1u << (al - c * 16)) - 1);
+                acc[r][c] = _mm512_mul_ps(acc[r][c], vs);
+                m = _mm512_mask_max_ps(m, vis, m, acc[r][c]);
+            }
+            float mnew = _mm512_reduce_max_ps(m);
+            corr[r] = expf(mx[row] - mnew);
+            __m512 l = _mm512_setzero_ps(), vm = _mm512_set1_ps(mnew);
+            for (int c = 0; c < 4; c++) {
+                __mmask16 vis = c * 16 >= al ? 0 : al - c * 16 >= 16 ? 0xFFFF : (__mmask16)((1u << (al - c * 16)) - 1);
+                __m512 p = _mm512_maskz_mov_ps(vis, exp_ps(_mm512_sub_ps(acc[r][c], vm)));
+                l = _mm512_add_ps(l, p);
+                _mm512_storeu_ps(s + 16 * c, p);
+            }
+            mx[row] = mnew;
+            sum[row] = sum[row] * corr[r] + _mm512_reduce_add_ps(l);
+        }
+        /* O = O * corr + P V for the group's rows, 64 dimensions at a time */
+        for (int d0 = 0; d0 < S; d0 += 64) {
+            int nv = (S - d0) / 16 < 4 ? (S - d0) / 16 : 4;
+            __m512 o[4][4];
+            for (int r = 0; r < nr; r++)
+                for (int c = 0; c < nv; c++)
+                    o[r][c] = _mm512_mul_ps(_mm512_loadu_ps(O + (size_t)(r0 + r) * (size_t)S + (size_t)(d0 + 16 * c)),
+                                            _mm512_set1_ps(corr[r]));
+            for (int j = 0; j < kmax; j++) {
+                const float *v = V + (size_t)j * (size_t)S + (size_t)d0;
+                __m512 vv[4];
+                for (int c = 0; c < nv; c++) vv[c] = _mm512_loadu_ps(v + 16 * c);
+                for (int r = 0; r < nr; r++) {
+                    __m512 pb = _mm512_set1_ps(sc[(size_t)(r0 + r) * LLM_ATT_KB + (size_t)j]);
+                    for (int c = 0; c < nv; c++) o[r][c] = _mm512_fmadd_ps(pb, vv[c], o[r][c]);
+                }
+            }
+            for (int r = 0; r < nr; r++)
+                for (int c = 0; c < nv; c++)
+                    _mm512_storeu_ps(O + (size_t)(r0 + r) * (size_t)S + (size_t)(d0 + 16 * c), o[r][c]);
+        }
+    }
+}
+
 /* ---- the set ------------------------------------------------------------- */
 
 static llm_kernels AVX512;
@@ -481,6 +580,8 @@ static void avx512_init(void) {
                    t32s = {NULL, P32_R, P32_T, pack_q8_1, P32_BYTES + 128},
                    tk = {NULL, PK_R, PK_T, pack_q8_K, PK_BYTES},
                    tf = {NULL, TF_R, TF_T, NULL, 0};
+    AVX512.att = att_block;
+    AVX512.att_align = 16;
     AVX512.rows[LLM_TYPE_Q8_0] = rows_q8_0;
     AVX512.rows[LLM_TYPE_Q4_0] = rows_q4_0;
     AVX512.rows[LLM_TYPE_Q5_0] = rows_q5_0;
