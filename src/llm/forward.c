@@ -520,6 +520,14 @@ static void attn_blocked(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
+/* SwiGLU over a prompt chunk's tokens [b, e). */
+static void swiglu_rows(void *ctx, size_t b, size_t e, int thread) {
+    (void)thread;
+    llm_ctx *c = ctx;
+    size_t F = (size_t)c->m->hp.n_ff;
+    c->k->swiglu(c->gate + b * F, c->up + b * F, (int64_t)((e - b) * F));
+}
+
 static void add_bias(float *y, const llm_tensor *b, int n, int64_t dim) {
     if (!b) return;
     const float *bb = b->data;
@@ -580,10 +588,8 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
             rmsnorm(c->h + (size_t)t * (size_t)D, c->x + (size_t)t * (size_t)D, L->ffn_norm->data, D, hp->rms_eps);
         wmm(c, l, LLM_LORA_GATE, L->ffn_gate, c->h, n, c->gate);
         wmm(c, l, LLM_LORA_UP, L->ffn_up, c->h, n, c->up);
-        for (size_t i = 0; i < (size_t)n * (size_t)F; i++) {
-            float g = c->gate[i];
-            c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
-        }
+        if (n > 1 && c->n_threads > 1) pool_for(c->pool, (size_t)n, swiglu_rows, c);
+        else c->k->swiglu(c->gate, c->up, (int64_t)n * F);
         wmm(c, l, LLM_LORA_DOWN, L->ffn_down, c->gate, n, c->h);
         for (size_t i = 0; i < (size_t)n * (size_t)D; i++) c->x[i] += c->h[i];
         if (c->capture)

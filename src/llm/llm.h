@@ -136,6 +136,9 @@ typedef void (*llm_att_fn)(int R, int S, const float *Q, const float *KT, const 
 void llm_att_block_ref(int R, int S, const float *Q, const float *KT, const float *V, float *sc, float *O, float *mx,
                        float *sum, const int *allow, float scale);
 
+/* gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i], the reference's way. */
+void llm_swiglu_ref(float *gate, const float *up, int64_t n);
+
 typedef struct llm_kernels {
     const char *name;                 /* "scalar", "avx2" or "avx512" */
     llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
@@ -143,6 +146,7 @@ typedef struct llm_kernels {
     llm_rows_fn rows[LLM_TYPE_COUNT]; /* NULL: dot row by row */
     llm_tile tile[LLM_TYPE_COUNT];
     llm_att_fn att; /* NULL: attention token by token with the dot kernels */
+    void (*swiglu)(float *gate, const float *up, int64_t n); /* gate = silu(gate) * up */
     int att_align;  /* att needs S to be a multiple of this */
 } llm_kernels;
 

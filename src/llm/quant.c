@@ -441,6 +441,13 @@ void llm_att_block_ref(int R, int S, const float *Q, const float *KT, const floa
     }
 }
 
+void llm_swiglu_ref(float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
 static const llm_kernels SCALAR = {
     .name = "scalar",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
@@ -450,6 +457,7 @@ static const llm_kernels SCALAR = {
             [LLM_TYPE_Q6_K] = qk_dot_q6_K},
     .quant = {[LLM_TYPE_F32] = q_f32_fn, [LLM_TYPE_F16] = q_f16_fn, [LLM_TYPE_BF16] = q_bf16_fn,
               [LLM_TYPE_Q8_0] = q_q8_0_fn, [LLM_TYPE_Q8_1] = q_q8_1_fn, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
+    .swiglu = llm_swiglu_ref,
 };
 
 const llm_kernels *llm_kernels_scalar(void) { return &SCALAR; }

@@ -539,6 +539,7 @@ static const llm_kernels AVX2 = {
     .tile = {[LLM_TYPE_Q8_0] = {tile_q8_0, TILE_R, TILE_T, NULL, 0},
              [LLM_TYPE_Q4_0] = {tile_q4_0, TILE_R, TILE_T, NULL, 0},
              [LLM_TYPE_Q5_0] = {tile_q5_0, TILE_R, TILE_T, NULL, 0}},
+    .swiglu = llm_swiglu_ref,
 };
 
 const llm_kernels *llm_kernels_avx2(void) {

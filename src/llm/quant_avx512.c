@@ -460,22 +460,25 @@ TGT_BF16 static void tile_bf16(const void *w, size_t w_row, const void *a, size_
 
 /* ---- attention: one key block for a block of query rows --------------- */
 
-/* exp(x) for the softmax's x <= 0, 16 lanes: 2^(x log2 e) as 2^n * 2^f with
- * f in [-1/2, 1/2], 2^f by its Taylor polynomial to degree 6 (relative
- * error below 2e-7), 2^n by vscalefps (which also takes large negative n
- * to 0). */
+/* exp(x), 16 lanes: x = n ln2 + r with n an integer and |r| <= ln2 / 2
+ * (Cody-Waite: ln2 in two parts, so r is exact to float rounding even for
+ * large |x|), e^r by its Taylor polynomial to degree 7 (relative error
+ * below 1e-8 there), 2^n by vscalefps (which takes large negative n to 0
+ * and large positive n to infinity). */
 TGT static inline __m512 exp_ps(__m512 x) {
-    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    t = _mm512_max_ps(t, _mm512_set1_ps(-150.0f));
-    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(1.5403530393381609e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
 }
 
@@ -556,6 +559,19 @@ TGT static void att_block(int R, int S, const float *Q, const float *KT, const f
     }
 }
 
+/* SwiGLU's gate: x / (1 + exp(-x)) * up, 16 at a time (exp_ps goes to
+ * infinity for large -x, giving the reference's -0). */
+TGT static void swiglu(float *gate, const float *up, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(gate + i);
+        __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_storeu_ps(gate + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
+    }
+    llm_swiglu_ref(gate + i, up + i, n - i);
+}
+
 /* ---- the set ------------------------------------------------------------- */
 
 static llm_kernels AVX512;
@@ -581,6 +597,7 @@ static void avx512_init(void) {
                    tk = {NULL, PK_R, PK_T, pack_q8_K, PK_BYTES},
                    tf = {NULL, TF_R, TF_T, NULL, 0};
     AVX512.att = att_block;
+    AVX512.swiglu = swiglu;
     AVX512.att_align = 16;
     AVX512.rows[LLM_TYPE_Q8_0] = rows_q8_0;
     AVX512.rows[LLM_TYPE_Q4_0] = rows_q4_0;

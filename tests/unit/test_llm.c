@@ -191,6 +191,22 @@ static void check_kernel_set(const llm_kernels *fast) {
         tiles++;
     }
     fprintf(stderr, "note: %s kernels: %d tile types checked against the scalar reference\n", fast->name, tiles);
+    /* SwiGLU, over the range the model's gates take and far outside it
+     * (where exp saturates), with a tail shorter than the vector. */
+    {
+        enum { NS = 1000 + 7 };
+        float g[NS], u[NS], g2[NS];
+        fill(g, NS, 1000);
+        fill(u, NS, 1001);
+        for (int i = 0; i < NS; i++) g[i] *= i % 50 == 0 ? 40.0f : 2.0f;
+        memcpy(g2, g, sizeof g);
+        llm_swiglu_ref(g, u, NS);
+        fast->swiglu(g2, u, NS);
+        double worst = 0;
+        for (int i = 0; i < NS; i++) worst = fmax(worst, fabs(g[i] - g2[i]) / (fabs(g[i]) + 1e-30));
+        if (worst > 2e-6) fprintf(stderr, "%s swiglu: relative error %g\n", fast->name, worst);
+        CHECK(worst <= 2e-6);
+    }
     /* Blocked attention: two key blocks in a row (the second rescales what
      * the first left), rows that see nothing, part of a block, all of it. */
     if (fast->att) {
