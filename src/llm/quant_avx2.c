@@ -478,52 +478,116 @@ TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, 
 
 
 
-/* ---- prompt tiles: 2 rows x 4 tokens ----------------------------------- */
+/* ---- prompt tiles with the tokens in the lanes: 2 rows x 16 tokens ----- */
 
-#define TILE_R 2
-#define TILE_T 4
+/* As the AVX-512 set does (quant_avx512.c), without vpdpbusd: a product's
+ * activations are packed once so that a register holds the same 4 bytes of
+ * 8 tokens' block; a weight row's 4 bytes are broadcast against it. The
+ * sign trick (|w| times a with w's sign) keeps vpmaddubsw's pair sums below
+ * 2 * 127 * 127, so Q8_0 cannot saturate; vpmaddwd by ones widens them.
+ * 4 instructions per 32 products, and the float scaling once per block for
+ * 8 tokens.
+ * Packed group of 16 tokens, per block (PA_BYTES, +64 for Q8_1):
+ *   2 x 8 x 32 bytes: token vector v, 4-byte column c: lane l = bytes
+ *                     4c..4c+3 of token 8v+l (signed, as quantized)
+ *   16 floats:        each token's d
+ *   16 floats (Q8_1): each token's d * sum(qs) */
+#define PA_R 2
+#define PA_T 16
+#define PA_BYTES (2 * 8 * 32 + 16 * 4)
 
-/* UNPACK gives a row's block as unsigned bytes with offset OFF (Q4_0: 8,
- * Q5_0: 16), or signed bytes when OFF < 0 (Q8_0: the sign trick per
- * token). Eight accumulators stay in registers. */
-#define TILE32(NAME, BLK, UNPACK, OFF)                                                           \
+#define PACKA(NAME, ABLK, HAS_S, S_OF)                                                            \
+    TGT static void NAME(const void *a, size_t a_row, int64_t n, void *dst) {                     \
+        for (int64_t b = 0; b < n / QK; b++) {                                                    \
+            uint8_t *o = (uint8_t *)dst + (size_t)b * (PA_BYTES + (HAS_S ? 64 : 0));              \
+            float *d = (float *)(o + 512);                                                        \
+            for (int l = 0; l < PA_T; l++) {                                                      \
+                const ABLK *y = (const ABLK *)((const uint8_t *)a + (size_t)l * a_row) + b;       \
+                uint8_t *col = o + (l / 8) * 256 + (l % 8) * 4;                                   \
+                for (int c = 0; c < 8; c++) memcpy(col + c * 32, y->qs + 4 * c, 4);              \
+                d[l] = h2f(y->d);                                                                 \
+                if (HAS_S) d[16 + l] = h2f(S_OF(y));                                              \
+            }                                                                                     \
+        }                                                                                         \
+    }
+#define Q8_0_S(y) (y)->d
+#define Q8_1_S(y) (y)->s
+PACKA(packa_q8_0, blk_q8_0, 0, Q8_0_S)
+PACKA(packa_q8_1, blk_q8_1, 1, Q8_1_S)
+#undef Q8_0_S
+#undef Q8_1_S
+#undef PACKA
+
+/* A row block's 32 signed values. */
+TGT static inline __m256i s_q8_0(const blk_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
+TGT static inline __m256i s_q4_0(const blk_q4_0 *x) { return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8)); }
+TGT static inline __m256i s_q5_0(const blk_q5_0 *x) { return _mm256_sub_epi8(Q5_BITS(x), _mm256_set1_epi8(16)); }
+TGT static inline __m256i s_q4_1(const blk_q4_1 *x) { return nibbles32(x->qs); }
+TGT static inline __m256i s_q5_1(const blk_q5_1 *x) { return Q5_BITS(x); }
+
+#define PA_NOMIN(r, x) (void)0
+#define PA_MIN(r, x)                                                                              \
+    for (int v = 0; v < 2; v++)                                                                   \
+        acc[r][v] = _mm256_fmadd_ps(_mm256_set1_ps(h2f((x)->m)), _mm256_loadu_ps(d + 16 + 8 * v), acc[r][v])
+
+#define TILEA(NAME, BLK, VALS, MIN, PB)                                                           \
     TGT static void NAME(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, \
-                         size_t y_stride) {                                                      \
-        __m256 acc[TILE_R][TILE_T];                                                              \
-        for (int r = 0; r < TILE_R; r++)                                                         \
-            for (int t = 0; t < TILE_T; t++) acc[r][t] = _mm256_setzero_ps();                    \
-        const __m256i ones = _mm256_set1_epi16(1);                                               \
-        for (int64_t i = 0; i < n / QK; i++) {                                                   \
-            __m256i u[TILE_R];                                                                   \
-            float dx[TILE_R];                                                                    \
-            for (int r = 0; r < TILE_R; r++) {                                                   \
-                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + i;        \
-                u[r] = UNPACK;                                                                   \
-                dx[r] = h2f(x->d);                                                               \
-            }                                                                                    \
-            for (int t = 0; t < TILE_T; t++) {                                                   \
-                const blk_q8_0 *yb = (const blk_q8_0 *)((const uint8_t *)a + (size_t)t * a_row) + i; \
-                __m256i qy = _mm256_loadu_si256((const __m256i *)yb->qs);                        \
-                float dy = h2f(yb->d);                                                           \
-                __m256i off = OFF > 0 ? _mm256_maddubs_epi16(_mm256_set1_epi8(OFF > 0 ? OFF : 0), qy) \
-                                      : _mm256_setzero_si256();                                  \
-                for (int r = 0; r < TILE_R; r++) {                                               \
-                    __m256i p16 = OFF >= 0 ? _mm256_sub_epi16(_mm256_maddubs_epi16(u[r], qy), off) \
-                                           : _mm256_maddubs_epi16(_mm256_sign_epi8(u[r], u[r]),  \
-                                                                  _mm256_sign_epi8(qy, u[r]));   \
-                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dx[r] * dy),                      \
-                                                _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), acc[r][t]); \
-                }                                                                                \
-            }                                                                                    \
-        }                                                                                        \
-        for (int t = 0; t < TILE_T; t++)                                                         \
-            for (int r = 0; r < TILE_R; r++) y[(size_t)t * y_stride + (size_t)r] = hsum8(acc[r][t]);     \
+                         size_t y_stride) {                                                       \
+        (void)a_row;                                                                              \
+        const __m256i ones = _mm256_set1_epi16(1);                                                \
+        __m256 acc[PA_R][2];                                                                      \
+        for (int r = 0; r < PA_R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();               \
+        for (int64_t b = 0; b < n / QK; b++) {                                                    \
+            const uint8_t *pb = (const uint8_t *)a + (size_t)b * (PB);                            \
+            const float *d = (const float *)(pb + 512);                                           \
+            _Alignas(32) int8_t wq[PA_R][32], wa[PA_R][32];                                       \
+            __m256i p[PA_R][2];                                                                   \
+            for (int r = 0; r < PA_R; r++) {                                                      \
+                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + b;         \
+                __m256i q = VALS(x);                                                              \
+                _mm256_store_si256((__m256i *)wq[r], q);                                          \
+                _mm256_store_si256((__m256i *)wa[r], _mm256_sign_epi8(q, q));                     \
+                p[r][0] = p[r][1] = _mm256_setzero_si256();                                       \
+            }                                                                                     \
+            for (int c = 0; c < 8; c++) {                                                         \
+                __m256i a0 = _mm256_loadu_si256((const __m256i *)(pb + 32 * c));                  \
+                __m256i a1 = _mm256_loadu_si256((const __m256i *)(pb + 256 + 32 * c));            \
+                for (int r = 0; r < PA_R; r++) {                                                  \
+                    int32_t w4, a4;                                                               \
+                    memcpy(&w4, wq[r] + 4 * c, 4);                                                \
+                    memcpy(&a4, wa[r] + 4 * c, 4);                                                \
+                    __m256i ws = _mm256_set1_epi32(w4), wabs = _mm256_set1_epi32(a4);             \
+                    p[r][0] = _mm256_add_epi32(p[r][0], _mm256_madd_epi16(                        \
+                        _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(a0, ws)), ones));             \
+                    p[r][1] = _mm256_add_epi32(p[r][1], _mm256_madd_epi16(                        \
+                        _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(a1, ws)), ones));             \
+                }                                                                                 \
+            }                                                                                     \
+            for (int r = 0; r < PA_R; r++) {                                                      \
+                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + b;         \
+                __m256 dx = _mm256_set1_ps(h2f(x->d));                                            \
+                for (int v = 0; v < 2; v++)                                                       \
+                    acc[r][v] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_loadu_ps(d + 8 * v)),    \
+                                                _mm256_cvtepi32_ps(p[r][v]), acc[r][v]);          \
+                MIN(r, x);                                                                        \
+            }                                                                                     \
+        }                                                                                         \
+        for (int v = 0; v < 2; v++)                                                               \
+            for (int r = 0; r < PA_R; r++) {                                                      \
+                float out[8];                                                                     \
+                _mm256_storeu_ps(out, acc[r][v]);                                                 \
+                for (int l = 0; l < 8; l++) y[(size_t)(8 * v + l) * y_stride + (size_t)r] = out[l]; \
+            }                                                                                     \
     }
 
-TILE32(tile_q8_0, blk_q8_0, _mm256_loadu_si256((const __m256i *)x->qs), -1)
-TILE32(tile_q4_0, blk_q4_0, nibbles32(x->qs), 8)
-TILE32(tile_q5_0, blk_q5_0, Q5_BITS(x), 16)
-#undef TILE32
+TILEA(tilea_q8_0, blk_q8_0, s_q8_0, PA_NOMIN, PA_BYTES)
+TILEA(tilea_q4_0, blk_q4_0, s_q4_0, PA_NOMIN, PA_BYTES)
+TILEA(tilea_q5_0, blk_q5_0, s_q5_0, PA_NOMIN, PA_BYTES)
+TILEA(tilea_q4_1, blk_q4_1, s_q4_1, PA_MIN, PA_BYTES + 64)
+TILEA(tilea_q5_1, blk_q5_1, s_q5_1, PA_MIN, PA_BYTES + 64)
+#undef TILEA
+#undef PA_NOMIN
+#undef PA_MIN
 
 static const llm_kernels AVX2 = {
     .name = "avx2",
@@ -536,9 +600,11 @@ static const llm_kernels AVX2 = {
               [LLM_TYPE_Q8_0] = quant_q8_0, [LLM_TYPE_Q8_1] = quant_q8_1, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
     .rows = {[LLM_TYPE_Q8_0] = rows_q8_0, [LLM_TYPE_Q4_0] = rows_q4_0, [LLM_TYPE_Q5_0] = rows_q5_0,
              [LLM_TYPE_Q4_1] = rows_q4_1, [LLM_TYPE_Q5_1] = rows_q5_1, [LLM_TYPE_F16] = rows_f16},
-    .tile = {[LLM_TYPE_Q8_0] = {tile_q8_0, TILE_R, TILE_T, NULL, 0},
-             [LLM_TYPE_Q4_0] = {tile_q4_0, TILE_R, TILE_T, NULL, 0},
-             [LLM_TYPE_Q5_0] = {tile_q5_0, TILE_R, TILE_T, NULL, 0}},
+    .tile = {[LLM_TYPE_Q8_0] = {tilea_q8_0, PA_R, PA_T, packa_q8_0, PA_BYTES},
+             [LLM_TYPE_Q4_0] = {tilea_q4_0, PA_R, PA_T, packa_q8_0, PA_BYTES},
+             [LLM_TYPE_Q5_0] = {tilea_q5_0, PA_R, PA_T, packa_q8_0, PA_BYTES},
+             [LLM_TYPE_Q4_1] = {tilea_q4_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64},
+             [LLM_TYPE_Q5_1] = {tilea_q5_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64}},
     .swiglu = llm_swiglu_ref,
 };
 
