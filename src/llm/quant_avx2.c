@@ -3,6 +3,8 @@
  * computes what its scalar twin in quant.c computes: integer block sums are
  * exact, only the order of the float accumulation differs; the
  * quantizers are bit-identical (tests compare both). */
+#include <math.h>
+
 #include "llm/simd_x86.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -589,6 +591,95 @@ TILEA(tilea_q5_1, blk_q5_1, s_q5_1, PA_MIN, PA_BYTES + 64)
 #undef PA_NOMIN
 #undef PA_MIN
 
+/* ---- attention and SwiGLU ------------------------------------------------ */
+
+/* exp(x), 8 lanes: x = n ln2 + r (Cody-Waite, ln2 in two parts), e^r by its
+ * Taylor polynomial to degree 7, 2^n built in the exponent bits; x is
+ * clamped to [-87, 88], so results below e^-87 come out as e^-87 (10^-38,
+ * nothing beside a softmax's 1) and above e^88 as e^88. */
+TGT static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* 2^n: n = 128 (x near 88) is split as 2^64 * 2^(n-64) */
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i big = _mm256_cmpgt_epi32(ni, _mm256_set1_epi32(64));
+    ni = _mm256_sub_epi32(ni, _mm256_and_si256(big, _mm256_set1_epi32(64)));
+    __m256 two_n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23));
+    p = _mm256_mul_ps(p, two_n);
+    return _mm256_blendv_ps(p, _mm256_mul_ps(p, _mm256_set1_ps(18446744073709551616.0f)), _mm256_castsi256_ps(big));
+}
+
+TGT static void swiglu(float *gate, const float *up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(gate + i);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    llm_swiglu_ref(gate + i, up + i, n - i);
+}
+
+/* One row at a time: its 64 scores are 8 registers fed by the key columns
+ * straight from L1 and a broadcast of each query value; then 64 of the
+ * head's dimensions at a time for the values. */
+TGT static void att_block(int R, int S, const float *Q, const float *KT, const float *V, float *sc, float *O,
+                          float *mx, float *sum, const int *allow, float scale) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (int r = 0; r < R; r++) {
+        int al = allow[r];
+        if (al <= 0) continue;
+        __m256 acc[8];
+        for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
+        const float *q = Q + (size_t)r * (size_t)S;
+        for (int d = 0; d < S; d++) {
+            __m256 qb = _mm256_broadcast_ss(q + d);
+            const float *k = KT + (size_t)d * LLM_ATT_KB;
+            for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k + 8 * c), acc[c]);
+        }
+        float *s = sc + (size_t)r * LLM_ATT_KB;
+        for (int c = 0; c < 8; c++) _mm256_storeu_ps(s + 8 * c, _mm256_mul_ps(acc[c], vs));
+        float m = mx[r];
+        for (int j = 0; j < al; j++)
+            if (s[j] > m) m = s[j];
+        float corr = expf(mx[r] - m);
+        __m256 vm = _mm256_set1_ps(m), l = _mm256_setzero_ps();
+        for (int j = 0; j < LLM_ATT_KB; j += 8) {
+            __m256 pj = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+            /* keys at or past allow get 0 */
+            __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            pj = _mm256_and_ps(pj, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(al), idx)));
+            l = _mm256_add_ps(l, pj);
+            _mm256_storeu_ps(s + j, pj);
+        }
+        mx[r] = m;
+        sum[r] = sum[r] * corr + hsum8(l);
+        float *o = O + (size_t)r * (size_t)S;
+        for (int d0 = 0; d0 < S; d0 += 64) {
+            int nv = (S - d0) / 8 < 8 ? (S - d0) / 8 : 8;
+            __m256 ov[8], cv = _mm256_set1_ps(corr);
+            for (int c = 0; c < nv; c++) ov[c] = _mm256_mul_ps(_mm256_loadu_ps(o + d0 + 8 * c), cv);
+            for (int j = 0; j < al; j++) {
+                __m256 pb = _mm256_broadcast_ss(s + j);
+                const float *v = V + (size_t)j * (size_t)S + (size_t)d0;
+                for (int c = 0; c < nv; c++) ov[c] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(v + 8 * c), ov[c]);
+            }
+            for (int c = 0; c < nv; c++) _mm256_storeu_ps(o + d0 + 8 * c, ov[c]);
+        }
+    }
+}
+
 static const llm_kernels AVX2 = {
     .name = "avx2",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
@@ -605,7 +696,9 @@ static const llm_kernels AVX2 = {
              [LLM_TYPE_Q5_0] = {tilea_q5_0, PA_R, PA_T, packa_q8_0, PA_BYTES},
              [LLM_TYPE_Q4_1] = {tilea_q4_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64},
              [LLM_TYPE_Q5_1] = {tilea_q5_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64}},
-    .swiglu = llm_swiglu_ref,
+    .att = att_block,
+    .att_align = 8,
+    .swiglu = swiglu,
 };
 
 const llm_kernels *llm_kernels_avx2(void) {
