@@ -484,29 +484,39 @@ TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, 
 
 /* As the AVX-512 set does (quant_avx512.c), without vpdpbusd: a product's
  * activations are packed once so that a register holds the same 4 bytes of
- * 8 tokens' block; a weight row's 4 bytes are broadcast against it. The
- * sign trick (|w| times a with w's sign) keeps vpmaddubsw's pair sums below
- * 2 * 127 * 127, so Q8_0 cannot saturate; vpmaddwd by ones widens them.
- * 4 instructions per 32 products, and the float scaling once per block for
- * 8 tokens.
+ * 8 tokens' block; a weight row's 4 bytes are broadcast against it and
+ * vpmaddubsw makes pair sums, which vpmaddwd by ones widens.
+ *   Q8_0: the sign trick (|w| times a with w's sign) keeps the pair sums
+ *   below 2 * 127 * 127: 4 instructions per 32 products.
+ *   Q4_0, Q5_0, Q4_1, Q5_1: the unsigned values q (at most 31) are the
+ *   unsigned operand as they are, pair sums stay below 2 * 31 * 128, so
+ *   four columns add up in 16 bits before one widening: 9 instructions per
+ *   128 products; the offset (8, 16) comes back as -OFF * sum(a) per block
+ *   and token.
+ * The float scaling is done once per block for 8 tokens.
  * Packed group of 16 tokens, per block (PA_BYTES, +64 for Q8_1):
  *   2 x 8 x 32 bytes: token vector v, 4-byte column c: lane l = bytes
  *                     4c..4c+3 of token 8v+l (signed, as quantized)
+ *   16 int32:         each token's sum(qs)
  *   16 floats:        each token's d
  *   16 floats (Q8_1): each token's d * sum(qs) */
 #define PA_R 2
 #define PA_T 16
-#define PA_BYTES (2 * 8 * 32 + 16 * 4)
+#define PA_BYTES (2 * 8 * 32 + 16 * 4 + 16 * 4)
 
 #define PACKA(NAME, ABLK, HAS_S, S_OF)                                                            \
     TGT static void NAME(const void *a, size_t a_row, int64_t n, void *dst) {                     \
         for (int64_t b = 0; b < n / QK; b++) {                                                    \
             uint8_t *o = (uint8_t *)dst + (size_t)b * (PA_BYTES + (HAS_S ? 64 : 0));              \
-            float *d = (float *)(o + 512);                                                        \
+            int32_t *sa = (int32_t *)(o + 512);                                                   \
+            float *d = (float *)(o + 576);                                                        \
             for (int l = 0; l < PA_T; l++) {                                                      \
                 const ABLK *y = (const ABLK *)((const uint8_t *)a + (size_t)l * a_row) + b;       \
                 uint8_t *col = o + (l / 8) * 256 + (l % 8) * 4;                                   \
                 for (int c = 0; c < 8; c++) memcpy(col + c * 32, y->qs + 4 * c, 4);              \
+                int sum = 0;                                                                      \
+                for (int i = 0; i < QK; i++) sum += y->qs[i];                                     \
+                sa[l] = sum;                                                                      \
                 d[l] = h2f(y->d);                                                                 \
                 if (HAS_S) d[16 + l] = h2f(S_OF(y));                                              \
             }                                                                                     \
@@ -520,57 +530,92 @@ PACKA(packa_q8_1, blk_q8_1, 1, Q8_1_S)
 #undef Q8_1_S
 #undef PACKA
 
-/* A row block's 32 signed values. */
-TGT static inline __m256i s_q8_0(const blk_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
-TGT static inline __m256i s_q4_0(const blk_q4_0 *x) { return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8)); }
-TGT static inline __m256i s_q5_0(const blk_q5_0 *x) { return _mm256_sub_epi8(Q5_BITS(x), _mm256_set1_epi8(16)); }
-TGT static inline __m256i s_q4_1(const blk_q4_1 *x) { return nibbles32(x->qs); }
-TGT static inline __m256i s_q5_1(const blk_q5_1 *x) { return Q5_BITS(x); }
+/* Q8_0, the sign trick: per column, 4 instructions per row and vector;
+ * each column of activations is loaded once for the tile's rows. */
+TGT static inline void pa_dot_q8_0(int8_t wq[PA_R][32], int8_t wa[PA_R][32], const uint8_t *pb, __m256i p[PA_R][2]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int c = 0; c < 8; c++) {
+        __m256i av[2] = {_mm256_loadu_si256((const __m256i *)(pb + 32 * c)),
+                         _mm256_loadu_si256((const __m256i *)(pb + 256 + 32 * c))};
+        for (int r = 0; r < PA_R; r++) {
+            int32_t w4, a4;
+            memcpy(&w4, wq[r] + 4 * c, 4);
+            memcpy(&a4, wa[r] + 4 * c, 4);
+            __m256i ws = _mm256_set1_epi32(w4), wabs = _mm256_set1_epi32(a4);
+            for (int v = 0; v < 2; v++)
+                p[r][v] = _mm256_add_epi32(p[r][v],
+                                           _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(av[v], ws)), ones));
+        }
+    }
+}
+
+/* Unsigned values (at most 31): four columns add up in 16 bits, then one
+ * widening. */
+TGT static inline void pa_dot_u(int8_t wq[PA_R][32], const uint8_t *pb, __m256i p[PA_R][2]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int h = 0; h < 2; h++) {
+        __m256i s16[PA_R][2];
+        for (int r = 0; r < PA_R; r++) s16[r][0] = s16[r][1] = _mm256_setzero_si256();
+        for (int c = 4 * h; c < 4 * h + 4; c++) {
+            __m256i av[2] = {_mm256_loadu_si256((const __m256i *)(pb + 32 * c)),
+                             _mm256_loadu_si256((const __m256i *)(pb + 256 + 32 * c))};
+            for (int r = 0; r < PA_R; r++) {
+                int32_t w4;
+                memcpy(&w4, wq[r] + 4 * c, 4);
+                __m256i wb = _mm256_set1_epi32(w4);
+                for (int v = 0; v < 2; v++) s16[r][v] = _mm256_add_epi16(s16[r][v], _mm256_maddubs_epi16(wb, av[v]));
+            }
+        }
+        for (int r = 0; r < PA_R; r++)
+            for (int v = 0; v < 2; v++) p[r][v] = _mm256_add_epi32(p[r][v], _mm256_madd_epi16(s16[r][v], ones));
+    }
+}
+
+/* A row block's 32 values: signed for Q8_0, unsigned q otherwise. */
+TGT static inline __m256i v_q8_0(const blk_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
+TGT static inline __m256i v_q4_0(const blk_q4_0 *x) { return nibbles32(x->qs); }
+TGT static inline __m256i v_q5_0(const blk_q5_0 *x) { return Q5_BITS(x); }
+TGT static inline __m256i v_q4_1(const blk_q4_1 *x) { return nibbles32(x->qs); }
+TGT static inline __m256i v_q5_1(const blk_q5_1 *x) { return Q5_BITS(x); }
 
 #define PA_NOMIN(r, x) (void)0
 #define PA_MIN(r, x)                                                                              \
     for (int v = 0; v < 2; v++)                                                                   \
         acc[r][v] = _mm256_fmadd_ps(_mm256_set1_ps(h2f((x)->m)), _mm256_loadu_ps(d + 16 + 8 * v), acc[r][v])
 
-#define TILEA(NAME, BLK, VALS, MIN, PB)                                                           \
+/* OFF < 0: Q8_0 (signed values, the sign trick). */
+#define TILEA(NAME, BLK, VALS, OFF, MIN, PB)                                                      \
     TGT static void NAME(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, \
                          size_t y_stride) {                                                       \
         (void)a_row;                                                                              \
-        const __m256i ones = _mm256_set1_epi16(1);                                                \
         __m256 acc[PA_R][2];                                                                      \
         for (int r = 0; r < PA_R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();               \
         for (int64_t b = 0; b < n / QK; b++) {                                                    \
             const uint8_t *pb = (const uint8_t *)a + (size_t)b * (PB);                            \
-            const float *d = (const float *)(pb + 512);                                           \
+            const int32_t *sa = (const int32_t *)(pb + 512);                                      \
+            const float *d = (const float *)(pb + 576);                                           \
             _Alignas(32) int8_t wq[PA_R][32], wa[PA_R][32];                                       \
             __m256i p[PA_R][2];                                                                   \
             for (int r = 0; r < PA_R; r++) {                                                      \
                 const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + b;         \
                 __m256i q = VALS(x);                                                              \
                 _mm256_store_si256((__m256i *)wq[r], q);                                          \
-                _mm256_store_si256((__m256i *)wa[r], _mm256_sign_epi8(q, q));                     \
+                if (OFF < 0) _mm256_store_si256((__m256i *)wa[r], _mm256_sign_epi8(q, q));        \
                 p[r][0] = p[r][1] = _mm256_setzero_si256();                                       \
             }                                                                                     \
-            for (int c = 0; c < 8; c++) {                                                         \
-                __m256i a0 = _mm256_loadu_si256((const __m256i *)(pb + 32 * c));                  \
-                __m256i a1 = _mm256_loadu_si256((const __m256i *)(pb + 256 + 32 * c));            \
-                for (int r = 0; r < PA_R; r++) {                                                  \
-                    int32_t w4, a4;                                                               \
-                    memcpy(&w4, wq[r] + 4 * c, 4);                                                \
-                    memcpy(&a4, wa[r] + 4 * c, 4);                                                \
-                    __m256i ws = _mm256_set1_epi32(w4), wabs = _mm256_set1_epi32(a4);             \
-                    p[r][0] = _mm256_add_epi32(p[r][0], _mm256_madd_epi16(                        \
-                        _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(a0, ws)), ones));             \
-                    p[r][1] = _mm256_add_epi32(p[r][1], _mm256_madd_epi16(                        \
-                        _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(a1, ws)), ones));             \
-                }                                                                                 \
-            }                                                                                     \
+            if (OFF < 0) pa_dot_q8_0(wq, wa, pb, p);                                              \
+            else pa_dot_u(wq, pb, p);                                                             \
             for (int r = 0; r < PA_R; r++) {                                                      \
                 const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + b;         \
                 __m256 dx = _mm256_set1_ps(h2f(x->d));                                            \
-                for (int v = 0; v < 2; v++)                                                       \
+                for (int v = 0; v < 2; v++) {                                                     \
+                    __m256i pv = p[r][v];                                                         \
+                    if (OFF > 0)                                                                  \
+                        pv = _mm256_sub_epi32(pv, _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(sa + 8 * v)), \
+                                                                     _mm256_set1_epi32(OFF > 0 ? OFF : 0))); \
                     acc[r][v] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_loadu_ps(d + 8 * v)),    \
-                                                _mm256_cvtepi32_ps(p[r][v]), acc[r][v]);          \
+                                                _mm256_cvtepi32_ps(pv), acc[r][v]);               \
+                }                                                                                 \
                 MIN(r, x);                                                                        \
             }                                                                                     \
         }                                                                                         \
@@ -582,11 +627,11 @@ TGT static inline __m256i s_q5_1(const blk_q5_1 *x) { return Q5_BITS(x); }
             }                                                                                     \
     }
 
-TILEA(tilea_q8_0, blk_q8_0, s_q8_0, PA_NOMIN, PA_BYTES)
-TILEA(tilea_q4_0, blk_q4_0, s_q4_0, PA_NOMIN, PA_BYTES)
-TILEA(tilea_q5_0, blk_q5_0, s_q5_0, PA_NOMIN, PA_BYTES)
-TILEA(tilea_q4_1, blk_q4_1, s_q4_1, PA_MIN, PA_BYTES + 64)
-TILEA(tilea_q5_1, blk_q5_1, s_q5_1, PA_MIN, PA_BYTES + 64)
+TILEA(tilea_q8_0, blk_q8_0, v_q8_0, -1, PA_NOMIN, PA_BYTES)
+TILEA(tilea_q4_0, blk_q4_0, v_q4_0, 8, PA_NOMIN, PA_BYTES)
+TILEA(tilea_q5_0, blk_q5_0, v_q5_0, 16, PA_NOMIN, PA_BYTES)
+TILEA(tilea_q4_1, blk_q4_1, v_q4_1, 0, PA_MIN, PA_BYTES + 64)
+TILEA(tilea_q5_1, blk_q5_1, v_q5_1, 0, PA_MIN, PA_BYTES + 64)
 #undef TILEA
 #undef PA_NOMIN
 #undef PA_MIN
