@@ -636,6 +636,176 @@ TILEA(tilea_q5_1, blk_q5_1, v_q5_1, 0, PA_MIN, PA_BYTES + 64)
 #undef PA_NOMIN
 #undef PA_MIN
 
+/* K-quants the same way (Q8_K activations). The unsigned values (Q4_K
+ * at most 15, Q5_K 31, Q6_K 63) are vpmaddubsw's unsigned operand; the
+ * pair sums of four columns (Q6_K: two) add up in 16 bits, and vpmaddwd
+ * by the sub-block's scale widens and scales them at once. Q4_K/Q5_K's
+ * mins and Q6_K's -32 come from the tokens' sub-block sums (pairs of int16
+ * per lane, multiplied by pairs of mins or scales).
+ * Packed group of 16 tokens, per 256-value block (PK2_BYTES):
+ *   2 x 64 x 32 bytes: token vector v, 4-byte column c: lane l = bytes
+ *                      4c..4c+3 of token 8v+l
+ *   16 floats:         each token's d
+ *   2 x 4 x 32 bytes:  v, pair k: lane l = token 8v+l's sums of 32-value
+ *                      sub-blocks 2k and 2k+1 (int16 each)
+ *   2 x 8 x 32 bytes:  v, pair k: its sums of 16-value sub-blocks 2k, 2k+1 */
+#define PK2_R 2
+#define PK2_T 16
+#define PK2_BYTES (2 * 64 * 32 + 16 * 4 + 2 * 4 * 32 + 2 * 8 * 32)
+
+TGT static void pack2_q8_K(const void *a, size_t a_row, int64_t n, void *dst) {
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        uint8_t *o = (uint8_t *)dst + (size_t)b * PK2_BYTES;
+        float *d = (float *)(o + 4096);
+        int16_t *s32 = (int16_t *)(o + 4096 + 64), *s16 = (int16_t *)(o + 4096 + 64 + 256);
+        for (int l = 0; l < PK2_T; l++) {
+            const blk_q8_K *y = (const blk_q8_K *)((const uint8_t *)a + (size_t)l * a_row) + b;
+            uint8_t *col = o + (l / 8) * 2048 + (l % 8) * 4;
+            for (int c = 0; c < 64; c++) memcpy(col + c * 32, y->qs + 4 * c, 4);
+            d[l] = y->d;
+            for (int k = 0; k < 4; k++) {
+                int16_t *p = s32 + (l / 8) * 64 + k * 16 + (l % 8) * 2;
+                p[0] = (int16_t)(y->bsums[4 * k] + y->bsums[4 * k + 1]);
+                p[1] = (int16_t)(y->bsums[4 * k + 2] + y->bsums[4 * k + 3]);
+            }
+            for (int k = 0; k < 8; k++) {
+                int16_t *p = s16 + (l / 8) * 128 + k * 16 + (l % 8) * 2;
+                p[0] = y->bsums[2 * k];
+                p[1] = y->bsums[2 * k + 1];
+            }
+        }
+    }
+}
+
+/* A Q4_K/Q5_K/Q6_K row block as 256 unsigned values in the activations'
+ * order. */
+TGT static inline void k_unpack(const uint8_t *xb, int kind, uint8_t *out) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    if (kind == 6) {
+        const blk_q6_K *x = (const blk_q6_K *)xb;
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+            for (int k = 0; k < 4; k++) {
+                __m256i l = k % 2 ? l1 : l0;
+                __m256i lo = _mm256_and_si256(_mm256_srli_epi16(l, 4 * (k / 2)), m4);
+                __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), m2), 4);
+                _mm256_storeu_si256((__m256i *)(out + 128 * half + 32 * k), _mm256_or_si256(lo, hi));
+            }
+        }
+        return;
+    }
+    const uint8_t *qs = kind == 4 ? ((const blk_q4_K *)xb)->qs : ((const blk_q5_K *)xb)->qs;
+    __m256i h = kind == 5 ? _mm256_loadu_si256((const __m256i *)((const blk_q5_K *)xb)->qh) : _mm256_setzero_si256();
+    for (int k = 0; k < 4; k++) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
+        __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+        if (kind == 5) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k + 1), one), 4));
+        }
+        _mm256_storeu_si256((__m256i *)(out + 64 * k), lo);
+        _mm256_storeu_si256((__m256i *)(out + 64 * k + 32), hi);
+    }
+}
+
+TGT static inline __attribute__((always_inline)) void tile_k2(const void *w, size_t w_row, const void *a, int64_t n,
+                                                              float *y, size_t y_stride, int kind) {
+    const size_t bsz = kind == 4 ? sizeof(blk_q4_K) : kind == 5 ? sizeof(blk_q5_K) : sizeof(blk_q6_K);
+    const int nsub = kind == 6 ? 16 : 8, cols = 64 / nsub, group = kind == 6 ? 2 : 4;
+    __m256 acc[PK2_R][2];
+    for (int r = 0; r < PK2_R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *pb = (const uint8_t *)a + (size_t)b * PK2_BYTES;
+        const float *d = (const float *)(pb + 4096);
+        const uint8_t *s32 = pb + 4096 + 64, *s16 = pb + 4096 + 64 + 256;
+        _Alignas(32) uint8_t wq[PK2_R][256];
+        int16_t sc[PK2_R][16], mn[PK2_R][8];
+        float dx[PK2_R], dmin[PK2_R];
+        for (int r = 0; r < PK2_R; r++) {
+            const uint8_t *xb = (const uint8_t *)w + (size_t)r * w_row + (size_t)b * bsz;
+            k_unpack(xb, kind, wq[r]);
+            if (kind == 6) {
+                const blk_q6_K *x = (const blk_q6_K *)xb;
+                for (int j = 0; j < 16; j++) sc[r][j] = x->scales[j];
+                dx[r] = h2f(x->d);
+                dmin[r] = 0;
+            } else {
+                const blk_q4_K *x = (const blk_q4_K *)xb; /* Q5_K starts alike */
+                uint8_t s8[8], m8[8];
+                sx_k4_scales(x->scales, s8, m8);
+                for (int j = 0; j < 8; j++) sc[r][j] = s8[j], mn[r][j] = m8[j];
+                dx[r] = h2f(x->d);
+                dmin[r] = h2f(x->dmin);
+            }
+        }
+        __m256i iacc[PK2_R][2];
+        for (int r = 0; r < PK2_R; r++) iacc[r][0] = iacc[r][1] = _mm256_setzero_si256();
+        for (int j = 0; j < nsub; j++)
+            for (int c0 = j * cols; c0 < (j + 1) * cols; c0 += group) {
+                __m256i s16v[PK2_R][2];
+                for (int r = 0; r < PK2_R; r++) s16v[r][0] = s16v[r][1] = _mm256_setzero_si256();
+                for (int c = c0; c < c0 + group; c++) {
+                    __m256i av[2] = {_mm256_loadu_si256((const __m256i *)(pb + 32 * c)),
+                                     _mm256_loadu_si256((const __m256i *)(pb + 2048 + 32 * c))};
+                    for (int r = 0; r < PK2_R; r++) {
+                        int32_t w4;
+                        memcpy(&w4, wq[r] + 4 * c, 4);
+                        __m256i wb = _mm256_set1_epi32(w4);
+                        for (int v = 0; v < 2; v++)
+                            s16v[r][v] = _mm256_add_epi16(s16v[r][v], _mm256_maddubs_epi16(wb, av[v]));
+                    }
+                }
+                for (int r = 0; r < PK2_R; r++) {
+                    __m256i scv = _mm256_set1_epi16(sc[r][j]);
+                    for (int v = 0; v < 2; v++) iacc[r][v] = _mm256_add_epi32(iacc[r][v], _mm256_madd_epi16(s16v[r][v], scv));
+                }
+            }
+        for (int r = 0; r < PK2_R; r++)
+            for (int v = 0; v < 2; v++) {
+                __m256 dy = _mm256_loadu_ps(d + 8 * v);
+                __m256i t = iacc[r][v];
+                if (kind == 6) /* the values are q - 32: subtract 32 * sum_j sc_j * bsums_j */
+                    for (int k = 0; k < 8; k++) {
+                        __m256i pr = _mm256_loadu_si256((const __m256i *)(s16 + v * 256 + k * 32));
+                        __m256i sp = _mm256_set1_epi32((int)((uint16_t)sc[r][2 * k] | ((uint32_t)(uint16_t)sc[r][2 * k + 1] << 16)));
+                        t = _mm256_sub_epi32(t, _mm256_slli_epi32(_mm256_madd_epi16(pr, sp), 5));
+                    }
+                acc[r][v] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dx[r]), dy), _mm256_cvtepi32_ps(t), acc[r][v]);
+                if (kind != 6) {
+                    __m256i mi = _mm256_setzero_si256();
+                    for (int k = 0; k < 4; k++) {
+                        __m256i pr = _mm256_loadu_si256((const __m256i *)(s32 + v * 128 + k * 32));
+                        __m256i mp = _mm256_set1_epi32((int)((uint32_t)mn[r][2 * k] | ((uint32_t)mn[r][2 * k + 1] << 16)));
+                        mi = _mm256_add_epi32(mi, _mm256_madd_epi16(pr, mp));
+                    }
+                    acc[r][v] = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin[r]), dy), _mm256_cvtepi32_ps(mi),
+                                                 acc[r][v]);
+                }
+            }
+    }
+    for (int v = 0; v < 2; v++)
+        for (int r = 0; r < PK2_R; r++) {
+            float out[8];
+            _mm256_storeu_ps(out, acc[r][v]);
+            for (int l = 0; l < 8; l++) y[(size_t)(8 * v + l) * y_stride + (size_t)r] = out[l];
+        }
+}
+
+TGT static void tile2_q4_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
+    (void)a_row;
+    tile_k2(w, w_row, a, n, y, ys, 4);
+}
+TGT static void tile2_q5_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
+    (void)a_row;
+    tile_k2(w, w_row, a, n, y, ys, 5);
+}
+TGT static void tile2_q6_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
+    (void)a_row;
+    tile_k2(w, w_row, a, n, y, ys, 6);
+}
+
 /* ---- attention and SwiGLU ------------------------------------------------ */
 
 /* exp(x), 8 lanes: x = n ln2 + r (Cody-Waite, ln2 in two parts), e^r by its
@@ -740,7 +910,10 @@ static const llm_kernels AVX2 = {
              [LLM_TYPE_Q4_0] = {tilea_q4_0, PA_R, PA_T, packa_q8_0, PA_BYTES},
              [LLM_TYPE_Q5_0] = {tilea_q5_0, PA_R, PA_T, packa_q8_0, PA_BYTES},
              [LLM_TYPE_Q4_1] = {tilea_q4_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64},
-             [LLM_TYPE_Q5_1] = {tilea_q5_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64}},
+             [LLM_TYPE_Q5_1] = {tilea_q5_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64},
+             [LLM_TYPE_Q4_K] = {tile2_q4_K, PK2_R, PK2_T, pack2_q8_K, PK2_BYTES},
+             [LLM_TYPE_Q5_K] = {tile2_q5_K, PK2_R, PK2_T, pack2_q8_K, PK2_BYTES},
+             [LLM_TYPE_Q6_K] = {tile2_q6_K, PK2_R, PK2_T, pack2_q8_K, PK2_BYTES}},
     .att = att_block,
     .att_align = 8,
     .swiglu = swiglu,
