@@ -636,12 +636,13 @@ TILEA(tilea_q5_1, blk_q5_1, v_q5_1, 0, PA_MIN, PA_BYTES + 64)
 #undef PA_NOMIN
 #undef PA_MIN
 
-/* K-quants the same way (Q8_K activations). The unsigned values (Q4_K
- * at most 15, Q5_K 31, Q6_K 63) are vpmaddubsw's unsigned operand; the
- * pair sums of four columns (Q6_K: two) add up in 16 bits, and vpmaddwd
- * by the sub-block's scale widens and scales them at once. Q4_K/Q5_K's
- * mins and Q6_K's -32 come from the tokens' sub-block sums (pairs of int16
- * per lane, multiplied by pairs of mins or scales).
+/* K-quants the same way (Q8_K activations). The unsigned values (Q2_K at
+ * most 3, Q3_K 7, Q4_K 15, Q5_K 31, Q6_K 63) are vpmaddubsw's unsigned
+ * operand; the pair sums of four columns (Q6_K: two) add up in 16 bits, and
+ * vpmaddwd by the sub-block's scale widens and scales them at once. The
+ * mins (Q2_K, Q4_K, Q5_K) and the offsets of Q3_K (-4) and Q6_K (-32) come
+ * from the tokens' sub-block sums (pairs of int16 per lane, multiplied by
+ * pairs of mins or scales).
  * Packed group of 16 tokens, per 256-value block (PK2_BYTES):
  *   2 x 64 x 32 bytes: token vector v, 4-byte column c: lane l = bytes
  *                      4c..4c+3 of token 8v+l
@@ -681,6 +682,21 @@ TGT static void pack2_q8_K(const void *a, size_t a_row, int64_t n, void *dst) {
  * order. */
 TGT static inline void k_unpack(const uint8_t *xb, int kind, uint8_t *out) {
     const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    if (kind == 2 || kind == 3) {
+        /* 2-bit values (Q3_K: plus 4 where its hmask bit is set, 0..7) */
+        const uint8_t *qs = kind == 2 ? ((const blk_q2_K *)xb)->qs : ((const blk_q3_K *)xb)->qs;
+        __m256i hm = kind == 3 ? _mm256_loadu_si256((const __m256i *)((const blk_q3_K *)xb)->hmask) : _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * half));
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(b, 2 * j), m2);
+                if (kind == 3)
+                    q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * half + j), one), 2));
+                _mm256_storeu_si256((__m256i *)(out + 128 * half + 32 * j), q);
+            }
+        }
+        return;
+    }
     if (kind == 6) {
         const blk_q6_K *x = (const blk_q6_K *)xb;
         for (int half = 0; half < 2; half++) {
@@ -712,8 +728,13 @@ TGT static inline void k_unpack(const uint8_t *xb, int kind, uint8_t *out) {
 
 TGT static inline __attribute__((always_inline)) void tile_k2(const void *w, size_t w_row, const void *a, int64_t n,
                                                               float *y, size_t y_stride, int kind) {
-    const size_t bsz = kind == 4 ? sizeof(blk_q4_K) : kind == 5 ? sizeof(blk_q5_K) : sizeof(blk_q6_K);
-    const int nsub = kind == 6 ? 16 : 8, cols = 64 / nsub, group = kind == 6 ? 2 : 4;
+    const size_t bsz = kind == 2   ? sizeof(blk_q2_K)
+                       : kind == 3 ? sizeof(blk_q3_K)
+                       : kind == 4 ? sizeof(blk_q4_K)
+                       : kind == 5 ? sizeof(blk_q5_K)
+                                   : sizeof(blk_q6_K);
+    /* sub-blocks of 16 values (Q2_K, Q3_K, Q6_K) or 32; columns summed in 16 bits */
+    const int nsub = kind == 4 || kind == 5 ? 8 : 16, cols = 64 / nsub, group = kind == 6 ? 2 : 4;
     __m256 acc[PK2_R][2];
     for (int r = 0; r < PK2_R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
@@ -721,12 +742,24 @@ TGT static inline __attribute__((always_inline)) void tile_k2(const void *w, siz
         const float *d = (const float *)(pb + 4096);
         const uint8_t *s32 = pb + 4096 + 64, *s16 = pb + 4096 + 64 + 256;
         _Alignas(32) uint8_t wq[PK2_R][256];
-        int16_t sc[PK2_R][16], mn[PK2_R][8];
+        int16_t sc[PK2_R][16], mn[PK2_R][16];
         float dx[PK2_R], dmin[PK2_R];
         for (int r = 0; r < PK2_R; r++) {
             const uint8_t *xb = (const uint8_t *)w + (size_t)r * w_row + (size_t)b * bsz;
             k_unpack(xb, kind, wq[r]);
-            if (kind == 6) {
+            if (kind == 2) {
+                const blk_q2_K *x = (const blk_q2_K *)xb;
+                for (int j = 0; j < 16; j++) sc[r][j] = x->scales[j] & 0xF, mn[r][j] = x->scales[j] >> 4;
+                dx[r] = h2f(x->d);
+                dmin[r] = h2f(x->dmin);
+            } else if (kind == 3) {
+                const blk_q3_K *x = (const blk_q3_K *)xb;
+                int8_t s8[16];
+                sx_q3k_scales(x->scales, s8);
+                for (int j = 0; j < 16; j++) sc[r][j] = s8[j];
+                dx[r] = h2f(x->d);
+                dmin[r] = 0;
+            } else if (kind == 6) {
                 const blk_q6_K *x = (const blk_q6_K *)xb;
                 for (int j = 0; j < 16; j++) sc[r][j] = x->scales[j];
                 dx[r] = h2f(x->d);
@@ -766,17 +799,19 @@ TGT static inline __attribute__((always_inline)) void tile_k2(const void *w, siz
             for (int v = 0; v < 2; v++) {
                 __m256 dy = _mm256_loadu_ps(d + 8 * v);
                 __m256i t = iacc[r][v];
-                if (kind == 6) /* the values are q - 32: subtract 32 * sum_j sc_j * bsums_j */
+                if (kind == 6 || kind == 3) /* values q - 32 (q - 4): subtract 32 (4) * sum_j sc_j * bsums_j */
                     for (int k = 0; k < 8; k++) {
                         __m256i pr = _mm256_loadu_si256((const __m256i *)(s16 + v * 256 + k * 32));
                         __m256i sp = _mm256_set1_epi32((int)((uint16_t)sc[r][2 * k] | ((uint32_t)(uint16_t)sc[r][2 * k + 1] << 16)));
-                        t = _mm256_sub_epi32(t, _mm256_slli_epi32(_mm256_madd_epi16(pr, sp), 5));
+                        t = _mm256_sub_epi32(t, _mm256_slli_epi32(_mm256_madd_epi16(pr, sp), kind == 6 ? 5 : 2));
                     }
                 acc[r][v] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dx[r]), dy), _mm256_cvtepi32_ps(t), acc[r][v]);
-                if (kind != 6) {
+                if (kind == 2 || kind == 4 || kind == 5) {
+                    /* mins: per 32-value sub-block (Q4_K, Q5_K) or 16 (Q2_K) */
                     __m256i mi = _mm256_setzero_si256();
-                    for (int k = 0; k < 4; k++) {
-                        __m256i pr = _mm256_loadu_si256((const __m256i *)(s32 + v * 128 + k * 32));
+                    for (int k = 0; k < (kind == 2 ? 8 : 4); k++) {
+                        __m256i pr = _mm256_loadu_si256(
+                            (const __m256i *)(kind == 2 ? s16 + v * 256 + k * 32 : s32 + v * 128 + k * 32));
                         __m256i mp = _mm256_set1_epi32((int)((uint32_t)mn[r][2 * k] | ((uint32_t)mn[r][2 * k + 1] << 16)));
                         mi = _mm256_add_epi32(mi, _mm256_madd_epi16(pr, mp));
                     }
@@ -793,6 +828,14 @@ TGT static inline __attribute__((always_inline)) void tile_k2(const void *w, siz
         }
 }
 
+TGT static void tile2_q2_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
+    (void)a_row;
+    tile_k2(w, w_row, a, n, y, ys, 2);
+}
+TGT static void tile2_q3_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
+    (void)a_row;
+    tile_k2(w, w_row, a, n, y, ys, 3);
+}
 TGT static void tile2_q4_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
     (void)a_row;
     tile_k2(w, w_row, a, n, y, ys, 4);
@@ -911,6 +954,8 @@ static const llm_kernels AVX2 = {
              [LLM_TYPE_Q5_0] = {tilea_q5_0, PA_R, PA_T, packa_q8_0, PA_BYTES},
              [LLM_TYPE_Q4_1] = {tilea_q4_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64},
              [LLM_TYPE_Q5_1] = {tilea_q5_1, PA_R, PA_T, packa_q8_1, PA_BYTES + 64},
+             [LLM_TYPE_Q2_K] = {tile2_q2_K, PK2_R, PK2_T, pack2_q8_K, PK2_BYTES},
+             [LLM_TYPE_Q3_K] = {tile2_q3_K, PK2_R, PK2_T, pack2_q8_K, PK2_BYTES},
              [LLM_TYPE_Q4_K] = {tile2_q4_K, PK2_R, PK2_T, pack2_q8_K, PK2_BYTES},
              [LLM_TYPE_Q5_K] = {tile2_q5_K, PK2_R, PK2_T, pack2_q8_K, PK2_BYTES},
              [LLM_TYPE_Q6_K] = {tile2_q6_K, PK2_R, PK2_T, pack2_q8_K, PK2_BYTES}},
