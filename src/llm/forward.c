@@ -247,23 +247,48 @@ static void mm_rows(void *ctx, size_t b, size_t e, int thread) {
 }
 
 /* y[t][r] = W[r] . x[t] for T = n rows of x. */
+/* The activations of a product: tokens [b, e) rounded to the dot type and,
+ * where the tile has a layout of its own, packed in whole groups (items
+ * are groups then; the tokens past the last group only rounded). */
+typedef struct prep_job {
+    llm_ctx *c;
+    llm_type at;
+    llm_tile tl;
+    const float *x;
+    int64_t cols;
+    size_t a_row, group;
+    int n;
+} prep_job;
+
+static void prep_rows(void *ctx, size_t b, size_t e, int thread) {
+    (void)thread;
+    const prep_job *p = ctx;
+    llm_ctx *c = p->c;
+    size_t per = p->group ? (size_t)p->tl.t : 1;
+    for (size_t g = b; g < e; g++) {
+        size_t t0 = g * per, t1 = t0 + per < (size_t)p->n ? t0 + per : (size_t)p->n;
+        for (size_t t = t0; t < t1; t++)
+            c->k->quant[p->at](p->x + t * (size_t)p->cols, c->act + t * p->a_row, p->cols);
+        if (p->group && t0 + per <= (size_t)p->n)
+            p->tl.pack(c->act + t0 * p->a_row, p->a_row, p->cols, c->pack + g * p->group);
+    }
+}
+
+/* y[t][r] = W[r] . x[t] for T = n rows of x. */
 static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y) {
     llm_type at = llm_type_get(w->type)->dot_type;
     int64_t cols = w->ne[0], rows = w->ne[1];
     size_t a_row = llm_row_bytes(at, cols);
-    for (int t = 0; t < n; t++) c->k->quant[at](x + (size_t)t * (size_t)cols, c->act + (size_t)t * a_row, cols);
     llm_tile tl = c->k->tile[w->type];
-    const uint8_t *pack = NULL;
-    size_t group = 0;
-    if (tl.fn && tl.pack && n >= tl.t) {
-        /* once per product: every row tile reads the same packed tokens */
-        group = (size_t)(cols / llm_type_get(at)->block) * (size_t)tl.pack_bytes;
-        for (int g = 0; g < n / tl.t; g++)
-            tl.pack(c->act + (size_t)g * (size_t)tl.t * a_row, a_row, cols, c->pack + (size_t)g * group);
-        pack = c->pack;
-    }
+    /* once per product: every row tile reads the same packed tokens */
+    bool packed = tl.fn && tl.pack && n >= tl.t;
+    size_t group = packed ? (size_t)(cols / llm_type_get(at)->block) * (size_t)tl.pack_bytes : 0;
+    prep_job pj = {c, at, tl, x, cols, a_row, group, n};
+    size_t items = packed ? (size_t)((n + tl.t - 1) / tl.t) : (size_t)n;
+    if (items > 1 && c->n_threads > 1 && (double)n * (double)cols >= 65536.0) pool_for(c->pool, items, prep_rows, &pj);
+    else prep_rows(&pj, 0, items, 0);
     mm_job j = {c->k->dot[w->type], c->k->rows[w->type], tl, w->data, c->act,
-                llm_row_bytes(w->type, cols), a_row, pack, group, cols, rows, n, y};
+                llm_row_bytes(w->type, cols), a_row, packed ? c->pack : NULL, group, cols, rows, n, y};
     /* Small products are not worth waking the pool. */
     if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) mm_rows(&j, 0, (size_t)rows, 0);
     else pool_for(c->pool, (size_t)rows, mm_rows, &j);
