@@ -1,6 +1,6 @@
 /* tiles.c — the prompt kernels alone: for each weight type, a block of
  * weight rows times a chunk of tokens through each kernel set this CPU runs
- * (scalar dots, AVX2, AVX-512), as forward.c's matmul drives them, the sets
+ * (scalar dots, AVX2, AVX-VNNI, AVX-512), as forward.c's matmul drives them, the sets
  * alternated round by round in one run (a packed layout's packing is
  * timed with the product); GMAC/s (multiply-adds of the
  * dequantized product per second, one thread) and the ratio to AVX2.
@@ -53,9 +53,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_tiles [ROWS [COLS (a multiple of 256) [TOKENS [ROUNDS]]]]\n");
         return 2;
     }
-    const char *names[] = {"scalar", "avx2", "avx512"};
-    const llm_kernels *sets[3];
-    for (int i = 0; i < 3; i++) sets[i] = llm_kernels_named(names[i]);
+    const char *names[] = {"scalar", "avx2", "avxvnni", "avx512"};
+    const llm_kernels *sets[4];
+    for (int i = 0; i < 4; i++) sets[i] = llm_kernels_named(names[i]);
     const llm_type types[] = {LLM_TYPE_Q8_0, LLM_TYPE_Q4_0, LLM_TYPE_Q4_1, LLM_TYPE_Q5_0, LLM_TYPE_Q5_1,
                               LLM_TYPE_Q2_K, LLM_TYPE_Q3_K, LLM_TYPE_Q4_K, LLM_TYPE_Q5_K, LLM_TYPE_Q6_K,
                               LLM_TYPE_F16,  LLM_TYPE_BF16, LLM_TYPE_F32};
@@ -75,21 +75,22 @@ int main(int argc, char **argv) {
         }
     if (f) fclose(f);
     printf("machine: %s; kernel sets:", cpu);
-    for (int i = 0; i < 3; i++) printf(" %s%s", names[i], sets[i] ? "" : " (not on this CPU)");
+    for (int i = 0; i < 4; i++) printf(" %s%s", names[i], sets[i] ? "" : " (not on this CPU)");
     printf("\n");
     printf("%d rows x %lld columns x %d tokens, one thread, best of %d rounds (sets alternated)\n", rows,
            (long long)cols, toks, rounds);
-    printf("| type | scalar GMAC/s | avx2 GMAC/s | avx512 GMAC/s | avx512 / avx2 | tile avx2 | tile avx512 |\n");
-    printf("|------|------:|------:|------:|------:|:---:|:---:|\n");
+    printf("| type | scalar GMAC/s | avx2 GMAC/s | avxvnni GMAC/s | avx512 GMAC/s | avxvnni / avx2 | avx512 / avx2 | "
+           "tile avx2 | tile avxvnni | tile avx512 |\n");
+    printf("|------|------:|------:|------:|------:|------:|------:|:---:|:---:|:---:|\n");
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         llm_type t = types[ti], at = llm_type_get(t)->dot_type;
         size_t w_row = llm_row_bytes(t, cols), a_row = llm_row_bytes(at, cols);
         uint8_t *w = malloc(w_row * (size_t)rows), *a = malloc(a_row * (size_t)toks);
         uint8_t *packed = malloc((size_t)toks * (size_t)cols * 4 + 64);
         for (int r = 0; r < rows; r++) llm_quant_row(t, wf + (size_t)r * (size_t)cols, w + (size_t)r * w_row, cols);
-        double best[3] = {0, 0, 0};
+        double best[4] = {0, 0, 0, 0};
         for (int round = 0; round < rounds; round++)
-            for (int s = 0; s < 3; s++) {
+            for (int s = 0; s < 4; s++) {
                 if (!sets[s]) continue;
                 /* The scalar set once: it is only the floor. */
                 if (s == 0 && round > 0) continue;
@@ -110,13 +111,14 @@ int main(int argc, char **argv) {
                             return 1;
                         }
             }
-        char tile[2][16];
-        for (int s = 1; s < 3; s++) {
+        char tile[3][16];
+        for (int s = 1; s < 4; s++) {
             if (sets[s] && sets[s]->tile[t].fn) snprintf(tile[s - 1], 16, "%dx%d", sets[s]->tile[t].r, sets[s]->tile[t].t);
             else snprintf(tile[s - 1], 16, "-");
         }
-        printf("| %s | %.2f | %.2f | %.2f | %.2fx | %s | %s |\n", llm_type_get(t)->name, best[0], best[1], best[2],
-               best[1] > 0 ? best[2] / best[1] : 0.0, tile[0], tile[1]);
+        printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %s | %s | %s |\n", llm_type_get(t)->name, best[0],
+               best[1], best[2], best[3], best[1] > 0 ? best[2] / best[1] : 0.0, best[1] > 0 ? best[3] / best[1] : 0.0,
+               tile[0], tile[1], tile[2]);
         free(w);
         free(a);
         free(packed);

@@ -140,7 +140,7 @@ void llm_att_block_ref(int R, int S, const float *Q, const float *KT, const floa
 void llm_swiglu_ref(float *gate, const float *up, int64_t n);
 
 typedef struct llm_kernels {
-    const char *name;                 /* "scalar", "avx2" or "avx512" */
+    const char *name;                 /* "scalar", "avx2", "avxvnni" or "avx512" */
     llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
     llm_quant_fn quant[LLM_TYPE_COUNT]; /* activation quantizers */
     llm_rows_fn rows[LLM_TYPE_COUNT]; /* NULL: dot row by row */
@@ -156,11 +156,14 @@ const llm_kernels *llm_kernels_avx2(void);
 /* The AVX2 set with AVX-512 (F, BW, VL, VNNI; BF16 where present) prompt
  * tiles, or NULL when the CPU lacks them. */
 const llm_kernels *llm_kernels_avx512(void);
-/* A set by name (scalar, avx2, avx512); NULL when unknown or when this CPU
- * cannot run it. */
+/* The AVX2 set with 256-bit AVX-VNNI tiles for the 32-value block types,
+ * or NULL when the CPU lacks AVX-VNNI. */
+const llm_kernels *llm_kernels_avxvnni(void);
+/* A set by name (scalar, avx2, avxvnni, avx512); NULL when unknown or when
+ * this CPU cannot run it. */
 const llm_kernels *llm_kernels_named(const char *name);
-/* The best set for this CPU; $TAILOR_LLM_KERNELS=scalar|avx2|avx512 forces
- * one (a set the CPU cannot run falls back to the best, with a warning). */
+/* The best set for this CPU (avx512, avxvnni, avx2, scalar in that order);
+ * $TAILOR_LLM_KERNELS=scalar|avx2|avxvnni|avx512 forces one (a set the CPU cannot run falls back to the best, with a warning). */
 const llm_kernels *llm_kernels_best(void);
 
 /* ---- GGUF -------------------------------------------------------------- */

@@ -465,6 +465,7 @@ const llm_kernels *llm_kernels_scalar(void) { return &SCALAR; }
 const llm_kernels *llm_kernels_named(const char *name) {
     if (!strcmp(name, "scalar")) return &SCALAR;
     if (!strcmp(name, "avx2")) return llm_kernels_avx2();
+    if (!strcmp(name, "avxvnni")) return llm_kernels_avxvnni();
     if (!strcmp(name, "avx512")) return llm_kernels_avx512();
     return NULL;
 }
@@ -479,6 +480,7 @@ const llm_kernels *llm_kernels_best(void) {
         warned = true;
     }
     const llm_kernels *k = llm_kernels_avx512();
+    if (!k) k = llm_kernels_avxvnni();
     if (!k) k = llm_kernels_avx2();
     return k ? k : &SCALAR;
 }

@@ -278,8 +278,8 @@ static void check_kernel_set(const llm_kernels *fast) {
 
 static void test_kernels_match_reference(void) {
     int ran = 0;
-    const char *names[] = {"avx2", "avx512"};
-    for (int i = 0; i < 2; i++) {
+    const char *names[] = {"avx2", "avxvnni", "avx512"};
+    for (int i = 0; i < 3; i++) {
         const llm_kernels *k = llm_kernels_named(names[i]);
         if (!k) {
             /* Not skipped silently: say which paths this CPU could not run. */
