@@ -246,7 +246,6 @@ static void mm_rows(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
-/* y[t][r] = W[r] . x[t] for T = n rows of x. */
 /* The activations of a product: tokens [b, e) rounded to the dot type and,
  * where the tile has a layout of its own, packed in whole groups (items
  * are groups then; the tokens past the last group only rounded). */
