@@ -163,6 +163,48 @@ TILEP32(tile_q5_1, blk_q5_1, u_q5_1, 0, P32_MIN, P32_BYTES + 128)
  * unpacking is cheap enough: vpdpbusd (256-bit, AVX512-VL) replaces
  * vpmaddubsw + vpmaddwd, the Q5 fifth bits come from one masked move, and
  * the offset of unsigned values is paid once per block for all rows. */
+/* 8 lanes of a, then 8 lanes of b. */
+TGT static inline __m512 pair_ps(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+/* Two blocks' 16 bytes of nibbles -> 64 bytes: block 0's low then high
+ * nibbles, then block 1's. */
+TGT static inline __m512i nibbles64(const uint8_t *qs0, const uint8_t *qs1) {
+    __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qs0)),
+                                        _mm_loadu_si128((const __m128i *)qs1), 1);
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(b), _mm256_srli_epi16(b, 4), 1);
+    z = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+/* Blocks x and x + 1 of a row as 64 unsigned bytes (value + OFF). */
+TGT static inline __m512i unpack2(const uint8_t *xb, int kind) {
+    if (kind == 8) {
+        const blk_q8_0 *x = (const blk_q8_0 *)xb;
+        return _mm512_xor_si512(join256(_mm256_loadu_si256((const __m256i *)x[0].qs),
+                                         _mm256_loadu_si256((const __m256i *)x[1].qs)),
+                                _mm512_set1_epi8((char)0x80));
+    }
+    if (kind == 4) return nibbles64(((const blk_q4_0 *)xb)[0].qs, ((const blk_q4_0 *)xb)[1].qs);
+    if (kind == 41) return nibbles64(((const blk_q4_1 *)xb)[0].qs, ((const blk_q4_1 *)xb)[1].qs);
+    uint32_t h0, h1;
+    __m512i z;
+    if (kind == 5) {
+        const blk_q5_0 *x = (const blk_q5_0 *)xb;
+        z = nibbles64(x[0].qs, x[1].qs);
+        memcpy(&h0, x[0].qh, 4);
+        memcpy(&h1, x[1].qh, 4);
+    } else {
+        const blk_q5_1 *x = (const blk_q5_1 *)xb;
+        z = nibbles64(x[0].qs, x[1].qs);
+        memcpy(&h0, x[0].qh, 4);
+        memcpy(&h1, x[1].qh, 4);
+    }
+    __mmask64 hm = (__mmask64)h0 | ((__mmask64)h1 << 32);
+    return _mm512_or_si512(z, _mm512_maskz_mov_epi8(hm, _mm512_set1_epi8(0x10)));
+}
+
 TGT static inline __attribute__((always_inline)) void rows32(const void *w, size_t w_row, const void *a, int64_t n,
                                                               int nrows, float *out, int kind) {
     /* kind: 8 = Q8_0, 4 = Q4_0, 5 = Q5_0, 41 = Q4_1, 51 = Q5_1 (a constant in each caller) */
@@ -176,8 +218,42 @@ TGT static inline __attribute__((always_inline)) void rows32(const void *w, size
     const size_t absz = min ? sizeof(blk_q8_1) : sizeof(blk_q8_0);
     __m256 acc[LLM_ROWS];
     float e[LLM_ROWS];
-    for (int r = 0; r < LLM_ROWS; r++) acc[r] = _mm256_setzero_ps(), e[r] = 0;
-    for (int64_t i = 0; i < n / QK; i++) {
+    __m512 acc2[LLM_ROWS];
+    for (int r = 0; r < LLM_ROWS; r++) acc[r] = _mm256_setzero_ps(), acc2[r] = _mm512_setzero_ps(), e[r] = 0;
+    int64_t nb = n / QK, i = 0;
+    /* two blocks per step in 512-bit registers */
+    for (; i + 2 <= nb; i += 2) {
+        const uint8_t *yb = (const uint8_t *)a + (size_t)i * absz;
+        __m512i qy = join256(_mm256_loadu_si256((const __m256i *)(yb + absz - 32)),
+                             _mm256_loadu_si256((const __m256i *)(yb + 2 * absz - 32)));
+        uint16_t h[4] = {0, 0, 0, 0};
+        memcpy(&h[0], yb, 2);
+        memcpy(&h[1], yb + absz, 2);
+        if (min) {
+            memcpy(&h[2], yb + 2, 2);
+            memcpy(&h[3], yb + absz + 2, 2);
+        }
+        __m512 dy = pair_ps(sx_h2f(h[0]), sx_h2f(h[1]));
+        __m512i neg = _mm512_setzero_si512();
+        if (off) neg = _mm512_sub_epi32(neg, _mm512_dpbusd_epi32(neg, _mm512_set1_epi8((char)off), qy));
+        for (int r = 0; r < nrows; r++) {
+            const uint8_t *xb = (const uint8_t *)w + (size_t)r * w_row + (size_t)i * bsz;
+            _mm_prefetch((const char *)(xb + 8 * bsz), _MM_HINT_T0);
+            uint16_t dh[2];
+            memcpy(&dh[0], xb, 2);
+            memcpy(&dh[1], xb + bsz, 2);
+            __m512i p = _mm512_dpbusd_epi32(neg, unpack2(xb, kind), qy);
+            acc2[r] = _mm512_fmadd_ps(_mm512_mul_ps(pair_ps(sx_h2f(dh[0]), sx_h2f(dh[1])), dy), _mm512_cvtepi32_ps(p),
+                                      acc2[r]);
+            if (min) {
+                uint16_t m0, m1;
+                memcpy(&m0, xb + 2, 2);
+                memcpy(&m1, xb + bsz + 2, 2);
+                e[r] += sx_h2f(m0) * sx_h2f(h[2]) + sx_h2f(m1) * sx_h2f(h[3]);
+            }
+        }
+    }
+    for (; i < nb; i++) {
         const uint8_t *yb = (const uint8_t *)a + (size_t)i * absz;
         /* blk_q8_0 and blk_q8_1 both end in qs[32] after 16-bit fields */
         __m256i qy = _mm256_loadu_si256((const __m256i *)(yb + absz - 32));
@@ -207,7 +283,7 @@ TGT static inline __attribute__((always_inline)) void rows32(const void *w, size
             }
         }
     }
-    for (int r = 0; r < nrows; r++) out[r] = sx_hsum8(acc[r]) + e[r];
+    for (int r = 0; r < nrows; r++) out[r] = sx_hsum8(acc[r]) + _mm512_reduce_add_ps(acc2[r]) + e[r];
 }
 
 #define ROWS32(NAME, KIND)                                                                         \

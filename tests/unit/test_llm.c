@@ -128,28 +128,30 @@ static void check_kernel_set(const llm_kernels *fast) {
             CHECK(fabs(a - b) <= 2e-6 * scale);
         }
     }
-    /* Multi-row kernels give each row's dot. */
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
-        llm_type t = types[i], at = llm_type_get(t)->dot_type;
-        if (!fast->rows[t]) continue;
-        size_t rb = llm_row_bytes(t, 512);
-        uint8_t *rowsq = malloc(rb * LLM_ROWS);
-        for (int r = 0; r < LLM_ROWS; r++) {
-            fill(w, 512, 300 + r);
-            llm_quant_row(t, w, rowsq + r * rb, 512);
-        }
-        fill(x, 512, 400);
-        fast->quant[at](x, qa, 512);
-        for (int nr = 1; nr <= LLM_ROWS; nr++) {
-            float out[LLM_ROWS];
-            fast->rows[t](rowsq, rb, qa, 512, nr, out);
-            for (int r = 0; r < nr; r++) {
-                double want = ref->dot[t](rowsq + r * rb, qa, 512);
-                CHECK(fabs(out[r] - want) <= 1e-5 * (fabs(want) + 10));
+    /* Multi-row kernels give each row's dot (an even and an odd number of
+     * 32-value blocks: the 512-bit ones take two per step). */
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        for (int64_t len = 512; len <= 544; len += 32) {
+            llm_type t = types[i], at = llm_type_get(t)->dot_type;
+            if (!fast->rows[t]) continue;
+            size_t rb = llm_row_bytes(t, len);
+            uint8_t *rowsq = malloc(rb * LLM_ROWS);
+            for (int r = 0; r < LLM_ROWS; r++) {
+                fill(w, len, 300 + r);
+                llm_quant_row(t, w, rowsq + r * rb, len);
             }
+            fill(x, len, 400);
+            fast->quant[at](x, qa, len);
+            for (int nr = 1; nr <= LLM_ROWS; nr++) {
+                float out[LLM_ROWS];
+                fast->rows[t](rowsq, rb, qa, len, nr, out);
+                for (int r = 0; r < nr; r++) {
+                    double want = ref->dot[t](rowsq + r * rb, qa, len);
+                    CHECK(fabs(out[r] - want) <= 1e-5 * (fabs(want) + 10));
+                }
+            }
+            free(rowsq);
         }
-        free(rowsq);
-    }
     /* Prompt tiles give every (row, token) dot: an odd number of 32-value
      * blocks (the 512-bit kernels take two per step) and a float row whose
      * length is not a multiple of the vector (a masked tail). */
