@@ -75,6 +75,8 @@ void qk_quant(llm_type t, const float *src, void *dst, int64_t n);
 void qk_quant_q8_K(const float *src, void *dst, int64_t n);
 float qk_dot_q2_K(const void *w, const void *a, int64_t n);
 float qk_dot_q3_K(const void *w, const void *a, int64_t n);
+/* The 16 signed 6-bit scales of a Q3_K block (minus 32 applied). */
+void qk_q3_scales(const uint8_t *packed, int8_t out[16]);
 float qk_dot_q4_K(const void *w, const void *a, int64_t n);
 float qk_dot_q5_K(const void *w, const void *a, int64_t n);
 float qk_dot_q6_K(const void *w, const void *a, int64_t n);

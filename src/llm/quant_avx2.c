@@ -328,15 +328,7 @@ TGT static float dot_q3_K(const void *w, const void *a, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
         int8_t sc[16];
-        uint32_t aux[4];
-        memcpy(aux, x[i].scales, 12);
-        uint32_t tmp = aux[2];
-        const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
-        aux[2] = ((aux[0] >> 4) & k2) | (((tmp >> 4) & k1) << 4);
-        aux[3] = ((aux[1] >> 4) & k2) | (((tmp >> 6) & k1) << 4);
-        aux[0] = (aux[0] & k2) | (((tmp >> 0) & k1) << 4);
-        aux[1] = (aux[1] & k2) | (((tmp >> 2) & k1) << 4);
-        memcpy(sc, aux, 16);
+        qk_q3_scales(x[i].scales, sc);
         const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
         const uint8_t *q = x[i].qs;
         const int8_t *q8 = y[i].qs;
@@ -350,7 +342,7 @@ TGT static float dot_q3_K(const void *w, const void *a, int64_t n) {
                 __m256i u = _mm256_or_si256(q2, _mm256_slli_epi16(hb, 2)); /* value + 4, in 0..7 */
                 __m256i y8 = _mm256_loadu_si256((const __m256i *)q8);
                 __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, y8), _mm256_maddubs_epi16(k4, y8));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[is] - 32, sc[is + 1] - 32)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[is], sc[is + 1])));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
@@ -755,7 +747,7 @@ TGT static inline __attribute__((always_inline)) void tile_k2(const void *w, siz
             } else if (kind == 3) {
                 const blk_q3_K *x = (const blk_q3_K *)xb;
                 int8_t s8[16];
-                sx_q3k_scales(x->scales, s8);
+                qk_q3_scales(x->scales, s8);
                 for (int j = 0; j < 16; j++) sc[r][j] = s8[j];
                 dx[r] = h2f(x->d);
                 dmin[r] = 0;

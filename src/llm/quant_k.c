@@ -42,7 +42,7 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 }
 
 /* The 16 signed 6-bit scales of a Q3_K block. */
-static void q3k_scales(const uint8_t *packed, int8_t out[16]) {
+void qk_q3_scales(const uint8_t *packed, int8_t out[16]) {
     uint32_t aux[4];
     memcpy(aux, packed, 12);
     const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
@@ -99,7 +99,7 @@ void qk_dequant(llm_type t, const void *src, float *y, int64_t n) {
         for (int64_t i = 0; i < nb; i++) {
             float d = H2F(x[i].d);
             int8_t sc[16];
-            q3k_scales(x[i].scales, sc);
+            qk_q3_scales(x[i].scales, sc);
             const uint8_t *q = x[i].qs, *hm = x[i].hmask;
             uint8_t m = 1;
             int is = 0;
@@ -389,7 +389,7 @@ static void q_q3_K(const float *x, blk_q3_K *y, int64_t nb) {
             y[i].d = F2H(0.f);
         }
         int8_t sc[16];
-        q3k_scales(y[i].scales, sc);
+        qk_q3_scales(y[i].scales, sc);
         for (int j = 0; j < 16; j++) {
             float d = H2F(y[i].d) * sc[j];
             if (!d) continue;
@@ -609,7 +609,7 @@ float qk_dot_q3_K(const void *w, const void *a, int64_t n) {
     float sum = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
         int8_t sc[16];
-        q3k_scales(x[i].scales, sc);
+        qk_q3_scales(x[i].scales, sc);
         const uint8_t *q = x[i].qs, *hm = x[i].hmask;
         const int8_t *q8 = y[i].qs;
         uint8_t m = 1;

@@ -61,19 +61,5 @@ static inline void sx_k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) 
     memcpy(mn, m, 8);
 }
 
-/* The 16 signed 6-bit scales of a Q3_K block (minus 32 applied). */
-static inline void sx_q3k_scales(const uint8_t *packed, int8_t out[16]) {
-    uint32_t aux[4];
-    memcpy(aux, packed, 12);
-    const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
-    uint32_t tmp = aux[2];
-    aux[2] = ((aux[0] >> 4) & k2) | (((tmp >> 4) & k1) << 4);
-    aux[3] = ((aux[1] >> 4) & k2) | (((tmp >> 6) & k1) << 4);
-    aux[0] = (aux[0] & k2) | (((tmp >> 0) & k1) << 4);
-    aux[1] = (aux[1] & k2) | (((tmp >> 2) & k1) << 4);
-    memcpy(out, aux, 16);
-    for (int i = 0; i < 16; i++) out[i] = (int8_t)(out[i] - 32);
-}
-
 #endif
 #endif
