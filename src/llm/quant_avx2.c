@@ -820,26 +820,18 @@ TGT static inline __attribute__((always_inline)) void tile_k2(const void *w, siz
         }
 }
 
-TGT static void tile2_q2_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
-    (void)a_row;
-    tile_k2(w, w_row, a, n, y, ys, 2);
-}
-TGT static void tile2_q3_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
-    (void)a_row;
-    tile_k2(w, w_row, a, n, y, ys, 3);
-}
-TGT static void tile2_q4_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
-    (void)a_row;
-    tile_k2(w, w_row, a, n, y, ys, 4);
-}
-TGT static void tile2_q5_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
-    (void)a_row;
-    tile_k2(w, w_row, a, n, y, ys, 5);
-}
-TGT static void tile2_q6_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
-    (void)a_row;
-    tile_k2(w, w_row, a, n, y, ys, 6);
-}
+/* The entry points: one per type, the kind a constant. */
+#define TILEK2(NAME, KIND)                                                                        \
+    TGT static void NAME(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) { \
+        (void)a_row;                                                                              \
+        tile_k2(w, w_row, a, n, y, ys, KIND);                                                     \
+    }
+TILEK2(tile2_q2_K, 2)
+TILEK2(tile2_q3_K, 3)
+TILEK2(tile2_q4_K, 4)
+TILEK2(tile2_q5_K, 5)
+TILEK2(tile2_q6_K, 6)
+#undef TILEK2
 
 /* ---- attention and SwiGLU ------------------------------------------------ */
 

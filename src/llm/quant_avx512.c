@@ -468,18 +468,16 @@ TGT static inline __attribute__((always_inline)) void tile_k(const void *w, size
         }
 }
 
-TGT static void tile_q4_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
-    (void)a_row;
-    tile_k(w, w_row, a, n, y, ys, 4);
-}
-TGT static void tile_q5_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
-    (void)a_row;
-    tile_k(w, w_row, a, n, y, ys, 5);
-}
-TGT static void tile_q6_K(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) {
-    (void)a_row;
-    tile_k(w, w_row, a, n, y, ys, 6);
-}
+/* The entry points: one per type, the kind a constant. */
+#define TILEK(NAME, KIND)                                                                         \
+    TGT static void NAME(const void *w, size_t w_row, const void *a, size_t a_row, int64_t n, float *y, size_t ys) { \
+        (void)a_row;                                                                              \
+        tile_k(w, w_row, a, n, y, ys, KIND);                                                      \
+    }
+TILEK(tile_q4_K, 4)
+TILEK(tile_q5_K, 5)
+TILEK(tile_q6_K, 6)
+#undef TILEK
 
 /* ---- float weights: 4 rows x 4 tokens, 16 (F32) or 32 (BF16) values per
  * step; the tail under a mask ---------------------------------------------- */
