@@ -106,8 +106,8 @@ int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_erro
     c->up = xmalloc(B * (size_t)hp->n_ff * 4);
     c->rope_cs = xmalloc(B * (size_t)hp->rope_dim * 4);
     c->act = xmalloc(B * (size_t)widest * 4 + 64);
-    /* Packed layouts hold at most 4 bytes per value (F16 tokens as floats). */
-    c->pack = xmalloc(B * (size_t)widest * 4 + 64);
+    /* Packed layouts hold at most 2 bytes per value and token (llm_tile). */
+    c->pack = xmalloc(B * (size_t)widest * 2 + 64);
     int group = hp->n_head / hp->n_head_kv;
     c->scores = xmalloc((size_t)c->n_threads * ((size_t)group * (size_t)n_ctx + (size_t)hp->head_dim) * 4);
     c->qconv = xmalloc((size_t)c->n_threads * (size_t)group * (size_t)hp->head_dim * 4 + 64);
@@ -489,7 +489,7 @@ static void attn_blocked(void *ctx, size_t b, size_t e, int thread) {
     float *Q = c->ablk + (size_t)thread * att_scratch(G, S);
     float *O = Q + R0 * (size_t)S, *KT = O + R0 * (size_t)S, *Vb = KT + (size_t)ATT_KB * (size_t)S;
     float *sc = Vb + (size_t)ATT_KB * (size_t)S, *mx = sc + R0 * ATT_KB, *sum = mx + R0;
-    float *krow = (float *)(c->scores + (size_t)thread * ((size_t)G * (size_t)c->n_ctx + (size_t)S));
+    float *krow = c->scores + (size_t)thread * ((size_t)G * (size_t)c->n_ctx + (size_t)S);
     uint8_t *qc = c->qconv + (size_t)thread * (size_t)G * (size_t)S * 4;
     float scale = 1.0f / sqrtf((float)S);
     int allow[ATT_QB * 64];

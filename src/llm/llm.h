@@ -114,7 +114,7 @@ typedef void (*llm_tile_fn)(const void *w, size_t w_row, const void *a, size_t a
 /* Some tiles read their tokens' activations in a layout of their own,
  * made once per product by pack (t activation rows, a_row bytes apart, of
  * n values into dst: pack_bytes per activation block); the tile then gets
- * the packed group as a (a_row unused). A packed layout takes at most 4
+ * the packed group as a (a_row unused). A packed layout takes at most 2
  * bytes per value and token. */
 typedef void (*llm_pack_fn)(const void *a, size_t a_row, int64_t n, void *dst);
 typedef struct llm_tile {

@@ -496,31 +496,9 @@ TGT static void rows_f16(const void *w, size_t w_row, const void *a, int64_t n, 
 #define PA_T 16
 #define PA_BYTES (2 * 8 * 32 + 16 * 4 + 16 * 4)
 
-#define PACKA(NAME, ABLK, HAS_S, S_OF)                                                            \
-    TGT static void NAME(const void *a, size_t a_row, int64_t n, void *dst) {                     \
-        for (int64_t b = 0; b < n / QK; b++) {                                                    \
-            uint8_t *o = (uint8_t *)dst + (size_t)b * (PA_BYTES + (HAS_S ? 64 : 0));              \
-            int32_t *sa = (int32_t *)(o + 512);                                                   \
-            float *d = (float *)(o + 576);                                                        \
-            for (int l = 0; l < PA_T; l++) {                                                      \
-                const ABLK *y = (const ABLK *)((const uint8_t *)a + (size_t)l * a_row) + b;       \
-                uint8_t *col = o + (l / 8) * 256 + (l % 8) * 4;                                   \
-                for (int c = 0; c < 8; c++) memcpy(col + c * 32, y->qs + 4 * c, 4);              \
-                int sum = 0;                                                                      \
-                for (int i = 0; i < QK; i++) sum += y->qs[i];                                     \
-                sa[l] = sum;                                                                      \
-                d[l] = h2f(y->d);                                                                 \
-                if (HAS_S) d[16 + l] = h2f(S_OF(y));                                              \
-            }                                                                                     \
-        }                                                                                         \
-    }
-#define Q8_0_S(y) (y)->d
-#define Q8_1_S(y) (y)->s
-PACKA(packa_q8_0, blk_q8_0, 0, Q8_0_S)
-PACKA(packa_q8_1, blk_q8_1, 1, Q8_1_S)
-#undef Q8_0_S
-#undef Q8_1_S
-#undef PACKA
+static const sx_pack32 PA_SHAPE = {8, PA_T, false, true, false}, PA_SHAPE1 = {8, PA_T, false, true, true};
+static void packa_q8_0(const void *a, size_t a_row, int64_t n, void *dst) { sx_pack32_rows(PA_SHAPE, a, a_row, n, dst); }
+static void packa_q8_1(const void *a, size_t a_row, int64_t n, void *dst) { sx_pack32_rows(PA_SHAPE1, a, a_row, n, dst); }
 
 /* Q8_0, the sign trick: per column, 4 instructions per row and vector;
  * each column of activations is loaded once for the tile's rows. */
@@ -604,7 +582,7 @@ TGT static inline __m256i v_q5_1(const blk_q5_1 *x) { return Q5_BITS(x); }
                     __m256i pv = p[r][v];                                                         \
                     if (OFF > 0)                                                                  \
                         pv = _mm256_sub_epi32(pv, _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(sa + 8 * v)), \
-                                                                     _mm256_set1_epi32(OFF > 0 ? OFF : 0))); \
+                                                                     _mm256_set1_epi32(OFF))); \
                     acc[r][v] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_loadu_ps(d + 8 * v)),    \
                                                 _mm256_cvtepi32_ps(pv), acc[r][v]);               \
                 }                                                                                 \

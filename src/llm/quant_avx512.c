@@ -1,18 +1,20 @@
-/* quant_avx512.c — prompt tiles for CPUs with AVX-512 (F, BW, VL, DQ) and
- * AVX512-VNNI (llm_kernels_avx512): the AVX2 set with every tile replaced or
- * added. Generation is bound by memory reads, where the AVX2 kernels
- * already keep up; a prompt is bound by arithmetic, which 512-bit lanes and
- * vpdpbusd (64 byte products per instruction, no 16-bit saturation step)
- * double.
+/* quant_avx512.c — kernels for CPUs with AVX-512 (F, BW, VL, DQ) and
+ * AVX512-VNNI (llm_kernels_avx512): the AVX2 set with its prompt tiles
+ * replaced or added (the tokens in the lanes, vpdpbusd), rows kernels for
+ * generation on the 32-value types, the blocked attention and SwiGLU.
+ * Prompts are bound by arithmetic, which 512-bit lanes and vpdpbusd (64
+ * byte products per instruction, no 16-bit step) cut; generation is bound
+ * by memory, where the rows kernels only need to unpack fast enough.
  *
- * Each tile computes what its scalar twin in quant.c / quant_k.c computes:
- * integer block sums are exact (tests compare them), only the order of the
- * float accumulation differs.
+ * Each kernel computes what its scalar twin in quant.c / quant_k.c
+ * computes: integer block sums are exact (tests compare them), only the
+ * order of the float accumulation differs.
  *
- * vpdpbusd multiplies unsigned by signed bytes. Weights are unpacked to
- * unsigned bytes u = value + OFF (Q8_0: the sign bit flipped, OFF 128;
- * Q4_0: the nibble, OFF 8; Q5_0: OFF 16), and each token's block pays
- * -OFF * sum(y) once for all the tile's rows. */
+ * vpdpbusd multiplies unsigned by signed bytes: the tiles raise the packed
+ * activations by 128 and pay -128 * sum(w) per row block; the rows kernels
+ * unpack the weights to value + OFF (Q8_0: the sign bit flipped, OFF 128;
+ * Q4_0: the nibble, OFF 8; Q5_0: OFF 16) and pay -OFF * sum(y) once per
+ * block for all rows. */
 #include "llm/simd_x86.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -47,38 +49,13 @@ TGT static inline __m512i join256(__m256i lo, __m256i hi) {
 #define P32_T 32
 #define P32_BYTES (2 * 8 * 64 + 32 * 4)
 
-#define PACK32(NAME, ABLK, HAS_S)                                                                  \
-    TGT static void NAME(const void *a, size_t a_row, int64_t n, void *dst) {                      \
-        for (int64_t b = 0; b < n / QK; b++) {                                                     \
-            uint8_t *o = (uint8_t *)dst + (size_t)b * (P32_BYTES + (HAS_S ? 128 : 0));             \
-            float *d = (float *)(o + 1024);                                                        \
-            for (int l = 0; l < P32_T; l++) {                                                      \
-                const ABLK *y = (const ABLK *)((const uint8_t *)a + (size_t)l * a_row) + b;        \
-                uint8_t *col = o + (l / 16) * 512 + (l % 16) * 4;                                  \
-                for (int c = 0; c < 8; c++) {                                                      \
-                    uint32_t v;                                                                    \
-                    memcpy(&v, y->qs + 4 * c, 4);                                                  \
-                    v ^= 0x80808080u;                                                              \
-                    memcpy(col + c * 64, &v, 4);                                                   \
-                }                                                                                  \
-                d[l] = sx_h2f(y->d);                                                               \
-                if (HAS_S) d[32 + l] = sx_h2f(PACK_S(y));                                          \
-            }                                                                                      \
-        }                                                                                          \
-    }
-#define PACK_S(y) (y)->d
-PACK32(pack_q8_0, blk_q8_0, 0)
-#undef PACK_S
-#define PACK_S(y) (y)->s
-PACK32(pack_q8_1, blk_q8_1, 1)
-#undef PACK_S
-#undef PACK32
+static const sx_pack32 P32_SHAPE = {16, P32_T, true, false, false}, P32_SHAPE1 = {16, P32_T, true, false, true};
+static void pack_q8_0(const void *a, size_t a_row, int64_t n, void *dst) { sx_pack32_rows(P32_SHAPE, a, a_row, n, dst); }
+static void pack_q8_1(const void *a, size_t a_row, int64_t n, void *dst) { sx_pack32_rows(P32_SHAPE1, a, a_row, n, dst); }
 
 /* A row block's unsigned values U (Q8_0: the sign bit flipped; Q4_0/Q4_1:
  * the nibbles; Q5_0/Q5_1: with the fifth bits); the weights are U - OFF. */
-TGT static inline __m256i u_q8_0(const blk_q8_0 *x) {
-    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs), _mm256_set1_epi8((char)0x80));
-}
+#define u_q8_0 sx_q8_0_flipped
 /* The fifth bits: a 32-bit mask selects 0x10 bytes (one instruction). */
 TGT static inline __m256i q5_bits(const uint8_t *qs, const uint8_t *qh) {
     uint32_t h;
@@ -89,13 +66,6 @@ TGT static inline __m256i u_q4_0(const blk_q4_0 *x) { return sx_nibbles32(x->qs)
 TGT static inline __m256i u_q5_0(const blk_q5_0 *x) { return q5_bits(x->qs, x->qh); }
 TGT static inline __m256i u_q4_1(const blk_q4_1 *x) { return sx_nibbles32(x->qs); }
 TGT static inline __m256i u_q5_1(const blk_q5_1 *x) { return q5_bits(x->qs, x->qh); }
-
-/* The sum of 32 unsigned bytes. */
-TGT static inline int sum_u8(__m256i u) {
-    __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());
-    __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    return (int)(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1));
-}
 
 /* MIN (Q4_1/Q5_1): + m * (d * sum(qs)) per token, the lanes' own term. */
 #define P32_NOMIN(r, x) (void)0
@@ -118,7 +88,7 @@ TGT static inline int sum_u8(__m256i u) {
                 const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + b;          \
                 __m256i u = UNPACK(x);                                                             \
                 _mm256_store_si256((__m256i *)wq[r], _mm256_sub_epi8(u, _mm256_set1_epi8((char)(OFF)))); \
-                p[r][0] = p[r][1] = _mm512_set1_epi32(-128 * (sum_u8(u) - 32 * (OFF)));            \
+                p[r][0] = p[r][1] = _mm512_set1_epi32(-128 * (sx_sum_u8(u) - 32 * (OFF)));            \
             }                                                                                      \
             for (int c = 0; c < 8; c++) {                                                          \
                 __m512i a0 = _mm512_loadu_si512((const void *)(pb + 64 * c));                      \
@@ -160,9 +130,11 @@ TILEP32(tile_q5_1, blk_q5_1, u_q5_1, 0, P32_MIN, P32_BYTES + 128)
 /* ---- generation: up to LLM_ROWS rows times one token ------------------- */
 
 /* One token reads every weight once, so these are bound by memory when the
- * unpacking is cheap enough: vpdpbusd (256-bit, AVX512-VL) replaces
- * vpmaddubsw + vpmaddwd, the Q5 fifth bits come from one masked move, and
- * the offset of unsigned values is paid once per block for all rows. */
+ * unpacking is cheap enough: vpdpbusd replaces vpmaddubsw + vpmaddwd, two
+ * blocks go through one 512-bit step, the Q5 fifth bits come from one
+ * masked move, and the offset of unsigned values is paid once per block
+ * for all rows. */
+
 /* 8 lanes of a, then 8 lanes of b. */
 TGT static inline __m512 pair_ps(float a, float b) {
     return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
@@ -301,8 +273,9 @@ ROWS32(rows_q5_1, 51)
 /* ---- K-quants (Q8_K activations): 4 rows x 32 tokens, tokens in lanes -- */
 
 /* A 256-value block is unpacked as four chunks of 64 values in the
- * activations' order, as unsigned bytes. Q4_K/Q5_K chunk k of a block: low nibbles of 32 bytes (sub-block 2k) then
- * high nibbles (2k+1), each with its fifth bit from qh when there is one. */
+ * activations' order, as unsigned bytes. Q4_K/Q5_K chunk k: the low
+ * nibbles of 32 bytes (sub-block 2k), then the high nibbles (2k+1), each
+ * with its fifth bit from qh when there is one. */
 TGT static inline __m512i k45_chunk(const uint8_t *qs, const uint8_t *qh, int k) {
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));

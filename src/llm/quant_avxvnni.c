@@ -25,47 +25,16 @@
 #define PV_T 16
 #define PV_BYTES (2 * 8 * 32 + 16 * 4)
 
-#define PACKV(NAME, ABLK, HAS_S, S_OF)                                                            \
-    TGT static void NAME(const void *a, size_t a_row, int64_t n, void *dst) {                     \
-        for (int64_t b = 0; b < n / QK; b++) {                                                    \
-            uint8_t *o = (uint8_t *)dst + (size_t)b * (PV_BYTES + (HAS_S ? 64 : 0));              \
-            float *d = (float *)(o + 512);                                                        \
-            for (int l = 0; l < PV_T; l++) {                                                      \
-                const ABLK *y = (const ABLK *)((const uint8_t *)a + (size_t)l * a_row) + b;       \
-                uint8_t *col = o + (l / 8) * 256 + (l % 8) * 4;                                   \
-                for (int c = 0; c < 8; c++) {                                                     \
-                    uint32_t v;                                                                   \
-                    memcpy(&v, y->qs + 4 * c, 4);                                                 \
-                    v ^= 0x80808080u;                                                             \
-                    memcpy(col + c * 32, &v, 4);                                                  \
-                }                                                                                 \
-                d[l] = sx_h2f(y->d);                                                              \
-                if (HAS_S) d[16 + l] = sx_h2f(S_OF(y));                                           \
-            }                                                                                     \
-        }                                                                                         \
-    }
-#define Q8_0_S(y) (y)->d
-#define Q8_1_S(y) (y)->s
-PACKV(packv_q8_0, blk_q8_0, 0, Q8_0_S)
-PACKV(packv_q8_1, blk_q8_1, 1, Q8_1_S)
-#undef Q8_0_S
-#undef Q8_1_S
-#undef PACKV
+static const sx_pack32 PV_SHAPE = {8, PV_T, true, false, false}, PV_SHAPE1 = {8, PV_T, true, false, true};
+static void packv_q8_0(const void *a, size_t a_row, int64_t n, void *dst) { sx_pack32_rows(PV_SHAPE, a, a_row, n, dst); }
+static void packv_q8_1(const void *a, size_t a_row, int64_t n, void *dst) { sx_pack32_rows(PV_SHAPE1, a, a_row, n, dst); }
 
 /* A row block's unsigned values U; the weights are U - OFF. */
-TGT static inline __m256i u_q8_0(const blk_q8_0 *x) {
-    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs), _mm256_set1_epi8((char)0x80));
-}
+#define u_q8_0 sx_q8_0_flipped
 TGT static inline __m256i u_q4_0(const blk_q4_0 *x) { return sx_nibbles32(x->qs); }
 TGT static inline __m256i u_q5_0(const blk_q5_0 *x) { return SX_Q5_BITS(x); }
 TGT static inline __m256i u_q4_1(const blk_q4_1 *x) { return sx_nibbles32(x->qs); }
 TGT static inline __m256i u_q5_1(const blk_q5_1 *x) { return SX_Q5_BITS(x); }
-
-TGT static inline int sum_u8(__m256i u) {
-    __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());
-    __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    return (int)(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1));
-}
 
 #define PV_NOMIN(r, x) (void)0
 #define PV_MIN(r, x)                                                                              \
@@ -87,7 +56,7 @@ TGT static inline int sum_u8(__m256i u) {
                 const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * w_row) + b;         \
                 __m256i u = UNPACK(x);                                                            \
                 _mm256_store_si256((__m256i *)wq[r], _mm256_sub_epi8(u, _mm256_set1_epi8((char)(OFF)))); \
-                p[r][0] = p[r][1] = _mm256_set1_epi32(-128 * (sum_u8(u) - 32 * (OFF)));          \
+                p[r][0] = p[r][1] = _mm256_set1_epi32(-128 * (sx_sum_u8(u) - 32 * (OFF)));          \
             }                                                                                     \
             for (int c = 0; c < 8; c++) {                                                         \
                 __m256i a0 = _mm256_loadu_si256((const __m256i *)(pb + 32 * c));                  \

@@ -161,6 +161,8 @@ static void check_kernel_set(const llm_kernels *fast) {
         llm_tile tl = fast->tile[t];
         if (!tl.fn) continue;
         CHECK(tl.r >= 1 && tl.r <= LLM_TILE_MAX_R && tl.r <= LLM_ROWS && tl.t >= 1 && tl.t <= LLM_TILE_MAX_T);
+        /* forward.c's packing buffer holds 2 bytes per value and token */
+        CHECK(!tl.pack || tl.pack_bytes <= 2 * llm_type_get(at)->block * tl.t);
         int64_t len = llm_type_get(t)->block == 256 ? 512 : llm_type_get(t)->block == 32 ? 544 : 536;
         size_t rb = llm_row_bytes(t, len), ab = llm_row_bytes(at, len);
         uint8_t *wq = malloc(rb * tl.r), *aq = malloc(ab * tl.t);
