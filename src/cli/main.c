@@ -31,7 +31,7 @@
 /* The language model behind the agent: ask, chat and experiment. */
 #define BACKEND_OPTS                                                                               \
     {"model", 'm', "FILE", "a GGUF model answers and calls the tools (default: the rules backend)"}, \
-    {"llm-url", 0, "URL", "an OpenAI-compatible server answers (http://host:port/v1; key: $TAILOR_LLM_API_KEY)"}, \
+    {"llm-url", 0, "URL", "an OpenAI-compatible server answers (http://host:port/v1; key: $TAILOR_LLM_API_KEY; several, comma-separated: a fleet with failover)"}, \
     {"llm-model", 0, "NAME", "the server's model name (with --llm-url; default \"default\")"},        \
     {"chat-template", 0, "NAME", "the model's chat format if its file names none (chatml, llama3, ...)"}, \
     {"temp", 0, "T", "model sampling temperature (default 0.8; 0 = greedy)"},                      \
@@ -264,7 +264,7 @@ static const cli_cmd COMMANDS[] = {
       {"reports", 0, "DIR", "evaluation reports the page shows (tailor eval --report DIR; default DB.reports)"},
       {"index", 0, "FILE", "vector index for chat's search by meaning (default DB.index/items.tvec if any; none: words)"},
       {"model", 'm', "FILE", "a GGUF model for /v1 and the chat (default: the rules backend; /v1 answers 503)"},
-      {"llm-url", 0, "URL", "an OpenAI-compatible server for the chat and /v1 instead"},
+      {"llm-url", 0, "URL", "an OpenAI-compatible server for the chat and /v1 instead (several, comma-separated: a fleet with failover)"},
       {"llm-model", 0, "NAME", "the server's model name (with --llm-url; default \"default\")"},
       {"served-name", 0, "NAME", "the model's id in /v1/models (default: the file's name)"},
       {"chat-template", 0, "NAME", "the model's chat format if its file names none (chatml, llama3, ...)"},

@@ -658,6 +658,21 @@ typedef struct llm_usage {
     bool truncated;
 } llm_usage;
 
+/* One model server of a remote backend, as /metrics shows it. */
+#define LLM_UPSTREAM_BUCKETS 10
+extern const double llm_upstream_bucket_le[LLM_UPSTREAM_BUCKETS]; /* seconds; the last is +Inf */
+typedef struct llm_upstream_stats {
+    char url[256];       /* its base URL */
+    bool up;             /* taking requests: its breaker is closed (or trying again) */
+    uint64_t ok;         /* replies (2xx) */
+    uint64_t refused;    /* 4xx other than 429: the server answered, the request was at fault */
+    uint64_t failed;     /* connection errors, stalls, 429 and 5xx */
+    uint64_t failovers;  /* requests that failed here and went on to another server */
+    uint64_t breaker_opens;
+    double seconds;      /* summed over the replies */
+    uint64_t le[LLM_UPSTREAM_BUCKETS]; /* replies by time, cumulative */
+} llm_upstream_stats;
+
 typedef struct llm_backend llm_backend;
 typedef struct llm_backend_ops {
     const char *name; /* "rules", "local", "remote" */
@@ -691,6 +706,13 @@ typedef struct llm_backend_ops {
     /* Optional: what the last call cost. */
     void (*last_usage)(llm_backend *b, llm_usage *out);
     void (*free)(llm_backend *b);
+    /* Optional: the servers behind the backend and how they fare, at most
+     * cap of them; returns how many there are (remote only). */
+    int (*upstreams)(llm_backend *b, llm_upstream_stats *out, int cap);
+    /* Whether calls may run at once from several threads (the backend
+     * locks what it shares; set_sampling applies to the calling thread;
+     * no last_usage): a server then need not queue them. */
+    bool concurrent;
 } llm_backend_ops;
 
 struct llm_backend {
@@ -716,9 +738,17 @@ int llm_local_backend_new(const llm_local_params *p, llm_backend **out, tailor_e
 /* "qwen", "llama3", "mistral" or "generic". */
 const char *llm_local_tool_style(const llm_backend *b);
 
-/* An OpenAI-compatible server (remote.c): /chat/completions, streamed. */
+/* An OpenAI-compatible server (remote.c): /chat/completions, streamed.
+ * Several servers (a fleet: url is a comma-separated list) take requests
+ * in turn; a request that fails on one with a connection error, a stall
+ * before any output, 429 or 5xx is sent once to another; a server that
+ * fails breaker_failures times in a row is skipped for breaker_cooldown_ms
+ * (then one request tries it again), and a thread checks every server's
+ * GET .../models every health_interval_ms (a failed check takes a server
+ * out, a passing one brings it back). One server keeps retrying itself
+ * with backoff (retries) instead. */
 typedef struct llm_remote_params {
-    const char *url;          /* http://host:port/v1 (or the full .../chat/completions) */
+    const char *url;          /* http://host:port/v1 (or the full .../chat/completions); a fleet: several, comma-separated */
     const char *model;        /* the server's model name */
     const char *api_key;      /* NULL: $TAILOR_LLM_API_KEY (none when unset) */
     long connect_timeout_ms;  /* default 5000 */
@@ -727,6 +757,9 @@ typedef struct llm_remote_params {
     llm_sampler_params sampling; /* temperature, top_p, seed are sent */
     int32_t max_tokens;
     int32_t n_ctx;            /* the server model's context, for budgets (default 8192) */
+    int breaker_failures;     /* a fleet: failures in a row that take a server out (default 3) */
+    long breaker_cooldown_ms; /* and for how long before it is tried again (default 10000) */
+    long health_interval_ms;  /* a fleet: how often every server is checked (default 5000; < 0: never) */
 } llm_remote_params;
 llm_remote_params llm_remote_default_params(void);
 int llm_remote_backend_new(const llm_remote_params *p, llm_backend **out, tailor_error *err);

@@ -8,10 +8,19 @@
  * 5xx and connection errors (Retry-After honoured, within bounds), none on
  * other 4xx; every message names the URL and the status. What a remote
  * model returns is not trusted: the agent validates every call's arguments
- * against the tool's schema before anything runs. */
+ * against the tool's schema before anything runs.
+ *
+ * A fleet (several URLs): requests go round the servers; one that fails is
+ * sent once to the next server instead of waiting to retry the same one
+ * (a fleet has capacity elsewhere; a backoff would only add latency); a
+ * circuit breaker per server keeps requests off one that keeps failing, and
+ * a health thread notices when it is back (or gone) without costing a user
+ * request. Calls may run at once from many threads: the only shared state
+ * is the fleet's, under its mutex, and each call has its own curl handle. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,17 +28,203 @@
 
 #include "llm/llm.h"
 
-typedef struct remote {
+const double llm_upstream_bucket_le[LLM_UPSTREAM_BUCKETS] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, INFINITY};
+
+typedef struct upstream {
+    char *base;      /* as given, for messages and metrics */
     char *url;       /* .../chat/completions */
     char *embed_url; /* .../embeddings */
+    char *models_url; /* .../models: the health check */
+    /* The rest under remote.mu. */
+    int fails;            /* failures in a row */
+    uint64_t open_until;  /* the breaker is open until then (ns); 0: closed */
+    bool trying;          /* open, cooled down, one request is trying it */
+    char last_error[160];
+    llm_upstream_stats st;
+} upstream;
+
+typedef struct remote {
+    upstream *ups;
+    int n_ups;
+    char *label; /* the URL, or the fleet's URLs, for messages */
     char *model, *key;
     long connect_ms, read_s;
     int retries;
     llm_sampler_params sampling;
     int32_t max_tokens, n_ctx;
+    int breaker_failures;
+    uint64_t cooldown_ns, health_ns;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* wakes the health thread to stop */
+    unsigned next;     /* round robin */
+    bool stopping, health_started;
+    pthread_t health;
 } remote;
 
+/* ---- the fleet --------------------------------------------------------------- */
+
+/* The server for the next attempt: round robin over those taking requests,
+ * other than avoid; an open breaker that has cooled down lets one request
+ * through. NULL when none is available (the message says why). */
+static upstream *fleet_pick(remote *r, const upstream *avoid, tailor_error *err) {
+    if (r->n_ups == 1) return &r->ups[0]; /* one server: no breaker, its own retries */
+    uint64_t now = timer_now_ns();
+    upstream *got = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (int k = 0; k < r->n_ups && !got; k++) {
+        upstream *u = &r->ups[(r->next + (unsigned)k) % (unsigned)r->n_ups];
+        if (u == avoid) continue;
+        if (!u->open_until) got = u;
+        else if (now >= u->open_until && !u->trying) got = u, u->trying = true;
+    }
+    if (got) r->next = (unsigned)(got - r->ups + 1) % (unsigned)r->n_ups;
+    if (!got) {
+        sb m;
+        sb_init(&m);
+        for (int i = 0; i < r->n_ups; i++) {
+            const upstream *u = &r->ups[i];
+            if (u == avoid) continue;
+            sb_printf(&m, "%s%s (%s)", m.len ? ", " : "", u->base, u->last_error[0] ? u->last_error : "busy being tried");
+        }
+        err_set(err, TAILOR_ENETWORK, "remote LLM: no model server is taking requests: %s", sb_str(&m));
+        sb_deinit(&m);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return got;
+}
+
+enum { OUT_OK, OUT_REFUSED, OUT_FAILED };
+
+/* What one attempt on u came to; the breaker opens after breaker_failures
+ * failures in a row, or at once when a trial after a cool-down fails. */
+static void fleet_record(remote *r, upstream *u, int outcome, double seconds, const char *why, bool failover) {
+    pthread_mutex_lock(&r->mu);
+    llm_upstream_stats *st = &u->st;
+    if (outcome == OUT_FAILED) {
+        st->failed++;
+        st->failovers += failover;
+        snprintf(u->last_error, sizeof u->last_error, "%s", why);
+        u->fails++;
+        if (r->n_ups > 1 && (u->trying || (!u->open_until && u->fails >= r->breaker_failures))) {
+            if (!u->open_until || u->trying) st->breaker_opens++;
+            u->open_until = timer_now_ns() + r->cooldown_ns;
+            log_warn("remote LLM %s: taken out for %g s after %d failure%s in a row (%s)", u->base,
+                     (double)r->cooldown_ns / 1e9, u->fails, u->fails == 1 ? "" : "s", why);
+        }
+    } else {
+        if (outcome == OUT_OK) {
+            st->ok++;
+            st->seconds += seconds;
+            for (int b = 0; b < LLM_UPSTREAM_BUCKETS; b++) st->le[b] += seconds <= llm_upstream_bucket_le[b];
+        } else {
+            st->refused++;
+        }
+        if (u->open_until) log_info("remote LLM %s: answering again", u->base);
+        u->fails = 0;
+        u->open_until = 0;
+        u->last_error[0] = 0;
+    }
+    u->trying = false;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static size_t discard(char *p, size_t size, size_t nmemb, void *ud) {
+    (void)p, (void)ud;
+    return size * nmemb;
+}
+
+/* GET .../models answers 2xx: the server is up. */
+static bool health_check(remote *r, const upstream *u, char *why, size_t n) {
+    CURL *c = curl_easy_init();
+    if (!c) return snprintf(why, n, "curl_easy_init failed"), false;
+    struct curl_slist *h = NULL;
+    if (r->key) {
+        char auth[600];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->key);
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, u->models_url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, r->connect_ms + 5000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "tailor/" TAILOR_VERSION_STRING);
+    CURLcode cr = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (cr != CURLE_OK) return snprintf(why, n, "health check: %s", curl_easy_strerror(cr)), false;
+    if (status < 200 || status >= 300) return snprintf(why, n, "health check: HTTP %ld", status), false;
+    return true;
+}
+
+/* Every health_interval, each server: a failed check takes it out for a
+ * cool-down, a passing one brings an open one back at once. */
+static void *health_main(void *arg) {
+    remote *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + r->health_ns;
+        until.tv_sec += (time_t)(ns / 1000000000u);
+        until.tv_nsec = (long)(ns % 1000000000u);
+        while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {}
+        for (int i = 0; i < r->n_ups && !r->stopping; i++) {
+            upstream *u = &r->ups[i];
+            pthread_mutex_unlock(&r->mu);
+            char why[160];
+            bool up = health_check(r, u, why, sizeof why);
+            pthread_mutex_lock(&r->mu);
+            if (up && u->open_until) {
+                log_info("remote LLM %s: health check passed, taking requests again", u->base);
+                u->open_until = 0;
+                u->fails = 0;
+                u->last_error[0] = 0;
+            } else if (!up && !r->stopping) {
+                if (!u->open_until) {
+                    u->st.breaker_opens++;
+                    log_warn("remote LLM %s: taken out (%s)", u->base, why);
+                }
+                snprintf(u->last_error, sizeof u->last_error, "%s", why);
+                u->open_until = timer_now_ns() + r->cooldown_ns;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static int remote_upstreams(llm_backend *b, llm_upstream_stats *out, int cap) {
+    remote *r = b->impl;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->n_ups && i < cap; i++) {
+        const upstream *u = &r->ups[i];
+        out[i] = u->st;
+        snprintf(out[i].url, sizeof out[i].url, "%s", u->base);
+        out[i].up = !u->open_until;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return r->n_ups;
+}
+
 /* ---- the request ----------------------------------------------------------- */
+
+/* The sampling of the calls this thread makes next (set_sampling): per
+ * thread, so that calls from several threads at once each send their own
+ * (a server's /v1 request sets it, calls, and puts it back). */
+static _Thread_local struct {
+    const remote *r; /* the backend it applies to; NULL: none set */
+    llm_sampler_params sp;
+    int32_t max_tokens;
+} tl_sampling;
+
+static void remote_set_sampling(llm_backend *b, const llm_sampler_params *p, int32_t max_tokens) {
+    tl_sampling.r = p ? b->impl : NULL;
+    if (p) tl_sampling.sp = *p, tl_sampling.max_tokens = max_tokens;
+}
 
 static void request_json(remote *r, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
                          llm_tool_choice choice, const char *schema, sb *o) {
@@ -82,10 +277,13 @@ static void request_json(remote *r, const llm_msg *msgs, int n, const llm_tool_d
     }
     if (schema) sb_printf(o, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"answer\","
                              "\"strict\":true,\"schema\":%s}}", schema);
-    if (r->sampling.temperature >= 0) sb_printf(o, ",\"temperature\":%g", r->sampling.temperature);
-    if (r->sampling.top_p < 1) sb_printf(o, ",\"top_p\":%g", r->sampling.top_p);
-    if (r->sampling.seed) sb_printf(o, ",\"seed\":%llu", (unsigned long long)(r->sampling.seed & 0x7fffffff));
-    if (r->max_tokens > 0) sb_printf(o, ",\"max_tokens\":%d", r->max_tokens);
+    const llm_sampler_params *sp = &r->sampling;
+    int32_t max_tokens = r->max_tokens;
+    if (tl_sampling.r == r) sp = &tl_sampling.sp, max_tokens = tl_sampling.max_tokens ? tl_sampling.max_tokens : max_tokens;
+    if (sp->temperature >= 0) sb_printf(o, ",\"temperature\":%g", sp->temperature);
+    if (sp->top_p < 1) sb_printf(o, ",\"top_p\":%g", sp->top_p);
+    if (sp->seed) sb_printf(o, ",\"seed\":%llu", (unsigned long long)(sp->seed & 0x7fffffff));
+    if (max_tokens > 0) sb_printf(o, ",\"max_tokens\":%d", max_tokens);
     sb_putc(o, '}');
 }
 
@@ -108,6 +306,7 @@ typedef struct stream {
     char *error; /* an "error" object inside the stream */
     long status;
     char retry_after[32];
+    const char *url; /* the endpoint that answered (or failed last) */
 } stream;
 
 static void stream_event(stream *s, const char *data) {
@@ -259,11 +458,12 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-/* POSTs a JSON body to url with retries; the reply lands in s (the
- * events as they come, or the body whole). */
-static int post(remote *r, const char *url, const sb *req, bool events, stream *s, tailor_error *err) {
-    CURL *c = curl_easy_init();
-    if (!c) return err_set(err, TAILOR_EINTERNAL, "curl_easy_init failed");
+enum { EP_CHAT, EP_EMBED };
+
+/* POSTs a JSON body to the chat or embeddings endpoint with retries (one
+ * server) or one failover (a fleet); the reply lands in s (the events as
+ * they come, or the body whole), s->url names the server that answered. */
+static int post(remote *r, int endpoint, const sb *req, bool events, stream *s, tailor_error *err) {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     h = curl_slist_append(h, events ? "Accept: text/event-stream" : "Accept: application/json");
     if (r->key) {
@@ -275,10 +475,27 @@ static int post(remote *r, const char *url, const sb *req, bool events, stream *
     }
     char cerr[CURL_ERROR_SIZE];
     int rc = 0;
+    upstream *prev = NULL;
+    char prev_why[320] = "";
+    bool fleet = r->n_ups > 1;
     for (int attempt = 0;; attempt++) {
+        upstream *u = fleet_pick(r, prev, err);
+        if (!u) {
+            if (prev) snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                               "; the request failed on %s: %s", prev->base, prev_why);
+            rc = err->code;
+            break;
+        }
+        const char *url = endpoint == EP_EMBED ? u->embed_url : u->url;
+        s->url = url;
+        CURL *c = curl_easy_init();
+        if (!c) {
+            rc = err_set(err, TAILOR_EINTERNAL, "curl_easy_init failed");
+            fleet_record(r, u, OUT_REFUSED, 0, "", false);
+            break;
+        }
         stream_reset(s);
         cerr[0] = 0;
-        curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->buf);
@@ -291,6 +508,7 @@ static int post(remote *r, const char *url, const sb *req, bool events, stream *
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
         s->read_s = r->read_s;
         s->last_ns = timer_now_ns();
+        uint64_t t0 = s->last_ns;
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
@@ -301,6 +519,8 @@ static int post(remote *r, const char *url, const sb *req, bool events, stream *
         curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
         CURLcode cr = curl_easy_perform(c);
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s->status);
+        curl_easy_cleanup(c);
+        double took = (double)(timer_now_ns() - t0) / 1e9;
         bool retryable, net = cr != CURLE_OK;
         char why[320];
         if (net) {
@@ -315,13 +535,24 @@ static int post(remote *r, const char *url, const sb *req, bool events, stream *
             snprintf(why, sizeof why, "HTTP %ld: %s", s->status, text);
             retryable = s->status == 429 || s->status >= 500;
         } else {
+            fleet_record(r, u, OUT_OK, took, "", false);
             break;
         }
-        if (!retryable || attempt >= r->retries) {
+        bool last = !retryable || attempt >= (fleet ? 1 : r->retries);
+        fleet_record(r, u, net || retryable ? OUT_FAILED : OUT_REFUSED, took, why, !last && fleet);
+        if (last) {
             rc = err_set(err, net ? TAILOR_ENETWORK : TAILOR_EDATA, "remote LLM %s: %s%s", url, why,
-                         attempt ? " (after retries)" : "");
+                         !attempt ? "" : fleet ? " (after failing over)" : " (after retries)");
+            if (prev && prev != u) snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                                             "; before that on %s: %s", prev->base, prev_why);
             if (!net && s->status == 429) err->code = TAILOR_ENETWORK;
             break;
+        }
+        if (fleet) {
+            log_warn("remote LLM %s: %s; trying another server", url, why);
+            prev = u;
+            snprintf(prev_why, sizeof prev_why, "%s", why);
+            continue;
         }
         long wait = 250L << attempt; /* 0.25, 0.5, 1, 2 s ... */
         if (s->retry_after[0]) {
@@ -332,7 +563,6 @@ static int post(remote *r, const char *url, const sb *req, bool events, stream *
         sleep_ms(wait);
     }
     curl_slist_free_all(h);
-    curl_easy_cleanup(c);
     return rc;
 }
 
@@ -347,10 +577,10 @@ static int request(remote *r, const llm_msg *msgs, int n, const llm_tool_def *to
     sb_init(&s.line);
     sb_init(&s.body);
     sb_init(&s.text);
-    int rc = post(r, r->url, &req, true, &s, err);
+    int rc = post(r, EP_CHAT, &req, true, &s, err);
     if (!rc) {
         if (!s.sse) parse_whole(&s);
-        if (s.error) rc = err_set(err, TAILOR_EDATA, "remote LLM %s: %s", r->url, s.error);
+        if (s.error) rc = err_set(err, TAILOR_EDATA, "remote LLM %s: %s", s.url, s.error);
     }
     if (!rc) {
         for (size_t i = 0; i < s.calls.len; i++) {
@@ -386,7 +616,7 @@ static int remote_complete_json(llm_backend *b, const llm_msg *msgs, int n, cons
     int rc = request(r, msgs, n, NULL, 0, LLM_TOOLS_NONE, schema, cb, ud, &rep, err);
     if (rc == TAILOR_EDATA && strstr(err->msg, "HTTP 4") &&
         (strstr(err->msg, "response_format") || strstr(err->msg, "json_schema"))) {
-        log_info("remote LLM %s: no response_format; the schema goes in the system message", r->url);
+        log_info("remote LLM %s: no response_format; the schema goes in the system message", r->label);
         llm_msg *m = xmalloc(((size_t)n + 1) * sizeof *m);
         sb sys;
         sb_init(&sys);
@@ -415,7 +645,7 @@ static int remote_complete_json(llm_backend *b, const llm_msg *msgs, int n, cons
     for (size_t k = strlen(t); k && (t[k - 1] == ' ' || t[k - 1] == '\n'); k--) t[k - 1] = 0;
     tailor_error ve = {0};
     if (llm_schema_validate(schema, t, &ve)) {
-        rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the answer is not JSON the schema accepts: %s", r->url, ve.msg);
+        rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the answer is not JSON the schema accepts: %s", r->label, ve.msg);
     } else {
         *out = xstrdup(t);
     }
@@ -439,7 +669,7 @@ static int remote_embed(llm_backend *b, const char *text, size_t n, float **out,
     sb_init(&s.line);
     sb_init(&s.body);
     sb_init(&s.text);
-    int rc = post(r, r->embed_url, &req, false, &s, err);
+    int rc = post(r, EP_EMBED, &req, false, &s, err);
     if (!rc) {
         cJSON *j = cJSON_Parse(sb_str(&s.body));
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "data"), 0),
@@ -458,7 +688,7 @@ static int remote_embed(llm_backend *b, const char *text, size_t n, float **out,
         if (k == 0 || i < k || ss <= 0) {
             free(v);
             rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the reply holds no embedding (data[0].embedding: finite numbers, not all zero)",
-                         r->embed_url);
+                         s.url);
         } else {
             float inv = (float)(1.0 / sqrt(ss));
             for (i = 0; i < k; i++) v[i] *= inv;
@@ -479,43 +709,99 @@ static int32_t remote_count(llm_backend *b, const char *text, size_t n) {
 
 static int32_t remote_ctx(llm_backend *b) { return ((remote *)b->impl)->n_ctx; }
 
-static void remote_free(llm_backend *b) {
-    remote *r = b->impl;
-    free(r->url);
-    free(r->embed_url);
+static void remote_destroy(remote *r) {
+    if (r->health_started) {
+        pthread_mutex_lock(&r->mu);
+        r->stopping = true;
+        pthread_cond_signal(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->health, NULL);
+    }
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    for (int i = 0; i < r->n_ups; i++) {
+        free(r->ups[i].base);
+        free(r->ups[i].url);
+        free(r->ups[i].embed_url);
+        free(r->ups[i].models_url);
+    }
+    free(r->ups);
+    free(r->label);
     free(r->model);
     free(r->key);
     free(r);
+}
+
+static void remote_free(llm_backend *b) {
+    remote_destroy(b->impl);
     free(b);
 }
 
-static const llm_backend_ops REMOTE_OPS = {.name = "remote", .complete = remote_complete, .set_mentions = NULL,
-                                         .embed = remote_embed,
-                                         .complete_json = remote_complete_json, .count_tokens = remote_count, .context_size = remote_ctx, .free = remote_free};
+static const llm_backend_ops REMOTE_OPS = {.name = "remote",
+                                           .complete = remote_complete,
+                                           .set_mentions = NULL,
+                                           .embed = remote_embed,
+                                           .complete_json = remote_complete_json,
+                                           .count_tokens = remote_count,
+                                           .context_size = remote_ctx,
+                                           .free = remote_free,
+                                           .set_sampling = remote_set_sampling,
+                                           .upstreams = remote_upstreams,
+                                           .concurrent = true};
 
 llm_remote_params llm_remote_default_params(void) {
     llm_sampler_params sp = llm_sampler_default_params();
     sp.seed = 0;
     return (llm_remote_params){.model = "default", .connect_timeout_ms = 5000, .read_timeout_s = 60, .retries = 3,
-                               .sampling = sp, .max_tokens = 1024, .n_ctx = 8192};
+                               .sampling = sp, .max_tokens = 1024, .n_ctx = 8192, .breaker_failures = 3,
+                               .breaker_cooldown_ms = 10000, .health_interval_ms = 5000};
+}
+
+/* One server's endpoints from its base URL: http://host:port/v1 (or
+ * .../chat/completions given whole). */
+static int upstream_init(upstream *u, const char *base, size_t n, tailor_error *err) {
+    while (n && (*base == ' ' || *base == '\t')) base++, n--;
+    while (n && (base[n - 1] == ' ' || base[n - 1] == '\t' || base[n - 1] == '/')) n--;
+    if (n < 8 || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)))
+        return err_set(err, TAILOR_EINVAL, "remote LLM: '%.*s' is not an http(s) URL", (int)n, base);
+    memset(u, 0, sizeof *u);
+    u->base = xstrndup(base, n);
+    sb w;
+    sb_init(&w);
+    sb_puts(&w, u->base);
+    if (!strstr(sb_str(&w), "/chat/completions")) sb_puts(&w, "/chat/completions");
+    u->url = sb_take(&w);
+    size_t root = (size_t)(strstr(u->url, "/chat/completions") - u->url);
+    sb_init(&w);
+    sb_append(&w, u->url, root);
+    sb_puts(&w, "/embeddings");
+    u->embed_url = sb_take(&w);
+    sb_init(&w);
+    sb_append(&w, u->url, root);
+    sb_puts(&w, "/models");
+    u->models_url = sb_take(&w);
+    return 0;
 }
 
 int llm_remote_backend_new(const llm_remote_params *p, llm_backend **out, tailor_error *err) {
     *out = NULL;
-    if (!p->url || (strncmp(p->url, "http://", 7) && strncmp(p->url, "https://", 8)))
-        return err_set(err, TAILOR_EINVAL, "remote LLM: '%s' is not an http(s) URL", p->url ? p->url : "");
+    if (!p->url || !*p->url) return err_set(err, TAILOR_EINVAL, "remote LLM: no URL");
     remote *r = xcalloc(1, sizeof *r);
-    /* http://host:port/v1 (or .../chat/completions given whole) */
-    sb u;
-    sb_init(&u);
-    sb_puts(&u, p->url);
-    while (u.len && u.buf[u.len - 1] == '/') u.buf[--u.len] = 0;
-    if (!strstr(sb_str(&u), "/chat/completions")) sb_puts(&u, "/chat/completions");
-    r->url = sb_take(&u);
-    sb_init(&u);
-    sb_append(&u, r->url, (size_t)(strstr(r->url, "/chat/completions") - r->url));
-    sb_puts(&u, "/embeddings");
-    r->embed_url = sb_take(&u);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    for (const char *a = p->url;;) {
+        const char *comma = strchr(a, ',');
+        size_t n = comma ? (size_t)(comma - a) : strlen(a);
+        r->ups = realloc(r->ups, ((size_t)r->n_ups + 1) * sizeof *r->ups);
+        if (upstream_init(&r->ups[r->n_ups], a, n, err)) {
+            remote_destroy(r);
+            return err->code;
+        }
+        r->n_ups++;
+        if (!comma) break;
+        a = comma + 1;
+    }
+    r->label = xstrdup(r->n_ups == 1 ? r->ups[0].url : p->url);
     r->model = xstrdup(p->model ? p->model : "default");
     const char *key = p->api_key ? p->api_key : getenv("TAILOR_LLM_API_KEY");
     r->key = key && *key ? xstrdup(key) : NULL;
@@ -525,7 +811,14 @@ int llm_remote_backend_new(const llm_remote_params *p, llm_backend **out, tailor
     r->sampling = p->sampling;
     r->max_tokens = p->max_tokens;
     r->n_ctx = p->n_ctx > 0 ? p->n_ctx : 8192;
+    r->breaker_failures = p->breaker_failures > 0 ? p->breaker_failures : 3;
+    r->cooldown_ns = (uint64_t)(p->breaker_cooldown_ms > 0 ? p->breaker_cooldown_ms : 10000) * 1000000u;
+    r->health_ns = (uint64_t)(p->health_interval_ms > 0 ? p->health_interval_ms : 5000) * 1000000u;
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (r->n_ups > 1 && p->health_interval_ms >= 0) {
+        if (pthread_create(&r->health, NULL, health_main, r) == 0) r->health_started = true;
+        else log_warn("remote LLM: no health-check thread; failures alone take servers out");
+    }
     llm_backend *b = xcalloc(1, sizeof *b);
     b->ops = &REMOTE_OPS;
     b->impl = r;

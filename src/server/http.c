@@ -63,7 +63,7 @@ struct srv {
     atomic_int open; /* requests not yet completed */
     pthread_mutex_t llm_mu;
     llm_backend *llm;
-    llm_backend shared;  /* the agent's view of llm: every call under llm_mu */
+    llm_backend shared;  /* the agent's view of llm: calls under llm_mu unless it is concurrent */
     llm_backend_ops shared_ops;
     size_t mentions_n;   /* names the model was given (once is enough: the catalogue is loaded once) */
     bool mentions_set;
@@ -108,8 +108,14 @@ srv_params srv_default_params(void) {
 int srv_port(const srv *s) { return s->port; }
 llm_backend *srv_llm(srv *s) { return s->llm; }
 const char *srv_llm_name(srv *s) { return s->p.llm_name ? s->p.llm_name : "tailor"; }
-void srv_llm_lock(srv *s) { pthread_mutex_lock(&s->llm_mu); }
-void srv_llm_unlock(srv *s) { pthread_mutex_unlock(&s->llm_mu); }
+/* A backend whose calls may overlap (a remote server or fleet) is not
+ * queued behind one mutex: its requests run from every worker at once. */
+void srv_llm_lock(srv *s) {
+    if (!s->llm->ops->concurrent) pthread_mutex_lock(&s->llm_mu);
+}
+void srv_llm_unlock(srv *s) {
+    if (!s->llm->ops->concurrent) pthread_mutex_unlock(&s->llm_mu);
+}
 
 bool srv_web_enabled(srv *s) { return s->p.web; }
 
@@ -133,10 +139,10 @@ static void count_usage(srv *s) {
 static int sh_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
                        llm_tool_choice choice, llm_stream_fn cb, void *ud, llm_reply *out, tailor_error *err) {
     srv *s = b->impl;
-    pthread_mutex_lock(&s->llm_mu);
+    srv_llm_lock(s);
     int rc = s->llm->ops->complete(s->llm, msgs, n, tools, n_tools, choice, cb, ud, out, err);
     count_usage(s);
-    pthread_mutex_unlock(&s->llm_mu);
+    srv_llm_unlock(s);
     return rc;
 }
 
@@ -153,18 +159,18 @@ static int sh_mentions(llm_backend *b, const char *const *names, size_t n, tailo
 static int sh_json(llm_backend *b, const llm_msg *msgs, int n, const char *schema, llm_stream_fn cb, void *ud,
                    char **out, tailor_error *err) {
     srv *s = b->impl;
-    pthread_mutex_lock(&s->llm_mu);
+    srv_llm_lock(s);
     int rc = s->llm->ops->complete_json(s->llm, msgs, n, schema, cb, ud, out, err);
     count_usage(s);
-    pthread_mutex_unlock(&s->llm_mu);
+    srv_llm_unlock(s);
     return rc;
 }
 
 static int sh_embed(llm_backend *b, const char *text, size_t n, float **out, int32_t *dim, tailor_error *err) {
     srv *s = b->impl;
-    pthread_mutex_lock(&s->llm_mu);
+    srv_llm_lock(s);
     int rc = s->llm->ops->embed(s->llm, text, n, out, dim, err);
-    pthread_mutex_unlock(&s->llm_mu);
+    srv_llm_unlock(s);
     return rc;
 }
 
@@ -580,6 +586,52 @@ static void route_label(sb *o, int id) {
     else sb_puts(o, "route=\"unmatched\"");
 }
 
+/* The model servers behind a remote backend: requests by result, failovers,
+ * whether each takes requests, and the time of its replies. */
+static void upstream_metrics(srv *s, sb *o) {
+    if (!s->llm || !s->llm->ops->upstreams) return;
+    llm_upstream_stats st[32];
+    int n = s->llm->ops->upstreams(s->llm, st, 32);
+    if (n > 32) n = 32;
+    sb_puts(o, "# HELP tailor_llm_upstream_up 1 while a model server takes requests, 0 while it is taken out.\n"
+               "# TYPE tailor_llm_upstream_up gauge\n");
+    for (int i = 0; i < n; i++) sb_printf(o, "tailor_llm_upstream_up{url=\"%s\"} %d\n", st[i].url, st[i].up);
+    sb_puts(o, "# HELP tailor_llm_upstream_requests_total Attempts sent to a model server, by result (ok; refused: 4xx; "
+               "failed: connection, stall, 429, 5xx).\n# TYPE tailor_llm_upstream_requests_total counter\n");
+    for (int i = 0; i < n; i++)
+        sb_printf(o,
+                  "tailor_llm_upstream_requests_total{url=\"%s\",result=\"ok\"} %llu\n"
+                  "tailor_llm_upstream_requests_total{url=\"%s\",result=\"refused\"} %llu\n"
+                  "tailor_llm_upstream_requests_total{url=\"%s\",result=\"failed\"} %llu\n",
+                  st[i].url, (unsigned long long)st[i].ok, st[i].url, (unsigned long long)st[i].refused, st[i].url,
+                  (unsigned long long)st[i].failed);
+    sb_puts(o, "# HELP tailor_llm_upstream_failovers_total Requests that failed on a model server and went to another.\n"
+               "# TYPE tailor_llm_upstream_failovers_total counter\n");
+    for (int i = 0; i < n; i++)
+        sb_printf(o, "tailor_llm_upstream_failovers_total{url=\"%s\"} %llu\n", st[i].url,
+                  (unsigned long long)st[i].failovers);
+    sb_puts(o, "# HELP tailor_llm_upstream_breaker_opens_total Times a model server was taken out.\n"
+               "# TYPE tailor_llm_upstream_breaker_opens_total counter\n");
+    for (int i = 0; i < n; i++)
+        sb_printf(o, "tailor_llm_upstream_breaker_opens_total{url=\"%s\"} %llu\n", st[i].url,
+                  (unsigned long long)st[i].breaker_opens);
+    sb_puts(o, "# HELP tailor_llm_upstream_duration_seconds Time of a model server's replies, to the last byte.\n"
+               "# TYPE tailor_llm_upstream_duration_seconds histogram\n");
+    for (int i = 0; i < n; i++) {
+        for (int b = 0; b < LLM_UPSTREAM_BUCKETS; b++) {
+            if (b < LLM_UPSTREAM_BUCKETS - 1)
+                sb_printf(o, "tailor_llm_upstream_duration_seconds_bucket{url=\"%s\",le=\"%g\"} %llu\n", st[i].url,
+                          llm_upstream_bucket_le[b], (unsigned long long)st[i].le[b]);
+            else
+                sb_printf(o, "tailor_llm_upstream_duration_seconds_bucket{url=\"%s\",le=\"+Inf\"} %llu\n", st[i].url,
+                          (unsigned long long)st[i].le[b]);
+        }
+        sb_printf(o, "tailor_llm_upstream_duration_seconds_sum{url=\"%s\"} %.6f\n", st[i].url, st[i].seconds);
+        sb_printf(o, "tailor_llm_upstream_duration_seconds_count{url=\"%s\"} %llu\n", st[i].url,
+                  (unsigned long long)st[i].ok);
+    }
+}
+
 void srv_metrics(srv_req *r) {
     srv *s = r->srv;
     sb *o = &r->out;
@@ -639,6 +691,7 @@ void srv_metrics(srv_req *r) {
               "# TYPE tailor_uptime_seconds gauge\ntailor_uptime_seconds %.3f\n",
               depth, s->cap, s->n_workers, atomic_load(&s->open) - 1, (unsigned long long)tok, (double)ns * 1e-9,
               ns ? (double)tok / ((double)ns * 1e-9) : 0.0, timer_seconds_since(s->started_ns));
+    upstream_metrics(s, o);
     store_model *models;
     size_t n;
     tailor_error err = {0};

@@ -112,10 +112,10 @@ bool srv_stream_printf(srv_stream *st, const char *fmt, ...) BASE_PRINTF(2, 3);
 void srv_stream_end(srv_stream *st);
 
 /* The language model (NULL when none); calls into it are serialised by
- * srv_llm_lock/unlock. */
+ * srv_llm_lock/unlock, unless its ops say it is concurrent (remote). */
 llm_backend *srv_llm(srv *s);
 /* The same model as a backend the agent can use from any worker (each call
- * takes the lock); NULL when there is no model. */
+ * takes the lock when it must); NULL when there is no model. */
 llm_backend *srv_llm_shared(srv *s);
 bool srv_web_enabled(srv *s);
 /* The reports folder (malloc'd path). */

@@ -20,8 +20,15 @@
 
 /* ---- fake_openai_server --------------------------------------------------- */
 
-static int g_port;
-static int g_listen = -1;
+/* A fake server: the main one, and a second for the fleet's tests. down
+ * makes it answer 503 to everything, its health check included. */
+typedef struct fake {
+    int listen, port;
+    volatile int down;
+    int chats; /* chat requests it answered */
+    pthread_t t;
+} fake;
+static fake g_a = {.listen = -1}, g_b = {.listen = -1};
 static volatile int g_stop;
 static int g_hits[16];          /* requests per scenario */
 static char g_last_auth[256];   /* the last Authorization header */
@@ -95,7 +102,7 @@ static void sse_call(int fd, const char *name, const char *const *frags, int n) 
     send_str(fd, "data: [DONE]\n\n");
 }
 
-static void serve_one(int fd) {
+static void serve_one(fake *srv, int fd) {
     char req[70000];
     size_t got = 0;
     long len = -1;
@@ -114,6 +121,14 @@ static void serve_one(int fd) {
         if (body && (long)(got - (size_t)(body - req)) >= len) break;
     }
     if (!body) return;
+    if (srv->down) {
+        reply_json(fd, "503 Service Unavailable", "{\"error\":{\"message\":\"going down\"}}");
+        return;
+    }
+    if (!strncmp(req, "GET /v1/models ", 15)) {
+        reply_json(fd, "200 OK", "{\"object\":\"list\",\"data\":[{\"id\":\"test-model\",\"object\":\"model\"}]}");
+        return;
+    }
     char *auth = strcasestr(req, "Authorization: ");
     g_last_auth[0] = 0;
     if (auth) sscanf(auth + 15, "%255[^\r\n]", g_last_auth);
@@ -131,6 +146,7 @@ static void serve_one(int fd) {
         cJSON_Delete(j);
         return;
     }
+    srv->chats++;
     /* The scenario: the last user message; after a tool result, an answer. */
     cJSON *j = cJSON_Parse(body);
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages"), *m, *last_user = NULL;
@@ -218,33 +234,39 @@ static void serve_one(int fd) {
 }
 
 static void *fake_openai_server(void *arg) {
-    (void)arg;
+    fake *f = arg;
     while (!g_stop) {
-        int fd = accept(g_listen, NULL, NULL);
+        int fd = accept(f->listen, NULL, NULL);
         if (fd < 0) break;
-        serve_one(fd);
+        serve_one(f, fd);
         close(fd);
     }
     return NULL;
 }
 
-static bool start_server(pthread_t *t) {
-    g_listen = socket(AF_INET, SOCK_STREAM, 0);
+static bool start_server(fake *f) {
+    f->listen = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
-    setsockopt(g_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(f->listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(g_listen, (struct sockaddr *)&a, sizeof a) || listen(g_listen, 8)) return false;
+    if (bind(f->listen, (struct sockaddr *)&a, sizeof a) || listen(f->listen, 16)) return false;
     socklen_t al = sizeof a;
-    getsockname(g_listen, (struct sockaddr *)&a, &al);
-    g_port = ntohs(a.sin_port);
-    return pthread_create(t, NULL, fake_openai_server, NULL) == 0;
+    getsockname(f->listen, (struct sockaddr *)&a, &al);
+    f->port = ntohs(a.sin_port);
+    return pthread_create(&f->t, NULL, fake_openai_server, f) == 0;
+}
+
+static void stop_server(fake *f) {
+    shutdown(f->listen, SHUT_RDWR);
+    close(f->listen);
+    pthread_join(f->t, NULL);
 }
 
 /* ---- the tests -------------------------------------------------------------- */
 
 static llm_backend *backend(long read_s, int retries) {
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", g_port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", g_a.port);
     llm_remote_params p = llm_remote_default_params();
     p.url = url;
     p.model = "test-model";
@@ -288,6 +310,23 @@ static void test_protocol(void) {
     CHECK_CONTAINS(g_last_body, "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"recommend\"");
     CHECK_CONTAINS(g_last_body, "\"tool_choice\":\"auto\"");
     CHECK_CONTAINS(g_last_body, "\"model\":\"test-model\"");
+    CHECK_CONTAINS(g_last_body, "\"max_tokens\":1024");
+    llm_reply_deinit(&r);
+    /* A request's own sampling (a server's /v1 call sets it on its thread),
+     * then the backend's again. */
+    llm_sampler_params sp = llm_sampler_default_params();
+    sp.temperature = 0.25f;
+    sp.seed = 42;
+    b->ops->set_sampling(b, &sp, 7);
+    CHECK_EQ(ask(b, "plain", &r, &s, &e), 0);
+    CHECK_CONTAINS(g_last_body, "\"temperature\":0.25");
+    CHECK_CONTAINS(g_last_body, "\"seed\":42");
+    CHECK_CONTAINS(g_last_body, "\"max_tokens\":7");
+    llm_reply_deinit(&r);
+    b->ops->set_sampling(b, NULL, 0);
+    CHECK_EQ(ask(b, "plain", &r, &s, &e), 0);
+    CHECK_CONTAINS(g_last_body, "\"max_tokens\":1024");
+    CHECK(!strstr(g_last_body, "\"seed\""));
     llm_reply_deinit(&r);
     /* A tool call in fragments, joined. */
     CHECK_EQ(ask(b, "tool", &r, &s, &e), 0);
@@ -416,17 +455,150 @@ static void test_repair(void) {
     free(dir);
 }
 
+/* A fleet of two: round robin, failover, the breaker, the health thread,
+ * calls from several threads at once, and the stats /metrics shows. */
+static llm_backend *fleet(int breaker, long cooldown_ms, long health_ms) {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1, http://127.0.0.1:%d/v1/", g_a.port, g_b.port);
+    llm_remote_params p = llm_remote_default_params();
+    p.url = url;
+    p.model = "test-model";
+    p.read_timeout_s = 5;
+    p.breaker_failures = breaker;
+    p.breaker_cooldown_ms = cooldown_ms;
+    p.health_interval_ms = health_ms;
+    llm_backend *b = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(llm_remote_backend_new(&p, &b, &e), 0);
+    return b;
+}
+
+static int asks_ok(llm_backend *b, int n) {
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        llm_reply r;
+        tailor_error e = {0};
+        sb s;
+        sb_init(&s);
+        if (!ask(b, "plain", &r, &s, &e)) {
+            ok += r.text && !strcmp(r.text, "Hello from the test server.");
+            llm_reply_deinit(&r);
+        } else {
+            fprintf(stderr, "fleet ask: %s\n", e.msg);
+        }
+        sb_deinit(&s);
+    }
+    return ok;
+}
+
+static void *ask_thread(void *b) { return (void *)(intptr_t)asks_ok(b, 5); }
+
+static void test_fleet(void) {
+    llm_backend *b = fleet(2, 300, -1);
+    if (!b) return;
+    llm_upstream_stats st[4];
+    CHECK(b->ops->concurrent && b->ops->upstreams);
+    CHECK_EQ(b->ops->upstreams(b, st, 4), 2);
+    CHECK_CONTAINS(st[1].url, "/v1");
+    CHECK(st[0].up && st[1].up);
+    /* Round robin. */
+    int a0 = g_a.chats, b0 = g_b.chats;
+    CHECK_EQ(asks_ok(b, 4), 4);
+    CHECK_EQ(g_a.chats - a0, 2);
+    CHECK_EQ(g_b.chats - b0, 2);
+    b->ops->upstreams(b, st, 4);
+    CHECK(st[0].ok == 2 && st[1].ok == 2 && st[0].le[LLM_UPSTREAM_BUCKETS - 1] == 2 && st[0].seconds > 0);
+    /* B goes down: every request still answered (the one sent to B goes on
+     * to A); two failures in a row take B out, and then nothing is sent
+     * to it. */
+    g_b.down = 1;
+    a0 = g_a.chats;
+    CHECK_EQ(asks_ok(b, 6), 6);
+    CHECK_EQ(g_a.chats - a0, 6);
+    b->ops->upstreams(b, st, 4);
+    CHECK_EQ(st[1].failed, 2);
+    CHECK_EQ(st[1].failovers, 2);
+    CHECK_EQ(st[1].breaker_opens, 1);
+    CHECK(!st[1].up && st[0].up);
+    /* B back: after the cool-down one request tries it, and it is in. */
+    g_b.down = 0;
+    usleep(400000);
+    b0 = g_b.chats;
+    CHECK_EQ(asks_ok(b, 4), 4);
+    CHECK_EQ(g_b.chats - b0, 2);
+    b->ops->upstreams(b, st, 4);
+    CHECK(st[1].up);
+    /* A request that fails everywhere: tried on both, the message names both. */
+    llm_reply r;
+    tailor_error e = {0};
+    sb s;
+    sb_init(&s);
+    CHECK_EQ(ask(b, "500", &r, &s, &e), TAILOR_EDATA);
+    CHECK_CONTAINS(e.msg, "HTTP 500: it broke here (after failing over); before that on http://127.0.0.1:");
+    /* Both down: failures take both out; then a request fails at once,
+     * saying why, without being sent. */
+    g_a.down = g_b.down = 1;
+    for (int i = 0; i < 3; i++)
+        if (!ask(b, "plain", &r, &s, &e)) llm_reply_deinit(&r);
+    a0 = g_a.chats;
+    uint64_t t0 = timer_now_ns();
+    CHECK_EQ(ask(b, "plain", &r, &s, &e), TAILOR_ENETWORK);
+    CHECK(timer_seconds_since(t0) < 0.2);
+    CHECK_CONTAINS(e.msg, "no model server is taking requests");
+    CHECK_CONTAINS(e.msg, "HTTP 503: going down");
+    g_a.down = g_b.down = 0;
+    b->ops->free(b);
+    /* The health thread takes a server out and brings it back without a
+     * request; calls from four threads at once all answered. */
+    b = fleet(3, 60000, 100);
+    if (!b) return;
+    g_b.down = 1;
+    bool out = false;
+    for (int i = 0; i < 40 && !out; i++) {
+        usleep(50000);
+        b->ops->upstreams(b, st, 4);
+        out = !st[1].up;
+    }
+    CHECK(out);
+    CHECK_EQ(st[1].failed, 0);
+    g_b.down = 0;
+    bool back = false;
+    for (int i = 0; i < 40 && !back; i++) {
+        usleep(50000);
+        b->ops->upstreams(b, st, 4);
+        back = st[1].up;
+    }
+    CHECK(back);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, ask_thread, b);
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        void *got;
+        pthread_join(th[i], &got);
+        total += (int)(intptr_t)got;
+    }
+    CHECK_EQ(total, 20);
+    b->ops->upstreams(b, st, 4);
+    CHECK_EQ(st[0].ok + st[1].ok, 20);
+    b->ops->free(b);
+    /* A fleet's URLs are checked one by one. */
+    llm_remote_params p = llm_remote_default_params();
+    p.url = "http://a:1/v1,,http://b:2/v1";
+    CHECK_EQ(llm_remote_backend_new(&p, &b, &e), TAILOR_EINVAL);
+    CHECK_CONTAINS(e.msg, "'' is not an http(s) URL");
+    sb_deinit(&s);
+}
+
 int main(void) {
-    pthread_t t;
-    if (!start_server(&t)) {
+    if (!start_server(&g_a) || !start_server(&g_b)) {
         fprintf(stderr, "FATAL: cannot start fake_openai_server on loopback\n");
         return 1;
     }
     RUN(test_protocol);
     RUN(test_repair);
+    RUN(test_fleet);
     g_stop = 1;
-    shutdown(g_listen, SHUT_RDWR);
-    close(g_listen);
-    pthread_join(t, NULL);
+    stop_server(&g_a);
+    stop_server(&g_b);
     return test_summary();
 }
