@@ -20,7 +20,8 @@ typedef struct cli_opt {
 
 typedef struct cli_args {
     const struct cli_cmd *cmd;
-    const char *db_path; /* --db, $TAILOR_DB, or ./tailor.db */
+    const char *db_path; /* --db, $TAILOR_DB, or ./tailor.db (a file, or a postgresql:// URL) */
+    char *files;         /* store_files_base(db_path): PREFIX.models/, .index/, .reports/ */
     bool quiet;
     /* Values of the command's options, by index in cmd->opts; flags are
      * "1" when given. Repeated options keep the last value. */

@@ -116,7 +116,7 @@ static int face_open(cli_args *a, chat_face *f) {
     /* The item index, when there is one, lets the search tool find by
      * meaning too; without it (or its model) the agent searches words. */
     const char *ix = cli_opt_get(a, "index");
-    int rc = kg_index_open_for(a->db_path, ix, &f->x, &err);
+    int rc = kg_index_open_for(a->files, ix, &f->x, &err);
     if (!rc && f->x) {
         rc = kg_retriever_open(&f->r, f->x, NULL, &err);
         f->retrieving = rc == 0;
@@ -296,7 +296,7 @@ static int experiment_cold(cli_args *a) {
     kg_index *x = NULL;
     sb json;
     sb_init(&json);
-    int rc = kg_index_open_for(a->db_path, cli_opt_get(a, "index"), &x, &err);
+    int rc = kg_index_open_for(a->files, cli_opt_get(a, "index"), &x, &err);
     p.index = x;
     if (!rc) rc = eval_cold_items(s, p, stdout, &json, &err);
     if (!rc) rc = write_json_opt(a, &json, &err);
@@ -352,12 +352,12 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     sb_init(&json);
     p.quiet = a->quiet;
     p.shots = (int)shots;
-    const char *name = a->pos[0], *base = strrchr(a->db_path, '/');
+    const char *name = a->pos[0], *base = strrchr(a->files, '/');
     if (!rc && icl) rc = eval_llm_icl_shots(s, p, stdout, &json, &err);
     else if (!rc && !strcmp(name, "llm-generative")) rc = eval_llm_generative(s, p, stdout, &json, &err);
     else if (!rc && !strcmp(name, "llm-vs-traditional"))
         rc = eval_llm_vs_traditional(s, p, cli_opt_get(a, "models") ? cli_opt_get(a, "models") : "pop,als,ease,sasrec",
-                                     base ? base + 1 : a->db_path, cli_opt_get(a, "report"), stdout, &json, &err);
+                                     base ? base + 1 : a->files, cli_opt_get(a, "report"), stdout, &json, &err);
     else if (!rc) rc = eval_llm_ranker(s, p, stdout, &json, &err);
     if (!rc) rc = write_json_opt(a, &json, &err);
     sb_deinit(&json);

@@ -10,7 +10,7 @@
 #include "personalize/personalize.h"
 
 static char *index_path(const cli_args *a) {
-    return cli_opt_get(a, "index") ? xstrdup(cli_opt_get(a, "index")) : kg_index_default_path(a->db_path);
+    return cli_opt_get(a, "index") ? xstrdup(cli_opt_get(a, "index")) : kg_index_default_path(a->files);
 }
 
 /* --pooling: the file's unless named; false when unknown. */

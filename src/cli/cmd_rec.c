@@ -548,7 +548,7 @@ static int eval_ctr_cli(cli_args *a, store *s, const eval_entry *ent, int nm, ui
         rec_model_free(model);
         if (!rc) done++;
     }
-    const char *dataset = cli_opt_get(a, "name") ? cli_opt_get(a, "name") : base_name(a->db_path);
+    const char *dataset = cli_opt_get(a, "name") ? cli_opt_get(a, "name") : base_name(a->files);
     if (!rc) eval_ctr_print(stdout, dataset, &split, seed, res, done);
     if (!rc && cli_opt_get(a, "json")) {
         sb j;
@@ -675,7 +675,7 @@ int cmd_eval(cli_args *a) {
         rec_model_free(model);
         if (!rc) done++;
     }
-    const char *dataset = cli_opt_get(a, "name") ? cli_opt_get(a, "name") : base_name(a->db_path);
+    const char *dataset = cli_opt_get(a, "name") ? cli_opt_get(a, "name") : base_name(a->files);
     for (int pi = 0; pi < np && !rc; pi++) {
         eval_report_info info = {dataset, &split, &sp, &protos[pi]};
         eval_result *r = res + pi * nm;

@@ -26,6 +26,7 @@ int cmd_serve(cli_args *a) {
     if (!cli_opt_int(a, "timeout", 30, 1, 3600, &timeout)) return cli_usage_error(a, "--timeout takes 1-3600 seconds");
     if (cli_flag(a, "web") && cli_flag(a, "no-web")) return cli_usage_error(a, "give --web or --no-web, not both");
     p.db_path = a->db_path;
+    p.files = a->files;
     p.port = (int)port;
     p.threads = (int)threads;
     p.queue = (int)queue;

@@ -671,7 +671,7 @@ int cli_usage_error(const cli_args *a, const char *fmt, ...) {
 store *cli_open_store(const cli_args *a, bool must_exist, int *exit_code) {
     store *s = NULL;
     tailor_error err = {0};
-    if (must_exist && !file_exists(a->db_path)) {
+    if (must_exist && !store_is_url(a->db_path) && !file_exists(a->db_path)) {
         fprintf(stderr, "tailor: no database at %s (import data first, or pass --db PATH)\n",
                 a->db_path);
         *exit_code = EX_NOINPUT;
@@ -862,8 +862,10 @@ int main(int argc, char **argv) {
         goto done;
     }
     progress_set_quiet(a.quiet);
+    a.files = store_files_base(a.db_path);
     rc = cmd->handler(&a);
 done:
+    free(a.files);
     free(sub_argv);
     free(a.pos);
     return rc;

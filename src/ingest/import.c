@@ -17,14 +17,18 @@ int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
     c->st = st;
     memset(st, 0, sizeof *st);
     c->t0 = timer_now_ns();
+    c->pending = xmalloc(STORE_EVENT_FLUSH * sizeof *c->pending);
     hmap_init(&c->users, 1024);
     hmap_init(&c->items, 1024);
     hmap_init(&c->kinds, 16);
     /* Bulk mode drops the events index (whoever needs it next rebuilds
      * it: a sort of the whole table), so it is used only when the import at
      * least doubles the table. */
-    c->bulk = dup == STORE_DUP_KEEP && expected_events >= 10000 &&
+    c->seen_in_memory = (dup == STORE_DUP_ERROR || dup == STORE_DUP_SKIP) && store_lookups_remote(s) &&
+                        store_events_count(s) == 0;
+    c->bulk = (dup == STORE_DUP_KEEP || c->seen_in_memory) && expected_events >= 10000 &&
               expected_events >= store_events_count(s);
+    if (c->seen_in_memory) hmap_init(&c->seen, 1024);
     int rc = c->bulk ? store_events_bulk_begin(s, err) : 0;
     if (!rc) rc = store_begin(s, err);
     if (!rc && c->bulk) rc = store_events_bulk_drop_indexes(s, err);
@@ -33,9 +37,11 @@ int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
     if (rc) {
         store_rollback(s);
         if (c->bulk) store_events_bulk_finish(s);
+        if (c->seen_in_memory) hmap_deinit(&c->seen);
         hmap_deinit(&c->users);
         hmap_deinit(&c->items);
         hmap_deinit(&c->kinds);
+        free(c->pending);
         return rc;
     }
     progress_begin(&c->bar, label, total_bytes);
@@ -50,13 +56,16 @@ static int ctx_flush(ing_ctx *c, tailor_error *err) {
 
 int ing_ctx_end(ing_ctx *c, int rc, tailor_error *err) {
     if (rc == 0 && c->npending) rc = ctx_flush(c, err);
+    if (rc == 0 && c->bulk) rc = store_events_bulk_restore(c->s, err);
     progress_end(&c->bar);
     if (rc == 0) rc = store_commit(c->s, err);
     if (rc != 0) store_rollback(c->s);
     if (c->bulk) store_events_bulk_finish(c->s);
+    if (c->seen_in_memory) hmap_deinit(&c->seen);
     hmap_deinit(&c->users);
     hmap_deinit(&c->items);
     hmap_deinit(&c->kinds);
+    free(c->pending);
     c->st->seconds = timer_seconds_since(c->t0);
     return rc;
 }
@@ -136,10 +145,17 @@ int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err) {
     if (c->dup == STORE_DUP_KEEP) {
         c->pending[c->npending++] = *ev;
         c->st->events++;
-        return c->npending == STORE_EVENT_BATCH ? ctx_flush(c, err) : 0;
+        return c->npending == STORE_EVENT_FLUSH ? ctx_flush(c, err) : 0;
     }
     bool found;
-    int rc = store_event_find(c->s, ev, &found, err);
+    int rc = 0;
+    if (c->seen_in_memory) {
+        int64_t key[3] = {ev->user_id, ev->item_id, ev->kind}, one;
+        found = hmap_get(&c->seen, (const char *)key, sizeof key, &one);
+        if (!found) hmap_put(&c->seen, (const char *)key, sizeof key, 1);
+    } else {
+        rc = store_event_find(c->s, ev, &found, err);
+    }
     if (rc) return rc;
     if (found) {
         if (c->dup == STORE_DUP_ERROR)
@@ -152,6 +168,11 @@ int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err) {
         }
         if ((rc = store_event_delete_same(c->s, ev, err))) return rc;
         c->st->replaced++;
+    }
+    if (c->seen_in_memory) {
+        c->pending[c->npending++] = *ev;
+        c->st->events++;
+        return c->npending == STORE_EVENT_FLUSH ? ctx_flush(c, err) : 0;
     }
     rc = store_event_add(c->s, ev, err);
     if (!rc) c->st->events++;

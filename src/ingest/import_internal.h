@@ -13,8 +13,14 @@ typedef struct ing_ctx {
     progress bar;
     uint64_t t0, tick;
     bool bulk; /* foreign-key checks off, events index dropped */
-    /* KEEP policy: events wait here and go in as one multi-row insert. */
-    store_event pending[STORE_EVENT_BATCH];
+    /* A remote store (PostgreSQL) whose events table was empty: duplicates
+     * (ERROR and SKIP) are found in this set of (user, item, kind) instead
+     * of a look-up per event, and events go in batches. */
+    bool seen_in_memory;
+    hmap seen;
+    /* KEEP policy (and seen_in_memory): events wait here and go in as one
+     * multi-row insert (one COPY on PostgreSQL). */
+    store_event *pending; /* STORE_EVENT_FLUSH of them */
     size_t npending;
 } ing_ctx;
 

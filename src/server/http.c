@@ -123,7 +123,7 @@ char *srv_reports_dir(srv *s) {
     if (s->p.reports) return xstrdup(s->p.reports);
     sb p;
     sb_init(&p);
-    sb_printf(&p, "%s.reports", s->p.db_path);
+    sb_printf(&p, "%s.reports", s->p.files ? s->p.files : s->p.db_path);
     return sb_take(&p);
 }
 
@@ -785,7 +785,7 @@ int srv_new(const srv_params *p, srv **out, tailor_error *err) {
     int rc = 0;
     /* The vector index, when there is one: the chat's search tool fuses
      * words and meaning. One copy for all workers; a model each. */
-    rc = kg_index_open_for(p->db_path, p->index, &s->index, err);
+    rc = kg_index_open_for(p->files ? p->files : p->db_path, p->index, &s->index, err);
     for (int i = 0; i < s->n_workers && !rc; i++) {
         srv_worker *w = &s->workers[i];
         w->srv = s;

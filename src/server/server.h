@@ -15,7 +15,8 @@
 #include "llm/llm.h"
 
 typedef struct srv_params {
-    const char *db_path;
+    const char *db_path; /* the store: a SQLite file or a postgresql:// URL */
+    const char *files;   /* store_files_base(db_path), for the reports and the index (NULL: from db_path) */
     const char *host;   /* default 127.0.0.1 */
     int port;           /* 0: any free port (srv_port says which) */
     int threads;        /* workers (0: the number of cores) */

@@ -1,16 +1,15 @@
-/* store.h — the persistent store: SQLite schema, migrations, typed access,
- * and the in-memory views that models train on.
+/* store.h — the persistent store: schema, migrations, typed access, and
+ * the in-memory views that models train on, over SQLite (a file) or
+ * PostgreSQL (a postgresql:// URL; src/store/db.h).
  *
- * Owns the sqlite3 handle and every SQL statement in tailor; no other module
- * writes SQL. Internal ids are SQLite rowids (INTEGER PRIMARY KEY); external
+ * Owns the database connection and every SQL statement in tailor; no other
+ * module writes SQL. Internal ids are row ids (INTEGER PRIMARY KEY); external
  * ids are the strings the data came with. Views use dense 0-based indexes.
  * Writes happen inside store_begin/store_commit so that a failed import
  * rolls back to exactly the state before it.
  */
 #ifndef TAILOR_STORE_H
 #define TAILOR_STORE_H
-
-#include <sqlite3.h>
 
 #include "base/base.h"
 
@@ -25,9 +24,20 @@ typedef struct store_params {
 } store_params;
 
 store_params store_default_params(void);
+/* Whether target names a PostgreSQL database (postgresql://..., or a
+ * libpq "host=... dbname=..." string) rather than a SQLite file. */
+bool store_is_url(const char *target);
+/* Where a store's files live, as a path prefix (malloc'd): its models are
+ * in PREFIX.models/, its vector index in PREFIX.index/, its reports in
+ * PREFIX.reports/. SQLite: the database file's own path (the files sit
+ * beside it). PostgreSQL: $TAILOR_FILES/NAME, NAME the database's name and
+ * TAILOR_FILES a folder every server of the database shares (default
+ * ./tailor-files). */
+char *store_files_base(const char *target);
 int store_open(const char *path, store_params params, store **out, tailor_error *err);
 void store_close(store *s);
-sqlite3 *store_db(store *s);
+/* The connection (src/store/db.h: tests look into the tables with it). */
+struct sdb *store_db(store *s);
 int store_schema_version(store *s);
 
 /* Transactions: one level; store_rollback is safe to call after errors. */
@@ -91,6 +101,9 @@ int store_event_add(store *s, const store_event *ev, tailor_error *err);
 /* Appends n events; full batches of STORE_EVENT_BATCH go through one
  * multi-row INSERT (per-statement overhead dominates single-row inserts). */
 #define STORE_EVENT_BATCH 64
+/* On PostgreSQL the n events go in one COPY; importers hand over this many
+ * at once. */
+#define STORE_EVENT_FLUSH 32768
 int store_events_add(store *s, const store_event *evs, size_t n, tailor_error *err);
 /* The (user, item, kind) index on events is built on demand: duplicate
  * checks and per-user look-ups call store_events_index_ensure first (a
@@ -101,16 +114,23 @@ int store_events_index_ensure(store *s, tailor_error *err);
  * turns off per-row foreign-key checks (the caller guarantees its ids exist:
  * the importers take them from maps of existing rows);
  * store_events_bulk_drop_indexes (inside the transaction) drops the events
- * index so appends stay sequential. store_events_bulk_finish restores both
- * after the transaction ends, whether it committed or not. */
+ * index so appends stay sequential (PostgreSQL: and the events' foreign
+ * keys, which store_events_bulk_restore adds back, checked in one pass,
+ * before the commit). store_events_bulk_finish restores the rest after the
+ * transaction ends, whether it committed or not. */
 int store_events_bulk_begin(store *s, tailor_error *err);
 int store_events_bulk_drop_indexes(store *s, tailor_error *err);
+int store_events_bulk_restore(store *s, tailor_error *err);
 void store_events_bulk_finish(store *s);
 /* The newest event time (0 when there are no events); a scan. */
 int store_events_max_ts(store *s, int64_t *out, tailor_error *err);
 /* An estimate of the number of stored events (max rowid). */
 int64_t store_events_count(store *s);
 
+/* Whether each look-up costs a round trip to a server (PostgreSQL): an
+ * import into an empty events table then checks duplicates in memory and
+ * hands events over in batches. */
+bool store_lookups_remote(const store *s);
 /* Whether an event with ev's (user, item, kind) is stored, and removal of
  * all such events (the replace policy). */
 int store_event_find(store *s, const store_event *ev, bool *found, tailor_error *err);

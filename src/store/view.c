@@ -36,22 +36,22 @@ static int load_entities(store *s, const char *table, int32_t *n, int64_t **rowi
                          tailor_error *err) {
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT id, ext_id FROM %s ORDER BY id", table);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return store_sqlite_err(s, err, table);
+    sdb_stmt *st;
+    if (sdb_prepare(s->db, sql, &st) != SDB_OK)
+        return store_db_err(s, err, table);
     VEC(int64_t) ids = {0};
     VEC(char *) ext = {0};
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        vec_push(&ids, sqlite3_column_int64(st, 0));
-        const char *e = (const char *)sqlite3_column_text(st, 1);
-        vec_push(&ext, arena_strndup(strings, e, (size_t)sqlite3_column_bytes(st, 1)));
+    while ((rc = sdb_step(st)) == SDB_ROW) {
+        vec_push(&ids, sdb_col_int64(st, 0));
+        const char *e = sdb_col_text(st, 1);
+        vec_push(&ext, arena_strndup(strings, e, (size_t)sdb_col_bytes(st, 1)));
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
+    sdb_finalize(st);
+    if (rc != SDB_DONE) {
         vec_free(&ids);
         vec_free(&ext);
-        return store_sqlite_err(s, err, table);
+        return store_db_err(s, err, table);
     }
     if (ids.len > INT32_MAX) {
         vec_free(&ids);
@@ -129,39 +129,37 @@ int store_view_build(store *s, store_view_params params, store_view *v, tailor_e
         rc = store_kind_id(s, params.kind, false, &kind, err);
         if (rc) goto fail;
     }
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT user_id, item_id, value, ts FROM events"
-                           " WHERE (?1 = 0 OR kind = ?1) AND (?2 = 0 OR value >= ?3)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = store_sqlite_err(s, err, "events");
+    sdb_stmt *st;
+    if (sdb_prepare(s->db, "SELECT user_id, item_id, value, ts FROM events"
+                           " WHERE (?1 = 0 OR kind = ?1) AND (?2 = 0 OR value >= ?3)", &st) != SDB_OK) {
+        rc = store_db_err(s, err, "events");
         goto fail;
     }
-    sqlite3_bind_int64(st, 1, kind);
-    sqlite3_bind_int(st, 2, params.has_min_value);
-    sqlite3_bind_double(st, 3, params.min_value);
+    sdb_bind_int64(st, 1, kind);
+    sdb_bind_int64(st, 2, params.has_min_value);
+    sdb_bind_double(st, 3, params.min_value);
 
     VEC(int32_t) eu = {0};
     VEC(seq_ev) ev = {0};
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int32_t u = rowid_map_get(&umap, sqlite3_column_int64(st, 0));
-        int32_t i = rowid_map_get(&imap, sqlite3_column_int64(st, 1));
+    while ((step = sdb_step(st)) == SDB_ROW) {
+        int32_t u = rowid_map_get(&umap, sdb_col_int64(st, 0));
+        int32_t i = rowid_map_get(&imap, sdb_col_int64(st, 1));
         if (u < 0 || i < 0) continue; /* cannot happen with foreign keys on */
-        seq_ev e = {.ts = sqlite3_column_int64(st, 3),
+        seq_ev e = {.ts = sdb_col_int64(st, 3),
                     .item = i,
-                    .value = sqlite3_column_type(st, 2) == SQLITE_NULL
+                    .value = sdb_col_null(st, 2)
                                  ? 1.0f
-                                 : (float)sqlite3_column_double(st, 2),
+                                 : (float)sdb_col_double(st, 2),
                     .order = (int64_t)ev.len};
         vec_push(&eu, u);
         vec_push(&ev, e);
     }
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE) {
+    sdb_finalize(st);
+    if (step != SDB_DONE) {
         vec_free(&eu);
         vec_free(&ev);
-        rc = store_sqlite_err(s, err, "events");
+        rc = store_db_err(s, err, "events");
         goto fail;
     }
 

@@ -2,7 +2,6 @@
  * (exact counts), on corrupted copies (right file:line and field, database
  * content unchanged), duplicate policies, and the generic CSV/JSONL
  * importers. */
-#include <sqlite3.h>
 
 #include "ingest/ingest.h"
 #include "test.h"
