@@ -9,7 +9,7 @@ set -eu
 
 # chromium and Node.js (with npm) serve the browser test and the openai
 # client test; Node.js is installed from Debian only when no node is there.
-PKGS="cmake pkg-config curl chromium postgresql libpq-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libzip-dev libopenblas-dev libpcre2-dev libunistring-dev libedit-dev libmicrohttpd-dev libfaiss-dev"
+PKGS="cmake pkg-config curl chromium postgresql libpq-dev nginx libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libzip-dev libopenblas-dev libpcre2-dev libunistring-dev libedit-dev libmicrohttpd-dev libfaiss-dev"
 check=0
 for a in "$@"; do
     case "$a" in

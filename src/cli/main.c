@@ -547,7 +547,7 @@ static const cli_cmd COMMANDS[] = {
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
 static const cli_opt GLOBAL_OPTS[] = {
-    {"db", 0, "PATH", "database file (default $TAILOR_DB or ./tailor.db)"},
+    {"db", 0, "PATH", "database file, or a postgresql:// URL (default $TAILOR_DB or ./tailor.db)"},
     {"quiet", 'q', NULL, "no progress bars"},
     {"verbose", 'v', NULL, "more log output (same as TAILOR_LOG=info)"},
     {"help", 'h', NULL, "show help"},
@@ -653,7 +653,8 @@ static void print_overview(FILE *f, const char *prefix) {
     for (size_t i = 0; i < NGLOBAL; i++) print_opt(f, &GLOBAL_OPTS[i]);
     fprintf(f,
             "\nenvironment: TAILOR_DB (database), TAILOR_LOG (debug|info|warn|error|off),\n"
-            "XDG_CACHE_HOME (dataset cache), TAILOR_DATASETS_URL (dataset mirror)\n"
+            "XDG_CACHE_HOME (dataset cache), TAILOR_DATASETS_URL (dataset mirror),\n"
+            "TAILOR_FILES (a PostgreSQL store's models, index and reports; default ./tailor-files)\n"
             "'tailor help COMMAND' or 'tailor COMMAND --help' shows a command's options.\n");
 }
 

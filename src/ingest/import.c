@@ -8,6 +8,43 @@
 
 #include "ingest/import_internal.h"
 
+/* A pending event REPLACE dropped (kind 0 is no kind). */
+#define DROPPED_KIND 0
+/* seen's values: 0 for a stored event; (gen << 24) | (place in pending + 1)
+ * for a pending one, which is pending only while gen is current. */
+#define SEEN_PENDING(c, v) ((uint64_t)(v) >> 24 == (c)->gen)
+
+static int ctx_flush(ing_ctx *c, tailor_error *err);
+
+static int seen_stored(void *ctx, int64_t user_id, int64_t item_id, int64_t kind) {
+    ing_ctx *c = ctx;
+    int64_t key[3] = {user_id, item_id, kind};
+    hmap_put(&c->seen, (const char *)key, sizeof key, 0);
+    return 0;
+}
+
+static int event_in_memory(ing_ctx *c, const store_event *ev, tailor_error *err) {
+    int64_t key[3] = {ev->user_id, ev->item_id, ev->kind}, where;
+    if (hmap_get(&c->seen, (const char *)key, sizeof key, &where)) {
+        if (c->dup == STORE_DUP_ERROR)
+            return err_set(err, TAILOR_EEXISTS,
+                           "duplicate event for this user, item and kind "
+                           "(use --on-duplicate keep, skip or replace)");
+        if (c->dup == STORE_DUP_SKIP) {
+            c->st->skipped++;
+            return 0;
+        }
+        /* REPLACE: the newest earlier one goes (older ones went when it came). */
+        if (SEEN_PENDING(c, where)) c->pending[(where & 0xffffff) - 1].kind = DROPPED_KIND;
+        else vec_push(&c->gone, *ev);
+        c->st->replaced++;
+    }
+    hmap_put(&c->seen, (const char *)key, sizeof key, (int64_t)(((uint64_t)c->gen << 24) | (c->npending + 1)));
+    c->pending[c->npending++] = *ev;
+    c->st->events++;
+    return c->npending == STORE_EVENT_FLUSH ? ctx_flush(c, err) : 0;
+}
+
 int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
                   const char *label, uint64_t total_bytes, int64_t expected_events,
                   tailor_error *err) {
@@ -24,20 +61,22 @@ int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
     /* Bulk mode drops the events index (whoever needs it next rebuilds
      * it: a sort of the whole table), so it is used only when the import at
      * least doubles the table. */
-    c->seen_in_memory = (dup == STORE_DUP_ERROR || dup == STORE_DUP_SKIP) && store_lookups_remote(s) &&
-                        store_events_count(s) == 0;
+    c->seen_in_memory = dup != STORE_DUP_KEEP && store_lookups_remote(s);
+    c->gen = 1;
     c->bulk = (dup == STORE_DUP_KEEP || c->seen_in_memory) && expected_events >= 10000 &&
               expected_events >= store_events_count(s);
-    if (c->seen_in_memory) hmap_init(&c->seen, 1024);
     int rc = c->bulk ? store_events_bulk_begin(s, err) : 0;
     if (!rc) rc = store_begin(s, err);
     if (!rc && c->bulk) rc = store_events_bulk_drop_indexes(s, err);
+    if (c->seen_in_memory) hmap_init(&c->seen, 1024);
+    if (!rc && c->seen_in_memory) rc = store_events_keys_each(s, seen_stored, c, err);
     if (!rc) rc = store_idmap_load(s, "users", &c->users, err);
     if (!rc) rc = store_idmap_load(s, "items", &c->items, err);
     if (rc) {
         store_rollback(s);
         if (c->bulk) store_events_bulk_finish(s);
         if (c->seen_in_memory) hmap_deinit(&c->seen);
+        vec_free(&c->gone);
         hmap_deinit(&c->users);
         hmap_deinit(&c->items);
         hmap_deinit(&c->kinds);
@@ -49,8 +88,15 @@ int ing_ctx_begin(ing_ctx *c, store *s, store_dup_policy dup, ing_stats *st,
 }
 
 static int ctx_flush(ing_ctx *c, tailor_error *err) {
-    int rc = store_events_add(c->s, c->pending, c->npending, err);
+    int rc = 0;
+    if (c->gone.len) rc = store_events_delete_same(c->s, c->gone.data, c->gone.len, err);
+    c->gone.len = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < c->npending; i++)
+        if (c->pending[i].kind != DROPPED_KIND) c->pending[n++] = c->pending[i];
+    if (!rc) rc = store_events_add(c->s, c->pending, n, err);
     c->npending = 0;
+    c->gen++; /* what was pending is stored now */
     return rc;
 }
 
@@ -62,6 +108,7 @@ int ing_ctx_end(ing_ctx *c, int rc, tailor_error *err) {
     if (rc != 0) store_rollback(c->s);
     if (c->bulk) store_events_bulk_finish(c->s);
     if (c->seen_in_memory) hmap_deinit(&c->seen);
+    vec_free(&c->gone);
     hmap_deinit(&c->users);
     hmap_deinit(&c->items);
     hmap_deinit(&c->kinds);
@@ -147,15 +194,9 @@ int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err) {
         c->st->events++;
         return c->npending == STORE_EVENT_FLUSH ? ctx_flush(c, err) : 0;
     }
+    if (c->seen_in_memory) return event_in_memory(c, ev, err);
     bool found;
-    int rc = 0;
-    if (c->seen_in_memory) {
-        int64_t key[3] = {ev->user_id, ev->item_id, ev->kind}, one;
-        found = hmap_get(&c->seen, (const char *)key, sizeof key, &one);
-        if (!found) hmap_put(&c->seen, (const char *)key, sizeof key, 1);
-    } else {
-        rc = store_event_find(c->s, ev, &found, err);
-    }
+    int rc = store_event_find(c->s, ev, &found, err);
     if (rc) return rc;
     if (found) {
         if (c->dup == STORE_DUP_ERROR)
@@ -168,11 +209,6 @@ int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err) {
         }
         if ((rc = store_event_delete_same(c->s, ev, err))) return rc;
         c->st->replaced++;
-    }
-    if (c->seen_in_memory) {
-        c->pending[c->npending++] = *ev;
-        c->st->events++;
-        return c->npending == STORE_EVENT_FLUSH ? ctx_flush(c, err) : 0;
     }
     rc = store_event_add(c->s, ev, err);
     if (!rc) c->st->events++;

@@ -13,11 +13,15 @@ typedef struct ing_ctx {
     progress bar;
     uint64_t t0, tick;
     bool bulk; /* foreign-key checks off, events index dropped */
-    /* A remote store (PostgreSQL) whose events table was empty: duplicates
-     * (ERROR and SKIP) are found in this set of (user, item, kind) instead
-     * of a look-up per event, and events go in batches. */
+    /* A remote store (PostgreSQL): duplicates are found in this map of
+     * (user, item, kind) -> where the newest such event is (stored, or its
+     * place in pending: SEEN_PENDING) instead of a look-up per event, and
+     * events go in batches; REPLACE deletes the stored ones in one
+     * statement per batch (gone) and drops pending ones in place. */
     bool seen_in_memory;
     hmap seen;
+    uint32_t gen;  /* batches flushed so far + 1 */
+    VEC(store_event) gone;
     /* KEEP policy (and seen_in_memory): events wait here and go in as one
      * multi-row insert (one COPY on PostgreSQL). */
     store_event *pending; /* STORE_EVENT_FLUSH of them */

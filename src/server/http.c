@@ -792,7 +792,7 @@ int srv_new(const srv_params *p, srv **out, tailor_error *err) {
         w->id = i;
         rc = store_open(p->db_path, store_default_params(), &w->s, err);
         /* An acknowledged write survives a power cut, not only a crash. */
-        if (!rc) rc = store_exec(w->s, "PRAGMA synchronous = FULL", err);
+        if (!rc) rc = store_durable_commits(w->s, err);
         if (!rc) rc = pz_engine_new(w->s, &w->e, err);
         if (!rc) rc = agent_rules_new(w->e, &w->rules, err);
         if (!rc && s->index) {

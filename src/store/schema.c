@@ -393,6 +393,13 @@ int store_migrate(store *s, int target, tailor_error *err) {
     for (int v = have + 1; v <= target; v++) {
         int rc = store_begin(s, err);
         if (rc) return rc;
+        /* Another process may have migrated while this one waited for the
+         * write lock (two servers starting on a new file): read again. */
+        if (store_schema_version(s) >= v) {
+            rc = store_commit(s, err);
+            if (rc) return rc;
+            continue;
+        }
         rc = store_exec(s, MIGRATIONS[v - 1], err);
         if (!rc) {
             char sql[64];

@@ -169,6 +169,10 @@ char *store_files_base(const char *target) {
 
 int store_exec(store *s, const char *sql, tailor_error *err) { return sdb_exec(s->db, sql, err); }
 
+int store_durable_commits(store *s, tailor_error *err) {
+    return store_is_pg(s) ? 0 : store_exec(s, "PRAGMA synchronous = FULL", err);
+}
+
 int store_schema_version(store *s) {
     sdb_stmt *st;
     int v = -1;
@@ -257,7 +261,9 @@ int store_begin(store *s, tailor_error *err) {
 }
 
 int store_commit(store *s, tailor_error *err) {
-    int rc = store_exec(s, "COMMIT", err);
+    /* A bulk load's dropped keys never stay dropped. */
+    int rc = store_events_bulk_restore(s, err);
+    if (!rc) rc = store_exec(s, "COMMIT", err);
     if (!rc) s->in_tx = false;
     return rc;
 }
@@ -540,6 +546,55 @@ int store_event_delete_same(store *s, const store_event *ev, tailor_error *err) 
     if (!st) return TAILOR_EDB;
     bind_event_key(st, ev);
     return store_step_done(s, st, err, "delete event");
+}
+
+int store_events_delete_same(store *s, const store_event *keys, size_t n, tailor_error *err) {
+    if (!store_is_pg(s)) {
+        for (size_t i = 0; i < n; i++) {
+            int rc = store_event_delete_same(s, &keys[i], err);
+            if (rc) return rc;
+        }
+        return 0;
+    }
+    if (!n) return 0;
+    /* Three arrays as PostgreSQL's text literals, joined by unnest. */
+    sb a[3];
+    for (int k = 0; k < 3; k++) {
+        sb_init(&a[k]);
+        sb_putc(&a[k], '{');
+    }
+    for (size_t i = 0; i < n; i++) {
+        sb_printf(&a[0], "%s%lld", i ? "," : "", (long long)keys[i].user_id);
+        sb_printf(&a[1], "%s%lld", i ? "," : "", (long long)keys[i].item_id);
+        sb_printf(&a[2], "%s%lld", i ? "," : "", (long long)keys[i].kind);
+    }
+    sdb_stmt *st;
+    int rc = 0;
+    if (sdb_prepare(s->db, "DELETE FROM events WHERE (user_id, item_id, kind) IN"
+                           " (SELECT * FROM unnest(?1::bigint[], ?2::bigint[], ?3::bigint[]))", &st) != SDB_OK) {
+        rc = store_db_err(s, err, "delete events");
+    } else {
+        for (int k = 0; k < 3; k++) {
+            sb_putc(&a[k], '}');
+            sdb_bind_text(st, k + 1, sb_str(&a[k]), -1);
+        }
+        if (sdb_step(st) != SDB_DONE) rc = store_db_err(s, err, "delete events");
+        sdb_finalize(st);
+    }
+    for (int k = 0; k < 3; k++) sb_deinit(&a[k]);
+    return rc;
+}
+
+int store_events_keys_each(store *s, store_event_key_fn cb, void *ctx, tailor_error *err) {
+    sdb_stmt *st;
+    if (sdb_prepare(s->db, "SELECT user_id, item_id, kind FROM events", &st) != SDB_OK)
+        return store_db_err(s, err, "events");
+    int rc = 0, step;
+    while (!rc && (step = sdb_step(st)) == SDB_ROW)
+        rc = cb(ctx, sdb_col_int64(st, 0), sdb_col_int64(st, 1), sdb_col_int64(st, 2));
+    if (!rc && step != SDB_DONE) rc = store_db_err(s, err, "events");
+    sdb_finalize(st);
+    return rc;
 }
 
 static void bind_tag_user(sdb_stmt *st, int64_t user_id) {
@@ -1169,8 +1224,8 @@ int store_content_digest(store *s, char out_hex[65], tailor_error *err) {
             rc = store_db_err(s, err, "digest");
             break;
         }
-        int ncol = sdb_col_count(rows);
         while (sdb_step(rows) == SDB_ROW) {
+            int ncol = sdb_col_count(rows); /* PostgreSQL knows it once the statement ran */
             for (int c = 0; c < ncol; c++) {
                 unsigned char null = sdb_col_null(rows, c);
                 EVP_DigestUpdate(md, &null, 1);

@@ -44,6 +44,9 @@ int store_schema_version(store *s);
 int store_begin(store *s, tailor_error *err);
 int store_commit(store *s, tailor_error *err);
 void store_rollback(store *s);
+/* Every commit from now on survives a power cut, not only a crash (SQLite:
+ * synchronous = FULL; PostgreSQL commits are so already). */
+int store_durable_commits(store *s, tailor_error *err);
 /* Runs a statement without results (DDL, pragmas). */
 int store_exec(store *s, const char *sql, tailor_error *err);
 
@@ -135,6 +138,12 @@ bool store_lookups_remote(const store *s);
  * all such events (the replace policy). */
 int store_event_find(store *s, const store_event *ev, bool *found, tailor_error *err);
 int store_event_delete_same(store *s, const store_event *ev, tailor_error *err);
+/* The same for n keys at once (PostgreSQL: one statement). */
+int store_events_delete_same(store *s, const store_event *keys, size_t n, tailor_error *err);
+/* Every stored event's (user, item, kind): cb(ctx, ...) for each; a
+ * non-zero return stops the walk. */
+typedef int (*store_event_key_fn)(void *ctx, int64_t user_id, int64_t item_id, int64_t kind);
+int store_events_keys_each(store *s, store_event_key_fn cb, void *ctx, tailor_error *err);
 
 /* A tag is one (user, item, tag) row: under ERROR an existing one is
  * TAILOR_EEXISTS, SKIP keeps it, REPLACE takes the new time, KEEP stores

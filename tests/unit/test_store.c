@@ -1,14 +1,61 @@
 /* test_store.c — unit tests for src/store: opening (WAL, foreign keys),
  * migrations from an older schema, typed access with duplicate policies,
- * transactions, content digests, and the CSR/sequence views. */
+ * transactions, content digests, and the CSR/sequence views. Run twice by
+ * ctest: on SQLite files (store) and on a throwaway PostgreSQL cluster
+ * (store_pg, TAILOR_TEST_PG); where the engines differ (pragmas, FTS5
+ * tables, SQLite's schema history) each run checks its own engine's way. */
+#include <pthread.h>
+
 #include "store/store.h"
 #include "test.h"
 #include "test_db.h"
 
 static char *g_dir;
 
+/* The SQL a check looks into the tables with, for each engine. */
+#define Q(lite, pg) (test_pg() ? (pg) : (lite))
+#define EVENTS_INDEX_SQL                                                                                  \
+    Q("SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'",                              \
+      "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'events_user_item'")
+/* Foreign keys in force: SQLite's pragma (1 or 0), PostgreSQL's events
+ * constraints (3 or 0). */
+#define FKS_SQL                                                                                           \
+    Q("PRAGMA foreign_keys",                                                                              \
+      "SELECT count(*) / 3 FROM pg_constraint WHERE conrelid = 'events'::regclass AND contype = 'f'")
+
+/* Items (or tags) whose text index holds a word: the row id, a count. */
+#define FTS_ID(w)                                                                                         \
+    Q("SELECT rowid FROM items_fts WHERE items_fts MATCH '" w "'",                                        \
+      "SELECT id FROM items WHERE fts @@ to_tsquery('simple', '" w "')")
+#define FTS_COUNT(w)                                                                                      \
+    Q("SELECT count(*) FROM items_fts WHERE items_fts MATCH '" w "'",                                     \
+      "SELECT count(*) FROM items WHERE fts @@ to_tsquery('simple', '" w "')")
+#define TAG_FTS_ID(w)                                                                                     \
+    Q("SELECT rowid FROM tags_fts WHERE tags_fts MATCH '" w "'",                                          \
+      "SELECT id FROM tags WHERE fts @@ to_tsquery('simple', '" w "')")
+#define TAG_FTS_COUNT(w)                                                                                  \
+    Q("SELECT count(*) FROM tags_fts WHERE tags_fts MATCH '" w "'",                                       \
+      "SELECT count(*) FROM tags WHERE fts @@ to_tsquery('simple', '" w "')")
+
+typedef struct opener {
+    const char *name;
+    int rc;
+} opener;
+
+static void *open_thread(void *arg) {
+    opener *o = arg;
+    char *p = test_db_target(g_dir, o->name);
+    store *s = NULL;
+    tailor_error e = {0};
+    o->rc = store_open(p, store_default_params(), &s, &e);
+    if (o->rc) fprintf(stderr, "concurrent open: %s\n", e.msg);
+    store_close(s);
+    free(p);
+    return NULL;
+}
+
 static store *open_db(const char *name, int target) {
-    char *p = path_join(g_dir, name);
+    char *p = test_db_target(g_dir, name);
     store *s = NULL;
     tailor_error e = {0};
     store_params sp = store_default_params();
@@ -24,10 +71,14 @@ static void test_open_pragmas(void) {
     CHECK(s != NULL);
     if (!s) return;
     CHECK_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
-    CHECK_EQ(query_int(s, "PRAGMA foreign_keys"), 1);
-    char *mode = query_text(s, "PRAGMA journal_mode");
-    CHECK_STR(mode, "wal");
-    free(mode);
+    CHECK_EQ(query_int(s, FKS_SQL), 1);
+    if (!test_pg()) {
+        char *mode = query_text(s, "PRAGMA journal_mode");
+        CHECK_STR(mode, "wal");
+        free(mode);
+    } else {
+        CHECK_EQ(query_int(s, "SELECT count(*) FROM tailor_schema"), 1);
+    }
     /* Built-in event kinds. */
     int64_t k;
     tailor_error e = {0};
@@ -41,9 +92,52 @@ static void test_open_pragmas(void) {
     s = open_db("a.db", 0);
     CHECK(s && store_schema_version(s) == STORE_SCHEMA_VERSION);
     store_close(s);
+    /* Four servers opening a new database at once: one creates the schema
+     * (PostgreSQL: under an advisory lock), the others wait and use it. */
+    opener o[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        o[i] = (opener){"race.db", -1};
+        pthread_create(&t[i], NULL, open_thread, &o[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ(o[i].rc, 0);
+    }
+    s = open_db("race.db", 0);
+    CHECK(s && store_schema_version(s) == STORE_SCHEMA_VERSION);
+    if (s && test_pg()) CHECK_EQ(query_int(s, "SELECT count(*) FROM tailor_schema"), 1);
+    store_close(s);
+}
+
+/* PostgreSQL stores start at the current version: an older target is
+ * refused, and so is a database from a newer tailor. */
+static void migration_pg(void) {
+    char *p = test_db_target(g_dir, "old.db");
+    store *s = NULL;
+    tailor_error e = {0};
+    store_params sp = store_default_params();
+    sp.target_version = 1;
+    CHECK_EQ(store_open(p, sp, &s, &e), TAILOR_EUNSUPPORTED);
+    CHECK_CONTAINS(e.msg, "PostgreSQL stores start at schema version");
+    s = open_db("old.db", 0);
+    CHECK(s != NULL);
+    if (!s) {
+        free(p);
+        return;
+    }
+    CHECK_EQ(store_exec(s, "UPDATE tailor_schema SET version = 99", &e), 0);
+    store_close(s);
+    CHECK_EQ(store_open(p, store_default_params(), &s, &e), TAILOR_EUNSUPPORTED);
+    CHECK_CONTAINS(e.msg, "schema version 99 is newer");
+    free(p);
 }
 
 static void test_migration_from_v1(void) {
+    if (test_pg()) {
+        migration_pg();
+        return;
+    }
     store *s = open_db("old.db", 1);
     CHECK(s != NULL);
     if (!s) return;
@@ -93,17 +187,19 @@ static void title_later(store *s) {
     CHECK_EQ(store_item_add(s, "i1", 2, NULL, NULL, NULL, &id, &e), 0);
     CHECK_EQ(store_item_put(s, "i1", "Shirt", "blue cotton", NULL, STORE_DUP_REPLACE, &id2, NULL, &e), 0);
     CHECK_EQ(id2, id);
-    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'shirt'"), id);
+    CHECK_EQ(query_int(s, FTS_ID("shirt")), id);
     CHECK_EQ(store_item_put(s, "i1", "Skirt", NULL, NULL, STORE_DUP_REPLACE, &id2, NULL, &e), 0);
-    CHECK_EQ(query_int(s, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'shirt'"), 0);
-    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'skirt'"), id);
+    CHECK_EQ(query_int(s, FTS_COUNT("shirt")), 0);
+    CHECK_EQ(query_int(s, FTS_ID("skirt")), id);
     /* Catalogue first, events later: the item is found, not re-created. */
     CHECK_EQ(store_item_put(s, "i2", "Hat", NULL, NULL, STORE_DUP_ERROR, &id2, NULL, &e), 0);
     CHECK_EQ(store_item_find(s, "i2", &id, &e), 0);
     CHECK_EQ(id, id2);
     CHECK_EQ(query_int(s, "DELETE FROM items WHERE ext_id = 'i2' RETURNING 1"), 1);
-    CHECK_EQ(store_exec(s, "INSERT INTO items_fts (items_fts) VALUES ('integrity-check')", &e), 0);
-    CHECK_EQ(store_exec(s, "PRAGMA integrity_check", &e), 0);
+    if (!test_pg()) { /* FTS5's own consistency check */
+        CHECK_EQ(store_exec(s, "INSERT INTO items_fts (items_fts) VALUES ('integrity-check')", &e), 0);
+        CHECK_EQ(store_exec(s, "PRAGMA integrity_check", &e), 0);
+    }
 }
 
 static void test_title_after_events(void) {
@@ -112,6 +208,7 @@ static void test_title_after_events(void) {
     if (!s) return;
     title_later(s);
     store_close(s);
+    if (test_pg()) return; /* the rest is SQLite's schema history */
     /* A version-2 file that already holds untitled items is repaired by
      * the migration. */
     s = open_db("titles2.db", 2);
@@ -125,7 +222,7 @@ static void test_title_after_events(void) {
     CHECK(s && store_schema_version(s) == STORE_SCHEMA_VERSION);
     if (!s) return;
     CHECK_EQ(store_item_put(s, "old", "Old Film", NULL, NULL, STORE_DUP_REPLACE, &id, NULL, &e), 0);
-    CHECK_EQ(query_int(s, "SELECT rowid FROM items_fts WHERE items_fts MATCH 'film'"), id);
+    CHECK_EQ(query_int(s, FTS_ID("film")), id);
     title_later(s);
     store_close(s);
 }
@@ -186,9 +283,11 @@ static void test_entities_and_policies(void) {
     CHECK_EQ(store_user_put(s, "alice", "{\"age\":31}", STORE_DUP_SKIP, &u2, &ins, &e), 0);
     CHECK(!ins);
     CHECK_EQ(u2, u1);
-    CHECK_EQ(query_int(s, "SELECT attributes->>'age' FROM users WHERE ext_id = 'alice'"), 30);
+    CHECK_EQ(query_int(s, Q("SELECT attributes->>'age' FROM users WHERE ext_id = 'alice'",
+                             "SELECT attributes::jsonb->>'age' FROM users WHERE ext_id = 'alice'")), 30);
     CHECK_EQ(store_user_put(s, "alice", "{\"age\":31}", STORE_DUP_REPLACE, &u2, &ins, &e), 0);
-    CHECK_EQ(query_int(s, "SELECT attributes->>'age' FROM users WHERE ext_id = 'alice'"), 31);
+    CHECK_EQ(query_int(s, Q("SELECT attributes->>'age' FROM users WHERE ext_id = 'alice'",
+                             "SELECT attributes::jsonb->>'age' FROM users WHERE ext_id = 'alice'")), 31);
     /* Attributes must be JSON. */
     CHECK_EQ(store_user_put(s, "bob", "{not json", STORE_DUP_ERROR, &u2, &ins, &e), TAILOR_EDB);
     CHECK_EQ(store_item_put(s, "i1", "One", "text one", "{\"g\":[1]}", STORE_DUP_ERROR, &i1, NULL, &e), 0);
@@ -215,7 +314,7 @@ static void test_entities_and_policies(void) {
     store_event bad = ev;
     bad.item_id = 12345;
     CHECK_EQ(store_event_add(s, &bad, &e), TAILOR_EDB);
-    CHECK_CONTAINS(e.msg, "FOREIGN KEY");
+    CHECK_CONTAINS(e.msg, Q("FOREIGN KEY", "foreign key constraint"));
     CHECK_EQ(store_event_delete_same(s, &ev, &e), 0);
     CHECK_EQ(store_event_find(s, &ev, &f, &e), 0);
     CHECK(!f);
@@ -240,8 +339,8 @@ static void test_entities_and_policies(void) {
     CHECK_EQ(query_int(s, "SELECT count(*) FROM tags"), 3);
     CHECK_EQ(query_int(s, "DELETE FROM tags WHERE id = 3 RETURNING 1"), 1);
     /* The tags' own text index follows. */
-    CHECK_EQ(query_int(s, "SELECT rowid FROM tags_fts WHERE tags_fts MATCH 'bending'"), 1);
-    CHECK_EQ(query_int(s, "SELECT count(*) FROM tags_fts WHERE tags_fts MATCH 'classic'"), 1);
+    CHECK_EQ(query_int(s, TAG_FTS_ID("bending")), 1);
+    CHECK_EQ(query_int(s, TAG_FTS_COUNT("classic")), 1);
     CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "import", 1.0, STORE_DUP_ERROR, NULL, &e), 0);
     CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_ERROR, NULL, &e), TAILOR_EEXISTS);
     CHECK_EQ(store_kg_add(s, "i1", "directed_by", "Wachowskis", "llm", 0.5, STORE_DUP_SKIP, NULL, &e), 0);
@@ -301,24 +400,33 @@ static void test_entities_and_policies(void) {
     CHECK(got.active);
     store_model_deinit(&got);
     CHECK_EQ(store_model_remove(s, "pop", &e), TAILOR_ENOTFOUND);
-    /* Model files sit beside the database, named relative to its folder. */
+    /* Model files sit beside the database (PostgreSQL: in the shared
+     * folder, $TAILOR_FILES/NAME), named relative to its folder. */
+    char *target = test_db_target(g_dir, "b.db"), *files = store_files_base(target);
+    const char *bn = strrchr(files, '/') + 1;
+    char rel_want[256], sub[256];
+    snprintf(rel_want, sizeof rel_want, "%s.models/knn.tmod", bn);
     char *rel = store_model_relpath(s, "knn");
-    CHECK_STR(rel, "b.db.models/knn.tmod");
-    char *abs = store_path_resolve(s, rel), *want = path_join(g_dir, "b.db.models/knn.tmod");
+    CHECK_STR(rel, rel_want);
+    char *abs = store_path_resolve(s, rel), *want = path_join(g_dir, rel_want);
     CHECK_STR(abs, want);
     free(abs);
     free(want);
     /* A path from an older tailor (relative to where one trained) is
      * found beside the database by its file name. */
-    want = path_join(g_dir, "b.db.models");
+    snprintf(sub, sizeof sub, "%s.models", bn);
+    want = path_join(g_dir, sub);
     CHECK_EQ(mkdir_p(want, &e), 0);
     free(want);
-    want = path_join(g_dir, "b.db.models/knn.tmod");
-    free(test_write(g_dir, "b.db.models/knn.tmod", "x"));
-    abs = store_path_resolve(s, "somewhere/else/b.db.models/knn.tmod");
+    want = path_join(g_dir, rel_want);
+    free(test_write(g_dir, rel_want, "x"));
+    snprintf(sub, sizeof sub, "somewhere/else/%s", rel_want);
+    abs = store_path_resolve(s, sub);
     CHECK_STR(abs, want);
     free(abs);
     free(want);
+    free(target);
+    free(files);
     abs = store_path_resolve(s, "/abs/file.tmod");
     CHECK_STR(abs, "/abs/file.tmod");
     free(abs);
@@ -471,22 +579,22 @@ static void test_batch_and_bulk(void) {
     CHECK_EQ(query_int(s, "SELECT max(id) - min(id) FROM events WHERE ts - id = 999"), N - 1);
     CHECK_EQ(store_events_count(s), N);
     /* The (user, item, kind) index appears on demand. */
-    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 0);
+    CHECK_EQ(query_int(s, EVENTS_INDEX_SQL), 0);
     bool f;
     CHECK_EQ(store_event_find(s, &evs[0], &f, &e), 0);
     CHECK(f);
-    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 1);
+    CHECK_EQ(query_int(s, EVENTS_INDEX_SQL), 1);
     /* Bulk mode: checks off and index dropped inside the transaction; a
      * rollback brings the index back and finish turns checks on again. */
     CHECK_EQ(store_events_bulk_begin(s, &e), 0);
-    CHECK_EQ(query_int(s, "PRAGMA foreign_keys"), 0);
     CHECK_EQ(store_begin(s, &e), 0);
     CHECK_EQ(store_events_bulk_drop_indexes(s, &e), 0);
-    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 0);
+    CHECK_EQ(query_int(s, EVENTS_INDEX_SQL), 0);
+    CHECK_EQ(query_int(s, FKS_SQL), 0);
     store_rollback(s);
     store_events_bulk_finish(s);
-    CHECK_EQ(query_int(s, "PRAGMA foreign_keys"), 1);
-    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 1);
+    CHECK_EQ(query_int(s, FKS_SQL), 1);
+    CHECK_EQ(query_int(s, EVENTS_INDEX_SQL), 1);
     CHECK_EQ(store_event_find(s, &evs[1], &f, &e), 0);
     CHECK(f);
     /* Committed bulk drop: the next duplicate check rebuilds the index. */
@@ -495,10 +603,11 @@ static void test_batch_and_bulk(void) {
     CHECK_EQ(store_events_bulk_drop_indexes(s, &e), 0);
     CHECK_EQ(store_commit(s, &e), 0);
     store_events_bulk_finish(s);
-    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 0);
+    CHECK_EQ(query_int(s, FKS_SQL), 1); /* PostgreSQL: the commit put them back */
+    CHECK_EQ(query_int(s, EVENTS_INDEX_SQL), 0);
     CHECK_EQ(store_event_find(s, &evs[2], &f, &e), 0);
     CHECK(f);
-    CHECK_EQ(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_user_item'"), 1);
+    CHECK_EQ(query_int(s, EVENTS_INDEX_SQL), 1);
     store_close(s);
 }
 
@@ -529,6 +638,8 @@ static void test_view_sparse_ids(void) {
 
 int main(void) {
     g_dir = test_tmpdir();
+    setenv("TAILOR_FILES", g_dir, 1); /* PostgreSQL stores' files */
+    if (test_pg()) printf("store tests on PostgreSQL: %s\n", test_pg());
     RUN(test_open_pragmas);
     RUN(test_migration_from_v1);
     RUN(test_title_after_events);
