@@ -6,6 +6,8 @@
 #   pg-cluster.sh start STATE_FILE   starts one; STATE_FILE gets its folder,
 #                                    and STATE_FILE.url the URL tests use
 #   pg-cluster.sh stop STATE_FILE    stops it and removes the folder
+#   pg-cluster.sh pause STATE_FILE   stops the server, keeping its data
+#   pg-cluster.sh resume STATE_FILE  starts it again
 set -eu
 cmd=${1:-} state=${2:-}
 [ -n "$cmd" ] && [ -n "$state" ] || { echo "usage: pg-cluster.sh start|stop STATE_FILE" >&2; exit 64; }
@@ -36,5 +38,15 @@ stop)
     as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$dir" "$state" "$state.url"
     ;;
-*) echo "usage: pg-cluster.sh start|stop STATE_FILE" >&2; exit 64 ;;
+pause)
+    dir=$(cat "$state")
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+resume)
+    dir=$(cat "$state")
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-k $dir -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        start >/dev/null
+    ;;
+*) echo "usage: pg-cluster.sh start|stop|pause|resume STATE_FILE" >&2; exit 64 ;;
 esac

@@ -436,8 +436,9 @@ static bool authenticate(srv *s, conn *c) {
         srv_error(r, 401, "unauthorized", "the API key is not valid (unknown or revoked)");
         return false;
     }
-    if (rc) {
-        srv_fail(r, &err);
+    if (rc) { /* the store does not answer (PostgreSQL restarting): try again soon */
+        r->retry_after = 1;
+        srv_error(r, 503, "not_ready", "%s", err.msg);
         return false;
     }
     r->key_id = k.id;

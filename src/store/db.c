@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "store/db.h"
 
@@ -23,7 +24,35 @@ struct sdb {
     sdb_hook_fn hook;
     void *hook_ud;
     bool in_hook;
+    bool in_tx;          /* PostgreSQL: BEGIN sent, no COMMIT or ROLLBACK yet */
+    const char *session; /* what each new connection is told first */
 };
+
+/* PostgreSQL: a connection the server dropped (a restart, a failover) is
+ * opened again. True when it was lost and is back; the statement that met
+ * the loss may then be sent again unless a transaction was open (that one
+ * is gone: the caller's next statement or commit fails, and it rolls
+ * back). */
+static bool pg_reconnect(sdb *db) {
+    if (!db->pg || PQstatus(db->pg) != CONNECTION_BAD) return false;
+    PQreset(db->pg);
+    bool lost_tx = db->in_tx;
+    db->in_tx = false;
+    if (PQstatus(db->pg) != CONNECTION_OK) {
+        log_warn("%s: the connection is lost and cannot be opened again yet", db->name);
+        return false;
+    }
+    PQclear(PQexec(db->pg, db->session));
+    log_warn("%s: the connection was lost; connected again%s", db->name,
+             lost_tx ? " (the open transaction is lost)" : "");
+    return !lost_tx;
+}
+
+/* Follows BEGIN / COMMIT / ROLLBACK sent as plain statements. */
+static void pg_track_tx(sdb *db, const char *sql) {
+    if (!strncasecmp(sql, "BEGIN", 5)) db->in_tx = true;
+    else if (!strncasecmp(sql, "COMMIT", 6) || !strncasecmp(sql, "ROLLBACK", 8)) db->in_tx = false;
+}
 
 void sdb_set_hook(sdb *db, sdb_hook_fn fn, void *ud) {
     db->hook = fn;
@@ -118,9 +147,9 @@ int sdb_open(const char *target, bool read_only, sdb **out, tailor_error *err) {
             return TAILOR_EDB;
         }
         PQsetNoticeProcessor(db->pg, pg_notice, NULL);
-        int rc = sdb_exec(db, read_only ? "SET client_min_messages = warning; SET default_transaction_read_only = on"
-                                        : "SET client_min_messages = warning",
-                          err);
+        db->session = read_only ? "SET client_min_messages = warning; SET default_transaction_read_only = on"
+                                : "SET client_min_messages = warning";
+        int rc = sdb_exec(db, db->session, err);
         if (rc) {
             sdb_close(db);
             return rc;
@@ -177,8 +206,25 @@ int sdb_exec(sdb *db, const char *sql, tailor_error *err) {
         return 0;
     }
     if (run_hook(db, err)) return TAILOR_EDB;
+    bool was_tx = db->in_tx;
+    pg_track_tx(db, sql);
     PGresult *res = PQexec(db->pg, sql);
     ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !strncasecmp(sql, "ROLLBACK", 8) &&
+        PQstatus(db->pg) == CONNECTION_BAD) {
+        pg_reconnect(db); /* nothing to roll back on a new connection */
+        PQclear(res);
+        return 0;
+    }
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        db->in_tx = was_tx;
+        if (pg_reconnect(db)) {
+            PQclear(res);
+            pg_track_tx(db, sql);
+            res = PQexec(db->pg, sql);
+            st = PQresultStatus(res);
+        }
+    }
     int rc = 0;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         pg_fail(db, res);
@@ -389,6 +435,11 @@ int sdb_step(sdb_stmt *st) {
             types[i] = st->params[i].type;
         }
         st->res = PQexecParams(st->db->pg, st->sql, n, (const Oid *)types, vals, lens, fmts, 0);
+        ExecStatusType s0 = PQresultStatus(st->res);
+        if (s0 != PGRES_TUPLES_OK && s0 != PGRES_COMMAND_OK && pg_reconnect(st->db)) {
+            PQclear(st->res);
+            st->res = PQexecParams(st->db->pg, st->sql, n, (const Oid *)types, vals, lens, fmts, 0);
+        }
         free(vals);
         free(lens);
         free(fmts);
@@ -479,6 +530,10 @@ int sdb_copy_begin(sdb *db, const char *sql, tailor_error *err) {
     if (run_hook(db, err)) return TAILOR_EDB;
     PGresult *res = PQexec(db->pg, sql);
     int rc = 0;
+    if (PQresultStatus(res) != PGRES_COPY_IN && pg_reconnect(db)) {
+        PQclear(res);
+        res = PQexec(db->pg, sql);
+    }
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         pg_fail(db, res);
         rc = err_set(err, TAILOR_EDB, "%s: %s", db->name, db->msg);

@@ -154,6 +154,59 @@ for _ in $(seq 60); do
 done
 [ "${got:-0}" -ge 2 ] && ok || bad "nginx sent the restarted server ${got:-0} requests in 12 s"
 
+# PostgreSQL itself restarted under load: meanwhile /readyz says not ready
+# (503), requests fail with 5xx; then the servers connect again by
+# themselves and nothing acknowledged is lost.
+PGSTATE=${TAILOR_TEST_PG%.url}
+pgload() {
+    c=$1
+    for i in $(seq 400); do
+        [ -f "$W/pg.stop" ] && break
+        item=$(sed -n "$((i % 40 + 1))p" "$W/items")
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $KEY" \
+            -d "{\"user\": \"pg$c\", \"item\": \"$item\", \"id\": \"p$c-$i\"}" "$LB/api/events")
+        echo "$i $code"
+        sleep 0.02
+    done >"$W/pg.$c"
+}
+pgload 1 &
+L1=$!
+pgload 2 &
+L2=$!
+sleep 1
+sh "$TAILOR_SOURCE/tests/pg-cluster.sh" pause "$PGSTATE" || bad "PostgreSQL did not stop"
+code=$(curl -s -o "$W/ready" -w '%{http_code}' -H "Authorization: Bearer $KEY" "$S1/readyz")
+[ "$code" = 503 ] && ok || bad "/readyz answered $code while PostgreSQL was down"
+sleep 1
+sh "$TAILOR_SOURCE/tests/pg-cluster.sh" resume "$PGSTATE" || bad "PostgreSQL did not start again"
+ready=0
+for _ in $(seq 100); do
+    ready=0
+    for S in "$S1" "$S2" "$S3"; do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "$S/readyz")" = 200 ] && ready=$((ready + 1))
+    done
+    [ "$ready" = 3 ] && break
+    sleep 0.1
+done
+[ "$ready" = 3 ] && ok || bad "only $ready of 3 servers ready after PostgreSQL came back"
+sleep 4 # nginx tries servers it marked failed again after fail_timeout (3 s)
+touch "$W/pg.stop"
+wait "$L1" "$L2"
+for c in 1 2; do
+    total=$(wc -l <"$W/pg.$c")
+    acked_pg=$(grep -c ' 201$' "$W/pg.$c")
+    grep -v ' 201$' "$W/pg.$c" | grep -qv ' 5[0-9][0-9]$' && bad "pg client $c: a failure other than 5xx" || ok
+    tail -n 3 "$W/pg.$c" | grep -qv ' 201$' && bad "pg client $c: still failing after PostgreSQL came back" || ok
+    psql -At "$DB" -c "SELECT e.client_id FROM event_ids e JOIN users u ON u.id = e.user_id WHERE u.ext_id = 'pg$c'" |
+        sort >"$W/pgstored.$c"
+    sed -n 's/^\([0-9]*\) 201$/p'"$c"'-\1/p' "$W/pg.$c" | sort >"$W/pgacked.$c"
+    missing=$(comm -23 "$W/pgacked.$c" "$W/pgstored.$c" | wc -l)
+    [ "$missing" -eq 0 ] && ok || bad "pg client $c: $missing acknowledged events lost in the restart"
+    n_events=$(psql -At "$DB" -c "SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.ext_id = 'pg$c'")
+    [ "$n_events" -eq "$(wc -l <"$W/pgstored.$c")" ] && ok || bad "pg client $c: events and client ids differ"
+    echo "PostgreSQL restart, client $c: $acked_pg of $total events acknowledged"
+done
+
 kill -TERM "$P1" "$P2" "$P3" "$NG"
 wait "$P1" "$P2" "$P3" "$NG" 2>/dev/null
 finish
