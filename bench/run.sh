@@ -103,6 +103,15 @@ echo
 "$(dirname "$0")/http.sh" "$B" 10
 
 echo
+echo "## PostgreSQL: imports, one server on each engine, three behind nginx"
+echo
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    "$(dirname "$0")/cluster.sh" "$B" 8
+else
+    echo "(PostgreSQL's server is not installed: scripts/install-deps.sh installs it)"
+fi
+
+echo
 echo "## LLM engine: pp512 / tg64 on synthetic SmolLM2-135M and Qwen2.5-0.5B (JSON lines)"
 echo
 "$(dirname "$0")/llm.sh" "$B"

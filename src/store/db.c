@@ -25,6 +25,8 @@ struct sdb {
     void *hook_ud;
     bool in_hook;
     bool in_tx;          /* PostgreSQL: BEGIN sent, no COMMIT or ROLLBACK yet */
+    unsigned gen;        /* connections made (a reconnect loses prepared statements) */
+    unsigned long next_name;
     const char *session; /* what each new connection is told first */
 };
 
@@ -43,6 +45,7 @@ static bool pg_reconnect(sdb *db) {
         return false;
     }
     PQclear(PQexec(db->pg, db->session));
+    db->gen++;
     log_warn("%s: the connection was lost; connected again%s", db->name,
              lost_tx ? " (the open transaction is lost)" : "");
     return !lost_tx;
@@ -91,6 +94,11 @@ struct sdb_stmt {
     PGresult *res;
     int row, n_rows; /* row: the current one (-1 before the first step) */
     bool ran;
+    /* Run more than once: prepared on the server (parsed and planned once)
+     * as name, valid while the connection is the one of generation gen. */
+    int runs;
+    char name[24];
+    unsigned gen;
     unsigned char *blob; /* a bytea column decoded */
     size_t blob_len;
 };
@@ -322,6 +330,12 @@ void sdb_finalize(sdb_stmt *st) {
     } else {
         pg_result_clear(st);
         sdb_clear_bindings(st);
+        /* Not left behind on the server for the connection's life. */
+        if (st->name[0] && st->gen == st->db->gen && PQstatus(st->db->pg) == CONNECTION_OK) {
+            char sql[48];
+            snprintf(sql, sizeof sql, "DEALLOCATE %s", st->name);
+            PQclear(PQexec(st->db->pg, sql));
+        }
         free(st->params);
         free(st->sql);
     }
@@ -420,6 +434,29 @@ static int lite_code(int rc) {
     return SDB_ERROR;
 }
 
+/* The statement's first run goes as PQexecParams (one round trip, parsed
+ * each time); from its second it is prepared once on the server and run by
+ * name, so the store's cached statements are parsed and planned once per
+ * connection. Types are those of the first prepared run's bindings. */
+static PGresult *pg_run(sdb_stmt *st, int n, const unsigned *types, const char *const *vals, const int *lens,
+                        const int *fmts) {
+    sdb *db = st->db;
+    if (++st->runs < 2)
+        return PQexecParams(db->pg, st->sql, n, (const Oid *)types, vals, lens, fmts, 0);
+    if (!st->name[0] || st->gen != db->gen) {
+        snprintf(st->name, sizeof st->name, "t%lu", ++db->next_name);
+        PGresult *p = PQprepare(db->pg, st->name, st->sql, n, (const Oid *)types);
+        bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
+        PQclear(p);
+        if (!ok) {
+            st->name[0] = 0;
+            return PQexecParams(db->pg, st->sql, n, (const Oid *)types, vals, lens, fmts, 0);
+        }
+        st->gen = db->gen;
+    }
+    return PQexecPrepared(db->pg, st->name, n, vals, lens, fmts, 0);
+}
+
 int sdb_step(sdb_stmt *st) {
     if (st->lite) return lite_code(sqlite3_step(st->lite));
     if (!st->ran) {
@@ -434,11 +471,11 @@ int sdb_step(sdb_stmt *st) {
             fmts[i] = st->params[i].binary;
             types[i] = st->params[i].type;
         }
-        st->res = PQexecParams(st->db->pg, st->sql, n, (const Oid *)types, vals, lens, fmts, 0);
+        st->res = pg_run(st, n, types, vals, lens, fmts);
         ExecStatusType s0 = PQresultStatus(st->res);
         if (s0 != PGRES_TUPLES_OK && s0 != PGRES_COMMAND_OK && pg_reconnect(st->db)) {
             PQclear(st->res);
-            st->res = PQexecParams(st->db->pg, st->sql, n, (const Oid *)types, vals, lens, fmts, 0);
+            st->res = pg_run(st, n, types, vals, lens, fmts);
         }
         free(vals);
         free(lens);
