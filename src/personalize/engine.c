@@ -34,6 +34,10 @@ struct pz_engine {
     VEC(const char *) key_names; /* the same, in the order first seen */
     arena strings;
     VEC(pz_loaded *) models;
+    /* The active model as last read, while the store's models generation
+     * (PostgreSQL: LISTEN/NOTIFY) is unchanged; SQLite reads it each time. */
+    pz_loaded *active;
+    uint64_t active_gen;
 };
 
 int pz_engine_new(store *s, pz_engine **out, tailor_error *err) {
@@ -298,6 +302,11 @@ static int load_model(pz_engine *e, store_model *row, pz_loaded **out, tailor_er
 }
 
 static int find_model(pz_engine *e, const char *name, pz_loaded **out, tailor_error *err) {
+    uint64_t gen = name ? 0 : store_models_generation(e->s);
+    if (gen && e->active && gen == e->active_gen) {
+        *out = e->active;
+        return 0;
+    }
     store_model row;
     int rc = name ? store_model_get(e->s, name, &row, err) : store_model_active(e->s, &row, err);
     if (rc) return rc;
@@ -308,8 +317,10 @@ static int find_model(pz_engine *e, const char *name, pz_loaded **out, tailor_er
             if (l->row.trained_at == row.trained_at && !strcmp(l->row.kind, row.kind)) {
                 store_model_deinit(&row);
                 *out = l;
+                if (!name) e->active = l, e->active_gen = gen;
                 return 0;
             }
+            if (e->active == l) e->active = NULL;
             loaded_free(l);
             e->models.data[i] = e->models.data[--e->models.len];
             break;
@@ -321,6 +332,7 @@ static int find_model(pz_engine *e, const char *name, pz_loaded **out, tailor_er
     if (rc) return rc;
     vec_push(&e->models, l);
     *out = l;
+    if (!name) e->active = l, e->active_gen = gen;
     return 0;
 }
 

@@ -26,6 +26,8 @@ struct sdb {
     bool in_hook;
     bool in_tx;          /* PostgreSQL: BEGIN sent, no COMMIT or ROLLBACK yet */
     unsigned gen;        /* connections made (a reconnect loses prepared statements) */
+    char listen[64];     /* the channel listened to ("": none) */
+    int missed;          /* notifications a reconnect may have lost */
     unsigned long next_name;
     const char *session; /* what each new connection is told first */
 };
@@ -45,6 +47,12 @@ static bool pg_reconnect(sdb *db) {
         return false;
     }
     PQclear(PQexec(db->pg, db->session));
+    if (db->listen[0]) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "LISTEN %s", db->listen);
+        PQclear(PQexec(db->pg, sql));
+        db->missed++;
+    }
     db->gen++;
     log_warn("%s: the connection was lost; connected again%s", db->name,
              lost_tx ? " (the open transaction is lost)" : "");
@@ -558,6 +566,30 @@ int sdb_col_bytes(sdb_stmt *st, int i) {
     if (st->lite) return sqlite3_column_bytes(st->lite, i);
     if (pg_blob(st, i)) return (int)st->blob_len;
     return pg_has(st, i) ? PQgetlength(st->res, st->row, i) : 0;
+}
+
+/* ---- notifications (PostgreSQL) --------------------------------------------- */
+
+int sdb_listen(sdb *db, const char *channel, tailor_error *err) {
+    if (db->kind != SDB_PG) return 0;
+    char sql[96];
+    snprintf(db->listen, sizeof db->listen, "%s", channel);
+    snprintf(sql, sizeof sql, "LISTEN %s", channel);
+    return sdb_exec(db, sql, err);
+}
+
+int sdb_notified(sdb *db) {
+    if (db->kind != SDB_PG) return -1;
+    int n = db->missed;
+    db->missed = 0;
+    if (PQstatus(db->pg) == CONNECTION_BAD) return n + 1;
+    PQconsumeInput(db->pg);
+    PGnotify *note;
+    while ((note = PQnotifies(db->pg))) {
+        n++;
+        PQfreemem(note);
+    }
+    return n;
 }
 
 /* ---- COPY (PostgreSQL) ------------------------------------------------------ */

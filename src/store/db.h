@@ -78,6 +78,14 @@ int sdb_col_bytes(sdb_stmt *st, int i);
 typedef int (*sdb_hook_fn)(void *ud, tailor_error *err);
 void sdb_set_hook(sdb *db, sdb_hook_fn fn, void *ud);
 
+/* PostgreSQL: LISTEN on channel, now and on every new connection after a
+ * loss; sdb_notified says how many notifications came since it was last
+ * asked (read from what the connection has received, no round trip), and
+ * counts a reconnect as one (what was sent meanwhile is lost). SQLite:
+ * nothing (sdb_notified is -1: it cannot tell). */
+int sdb_listen(sdb *db, const char *channel, tailor_error *err);
+int sdb_notified(sdb *db);
+
 /* PostgreSQL's COPY ... FROM STDIN in text format: begin with the COPY
  * statement, put rows (tab-separated, \N for NULL, newline-terminated),
  * end. Not for SQLite. */

@@ -203,7 +203,11 @@ int store_open(const char *path, store_params params, store **out, tailor_error 
         return rc;
     }
     for (int w = 0; w < 2; w++) sb_init(&s->batch[w].rows);
-    if (store_is_pg(s)) sdb_set_hook(s->db, batch_flush, s);
+    s->models_gen = 1;
+    if (store_is_pg(s)) {
+        sdb_set_hook(s->db, batch_flush, s);
+        rc = sdb_listen(s->db, "tailor_models", err);
+    }
     /* WAL lets readers (the server) run beside a writer (an import);
      * synchronous=NORMAL is durable across application crashes in WAL. */
     if (!store_is_pg(s)) rc = store_exec(s, "PRAGMA foreign_keys = ON;", err);
@@ -714,6 +718,21 @@ static void model_from_row(sdb_stmt *st, store_model *out) {
 
 /* Runs one statement with up to two text parameters; *changes (may be
  * NULL) receives the rows it changed. */
+/* The models changed: every server listening hears of it when the
+ * transaction commits (PostgreSQL sends one notification per transaction
+ * and channel however often it is raised). */
+static int models_changed(store *s, tailor_error *err) {
+    s->models_gen++;
+    return store_is_pg(s) ? store_exec(s, "NOTIFY tailor_models", err) : 0;
+}
+
+uint64_t store_models_generation(store *s) {
+    int n = sdb_notified(s->db);
+    if (n < 0) return 0;
+    s->models_gen += (uint64_t)n;
+    return s->models_gen;
+}
+
 static int model_exec(store *s, const char *sql, const char *a, const char *b, int *changes,
                       tailor_error *err) {
     sdb_stmt *st;
@@ -723,6 +742,7 @@ static int model_exec(store *s, const char *sql, const char *a, const char *b, i
     int rc = sdb_step(st) == SDB_DONE ? 0 : store_db_err(s, err, "models");
     sdb_finalize(st);
     if (!rc && changes) *changes = sdb_changes(s->db);
+    if (!rc) rc = models_changed(s, err);
     return rc;
 }
 
@@ -760,6 +780,7 @@ int store_model_put(store *s, const store_model *m, bool activate, tailor_error 
     sdb_bind_int64(st, 6, m->trained_at ? m->trained_at : (int64_t)time(NULL));
     rc = sdb_step(st) == SDB_DONE ? 0 : store_db_err(s, err, "save model");
     sdb_finalize(st);
+    if (!rc) rc = models_changed(s, err);
     /* The first model of a store is active whatever the caller asked. */
     if (!rc && !activate)
         rc = model_exec(s, "UPDATE models SET active = 1 WHERE name = ?1"

@@ -186,6 +186,11 @@ int store_model_activate(store *s, const char *name, tailor_error *err);
  * left becomes active. */
 int store_model_remove(store *s, const char *name, tailor_error *err);
 int store_model_set_evaluation(store *s, const char *name, const char *json, tailor_error *err);
+/* A number that changes whenever the models table may have changed, on
+ * this connection or any other (PostgreSQL: LISTEN/NOTIFY, read without a
+ * round trip, so a server need not ask which model is active at every
+ * request); 0: the store cannot tell (SQLite), read the table. */
+uint64_t store_models_generation(store *s);
 void store_model_deinit(store_model *m);
 /* "DB.models/NAME.tmod" relative to the database's folder (malloc'd), so
  * that a folder holding the database and its models can move. */

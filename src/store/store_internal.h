@@ -49,6 +49,7 @@ struct tailor_store {
     bool in_tx;
     bool events_indexed; /* events_user_item exists */
     bool fks_dropped;    /* PostgreSQL: the events' foreign keys, for a bulk load */
+    uint64_t models_gen; /* store_models_generation */
     sdb_stmt *stmts[ST_COUNT_];
     sdb_stmt *batch_insert; /* STORE_EVENT_BATCH rows per statement */
     store_batch batch[2];   /* users, items */

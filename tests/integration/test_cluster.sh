@@ -23,6 +23,7 @@ export TAILOR_FILES="$W/files"
 
 "$T" -q --db "$DB" import movielens "$DATA/ml-latest-small" >/dev/null || { echo "FATAL: import" >&2; exit 1; }
 "$T" -q --db "$DB" train pop >/dev/null || { echo "FATAL: train" >&2; exit 1; }
+"$T" -q --db "$DB" train itemknn --no-activate >/dev/null || { echo "FATAL: train" >&2; exit 1; }
 KEY=$("$T" -q --db "$DB" keys create --role admin --name cluster)
 
 serve_start s1 --threads 2
@@ -91,6 +92,17 @@ sid=$(curl -s -H "Authorization: Bearer $KEY" -d '{"user": "1"}' "$S1/api/sessio
 curl -s -o "$W/m1" -H "Authorization: Bearer $KEY" -d '{"text": "recommend me a comedy"}' "$S2/api/sessions/$sid/messages"
 curl -s -o "$W/m2" -H "Authorization: Bearer $KEY" "$S3/api/sessions/$sid"
 has "$W/m2" "recommend me a comedy" "the session read on a third server"
+
+# A model activated through one server is what the others serve at their
+# next request (they hear of it by LISTEN/NOTIFY).
+model_of() { curl -s -H "Authorization: Bearer $KEY" "$1/api/users/1/recommendations?k=3" | sed -n 's/.*"model": *"\([^"]*\)".*/\1/p'; }
+[ "$(model_of "$S3")" = pop ] && ok || bad "server 3 does not serve pop at first"
+code=$(curl -s -o "$W/act" -w '%{http_code}' -X POST -H "Authorization: Bearer $KEY" "$S1/api/models/itemknn/activate")
+[ "$code" = 200 ] && ok || { bad "activation answered $code"; cat "$W/act" >&2; }
+[ "$(model_of "$S3")" = itemknn ] && ok || bad "server 3 still serves $(model_of "$S3") after itemknn was activated on server 1"
+[ "$(model_of "$S2")" = itemknn ] && ok || bad "server 2 still serves $(model_of "$S2")"
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $KEY" "$S2/api/models/pop/activate"
+[ "$(model_of "$S1")" = pop ] && ok || bad "server 1 serves $(model_of "$S1") after pop was activated on server 2"
 
 # The load: three clients, 40 events each (client ids) on items of the
 # catalogue, a recommendation every fourth request.
