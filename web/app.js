@@ -143,12 +143,16 @@ async function send(text) {
   box.lastElementChild.scrollIntoView({ block: "end" });
 }
 
+// One turn at a time: a message sent while the answer to the previous one
+// is still coming waits for it (two turns of one session sent at once could
+// be answered out of order, e.g. "no comedies" after the films it forbids).
+let turns = Promise.resolve();
 $("chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const t = $("chat-input").value.trim();
   if (!t) return;
   $("chat-input").value = "";
-  send(t);
+  turns = turns.then(() => send(t));
 });
 
 // ---- recommendations ---------------------------------------------------------------

@@ -24,7 +24,7 @@ check '[ "$(pkg-config --modversion tailor)" = "0.1.0" ]'
 # The test build is sanitized: the example needs the same runtime flags.
 # Static libtailor over the shared system libraries it needs.
 cc $SAN_FLAGS "$SRC/examples/embed.c" $(pkg-config --cflags tailor) "$libdir/libtailor.a" \
-    $(pkg-config --libs sqlite3 libcjson libcurl libzip libcrypto openblas libpcre2-8) -lunistring -lpthread -lm \
+    $(pkg-config --libs sqlite3 libpq libcjson libcurl libzip libcrypto openblas libpcre2-8) -lunistring -lpthread -lm \
     -o "$W/embed_static" 2>"$W/cc.err" || cat "$W/cc.err" >&2
 check '[ -x "$W/embed_static" ]'
 check '"$W/embed_static" "$W/s.db" "$DATA/ml-100k" | grep -q "943 users, 1682 items, 100000 events"'
