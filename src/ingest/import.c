@@ -23,17 +23,27 @@ static int seen_stored(void *ctx, int64_t user_id, int64_t item_id, int64_t kind
     return 0;
 }
 
+/* An event whose (user, item, kind) is there already: ERROR refuses it,
+ * SKIP counts it and sets *skip, REPLACE lets it through. */
+static int on_duplicate(ing_ctx *c, bool *skip, tailor_error *err) {
+    *skip = false;
+    if (c->dup == STORE_DUP_ERROR)
+        return err_set(err, TAILOR_EEXISTS,
+                       "duplicate event for this user, item and kind "
+                       "(use --on-duplicate keep, skip or replace)");
+    if (c->dup == STORE_DUP_SKIP) {
+        c->st->skipped++;
+        *skip = true;
+    }
+    return 0;
+}
+
 static int event_in_memory(ing_ctx *c, const store_event *ev, tailor_error *err) {
     int64_t key[3] = {ev->user_id, ev->item_id, ev->kind}, where;
     if (hmap_get(&c->seen, (const char *)key, sizeof key, &where)) {
-        if (c->dup == STORE_DUP_ERROR)
-            return err_set(err, TAILOR_EEXISTS,
-                           "duplicate event for this user, item and kind "
-                           "(use --on-duplicate keep, skip or replace)");
-        if (c->dup == STORE_DUP_SKIP) {
-            c->st->skipped++;
-            return 0;
-        }
+        bool skip;
+        int rc = on_duplicate(c, &skip, err);
+        if (rc || skip) return rc;
         /* REPLACE: the newest earlier one goes (older ones went when it came). */
         if (SEEN_PENDING(c, where)) c->pending[(where & 0xffffff) - 1].kind = DROPPED_KIND;
         else vec_push(&c->gone, *ev);
@@ -199,14 +209,8 @@ int ing_event(ing_ctx *c, const store_event *ev, tailor_error *err) {
     int rc = store_event_find(c->s, ev, &found, err);
     if (rc) return rc;
     if (found) {
-        if (c->dup == STORE_DUP_ERROR)
-            return err_set(err, TAILOR_EEXISTS,
-                           "duplicate event for this user, item and kind "
-                           "(use --on-duplicate keep, skip or replace)");
-        if (c->dup == STORE_DUP_SKIP) {
-            c->st->skipped++;
-            return 0;
-        }
+        bool skip;
+        if ((rc = on_duplicate(c, &skip, err)) || skip) return rc;
         if ((rc = store_event_delete_same(c->s, ev, err))) return rc;
         c->st->replaced++;
     }

@@ -104,6 +104,21 @@ code=$(curl -s -o "$W/act" -w '%{http_code}' -X POST -H "Authorization: Bearer $
 curl -s -o /dev/null -X POST -H "Authorization: Bearer $KEY" "$S2/api/models/pop/activate"
 [ "$(model_of "$S1")" = pop ] && ok || bad "server 1 serves $(model_of "$S1") after pop was activated on server 2"
 
+# stored_once LOG USER ID_PREFIX: every event LOG says was acknowledged
+# ("N 201": client id ID_PREFIX-N) is stored, and once: the user's events
+# are as many as their distinct client ids.
+stored_once() {
+    psql -At "$DB" -c "SELECT e.client_id FROM event_ids e JOIN users u ON u.id = e.user_id WHERE u.ext_id = '$2'" |
+        sort >"$W/stored.$2"
+    sed -n 's/^\([0-9]*\) 201$/'"$3"'-\1/p' "$1" | sort >"$W/acked.$2"
+    missing=$(comm -23 "$W/acked.$2" "$W/stored.$2" | wc -l)
+    [ "$missing" -eq 0 ] && ok || bad "$2: $missing acknowledged events are not stored"
+    n_events=$(psql -At "$DB" -c "SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.ext_id = '$2'")
+    n_ids=$(wc -l <"$W/stored.$2")
+    [ "$n_events" -eq "$n_ids" ] && [ "$(sort -u "$W/stored.$2" | wc -l)" -eq "$n_ids" ] && ok ||
+        bad "$2: $n_events events for $n_ids client ids"
+}
+
 # The load: three clients, 40 events each (client ids) on items of the
 # catalogue, a recommendation every fourth request.
 psql -At "$DB" -c "SELECT ext_id FROM items ORDER BY id LIMIT 40" >"$W/items"
@@ -138,18 +153,8 @@ echo "requests: $acked events acknowledged of 120, $failed requests failed (serv
 [ "$failed" -le 3 ] && ok || bad "$failed requests failed (at most one in flight per client may)"
 grep -v ' 201$\| 200$' "$W"/client.* | sed 's/^/  failed: /' >&2
 cat "$W"/client.* | grep -v ' 201$\| 200$' | grep -qv ' 50[0234]$' && bad "a failed request answered something other than 5xx" || ok
-# Every acknowledged event stored once: per client, the acknowledged ids are
-# among the stored ones, and no id is stored twice.
 for c in 1 2 3; do
-    psql -At "$DB" -c "SELECT e.client_id FROM event_ids e JOIN users u ON u.id = e.user_id WHERE u.ext_id = 'load$c'" |
-        sort >"$W/stored.$c"
-    sed -n 's/^\([0-9]*\) 201$/c'"$c"'-\1/p' "$W/client.$c" | sort >"$W/acked.$c"
-    missing=$(comm -23 "$W/acked.$c" "$W/stored.$c" | wc -l)
-    [ "$missing" -eq 0 ] && ok || bad "client $c: $missing acknowledged events are not stored"
-    n_events=$(psql -At "$DB" -c "SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.ext_id = 'load$c'")
-    n_ids=$(wc -l <"$W/stored.$c")
-    [ "$n_events" -eq "$n_ids" ] && [ "$(sort -u "$W/stored.$c" | wc -l)" -eq "$n_ids" ] && ok ||
-        bad "client $c: $n_events events for $n_ids client ids"
+    stored_once "$W/client.$c" "load$c" "c$c"
 done
 # The restarted server takes requests again: straight, and through nginx.
 for _ in $(seq 50); do curl -s -o /dev/null "$S2/healthz" && break; sleep 0.1; done
@@ -209,13 +214,7 @@ for c in 1 2; do
     acked_pg=$(grep -c ' 201$' "$W/pg.$c")
     grep -v ' 201$' "$W/pg.$c" | grep -qv ' 5[0-9][0-9]$' && bad "pg client $c: a failure other than 5xx" || ok
     tail -n 3 "$W/pg.$c" | grep -qv ' 201$' && bad "pg client $c: still failing after PostgreSQL came back" || ok
-    psql -At "$DB" -c "SELECT e.client_id FROM event_ids e JOIN users u ON u.id = e.user_id WHERE u.ext_id = 'pg$c'" |
-        sort >"$W/pgstored.$c"
-    sed -n 's/^\([0-9]*\) 201$/p'"$c"'-\1/p' "$W/pg.$c" | sort >"$W/pgacked.$c"
-    missing=$(comm -23 "$W/pgacked.$c" "$W/pgstored.$c" | wc -l)
-    [ "$missing" -eq 0 ] && ok || bad "pg client $c: $missing acknowledged events lost in the restart"
-    n_events=$(psql -At "$DB" -c "SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.ext_id = 'pg$c'")
-    [ "$n_events" -eq "$(wc -l <"$W/pgstored.$c")" ] && ok || bad "pg client $c: events and client ids differ"
+    stored_once "$W/pg.$c" "pg$c" "p$c"
     echo "PostgreSQL restart, client $c: $acked_pg of $total events acknowledged"
 done
 
