@@ -23,7 +23,7 @@ rm -rf "$W" && mkdir -p "$W"
 W=$(cd "$W" && pwd) # nginx takes paths from its prefix
 sh "$here/tests/pg-cluster.sh" start "$W/pg" >/dev/null
 PIDS=""
-trap 'kill $PIDS 2>/dev/null; sh "$here/tests/pg-cluster.sh" stop "$W/pg"' EXIT
+trap 'kill $PIDS 2>/dev/null || true; sh "$here/tests/pg-cluster.sh" stop "$W/pg"' EXIT
 BASE=$(cat "$W/pg.url")
 pgdb() { psql -q "$BASE" -c "CREATE DATABASE $1" && echo "$BASE" | sed "s|/postgres?|/$1?|"; }
 export TAILOR_FILES="$W/files"
