@@ -56,10 +56,7 @@ static int t_checks, t_failed_checks, t_passed, t_failed;
 #define RUN(fn)                                                       \
     do {                                                              \
         int before_ = t_failed_checks;                                \
-        uint64_t t0_ = timer_now_ns();                                \
         fn();                                                         \
-        if (getenv("TAILOR_TEST_TIMES"))                              \
-            fprintf(stderr, "%-40s %8.2f s\n", #fn, timer_seconds_since(t0_)); \
         if (t_failed_checks == before_) t_passed++;                   \
         else {                                                        \
             t_failed++;                                               \

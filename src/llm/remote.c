@@ -481,9 +481,9 @@ static int post(remote *r, int endpoint, const sb *req, bool events, stream *s, 
     for (int attempt = 0;; attempt++) {
         upstream *u = fleet_pick(r, prev, err);
         if (!u) {
-            if (prev) snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
-                               "; the request failed on %s: %s", prev->base, prev_why);
-            rc = err->code;
+            if (prev && err) snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                                      "; the request failed on %s: %s", prev->base, prev_why);
+            rc = TAILOR_ENETWORK;
             break;
         }
         const char *url = endpoint == EP_EMBED ? u->embed_url : u->url;
@@ -541,11 +541,11 @@ static int post(remote *r, int endpoint, const sb *req, bool events, stream *s, 
         bool last = !retryable || attempt >= (fleet ? 1 : r->retries);
         fleet_record(r, u, net || retryable ? OUT_FAILED : OUT_REFUSED, took, why, !last && fleet);
         if (last) {
-            rc = err_set(err, net ? TAILOR_ENETWORK : TAILOR_EDATA, "remote LLM %s: %s%s", url, why,
-                         !attempt ? "" : fleet ? " (after failing over)" : " (after retries)");
-            if (prev && prev != u) snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
-                                             "; before that on %s: %s", prev->base, prev_why);
-            if (!net && s->status == 429) err->code = TAILOR_ENETWORK;
+            /* 429 is the server's capacity, not the request's fault. */
+            rc = err_set(err, net || s->status == 429 ? TAILOR_ENETWORK : TAILOR_EDATA, "remote LLM %s: %s%s", url,
+                         why, !attempt ? "" : fleet ? " (after failing over)" : " (after retries)");
+            if (err && prev && prev != u) snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                                                   "; before that on %s: %s", prev->base, prev_why);
             break;
         }
         if (fleet) {

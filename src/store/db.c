@@ -226,15 +226,16 @@ int sdb_exec(sdb *db, const char *sql, tailor_error *err) {
     pg_track_tx(db, sql);
     PGresult *res = PQexec(db->pg, sql);
     ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !strncasecmp(sql, "ROLLBACK", 8) &&
-        PQstatus(db->pg) == CONNECTION_BAD) {
-        pg_reconnect(db); /* nothing to roll back on a new connection */
-        PQclear(res);
-        return 0;
-    }
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && PQstatus(db->pg) == CONNECTION_BAD) {
+        /* The connection was lost: whether a transaction went with it is
+         * what it was before this statement. */
         db->in_tx = was_tx;
-        if (pg_reconnect(db)) {
+        bool again = pg_reconnect(db);
+        if (!strncasecmp(sql, "ROLLBACK", 8)) { /* nothing to roll back on a new connection */
+            PQclear(res);
+            return 0;
+        }
+        if (again) {
             PQclear(res);
             pg_track_tx(db, sql);
             res = PQexec(db->pg, sql);
