@@ -862,16 +862,22 @@ int cmd_llm_finetune(cli_args *a) {
     llm_model *base = NULL;
     nn_llama *m = NULL;
     int rc = llm_model_load(base_path, &base, &err);
-    if (!rc) rc = llm_train_from_model(base, &m, &err);
+    struct rusage ru0;
+    getrusage(RUSAGE_SELF, &ru0);
+    /* An adapter trains on the base as the file has it (QLoRA-style);
+     * merging and full training need every weight in F32. */
+    bool frozen = !full && !merge;
+    if (!rc) rc = frozen ? llm_train_frozen(base, &m, &err) : llm_train_from_model(base, &m, &err);
     if (rc) {
         llm_model_free(base);
         return cli_fail(&err);
     }
     if (!full) nn_llama_add_lora(m, (int)rank, (float)alpha, targets, (uint64_t)seed);
     m->checkpoint = cli_flag(a, "activation-checkpointing");
-    size_t trained = full ? m->n_params : m->lora->n_params;
+    size_t weights = nn_llama_n_weights(&m->c), trained = full ? m->n_params : m->lora->n_params;
     if (!a->quiet)
-        fprintf(stderr, "%s: %.2fM parameters, %s: %.3fM trained\n", base_path, m->n_params / 1e6,
+        fprintf(stderr, "%s: %.2fM parameters (%s), %s: %.3fM trained\n", base_path, weights / 1e6,
+                frozen ? "frozen in the file's types, dequantized one matrix at a time" : "in F32",
                 full ? "every weight" : "LoRA", trained / 1e6);
     llm_train_report r;
     rc = llm_finetune_run(m, base, p, &r, &err);
@@ -884,11 +890,27 @@ int cmd_llm_finetune(cli_args *a) {
     if (!rc) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
+        /* The bound: what the process held after loading, the mapped file,
+         * the weights in F32 (with gradients and moments for --full) or, frozen,
+         * the norms and the one matrix dequantized at a time, the pairs'
+         * training state, one batch's activations and logits, OpenBLAS's
+         * 32 MiB per thread, and 1% for malloc's arenas and page rounding. */
+        const nn_llama_config *c = &m->c;
+        double f32 = frozen ? 4.0 * (double)m->n_params + 4.0 * m->wbuf_cap
+                            : (full ? 16.0 : 4.0) * (double)weights +
+                                  /* the written header: built, then copied, each grown by doubling */
+                                  4.0 * (double)base->gguf->data_offset;
+        int nthreads = p.threads > 0 ? p.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        double bound = ru0.ru_maxrss * 1024.0 + (double)base->gguf->size + f32 +
+                       (full ? 0 : 16.0 * (double)m->lora->n_params) +
+                       (double)nn_llama_bytes_per_token(c, r.width, m->checkpoint) * r.batch * r.width +
+                       32.0 * 1048576 * nthreads;
+        bound *= 1.01;
         printf("fine-tuned %lld steps on %lld examples (%lld held out, %lld tokens) in %.1f s (%.0f tokens/s with "
-               "padding): loss %.4f -> %.4f, validation %.4f; peak RSS %.0f MiB; wrote %s (%s)\n",
+               "padding): loss %.4f -> %.4f, validation %.4f; peak RSS %.0f MiB (bound %.0f MiB); wrote %s (%s)\n",
                (long long)r.steps, (long long)r.train_windows, (long long)r.val_windows, (long long)r.data_tokens,
                r.seconds, r.tokens / (r.seconds > 0 ? r.seconds : 1), r.first_loss, r.loss, r.val_loss,
-               ru.ru_maxrss / 1024.0, outp,
+               ru.ru_maxrss / 1024.0, bound / 1048576, outp,
                full ? "the whole model" : merge ? "the base with the adapter merged" : "a LoRA adapter");
     }
     nn_llama_free(m);

@@ -500,9 +500,11 @@ static const cli_cmd COMMANDS[] = {
      "(loss on the assistant's turns) or {\"prompt\", \"completion\"} (loss on the completion).\n"
      "The adapter is llama.cpp's adapter GGUF (tailor llm run --lora, llama-cli --lora);\n"
      "--merge writes the base with it folded in, --full trains and writes every weight (F32;\n"
-     "tailor llm quantize makes it smaller). The last 10% of the examples are held out.",
+     "tailor llm quantize makes it smaller). The last 10% of the examples are held out.\n"
+     "An adapter trains on the base as its file has it (QLoRA-style: each matrix dequantized\n"
+     "just before its product); --merge and --full hold every weight in F32.",
      0, 0,
-     {{"model", 'm', "FILE", "the base model (GGUF; quantized ones are dequantized to F32)"},
+     {{"model", 'm', "FILE", "the base model (GGUF, any type the engine reads)"},
       {"data", 0, "FILE", "training examples, JSON Lines"},
       {"out", 'o', "FILE", "the adapter (or model) to write"},
       {"lora-rank", 0, "R", "rank of the pairs (default 8)"},

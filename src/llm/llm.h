@@ -86,6 +86,8 @@ float qk_dot_q6_K(const void *w, const void *a, int64_t n);
 
 /* Reference (scalar) row conversions. n must be a multiple of the block. */
 void llm_dequant_row(llm_type t, const void *src, float *dst, int64_t n);
+/* The same values with the best kernel set's vector code where it has one. */
+void llm_dequant_row_fast(llm_type t, const void *src, float *dst, int64_t n);
 /* Quantizes weights with the format's reference quantizer (activations
  * are rounded by the kernels' quant[] entries, as the reference engine
  * rounds them). */
@@ -150,6 +152,8 @@ typedef struct llm_kernels {
     llm_att_fn att; /* NULL: attention token by token with the dot kernels */
     void (*swiglu)(float *gate, const float *up, int64_t n); /* gate = silu(gate) * up */
     int att_align;  /* att needs S to be a multiple of this */
+    /* A row to F32, bit for bit llm_dequant_row (NULL: that one). */
+    void (*deq[LLM_TYPE_COUNT])(const void *src, float *dst, int64_t n);
 } llm_kernels;
 
 const llm_kernels *llm_kernels_scalar(void);
@@ -778,6 +782,10 @@ int llm_train_shape(const char *shape, const char *config, int32_t n_vocab, stru
                     tailor_error *err);
 /* The model's weights as training parameters (quantized ones dequantized). */
 int llm_train_from_model(const llm_model *m, struct nn_llama **out, tailor_error *err);
+/* The model as a frozen base for LoRA (QLoRA-style): its matrices stay in
+ * the file's type, mapped, and are dequantized one at a time just before
+ * each product; only norms and biases are copied. m must outlive *out. */
+int llm_train_frozen(const llm_model *m, struct nn_llama **out, tailor_error *err);
 /* Writes t as an F32 GGUF of architecture arch ("llama" or "qwen2") with
  * the tokenizer.* metadata of tokenizer; loads in the engine and llama.cpp. */
 int llm_train_write(const struct nn_llama *t, const char *arch, const char *name, const llm_gguf *tokenizer, int n_ctx,
@@ -805,6 +813,7 @@ typedef struct llm_train_report {
     double first_loss, loss, val_loss, seconds;
     int64_t steps, resumed_at, tokens; /* tokens trained on in this run */
     int64_t data_tokens, train_windows, val_windows;
+    int batch, width; /* fine-tuning: examples per step, tokens per example (the longest) */
 } llm_train_report;
 /* The token stream `llm train` reads from a text file: every non-empty
  * line a document, tokenized with the vocabulary's BOS (malloc'd; *docs,

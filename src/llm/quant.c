@@ -4,6 +4,7 @@
  * (quant_avx2.c) are tested against; they follow the format's own
  * definitions bit for bit. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,6 +159,14 @@ void llm_dequant_row(llm_type t, const void *src, float *dst, int64_t n) {
     case LLM_TYPE_Q8_K: qk_dequant(t, src, dst, n); break;
     default: memset(dst, 0, (size_t)n * 4); break; /* callers check support first */
     }
+}
+
+void llm_dequant_row_fast(llm_type t, const void *src, float *dst, int64_t n) {
+    static _Atomic(const llm_kernels *) best; /* every thread finds the same set */
+    const llm_kernels *k = atomic_load_explicit(&best, memory_order_relaxed);
+    if (!k) atomic_store_explicit(&best, k = llm_kernels_best(), memory_order_relaxed);
+    if ((unsigned)t < LLM_TYPE_COUNT && k->deq[t]) k->deq[t](src, dst, n);
+    else llm_dequant_row(t, src, dst, n);
 }
 
 /* ---- quantize (the format's reference quantizers) ---------------------- */

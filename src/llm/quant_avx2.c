@@ -900,6 +900,102 @@ TGT static void att_block(int R, int S, const float *Q, const float *KT, const f
     }
 }
 
+/* ---- rows to F32 (the trainer's frozen base) ------------------------------
+ * Each value is the scalar twin's product (and difference) in the same
+ * order, without fused multiply-adds, so the floats are bit for bit those
+ * of llm_dequant_row. */
+
+/* 32 signed bytes times da (the first 16) and db (the last 16). */
+TGT static inline void deq_i8x32(float *y, __m256i q, __m256 da, __m256 db) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), da));
+    _mm256_storeu_ps(y + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), da));
+    _mm256_storeu_ps(y + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), db));
+    _mm256_storeu_ps(y + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), db));
+}
+
+TGT static void deq_f16(const void *src, float *y, int64_t n) {
+    const uint16_t *h = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    for (; i < n; i++) y[i] = h2f(h[i]);
+}
+
+TGT static void deq_q8_0(const void *src, float *y, int64_t n) {
+    const blk_q8_0 *x = src;
+    for (int64_t i = 0; i < n / QK; i++, y += QK) {
+        __m256 d = _mm256_set1_ps(h2f(x[i].d));
+        deq_i8x32(y, _mm256_loadu_si256((const __m256i *)x[i].qs), d, d);
+    }
+}
+
+TGT static void deq_q4_0(const void *src, float *y, int64_t n) {
+    const blk_q4_0 *x = src;
+    for (int64_t i = 0; i < n / QK; i++, y += QK) {
+        __m256 d = _mm256_set1_ps(h2f(x[i].d));
+        deq_i8x32(y, _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8)), d, d);
+    }
+}
+
+TGT static void deq_q5_0(const void *src, float *y, int64_t n) {
+    const blk_q5_0 *x = src;
+    for (int64_t i = 0; i < n / QK; i++, y += QK) {
+        __m256 d = _mm256_set1_ps(h2f(x[i].d));
+        deq_i8x32(y, _mm256_sub_epi8(Q5_BITS(&x[i]), _mm256_set1_epi8(16)), d, d);
+    }
+}
+
+/* 32 unsigned bytes (0..15) as d * q - m. */
+TGT static inline void deq_u4x32_min(float *y, __m256i q, __m256 d, __m256 m) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    __m128i part[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    for (int k = 0; k < 4; k++)
+        _mm256_storeu_ps(y + 8 * k,
+                         _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(part[k]))), m));
+}
+
+TGT static void deq_q4_K(const void *src, float *y, int64_t n) {
+    const blk_q4_K *x = src;
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / 256; i++) {
+        float d = h2f(x[i].d), min = h2f(x[i].dmin);
+        uint8_t sc[8], mn[8];
+        sx_k4_scales(x[i].scales, sc, mn);
+        const uint8_t *qs = x[i].qs;
+        for (int j = 0; j < 4; j++, qs += 32, y += 64) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)qs);
+            deq_u4x32_min(y, _mm256_and_si256(q, low), _mm256_set1_ps(d * sc[2 * j]), _mm256_set1_ps(min * mn[2 * j]));
+            deq_u4x32_min(y + 32, _mm256_and_si256(_mm256_srli_epi16(q, 4), low), _mm256_set1_ps(d * sc[2 * j + 1]),
+                          _mm256_set1_ps(min * mn[2 * j + 1]));
+        }
+    }
+}
+
+TGT static void deq_q6_K(const void *src, float *y, int64_t n) {
+    const blk_q6_K *x = src;
+    const __m256i low = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    for (int64_t i = 0; i < n / 256; i++) {
+        float d = h2f(x[i].d);
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *sc = x[i].scales;
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, y += 128) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(hb, two), 4)),
+                _mm256_or_si256(_mm256_and_si256(l1, low),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), two), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), two), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), two), 4))};
+            for (int k = 0; k < 4; k++)
+                deq_i8x32(y + 32 * k, _mm256_sub_epi8(q[k], off), _mm256_set1_ps(d * sc[2 * k]),
+                          _mm256_set1_ps(d * sc[2 * k + 1]));
+        }
+    }
+}
+
 static const llm_kernels AVX2 = {
     .name = "avx2",
     .dot = {[LLM_TYPE_F32] = dot_f32, [LLM_TYPE_F16] = dot_f16, [LLM_TYPE_BF16] = dot_bf16,
@@ -924,6 +1020,8 @@ static const llm_kernels AVX2 = {
     .att = att_block,
     .att_align = 8,
     .swiglu = swiglu,
+    .deq = {[LLM_TYPE_F16] = deq_f16, [LLM_TYPE_Q8_0] = deq_q8_0, [LLM_TYPE_Q4_0] = deq_q4_0,
+            [LLM_TYPE_Q5_0] = deq_q5_0, [LLM_TYPE_Q4_K] = deq_q4_K, [LLM_TYPE_Q6_K] = deq_q6_K},
 };
 
 const llm_kernels *llm_kernels_avx2(void) {

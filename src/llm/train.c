@@ -1,6 +1,6 @@
 /* train.c — the bridge between the engine's GGUF models and nn's trainable
  * llama: a loaded model's weights as training parameters (dequantized to
- * F32), and a trained model written back as a GGUF file the engine (and
+ * F32) or as a frozen base read in its file's form (QLoRA), and a trained model written back as a GGUF file the engine (and
  * llama.cpp) loads: the architecture's metadata, the tokenizer of a source
  * file, F32 tensors in ggml's layout. */
 #include <cblas.h>
@@ -97,6 +97,40 @@ int llm_train_from_model(const llm_model *m, nn_llama **out, tailor_error *err) 
         take(P->attn_norm, L->attn_norm), take(P->wq, L->wq), take(P->wk, L->wk), take(P->wv, L->wv);
         take(P->wo, L->wo), take(P->ffn_norm, L->ffn_norm), take(P->gate, L->ffn_gate), take(P->up, L->ffn_up);
         take(P->down, L->ffn_down);
+        if (c.qkv_bias) take(P->bq, L->bq), take(P->bk, L->bk), take(P->bv, L->bv);
+    }
+    return 0;
+}
+
+/* The base's matrices for a frozen model, dequantized row by row as the
+ * engine reads them (llm_dequant_row: pure, so threads may share it). */
+static void model_rows(void *ctx, int layer, int which, int64_t r0, int64_t r1, float *dst) {
+    const llm_model *m = ctx;
+    const llm_tensor *t = which == NN_W_EMBD ? m->tok_embd : which == NN_W_OUTPUT ? m->output : NULL;
+    if (!t) {
+        const llm_layer *L = &m->layers[layer];
+        const llm_tensor *mats[NN_LORA_SLOTS] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down};
+        t = mats[which];
+    }
+    int64_t cols = t->ne[0];
+    size_t rb = llm_row_bytes(t->type, cols);
+    for (int64_t r = r0; r < r1; r++)
+        llm_dequant_row_fast(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst + (size_t)(r - r0) * (size_t)cols,
+                        cols);
+}
+
+int llm_train_frozen(const llm_model *m, nn_llama **out, tailor_error *err) {
+    nn_llama_config c;
+    int rc = llm_train_config(m, &c, err);
+    nn_llama_source src = {model_rows, (void *)m};
+    if (!rc) rc = nn_llama_new_frozen(&c, &src, out, err);
+    if (rc) return rc;
+    nn_llama *t = *out;
+    take(t->p.output_norm, m->output_norm);
+    for (int l = 0; l < c.n_layer; l++) {
+        const llm_layer *L = &m->layers[l];
+        nn_llama_layer *P = &t->p.layers[l];
+        take(P->attn_norm, L->attn_norm), take(P->ffn_norm, L->ffn_norm);
         if (c.qkv_bias) take(P->bq, L->bq), take(P->bk, L->bk), take(P->bv, L->bv);
     }
     return 0;

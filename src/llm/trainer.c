@@ -474,6 +474,7 @@ int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, 
     for (size_t i = 0; i < ex.len; i++) out->data_tokens += ex.data[i].n;
     int B = p.batch < n_train ? p.batch : (int)n_train, T = 1;
     for (size_t i = 0; i < ex.len; i++) T = ex.data[i].n > T ? ex.data[i].n : T;
+    out->batch = B, out->width = T;
     int64_t per_epoch = (n_train + B - 1) / B, steps = p.steps > 0 ? p.steps : per_epoch * p.epochs;
     int64_t warmup = p.warmup >= 0 ? p.warmup : steps / 20;
     bool lora = m->lora != NULL;

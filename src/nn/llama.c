@@ -29,8 +29,9 @@ struct nn_llama_acts {
     float *dx, *dh, *dq, *dkx, *dvx, *dk, *dv, *dao, *dgate, *dup, *dact, *dmid, *scratch, *lora_scratch;
 };
 
-static size_t layout(const nn_llama_config *c, float *base, nn_llama_params *p) {
-    /* One pass that either counts (base NULL) or hands out pointers. */
+static size_t layout(const nn_llama_config *c, float *base, nn_llama_params *p, bool mats) {
+    /* One pass that either counts (base NULL) or hands out pointers; without
+     * mats the matrices are left out (NULL: a source holds them). */
     size_t at = 0;
     int64_t D = c->n_embd, S = c->n_embd / c->n_head, DQ = (int64_t)c->n_head * S, DKV = (int64_t)c->n_head_kv * S,
             F = c->n_ff, V = c->n_vocab;
@@ -39,35 +40,41 @@ static size_t layout(const nn_llama_config *c, float *base, nn_llama_params *p) 
         if (base) (field) = base + at;                  \
         at += (size_t)(n);                              \
     } while (0)
-    TAKE(p->tok_embd, V * D);
+#define MAT(field, n)                                   \
+    do {                                                \
+        if (mats) TAKE(field, n);                       \
+        else if (base) (field) = NULL;                  \
+    } while (0)
+    MAT(p->tok_embd, V * D);
     for (int l = 0; l < c->n_layer; l++) {
         nn_llama_layer *L = base ? &p->layers[l] : NULL;
         nn_llama_layer dummy;
         if (!L) L = &dummy;
         TAKE(L->attn_norm, D);
-        TAKE(L->wq, DQ * D);
-        TAKE(L->wk, DKV * D);
-        TAKE(L->wv, DKV * D);
+        MAT(L->wq, DQ * D);
+        MAT(L->wk, DKV * D);
+        MAT(L->wv, DKV * D);
         if (c->qkv_bias) {
             TAKE(L->bq, DQ);
             TAKE(L->bk, DKV);
             TAKE(L->bv, DKV);
         } else if (base) L->bq = L->bk = L->bv = NULL;
-        TAKE(L->wo, D * DQ);
+        MAT(L->wo, D * DQ);
         TAKE(L->ffn_norm, D);
-        TAKE(L->gate, F * D);
-        TAKE(L->up, F * D);
-        TAKE(L->down, D * F);
+        MAT(L->gate, F * D);
+        MAT(L->up, F * D);
+        MAT(L->down, D * F);
     }
     TAKE(p->output_norm, D);
     if (c->tied) {
         if (base) p->output = p->tok_embd;
-    } else TAKE(p->output, V * D);
+    } else MAT(p->output, V * D);
 #undef TAKE
+#undef MAT
     return at;
 }
 
-int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err) {
+static int create(const nn_llama_config *c, const nn_llama_source *src, nn_llama **out, tailor_error *err) {
     *out = NULL;
     if (c->n_embd <= 0 || c->n_head <= 0 || c->n_embd % c->n_head || c->n_head_kv <= 0 || c->n_head % c->n_head_kv ||
         c->n_layer <= 0 || c->n_ff <= 0 || c->n_vocab <= 0 || c->rope_dim <= 0 || c->rope_dim > c->n_embd / c->n_head ||
@@ -77,17 +84,34 @@ int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err) {
                        "the head's, and positive sizes");
     nn_llama *m = xcalloc(1, sizeof *m);
     m->c = *c;
+    bool mats = !src;
     nn_llama_params dummy = {0};
-    m->n_params = layout(c, NULL, &dummy);
+    m->n_params = layout(c, NULL, &dummy, mats);
     m->params = xcalloc(m->n_params, sizeof(float));
-    m->grads = xcalloc(m->n_params, sizeof(float));
     m->p.layers = xcalloc((size_t)c->n_layer, sizeof *m->p.layers);
     m->g.layers = xcalloc((size_t)c->n_layer, sizeof *m->g.layers);
-    layout(c, m->params, &m->p);
-    layout(c, m->grads, &m->g);
+    layout(c, m->params, &m->p, mats);
+    if (src) { /* frozen from the start: no gradients for the base */
+        m->src = *src;
+        m->freeze = true;
+    } else {
+        m->grads = xcalloc(m->n_params, sizeof(float));
+        layout(c, m->grads, &m->g, true);
+    }
     m->a = xcalloc(1, sizeof *m->a);
     *out = m;
     return 0;
+}
+
+int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err) { return create(c, NULL, out, err); }
+
+int nn_llama_new_frozen(const nn_llama_config *c, const nn_llama_source *src, nn_llama **out, tailor_error *err) {
+    return create(c, src, out, err);
+}
+
+size_t nn_llama_n_weights(const nn_llama_config *c) {
+    nn_llama_params dummy = {0};
+    return layout(c, NULL, &dummy, true);
 }
 
 static void layer_free(act_layer *L, bool input) {
@@ -160,9 +184,38 @@ void nn_llama_add_lora(nn_llama *m, int rank, float alpha, unsigned targets, uin
     memset(m->g.layers, 0, (size_t)c->n_layer * sizeof *m->g.layers);
 }
 
-/* y[N][out] = x W^T (+ b), plus s B (A x) when the slot has a pair. */
+/* Rows [r0, r1) of a source's matrix into m->wbuf, on the pool. */
+typedef struct deq_job {
+    nn_llama *m;
+    int layer, which;
+    int64_t r0, cols;
+} deq_job;
+
+static void deq_rows(void *ctx, size_t i0, size_t i1, int thread) {
+    (void)thread;
+    deq_job *j = ctx;
+    j->m->src.rows(j->m->src.ctx, j->layer, j->which, j->r0 + (int64_t)i0, j->r0 + (int64_t)i1,
+                   j->m->wbuf + i0 * (size_t)j->cols);
+}
+
+static const float *dequant(nn_llama *m, int layer, int which, int64_t r0, int64_t r1, int64_t cols) {
+    size_t need = (size_t)(r1 - r0) * (size_t)cols;
+    if (need > m->wbuf_cap) {
+        free(m->wbuf);
+        m->wbuf = xmalloc(need * sizeof(float));
+        m->wbuf_cap = need;
+    }
+    deq_job j = {m, layer, which, r0, cols};
+    if (m->pool) pool_for(m->pool, (size_t)(r1 - r0), deq_rows, &j);
+    else deq_rows(&j, 0, (size_t)(r1 - r0), 0);
+    return m->wbuf;
+}
+
+/* y[N][out] = x W^T (+ b), plus s B (A x) when the slot has a pair. W NULL:
+ * the source's matrix, dequantized for this product. */
 static void lin(nn_llama *m, int layer, int slot, float *y, const float *x, const float *w, const float *b, int N,
                 int in, int out) {
+    if (!w) w = dequant(m, layer, slot, 0, out, in);
     nn_matmul_forward(y, x, w, b, N, in, out);
     nn_lora *l = m->lora;
     nn_lora_pair *p = l ? &l->pairs[(size_t)layer * NN_LORA_SLOTS + slot] : NULL;
@@ -182,6 +235,7 @@ static void lin(nn_llama *m, int layer, int slot, float *y, const float *x, cons
  * frozen, dA and dB for a pair. */
 static void lin_back(nn_llama *m, int layer, int slot, float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, int N, int in, int out, float *scratch) {
+    if (!w) w = dequant(m, layer, slot, 0, out, in);
     nn_matmul_backward(dx, m->freeze ? NULL : dw, m->freeze ? NULL : db, dy, x, w, N, in, out);
     nn_lora *l = m->lora;
     nn_lora_pair *p = l ? &l->pairs[(size_t)layer * NN_LORA_SLOTS + slot] : NULL;
@@ -204,6 +258,7 @@ void nn_llama_free(nn_llama *m) {
     free(m->p.layers);
     free(m->g.layers);
     free(m->logits);
+    free(m->wbuf);
     free(m);
 }
 
@@ -214,7 +269,9 @@ size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T, bool checkpoint
     /* Every layer keeps its input; its other activations are kept for
      * each layer, or (checkpointing) for one at a time. */
     size_t layers = (size_t)c->n_layer * D + (checkpoint ? 1 : (size_t)c->n_layer) * per_layer;
-    return 4 * (layers + 3 * D + 1 + V);
+    /* The backward pass's scratch (acts_ensure's d* buffers; 64 for LoRA's). */
+    size_t back = 3 * D + 4 * DQ + 2 * DKV + 3 * F + 64;
+    return 4 * (layers + 3 * D + 1 + V + back);
 }
 
 static void layer_alloc(act_layer *L, size_t n, size_t D, size_t DQ, size_t DKV, size_t F, size_t att) {
@@ -362,6 +419,34 @@ static void layer_forward(nn_llama *m, int l, int B, int T) {
     }
 }
 
+/* The output product over the vocabulary: logits = hf W^T, or (backward)
+ * dh += dlogits W. From a source, W comes in blocks of rows no larger than
+ * the biggest layer matrix, so the vocabulary is never held whole in F32. */
+static void output_product(nn_llama *m, int N, bool backward) {
+    const nn_llama_config *c = &m->c;
+    struct nn_llama_acts *a = m->a;
+    int D = c->n_embd, V = c->n_vocab;
+    if (m->p.output) {
+        if (backward) nn_matmul_backward(a->dh, m->freeze ? NULL : m->g.output, NULL, m->logits, a->hf, m->p.output, N, D, V);
+        else nn_matmul_forward(m->logits, a->hf, m->p.output, NULL, N, D, V);
+        return;
+    }
+    int S = D / c->n_head;
+    int64_t biggest = (int64_t)c->n_ff * D > (int64_t)c->n_head * S * D ? (int64_t)c->n_ff * D : (int64_t)c->n_head * S * D;
+    int block = (int)(biggest / D > 64 ? biggest / D : 64);
+    int which = c->tied ? NN_W_EMBD : NN_W_OUTPUT;
+    for (int v0 = 0; v0 < V; v0 += block) {
+        int rows = V - v0 < block ? V - v0 : block;
+        const float *w = dequant(m, -1, which, v0, v0 + rows, D);
+        if (backward)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, rows, 1.0f, m->logits + v0, V, w, D, 1.0f,
+                        a->dh, D);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, rows, D, 1.0f, a->hf, D, w, D, 0.0f, m->logits + v0,
+                        V);
+    }
+}
+
 float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *targets, int B, int T) {
     const nn_llama_config *c = &m->c;
     acts_ensure(m, B, T);
@@ -371,7 +456,10 @@ float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *target
     m->tokens = tokens;
     rope_cs(c, a->cs, T);
     float *x = a->l[0].x_in;
-    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * D, m->p.tok_embd + (size_t)tokens[n] * D, (size_t)D * 4);
+    for (int n = 0; n < N; n++) {
+        if (m->p.tok_embd) memcpy(x + (size_t)n * D, m->p.tok_embd + (size_t)tokens[n] * D, (size_t)D * 4);
+        else m->src.rows(m->src.ctx, -1, NN_W_EMBD, tokens[n], tokens[n] + 1, x + (size_t)n * D);
+    }
     for (int l = 0; l < c->n_layer; l++) layer_forward(m, l, B, T);
     nn_rmsnorm_forward(a->hf, a->rstdf, a->x_out, m->p.output_norm, N, D, c->rms_eps);
     if ((size_t)N * V > m->logits_cap) {
@@ -379,7 +467,7 @@ float nn_llama_forward(nn_llama *m, const int32_t *tokens, const int32_t *target
         m->logits_cap = (size_t)N * V;
         m->logits = xmalloc(m->logits_cap * 4);
     }
-    nn_matmul_forward(m->logits, a->hf, m->p.output, NULL, N, D, V);
+    output_product(m, N, false);
     m->has_targets = targets != NULL;
     return targets ? nn_softmax_ce_pool(m->pool, m->logits, targets, N, V) : 0;
 }
@@ -388,10 +476,10 @@ void nn_llama_backward(nn_llama *m) {
     const nn_llama_config *c = &m->c;
     struct nn_llama_acts *a = m->a;
     int B = m->B, T = m->T, N = B * T, D = c->n_embd, H = c->n_head, Hkv = c->n_head_kv, S = D / H, DQ = H * S,
-        DKV = Hkv * S, F = c->n_ff, V = c->n_vocab;
+        DKV = Hkv * S, F = c->n_ff;
     /* logits now hold d(loss)/d(logits). */
     memset(a->dh, 0, (size_t)N * D * 4);
-    nn_matmul_backward(a->dh, m->freeze ? NULL : m->g.output, NULL, m->logits, a->hf, m->p.output, N, D, V);
+    output_product(m, N, true);
     memset(a->dx, 0, (size_t)N * D * 4);
     nn_rmsnorm_backward(a->dx, m->freeze ? NULL : m->g.output_norm, a->dh, a->x_out, m->p.output_norm, a->rstdf, N, D);
     for (int l = c->n_layer - 1; l >= 0; l--) {

@@ -110,6 +110,15 @@ typedef struct nn_lora {
     int t_cap;           /* tokens the t buffers hold */
 } nn_lora;
 
+/* A frozen base left in its file's form (QLoRA): rows [r0, r1) of one
+ * matrix as F32, `which` an NN_LORA_* slot of layer `layer` or NN_W_EMBD /
+ * NN_W_OUTPUT (layer -1). Called from several threads at once. */
+enum { NN_W_EMBD = NN_LORA_SLOTS, NN_W_OUTPUT };
+typedef struct nn_llama_source {
+    void (*rows)(void *ctx, int layer, int which, int64_t r0, int64_t r1, float *dst);
+    void *ctx;
+} nn_llama_source;
+
 typedef struct nn_llama {
     nn_llama_config c;
     size_t n_params;
@@ -126,9 +135,20 @@ typedef struct nn_llama {
     pool *pool;      /* borrowed: the serial parts (attention, the loss) split over it; NULL: serial */
     bool freeze;     /* the base weights get no gradients (LoRA training) */
     bool checkpoint; /* keep only each layer's input; recompute the rest in the backward pass */
+    nn_llama_source src; /* the frozen base's matrices, read on demand (rows NULL: they are in params) */
+    float *wbuf;         /* the one matrix (or block of output rows) dequantized for the product at hand */
+    size_t wbuf_cap;
 } nn_llama;
 
 int nn_llama_new(const nn_llama_config *c, nn_llama **out, tailor_error *err);
+/* A frozen model whose matrices (embedding, projections, output) stay with
+ * src and are dequantized just before each product that reads them (the
+ * forward, the backward and checkpointing's recomputation), one matrix at a
+ * time; only the norms and biases live in params. Trains LoRA pairs only
+ * (nn_llama_add_lora). src->ctx must outlive the model. */
+int nn_llama_new_frozen(const nn_llama_config *c, const nn_llama_source *src, nn_llama **out, tailor_error *err);
+/* Every weight of a model of shape c (what nn_llama_new holds in params). */
+size_t nn_llama_n_weights(const nn_llama_config *c);
 void nn_llama_free(nn_llama *m);
 /* B sequences of T tokens (positions 0..T-1 each). With targets (-1: no
  * loss at that position): the mean cross-entropy, and m->logits become its

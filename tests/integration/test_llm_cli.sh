@@ -73,6 +73,11 @@ has "$W/out" "a LoRA adapter" "finetune says what it wrote"
 awk '{ for (i = 1; i <= NF; i++) if ($i == "loss") { a = $(i + 1); b = $(i + 3) } }
      END { exit !(a + 0 > b + 0) }' "$W/out" && ok || bad "the fine-tuning loss did not fall: $(cat "$W/out")"
 expect 0 "the adapter applies" -- "$T" -q llm run -m "$BASE" --lora "$W/ad.gguf" -p "Film: Heat (1995). Genres:" -n 4 --temp 0
+QB="$F/tiny-llama-spm-Q4_K_M.gguf"
+expect 0 "llm finetune on a Q4_K_M base (kept quantized)" -- "$T" -q llm finetune -m "$QB" --data "$W/genres.jsonl" -o "$W/adq.gguf" --epochs 2 --ctx 48 -t 2
+awk '{ for (i = 1; i <= NF; i++) if ($i == "loss") { a = $(i + 1); b = $(i + 3) } }
+     END { exit !(a + 0 > b + 0) }' "$W/out" && ok || bad "the loss on the quantized base did not fall: $(cat "$W/out")"
+expect 0 "its adapter applies to the quantized base" -- "$T" -q llm run -m "$QB" --lora "$W/adq.gguf" -p "Film: Heat (1995). Genres:" -n 4 --temp 0
 printf '{"messages": [{"role": "user", "content": "Heat"}, {"role": "assistant", "content": "Action, Crime"}]}\n%.0s' 1 2 3 4 >"$W/chat.jsonl"
 expect 0 "finetune on chat data, merged" -- "$T" -q llm finetune -m "$BASE" --data "$W/chat.jsonl" --chat-template chatml --merge -o "$W/merged.gguf" --steps 2 -t 2
 has "$W/out" "merged" "the merged model is written"

@@ -195,6 +195,25 @@ static void check_kernel_set(const llm_kernels *fast) {
         tiles++;
     }
     fprintf(stderr, "note: %s kernels: %d tile types checked against the scalar reference\n", fast->name, tiles);
+    /* Rows to F32 (the fine-tuner's frozen base): bit for bit the scalar
+     * dequantization, an F16 row with a tail shorter than the vector. */
+    int deqs = 0;
+    for (int t = 0; t < LLM_TYPE_COUNT; t++) {
+        if (!fast->deq[t]) continue;
+        int64_t len = t == LLM_TYPE_F16 ? 517 : 512;
+        uint8_t *q = malloc(llm_row_bytes((llm_type)t, len));
+        float *a = malloc((size_t)len * 4), *b = malloc((size_t)len * 4);
+        fill(w, len, 1100 + t);
+        for (int64_t i = 0; i < len; i++) w[i] *= i % 61 == 0 ? 30.0f : 1.0f; /* wide scales in one block */
+        llm_quant_row((llm_type)t, w, q, len);
+        llm_dequant_row((llm_type)t, q, a, len);
+        fast->deq[t](q, b, len);
+        if (memcmp(a, b, (size_t)len * 4)) fprintf(stderr, "%s deq %s differs\n", fast->name, llm_type_get(t)->name);
+        CHECK(!memcmp(a, b, (size_t)len * 4));
+        free(q), free(a), free(b);
+        deqs++;
+    }
+    fprintf(stderr, "note: %s kernels: %d row dequantizers checked bit for bit\n", fast->name, deqs);
     /* SwiGLU, over the range the model's gates take and far outside it
      * (where exp saturates), with a tail shorter than the vector. */
     {
@@ -1101,6 +1120,65 @@ out:
     free(mp);
 }
 
+/* QLoRA-style: a quantized base kept in its file's blocks (llm_train_frozen,
+ * each matrix dequantized just before its product) trains the same adapter
+ * as the base dequantized whole: the same loss and LoRA gradients (up to
+ * the output product's blocking), with and without checkpointing, and the
+ * frozen model holds no matrix of its own. */
+static void test_train_frozen_base(void) {
+    const char *files[] = {"llm-fixtures/models/tiny-llama-spm-Q4_K_M.gguf", "llm-fixtures/models/tiny-qwen2-bpe-Q4_K_M.gguf"};
+    for (int f = 0; f < 2; f++) {
+        char *mp = test_data_path(files[f]);
+        llm_model *m = NULL;
+        tailor_error err = {0};
+        CHECK_EQ(llm_model_load(mp, &m, &err), 0);
+        nn_llama *whole = NULL, *frozen = NULL;
+        CHECK_EQ(llm_train_from_model(m, &whole, &err), 0);
+        CHECK_EQ(llm_train_frozen(m, &frozen, &err), 0);
+        if (!whole || !frozen) goto next;
+        CHECK(frozen->n_params * 20 < nn_llama_n_weights(&frozen->c)); /* norms and biases only */
+        CHECK(frozen->grads == NULL && frozen->p.tok_embd == NULL && frozen->p.layers[0].wq == NULL);
+        unsigned all = (1u << NN_LORA_SLOTS) - 1;
+        nn_llama_add_lora(whole, 4, 8.0f, all, 3);
+        nn_llama_add_lora(frozen, 4, 8.0f, all, 3);
+        CHECK_EQ(whole->lora->n_params, frozen->lora->n_params);
+        rng r;
+        rng_seed(&r, 5);
+        for (size_t i = 0; i < whole->lora->n_params; i++)
+            whole->lora->params[i] = frozen->lora->params[i] = (float)rng_normal(&r) * 0.05f;
+        enum { B = 2, T = 11 };
+        int32_t tok[B * T], tgt[B * T];
+        for (int i = 0; i < B * T; i++) {
+            tok[i] = 3 + (int32_t)rng_below(&r, (uint64_t)m->hp.n_vocab - 3);
+            tgt[i] = i % 5 == 0 ? -1 : 3 + (int32_t)rng_below(&r, (uint64_t)m->hp.n_vocab - 3);
+        }
+        size_t np = whole->lora->n_params;
+        float lw = nn_llama_forward(whole, tok, tgt, B, T);
+        memset(whole->lora->grads, 0, np * 4);
+        nn_llama_backward(whole);
+        for (int ck = 0; ck < 2; ck++) {
+            frozen->checkpoint = ck;
+            float lf = nn_llama_forward(frozen, tok, tgt, B, T);
+            memset(frozen->lora->grads, 0, np * 4);
+            nn_llama_backward(frozen);
+            double gmax = 0, gd = 0;
+            for (size_t i = 0; i < np; i++) {
+                gmax = fmax(gmax, fabs(whole->lora->grads[i]));
+                gd = fmax(gd, fabs(whole->lora->grads[i] - frozen->lora->grads[i]));
+            }
+            printf("  frozen %s base%s: loss %.6f vs %.6f, LoRA gradients max|d| %.2e of max %.2e\n", files[f] + 20,
+                   ck ? " (checkpointing)" : "", lf, lw, gd, gmax);
+            CHECK(fabs(lf - lw) <= 1e-5 * fabs(lw));
+            CHECK(gmax > 0 && gd <= 1e-4 * gmax);
+        }
+    next:
+        nn_llama_free(whole);
+        nn_llama_free(frozen);
+        llm_model_free(m);
+        free(mp);
+    }
+}
+
 /* A byte-level BPE tokenizer trained on MovieLens titles: the size asked
  * for, every line back exactly from its tokens (including bytes never
  * seen in training), fewer tokens than bytes, and the same file from the
@@ -1860,6 +1938,7 @@ int main(void) {
     RUN(test_blocked_attention_model);
     RUN(test_train_forward);
     RUN(test_train_lora_roundtrip);
+    RUN(test_train_frozen_base);
     RUN(test_bpe_train);
     RUN(test_forward_f16);
     RUN(test_forward_quantized);
