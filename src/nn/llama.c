@@ -21,12 +21,13 @@ typedef struct act_layer {
 struct nn_llama_acts {
     int cap; /* tokens (B*T) they hold */
     int att_cap;
+    int t_cap; /* the longest sequence (the rope table, the attention scratch) */
     bool shared; /* checkpointing: every layer but its input in one set (work) */
     act_layer work;
     act_layer *l;
     float *x_out, *rstdf, *hf, *cs;
     /* backward scratch */
-    float *dx, *dh, *dq, *dkx, *dvx, *dk, *dv, *dao, *dgate, *dup, *dact, *dmid, *scratch, *lora_scratch;
+    float *dx, *dh, *dq, *dkx, *dvx, *dk, *dv, *dao, *dgate, *dup, *dact, *dmid, *datt, *lora_scratch;
 };
 
 static size_t layout(const nn_llama_config *c, float *base, nn_llama_params *p, bool mats) {
@@ -130,7 +131,7 @@ static void acts_free(struct nn_llama_acts *a, int n_layer) {
     if (a->shared) layer_free(&a->work, false);
     free(a->l);
     float **g[] = {&a->x_out, &a->rstdf, &a->hf, &a->cs, &a->dx, &a->dh, &a->dq, &a->dkx, &a->dvx,
-                   &a->dk, &a->dv, &a->dao, &a->dgate, &a->dup, &a->dact, &a->dmid, &a->scratch, &a->lora_scratch};
+                   &a->dk, &a->dv, &a->dao, &a->dgate, &a->dup, &a->dact, &a->dmid, &a->datt, &a->lora_scratch};
     for (size_t i = 0; i < sizeof g / sizeof *g; i++) free(*g[i]);
     memset(a, 0, sizeof *a);
 }
@@ -269,8 +270,9 @@ size_t nn_llama_bytes_per_token(const nn_llama_config *c, int T, bool checkpoint
     /* Every layer keeps its input; its other activations are kept for
      * each layer, or (checkpointing) for one at a time. */
     size_t layers = (size_t)c->n_layer * D + (checkpoint ? 1 : (size_t)c->n_layer) * per_layer;
-    /* The backward pass's scratch (acts_ensure's d* buffers; 64 for LoRA's). */
-    size_t back = 3 * D + 4 * DQ + 2 * DKV + 3 * F + 64;
+    /* The backward pass's scratch (acts_ensure's d* buffers; 64 for LoRA's;
+     * one head's T x T dA, shared by the batch's tokens). */
+    size_t back = 3 * D + 4 * DQ + 2 * DKV + 3 * F + 64 + (size_t)T;
     return 4 * (layers + 3 * D + 1 + V + back);
 }
 
@@ -286,7 +288,7 @@ static void layer_alloc(act_layer *L, size_t n, size_t D, size_t DQ, size_t DKV,
 static void acts_ensure(nn_llama *m, int B, int T) {
     struct nn_llama_acts *a = m->a;
     int N = B * T;
-    if (N <= a->cap && B * m->c.n_head * T * T <= a->att_cap && a->shared == m->checkpoint) return;
+    if (N <= a->cap && T <= a->t_cap && B * m->c.n_head * T * T <= a->att_cap && a->shared == m->checkpoint) return;
     acts_free(a, m->c.n_layer);
     size_t D = (size_t)m->c.n_embd, S = D / (size_t)m->c.n_head, DQ = (size_t)m->c.n_head * S,
            DKV = (size_t)m->c.n_head_kv * S, F = (size_t)m->c.n_ff, n = (size_t)N;
@@ -306,9 +308,10 @@ static void acts_ensure(nn_llama *m, int B, int T) {
     a->dkx = xmalloc(n * DQ * 4), a->dvx = xmalloc(n * DQ * 4), a->dk = xmalloc(n * DKV * 4);
     a->dv = xmalloc(n * DKV * 4), a->dao = xmalloc(n * DQ * 4), a->dgate = xmalloc(n * F * 4);
     a->dup = xmalloc(n * F * 4), a->dact = xmalloc(n * F * 4), a->dmid = xmalloc(n * D * 4);
-    a->scratch = xmalloc((size_t)T * 64 * 4); /* a row per pool thread (at most 64) */
+    a->datt = xmalloc((size_t)T * (size_t)T * 4); /* one head's dA, then dS */
     a->lora_scratch = xmalloc(n * 64 * 4); /* N x rank, rank <= 64 */
     a->cap = N;
+    a->t_cap = T;
     a->att_cap = (int)att;
 }
 
@@ -354,36 +357,70 @@ static void rope_rows(nn_llama *m, float *x, int B, int T, int heads, bool inver
         nn_rope(x + (size_t)b * T * heads * S, m->a->cs, T, heads, S, m->c.rope_dim, m->c.neox, inverse);
 }
 
-/* Attention over each sequence of the batch on the pool (sequences are
- * independent; each keeps the serial op's arithmetic). */
-typedef struct attn_job {
-    nn_llama *m;
-    act_layer *L;
-    const float *dout;
-    int T, C, H;
-    bool backward;
-} attn_job;
+/* Causal attention, head by head of each sequence, as matrix products:
+ * S = scale Q K^T over the whole T x T (the upper triangle computed and
+ * then zeroed: BLAS's speed is worth twice the multiply-adds), the
+ * softmax row by row on the pool, then O = A V; backward dA = dO V^T,
+ * dV += A^T dO, dS = A (dA - rowsum(A dA)) scale, dQ += dS K, dK += dS^T Q.
+ * The products run one after another, each on OpenBLAS's threads. */
+typedef struct soft_job {
+    float *a, *d; /* rows of A (and, backward, of dA becoming dS) */
+    int T;
+    float scale;
+} soft_job;
 
-static void attn_seqs(void *ctx, size_t b0, size_t b1, int thread) {
-    attn_job *j = ctx;
-    struct nn_llama_acts *a = j->m->a;
-    size_t row = (size_t)j->T * j->C, att = (size_t)j->H * j->T * j->T;
-    for (size_t b = b0; b < b1; b++) {
-        act_layer *L = j->L;
-        if (!j->backward)
-            nn_attention_forward(L->ao + b * row, L->att + b * att, L->q + b * row, L->kx + b * row, L->vx + b * row,
-                                 NULL, 1, j->T, j->C, j->H);
-        else
-            nn_attention_backward(a->dq + b * row, a->dkx + b * row, a->dvx + b * row, j->dout + b * row,
-                                  L->att + b * att, L->q + b * row, L->kx + b * row, L->vx + b * row, 1, j->T, j->C,
-                                  j->H, a->scratch + (size_t)thread * j->T);
+static void soft_rows(void *ctx, size_t t0, size_t t1, int thread) {
+    (void)thread;
+    soft_job *j = ctx;
+    int T = j->T;
+    for (size_t t = t0; t < t1; t++) {
+        float *a = j->a + t * (size_t)T;
+        if (!j->d) { /* forward: the causal softmax of the scores */
+            float mx = a[0];
+            for (size_t k = 1; k <= t; k++) mx = a[k] > mx ? a[k] : mx;
+            float sum = 0;
+            for (size_t k = 0; k <= t; k++) sum += a[k] = expf(a[k] - mx);
+            float inv = 1.0f / sum;
+            for (size_t k = 0; k <= t; k++) a[k] *= inv;
+            for (size_t k = t + 1; k < (size_t)T; k++) a[k] = 0;
+        } else {
+            float *d = j->d + t * (size_t)T, dot = 0;
+            for (size_t k = 0; k <= t; k++) dot += a[k] * d[k];
+            for (size_t k = 0; k <= t; k++) d[k] = a[k] * (d[k] - dot) * j->scale;
+            for (size_t k = t + 1; k < (size_t)T; k++) d[k] = 0;
+        }
     }
 }
 
 static void attention(nn_llama *m, act_layer *L, const float *dout, int B, int T, int C, int H, bool backward) {
-    attn_job j = {m, L, dout, T, C, H, backward};
-    if (m->pool && B > 1) pool_for(m->pool, (size_t)B, attn_seqs, &j);
-    else attn_seqs(&j, 0, (size_t)B, 0);
+    struct nn_llama_acts *a = m->a;
+    int hs = C / H;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t row = (size_t)T * C, tt = (size_t)T * T;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *q = L->q + b * row + h * hs, *k = L->kx + b * row + h * hs, *v = L->vx + b * row + h * hs;
+            float *A = L->att + ((size_t)b * H + h) * tt;
+            soft_job j = {A, backward ? a->datt : NULL, T, scale};
+            if (!backward) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C, k, C, 0.0f, A, T);
+                if (m->pool) pool_for(m->pool, (size_t)T, soft_rows, &j);
+                else soft_rows(&j, 0, (size_t)T, 0);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, A, T, v, C, 0.0f,
+                            L->ao + b * row + h * hs, C);
+                continue;
+            }
+            const float *go = dout + b * row + h * hs;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, go, C, v, C, 0.0f, a->datt, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, A, T, go, C, 1.0f,
+                        a->dvx + b * row + h * hs, C);
+            if (m->pool) pool_for(m->pool, (size_t)T, soft_rows, &j);
+            else soft_rows(&j, 0, (size_t)T, 0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a->datt, T, k, C, 1.0f,
+                        a->dq + b * row + h * hs, C);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a->datt, T, q, C, 1.0f,
+                        a->dkx + b * row + h * hs, C);
+        }
 }
 
 /* Layer l from its input a->l[l].x_in to the next layer's input (or
