@@ -1,7 +1,8 @@
 #!/bin/sh
 # The main job: import MovieLens into demo.db, print its statistics, train
 # the recommenders that suit it and evaluate them, hold a short
-# conversation with the agent (rules backend: no language model needed),
+# conversation with the agent (the rules backend: no language model needed;
+# MODEL=FILE.gguf: that model calls the tools, e.g. scripts/agent-model.sh's),
 # then serve it all over HTTP with a demo key (the page, the API, /v1 with
 # MODEL=FILE.gguf) until Ctrl-C. DEMO_SERVE=0 stops before serving;
 # DEMO_PORT picks the port (default 8080). Data comes from $TAILOR_DATA if set (a MovieLens folder, or a
@@ -67,10 +68,10 @@ for q in "three comedies from the 90s" "why" "no horror" "something like Toy Sto
     echo "> $q"
     if [ -z "$session" ]; then
         # The first turn starts a session; its id comes on stderr.
-        "$T" --db "$DB" ask --user 1 "$q" 2>"$DB.err"
+        "$T" --db "$DB" ask ${MODEL:+--model "$MODEL"} --user 1 "$q" 2>"$DB.err"
         session=$(sed -n 's/^(session \([0-9]*\))$/\1/p' "$DB.err")
     else
-        "$T" -q --db "$DB" ask --user 1 --session "$session" "$q"
+        "$T" -q --db "$DB" ask ${MODEL:+--model "$MODEL"} --user 1 --session "$session" "$q"
     fi
     echo
 done

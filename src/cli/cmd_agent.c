@@ -367,6 +367,27 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     return rc ? cli_fail(&err) : EX_OK;
 }
 
+/* experiment agent-data: conversations for fine-tuning a model to drive
+ * the agent, made with the rules-free scripted backend of agentdata.c. */
+static int experiment_agent_data(cli_args *a) {
+    const char *dir = cli_opt_get(a, "export");
+    long n, seed;
+    if (!dir) return cli_usage_error(a, "agent-data needs --export DIR (train.jsonl and heldout.jsonl go there)");
+    if (!cli_opt_int(a, "examples", 2000, 10, 10000000, &n) || !cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed))
+        return cli_usage_error(a, "--examples and --seed take numbers");
+    store *s = NULL;
+    pz_engine *e = NULL;
+    tailor_error err = {0};
+    int rc = store_open(a->db_path, store_default_params(), &s, &err);
+    if (!rc) rc = pz_engine_new(s, &e, &err);
+    int64_t before = rc ? 0 : store_sessions_last(s);
+    if (!rc) rc = eval_agent_data(e, dir, (int)n, (uint64_t)seed, stdout, &err);
+    if (s) store_sessions_delete_after(s, before, NULL); /* the scripted turns' sessions and facts */
+    pz_engine_free(e);
+    store_close(s);
+    return rc ? cli_fail(&err) : EX_OK;
+}
+
 int cmd_experiment(cli_args *a) {
     const char *name = a->pos[0];
     if (!strcmp(name, "llm-ranker") || !strcmp(name, "icl-shots") || !strcmp(name, "llm-generative") ||
@@ -374,14 +395,19 @@ int cmd_experiment(cli_args *a) {
         return experiment_llm_ranker(a, name[0] == 'i');
     if (!strcmp(name, "hallucination")) return experiment_hallucination(a);
     if (!strcmp(name, "cold-items")) return experiment_cold(a);
-    bool latency = !strcmp(name, "tool-latency"), stress = !strcmp(name, "context-stress");
-    if (!latency && !stress)
+    if (!strcmp(name, "agent-data")) return experiment_agent_data(a);
+    bool latency = !strcmp(name, "tool-latency"), stress = !strcmp(name, "context-stress"),
+         calls = !strcmp(name, "tool-calls");
+    if (!latency && !stress && !calls)
         return cli_usage_error(a,
-                               "no experiment '%s' (experiments: tool-latency, context-stress, hallucination, cold-items, "
-                               "llm-ranker, icl-shots, llm-generative, llm-vs-traditional)",
+                               "no experiment '%s' (experiments: tool-latency, context-stress, tool-calls, agent-data, "
+                               "hallucination, cold-items, llm-ranker, icl-shots, llm-generative, llm-vs-traditional)",
                                name);
-    long rounds, budget, turns;
+    if (calls && !cli_opt_get(a, "data"))
+        return cli_usage_error(a, "tool-calls needs --data FILE (conversations, as agent-data writes them)");
+    long rounds, budget, turns, users;
     if (!cli_opt_int(a, "rounds", 10, 1, 10000, &rounds)) return cli_usage_error(a, "--rounds takes a number");
+    if (!cli_opt_int(a, "users", 0, 0, INT32_MAX, &users)) return cli_usage_error(a, "--users takes a number");
     if (!cli_opt_int(a, "budget", 2000, 100, 1 << 20, &budget)) return cli_usage_error(a, "--budget takes tokens");
     if (!cli_opt_int(a, "turns", 120, 10, 320, &turns)) return cli_usage_error(a, "--turns takes 10 to 320");
     chat_face f;
@@ -392,6 +418,7 @@ int cmd_experiment(cli_args *a) {
     sb json;
     sb_init(&json);
     int rc = latency ? eval_tool_latency(f.e, f.b, (int)rounds, stdout, &json, &err)
+             : calls ? eval_tool_calls(f.e, f.b, cli_opt_get(a, "data"), (int)users, stdout, &json, &err)
                      : eval_context_stress(f.e, f.b, (int32_t)budget, (int)turns, cli_opt_get(a, "report"), stdout,
                                            &json, &err);
     if (!rc) rc = write_json_opt(a, &json, &err);

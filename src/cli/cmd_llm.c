@@ -722,6 +722,10 @@ int cmd_llm_train(cli_args *a) {
     if (!cli_opt_int(a, "bpe", 0, 0, 1 << 20, &bpe) || (bpe && bpe < 260))
         return cli_usage_error(a, "--bpe takes a vocabulary size of at least 260");
     if (bpe && vocab) return cli_usage_error(a, "give --bpe N (train a tokenizer) or --vocab FILE, not both");
+    if (cli_opt_get(a, "tool-prompt") && strcmp(cli_opt_get(a, "tool-prompt"), "brief"))
+        return cli_usage_error(a, "--tool-prompt takes brief");
+    if (!bpe && cli_opt_get(a, "chat-template"))
+        return cli_usage_error(a, "--chat-template goes with --bpe (a given --vocab keeps its own template)");
     if (bpe) {
         sb text, path;
         sb_init(&text);
@@ -730,7 +734,8 @@ int cmd_llm_train(cli_args *a) {
         tailor_error e0 = {0};
         int rc0 = file_read(data, &text, &e0);
         uint64_t t0 = timer_now_ns();
-        if (!rc0) rc0 = llm_bpe_train(text.buf, text.len, (int)bpe, sb_str(&path), a->quiet, &e0);
+        if (!rc0)
+            rc0 = llm_bpe_train(text.buf, text.len, (int)bpe, cli_opt_get(a, "chat-template"), sb_str(&path), a->quiet, &e0);
         sb_deinit(&text);
         if (rc0) {
             sb_deinit(&path);
@@ -794,7 +799,8 @@ int cmd_llm_train(cli_args *a) {
     rc = llm_train_run(m, tokm->vocab, p, &r, &err);
     if (!rc) {
         const char *base = strrchr(a->pos[0], '/');
-        rc = llm_train_write(m, arch, base ? base + 1 : a->pos[0], tokm->gguf, p.ctx, a->pos[0], &err);
+        rc = llm_train_write(m, arch, base ? base + 1 : a->pos[0], tokm->gguf, p.ctx, cli_opt_get(a, "tool-prompt"),
+                             a->pos[0], &err);
     }
     if (!rc) {
         struct rusage ru;
@@ -885,7 +891,9 @@ int cmd_llm_finetune(cli_args *a) {
     if (!rc && !full && !merge) rc = llm_train_write_lora(m, base, name, outp, &err);
     if (!rc && (full || merge)) {
         if (merge) llm_train_merge_lora(m);
-        rc = llm_train_write(m, base->arch_name, name, base->gguf, base->hp.n_ctx_train, outp, &err);
+        /* The context it was trained at, when that is longer than the base's. */
+        int n_ctx = base->hp.n_ctx_train > (int)ctx ? base->hp.n_ctx_train : (int)ctx;
+        rc = llm_train_write(m, base->arch_name, name, base->gguf, n_ctx, NULL, outp, &err);
     }
     if (!rc) {
         struct rusage ru;

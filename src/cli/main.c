@@ -308,7 +308,12 @@ static const cli_cmd COMMANDS[] = {
      "llm-generative: the model writes the next item's title under a trie of the catalogue's titles\n"
      "(beam search, width 20): HR@10 and NDCG@10 against the retriever's top 10.\n"
      "llm-vs-traditional: --models (default pop,als,ease,sasrec) and, with --model, llm-ranker and\n"
-     "llm-generative on the same users: the harness's table, paired tests, --report DIR (report.md, ndcg.svg).",
+     "llm-generative on the same users: the harness's table, paired tests, --report DIR (report.md, ndcg.svg).\n"
+     "agent-data: --examples conversations made from the catalogue (a request in one of many phrasings,\n"
+     "the tool call it means, the tool's result, an answer) in OpenAI's fine-tuning format with tools,\n"
+     "to --export DIR: train.jsonl, and heldout.jsonl with phrasings training never saw (llm finetune).\n"
+     "tool-calls: the requests of --data FILE through the agent with the backend (rules, --model,\n"
+     "--llm-url): the share with the right tool, and with the right tool and arguments.",
      1, 1,
      {BACKEND_OPTS,
       {"rounds", 0, "N", "tool-latency: times through the suite (default 10)"},
@@ -326,8 +331,11 @@ static const cli_cmd COMMANDS[] = {
       {"retriever", 0, "KIND", "llm-ranker: the model proposing candidates (default als)"},
       {"candidates", 0, "N", "llm-ranker: candidates re-ranked, 2 to 26 (default 20)"},
       {"history", 0, "N", "llm-ranker: recent items the prompt shows (default 10)"},
-      {"users", 0, "N", "llm-ranker: test users at most (default 200)"},
-      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring"},
+      {"users", 0, "N", "llm-ranker: test users at most (default 200); tool-calls: requests at most (default all)"},
+      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring; agent-data: the DIR"},
+      {"examples", 0, "N", "agent-data: training conversations (default 2000; a fifth as many held out, 50 at least)"},
+      {"seed", 0, "N", "agent-data: the seed of the phrasings and slots (default 42)"},
+      {"data", 0, "FILE", "tool-calls: conversations whose requests and first calls are asked and checked"},
       {"shots", 0, "N", "llm-ranker: in-context examples from the user's history (default 0)"},
       {"models", 0, "LIST", "llm-vs-traditional: the traditional models (default pop,als,ease,sasrec)"}},
      cmd_experiment},
@@ -480,6 +488,8 @@ static const cli_cmd COMMANDS[] = {
       {"config", 0, "FILE", "the shape as JSON (see above)"},
       {"vocab", 0, "FILE", "GGUF file whose tokenizer the model gets"},
       {"bpe", 0, "N", "train a byte-level BPE tokenizer of N tokens on --data instead (kept as OUT.tokenizer.gguf)"},
+      {"chat-template", 0, "NAME", "with --bpe: chatml gives the tokenizer ChatML's markers and template"},
+      {"tool-prompt", 0, "brief", "the agent describes its tools to the model in one line each (a small model)"},
       {"ctx", 'c', "N", "tokens per sequence (default 128)"},
       {"batch", 'b', "N", "sequences per step (default 16)"},
       {"steps", 0, "N", "optimizer steps (default 1000)"},

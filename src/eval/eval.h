@@ -197,6 +197,19 @@ int eval_tool_latency(struct pz_engine *e, struct llm_backend *b, int rounds, FI
 int eval_context_stress(struct pz_engine *e, struct llm_backend *b, int32_t budget, int turns,
                         const char *report_dir, FILE *f, sb *json, tailor_error *err);
 
+/* `tailor experiment agent-data` (agentdata.c): n conversations made from
+ * the catalogue (a request in one of many phrasings, the tool call it
+ * means, the tool's result, a short answer), as the agent sends them to a
+ * backend, in OpenAI's fine-tuning format with tools, to DIR/train.jsonl;
+ * phrasings never used there to DIR/heldout.jsonl. */
+int eval_agent_data(struct pz_engine *e, const char *dir, int n, uint64_t seed, FILE *f, tailor_error *err);
+/* `tailor experiment tool-calls`: each conversation's request (at most
+ * limit; 0: all) through the agent with backend b; the share whose first
+ * call is the right tool, and the right tool with exactly the right
+ * arguments (items as the tools resolve them). */
+int eval_tool_calls(struct pz_engine *e, struct llm_backend *b, const char *path, int limit, FILE *f, sb *json,
+                    tailor_error *err);
+
 /* ---- the CTR protocol (ctr.c) ------------------------------------------ */
 
 /* Labelled rows of the knowledge-graph papers' click-through-rate protocol:

@@ -65,16 +65,22 @@ static void token_text(const uint16_t *byte_cp, const unsigned char *bytes, size
     }
 }
 
-int llm_bpe_train(const char *text, size_t len, int vocab_size, const char *path, bool quiet, tailor_error *err) {
+int llm_bpe_train(const char *text, size_t len, int vocab_size, const char *chat_format, const char *path, bool quiet,
+                  tailor_error *err) {
     if (vocab_size < 260 || vocab_size > 1 << 20)
         return err_set(err, TAILOR_EINVAL, "a BPE vocabulary holds 260 to %d tokens (the 256 bytes and more)", 1 << 20);
+    bool chatml = chat_format && !strcmp(chat_format, "chatml");
+    if (chat_format && !chatml)
+        return err_set(err, TAILOR_EUNSUPPORTED, "a trained tokenizer takes the chatml template only (not %s)", chat_format);
+    static const char *const CHATML[] = {"<|im_start|>", "<|im_end|>"};
+    int n_special = chatml ? 2 : 0;
     hmap index;
     hmap_init(&index, 1024);
     bpe_words words = {0};
     count_words(text, len, &index, &words);
     hmap_deinit(&index);
     /* Each token's bytes. */
-    int n_merges_max = vocab_size - 256 - 1; /* one id for <|endoftext|> */
+    int n_merges_max = vocab_size - 256 - 1 - n_special; /* ids for <|endoftext|> and the chat markers */
     VEC(sb) bytes = {0};
     for (int b = 0; b < 256; b++) {
         sb x;
@@ -134,7 +140,7 @@ int llm_bpe_train(const char *text, size_t len, int vocab_size, const char *path
     uint16_t byte_cp[256];
     int16_t cp_byte[512];
     llm_byte_alphabet(byte_cp, cp_byte);
-    size_t n_tok = bytes.len + 1;
+    size_t n_tok = bytes.len + 1 + (size_t)n_special;
     llm_str *tv = xcalloc(n_tok, sizeof *tv), *mv = xcalloc(ma.len + 1, sizeof *mv);
     int32_t *types = xcalloc(n_tok, sizeof *types);
     arena names;
@@ -149,6 +155,10 @@ int llm_bpe_train(const char *text, size_t len, int vocab_size, const char *path
     }
     tv[bytes.len].s = "<|endoftext|>", tv[bytes.len].n = 13;
     types[bytes.len] = 3;
+    for (int i = 0; i < n_special; i++) {
+        tv[bytes.len + 1 + (size_t)i].s = CHATML[i], tv[bytes.len + 1 + (size_t)i].n = strlen(CHATML[i]);
+        types[bytes.len + 1 + (size_t)i] = 3;
+    }
     for (size_t m = 0; m < ma.len; m++) {
         sb_clear(&t);
         sb_append(&t, tv[ma.data[m]].s, tv[ma.data[m]].n);
@@ -184,6 +194,11 @@ int llm_bpe_train(const char *text, size_t len, int vocab_size, const char *path
     llm_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bytes.len);
     llm_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)bytes.len);
     llm_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    if (chatml)
+        llm_gguf_set_str(w, "tokenizer.chat_template",
+                         "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+                         "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' "
+                         "}}{% endif %}");
     if (llm_gguf_writer_write(w, path, err) < 0) rc = err->code;
     llm_gguf_writer_free(w);
     sb_deinit(&t);

@@ -639,6 +639,15 @@ typedef struct llm_tool_def {
     const char *schema; /* JSON Schema of the arguments */
 } llm_tool_def;
 
+/* A conversation (tool calls and results included) as the local backend
+ * shows it to a model: format's chat template, the tools described in the
+ * system message and called in the format's convention (Qwen's
+ * <tool_call>, Llama 3's JSON, Mistral's [TOOL_CALLS], else generic JSON);
+ * with add_generation_prompt the assistant's turn opened. Appends to out.
+ * What the fine-tuner renders tool-calling examples with. */
+int llm_chat_render_tools(const llm_model *m, const char *format, const llm_msg *msgs, int n, const llm_tool_def *tools,
+                          int n_tools, bool add_generation_prompt, sb *out, tailor_error *err);
+
 typedef struct llm_tool_call {
     char *name;
     char *arguments; /* JSON text */
@@ -787,9 +796,12 @@ int llm_train_from_model(const llm_model *m, struct nn_llama **out, tailor_error
  * each product; only norms and biases are copied. m must outlive *out. */
 int llm_train_frozen(const llm_model *m, struct nn_llama **out, tailor_error *err);
 /* Writes t as an F32 GGUF of architecture arch ("llama" or "qwen2") with
- * the tokenizer.* metadata of tokenizer; loads in the engine and llama.cpp. */
+ * the tokenizer.* metadata of tokenizer; loads in the engine and llama.cpp.
+ * tool_prompt ("brief", or NULL: tokenizer's own tailor.tool_prompt, if
+ * any) is how the local backend describes tools to the model: "brief",
+ * one line of names per tool, for small models trained to call them. */
 int llm_train_write(const struct nn_llama *t, const char *arch, const char *name, const llm_gguf *tokenizer, int n_ctx,
-                    const char *path, tailor_error *err);
+                    const char *tool_prompt, const char *path, tailor_error *err);
 
 /* Training from scratch (trainer.c): see the file's comment. */
 typedef struct llm_train_params {
@@ -857,6 +869,11 @@ void llm_byte_alphabet(uint16_t byte_cp[256], int16_t cp_byte[512]);
  * and writes it as a GGUF holding only the tokenizer (tokenizer.ggml.model
  * gpt2, pre-tokenizer smollm: GPT-2's regex with digits apart, no space
  * clean-up, so decoding gives the text back; <|endoftext|> as BOS and EOS). */
-int llm_bpe_train(const char *text, size_t len, int vocab_size, const char *path, bool quiet, tailor_error *err);
+/* With chat_format "chatml" the vocabulary also holds <|im_start|> and
+ * <|im_end|> (control tokens; the second ends a turn) and the file the
+ * ChatML template, so a model trained with it chats and calls tools in
+ * Qwen's convention; NULL: none. */
+int llm_bpe_train(const char *text, size_t len, int vocab_size, const char *chat_format, const char *path, bool quiet,
+                  tailor_error *err);
 
 #endif

@@ -39,9 +39,33 @@ typedef struct local {
 
 static const char *const ANSWER_FIRST[] = {"<", "{", "[", "{"}; /* what an answer may not begin with */
 
-static void tools_block(local *l, const llm_tool_def *tools, int n, sb *o) {
+/* A small model trained to call the tools needs only their names and
+ * arguments (the grammar holds the values): one line per tool. */
+static void tools_brief(tool_style style, const llm_tool_def *tools, int n, sb *o) {
+    static const char *const FORM[] = {"<tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call>",
+                                       "{\"name\": ..., \"parameters\": {...}}",
+                                       "[TOOL_CALLS][{\"name\": ..., \"arguments\": {...}}]",
+                                       "{\"tool\": ..., \"arguments\": {...}}"};
+    sb_printf(o, "\n\nTools, called as %s:", FORM[style]);
+    for (int i = 0; i < n; i++) {
+        sb_printf(o, "\n- %s(", tools[i].name);
+        cJSON *schema = cJSON_Parse(tools[i].schema);
+        const cJSON *p;
+        int k = 0;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(schema, "properties"))
+            sb_printf(o, "%s%s", k++ ? ", " : "", p->string);
+        cJSON_Delete(schema);
+        sb_putc(o, ')');
+    }
+}
+
+static void tools_block(tool_style style, bool brief, const llm_tool_def *tools, int n, sb *o) {
     if (!n) return;
-    if (l->style == STYLE_QWEN) {
+    if (brief) {
+        tools_brief(style, tools, n, o);
+        return;
+    }
+    if (style == STYLE_QWEN) {
         sb_puts(o, "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are "
                    "provided with function signatures within <tools></tools> XML tags:\n<tools>");
         for (int i = 0; i < n; i++) {
@@ -56,17 +80,17 @@ static void tools_block(local *l, const llm_tool_def *tools, int n, sb *o) {
                    "\"arguments\": <args-json-object>}\n</tool_call>");
         return;
     }
-    sb_puts(o, l->style == STYLE_MISTRAL ? "\n\n[AVAILABLE_TOOLS][" : "\n\nYou can call these functions:\n");
+    sb_puts(o, style == STYLE_MISTRAL ? "\n\n[AVAILABLE_TOOLS][" : "\n\nYou can call these functions:\n");
     for (int i = 0; i < n; i++) {
-        if (l->style == STYLE_MISTRAL && i) sb_puts(o, ", ");
+        if (style == STYLE_MISTRAL && i) sb_puts(o, ", ");
         sb_puts(o, "{\"type\": \"function\", \"function\": {\"name\": ");
         sb_json_str(o, tools[i].name, strlen(tools[i].name));
         sb_puts(o, ", \"description\": ");
         sb_json_str(o, tools[i].description, strlen(tools[i].description));
-        sb_printf(o, ", \"parameters\": %s}}%s", tools[i].schema, l->style == STYLE_MISTRAL ? "" : "\n");
+        sb_printf(o, ", \"parameters\": %s}}%s", tools[i].schema, style == STYLE_MISTRAL ? "" : "\n");
     }
-    if (l->style == STYLE_MISTRAL) sb_puts(o, "][/AVAILABLE_TOOLS]");
-    else if (l->style == STYLE_LLAMA3)
+    if (style == STYLE_MISTRAL) sb_puts(o, "][/AVAILABLE_TOOLS]");
+    else if (style == STYLE_LLAMA3)
         sb_puts(o, "\nTo call a function, respond with only a JSON object {\"name\": function name, \"parameters\": "
                    "dictionary of argument name and its value}. Otherwise answer in words.");
     else
@@ -75,22 +99,32 @@ static void tools_block(local *l, const llm_tool_def *tools, int n, sb *o) {
 }
 
 /* A call as the model writes it. */
-static void render_call(local *l, const char *name, const char *args, sb *o) {
-    switch (l->style) {
+static void render_call(tool_style style, const char *name, const char *args, sb *o) {
+    switch (style) {
     case STYLE_QWEN: sb_puts(o, "<tool_call>\n{\"name\": "); break;
     case STYLE_MISTRAL: sb_puts(o, "[TOOL_CALLS][{\"name\": "); break;
     case STYLE_LLAMA3: sb_puts(o, "{\"name\": "); break;
     case STYLE_GENERIC: sb_puts(o, "{\"tool\": "); break;
     }
     sb_json_str(o, name, strlen(name));
-    sb_printf(o, ", \"%s\": %s}", l->style == STYLE_LLAMA3 ? "parameters" : "arguments", args && *args ? args : "{}");
-    if (l->style == STYLE_QWEN) sb_puts(o, "\n</tool_call>");
-    else if (l->style == STYLE_MISTRAL) sb_puts(o, "]");
+    sb_printf(o, ", \"%s\": %s}", style == STYLE_LLAMA3 ? "parameters" : "arguments", args && *args ? args : "{}");
+    if (style == STYLE_QWEN) sb_puts(o, "\n</tool_call>");
+    else if (style == STYLE_MISTRAL) sb_puts(o, "]");
+}
+
+static tool_style style_of(const char *format) {
+    return !strcmp(format, "chatml")    ? STYLE_QWEN
+           : !strcmp(format, "llama3")  ? STYLE_LLAMA3
+           : !strcmp(format, "mistral") ? STYLE_MISTRAL
+                                        : STYLE_GENERIC;
 }
 
 /* The conversation in the model's template, tools and results included. */
-static int render(local *l, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools, sb *out,
-                  tailor_error *err) {
+static int render(const llm_model *model, const char *format, const llm_msg *msgs, int n, const llm_tool_def *tools,
+                  int n_tools, bool gen, sb *out, tailor_error *err) {
+    tool_style style = style_of(format);
+    const char *tp = llm_gguf_get_str(model->gguf, "tailor.tool_prompt");
+    bool brief = tp && !strcmp(tp, "brief");
     VEC(llm_chat_msg) cm = {0};
     VEC(char *) owned = {0};
     sb sys;
@@ -98,7 +132,7 @@ static int render(local *l, const llm_msg *msgs, int n, const llm_tool_def *tool
     int i0 = 0;
     if (n && !strcmp(msgs[0].role, "system")) sb_puts(&sys, msgs[0].content ? msgs[0].content : ""), i0 = 1;
     else sb_puts(&sys, "You are a helpful assistant.");
-    tools_block(l, tools, n_tools, &sys);
+    tools_block(style, brief, tools, n_tools, &sys);
     char *s = sb_take(&sys);
     vec_push(&owned, s);
     vec_push(&cm, ((llm_chat_msg){"system", s}));
@@ -114,20 +148,20 @@ static int render(local *l, const llm_msg *msgs, int n, const llm_tool_def *tool
                 char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(c, "arguments"));
                 const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "name"));
                 if (t.len) sb_putc(&t, '\n');
-                render_call(l, name ? name : "", args, &t);
+                render_call(style, name ? name : "", args, &t);
                 free(args);
             }
             cJSON_Delete(calls);
         } else if (!strcmp(m->role, "tool")) {
             /* Results are data: fenced, labelled, never instructions. */
             const char *name = m->name ? m->name : "tool";
-            if (l->style == STYLE_QWEN) {
+            if (style == STYLE_QWEN) {
                 role = "user";
                 sb_printf(&t, "<tool_response>\n%s\n</tool_response>", m->content ? m->content : "");
-            } else if (l->style == STYLE_LLAMA3) {
+            } else if (style == STYLE_LLAMA3) {
                 role = "ipython";
                 sb_puts(&t, m->content ? m->content : "");
-            } else if (l->style == STYLE_MISTRAL) {
+            } else if (style == STYLE_MISTRAL) {
                 role = "user";
                 sb_printf(&t, "[TOOL_RESULTS]{\"name\": \"%s\", \"content\": %s}[/TOOL_RESULTS]", name,
                           m->content ? m->content : "{}");
@@ -144,12 +178,17 @@ static int render(local *l, const llm_msg *msgs, int n, const llm_tool_def *tool
         vec_push(&owned, c);
         vec_push(&cm, ((llm_chat_msg){role, c}));
     }
-    const llm_str *eos = llm_vocab_text(l->m->vocab, llm_vocab_eos(l->m->vocab));
-    int rc = llm_chat_format(l->format, eos ? eos->s : NULL, cm.data, (int)cm.len, true, out, err);
+    const llm_str *eos = llm_vocab_text(model->vocab, llm_vocab_eos(model->vocab));
+    int rc = llm_chat_format(format, eos ? eos->s : NULL, cm.data, (int)cm.len, gen, out, err);
     for (size_t i = 0; i < owned.len; i++) free(owned.data[i]);
     vec_free(&owned);
     vec_free(&cm);
     return rc;
+}
+
+int llm_chat_render_tools(const llm_model *m, const char *format, const llm_msg *msgs, int n, const llm_tool_def *tools,
+                          int n_tools, bool add_generation_prompt, sb *out, tailor_error *err) {
+    return render(m, format, msgs, n, tools, n_tools, add_generation_prompt, out, err);
 }
 
 /* ---- grammars -------------------------------------------------------------- */
@@ -239,14 +278,15 @@ static void parse_calls(local *l, const char *text, llm_reply *out) {
     const char *argkey = l->style == STYLE_LLAMA3 ? "parameters" : "arguments";
     const char *namekey = l->style == STYLE_GENERIC ? "tool" : "name";
     if (l->style == STYLE_QWEN) {
-        for (const char *p = strstr(text, "<tool_call>"); p; p = strstr(p + 1, "<tool_call>")) {
-            const char *b = p + strlen("<tool_call>"), *e = strstr(b, "</tool_call>");
-            if (!e) break;
-            char *js = xstrndup(b, (size_t)(e - b));
-            cJSON *o = cJSON_Parse(js);
+        /* Each call's JSON is read to its own end: a string argument may
+         * hold "</tool_call>" or "<tool_call>" itself. */
+        for (const char *p = strstr(text, "<tool_call>"); p;) {
+            const char *end = NULL;
+            cJSON *o = cJSON_ParseWithOpts(p + strlen("<tool_call>"), &end, false);
+            if (!o) break;
             add_call(out, cJSON_GetObjectItemCaseSensitive(o, namekey), cJSON_GetObjectItemCaseSensitive(o, argkey));
             cJSON_Delete(o);
-            free(js);
+            p = strstr(end, "<tool_call>");
         }
         return;
     }
@@ -319,7 +359,7 @@ static int decode(local *l, const llm_msg *msgs, int n, const llm_tool_def *tool
                   sink *s, tailor_error *err) {
     sb prompt;
     sb_init(&prompt);
-    int rc = render(l, msgs, n, tools, n_tools, &prompt, err);
+    int rc = render(l->m, l->format, msgs, n, tools, n_tools, true, &prompt, err);
     if (!rc) rc = decode_text(l, prompt.buf, prompt.len, g, NULL, 0, s, err);
     sb_deinit(&prompt);
     return rc;
@@ -508,10 +548,7 @@ int llm_local_backend_new(const llm_local_params *p, llm_backend **out, tailor_e
         free(l);
         return rc;
     }
-    l->style = !strcmp(l->format, "chatml")    ? STYLE_QWEN
-               : !strcmp(l->format, "llama3")  ? STYLE_LLAMA3
-               : !strcmp(l->format, "mistral") ? STYLE_MISTRAL
-                                               : STYLE_GENERIC;
+    l->style = style_of(l->format);
     llm_backend *b = xcalloc(1, sizeof *b);
     b->ops = &LOCAL_OPS;
     b->impl = l;

@@ -142,7 +142,7 @@ static void put(llm_gguf_writer *w, const char *name, const float *data, int64_t
 }
 
 int llm_train_write(const nn_llama *t, const char *arch, const char *name, const llm_gguf *tokenizer, int n_ctx,
-                    const char *path, tailor_error *err) {
+                    const char *tool_prompt, const char *path, tailor_error *err) {
     const nn_llama_config *c = &t->c;
     llm_gguf_writer *w = llm_gguf_writer_new();
     char k[160];
@@ -169,6 +169,8 @@ int llm_train_write(const nn_llama *t, const char *arch, const char *name, const
     /* The tokenizer, as the source file has it. */
     for (int64_t i = 0; i < tokenizer->n_kv; i++)
         if (!strncmp(tokenizer->kv[i].key, "tokenizer.", 10)) llm_gguf_set_kv(w, &tokenizer->kv[i]);
+    if (!tool_prompt) tool_prompt = llm_gguf_get_str(tokenizer, "tailor.tool_prompt");
+    if (tool_prompt) llm_gguf_set_str(w, "tailor.tool_prompt", tool_prompt);
     int64_t D = c->n_embd, S = D / c->n_head, DQ = (int64_t)c->n_head * S, DKV = (int64_t)c->n_head_kv * S,
             F = c->n_ff, V = c->n_vocab;
     put(w, "token_embd.weight", t->p.tok_embd, D, V);

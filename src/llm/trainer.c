@@ -318,6 +318,100 @@ static int32_t *render(const llm_model *m, const char *format, const llm_chat_ms
     return ids;
 }
 
+/* The same with tools: rendered as the local backend shows a conversation
+ * to the model, so a model learns the prompts it will be given. */
+static int32_t *render_tools(const llm_model *m, const char *format, const llm_msg *msgs, int k,
+                             const llm_tool_def *tools, int n_tools, int64_t *n, tailor_error *err) {
+    sb text;
+    sb_init(&text);
+    int rc = llm_chat_render_tools(m, format, msgs, k, tools, n_tools, false, &text, err);
+    int32_t *ids = rc ? NULL : llm_tokenize_alloc(m->vocab, text.buf, text.len, true, true, n);
+    sb_deinit(&text);
+    return ids;
+}
+
+/* OpenAI's function-calling form of an example: "tools" ([{"type":
+ * "function", "function": {"name", "description", "parameters"}}]),
+ * assistant messages with "tool_calls" ([{"id", "type", "function":
+ * {"name", "arguments": JSON text}}]) and "tool" messages holding a
+ * result. Fills msgs and tools; every string they point to is in owned. */
+typedef VEC(char *) str_vec;
+static int parse_tool_example(const cJSON *j, const cJSON *arr, llm_msg *msgs, llm_tool_def **tools, int *n_tools,
+                              str_vec *owned, tailor_error *err) {
+    const cJSON *defs = cJSON_GetObjectItemCaseSensitive(j, "tools"), *d;
+    int nd = cJSON_IsArray(defs) ? cJSON_GetArraySize(defs) : 0, i = 0;
+    *tools = xcalloc((size_t)nd + 1, sizeof **tools);
+    *n_tools = nd;
+    cJSON_ArrayForEach(d, (cJSON_IsArray(defs) ? defs : NULL)) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(d, "function");
+        if (!f) f = d;
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name")),
+                   *desc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "description"));
+        const cJSON *params = cJSON_GetObjectItemCaseSensitive(f, "parameters");
+        if (!name) return err_set(err, TAILOR_EDATA, "tools[%d] has no function name", i);
+        char *schema = params ? cJSON_PrintUnformatted(params) : xstrdup("{\"type\": \"object\"}");
+        vec_push(owned, schema);
+        (*tools)[i++] = (llm_tool_def){name, desc ? desc : "", schema};
+    }
+    int n = cJSON_GetArraySize(arr);
+    for (i = 0; i < n; i++) {
+        const cJSON *x = cJSON_GetArrayItem(arr, i);
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "role")),
+                   *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "content"));
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(x, "tool_calls");
+        bool assistant = role && !strcmp(role, "assistant"), tool = role && !strcmp(role, "tool");
+        if (!role || (strcmp(role, "system") && strcmp(role, "user") && !assistant && !tool))
+            return err_set(err, TAILOR_EDATA, "messages[%d] needs a \"role\": system, user, assistant or tool", i);
+        if (!content && !(assistant && cJSON_IsArray(calls)))
+            return err_set(err, TAILOR_EDATA, "messages[%d] needs \"content\" (or, from the assistant, \"tool_calls\")", i);
+        msgs[i] = (llm_msg){role, content, NULL, NULL};
+        if (assistant && cJSON_IsArray(calls)) {
+            cJSON *out = cJSON_CreateArray();
+            const cJSON *c;
+            int k = 0;
+            cJSON_ArrayForEach(c, calls) {
+                const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function");
+                if (!f) f = c;
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name"));
+                const cJSON *args = cJSON_GetObjectItemCaseSensitive(f, "arguments");
+                cJSON *parsed = cJSON_IsString(args) ? cJSON_Parse(args->valuestring)
+                                : cJSON_IsObject(args) ? cJSON_Duplicate(args, true)
+                                                       : NULL;
+                if (!name || !cJSON_IsObject(parsed)) {
+                    cJSON_Delete(parsed);
+                    cJSON_Delete(out);
+                    return err_set(err, TAILOR_EDATA,
+                                   "messages[%d].tool_calls[%d] needs a function name and arguments (a JSON object)", i, k);
+                }
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "name", name);
+                cJSON_AddItemToObject(o, "arguments", parsed);
+                cJSON_AddItemToArray(out, o);
+                k++;
+            }
+            char *t = cJSON_PrintUnformatted(out);
+            cJSON_Delete(out);
+            vec_push(owned, t);
+            msgs[i].tool_calls = t;
+        }
+        if (tool) { /* the tool's name: given, or that of the call it answers */
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "name")),
+                       *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "tool_call_id"));
+            for (int b = i - 1; b >= 0 && !name && id; b--) {
+                const cJSON *prev = cJSON_GetArrayItem(arr, b), *c;
+                cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(prev, "tool_calls")) {
+                    const char *cid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
+                    if (cid && !strcmp(cid, id))
+                        name = cJSON_GetStringValue(
+                            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "function"), "name"));
+                }
+            }
+            msgs[i].name = name ? name : "tool";
+        }
+    }
+    return 0;
+}
+
 /* A JSON line: {"messages": [{"role", "content"}...]} (loss on the
  * assistant's turns) or {"prompt", "completion"} (loss on the completion
  * and the EOS after it). */
@@ -333,7 +427,42 @@ static int parse_example(const llm_model *m, const char *format, const char *lin
                 *completion = cJSON_GetObjectItemCaseSensitive(j, "completion");
     VEC(int32_t) tok = {0}, keep = {0};
     int rc = 0;
-    if (cJSON_IsArray(msgs)) {
+    bool with_tools = cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "tools"));
+    const cJSON *x0;
+    cJSON_ArrayForEach(x0, (cJSON_IsArray(msgs) ? msgs : NULL)) {
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x0, "role"));
+        with_tools |= cJSON_GetObjectItemCaseSensitive(x0, "tool_calls") || (role && !strcmp(role, "tool"));
+    }
+    if (cJSON_IsArray(msgs) && with_tools) {
+        int n = cJSON_GetArraySize(msgs), nd = 0;
+        llm_msg *lm = xcalloc((size_t)n + 1, sizeof *lm);
+        llm_tool_def *defs = NULL;
+        str_vec owned = {0};
+        rc = parse_tool_example(j, msgs, lm, &defs, &nd, &owned, err);
+        int64_t prev = 0;
+        for (int i = 0; i < n && !rc; i++) {
+            int64_t cnt;
+            int32_t *ids = render_tools(m, format, lm, i + 1, defs, nd, &cnt, err);
+            if (!ids) {
+                rc = err->code ? err->code : TAILOR_EDATA;
+                break;
+            }
+            int64_t same = 0;
+            while (same < prev && same < cnt && ids[same] == tok.data[same]) same++;
+            tok.len = keep.len = (size_t)same;
+            bool learn = !strcmp(lm[i].role, "assistant");
+            for (int64_t t = same; t < cnt; t++) {
+                vec_push(&tok, ids[t]);
+                vec_push(&keep, learn ? 1 : 0);
+            }
+            prev = cnt;
+            free(ids);
+        }
+        for (size_t i = 0; i < owned.len; i++) free(owned.data[i]);
+        vec_free(&owned);
+        free(defs);
+        free(lm);
+    } else if (cJSON_IsArray(msgs)) {
         int n = cJSON_GetArraySize(msgs);
         llm_chat_msg *cm = xcalloc((size_t)n + 1, sizeof *cm);
         for (int i = 0; i < n && !rc; i++) {
@@ -418,6 +547,12 @@ static double lr_at(double lr, int64_t step, int64_t steps, int64_t warmup) {
     if (step < warmup) return lr * (double)(step + 1) / (double)warmup;
     if (steps <= warmup) return lr;
     return lr * (0.1 + 0.9 * 0.5 * (1 + cos(M_PI * (double)(step - warmup) / (double)(steps - warmup))));
+}
+
+static int batch_width(const ft_example *ex, const int64_t *idx, int b) {
+    int T = 1;
+    for (int i = 0; i < b; i++) T = ex[idx[i]].n > T ? ex[idx[i]].n : T;
+    return T;
 }
 
 /* B examples into tok/tgt of width T, padded (pad token, no target). */
@@ -505,9 +640,11 @@ int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, 
             }
         }
         for (int i = 0; i < B; i++) idx[i] = perm[(at + i) % n_train];
-        fill_batch(ex.data, idx, B, T, pad, tok, tgt);
+        int Tb = batch_width(ex.data, idx, B); /* padded to the batch's longest, not the data's */
+        fill_batch(ex.data, idx, B, Tb, pad, tok, tgt);
         memset(grads, 0, np * 4);
-        float loss = nn_llama_forward(m, tok, tgt, B, T);
+        float loss = nn_llama_forward(m, tok, tgt, B, Tb);
+        out->tokens += (int64_t)B * Tb;
         nn_llama_backward(m);
         nn_clip_grad_norm(grads, np, p.clip);
         o.lr = (float)lr_at(p.lr, step, steps, warmup);
@@ -523,15 +660,16 @@ int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, 
     }
     if (!p.quiet) progress_end(&bar);
     out->seconds = timer_seconds_since(t0);
-    out->tokens = out->steps * (int64_t)B * T;
+
     /* Validation: the held-out examples' loss on what should be said. */
     if (n_val) {
         double sum = 0;
         for (int64_t v0 = 0; v0 < n_val; v0 += B) {
             int b = (int)(n_val - v0 < B ? n_val - v0 : B);
             for (int i = 0; i < b; i++) idx[i] = n_train + v0 + i;
-            fill_batch(ex.data, idx, b, T, pad, tok, tgt);
-            sum += nn_llama_forward(m, tok, tgt, b, T) * b;
+            int Tb = batch_width(ex.data, idx, b);
+            fill_batch(ex.data, idx, b, Tb, pad, tok, tgt);
+            sum += nn_llama_forward(m, tok, tgt, b, Tb) * b;
         }
         out->val_loss = sum / n_val;
     }

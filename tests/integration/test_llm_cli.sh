@@ -175,6 +175,34 @@ printf '{"type": "object", "patternProperties": {}}' >"$W/bad.json"
 expect 78 "unsupported schema" -- "$T" llm run -m "$S/stories260K.gguf" -p "x" --json-schema "$W/bad.json"
 has "$W/err" "keyword 'patternProperties' is not supported" "unsupported keyword named"
 
+# A model for the agent (scripts/agent-model.sh, in small): conversations
+# made from the catalogue, a tokenizer with ChatML's markers and a base
+# trained on them, every weight fine-tuned on the tool calls; the rules
+# backend and the model measured on the held-out phrasings (an untrained
+# model's calls are still well-formed: the grammar holds them).
+expect 0 "ml-latest-small for the agent" -- "$T" -q --db "$W/ag.db" import movielens "$DATA/ml-latest-small"
+expect 0 "a recommender for the agent" -- "$T" -q --db "$W/ag.db" train als --param iterations=2
+expect 0 "agent-data" -- "$T" --db "$W/ag.db" experiment agent-data --examples 40 --export "$W/ad"
+has "$W/out" "wrote 40 training conversations" "agent-data writes what it was asked"
+grep -q '"tool_calls":\[{"id":"call_1","type":"function","function":{"name":' "$W/ad/train.jsonl" && grep -q '"role":"tool"' "$W/ad/train.jsonl" &&
+    grep -q '"tools":\[{"type":"function"' "$W/ad/train.jsonl" && ok || bad "agent-data lines are not OpenAI-format tool conversations"
+grep -o '"role":"user","content":"[^"]*"' "$W/ad/train.jsonl" | sort -u >"$W/ad.train.req"
+grep -o '"role":"user","content":"[^"]*"' "$W/ad/heldout.jsonl" | sort -u >"$W/ad.held.req"
+[ -s "$W/ad.held.req" ] && [ -z "$(comm -12 "$W/ad.train.req" "$W/ad.held.req")" ] && ok ||
+    bad "a held-out request is also in the training file: $(comm -12 "$W/ad.train.req" "$W/ad.held.req" | head -3)"
+expect 0 "tool-calls, rules" -- "$T" --db "$W/ag.db" experiment tool-calls --data "$W/ad/heldout.jsonl"
+awk '/right tool/ { for (i = 1; i <= NF; i++) if ($i == "tool" && $(i - 1) == "right" && v == "") v = $(i + 1) + 0 } END { exit !(v >= 70) }' \
+    "$W/out" && ok || bad "the rules backend got under 70% of the held-out tools right: $(cat "$W/out")"
+printf '{"arch": "llama", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_ff": 64}\n' >"$W/ag.json"
+expect 0 "a ChatML tokenizer and base" -- "$T" -q llm train --config "$W/ag.json" --data "$W/ad/train.jsonl" --bpe 400 --chat-template chatml --tool-prompt brief --steps 2 --ctx 64 --batch 4 -t 2 "$W/agbase.gguf"
+expect 0 "fine-tuned on tool conversations" -- "$T" -q llm finetune -m "$W/agbase.gguf" --data "$W/ad/train.jsonl" --full --steps 2 --batch 2 --ctx 1024 -t 2 -o "$W/agent.gguf"
+expect 0 "tool-calls, the model" -- "$T" --db "$W/ag.db" experiment tool-calls --data "$W/ad/heldout.jsonl" --model "$W/agent.gguf" --users 3 --temp 0
+has "$W/out" "local backend, 3 requests" "the model's calls are measured"
+printf '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "search", "arguments": "{not json"}}]}]}\n' >"$W/badtool.jsonl"
+expect 65 "a tool call whose arguments are not JSON" -- "$T" -q llm finetune -m "$W/agbase.gguf" --data "$W/badtool.jsonl" -o "$W/x.gguf" --full
+has "$W/err" "badtool.jsonl:1: messages[1].tool_calls[0]" "the call is named"
+expect 64 "--tool-prompt takes brief" -- "$T" -q llm train --config "$W/ag.json" --data "$W/ad/train.jsonl" --tool-prompt long --steps 1 "$W/x.gguf"
+
 # Bad input: clear errors naming the file, sysexits codes.
 printf 'GGUF\003\000\000\000' >"$W/trunc.gguf"
 expect 65 "truncated GGUF" -- "$T" llm info "$W/trunc.gguf"

@@ -109,88 +109,44 @@ static void run_case(agent *a, const tcase *c, agent_reply *keep) {
     else agent_reply_deinit(&r);
 }
 
-static const tcase SINGLE[] = {
-    {"recommend me something", "recommend", "{}"},
-    {"what should I watch tonight?", "recommend", "{}"},
-    {"suggest a movie", "recommend", "{}"},
-    {"give me 3 comedies", "recommend", "{\"k\":3,\"genres\":[\"Comedy\"]}"},
-    {"I want some funny movies", "recommend", "{\"genres\":[\"Comedy\"]}"},
-    {"scary movies please", "recommend", "{\"genres\":[\"Horror\"]}"},
-    {"romantic comedies", "recommend", "{\"genres\":[\"Comedy\",\"Romance\"]}"},
-    {"any good sci-fi?", "recommend", "{\"genres\":[\"Sci-Fi\"]}"},
-    {"science fiction films", "recommend", "{\"genres\":[\"Sci-Fi\"]}"},
-    {"animated films for kids", "recommend", "{\"genres\":[\"Animation\",\"Children\"]}"},
-    {"cartoons", "recommend", "{\"genres\":[\"Animation\"]}"},
-    {"a documentary", "recommend", "{\"genres\":[\"Documentary\"],\"k\":5}"},
-    {"thrillers from the 90s", "recommend", "{\"genres\":[\"Thriller\"],\"year_min\":1990,\"year_max\":1999}"},
-    {"movies from the 1980s", "recommend", "{\"year_min\":1980,\"year_max\":1989}"},
-    {"something from the eighties", "recommend", "{\"year_min\":1980,\"year_max\":1989}"},
-    {"films before 1970", "recommend", "{\"year_max\":1969}"},
-    {"anything after 2010", "recommend", "{\"year_min\":2011}"},
-    {"westerns from 1960 to 1970", "recommend", "{\"genres\":[\"Western\"],\"year_min\":1960,\"year_max\":1970}"},
-    {"movies between 1995 and 2000", "recommend", "{\"year_min\":1995,\"year_max\":2000}"},
-    {"recent action movies", "recommend", "{\"genres\":[\"Action\"],\"year_min\":2013}"},
-    {"top 10 dramas", "recommend", "{\"k\":10,\"genres\":[\"Drama\"]}"},
-    {"two westerns", "recommend", "{\"k\":2,\"genres\":[\"Western\"]}"},
-    {"a couple of musicals", "recommend", "{\"k\":2,\"genres\":[\"Musical\"]}"},
-    {"some hidden gems", "recommend", "{\"novelty\":0.7}"},
-    {"underrated crime films", "recommend", "{\"genres\":[\"Crime\"],\"novelty\":0.7}"},
-    {"war movies made in 1999", "recommend", "{\"genres\":[\"War\"],\"year_min\":1999,\"year_max\":1999}"},
-    {"film noir", "recommend", "{\"genres\":[\"Film-Noir\"]}"},
-    {"mysteries from the 40s", "recommend", "{\"genres\":[\"Mystery\"],\"year_min\":1940,\"year_max\":1949}"},
-    {"fantasy adventures", "recommend", "{\"genres\":[\"Fantasy\",\"Adventure\"]}"},
-    {"I'd like to watch a horror film", "recommend", "{\"genres\":[\"Horror\"]}"},
-    {"classic westerns", "recommend", "{\"genres\":[\"Western\"],\"year_max\":1979}"},
-    {"Give me five thrillers, nothing from before 1990", "recommend", "{\"k\":5,\"genres\":[\"Thriller\"]}"},
-    {"something like Toy Story", "similar_items", "{\"item\":\"1\"}"},
-    {"movies similar to The Matrix", "similar_items", "{\"item\":\"2571\"}"},
-    {"more like Pulp Fiction", "similar_items", "{\"item\":\"296\"}"},
-    {"anything in the vein of Alien", "similar_items", "{\"item\":\"1214\"}"},
-    {"films like Heat please", "similar_items", "{\"item\":\"6\"}"},
-    {"3 movies like Titanic", "similar_items", "{\"item\":\"1721\",\"k\":3}"},
-    {"films about time travel", "search", "{\"query\":\"time travel\"}"},
-    {"movies with dinosaurs", "search", "{\"query\":\"dinosaurs\"}"},
-    {"find something about zombies", "search", "{\"query\":\"zombies\"}"},
-    {"search for space", "search", "{\"query\":\"space\"}"},
-    {"comedies about weddings", "search", "{\"query\":\"weddings\",\"genres\":[\"Comedy\"]}"},
-    {"star wars", "search", "{\"query\":\"star wars\"}"},
-    {"batman", "search", "{\"query\":\"batman\"}"},
-    {"tell me about Jurassic Park", "item_info", "{\"item\":\"480\"}"},
-    {"what is Fargo about?", "item_info", "{\"item\":\"608\"}"},
-    {"what's Amelie", "item_info", "{\"item\":\"4973\"}"},
-    {"info on The Shawshank Redemption", "item_info", "{\"item\":\"318\"}"},
-    {"I loved Forrest Gump", "user_profile", "{\"action\":\"like\",\"item\":\"356\"}"},
-    {"I didn't like Titanic", "user_profile", "{\"action\":\"dislike\",\"item\":\"1721\"}"},
-    {"I hated Batman & Robin", "user_profile", "{\"action\":\"dislike\",\"item\":\"1562\"}"},
-    {"no horror", "user_profile", "{\"action\":\"constraint\",\"attribute\":\"genres\",\"op\":\"not\",\"value\":\"Horror\"}"},
-    {"never show me musicals", "user_profile", "{\"action\":\"constraint\",\"op\":\"not\",\"value\":\"Musical\"}"},
-    {"only films before 2000", "user_profile", "{\"action\":\"constraint\",\"attribute\":\"year\",\"op\":\"<=\",\"value\":1999}"},
-    {"what do you know about me", "user_profile", "{\"action\":\"show\"}"},
-    {"forget my constraints", "user_profile", "{\"action\":\"forget\",\"value\":\"constraint\"}"},
-    {"recommend dramas but no romance", "recommend", "{\"genres\":[\"Drama\"]}"},
-    {"hi", "", NULL},
-    {"thanks!", "", NULL},
-    {"help", "", NULL},
-    /* Paraphrases written after the rules, to measure rather than fit. */
-    {"Could you suggest a few crime dramas?", "recommend", "{\"k\":3,\"genres\":[\"Crime\",\"Drama\"]}"},
-    {"I'm in the mood for something scary from the 70s", "recommend",
-     "{\"genres\":[\"Horror\"],\"year_min\":1970,\"year_max\":1979}"},
-    {"show me 4 animated movies", "recommend", "{\"k\":4,\"genres\":[\"Animation\"]}"},
-    {"what are some good westerns?", "recommend", "{\"genres\":[\"Western\"]}"},
-    {"movies that came out after 2015", "recommend", "{\"year_min\":2016}"},
-    {"any thrillers released since 2005?", "recommend", "{\"genres\":[\"Thriller\"],\"year_min\":2005}"},
-    {"I need a good laugh", "recommend", "{\"genres\":[\"Comedy\"]}"},
-    {"documentaries about music", "search", "{\"query\":\"music\",\"genres\":[\"Documentary\"]}"},
-    {"films featuring aliens", "search", "{\"query\":\"aliens\"}"},
-    {"looking for movies about the ocean", "search", "{\"query\":\"ocean\"}"},
-    {"something similar to Jurassic Park but older", "similar_items", "{\"item\":\"480\"}"},
-    {"recommend films like Fargo", "similar_items", "{\"item\":\"608\"}"},
-    {"tell me more about Pulp Fiction", "item_info", "{\"item\":\"296\"}"},
-    {"I really enjoyed The Matrix", "user_profile", "{\"action\":\"like\",\"item\":\"2571\"}"},
-    {"please no more romance", "user_profile", "{\"action\":\"constraint\",\"op\":\"not\",\"value\":\"Romance\"}"},
-    {"a kids movie for tonight", "recommend", "{\"genres\":[\"Children\"]}"},
-    {"hello there", "", NULL},
-};
+/* The single-turn requests: tests/agent-suite.jsonl, one {"request",
+ * "tool" ("": answered without a tool), "arguments" (what the call must
+ * hold)} per line, the last 17 written after the rules to measure rather
+ * than fit; `tailor experiment tool-calls --data` reads the same file. */
+static tcase *load_suite(size_t *n) {
+    *n = 0;
+    const char *src = getenv("TAILOR_SOURCE");
+    if (!src) {
+        fprintf(stderr, "TAILOR_SOURCE (the source tree, for tests/agent-suite.jsonl) is not set\n");
+        CHECK(src != NULL);
+        return NULL;
+    }
+    char *path = path_join(src, "tests/agent-suite.jsonl");
+    sb text;
+    sb_init(&text);
+    tailor_error e = {0};
+    CHECK_EQ(file_read(path, &text, &e), 0);
+    VEC(tcase) cases = {0};
+    for (char *line = text.buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        cJSON *j = cJSON_Parse(line);
+        const char *req = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "request")),
+                   *tool = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tool"));
+        CHECK(req && tool);
+        if (req && tool)
+            vec_push(&cases, ((tcase){xstrdup(req), xstrdup(tool),
+                                      *tool ? cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(j, "arguments"))
+                                            : NULL}));
+        cJSON_Delete(j);
+        line = nl ? nl + 1 : NULL;
+    }
+    sb_deinit(&text);
+    free(path);
+    *n = cases.len;
+    return cases.data;
+}
+
 
 /* Multi-turn: each group runs in one session, in order. */
 static const tcase MULTI[][3] = {
@@ -206,12 +162,16 @@ static const tcase MULTI[][3] = {
 };
 
 static void test_suite(void) {
-    for (size_t i = 0; i < sizeof SINGLE / sizeof SINGLE[0]; i++) {
+    size_t n_single;
+    tcase *single = load_suite(&n_single);
+    CHECK(n_single >= 70);
+    for (size_t i = 0; i < n_single; i++) {
         agent *a = new_agent(NULL);
-        if (!a) continue;
-        run_case(a, &SINGLE[i], NULL);
+        if (a) run_case(a, &single[i], NULL);
         agent_free(a);
+        free((char *)single[i].text), free((char *)single[i].tool), free((char *)single[i].args);
     }
+    free(single);
     for (size_t g = 0; g < sizeof MULTI / sizeof MULTI[0]; g++) {
         agent *a = new_agent("1");
         if (!a) continue;

@@ -897,7 +897,7 @@ static void blocked_attention_model(const llm_kernels *fast) {
     for (int i = 0; i < cfg.n_embd; i++) t->p.output_norm[i] = 1.0f;
     char *dir = test_tmpdir(), path[600];
     snprintf(path, sizeof path, "%s/heads32.gguf", dir);
-    CHECK_EQ(llm_train_write(t, "llama", "heads32", tok->gguf, 256, path, &err), 0);
+    CHECK_EQ(llm_train_write(t, "llama", "heads32", tok->gguf, 256, NULL, path, &err), 0);
     llm_model *m = NULL;
     CHECK_EQ(llm_model_load(path, &m, &err), 0);
     enum { T = 150 };
@@ -1017,7 +1017,7 @@ static void test_train_forward(void) {
         /* Written back and loaded: the engine's own numbers. */
         char *dir = test_tmpdir(), path[600];
         snprintf(path, sizeof path, "%s/w.gguf", dir);
-        CHECK_EQ(llm_train_write(t, m->arch_name, "roundtrip", m->gguf, 256, path, &err), 0);
+        CHECK_EQ(llm_train_write(t, m->arch_name, "roundtrip", m->gguf, 256, NULL, path, &err), 0);
         llm_model *m2 = NULL;
         CHECK_EQ(llm_model_load(path, &m2, &err), 0);
         if (m2) {
@@ -1092,7 +1092,7 @@ static void test_train_lora_roundtrip(void) {
     CHECK(moved > 0.01);
     /* Merged: the plain model file gives the same. */
     llm_train_merge_lora(t);
-    CHECK_EQ(llm_train_write(t, "llama", "merged", m->gguf, 64, fp, &err), 0);
+    CHECK_EQ(llm_train_write(t, "llama", "merged", m->gguf, 64, NULL, fp, &err), 0);
     llm_model *mm = NULL;
     CHECK_EQ(llm_model_load(fp, &mm, &err), 0);
     if (mm) {
@@ -1192,8 +1192,8 @@ static void test_bpe_train(void) {
     char *dir = test_tmpdir(), p1[600], p2[600];
     snprintf(p1, sizeof p1, "%s/a.gguf", dir);
     snprintf(p2, sizeof p2, "%s/b.gguf", dir);
-    CHECK_EQ(llm_bpe_train(text.buf, text.len, 600, p1, true, &err), 0);
-    CHECK_EQ(llm_bpe_train(text.buf, text.len, 600, p2, true, &err), 0);
+    CHECK_EQ(llm_bpe_train(text.buf, text.len, 600, NULL, p1, true, &err), 0);
+    CHECK_EQ(llm_bpe_train(text.buf, text.len, 600, NULL, p2, true, &err), 0);
     sb f1, f2;
     sb_init(&f1);
     sb_init(&f2);
@@ -1235,8 +1235,28 @@ static void test_bpe_train(void) {
         CHECK(toks * 3 < bytes * 2); /* over 1.5 bytes a token, digits (one token each) included */
         llm_model_free(m);
     }
+    /* With ChatML's markers: two control tokens (the second ends a turn),
+     * one id each in rendered text, and the template the agent detects. */
+    CHECK_EQ(llm_bpe_train(text.buf, text.len, 600, "chatml", p2, true, &err), 0);
+    m = NULL;
+    CHECK_EQ(llm_model_load_ex(p2, true, &m, &err), 0);
+    if (m) {
+        CHECK_EQ(m->hp.n_vocab, 600);
+        CHECK_STR(llm_chat_detect(m->chat_template), "chatml");
+        const char *turn = "<|im_start|>user\nToy Story<|im_end|>\n";
+        int64_t n;
+        int32_t *ids = llm_tokenize_alloc(m->vocab, turn, strlen(turn), false, true, &n);
+        int32_t start = llm_vocab_find(m->vocab, "<|im_start|>", 12), end = llm_vocab_find(m->vocab, "<|im_end|>", 10);
+        CHECK(n > 3 && ids[0] == start && start >= 0);
+        bool found = false;
+        for (int64_t i = 0; i < n; i++) found |= ids[i] == end;
+        CHECK(found && llm_vocab_is_eog(m->vocab, end));
+        free(ids);
+        llm_model_free(m);
+    }
     sb_deinit(&f1), sb_deinit(&f2), sb_deinit(&text);
-    CHECK(llm_bpe_train("abc", 3, 100, p1, true, &err) != 0); /* fewer than the 256 bytes and more */
+    CHECK(llm_bpe_train("abc", 3, 100, NULL, p1, true, &err) != 0); /* fewer than the 256 bytes and more */
+    CHECK(llm_bpe_train("abc", 3, 300, "llama3", p1, true, &err) != 0); /* markers of ChatML only */
     test_rmtree(dir);
     free(dir);
     free(mp);
