@@ -304,27 +304,25 @@ typedef struct ft_example {
     int n;
 } ft_example;
 
-/* The tokens of a conversation's first k messages in the chat format. */
-static int32_t *render(const llm_model *m, const char *format, const llm_chat_msg *msgs, int k, int64_t *n,
-                       tailor_error *err) {
+/* The tokens of a conversation's first k messages in the chat format;
+ * with tools (or tool calls) as the local backend renders a conversation,
+ * so a model learns the prompts it will be given. */
+static int32_t *render(const llm_model *m, const char *format, const llm_msg *msgs, int k, const llm_tool_def *tools,
+                       int n_tools, bool with_tools, int64_t *n, tailor_error *err) {
     sb text;
     sb_init(&text);
-    const llm_str *eos = llm_vocab_text(m->vocab, llm_vocab_eos(m->vocab));
-    char eos_text[128] = "";
-    if (eos) snprintf(eos_text, sizeof eos_text, "%.*s", (int)eos->n, eos->s);
-    int rc = llm_chat_format(format, eos_text, msgs, k, false, &text, err);
-    int32_t *ids = rc ? NULL : llm_tokenize_alloc(m->vocab, text.buf, text.len, true, true, n);
-    sb_deinit(&text);
-    return ids;
-}
-
-/* The same with tools: rendered as the local backend shows a conversation
- * to the model, so a model learns the prompts it will be given. */
-static int32_t *render_tools(const llm_model *m, const char *format, const llm_msg *msgs, int k,
-                             const llm_tool_def *tools, int n_tools, int64_t *n, tailor_error *err) {
-    sb text;
-    sb_init(&text);
-    int rc = llm_chat_render_tools(m, format, msgs, k, tools, n_tools, false, &text, err);
+    int rc;
+    if (with_tools) {
+        rc = llm_chat_render_tools(m, format, msgs, k, tools, n_tools, false, &text, err);
+    } else {
+        const llm_str *eos = llm_vocab_text(m->vocab, llm_vocab_eos(m->vocab));
+        char eos_text[128] = "";
+        if (eos) snprintf(eos_text, sizeof eos_text, "%.*s", (int)eos->n, eos->s);
+        llm_chat_msg *cm = xcalloc((size_t)k + 1, sizeof *cm);
+        for (int i = 0; i < k; i++) cm[i] = (llm_chat_msg){msgs[i].role, msgs[i].content};
+        rc = llm_chat_format(format, eos_text, cm, k, false, &text, err);
+        free(cm);
+    }
     int32_t *ids = rc ? NULL : llm_tokenize_alloc(m->vocab, text.buf, text.len, true, true, n);
     sb_deinit(&text);
     return ids;
@@ -433,16 +431,28 @@ static int parse_example(const llm_model *m, const char *format, const char *lin
         const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x0, "role"));
         with_tools |= cJSON_GetObjectItemCaseSensitive(x0, "tool_calls") || (role && !strcmp(role, "tool"));
     }
-    if (cJSON_IsArray(msgs) && with_tools) {
+    if (cJSON_IsArray(msgs)) {
         int n = cJSON_GetArraySize(msgs), nd = 0;
         llm_msg *lm = xcalloc((size_t)n + 1, sizeof *lm);
         llm_tool_def *defs = NULL;
         str_vec owned = {0};
-        rc = parse_tool_example(j, msgs, lm, &defs, &nd, &owned, err);
+        if (with_tools) rc = parse_tool_example(j, msgs, lm, &defs, &nd, &owned, err);
+        for (int i = 0; i < n && !rc && !with_tools; i++) {
+            const cJSON *x = cJSON_GetArrayItem(msgs, i);
+            const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "role")),
+                       *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "content"));
+            if (!role || !content || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")))
+                rc = err_set(err, TAILOR_EDATA, "messages[%d] needs \"role\" (system, user or assistant) and \"content\"",
+                             i);
+            lm[i] = (llm_msg){role, content, NULL, NULL};
+        }
+        /* Each message's tokens are what rendering it adds to the ones
+         * before (the formats close every turn with special tokens, so
+         * the earlier tokens stay a prefix). */
         int64_t prev = 0;
         for (int i = 0; i < n && !rc; i++) {
             int64_t cnt;
-            int32_t *ids = render_tools(m, format, lm, i + 1, defs, nd, &cnt, err);
+            int32_t *ids = render(m, format, lm, i + 1, defs, nd, with_tools, &cnt, err);
             if (!ids) {
                 rc = err->code ? err->code : TAILOR_EDATA;
                 break;
@@ -462,41 +472,6 @@ static int parse_example(const llm_model *m, const char *format, const char *lin
         vec_free(&owned);
         free(defs);
         free(lm);
-    } else if (cJSON_IsArray(msgs)) {
-        int n = cJSON_GetArraySize(msgs);
-        llm_chat_msg *cm = xcalloc((size_t)n + 1, sizeof *cm);
-        for (int i = 0; i < n && !rc; i++) {
-            const cJSON *x = cJSON_GetArrayItem(msgs, i);
-            const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "role")),
-                       *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "content"));
-            if (!role || !content || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")))
-                rc = err_set(err, TAILOR_EDATA, "messages[%d] needs \"role\" (system, user or assistant) and \"content\"",
-                             i);
-            cm[i] = (llm_chat_msg){role, content};
-        }
-        /* Each message's tokens are what rendering it adds to the ones
-         * before (the formats close every turn with special tokens, so
-         * the earlier tokens stay a prefix). */
-        int64_t prev = 0;
-        for (int i = 0; i < n && !rc; i++) {
-            int64_t cnt;
-            int32_t *ids = render(m, format, cm, i + 1, &cnt, err);
-            if (!ids) {
-                rc = err->code ? err->code : TAILOR_EDATA;
-                break;
-            }
-            int64_t same = 0;
-            while (same < prev && same < cnt && ids[same] == tok.data[same]) same++;
-            tok.len = keep.len = (size_t)same;
-            bool learn = !strcmp(cm[i].role, "assistant");
-            for (int64_t t = same; t < cnt; t++) {
-                vec_push(&tok, ids[t]);
-                vec_push(&keep, learn ? 1 : 0);
-            }
-            prev = cnt;
-            free(ids);
-        }
-        free(cm);
     } else if (cJSON_IsString(prompt) && cJSON_IsString(completion)) {
         int64_t np, nc;
         int32_t *p = llm_tokenize_alloc(m->vocab, prompt->valuestring, strlen(prompt->valuestring), true, false, &np);
