@@ -898,22 +898,8 @@ int cmd_llm_finetune(cli_args *a) {
     if (!rc) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        /* The bound: what the process held after loading, the mapped file,
-         * the weights in F32 (with gradients and moments for --full) or, frozen,
-         * the norms and the one matrix dequantized at a time, the pairs'
-         * training state, one batch's activations and logits, OpenBLAS's
-         * 32 MiB per thread, and 1% for malloc's arenas and page rounding. */
-        const nn_llama_config *c = &m->c;
-        double f32 = frozen ? 4.0 * (double)m->n_params + 4.0 * m->wbuf_cap
-                            : (full ? 16.0 : 4.0) * (double)weights +
-                                  /* the written header: built, then copied, each grown by doubling */
-                                  4.0 * (double)base->gguf->data_offset;
         int nthreads = p.threads > 0 ? p.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-        double bound = ru0.ru_maxrss * 1024.0 + (double)base->gguf->size + f32 +
-                       (full ? 0 : 16.0 * (double)m->lora->n_params) +
-                       (double)nn_llama_bytes_per_token(c, r.width, m->checkpoint) * r.batch * r.width +
-                       32.0 * 1048576 * nthreads;
-        bound *= 1.01;
+        double bound = llm_finetune_bound(m, base, &r, full, nthreads, ru0.ru_maxrss * 1024.0);
         printf("fine-tuned %lld steps on %lld examples (%lld held out, %lld tokens) in %.1f s (%.0f tokens/s with "
                "padding): loss %.4f -> %.4f, validation %.4f; peak RSS %.0f MiB (bound %.0f MiB); wrote %s (%s)\n",
                (long long)r.steps, (long long)r.train_windows, (long long)r.val_windows, (long long)r.data_tokens,

@@ -856,6 +856,11 @@ typedef struct llm_finetune_params {
 llm_finetune_params llm_finetune_default_params(void);
 int llm_finetune_run(struct nn_llama *m, const llm_model *base, llm_finetune_params p, llm_train_report *out,
                      tailor_error *err);
+/* An upper bound of the bytes a fine-tuning run of m on base holds at its
+ * peak (held_before: the process's peak before the model was made); the
+ * CLI prints it beside the peak RSS. */
+double llm_finetune_bound(const struct nn_llama *m, const llm_model *base, const llm_train_report *r, bool full,
+                          int threads, double held_before);
 /* The model's LoRA pairs as llama.cpp's adapter GGUF for base. */
 int llm_train_write_lora(const struct nn_llama *t, const llm_model *base, const char *name, const char *path,
                          tailor_error *err);

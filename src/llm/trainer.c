@@ -655,3 +655,21 @@ int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, 
     examples_free(ex.data, (int64_t)ex.len);
     return 0;
 }
+
+double llm_finetune_bound(const nn_llama *m, const llm_model *base, const llm_train_report *r, bool full, int threads,
+                          double held_before) {
+    /* The mapped file; the weights in F32 (with gradients and both moments
+     * for full training) or, frozen, the norms and the one matrix
+     * dequantized at a time; the header of a written model (built, then
+     * copied, each grown by doubling); the pairs' training state; one
+     * batch's activations, logits and backward scratch; OpenBLAS's 32 MiB
+     * per thread; 1% for malloc's arenas and page rounding. */
+    double weights = (double)nn_llama_n_weights(&m->c);
+    bool frozen = m->src.rows != NULL;
+    double f32 = frozen ? 4.0 * (double)m->n_params + 4.0 * (double)m->wbuf_cap
+                        : (full ? 16.0 : 4.0) * weights + 4.0 * (double)base->gguf->data_offset;
+    double bound = held_before + (double)base->gguf->size + f32 + (m->lora ? 16.0 * (double)m->lora->n_params : 0) +
+                   (double)nn_llama_bytes_per_token(&m->c, r->width, m->checkpoint) * r->batch * r->width +
+                   32.0 * 1048576 * threads;
+    return bound * 1.01;
+}
