@@ -71,10 +71,15 @@ static void value_words(const char *v, char **name, char **plural) {
     sb_deinit(&n);
 }
 
+/* The length of a title without its " (1999)". */
+static size_t without_year(const char *t) {
+    size_t n = strlen(t);
+    return n > 7 && t[n - 1] == ')' && t[n - 6] == '(' && t[n - 7] == ' ' ? n - 7 : n;
+}
+
 /* "Matrix, The (1999)" -> "The Matrix"; NULL when the title is unusable. */
 static char *spoken_title(const char *t) {
-    size_t n = strlen(t);
-    if (n > 7 && t[n - 1] == ')' && t[n - 6] == '(' && t[n - 7] == ' ') n -= 7;
+    size_t n = without_year(t);
     if (n < 3 || memchr(t, '"', n) || memchr(t, '[', n)) return NULL;
     sb o;
     sb_init(&o);
@@ -134,19 +139,17 @@ static int slots_load(pz_engine *e, slots *s, tailor_error *err) {
         if (t && pz_item_named(e, t) == p[i].it) vec_push(&s->titles, t);
         else free(t);
     }
-    /* Topics: words in at least three of the 3,000 most popular titles. */
-    static const char *const STOP[] = {"the", "and", "with", "from", "part", "for", "that", "this", "into", "movie",
-                                       "film", "ii", "iii", "of", "in", "on", "to", "a", "an", "la", "le", "les", "de",
-                                       "der", "die", "das", "el", "los", "del", "vs", "my", "your", "me", "you", "it",
-                                       "its", "about", "what", "who", "how", "all", "one", "two", "is", "are", "be"};
+    /* Topics: words of four letters or more in at least three of the 3,000
+     * most popular titles, neither filler nor a category's name. */
+    static const char *const STOP[] = {"with", "from", "part", "that", "this", "into", "movie", "film", "your", "about",
+                                       "what"};
     hmap count;
     hmap_init(&count, 4096);
     VEC(char *) seen = {0};
     VEC(int64_t) counts = {0};
     for (size_t i = 0; i < m && i < 3000; i++) {
         const char *t = p[i].it->title;
-        size_t len = strlen(t);
-        if (len > 7 && t[len - 1] == ')') len -= 7;
+        size_t len = without_year(t);
         for (size_t a = 0; a < len;) {
             while (a < len && !isalpha((unsigned char)t[a])) a++;
             size_t b = a;
@@ -559,6 +562,10 @@ int eval_tool_calls(pz_engine *e, llm_backend *b, const char *path, int limit, F
         char *nl = strchr(line, '\n');
         if (nl) *nl = 0;
         lines++;
+        if (!line[strspn(line, " \t\r")]) { /* blank lines are skipped, as llm finetune skips them */
+            line = nl ? nl + 1 : NULL;
+            continue;
+        }
         cJSON *ex = cJSON_Parse(line), *want = NULL;
         const char *tool = NULL, *request = line_request(ex, &tool, &want);
         if (!request) {
