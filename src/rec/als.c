@@ -7,7 +7,7 @@
  * the previous x (solver=cg, the fast path) or exactly by Cholesky
  * (solver=cholesky, the reference twin). YtY comes from OpenBLAS; rows are
  * solved in parallel, each independent, so results do not depend on the
- * thread count. */
+ * thread count (they do, in the last bits, on the kernel set: below). */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -90,28 +90,378 @@ static inline __attribute__((always_inline)) void als_row_exact(const als_state 
         for (int i = 0; i < k; i++) x[i] = (float)sol[i];
 }
 
-/* A fixed number of CG steps from the current x (Hu et al.'s system,
- * written as implicit does it: A p = gram p + sum (c-1)(y.p) y). */
-static inline __attribute__((always_inline)) void als_row_cg(const als_state *s, const als_half *h, int64_t b, int64_t e, float *x,
-                       float *r, float *p, float *Ap) {
+/* The two products of a CG row, the whole of its time: y = A x with the
+ * k x k Gram matrix, and the data term
+ *     out += sum_a w_a y_a,  w_a = (1 + c_a) - c_a (y_a . v)  (rhs)
+ *                        or  w_a = c_a (y_a . v)              (otherwise)
+ * over the row's interactions a (c_a = alpha * r_a, y_a = fix[idx[a]]).
+ * Written plainly (the scalar twin) and by hand for AVX2 and AVX-512: a
+ * lone y.v dot product is a chain of dependent FMAs, so the vector kernels
+ * take eight rows' dot products side by side, and the Gram product runs as
+ * broadcast-FMAs over rows of A into accumulators kept in registers. */
+typedef struct als_kernels {
+    const char *name;
+    void (*symv)(const float *A, const float *x, float *y, int k);
+    void (*data)(const als_state *s, const als_half *h, int64_t b, int64_t e, const float *v, float *out,
+                 bool rhs);
+} als_kernels;
+
+static void symv_scalar(const float *A, const float *x, float *y, int k) { la_symv(A, x, y, k); }
+
+static void data_scalar(const als_state *s, const als_half *h, int64_t b, int64_t e, const float *v, float *out,
+                        bool rhs) {
     int k = s->k;
-    la_symv(h->gram, x, r, k);
-    /* r = b - A x with b = sum c_a y_a and A x = gram x + data part. */
-    for (int i = 0; i < k; i++) r[i] = -r[i];
     for (int64_t a = b; a < e; a++) {
         const float *y = h->fix + (size_t)h->idx[a] * k;
         float cm1 = als_conf_minus1(s, h->val, a);
-        la_axpy((1 + cm1) - cm1 * la_dot(y, x, k), y, r, k);
+        float d = la_dot(y, v, k);
+        la_axpy(rhs ? (1 + cm1) - cm1 * d : cm1 * d, y, out, k);
     }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+
+/* The eight lanes' sums of eight vectors, as one vector. */
+__attribute__((target("avx2,fma"))) static inline __m256 hsum8x8(const __m256 *a) {
+    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
+    /* lanes: [0..3 low halves | 0..3 high halves] and the same for 4..7 */
+    __m256 lo = _mm256_permute2f128_ps(s0123, s4567, 0x20), hi = _mm256_permute2f128_ps(s0123, s4567, 0x31);
+    return _mm256_add_ps(lo, hi);
+}
+
+/* NB vectors of y (from column c0) over all of A's rows; NB is a constant
+ * at each call so the accumulators stay in registers. */
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
+symv_block_avx2(const float *A, const float *x, float *y, int k, int c0, int nb) {
+    __m256 acc[8];
+    for (int m = 0; m < nb; m++) acc[m] = _mm256_setzero_ps();
+    for (int j = 0; j < k; j++) {
+        __m256 bx = _mm256_broadcast_ss(x + j);
+        const float *row = A + (size_t)j * k + c0;
+        for (int m = 0; m < nb; m++) acc[m] = _mm256_fmadd_ps(bx, _mm256_loadu_ps(row + 8 * m), acc[m]);
+    }
+    for (int m = 0; m < nb; m++) _mm256_storeu_ps(y + c0 + 8 * m, acc[m]);
+}
+
+/* y = A x as sum_j x_j A[j,:] (A is symmetric): independent accumulators,
+ * no horizontal sums. */
+__attribute__((target("avx2,fma"))) static void symv_avx2(const float *A, const float *x, float *y, int k) {
+    int kv = k & ~7, c0 = 0;
+    for (; c0 + 64 <= kv; c0 += 64) symv_block_avx2(A, x, y, k, c0, 8);
+    switch ((kv - c0) / 8) {
+    case 7: symv_block_avx2(A, x, y, k, c0, 7); break;
+    case 6: symv_block_avx2(A, x, y, k, c0, 6); break;
+    case 5: symv_block_avx2(A, x, y, k, c0, 5); break;
+    case 4: symv_block_avx2(A, x, y, k, c0, 4); break;
+    case 3: symv_block_avx2(A, x, y, k, c0, 3); break;
+    case 2: symv_block_avx2(A, x, y, k, c0, 2); break;
+    case 1: symv_block_avx2(A, x, y, k, c0, 1); break;
+    default: break;
+    }
+    for (int i = kv; i < k; i++) y[i] = la_dot(A + (size_t)i * k, x, k);
+}
+
+/* The data term in windows of ALS_WIN interactions (their rows stay in the
+ * L1 cache between the passes): every dot product first, eight rows side by
+ * side; then the weights; then out += sum w_a y_a by column blocks held in
+ * registers across the window's rows (two sets of accumulators, even and
+ * odd rows, for the FMA latency). */
+#define ALS_WIN 128
+
+static void data_weights(const als_state *s, const als_half *h, int64_t a0, int n, float *w, bool rhs) {
+    for (int i = 0; i < n; i++) {
+        float cm1 = als_conf_minus1(s, h->val, a0 + i);
+        w[i] = rhs ? (1 + cm1) - cm1 * w[i] : cm1 * w[i];
+    }
+}
+
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
+axpy_block_avx2(const float *fix, const int32_t *idx, const float *w, int n, int k, int c0, int nb, float *out) {
+    __m256 e[4], o[4];
+    for (int m = 0; m < nb; m++) e[m] = _mm256_loadu_ps(out + c0 + 8 * m), o[m] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 2 <= n; i += 2) {
+        const float *y0 = fix + (size_t)idx[i] * k + c0, *y1 = fix + (size_t)idx[i + 1] * k + c0;
+        __m256 w0 = _mm256_broadcast_ss(w + i), w1 = _mm256_broadcast_ss(w + i + 1);
+        for (int m = 0; m < nb; m++) {
+            e[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y0 + 8 * m), e[m]);
+            o[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y1 + 8 * m), o[m]);
+        }
+    }
+    if (i < n) {
+        const float *y0 = fix + (size_t)idx[i] * k + c0;
+        __m256 w0 = _mm256_broadcast_ss(w + i);
+        for (int m = 0; m < nb; m++) e[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y0 + 8 * m), e[m]);
+    }
+    for (int m = 0; m < nb; m++) _mm256_storeu_ps(out + c0 + 8 * m, _mm256_add_ps(e[m], o[m]));
+}
+
+__attribute__((target("avx2,fma"))) static void data_avx2(const als_state *s, const als_half *h, int64_t b, int64_t e,
+                                                          const float *v, float *out, bool rhs) {
+    int k = s->k, kv = k & ~7;
+    if (kv == 0) {
+        data_scalar(s, h, b, e, v, out, rhs);
+        return;
+    }
+    float w[ALS_WIN];
+    for (int64_t a0 = b; a0 < e; a0 += ALS_WIN) {
+        int n = e - a0 < ALS_WIN ? (int)(e - a0) : ALS_WIN;
+        const int32_t *idx = h->idx + a0;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const float *y[8];
+            __m256 acc[8];
+            for (int r = 0; r < 8; r++) y[r] = h->fix + (size_t)idx[i + r] * k, acc[r] = _mm256_setzero_ps();
+            for (int j = 0; j < kv; j += 8) {
+                __m256 vv = _mm256_loadu_ps(v + j);
+                for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(y[r] + j), vv, acc[r]);
+            }
+            _mm256_storeu_ps(w + i, hsum8x8(acc));
+            for (int r = 0; r < 8; r++)
+                for (int j = kv; j < k; j++) w[i + r] += y[r][j] * v[j];
+        }
+        for (; i < n; i++) {
+            const float *y = h->fix + (size_t)idx[i] * k;
+            __m256 acc = _mm256_setzero_ps();
+            for (int j = 0; j < kv; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(y + j), _mm256_loadu_ps(v + j), acc);
+            w[i] = hsum256(acc);
+            for (int j = kv; j < k; j++) w[i] += y[j] * v[j];
+        }
+        data_weights(s, h, a0, n, w, rhs);
+        int c0 = 0;
+        for (; c0 + 32 <= kv; c0 += 32) axpy_block_avx2(h->fix, idx, w, n, k, c0, 4, out);
+        switch ((kv - c0) / 8) {
+        case 3: axpy_block_avx2(h->fix, idx, w, n, k, c0, 3, out); break;
+        case 2: axpy_block_avx2(h->fix, idx, w, n, k, c0, 2, out); break;
+        case 1: axpy_block_avx2(h->fix, idx, w, n, k, c0, 1, out); break;
+        default: break;
+        }
+        for (i = 0; i < n; i++) {
+            const float *y = h->fix + (size_t)idx[i] * k;
+            for (int j = kv; j < k; j++) out[j] += w[i] * y[j];
+        }
+    }
+}
+
+/* Up to four vectors per row (k <= 64) leave too few accumulators for the
+ * FMA latency: rows of A then go to two sets, even and odd. */
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+symv_block_avx512(const float *A, const float *x, float *y, int k, int c0, int nb) {
+    __m512 e[8], o[4];
+    for (int m = 0; m < nb; m++) e[m] = _mm512_setzero_ps();
+    int j = 0;
+    if (nb <= 4) {
+        for (int m = 0; m < nb; m++) o[m] = _mm512_setzero_ps();
+        for (; j + 2 <= k; j += 2) {
+            __m512 b0 = _mm512_set1_ps(x[j]), b1 = _mm512_set1_ps(x[j + 1]);
+            const float *r0 = A + (size_t)j * k + c0, *r1 = r0 + k;
+            for (int m = 0; m < nb; m++) {
+                e[m] = _mm512_fmadd_ps(b0, _mm512_loadu_ps(r0 + 16 * m), e[m]);
+                o[m] = _mm512_fmadd_ps(b1, _mm512_loadu_ps(r1 + 16 * m), o[m]);
+            }
+        }
+        for (int m = 0; m < nb; m++) e[m] = _mm512_add_ps(e[m], o[m]);
+    }
+    for (; j < k; j++) {
+        __m512 bx = _mm512_set1_ps(x[j]);
+        const float *row = A + (size_t)j * k + c0;
+        for (int m = 0; m < nb; m++) e[m] = _mm512_fmadd_ps(bx, _mm512_loadu_ps(row + 16 * m), e[m]);
+    }
+    for (int m = 0; m < nb; m++) _mm512_storeu_ps(y + c0 + 16 * m, e[m]);
+}
+
+__attribute__((target("avx512f"))) static void symv_avx512(const float *A, const float *x, float *y, int k) {
+    int kv = k & ~15, c0 = 0;
+    for (; c0 + 128 <= kv; c0 += 128) symv_block_avx512(A, x, y, k, c0, 8);
+    switch ((kv - c0) / 16) {
+    case 7: symv_block_avx512(A, x, y, k, c0, 7); break;
+    case 6: symv_block_avx512(A, x, y, k, c0, 6); break;
+    case 5: symv_block_avx512(A, x, y, k, c0, 5); break;
+    case 4: symv_block_avx512(A, x, y, k, c0, 4); break;
+    case 3: symv_block_avx512(A, x, y, k, c0, 3); break;
+    case 2: symv_block_avx512(A, x, y, k, c0, 2); break;
+    case 1: symv_block_avx512(A, x, y, k, c0, 1); break;
+    default: break;
+    }
+    for (int i = kv; i < k; i++) y[i] = la_dot(A + (size_t)i * k, x, k);
+}
+
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+axpy_block_avx512(const float *fix, const int32_t *idx, const float *w, int n, int k, int c0, int nb, float *out) {
+    __m512 e[4], o[4];
+    for (int m = 0; m < nb; m++) e[m] = _mm512_loadu_ps(out + c0 + 16 * m), o[m] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 2 <= n; i += 2) {
+        const float *y0 = fix + (size_t)idx[i] * k + c0, *y1 = fix + (size_t)idx[i + 1] * k + c0;
+        __m512 w0 = _mm512_set1_ps(w[i]), w1 = _mm512_set1_ps(w[i + 1]);
+        for (int m = 0; m < nb; m++) {
+            e[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(y0 + 16 * m), e[m]);
+            o[m] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(y1 + 16 * m), o[m]);
+        }
+    }
+    if (i < n) {
+        const float *y0 = fix + (size_t)idx[i] * k + c0;
+        __m512 w0 = _mm512_set1_ps(w[i]);
+        for (int m = 0; m < nb; m++) e[m] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(y0 + 16 * m), e[m]);
+    }
+    for (int m = 0; m < nb; m++) _mm512_storeu_ps(out + c0 + 16 * m, _mm512_add_ps(e[m], o[m]));
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void data_avx512(const als_state *s, const als_half *h, int64_t b,
+                                                                     int64_t e, const float *v, float *out, bool rhs) {
+    int k = s->k, kv = k & ~15;
+    if (kv == 0) {
+        data_avx2(s, h, b, e, v, out, rhs);
+        return;
+    }
+    float w[ALS_WIN];
+    for (int64_t a0 = b; a0 < e; a0 += ALS_WIN) {
+        int n = e - a0 < ALS_WIN ? (int)(e - a0) : ALS_WIN;
+        const int32_t *idx = h->idx + a0;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const float *y[8];
+            __m512 acc[8];
+            for (int r = 0; r < 8; r++) y[r] = h->fix + (size_t)idx[i + r] * k, acc[r] = _mm512_setzero_ps();
+            for (int j = 0; j < kv; j += 16) {
+                __m512 vv = _mm512_loadu_ps(v + j);
+                for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(y[r] + j), vv, acc[r]);
+            }
+            /* Each sum's two halves, then the eight 8-lane sums at once. */
+            __m256 half[8];
+            for (int r = 0; r < 8; r++)
+                half[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[r]),
+                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1)));
+            _mm256_storeu_ps(w + i, hsum8x8(half));
+            for (int r = 0; r < 8; r++)
+                for (int j = kv; j < k; j++) w[i + r] += y[r][j] * v[j];
+        }
+        for (; i < n; i++) {
+            const float *y = h->fix + (size_t)idx[i] * k;
+            __m512 acc = _mm512_setzero_ps();
+            for (int j = 0; j < kv; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(y + j), _mm512_loadu_ps(v + j), acc);
+            w[i] = _mm512_reduce_add_ps(acc);
+            for (int j = kv; j < k; j++) w[i] += y[j] * v[j];
+        }
+        data_weights(s, h, a0, n, w, rhs);
+        int c0 = 0;
+        for (; c0 + 64 <= kv; c0 += 64) axpy_block_avx512(h->fix, idx, w, n, k, c0, 4, out);
+        switch ((kv - c0) / 16) {
+        case 3: axpy_block_avx512(h->fix, idx, w, n, k, c0, 3, out); break;
+        case 2: axpy_block_avx512(h->fix, idx, w, n, k, c0, 2, out); break;
+        case 1: axpy_block_avx512(h->fix, idx, w, n, k, c0, 1, out); break;
+        default: break;
+        }
+        for (i = 0; i < n; i++) {
+            const float *y = h->fix + (size_t)idx[i] * k;
+            for (int j = kv; j < k; j++) out[j] += w[i] * y[j];
+        }
+    }
+}
+#endif
+
+static const als_kernels ALS_SCALAR = {"scalar", symv_scalar, data_scalar};
+#if defined(__x86_64__)
+static const als_kernels ALS_AVX2 = {"avx2", symv_avx2, data_avx2};
+static const als_kernels ALS_AVX512 = {"avx512", symv_avx512, data_avx512};
+#endif
+
+/* The kernel set by name when this CPU runs it, else NULL. */
+static const als_kernels *als_kernels_named(const char *name) {
+    if (!strcmp(name, "scalar")) return &ALS_SCALAR;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &ALS_AVX2;
+    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f")) return &ALS_AVX512;
+#endif
+    return NULL;
+}
+
+/* The best set this CPU runs; $TAILOR_LLM_KERNELS (scalar|avx2|avx512), the
+ * engine-wide switch, forces one. */
+static const als_kernels *als_kernels_pick(void) {
+    static const als_kernels *picked;
+    if (picked) return picked;
+    const char *force = getenv("TAILOR_LLM_KERNELS");
+    const als_kernels *k = force ? als_kernels_named(force) : NULL;
+    if (!k) k = als_kernels_named("avx512");
+    if (!k) k = als_kernels_named("avx2");
+    if (!k) k = &ALS_SCALAR;
+    return picked = k;
+}
+
+/* Test hook (rec.h): the largest difference between the named set's two
+ * products and the scalar twin's on random rows, relative to the largest
+ * value; -1 when this CPU does not run the set. Widths cover the vector
+ * blocks and every tail; row counts the eight-row groups and the windows. */
+double rec_als_kernel_check(const char *set, uint64_t seed) {
+    const als_kernels *kn = als_kernels_named(set);
+    if (!kn) return -1;
+    static const int widths[] = {4, 6, 8, 13, 16, 24, 40, 64, 67, 100, 136, 256};
+    static const int rows[] = {0, 1, 5, 8, 9, 17, 130, 300};
+    rng g;
+    rng_seed(&g, seed);
+    double worst = 0;
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        int k = widths[wi], nfix = 50;
+        float *fix = xmalloc((size_t)nfix * k * sizeof *fix), *A = xmalloc((size_t)k * k * sizeof *A);
+        float *v = xmalloc((size_t)k * sizeof *v), *o1 = xmalloc((size_t)k * sizeof *o1), *o2 = xmalloc((size_t)k * sizeof *o2);
+        for (int i = 0; i < nfix * k; i++) fix[i] = (float)(rng_uniform(&g) - 0.5);
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j <= i; j++) A[i * k + j] = A[j * k + i] = (float)(rng_uniform(&g) - 0.5);
+        for (int i = 0; i < k; i++) v[i] = (float)(rng_uniform(&g) - 0.5);
+        ALS_SCALAR.symv(A, v, o1, k);
+        kn->symv(A, v, o2, k);
+        double big = 1e-30, diff = 0;
+        for (int i = 0; i < k; i++) big = fmax(big, fabs(o1[i])), diff = fmax(diff, fabs(o1[i] - o2[i]));
+        worst = fmax(worst, diff / big);
+        for (size_t ri = 0; ri < sizeof rows / sizeof *rows; ri++)
+            for (int mode = 0; mode < 4; mode++) {
+                int n = rows[ri];
+                int32_t *idx = xmalloc(((size_t)n + 1) * sizeof *idx);
+                float *val = xmalloc(((size_t)n + 1) * sizeof *val);
+                for (int a = 0; a < n; a++) idx[a] = (int32_t)rng_below(&g, (uint64_t)nfix), val[a] = (float)(1 + rng_uniform(&g));
+                als_state st = {.k = k, .alpha = 3, .use_values = mode & 1};
+                int64_t ptr[2] = {0, n};
+                als_half h = {&st, ptr, idx, val, fix, NULL, NULL};
+                for (int i = 0; i < k; i++) o1[i] = o2[i] = (float)(rng_uniform(&g) - 0.5);
+                ALS_SCALAR.data(&st, &h, 0, n, v, o1, mode & 2);
+                kn->data(&st, &h, 0, n, v, o2, mode & 2);
+                big = 1e-30, diff = 0;
+                for (int i = 0; i < k; i++) big = fmax(big, fabs(o1[i])), diff = fmax(diff, fabs(o1[i] - o2[i]));
+                worst = fmax(worst, diff / big);
+                free(idx);
+                free(val);
+            }
+        free(fix), free(A), free(v), free(o1), free(o2);
+    }
+    return worst;
+}
+
+/* A fixed number of CG steps from the current x (Hu et al.'s system,
+ * written as implicit does it: A p = gram p + sum (c-1)(y.p) y). */
+static inline __attribute__((always_inline)) void als_row_cg(const als_kernels *kn, const als_state *s, const als_half *h, int64_t b, int64_t e, float *x,
+                       float *r, float *p, float *Ap) {
+    int k = s->k;
+    kn->symv(h->gram, x, r, k);
+    /* r = b - A x with b = sum c_a y_a and A x = gram x + data part. */
+    for (int i = 0; i < k; i++) r[i] = -r[i];
+    kn->data(s, h, b, e, x, r, true);
     memcpy(p, r, (size_t)k * sizeof *p);
     float rsold = la_dot(r, r, k);
     if (rsold < 1e-20f) return;
     for (int it = 0; it < s->cg_steps; it++) {
-        la_symv(h->gram, p, Ap, k);
-        for (int64_t a = b; a < e; a++) {
-            const float *y = h->fix + (size_t)h->idx[a] * k;
-            la_axpy(als_conf_minus1(s, h->val, a) * la_dot(y, p, k), y, Ap, k);
-        }
+        kn->symv(h->gram, p, Ap, k);
+        kn->data(s, h, b, e, p, Ap, false);
         float pAp = la_dot(p, Ap, k);
         if (!(pAp > 0)) break;
         float step = rsold / pAp;
@@ -129,6 +479,7 @@ static inline __attribute__((always_inline)) void als_half_rows_impl(void *ctx, 
                                                                      size_t end) {
     als_half *h = ctx;
     const als_state *s = h->s;
+    const als_kernels *kn = als_kernels_pick();
     int k = s->k;
     float *r = xmalloc(3 * (size_t)k * sizeof *r);
     double *A = s->exact ? xmalloc(((size_t)k * k + 2 * (size_t)k) * sizeof *A) : NULL;
@@ -141,15 +492,16 @@ static inline __attribute__((always_inline)) void als_half_rows_impl(void *ctx, 
             continue;
         }
         if (s->exact) als_row_exact(s, h, b, e, x, Af, A, A + (size_t)k * k, A + (size_t)k * k + k);
-        else als_row_cg(s, h, b, e, x, r, r + k, r + 2 * k);
+        else als_row_cg(kn, s, h, b, e, x, r, r + k, r + 2 * k);
     }
     free(r);
     free(A);
     free(Af);
 }
 
-/* The same rows compiled twice: for AVX2 + FMA, chosen at run time when
- * the CPU has them, and for the baseline x86-64. */
+/* The rows compiled twice (the exact solver's loops are left to the
+ * compiler): for AVX2 + FMA, chosen at run time when the CPU has them, and
+ * for the baseline x86-64. */
 __attribute__((target("avx2,fma"))) static void als_half_rows_avx2(void *ctx, size_t begin,
                                                                    size_t end, int thread) {
     als_half_rows_impl(ctx, begin, end);

@@ -216,5 +216,9 @@ double rec_kgcn_gradcheck(uint64_t seed);
 /* Test hook: the largest relative difference between SASRec's analytic
  * parameter gradients and central differences on a tiny random model. */
 double rec_sasrec_gradcheck(bool ce, uint64_t seed);
+/* Test hook: the largest relative difference between ALS's CG products in
+ * kernel set `set` (scalar, avx2, avx512) and the scalar twin's on random
+ * rows; -1 when this CPU does not run the set. */
+double rec_als_kernel_check(const char *set, uint64_t seed);
 
 #endif /* TAILOR_REC_H */

@@ -202,6 +202,21 @@ static void test_cg_matches_exact(void) {
     rec_model_free(b);
 }
 
+static void test_als_kernels(void) {
+    /* Each vector set against the scalar twin: sums in another order only. */
+    const char *sets[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++) {
+        double d = rec_als_kernel_check(sets[i], 7 + i);
+        if (d < 0) {
+            fprintf(stderr, "  als kernels: this CPU cannot run %s (not tested here)\n", sets[i]);
+            continue;
+        }
+        if (d > 2e-6) fprintf(stderr, "  als kernels %s: relative difference %g\n", sets[i], d);
+        CHECK(d <= 2e-6);
+        if (i == 0) CHECK(d == 0);
+    }
+}
+
 static void roundtrip(const char *kind, const char *const *kv, int n) {
     rec_model *m = make(kind, kv, n);
     if (!m) {
@@ -544,6 +559,7 @@ int main(void) {
     RUN(test_topk_ties_and_filter);
     RUN(test_filter_and_explain);
     RUN(test_cg_matches_exact);
+    RUN(test_als_kernels);
     RUN(test_save_load);
     RUN(test_ease_blocked);
     RUN(test_damaged_files);
