@@ -376,10 +376,7 @@ static void soft_rows(void *ctx, size_t t0, size_t t1, int thread) {
     for (size_t t = t0; t < t1; t++) {
         float *a = j->a + t * (size_t)T;
         if (!j->d) { /* forward: the causal softmax of the scores */
-            float mx = a[0];
-            for (size_t k = 1; k <= t; k++) mx = a[k] > mx ? a[k] : mx;
-            float sum = 0;
-            for (size_t k = 0; k <= t; k++) sum += a[k] = expf(a[k] - mx);
+            float sum = nn_exp_sum(a, t + 1, nn_max(a, t + 1));
             float inv = 1.0f / sum;
             for (size_t k = 0; k <= t; k++) a[k] *= inv;
             for (size_t k = t + 1; k < (size_t)T; k++) a[k] = 0;

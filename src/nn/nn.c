@@ -15,7 +15,11 @@
 #define log1p log1pf
 #define sqrt sqrtf
 #define tanh tanhf
+#define ROW_MAX nn_max
+#define ROW_EXP_SUM nn_exp_sum
 #include "nn/ops.inc"
+#undef ROW_MAX
+#undef ROW_EXP_SUM
 #undef REAL
 #undef NN_FN
 #undef GEMM
@@ -25,13 +29,31 @@
 #undef sqrt
 #undef tanh
 
+/* The double twins (gradient checks) keep libm's exp. */
+static double row_max_f64(const double *x, int n) {
+    double m = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > m) m = x[i];
+    return m;
+}
+
+static double row_exp_sum_f64(double *x, int n, double shift) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += x[i] = exp(x[i] - shift);
+    return sum;
+}
+
 #define REAL double
 #define NN_FN(name) nn_##name##_f64
+#define ROW_MAX row_max_f64
+#define ROW_EXP_SUM row_exp_sum_f64
 #define GEMM cblas_dgemm
 #include "nn/ops.inc"
 #undef REAL
 #undef NN_FN
 #undef GEMM
+#undef ROW_MAX
+#undef ROW_EXP_SUM
 
 static void adamw_range(const nn_adamw *o, float *param, const float *grad, float *m, float *v, size_t i0,
                         size_t i1, bool decay) {

@@ -61,6 +61,18 @@ float nn_clip_grad_norm(float *grad, size_t n, float max_norm);
 /* Normal(0, std) initialisation. */
 void nn_init_normal(float *w, size_t n, float std, rng *g);
 
+/* exp(x[i] - shift) in place, returning their sum; and the largest of x
+ * (n >= 1). The softmaxes of training run on these: vector kernels chosen
+ * by CPUID (AVX2, AVX-512) beside a plain C twin of the same algorithm,
+ * relative error <= 1.2e-7 (vexp.c; $TAILOR_LLM_KERNELS forces a set). */
+float nn_exp_sum(float *x, size_t n, float shift);
+float nn_max(const float *x, size_t n);
+/* Test hook: the largest relative error of kernel set `set` (scalar, avx2,
+ * avx512) against double-precision exp on random rows of every tail
+ * length; INFINITY when a sum, a maximum or NaN handling is wrong; -1 when
+ * this CPU does not run the set. */
+double nn_exp_check(const char *set, uint64_t seed);
+
 /* Parallel forms on a thread pool (NULL: the caller's thread). Rows (or
  * elements, or channels for the LayerNorm scale and shift) are split into
  * contiguous chunks and each keeps the serial op's arithmetic and summation

@@ -452,12 +452,28 @@ static void test_llama_model(void) {
     }
 }
 
+static void test_vexp(void) {
+    /* Every kernel set's exp against double precision: within two float
+     * roundings; sums, maxima and NaN checked inside the hook. */
+    const char *sets[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++) {
+        double e = nn_exp_check(sets[i], 11 + i);
+        if (e < 0) {
+            fprintf(stderr, "  exp kernels: this CPU cannot run %s (not tested here)\n", sets[i]);
+            continue;
+        }
+        if (!(e <= 2.5e-7)) fprintf(stderr, "  exp kernels %s: relative error %g\n", sets[i], e);
+        CHECK(e <= 2.5e-7);
+    }
+}
+
 int main(void) {
     rng_seed(&g_rng, 1234);
     RUN(test_matmul);
     RUN(test_layernorm);
     RUN(test_attention);
     RUN(test_elementwise);
+    RUN(test_vexp);
     RUN(test_losses);
     RUN(test_adamw_and_clip);
     RUN(test_pool_forms);
