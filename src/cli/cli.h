@@ -16,7 +16,7 @@ typedef struct cli_opt {
     const char *help;
 } cli_opt;
 
-#define CLI_MAX_OPTS 32
+#define CLI_MAX_OPTS 40
 
 typedef struct cli_args {
     const struct cli_cmd *cmd;

@@ -324,10 +324,17 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     if (cli_opt_get(a, "retriever")) p.retriever = cli_opt_get(a, "retriever");
     if (cli_opt_get(a, "seed")) p.seed = strtoull(cli_opt_get(a, "seed"), NULL, 10);
     p.export_path = cli_opt_get(a, "export");
-    const char *model = cli_opt_get(a, "model");
-    bool versus = !strcmp(a->pos[0], "llm-vs-traditional");
-    if (!p.export_path && !model && !versus)
-        return cli_usage_error(a, "--model FILE.gguf ranks (or --export FILE writes examples)");
+    const char *model = cli_opt_get(a, "model"), *url = cli_opt_get(a, "llm-url");
+    bool versus = !strcmp(a->pos[0], "llm-vs-traditional"), ranks = icl || !strcmp(a->pos[0], "llm-ranker");
+    long top;
+    if (!cli_opt_int(a, "top-logprobs", 20, 1, 10000, &top)) return cli_usage_error(a, "--top-logprobs takes 1 to 10000");
+    p.top_logprobs = (int)top;
+    if (model && url) return cli_usage_error(a, "give --model FILE or --llm-url URL, not both");
+    if (url && !ranks)
+        return cli_usage_error(a, "%s decodes with a local model (--model); --llm-url serves llm-ranker and icl-shots",
+                               a->pos[0]);
+    if (!p.export_path && !model && !url && !versus)
+        return cli_usage_error(a, "--model FILE.gguf or --llm-url URL ranks (or --export FILE writes examples)");
     int code;
     store *s = cli_open_store(a, true, &code);
     if (!s) return code;
@@ -348,6 +355,12 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
         }
         p.lm = m, p.ctx = c;
     }
+    llm_backend *b = NULL;
+    if (!p.export_path && url && (code = cli_backend_new(a, "threads", &b))) {
+        store_close(s);
+        return code;
+    }
+    p.backend = b;
     sb json;
     sb_init(&json);
     p.quiet = a->quiet;
@@ -361,6 +374,7 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     else if (!rc) rc = eval_llm_ranker(s, p, stdout, &json, &err);
     if (!rc) rc = write_json_opt(a, &json, &err);
     sb_deinit(&json);
+    if (b) b->ops->free(b);
     llm_ctx_free(c);
     llm_model_free(m);
     store_close(s);

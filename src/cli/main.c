@@ -304,6 +304,7 @@ static const cli_cmd COMMANDS[] = {
      "llm-ranker: a retriever's top candidates re-ranked by a language model (--model, --lora) reading\n"
      "the user's recent titles, one letter per candidate scored by its logit; HR@10 and NDCG@10 against\n"
      "the retriever alone (leave-one-out). --export FILE writes fine-tuning examples for llm finetune.\n"
+     "With --llm-url, a server's completions with logprobs score the letters (--top-logprobs).\n"
      "icl-shots: llm-ranker with 0, 2 and 5 examples from each user's own history in the prompt.\n"
      "llm-generative: the model writes the next item's title under a trie of the catalogue's titles\n"
      "(beam search, width 20): HR@10 and NDCG@10 against the retriever's top 10.\n"
@@ -324,6 +325,7 @@ static const cli_cmd COMMANDS[] = {
       {"queries", 0, "N", "hallucination: hidden triples asked (default 200)"},
       {"samples", 0, "N", "hallucination: a language model's answers per question, voting (default 5)"},
       {"epochs", 0, "N", "hallucination: TransE and DistMult training epochs (default 100)"},
+      {"top-logprobs", 0, "N", "llm-ranker, icl-shots with --llm-url: likeliest tokens asked for (default 20, OpenAI's limit)"},
       {"hide", 0, "SHARE", "cold-items: share of the items hidden (default 0.1)"},
       {"min-events", 0, "N", "cold-items: items with fewer events are never hidden (default 5)"},
       {"k", 'k', "N", "cold-items: cut-off of recall and NDCG (default 20)"},

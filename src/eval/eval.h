@@ -304,6 +304,10 @@ typedef struct eval_llmrank_params {
     const char *export_path; /* write training examples (JSON Lines) instead of measuring */
     struct llm_model *lm;    /* the ranker (with its context, adapter applied) */
     struct llm_ctx *ctx;
+    /* or any backend with log-probabilities (a remote server): each letter
+     * scored by the best of its tokens among the top_logprobs most likely */
+    struct llm_backend *backend;
+    int top_logprobs;        /* default 20, OpenAI's limit */
     bool quiet;
 } eval_llmrank_params;
 eval_llmrank_params eval_llmrank_default_params(void);

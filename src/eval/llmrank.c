@@ -22,7 +22,8 @@
 #include "personalize/personalize.h"
 
 eval_llmrank_params eval_llmrank_default_params(void) {
-    return (eval_llmrank_params){.retriever = "als", .candidates = 20, .history = 10, .users = 200, .seed = 42};
+    return (eval_llmrank_params){.retriever = "als", .candidates = 20, .history = 10, .users = 200, .seed = 42,
+                                 .top_logprobs = 20};
 }
 
 static const char *title_of(pz_engine *e, const char *ext) {
@@ -157,6 +158,54 @@ static int fit(const char *kind_name, const eval_csr *c, const eval_split *s, re
     return rc;
 }
 
+/* The letters' logits after the prompt, from the local model. */
+static int score_local(const eval_llmrank_params *p, const sb *prompt, const int32_t *letters, int nc, float *score,
+                       int64_t *tokens, tailor_error *err) {
+    int64_t nt;
+    int32_t *ids = llm_tokenize_alloc(p->lm->vocab, prompt->buf, prompt->len, true, false, &nt);
+    llm_ctx_truncate(p->ctx, 0);
+    int rc = nt > llm_ctx_n_ctx(p->ctx) ? err_set(err, TAILOR_EINVAL, "a prompt of %lld tokens exceeds the context of "
+                                                                       "%d (--ctx)",
+                                                  (long long)nt, llm_ctx_n_ctx(p->ctx))
+                                        : llm_decode(p->ctx, ids, (int32_t)nt, false, err);
+    *tokens += nt;
+    free(ids);
+    if (rc) return rc;
+    const float *lg = llm_ctx_logits(p->ctx, -1);
+    for (int c = 0; c < nc; c++) score[c] = lg[letters[c]];
+    return 0;
+}
+
+/* The letters' log-probabilities from a backend: one greedy token with the
+ * top_logprobs most likely of its step; a letter is scored by its token
+ * " X" (what follows "Answer:" in the tokenizers we know, as letter_tokens
+ * finds locally), else by "X", and one absent from the list ranks below
+ * those present. The log-softmax keeps the logits' order, so a local
+ * model served gives the same ranking whenever every letter is listed. */
+static int score_backend(const eval_llmrank_params *p, const sb *prompt, int nc, float *score, int64_t *tokens,
+                         tailor_error *err) {
+    llm_backend *b = p->backend;
+    char *text = NULL;
+    llm_token_logprobs *lp = NULL;
+    int n_lp = 0;
+    int rc = b->ops->complete_logprobs(b, sb_str(prompt), p->top_logprobs, NULL, 0, &text, &lp, &n_lp, err);
+    *tokens += b->ops->count_tokens(b, prompt->buf, prompt->len);
+    for (int c = 0; c < nc; c++) score[c] = -INFINITY;
+    bool spaced[26] = {false};
+    for (int k = 0; !rc && n_lp > 0 && k < lp[0].n_top; k++) {
+        const char *t = lp[0].top[k].text;
+        bool sp = t[0] == ' ';
+        int c = t[sp] - 'A';
+        if (c < 0 || c >= nc || t[sp + 1] || (spaced[c] && !sp)) continue;
+        if (sp && !spaced[c]) spaced[c] = true, score[c] = -INFINITY; /* " X" outranks "X" */
+        if (lp[0].top[k].logprob > score[c]) score[c] = lp[0].top[k].logprob;
+    }
+    if (!rc && n_lp == 0) rc = err_set(err, TAILOR_EDATA, "the language model returned no token to score");
+    free(text);
+    llm_token_logprobs_free(lp, n_lp);
+    return rc;
+}
+
 /* The retriever's list of user u (cand, n entries) with its first
  * p->candidates re-ranked by the model's letter logits, into list. */
 static int rerank_user(const eval_llmrank_params *p, pz_engine *e, const eval_split *s, int32_t u, const int32_t *cand,
@@ -175,23 +224,15 @@ static int rerank_user(const eval_llmrank_params *p, pz_engine *e, const eval_sp
     int nh = recent(&s->train, u, p->history, hist);
     prompt_of(e, s, hist, nh, cand, nc, prompt);
     free(hist);
-    int64_t nt;
-    int32_t *ids = llm_tokenize_alloc(p->lm->vocab, prompt->buf, prompt->len, true, false, &nt);
-    llm_ctx_truncate(p->ctx, 0);
-    int rc = nt > llm_ctx_n_ctx(p->ctx) ? err_set(err, TAILOR_EINVAL, "a prompt of %lld tokens exceeds the context of "
-                                                                       "%d (--ctx)",
-                                                  (long long)nt, llm_ctx_n_ctx(p->ctx))
-                                        : llm_decode(p->ctx, ids, (int32_t)nt, false, err);
-    *tokens += nt;
-    free(ids);
+    float lg[26]; /* each candidate's score */
+    int rc = p->lm ? score_local(p, prompt, letters, nc, lg, tokens, err) : score_backend(p, prompt, nc, lg, tokens, err);
     if (rc) return rc;
-    const float *lg = llm_ctx_logits(p->ctx, -1);
-    /* Candidates by their letter's logit (ties: the retriever's order). */
+    /* Candidates by their letter's score (ties: the retriever's order). */
     int order[26];
     for (int c = 0; c < nc; c++) order[c] = c;
     for (int a = 1; a < nc; a++) {
         int x = order[a], b = a;
-        while (b > 0 && lg[letters[order[b - 1]]] < lg[letters[x]]) order[b] = order[b - 1], b--;
+        while (b > 0 && lg[order[b - 1]] < lg[x]) order[b] = order[b - 1], b--;
         order[b] = x;
     }
     for (int c = 0; c < nc; c++) list[c] = cand[order[c]];
@@ -202,7 +243,13 @@ static int rerank_user(const eval_llmrank_params *p, pz_engine *e, const eval_sp
 int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err) {
     if (p.candidates < 2 || p.candidates > 26)
         return err_set(err, TAILOR_EINVAL, "candidates: 2 to 26 (one letter each)");
-    if (!p.export_path && !p.lm) return err_set(err, TAILOR_EINVAL, "a language model (--model) ranks; or --export");
+    if (!p.export_path && !p.lm && !p.backend)
+        return err_set(err, TAILOR_EINVAL, "a language model (--model or --llm-url) ranks; or --export");
+    if (!p.export_path && !p.lm && !p.backend->ops->complete_logprobs)
+        return err_set(err, TAILOR_EUNSUPPORTED, "the %s backend reports no log-probabilities to rank with",
+                       p.backend->ops->name);
+    if (!p.export_path && !p.lm && (p.top_logprobs < 1 || p.top_logprobs > 10000))
+        return err_set(err, TAILOR_EINVAL, "top_logprobs: 1 to 10000");
     eval_split s;
     int rc = load_split(st, &s, err);
     if (rc) return rc;
@@ -252,7 +299,12 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
         }
     } else {
         int32_t letters[26];
-        rc = letter_tokens(p.lm, K, letters, err);
+        if (p.lm) rc = letter_tokens(p.lm, K, letters, err);
+        if (!rc && p.backend && p.backend->ops->set_sampling) {
+            llm_sampler_params greedy = llm_sampler_default_params();
+            greedy.temperature = 0;
+            p.backend->ops->set_sampling(p.backend, &greedy, 1);
+        }
         if (!rc) rc = fit(p.retriever, &s.train, &s, &r, err);
         double fit_s = timer_seconds_since(t0);
         /* Test users, in a seeded order, at most p.users. */
@@ -281,6 +333,7 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
             free(list);
         }
         double rank_s = timer_seconds_since(t1);
+        if (p.backend && p.backend->ops->set_sampling) p.backend->ops->set_sampling(p.backend, NULL, 0);
         if (!rc) {
             eval_stat a = eval_stat_of(hr_r, n_eval), b = eval_stat_of(nd_r, n_eval), c = eval_stat_of(hr_l, n_eval),
                       d = eval_stat_of(nd_l, n_eval);
@@ -296,8 +349,8 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
             fprintf(f, "\nre-ranked minus retriever: HR@10 %+.4f (%+.4f to %+.4f, p %.3f), NDCG@10 %+.4f (%+.4f to "
                        "%+.4f, p %.3f)\n",
                     ph.diff, ph.lo, ph.hi, ph.p_value, pn.diff, pn.lo, pn.hi, pn.p_value);
-            fprintf(f, "retriever trained in %.1f s; the model read %lld prompt tokens in %.1f s (%.1f ms per user)\n",
-                    fit_s, (long long)tokens, rank_s, n_eval ? 1000 * rank_s / n_eval : 0);
+            fprintf(f, "retriever trained in %.1f s; the model read %s%lld prompt tokens in %.1f s (%.1f ms per user)\n",
+                    fit_s, p.lm ? "" : "about ", (long long)tokens, rank_s, n_eval ? 1000 * rank_s / n_eval : 0);
             sb_printf(json,
                       "{\"experiment\":\"llm-ranker\",\"shots\":%d,\"retriever\":\"%s\",\"candidates\":%d,\"users\":%d,"
                       "\"in_candidates\":%.6f,\"retriever_metrics\":{\"hr@10\":%.6f,\"ndcg@10\":%.6f},"

@@ -10,7 +10,7 @@
 #include "llm/llm.h"
 
 llm_gen_params llm_gen_default_params(void) {
-    llm_gen_params p = {128, llm_sampler_default_params(), NULL, 0, true, NULL};
+    llm_gen_params p = {128, llm_sampler_default_params(), NULL, 0, true, NULL, NULL, NULL};
     return p;
 }
 
@@ -116,6 +116,7 @@ int llm_generate(llm_ctx *c, const int32_t *prompt, int64_t n_prompt, const llm_
         } else {
             tok = llm_sampler_sample(smp, llm_ctx_logits(c, -1), hist, nh);
         }
+        if (p->on_token) p->on_token(p->token_ud, tok, llm_ctx_logits(c, -1));
         hist[nh++] = tok;
         s.gen_tokens++;
         if ((p->stop_at_eog || gram) && llm_vocab_is_eog(m->vocab, tok)) {

@@ -604,6 +604,11 @@ typedef struct llm_gen_params {
      * is complete and nothing can follow, or on end-of-generation, which is
      * allowed only when the text is complete. */
     llm_grammar *grammar;
+    /* Called with each token sampled and the logits of its step (before
+     * any grammar mask or sampling), NULL = none: how log-probabilities are
+     * reported. */
+    void (*on_token)(void *ud, int32_t token, const float *logits);
+    void *token_ud;
 } llm_gen_params;
 
 typedef struct llm_gen_stats {
@@ -686,6 +691,21 @@ typedef struct llm_upstream_stats {
     uint64_t le[LLM_UPSTREAM_BUCKETS]; /* replies by time, cumulative */
 } llm_upstream_stats;
 
+/* A generated token's log-probability (natural log) and the most likely
+ * tokens of its step, as OpenAI's logprobs report them: token texts as the
+ * tokenizer spells them (a leading space included). */
+typedef struct llm_top_logprob {
+    char *text;
+    float logprob;
+} llm_top_logprob;
+typedef struct llm_token_logprobs {
+    char *text;
+    float logprob;
+    int n_top;
+    llm_top_logprob *top; /* most likely first */
+} llm_token_logprobs;
+void llm_token_logprobs_free(llm_token_logprobs *v, int n);
+
 typedef struct llm_backend llm_backend;
 typedef struct llm_backend_ops {
     const char *name; /* "rules", "local", "remote" */
@@ -716,6 +736,12 @@ typedef struct llm_backend_ops {
      * at any of the stop strings; *out malloc'd. */
     int (*complete_text)(llm_backend *b, const char *prompt, const char *const *stop, int n_stop, llm_stream_fn cb,
                          void *ud, char **out, tailor_error *err);
+    /* Optional: complete_text that also reports, for each token generated,
+     * its log-probability and those of the top_n most likely tokens at its
+     * step (*lp malloc'd, *n_lp entries; llm_token_logprobs_free). The
+     * language model as a scorer (the ranker's letters) on any backend. */
+    int (*complete_logprobs)(llm_backend *b, const char *prompt, int top_n, const char *const *stop, int n_stop,
+                             char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err);
     /* Optional: what the last call cost. */
     void (*last_usage)(llm_backend *b, llm_usage *out);
     void (*free)(llm_backend *b);

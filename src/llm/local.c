@@ -10,6 +10,7 @@
  * into the prompt fenced and labelled as data. The KV cache is kept between
  * calls: a new prompt decodes only what differs from the cached one. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,7 +308,48 @@ typedef struct sink {
     llm_stream_fn cb;
     void *ud;
     bool answer; /* streaming: the output is an answer */
+    /* log-probabilities, when asked (top_n >= 0) */
+    int top_n;
+    const llm_vocab *vocab;
+    int32_t n_vocab;
+    llm_token_logprobs *lp;
+    int n_lp;
 } sink;
+
+static char *piece_of(const llm_vocab *v, int32_t tok) {
+    sb p;
+    sb_init(&p);
+    llm_token_piece(v, tok, false, &p);
+    char *t = sb_take(&p);
+    return t ? t : xstrdup("");
+}
+
+/* The step's log-softmax: the token's value and the top_n largest. */
+static void record_logprobs(void *ud, int32_t tok, const float *logits) {
+    sink *s = ud;
+    int32_t V = s->n_vocab;
+    float mx = logits[0];
+    for (int32_t i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int32_t i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
+    double lse = mx + log(sum);
+    int n = s->top_n < V ? s->top_n : V, k = 0;
+    int32_t *top = xmalloc(((size_t)n + 1) * sizeof *top);
+    for (int32_t i = 0; i < V; i++) { /* insertion into the n best, highest first, ties by id */
+        if (k == n && !(logits[i] > logits[top[k - 1]])) continue;
+        int at = k < n ? k++ : n - 1;
+        while (at > 0 && logits[top[at - 1]] < logits[i]) top[at] = top[at - 1], at--;
+        top[at] = i;
+    }
+    s->lp = realloc(s->lp, ((size_t)s->n_lp + 1) * sizeof *s->lp);
+    llm_token_logprobs *t = &s->lp[s->n_lp++];
+    t->text = piece_of(s->vocab, tok);
+    t->logprob = (float)(logits[tok] - lse);
+    t->n_top = k;
+    t->top = xmalloc(((size_t)k + 1) * sizeof *t->top);
+    for (int i = 0; i < k; i++) t->top[i] = (llm_top_logprob){piece_of(s->vocab, top[i]), (float)(logits[top[i]] - lse)};
+    free(top);
+}
 
 static bool collect(void *ud, const char *text, size_t n) {
     sink *s = ud;
@@ -341,6 +383,12 @@ static int decode_text(local *l, const char *prompt, size_t len, llm_grammar *g,
     gp.n_stop = n_stop;
     if (g) llm_grammar_reset(g);
     gp.grammar = g;
+    if (s->top_n >= 0) {
+        s->vocab = l->m->vocab;
+        s->n_vocab = (int32_t)l->m->hp.n_vocab;
+        gp.on_token = record_logprobs;
+        gp.token_ud = s;
+    }
     llm_gen_stats st;
     int rc = llm_generate(l->c, ids + keep, np - keep, &gp, collect, s, &st, err);
     l->usage = (llm_usage){.prompt_tokens = np, .completion_tokens = rc ? 0 : st.gen_tokens, .seconds = rc ? 0 : st.gen_s,
@@ -375,7 +423,7 @@ static int local_complete(llm_backend *b, const llm_msg *msgs, int n, const llm_
     llm_grammar *g = !with_tools ? l->answer : choice == LLM_TOOLS_REQUIRED ? l->required : l->calls;
     /* Without tools the answer streams at once; with them, once the first
      * text shows it is an answer, not a call. */
-    sink s = {.cb = cb, .ud = ud, .answer = !with_tools};
+    sink s = {.cb = cb, .ud = ud, .answer = !with_tools, .top_n = -1};
     sb_init(&s.text);
     rc = decode(l, msgs, n, tools, with_tools ? n_tools : 0, g, &s, err);
     if (rc) {
@@ -414,7 +462,7 @@ static int local_complete_json(llm_backend *b, const llm_msg *msgs, int n, const
         l->json = gr;
         l->json_schema = xstrdup(schema);
     }
-    sink s = {.cb = cb, .ud = ud, .answer = true};
+    sink s = {.cb = cb, .ud = ud, .answer = true, .top_n = -1};
     sb_init(&s.text);
     int rc = decode(l, msgs, n, NULL, 0, l->json, &s, err);
     if (!rc && !llm_grammar_complete(l->json))
@@ -432,12 +480,30 @@ static int local_complete_json(llm_backend *b, const llm_msg *msgs, int n, const
 static int local_complete_text(llm_backend *b, const char *prompt, const char *const *stop, int n_stop,
                                llm_stream_fn cb, void *ud, char **out, tailor_error *err) {
     local *l = b->impl;
-    sink s = {.cb = cb, .ud = ud, .answer = true};
+    sink s = {.cb = cb, .ud = ud, .answer = true, .top_n = -1};
     sb_init(&s.text);
     int rc = decode_text(l, prompt, strlen(prompt), NULL, stop, n_stop, &s, err);
     *out = rc ? NULL : sb_take(&s.text);
     if (!rc && !*out) *out = xstrdup("");
     sb_deinit(&s.text);
+    return rc;
+}
+
+static int local_complete_logprobs(llm_backend *b, const char *prompt, int top_n, const char *const *stop, int n_stop,
+                                   char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
+    local *l = b->impl;
+    sink s = {.answer = true, .top_n = top_n > 0 ? top_n : 0};
+    sb_init(&s.text);
+    int rc = decode_text(l, prompt, strlen(prompt), NULL, stop, n_stop, &s, err);
+    *text = rc ? NULL : sb_take(&s.text);
+    if (!rc && !*text) *text = xstrdup("");
+    sb_deinit(&s.text);
+    if (rc) {
+        llm_token_logprobs_free(s.lp, s.n_lp);
+        s.lp = NULL, s.n_lp = 0;
+    }
+    *lp = s.lp;
+    *n_lp = s.n_lp;
     return rc;
 }
 
@@ -517,6 +583,7 @@ static const llm_backend_ops LOCAL_OPS = {.name = "local",
                                          .context_size = local_ctx,
                                          .set_sampling = local_set_sampling,
                                          .complete_text = local_complete_text,
+                                         .complete_logprobs = local_complete_logprobs,
                                          .last_usage = local_last_usage,
                                          .free = local_free};
 

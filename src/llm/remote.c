@@ -1,7 +1,9 @@
 /* remote.c — any OpenAI-compatible server as a backend (vLLM, llama.cpp's
  * server, Ollama, OpenAI): POST /chat/completions with stream: true, the
  * server-sent events parsed as they arrive (text streams on, tool-call
- * fragments are joined), tools and tool_choice in the OpenAI format.
+ * fragments are joined), tools and tool_choice in the OpenAI format;
+ * /embeddings; plain /completions, with logprobs when asked (the legacy
+ * object or the chat form, whichever the server writes).
  *
  * Failures are messages, never crashes or hangs: a connect timeout, a read
  * timeout (no byte for read_timeout seconds), retries with backoff on 429,
@@ -34,6 +36,7 @@ typedef struct upstream {
     char *base;      /* as given, for messages and metrics */
     char *url;       /* .../chat/completions */
     char *embed_url; /* .../embeddings */
+    char *text_url;  /* .../completions: plain completions */
     char *models_url; /* .../models: the health check */
     /* The rest under remote.mu. */
     int fails;            /* failures in a row */
@@ -458,9 +461,9 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-enum { EP_CHAT, EP_EMBED };
+enum { EP_CHAT, EP_EMBED, EP_TEXT };
 
-/* POSTs a JSON body to the chat or embeddings endpoint with retries (one
+/* POSTs a JSON body to the chat, embeddings or completions endpoint with retries (one
  * server) or one failover (a fleet); the reply lands in s (the events as
  * they come, or the body whole), s->url names the server that answered. */
 static int post(remote *r, int endpoint, const sb *req, bool events, stream *s, tailor_error *err) {
@@ -486,7 +489,7 @@ static int post(remote *r, int endpoint, const sb *req, bool events, stream *s, 
             rc = TAILOR_ENETWORK;
             break;
         }
-        const char *url = endpoint == EP_EMBED ? u->embed_url : u->url;
+        const char *url = endpoint == EP_EMBED ? u->embed_url : endpoint == EP_TEXT ? u->text_url : u->url;
         s->url = url;
         CURL *c = curl_easy_init();
         if (!c) {
@@ -702,6 +705,125 @@ static int remote_embed(llm_backend *b, const char *text, size_t n, float **out,
     return rc;
 }
 
+/* One step's alternatives: an object {text: logprob} (the legacy
+ * completions form) or an array of {"token", "logprob"} (the chat form,
+ * which some servers use for completions too). */
+static void read_top(const cJSON *t, llm_token_logprobs *out) {
+    int n = cJSON_IsObject(t) || cJSON_IsArray(t) ? cJSON_GetArraySize(t) : 0, k = 0;
+    out->top = xmalloc(((size_t)n + 1) * sizeof *out->top);
+    const cJSON *x;
+    cJSON_ArrayForEach(x, t) {
+        const char *text = cJSON_IsObject(t) ? x->string : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "token"));
+        const cJSON *v = cJSON_IsObject(t) ? x : cJSON_GetObjectItemCaseSensitive(x, "logprob");
+        if (!text || !cJSON_IsNumber(v)) continue;
+        out->top[k++] = (llm_top_logprob){xstrdup(text), (float)v->valuedouble};
+    }
+    out->n_top = k;
+    /* most likely first, whatever order the server wrote */
+    for (int a = 1; a < k; a++) {
+        llm_top_logprob x2 = out->top[a];
+        int b = a;
+        while (b > 0 && out->top[b - 1].logprob < x2.logprob) out->top[b] = out->top[b - 1], b--;
+        out->top[b] = x2;
+    }
+}
+
+/* choices[0].logprobs of a completions reply, either form; -1 when absent. */
+static int read_logprobs(const cJSON *lp, llm_token_logprobs **out) {
+    *out = NULL;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(lp, "content");
+    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(lp, "tokens");
+    int n = cJSON_IsArray(content) ? cJSON_GetArraySize(content) : cJSON_IsArray(tokens) ? cJSON_GetArraySize(tokens) : -1;
+    if (n < 0) return -1;
+    llm_token_logprobs *v = xcalloc((size_t)n + 1, sizeof *v);
+    for (int i = 0; i < n; i++) {
+        const char *text;
+        const cJSON *val, *top;
+        if (cJSON_IsArray(content)) {
+            const cJSON *c = cJSON_GetArrayItem(content, i);
+            text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "token"));
+            val = cJSON_GetObjectItemCaseSensitive(c, "logprob");
+            top = cJSON_GetObjectItemCaseSensitive(c, "top_logprobs");
+        } else {
+            text = cJSON_GetStringValue(cJSON_GetArrayItem(tokens, i));
+            val = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(lp, "token_logprobs"), i);
+            top = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(lp, "top_logprobs"), i);
+        }
+        v[i].text = xstrdup(text ? text : "");
+        v[i].logprob = cJSON_IsNumber(val) ? (float)val->valuedouble : -INFINITY;
+        read_top(top, &v[i]);
+    }
+    *out = v;
+    return n;
+}
+
+/* POST /completions {"model", "prompt", "logprobs"?}, not streamed. */
+static int text_request(remote *r, const char *prompt, int top_n, const char *const *stop, int n_stop, char **text,
+                        llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
+    *text = NULL;
+    if (lp) *lp = NULL, *n_lp = 0;
+    sb req;
+    sb_init(&req);
+    sb_puts(&req, "{\"model\":");
+    sb_json_str(&req, r->model, strlen(r->model));
+    sb_puts(&req, ",\"prompt\":");
+    sb_json_str(&req, prompt, strlen(prompt));
+    if (n_stop > 0) {
+        sb_puts(&req, ",\"stop\":[");
+        for (int i = 0; i < n_stop && i < 4; i++) {
+            if (i) sb_putc(&req, ',');
+            sb_json_str(&req, stop[i], strlen(stop[i]));
+        }
+        sb_putc(&req, ']');
+    }
+    if (lp) sb_printf(&req, ",\"logprobs\":%d", top_n > 0 ? top_n : 0);
+    const llm_sampler_params *sp = &r->sampling;
+    int32_t max_tokens = r->max_tokens;
+    if (tl_sampling.r == r) sp = &tl_sampling.sp, max_tokens = tl_sampling.max_tokens ? tl_sampling.max_tokens : max_tokens;
+    if (sp->temperature >= 0) sb_printf(&req, ",\"temperature\":%g", sp->temperature);
+    if (sp->top_p < 1) sb_printf(&req, ",\"top_p\":%g", sp->top_p);
+    if (sp->seed) sb_printf(&req, ",\"seed\":%llu", (unsigned long long)(sp->seed & 0x7fffffff));
+    if (max_tokens > 0) sb_printf(&req, ",\"max_tokens\":%d", max_tokens);
+    sb_putc(&req, '}');
+    stream s = {0};
+    sb_init(&s.line);
+    sb_init(&s.body);
+    sb_init(&s.text);
+    int rc = post(r, EP_TEXT, &req, false, &s, err);
+    if (!rc) {
+        cJSON *j = cJSON_Parse(sb_str(&s.body));
+        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "text"));
+        if (!t) {
+            rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the reply holds no completion (choices[0].text)", s.url);
+        } else if (lp && (*n_lp = read_logprobs(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"), lp)) < 0) {
+            *n_lp = 0;
+            rc = err_set(err, TAILOR_EUNSUPPORTED,
+                         "remote LLM %s: the reply holds no log-probabilities (choices[0].logprobs): the server does not "
+                         "report them for completions",
+                         s.url);
+        } else {
+            *text = xstrdup(t);
+        }
+        cJSON_Delete(j);
+    }
+    stream_deinit(&s);
+    sb_deinit(&req);
+    return rc;
+}
+
+static int remote_complete_text(llm_backend *b, const char *prompt, const char *const *stop, int n_stop,
+                                llm_stream_fn cb, void *ud, char **out, tailor_error *err) {
+    int rc = text_request(b->impl, prompt, 0, stop, n_stop, out, NULL, NULL, err);
+    if (!rc && cb && **out) cb(ud, *out, strlen(*out));
+    return rc;
+}
+
+static int remote_complete_logprobs(llm_backend *b, const char *prompt, int top_n, const char *const *stop, int n_stop,
+                                    char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
+    return text_request(b->impl, prompt, top_n, stop, n_stop, text, lp, n_lp, err);
+}
+
 static int32_t remote_count(llm_backend *b, const char *text, size_t n) {
     (void)b, (void)text;
     return (int32_t)(n / 4 + 1); /* no tokenizer here: about 4 bytes a token */
@@ -723,6 +845,7 @@ static void remote_destroy(remote *r) {
         free(r->ups[i].base);
         free(r->ups[i].url);
         free(r->ups[i].embed_url);
+        free(r->ups[i].text_url);
         free(r->ups[i].models_url);
     }
     free(r->ups);
@@ -742,6 +865,8 @@ static const llm_backend_ops REMOTE_OPS = {.name = "remote",
                                            .set_mentions = NULL,
                                            .embed = remote_embed,
                                            .complete_json = remote_complete_json,
+                                           .complete_text = remote_complete_text,
+                                           .complete_logprobs = remote_complete_logprobs,
                                            .count_tokens = remote_count,
                                            .context_size = remote_ctx,
                                            .free = remote_free,
@@ -776,6 +901,10 @@ static int upstream_init(upstream *u, const char *base, size_t n, tailor_error *
     sb_append(&w, u->url, root);
     sb_puts(&w, "/embeddings");
     u->embed_url = sb_take(&w);
+    sb_init(&w);
+    sb_append(&w, u->url, root);
+    sb_puts(&w, "/completions");
+    u->text_url = sb_take(&w);
     sb_init(&w);
     sb_append(&w, u->url, root);
     sb_puts(&w, "/models");

@@ -490,6 +490,39 @@ void oa_chat(srv_req *r) {
 
 /* ---- /v1/completions ------------------------------------------------------------- */
 
+/* The legacy completions' logprobs object: tokens, token_logprobs,
+ * top_logprobs (one object per token, text -> logprob, the first of equal
+ * texts kept) and text_offset (from the prompt's start). */
+static void logprobs_json(sb *o, const llm_token_logprobs *lp, int n, size_t offset) {
+    sb_puts(o, "{\"tokens\":[");
+    for (int i = 0; i < n; i++) {
+        if (i) sb_putc(o, ',');
+        sb_json_str(o, lp[i].text, strlen(lp[i].text));
+    }
+    sb_puts(o, "],\"token_logprobs\":[");
+    for (int i = 0; i < n; i++) sb_printf(o, "%s%.6g", i ? "," : "", lp[i].logprob);
+    sb_puts(o, "],\"top_logprobs\":[");
+    for (int i = 0; i < n; i++) {
+        sb_puts(o, i ? ",{" : "{");
+        int w = 0;
+        for (int k = 0; k < lp[i].n_top; k++) {
+            bool seen = false;
+            for (int q = 0; q < k && !seen; q++) seen = !strcmp(lp[i].top[q].text, lp[i].top[k].text);
+            if (seen) continue;
+            if (w++) sb_putc(o, ',');
+            sb_json_str(o, lp[i].top[k].text, strlen(lp[i].top[k].text));
+            sb_printf(o, ":%.6g", lp[i].top[k].logprob);
+        }
+        sb_putc(o, '}');
+    }
+    sb_puts(o, "],\"text_offset\":[");
+    for (int i = 0; i < n; i++) {
+        sb_printf(o, "%s%zu", i ? "," : "", offset);
+        offset += strlen(lp[i].text);
+    }
+    sb_puts(o, "]}");
+}
+
 void oa_completions(srv_req *r) {
     static const char *const ALLOWED[] = {"model", "prompt", "stream", "stream_options", "temperature", "top_p",
                                           "max_tokens", "seed", "n", "stop", "presence_penalty", "frequency_penalty",
@@ -527,6 +560,25 @@ void oa_completions(srv_req *r) {
         srv_error(r, 400, "unsupported_parameter", "'echo' is not supported");
         ok = false;
     }
+    /* logprobs: N, the top N alternatives of every token (OpenAI allows up
+     * to 5 here; a scorer may want every candidate, so up to 10,000). */
+    const cJSON *lpj = cJSON_GetObjectItemCaseSensitive(j, "logprobs");
+    int top_n = -1;
+    if (ok && lpj && !cJSON_IsNull(lpj)) {
+        if (!cJSON_IsNumber(lpj) || lpj->valuedouble != (int)lpj->valuedouble || lpj->valuedouble < 0 ||
+            lpj->valuedouble > 10000) {
+            srv_error(r, 400, "invalid_request", "'logprobs' is an integer from 0 to 10000");
+            ok = false;
+        } else if (stream) {
+            srv_error(r, 400, "unsupported_parameter", "'logprobs' with 'stream' is not supported");
+            ok = false;
+        } else if (!b->ops->complete_logprobs) {
+            srv_error(r, 400, "unsupported_parameter", "this model does not report log-probabilities");
+            ok = false;
+        } else {
+            top_n = (int)lpj->valuedouble;
+        }
+    }
     if (ok && !b->ops->complete_text) {
         srv_error(r, 400, "unsupported_parameter", "this model does not complete plain text");
         ok = false;
@@ -548,7 +600,11 @@ void oa_completions(srv_req *r) {
     tailor_error err = {0};
     srv_llm_lock(r->srv);
     if (b->ops->set_sampling) b->ops->set_sampling(b, &sp, max_tokens ? max_tokens : 16);
-    int rc = b->ops->complete_text(b, p->valuestring, stop, n_stop, stream ? chunk_text : NULL, &ts, &text, &err);
+    llm_token_logprobs *lp = NULL;
+    int n_lp = 0;
+    int rc = top_n >= 0 ? b->ops->complete_logprobs(b, p->valuestring, top_n, stop, n_stop, &text, &lp, &n_lp, &err)
+                        : b->ops->complete_text(b, p->valuestring, stop, n_stop, stream ? chunk_text : NULL, &ts, &text,
+                                                &err);
     if (b->ops->last_usage) b->ops->last_usage(b, &u);
     if (b->ops->set_sampling) b->ops->set_sampling(b, NULL, 0);
     srv_llm_unlock(r->srv);
@@ -576,12 +632,16 @@ void oa_completions(srv_req *r) {
     } else {
         sb_puts(o, ts.head);
         sb_json_str(o, text, strlen(text));
-        sb_printf(o, ",\"index\":0,\"logprobs\":null,\"finish_reason\":\"%s\"}],", finish);
+        sb_puts(o, ",\"index\":0,\"logprobs\":");
+        if (top_n >= 0) logprobs_json(o, lp, n_lp, strlen(p->valuestring));
+        else sb_puts(o, "null");
+        sb_printf(o, ",\"finish_reason\":\"%s\"}],", finish);
         usage_json(o, &u);
         sb_putc(o, '}');
         srv_json(r, 200);
     }
     free(text);
+    llm_token_logprobs_free(lp, n_lp);
     sb_deinit(&head);
     cJSON_Delete(j);
 }

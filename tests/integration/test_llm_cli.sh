@@ -99,6 +99,23 @@ has "$W/rk.json" '"reranked_metrics":{"hr@10":' "json figures"
 expect 0 "icl-shots" -- "$T" --db "$W/rk.db" experiment icl-shots --retriever itemknn -m "$BASE" --users 5 -t 2 --json "$W/icl.json"
 has "$W/out" "top 20, 5 shots" "the 5-shot row"
 has "$W/icl.json" '"runs":[{"experiment":"llm-ranker","shots":0' "icl json"
+# The same ranking through a server: tailor's own /v1/completions with
+# logprobs serving the model; every letter listed, the figures equal the
+# local run's within the float noise of another batch split (the cached
+# prefix), and the rows are there.
+DB="$W/rk.db"
+KEY=$("$T" -q --db "$DB" keys create --role admin --name ranker)
+serve_start rksrv -m "$BASE" --chat-template chatml
+expect 0 "icl-shots through a server's logprobs" -- env TAILOR_LLM_API_KEY="$KEY" "$T" --db "$W/rk.db" experiment icl-shots \
+    --retriever itemknn --llm-url "$URL/v1" --top-logprobs 1000 --users 5 -t 2 --json "$W/icl-url.json"
+has "$W/out" "top 20, 5 shots" "the 5-shot row, remote"
+has "$W/icl-url.json" '"runs":[{"experiment":"llm-ranker","shots":0' "icl json, remote"
+grep -o '"retriever_metrics":{[^}]*}' "$W/icl.json" >"$W/rm-local"
+grep -o '"retriever_metrics":{[^}]*}' "$W/icl-url.json" >"$W/rm-url"
+cmp -s "$W/rm-local" "$W/rm-url" && ok || bad "the same users and retriever, remote and local"
+expect 64 "llm-generative refuses a server" -- "$T" --db "$W/rk.db" experiment llm-generative --llm-url "$URL/v1"
+kill "$pid"
+wait "$pid" 2>/dev/null
 expect 0 "llm-generative" -- "$T" --db "$W/rk.db" experiment llm-generative --retriever itemknn -m "$BASE" --users 3 -t 2 --json "$W/gen.json"
 has "$W/out" "language model generating titles" "the generative row"
 # Every generated item is a catalogue item (the trie), and some were made.

@@ -146,6 +146,23 @@ static void serve_one(fake *srv, int fd) {
         cJSON_Delete(j);
         return;
     }
+    if (!strncmp(req, "POST /v1/completions ", 21)) { /* logprobs in the legacy form, the chat form, or none */
+        cJSON *j = cJSON_Parse(body);
+        const char *pr = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "prompt"));
+        if (pr && !strcmp(pr, "legacy"))
+            reply_json(fd, "200 OK", "{\"object\":\"text_completion\",\"choices\":[{\"text\":\" B\",\"index\":0,"
+                                     "\"logprobs\":{\"tokens\":[\" B\"],\"token_logprobs\":[-0.5],\"top_logprobs\":"
+                                     "[{\"A\":-2.5,\" B\":-0.5,\" A\":-1.25}],\"text_offset\":[6]},"
+                                     "\"finish_reason\":\"length\"}]}");
+        else if (pr && !strcmp(pr, "chat-form"))
+            reply_json(fd, "200 OK", "{\"choices\":[{\"text\":\"C\",\"logprobs\":{\"content\":[{\"token\":\"C\","
+                                     "\"logprob\":-0.1,\"top_logprobs\":[{\"token\":\"C\",\"logprob\":-0.1},"
+                                     "{\"token\":\"D\",\"logprob\":-3}]}]}}]}");
+        else
+            reply_json(fd, "200 OK", "{\"choices\":[{\"text\":\" plain\",\"logprobs\":null}]}");
+        cJSON_Delete(j);
+        return;
+    }
     srv->chats++;
     /* The scenario: the last user message; after a tool result, an answer. */
     cJSON *j = cJSON_Parse(body);
@@ -589,6 +606,48 @@ static void test_fleet(void) {
     sb_deinit(&s);
 }
 
+/* Plain completions with log-probabilities, in either reply form. */
+static void test_logprobs(void) {
+    llm_backend *b = backend(5, 0);
+    tailor_error e = {0};
+    char *text = NULL;
+    llm_token_logprobs *lp = NULL;
+    int n = 0;
+    CHECK_EQ(b->ops->complete_logprobs(b, "legacy", 3, NULL, 0, &text, &lp, &n, &e), 0);
+    CHECK(strstr(g_last_body, "\"logprobs\":3") && strstr(g_last_body, "\"prompt\":\"legacy\""));
+    CHECK_STR(text, " B");
+    CHECK_EQ(n, 1);
+    if (n == 1) {
+        CHECK_STR(lp[0].text, " B");
+        CHECK(lp[0].logprob == -0.5f);
+        CHECK_EQ(lp[0].n_top, 3); /* most likely first, whatever the server's order */
+        CHECK_STR(lp[0].top[0].text, " B");
+        CHECK_STR(lp[0].top[1].text, " A");
+        CHECK(lp[0].top[2].logprob == -2.5f);
+    }
+    free(text);
+    llm_token_logprobs_free(lp, n);
+    CHECK_EQ(b->ops->complete_logprobs(b, "chat-form", 2, NULL, 0, &text, &lp, &n, &e), 0);
+    CHECK_EQ(n, 1);
+    if (n == 1) {
+        CHECK_STR(lp[0].text, "C");
+        CHECK_EQ(lp[0].n_top, 2);
+        CHECK_STR(lp[0].top[1].text, "D");
+    }
+    free(text);
+    llm_token_logprobs_free(lp, n);
+    /* A server that sends none says so; plain text still completes. */
+    CHECK_EQ(b->ops->complete_logprobs(b, "other", 2, NULL, 0, &text, &lp, &n, &e), TAILOR_EUNSUPPORTED);
+    CHECK_CONTAINS(e.msg, "no log-probabilities");
+    CHECK(!text && !lp && n == 0);
+    const char *stop[] = {"\n"};
+    CHECK_EQ(b->ops->complete_text(b, "other", stop, 1, NULL, NULL, &text, &e), 0);
+    CHECK_STR(text, " plain");
+    CHECK(strstr(g_last_body, "\"stop\":[\"\\n\"]") && !strstr(g_last_body, "logprobs"));
+    free(text);
+    b->ops->free(b);
+}
+
 int main(void) {
     if (!start_server(&g_a) || !start_server(&g_b)) {
         fprintf(stderr, "FATAL: cannot start fake_openai_server on loopback\n");
@@ -596,6 +655,7 @@ int main(void) {
     }
     RUN(test_protocol);
     RUN(test_repair);
+    RUN(test_logprobs);
     RUN(test_fleet);
     g_stop = 1;
     stop_server(&g_a);

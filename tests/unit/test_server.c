@@ -617,6 +617,48 @@ static void test_v1(void) {
     const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "choices"), 0), "text"));
     CHECK(text && !strchr(text, '.'));
     resp_deinit(&r);
+    /* logprobs: greedy tokens are their step's likeliest; with the whole
+     * vocabulary (512 tokens here) the probabilities sum to 1. */
+    CHECK_EQ(v1("/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":3,\"temperature\":0,\"logprobs\":5}", &r), 200);
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "choices"), 0);
+    const cJSON *lpo = cJSON_GetObjectItem(ch, "logprobs");
+    const cJSON *toks = cJSON_GetObjectItem(lpo, "tokens"), *tlp = cJSON_GetObjectItem(lpo, "token_logprobs"),
+                *tops = cJSON_GetObjectItem(lpo, "top_logprobs");
+    CHECK(cJSON_GetArraySize(toks) == 3 && cJSON_GetArraySize(tlp) == 3 && cJSON_GetArraySize(tops) == 3);
+    sb joined_toks;
+    sb_init(&joined_toks);
+    for (int i = 0; i < cJSON_GetArraySize(toks); i++) {
+        const cJSON *top = cJSON_GetArrayItem(tops, i), *x;
+        double mine = cJSON_GetArrayItem(tlp, i)->valuedouble, best = -1e30, prev = 1;
+        int k = 0;
+        cJSON_ArrayForEach(x, top) {
+            CHECK(x->valuedouble <= prev && x->valuedouble <= 0);
+            prev = x->valuedouble, best = fmax(best, x->valuedouble), k++;
+        }
+        CHECK(k >= 1 && k <= 5);
+        CHECK(fabs(best - mine) < 1e-5);
+        sb_puts(&joined_toks, cJSON_GetStringValue(cJSON_GetArrayItem(toks, i)));
+    }
+    CHECK_STR(sb_str(&joined_toks), cJSON_GetStringValue(cJSON_GetObjectItem(ch, "text")));
+    sb_deinit(&joined_toks);
+    resp_deinit(&r);
+    CHECK_EQ(v1("/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":1,\"logprobs\":10000}", &r), 200);
+    const cJSON *all = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
+                                              cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "choices"), 0), "logprobs"),
+                                          "top_logprobs"),
+                                          0),
+                *x;
+    double psum = 0;
+    int nall = 0;
+    cJSON_ArrayForEach(x, all) psum += exp(x->valuedouble), nall++;
+    CHECK(nall > 400 && nall <= 512); /* tokens of equal text are listed once */
+    CHECK(fabs(psum - 1) < 0.02);
+    resp_deinit(&r);
+    CHECK_EQ(v1("/v1/completions", "{\"prompt\":\"Once\",\"logprobs\":5,\"stream\":true}", &r), 400);
+    CHECK_CONTAINS(r.body.buf, "'logprobs' with 'stream'");
+    resp_deinit(&r);
+    CHECK_EQ(v1("/v1/completions", "{\"prompt\":\"Once\",\"logprobs\":2.5}", &r), 400);
+    resp_deinit(&r);
     resp f, b64;
     CHECK_EQ(v1("/v1/embeddings", "{\"input\":[\"a cat\",\"a dog\"]}", &f), 200);
     CHECK_EQ(v1("/v1/embeddings", "{\"input\":[\"a cat\"],\"encoding_format\":\"base64\"}", &b64), 200);
