@@ -330,6 +330,9 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     if (!cli_opt_int(a, "top-logprobs", 20, 1, 10000, &top)) return cli_usage_error(a, "--top-logprobs takes 1 to 10000");
     p.top_logprobs = (int)top;
     if (model && url) return cli_usage_error(a, "give --model FILE or --llm-url URL, not both");
+    p.ids_path = cli_opt_get(a, "ids");
+    if (p.ids_path && strcmp(a->pos[0], "llm-generative"))
+        return cli_usage_error(a, "--ids is llm-generative's (items written as semantic IDs)");
     if (url && !ranks)
         return cli_usage_error(a, "%s decodes with a local model (--model); --llm-url serves llm-ranker and icl-shots",
                                a->pos[0]);
@@ -365,6 +368,7 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     sb_init(&json);
     p.quiet = a->quiet;
     p.shots = (int)shots;
+
     const char *name = a->pos[0], *base = strrchr(a->files, '/');
     if (!rc && icl) rc = eval_llm_icl_shots(s, p, stdout, &json, &err);
     else if (!rc && !strcmp(name, "llm-generative")) rc = eval_llm_generative(s, p, stdout, &json, &err);
@@ -402,8 +406,30 @@ static int experiment_agent_data(cli_args *a) {
     return rc ? cli_fail(&err) : EX_OK;
 }
 
+/* experiment semantic-ids: codes learned from a recommender's item
+ * vectors, and the training sequences written in them. */
+static int experiment_semantic_ids(cli_args *a) {
+    eval_llmrank_params p = eval_llmrank_default_params();
+    const char *dir = cli_opt_get(a, "export");
+    long levels, codebook, seed;
+    if (!dir) return cli_usage_error(a, "semantic-ids needs --export DIR (codes.tsv and train.txt go there)");
+    if (!cli_opt_int(a, "levels", 3, 1, 8, &levels)) return cli_usage_error(a, "--levels takes 1 to 8");
+    if (!cli_opt_int(a, "codebook", 64, 2, 4096, &codebook)) return cli_usage_error(a, "--codebook takes 2 to 4096");
+    if (!cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed)) return cli_usage_error(a, "bad --seed");
+    p.id_levels = (int)levels, p.id_codebook = (int)codebook, p.seed = (uint64_t)seed;
+    if (cli_opt_get(a, "retriever")) p.retriever = cli_opt_get(a, "retriever");
+    int code;
+    store *s = cli_open_store(a, true, &code);
+    if (!s) return code;
+    tailor_error err = {0};
+    int rc = eval_semantic_ids(s, p, dir, stdout, &err);
+    store_close(s);
+    return rc ? cli_fail(&err) : EX_OK;
+}
+
 int cmd_experiment(cli_args *a) {
     const char *name = a->pos[0];
+    if (!strcmp(name, "semantic-ids")) return experiment_semantic_ids(a);
     if (!strcmp(name, "llm-ranker") || !strcmp(name, "icl-shots") || !strcmp(name, "llm-generative") ||
         !strcmp(name, "llm-vs-traditional"))
         return experiment_llm_ranker(a, name[0] == 'i');
@@ -415,7 +441,8 @@ int cmd_experiment(cli_args *a) {
     if (!latency && !stress && !calls)
         return cli_usage_error(a,
                                "no experiment '%s' (experiments: tool-latency, context-stress, tool-calls, agent-data, "
-                               "hallucination, cold-items, llm-ranker, icl-shots, llm-generative, llm-vs-traditional)",
+                               "hallucination, cold-items, llm-ranker, icl-shots, llm-generative, semantic-ids, "
+                               "llm-vs-traditional)",
                                name);
     if (calls && !cli_opt_get(a, "data"))
         return cli_usage_error(a, "tool-calls needs --data FILE (conversations, as agent-data writes them)");

@@ -307,7 +307,12 @@ static const cli_cmd COMMANDS[] = {
      "With --llm-url, a server's completions with logprobs score the letters (--top-logprobs).\n"
      "icl-shots: llm-ranker with 0, 2 and 5 examples from each user's own history in the prompt.\n"
      "llm-generative: the model writes the next item's title under a trie of the catalogue's titles\n"
-     "(beam search, width 20): HR@10 and NDCG@10 against the retriever's top 10.\n"
+     "(beam search, width 20): HR@10 and NDCG@10 against the retriever's top 10; with --ids FILE, the\n"
+     "item's semantic ID instead.\n"
+     "semantic-ids: TIGER-style IDs (\"aam bad cbo\", a word per code) learned by residual k-means (--levels,\n"
+     "--codebook)\n"
+     "from the item vectors of --retriever (default als) trained on the split's training part; to\n"
+     "--export DIR: codes.tsv, and train.txt (the training sequences in IDs, for llm train).\n"
      "llm-vs-traditional: --models (default pop,als,ease,sasrec) and, with --model, llm-ranker and\n"
      "llm-generative on the same users: the harness's table, paired tests, --report DIR (report.md, ndcg.svg).\n"
      "agent-data: --examples conversations made from the catalogue (a request in one of many phrasings,\n"
@@ -325,16 +330,19 @@ static const cli_cmd COMMANDS[] = {
       {"queries", 0, "N", "hallucination: hidden triples asked (default 200)"},
       {"samples", 0, "N", "hallucination: a language model's answers per question, voting (default 5)"},
       {"epochs", 0, "N", "hallucination: TransE and DistMult training epochs (default 100)"},
+      {"ids", 0, "FILE", "llm-generative: items as the semantic IDs of FILE (semantic-ids' codes.tsv)"},
+      {"levels", 0, "N", "semantic-ids: levels of codes (default 3)"},
+      {"codebook", 0, "N", "semantic-ids: codes per level (default 64)"},
       {"top-logprobs", 0, "N", "llm-ranker, icl-shots with --llm-url: likeliest tokens asked for (default 20, OpenAI's limit)"},
       {"hide", 0, "SHARE", "cold-items: share of the items hidden (default 0.1)"},
       {"min-events", 0, "N", "cold-items: items with fewer events are never hidden (default 5)"},
       {"k", 'k', "N", "cold-items: cut-off of recall and NDCG (default 20)"},
       {"index", 0, "FILE", "cold-items: the item vectors (default DB.index/items.tvec, when there)"},
-      {"retriever", 0, "KIND", "llm-ranker: the model proposing candidates (default als)"},
+      {"retriever", 0, "KIND", "llm-ranker: the model proposing candidates; semantic-ids: whose item vectors (default als)"},
       {"candidates", 0, "N", "llm-ranker: candidates re-ranked, 2 to 26 (default 20)"},
       {"history", 0, "N", "llm-ranker: recent items the prompt shows (default 10)"},
       {"users", 0, "N", "llm-ranker: test users at most (default 200); tool-calls: requests at most (default all)"},
-      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring; agent-data: the DIR"},
+      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring; agent-data, semantic-ids: the DIR"},
       {"examples", 0, "N", "agent-data: training conversations (default 2000; a fifth as many held out, 50 at least)"},
       {"seed", 0, "N", "agent-data: the seed of the phrasings and slots (default 42)"},
       {"data", 0, "FILE", "tool-calls: conversations whose requests and first calls are asked and checked"},

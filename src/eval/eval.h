@@ -308,6 +308,8 @@ typedef struct eval_llmrank_params {
      * scored by the best of its tokens among the top_logprobs most likely */
     struct llm_backend *backend;
     int top_logprobs;        /* default 20, OpenAI's limit */
+    const char *ids_path;    /* llm-generative: items as the semantic IDs of this codes.tsv, not titles */
+    int id_levels, id_codebook; /* semantic-ids: levels of codes (3) and codes per level (64) */
     bool quiet;
 } eval_llmrank_params;
 eval_llmrank_params eval_llmrank_default_params(void);
@@ -322,6 +324,12 @@ int eval_llm_icl_shots(store *s, eval_llmrank_params p, FILE *f, sb *json, tailo
  * titles (every output is an item), beam search (width 20) giving the top
  * 10; against the retriever's top 10 on the same users. */
 int eval_llm_generative(store *s, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err);
+/* Learned semantic IDs (TIGER's, by residual k-means over the item vectors
+ * of p.retriever trained on the split's training part): writes
+ * dir/codes.tsv (item, ID such as "aam bad cbo", one word per code, title) and dir/train.txt
+ * (the training part's sequences written in IDs, for llm train), for
+ * llm-generative with ids_path. */
+int eval_semantic_ids(store *s, eval_llmrank_params p, const char *dir, FILE *f, tailor_error *err);
 /* The traditional models (comma-separated kinds, full ranking) and, with
  * p.lm, the language model's ranker and generator, on the same sample of
  * test users: the harness's table, JSON (paired tests against the first)

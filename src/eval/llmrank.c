@@ -13,17 +13,19 @@
  * candidates from a retriever trained without it, kept when it is among
  * them. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "eval/eval.h"
 #include "personalize/personalize.h"
 
 eval_llmrank_params eval_llmrank_default_params(void) {
     return (eval_llmrank_params){.retriever = "als", .candidates = 20, .history = 10, .users = 200, .seed = 42,
-                                 .top_logprobs = 20};
+                                 .top_logprobs = 20, .id_levels = 3, .id_codebook = 64};
 }
 
 static const char *title_of(pz_engine *e, const char *ext) {
@@ -395,7 +397,13 @@ static int32_t trie_child(gen_trie *t, int32_t at, int32_t token, bool add) {
     return id;
 }
 
-static void trie_build(gen_trie *t, const llm_model *m, pz_engine *e, const eval_split *s) {
+/* An item as the generative model writes it: its semantic ID when the
+ * experiment has them (names), else its title. */
+static const char *item_name(pz_engine *e, const eval_split *s, char *const *names, int32_t i) {
+    return names ? names[i] : title_of(e, s->item_ext[i]);
+}
+
+static void trie_build(gen_trie *t, const llm_model *m, pz_engine *e, const eval_split *s, char *const *names) {
     gen_node root = {-1, -1, -1, -1};
     vec_push(&t->n, root);
     sb text;
@@ -405,7 +413,7 @@ static void trie_build(gen_trie *t, const llm_model *m, pz_engine *e, const eval
         /* The separator ends a title; the space before it is the one the
          * tokenizer adds itself where it prefixes one (SentencePiece), as
          * the title reads inside a sequence. */
-        sb_printf(&text, "%s%s;", llm_vocab_add_space_prefix(m->vocab) ? "" : " ", title_of(e, s->item_ext[i]));
+        sb_printf(&text, "%s%s;", llm_vocab_add_space_prefix(m->vocab) ? "" : " ", item_name(e, s, names, i));
         int64_t n;
         int32_t *ids = llm_tokenize_alloc(m->vocab, text.buf, text.len, false, false, &n);
         int32_t at = 0;
@@ -502,16 +510,267 @@ static int gen_items(llm_ctx *c, int32_t n_prompt, gen_trie *t, int width, int k
     return rc ? -1 : got;
 }
 
+/* ---- learned semantic IDs --------------------------------------------------- */
+
+/* TIGER (Rajput et al. 2023) gives each item a short tuple of codes learned
+ * from its vector, so that similar items share prefixes and a model
+ * generates an item level by level. TIGER learns the codebooks with an
+ * RQ-VAE over text embeddings; here residual k-means (the same residual
+ * quantization without the autoencoder) over a recommender's item vectors
+ * (ALS factors trained on the split's training part by default), L2-
+ * normalised so that codes follow direction, not popularity. Items left
+ * with the same codes get one more code telling them apart, as TIGER's
+ * fourth digit does. */
+
+static double sqdist(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return s;
+}
+
+/* k-means++ seeding, then Lloyd's iterations; an empty cluster takes the
+ * point farthest from its centroid. */
+static void kmeans(const float *X, int32_t n, int d, int K, int iters, rng *g, float *C, int32_t *assign) {
+    double *dist = xmalloc((size_t)n * sizeof *dist);
+    memcpy(C, X + (size_t)rng_below(g, (uint64_t)n) * d, (size_t)d * sizeof *C);
+    for (int32_t i = 0; i < n; i++) dist[i] = sqdist(X + (size_t)i * d, C, d);
+    for (int c = 1; c < K; c++) {
+        double total = 0;
+        for (int32_t i = 0; i < n; i++) total += dist[i];
+        int32_t pick = (int32_t)rng_below(g, (uint64_t)n);
+        if (total > 0) {
+            double r = rng_uniform(g) * total;
+            for (pick = 0; pick < n - 1 && (r -= dist[pick]) > 0; pick++) {}
+        }
+        memcpy(C + (size_t)c * d, X + (size_t)pick * d, (size_t)d * sizeof *C);
+        for (int32_t i = 0; i < n; i++) dist[i] = fmin(dist[i], sqdist(X + (size_t)i * d, C + (size_t)c * d, d));
+    }
+    int *count = xmalloc((size_t)K * sizeof *count);
+    double *sum = xmalloc((size_t)K * d * sizeof *sum);
+    for (int it = 0; it < iters; it++) {
+        bool moved = false;
+        for (int32_t i = 0; i < n; i++) {
+            int best = 0;
+            double bd = INFINITY;
+            for (int c = 0; c < K; c++) {
+                double x = sqdist(X + (size_t)i * d, C + (size_t)c * d, d);
+                if (x < bd) bd = x, best = c;
+            }
+            moved |= it == 0 || assign[i] != best;
+            assign[i] = best, dist[i] = bd;
+        }
+        if (!moved) break;
+        memset(count, 0, (size_t)K * sizeof *count);
+        memset(sum, 0, (size_t)K * d * sizeof *sum);
+        for (int32_t i = 0; i < n; i++) {
+            count[assign[i]]++;
+            for (int j = 0; j < d; j++) sum[(size_t)assign[i] * d + j] += X[(size_t)i * d + j];
+        }
+        for (int c = 0; c < K; c++) {
+            if (count[c]) {
+                for (int j = 0; j < d; j++) C[(size_t)c * d + j] = (float)(sum[(size_t)c * d + j] / count[c]);
+                continue;
+            }
+            int32_t far = 0;
+            for (int32_t i = 1; i < n; i++)
+                if (dist[i] > dist[far]) far = i;
+            memcpy(C + (size_t)c * d, X + (size_t)far * d, (size_t)d * sizeof *C);
+            dist[far] = 0;
+        }
+    }
+    free(dist), free(count), free(sum);
+}
+
+/* A code as a word: the level's letter, then the code in letters (base
+ * 26, as many as the codebook needs), space-separated, so that a
+ * byte-level BPE's pre-tokenizer keeps each code whole and a few merges
+ * make it one token (TIGER gives codes tokens of their own; "<a12>" would
+ * split into five pieces). */
+static void code_word(sb *o, int level, int32_t code, int32_t codebook) {
+    char w[8];
+    int n = 1;
+    for (int32_t c = 26; c < codebook; c *= 26) n++;
+    for (int k = n - 1; k >= 0; k--, code /= 26) w[k] = (char)('a' + code % 26);
+    sb_printf(o, "%s%c%.*s", o->len ? " " : "", 'a' + level, n, w);
+}
+
+int eval_semantic_ids(store *st, eval_llmrank_params p, const char *dir, FILE *f, tailor_error *err) {
+    if (p.id_levels < 1 || p.id_levels > 8 || p.id_codebook < 2 || p.id_codebook > 4096)
+        return err_set(err, TAILOR_EINVAL, "semantic IDs: 1 to 8 levels of 2 to 4096 codes");
+    eval_split s;
+    int rc = load_split(st, &s, err);
+    if (rc) return rc;
+    rec_model *r = NULL;
+    uint64_t t0 = timer_now_ns();
+    rc = fit(p.retriever, &s.train, &s, &r, err);
+    int d = 0;
+    const float *V = !rc && r->kind->item_vectors ? r->kind->item_vectors(r, &d) : NULL;
+    if (!rc && !V)
+        rc = err_set(err, TAILOR_EUNSUPPORTED, "model kind %s has no item vectors to learn IDs from (als, bpr have)",
+                     p.retriever);
+    int32_t n = s.n_items;
+    int L = p.id_levels, K = p.id_codebook < n ? p.id_codebook : (n > 1 ? n : 2);
+    int32_t *code = rc ? NULL : xcalloc((size_t)n * (L + 1) + 1, sizeof *code); /* item x (L codes, disambiguation) */
+    if (!rc) {
+        float *R = xmalloc((size_t)n * d * sizeof *R), *C = xmalloc((size_t)K * d * sizeof *C);
+        int32_t *assign = xmalloc((size_t)n * sizeof *assign);
+        for (int32_t i = 0; i < n; i++) {
+            double nn = 0;
+            for (int j = 0; j < d; j++) nn += (double)V[(size_t)i * d + j] * V[(size_t)i * d + j];
+            nn = sqrt(nn);
+            for (int j = 0; j < d; j++) R[(size_t)i * d + j] = nn > 0 ? (float)(V[(size_t)i * d + j] / nn) : 0;
+        }
+        rng g;
+        rng_seed(&g, p.seed);
+        for (int l = 0; l < L; l++) {
+            kmeans(R, n, d, K, 25, &g, C, assign);
+            for (int32_t i = 0; i < n; i++) {
+                code[(size_t)i * (L + 1) + l] = assign[i];
+                for (int j = 0; j < d; j++) R[(size_t)i * d + j] -= C[(size_t)assign[i] * d + j];
+            }
+        }
+        free(R), free(C), free(assign);
+        /* The disambiguating code: an item's rank among earlier items with
+         * the same L codes (-1: alone). */
+        hmap seen;
+        hmap_init(&seen, (size_t)n);
+        int32_t *first = xmalloc((size_t)n * sizeof *first), *groups = xcalloc((size_t)n + 1, sizeof *groups);
+        for (int32_t i = 0; i < n; i++) {
+            int64_t at;
+            const char *key = (const char *)(code + (size_t)i * (L + 1));
+            if (hmap_get(&seen, key, (size_t)L * sizeof *code, &at)) {
+                first[i] = (int32_t)at;
+                code[(size_t)i * (L + 1) + L] = ++groups[at];
+            } else {
+                hmap_put(&seen, key, (size_t)L * sizeof *code, i);
+                first[i] = i;
+            }
+        }
+        int32_t shared = 0, largest = 0, prefixes = 0;
+        for (int32_t i = 0; i < n; i++) {
+            if (groups[first[i]] > 0) shared++;
+            if (groups[i] + 1 > largest) largest = groups[i] + 1;
+            prefixes += first[i] == i;
+        }
+        hmap_deinit(&seen);
+        /* Written: codes.tsv (item, ID, title) and train.txt (the training
+         * part's sequences in windows, as llm-generative prompts them). */
+        sb path, id;
+        sb_init(&path);
+        sb_init(&id);
+        if (mkdir(dir, 0755) && errno != EEXIST) rc = err_set(err, TAILOR_EIO, "cannot create %s: %s", dir, strerror(errno));
+        sb_printf(&path, "%s/codes.tsv", dir);
+        FILE *o = rc ? NULL : fopen(sb_str(&path), "w");
+        if (!rc && !o) rc = err_set(err, TAILOR_EIO, "cannot write %s: %s", sb_str(&path), strerror(errno));
+        pz_engine *e = NULL;
+        if (!rc) pz_engine_new(st, &e, NULL);
+        char **names = xcalloc((size_t)n + 1, sizeof *names);
+        for (int32_t i = 0; !rc && i < n; i++) {
+            sb_clear(&id);
+            for (int l = 0; l < L; l++) code_word(&id, l, code[(size_t)i * (L + 1) + l], K);
+            if (groups[first[i]] > 0) code_word(&id, L, code[(size_t)i * (L + 1) + L], largest);
+            names[i] = xstrdup(sb_str(&id));
+            const char *title = title_of(e, s.item_ext[i]);
+            fprintf(o, "%s\t%s\t", s.item_ext[i], names[i]);
+            for (const char *c = title; *c; c++) fputc(*c == '\t' || *c == '\n' ? ' ' : *c, o);
+            fputc('\n', o);
+        }
+        if (o && fclose(o) && !rc) rc = err_set(err, TAILOR_EIO, "cannot write %s", sb_str(&path));
+        sb_clear(&path);
+        sb_printf(&path, "%s/train.txt", dir);
+        o = rc ? NULL : fopen(sb_str(&path), "w");
+        if (!rc && !o) rc = err_set(err, TAILOR_EIO, "cannot write %s: %s", sb_str(&path), strerror(errno));
+        int64_t lines = 0;
+        enum { WINDOW = 20 };
+        for (int32_t u = 0; !rc && u < s.n_users; u++) {
+            int64_t len = s.train.ptr[u + 1] - s.train.ptr[u];
+            if (len < 2) continue;
+            int32_t *ordered = xmalloc((size_t)len * sizeof *ordered);
+            int k = recent(&s.train, u, (int)len, ordered);
+            for (int w = 0; w < k; w += WINDOW / 2) { /* windows overlapping by half */
+                fputs("A user's recent items, oldest first:", o);
+                for (int j = w; j < k && j < w + WINDOW; j++) fprintf(o, " %s;", names[ordered[j]]);
+                fputc('\n', o);
+                lines++;
+                if (w + WINDOW >= k) break;
+            }
+            free(ordered);
+        }
+        if (o && fclose(o) && !rc) rc = err_set(err, TAILOR_EIO, "cannot write %s", sb_str(&path));
+        if (!rc)
+            fprintf(f,
+                    "semantic IDs of %d items from %s's %d-wide item vectors (trained in %.1f s): %d levels of %d "
+                    "codes by residual k-means; %d distinct %d-code prefixes, %d items share theirs (largest group "
+                    "%d) and carry one more code (level %d)\nwrote %s/codes.tsv and %s/train.txt (%lld sequences, windows of %d "
+                    "items)\n",
+                    n, p.retriever, d, timer_seconds_since(t0), L, K, prefixes, L, shared, largest, L + 1, dir, dir,
+                    (long long)lines, WINDOW);
+        for (int32_t i = 0; i < n; i++) free(names[i]);
+        free(names), free(first), free(groups);
+        pz_engine_free(e);
+        sb_deinit(&path);
+        sb_deinit(&id);
+    }
+    free(code);
+    rec_model_free(r);
+    eval_split_free(&s);
+    return rc;
+}
+
+/* The IDs of codes.tsv (item, ID[, title]) for every item of the split. */
+static int read_ids(const char *path, const eval_split *s, char ***out, tailor_error *err) {
+    *out = NULL;
+    FILE *in = fopen(path, "r");
+    if (!in) return err_set(err, TAILOR_EIO, "cannot read %s: %s", path, strerror(errno));
+    hmap at;
+    hmap_init(&at, (size_t)s->n_items);
+    for (int32_t i = 0; i < s->n_items; i++) hmap_put(&at, s->item_ext[i], strlen(s->item_ext[i]), i);
+    char **names = xcalloc((size_t)s->n_items + 1, sizeof *names);
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (int64_t ln = 1; !rc && getline(&line, &cap, in) > 0; ln++) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *tab = strchr(line, '\t');
+        if (!tab) {
+            rc = err_set(err, TAILOR_EDATA, "%s:%lld: expected ITEM<TAB>ID", path, (long long)ln);
+            break;
+        }
+        char *end = strchr(tab + 1, '\t');
+        if (end) *end = 0;
+        int64_t i;
+        if (!tab[1] || strchr(tab + 1, ';')) {
+            rc = err_set(err, TAILOR_EDATA, "%s:%lld: an ID is not empty and holds no ';'", path, (long long)ln);
+        } else if (hmap_get(&at, line, (size_t)(tab - line), &i)) {
+            free(names[i]);
+            names[i] = xstrdup(tab + 1);
+        }
+    }
+    free(line);
+    fclose(in);
+    for (int32_t i = 0; !rc && i < s->n_items; i++)
+        if (!names[i]) rc = err_set(err, TAILOR_EDATA, "%s: item %s has no ID", path, s->item_ext[i]);
+    hmap_deinit(&at);
+    if (rc) {
+        for (int32_t i = 0; i < s->n_items; i++) free(names[i]);
+        free(names);
+        return rc;
+    }
+    *out = names;
+    return 0;
+}
+
 /* The model's top k titles for user u (own: the user's items, set). */
-static int generate_user(const eval_llmrank_params *p, pz_engine *e, const eval_split *s, gen_trie *t, int32_t u,
-                         const unsigned char *own, int k, int32_t *items, sb *prompt, tailor_error *err) {
+static int generate_user(const eval_llmrank_params *p, pz_engine *e, const eval_split *s, char *const *names,
+                         gen_trie *t, int32_t u, const unsigned char *own, int k, int32_t *items, sb *prompt,
+                         tailor_error *err) {
     int32_t *hist = xmalloc(((size_t)p->history + 1) * sizeof *hist);
     int nh = recent(&s->train, u, p->history, hist);
     /* A sequence as the model reads sequences: the items joined by "; ",
      * the next one to follow. */
     sb_clear(prompt);
     sb_puts(prompt, "A user's recent items, oldest first:");
-    for (int h = 0; h < nh; h++) sb_printf(prompt, " %s;", title_of(e, s->item_ext[hist[h]]));
+    for (int h = 0; h < nh; h++) sb_printf(prompt, " %s;", item_name(e, s, names, hist[h]));
     free(hist);
     int64_t nt;
     int32_t *ids = llm_tokenize_alloc(p->lm->vocab, prompt->buf, prompt->len, true, false, &nt);
@@ -532,9 +791,15 @@ int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tai
     if (rc) return rc;
     pz_engine *e = NULL;
     pz_engine_new(st, &e, NULL);
+    char **names = NULL;
+    if (p.ids_path && (rc = read_ids(p.ids_path, &s, &names, err))) {
+        pz_engine_free(e);
+        eval_split_free(&s);
+        return rc;
+    }
     gen_trie t = {0};
     uint64_t t0 = timer_now_ns();
-    trie_build(&t, p.lm, e, &s);
+    trie_build(&t, p.lm, e, &s, names);
     double trie_s = timer_seconds_since(t0);
     rec_model *r = NULL;
     rc = fit(p.retriever, &s.train, &s, &r, err);
@@ -558,7 +823,7 @@ int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tai
         eval_user_metrics(cand, n, &target, 1, 10, m);
         hr_r[i] = m[EVAL_M_HR], nd_r[i] = m[EVAL_M_NDCG];
         for (int64_t a = s.train.ptr[u]; a < s.train.ptr[u + 1]; a++) own[s.train.idx[a]] = 1;
-        int got = generate_user(&p, e, &s, &t, u, own, K, items, &prompt, err);
+        int got = generate_user(&p, e, &s, names, &t, u, own, K, items, &prompt, err);
         if (got < 0) rc = err->code ? err->code : TAILOR_EINTERNAL, got = 0;
         for (int k = 0; k < got; k++) produced++, in_catalogue += items[k] >= 0 && items[k] < s.n_items;
 
@@ -571,27 +836,31 @@ int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tai
         eval_stat a = eval_stat_of(hr_r, n_eval), b = eval_stat_of(nd_r, n_eval), c = eval_stat_of(hr_g, n_eval),
                   d = eval_stat_of(nd_g, n_eval);
         eval_paired pn = eval_paired_test(nd_g, nd_r, n_eval);
-        fprintf(f, "leave-one-out, %d test users; titles decoded under a trie of %d items (%zu nodes, built in %.2f s), "
+        fprintf(f, "leave-one-out, %d test users; %s decoded under a trie of %d items (%zu nodes, built in %.2f s), "
                    "beam width 20\n\n",
-                n_eval, s.n_items, t.n.len, trie_s);
+                n_eval, names ? "semantic IDs" : "titles", s.n_items, t.n.len, trie_s);
         fprintf(f, "| ranking | HR@10 | 95%% interval | NDCG@10 | 95%% interval |\n|---|---:|---|---:|---|\n");
         fprintf(f, "| %s | %.4f | %.4f-%.4f | %.4f | %.4f-%.4f |\n", p.retriever, a.mean, a.lo, a.hi, b.mean, b.lo,
                 b.hi);
-        fprintf(f, "| language model generating titles | %.4f | %.4f-%.4f | %.4f | %.4f-%.4f |\n", c.mean, c.lo, c.hi,
-                d.mean, d.lo, d.hi);
+        fprintf(f, "| language model generating %s | %.4f | %.4f-%.4f | %.4f | %.4f-%.4f |\n",
+                names ? "semantic IDs" : "titles", c.mean, c.lo, c.hi, d.mean, d.lo, d.hi);
         fprintf(f, "\ngenerated minus %s: NDCG@10 %+.4f (%+.4f to %+.4f, p %.3f); %lld items generated, %lld of them "
                    "catalogue items; %.1f ms per user\n",
                 p.retriever, pn.diff, pn.lo, pn.hi, pn.p_value, (long long)produced, (long long)in_catalogue,
                 n_eval ? 1000 * gen_s / n_eval : 0);
         sb_printf(json,
-                  "{\"experiment\":\"llm-generative\",\"users\":%d,\"items_generated\":%lld,\"in_catalogue\":%lld,"
+                  "{\"experiment\":\"llm-generative\",\"ids\":\"%s\",\"users\":%d,\"items_generated\":%lld,"
+                  "\"in_catalogue\":%lld,"
                   "\"retriever_metrics\":{\"hr@10\":%.6f,\"ndcg@10\":%.6f},\"generated_metrics\":{\"hr@10\":%.6f,"
                   "\"ndcg@10\":%.6f},\"ms_per_user\":%.3f}",
-                  n_eval, (long long)produced, (long long)in_catalogue, a.mean, b.mean, c.mean, d.mean,
+                  names ? "semantic" : "titles", n_eval, (long long)produced, (long long)in_catalogue, a.mean, b.mean,
+                  c.mean, d.mean,
                   n_eval ? 1000 * gen_s / n_eval : 0);
     }
     sb_deinit(&prompt);
     free(order), free(hr_r), free(nd_r), free(hr_g), free(nd_g), free(scratch), free(own);
+    for (int32_t i = 0; names && i < s.n_items; i++) free(names[i]);
+    free(names);
     vec_free(&t.n);
     rec_model_free(r);
     pz_engine_free(e);
@@ -690,7 +959,7 @@ int eval_llm_vs_traditional(store *st, eval_llmrank_params p, const char *models
         vec_push(&res, x);
         gen_trie t = {0};
         t0 = timer_now_ns();
-        trie_build(&t, p.lm, e, &s);
+        trie_build(&t, p.lm, e, &s, NULL);
         double trie_s = timer_seconds_since(t0);
         unsigned char *own = xcalloc((size_t)s.n_items + 1, 1);
         values = xcalloc((size_t)n_eval * EVAL_M_PER_USER + 1, sizeof *values);
@@ -698,7 +967,7 @@ int eval_llm_vs_traditional(store *st, eval_llmrank_params p, const char *models
         for (int32_t i = 0; !rc && i < n_eval; i++) {
             int32_t u = order[i], target = s.test.idx[s.test.ptr[u]];
             for (int64_t a = s.train.ptr[u]; a < s.train.ptr[u + 1]; a++) own[s.train.idx[a]] = 1;
-            int got = generate_user(&p, e, &s, &t, u, own, K, list, &prompt, err);
+            int got = generate_user(&p, e, &s, NULL, &t, u, own, K, list, &prompt, err);
             if (got < 0) rc = err->code ? err->code : TAILOR_EINTERNAL;
             else {
                 eval_user_metrics(list, got, &target, 1, K, values + (size_t)i * EVAL_M_PER_USER);

@@ -660,6 +660,12 @@ static void als_explain(const rec_model *m, int32_t user, const int32_t *hist, c
     (void)user;
 }
 
+static const float *als_item_vectors(const rec_model *m, int *dim) {
+    const als_state *s = m->impl;
+    *dim = s->k;
+    return s->Y;
+}
+
 static void als_save(const rec_model *m, sb *out) {
     const als_state *s = m->impl;
     rec_write_array(out, s->X, sizeof(float), (size_t)m->n_users * s->k);
@@ -706,6 +712,7 @@ const rec_kind REC_ALS = {
     .similar = als_similar,
     .explain = als_explain,
     .explain_style = REC_EXPLAIN_HISTORY,
+    .item_vectors = als_item_vectors,
     .footprint = als_footprint,
     .save = als_save,
     .load = als_load,

@@ -204,6 +204,12 @@ static void bpr_footprint(const rec_model *m, int32_t n_users, int32_t n_items, 
     *train_bytes = *file_bytes + (double)nnz * 12;
 }
 
+static const float *bpr_item_vectors(const rec_model *m, int *dim) {
+    const bpr_state *s = m->impl;
+    *dim = s->k;
+    return s->Y;
+}
+
 const rec_kind REC_BPR = {
     .name = "bpr",
     .auto_grid = "epochs=100,200 lr=0.05,0.1 reg=0.001,0.01",
@@ -215,6 +221,7 @@ const rec_kind REC_BPR = {
     .similar = bpr_similar,
     .explain = bpr_explain,
     .explain_style = REC_EXPLAIN_HISTORY,
+    .item_vectors = bpr_item_vectors,
     .footprint = bpr_footprint,
     .save = bpr_save,
     .load = bpr_load,

@@ -120,6 +120,9 @@ typedef struct rec_kind {
     void (*explain)(const rec_model *m, int32_t user, const int32_t *hist, const float *vals,
                     size_t n, int32_t item, float *contrib);
     rec_explain_style explain_style;
+    /* The item vectors the model scores with (n_items x *dim, owned by
+     * the model), or NULL: what semantic IDs are learned from. */
+    const float *(*item_vectors)(const rec_model *m, int *dim);
     /* What `train --auto` tries: "KEY=V1,V2 KEY=V1,V2" (NULL = nothing). */
     const char *auto_grid;
     /* Bytes the fit will hold at its peak and the model file will take

@@ -121,6 +121,22 @@ has "$W/out" "language model generating titles" "the generative row"
 # Every generated item is a catalogue item (the trie), and some were made.
 awk -F'"items_generated":' '{ split($2, a, ","); split($0, b, "\"in_catalogue\":"); split(b[2], c, ",");
      exit !(a[1] + 0 > 0 && a[1] == c[1]) }' "$W/gen.json" && ok || bad "generated items outside the catalogue: $(cat "$W/gen.json")"
+# Learned semantic IDs: one per item, all distinct; the training
+# sequences written in them; the generator decodes IDs under their trie.
+expect 0 "semantic-ids" -- "$T" --db "$W/rk.db" experiment semantic-ids --export "$W/sid" --levels 2 --codebook 16
+has "$W/out" "semantic IDs of 1682 items" "semantic-ids says what it learned"
+[ "$(wc -l <"$W/sid/codes.tsv")" -eq 1682 ] && [ -z "$(cut -f2 "$W/sid/codes.tsv" | sort | uniq -d)" ] && ok ||
+    bad "not one distinct ID per item"
+grep -q "^A user's recent items, oldest first: a[a-z] b[a-z]" "$W/sid/train.txt" && ok || bad "no sequences in IDs"
+expect 0 "llm-generative --ids" -- "$T" --db "$W/rk.db" experiment llm-generative --retriever itemknn -m "$BASE" \
+    --ids "$W/sid/codes.tsv" --users 3 -t 2 --json "$W/gensid.json"
+has "$W/out" "language model generating semantic IDs" "the semantic-ID row"
+awk -F'"items_generated":' '{ split($2, a, ","); split($0, b, "\"in_catalogue\":"); split(b[2], c, ",");
+     exit !(a[1] + 0 > 0 && a[1] == c[1]) }' "$W/gensid.json" && ok || bad "IDs outside the catalogue: $(cat "$W/gensid.json")"
+head -n 5 "$W/sid/codes.tsv" | cut -f1 >"$W/bad-ids.tsv"
+expect 65 "an ID file without IDs" -- "$T" --db "$W/rk.db" experiment llm-generative -m "$BASE" --ids "$W/bad-ids.tsv"
+has "$W/err" "bad-ids.tsv:1" "the line is named"
+expect 64 "--ids is the generator's" -- "$T" --db "$W/rk.db" experiment llm-ranker -m "$BASE" --ids "$W/sid/codes.tsv"
 expect 0 "llm-vs-traditional" -- "$T" -q --db "$W/rk.db" experiment llm-vs-traditional --models pop,itemknn -m "$BASE" \
     --retriever itemknn --users 5 -t 2 --report "$W/vs" --json "$W/vs.json"
 has "$W/out" "llm-generative" "every method has a row"
