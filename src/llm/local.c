@@ -335,7 +335,7 @@ static void record_logprobs(void *ud, int32_t tok, const float *logits) {
     double lse = mx + log(sum);
     int n = s->top_n < V ? s->top_n : V, k = 0;
     int32_t *top = xmalloc(((size_t)n + 1) * sizeof *top);
-    for (int32_t i = 0; i < V; i++) { /* insertion into the n best, highest first, ties by id */
+    for (int32_t i = 0; n > 0 && i < V; i++) { /* insertion into the n best, highest first, ties by id */
         if (k == n && !(logits[i] > logits[top[k - 1]])) continue;
         int at = k < n ? k++ : n - 1;
         while (at > 0 && logits[top[at - 1]] < logits[i]) top[at] = top[at - 1], at--;

@@ -505,14 +505,18 @@ static void logprobs_json(sb *o, const llm_token_logprobs *lp, int n, size_t off
     for (int i = 0; i < n; i++) {
         sb_puts(o, i ? ",{" : "{");
         int w = 0;
+        hmap seen;
+        hmap_init(&seen, (size_t)lp[i].n_top);
         for (int k = 0; k < lp[i].n_top; k++) {
-            bool seen = false;
-            for (int q = 0; q < k && !seen; q++) seen = !strcmp(lp[i].top[q].text, lp[i].top[k].text);
-            if (seen) continue;
+            int64_t at;
+            const char *t = lp[i].top[k].text;
+            if (hmap_get(&seen, t, strlen(t), &at)) continue;
+            hmap_put(&seen, t, strlen(t), k);
             if (w++) sb_putc(o, ',');
             sb_json_str(o, lp[i].top[k].text, strlen(lp[i].top[k].text));
             sb_printf(o, ":%.6g", lp[i].top[k].logprob);
         }
+        hmap_deinit(&seen);
         sb_putc(o, '}');
     }
     sb_puts(o, "],\"text_offset\":[");

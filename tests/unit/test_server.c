@@ -654,6 +654,11 @@ static void test_v1(void) {
     CHECK(nall > 400 && nall <= 512); /* tokens of equal text are listed once */
     CHECK(fabs(psum - 1) < 0.02);
     resp_deinit(&r);
+    CHECK_EQ(v1("/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":2,\"logprobs\":0}", &r), 200);
+    CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(
+                 cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "choices"), 0), "logprobs"), "token_logprobs")),
+             2); /* the tokens' own, no alternatives */
+    resp_deinit(&r);
     CHECK_EQ(v1("/v1/completions", "{\"prompt\":\"Once\",\"logprobs\":5,\"stream\":true}", &r), 400);
     CHECK_CONTAINS(r.body.buf, "'logprobs' with 'stream'");
     resp_deinit(&r);
