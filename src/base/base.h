@@ -216,6 +216,14 @@ float f32_from_bf16(uint16_t h);
 /* ---- timers ------------------------------------------------------------ */
 
 uint64_t timer_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* ---- cpu.c: the vector kernel set to run ---- */
+typedef enum cpu_set { CPU_SET_SCALAR, CPU_SET_AVX2, CPU_SET_AVX512, CPU_SET_COUNT } cpu_set;
+/* The named set ("scalar"; "avx2": AVX2 + FMA; "avx512": AVX-512F) when
+ * this CPU runs it, else -1. */
+int cpu_set_named(const char *name);
+/* The set $TAILOR_LLM_KERNELS names when the CPU runs it, else the best. */
+cpu_set cpu_set_best(void);
 double timer_seconds_since(uint64_t start_ns);
 
 /* ---- progress bar ------------------------------------------------------ */

@@ -170,33 +170,19 @@ typedef struct vx_kernels {
     float (*max)(const float *x, size_t n);
 } vx_kernels;
 
-static const vx_kernels VX_SCALAR = {"scalar", expsum_scalar, max_scalar};
+/* By cpu_set (the vector sets exist on x86-64 only). */
+static const vx_kernels VX_SETS[CPU_SET_COUNT] = {
+    {"scalar", expsum_scalar, max_scalar},
 #if defined(__x86_64__)
-static const vx_kernels VX_AVX2 = {"avx2", expsum_avx2, max_avx2};
-static const vx_kernels VX_AVX512 = {"avx512", expsum_avx512, max_avx512};
+    {"avx2", expsum_avx2, max_avx2},
+    {"avx512", expsum_avx512, max_avx512},
 #endif
+};
 
-static const vx_kernels *vx_named(const char *name) {
-    if (!strcmp(name, "scalar")) return &VX_SCALAR;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &VX_AVX2;
-    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f")) return &VX_AVX512;
-#endif
-    return NULL;
-}
-
-/* The best set this CPU runs; $TAILOR_LLM_KERNELS (scalar|avx2|avx512), the
- * engine-wide switch, forces one. */
 static const vx_kernels *vx_pick(void) {
     static const vx_kernels *picked;
-    if (picked) return picked;
-    const char *force = getenv("TAILOR_LLM_KERNELS");
-    const vx_kernels *k = force ? vx_named(force) : NULL;
-    if (!k) k = vx_named("avx512");
-    if (!k) k = vx_named("avx2");
-    if (!k) k = &VX_SCALAR;
-    return picked = k;
+    if (!picked) picked = &VX_SETS[cpu_set_best()];
+    return picked;
 }
 
 float nn_exp_sum(float *x, size_t n, float shift) { return vx_pick()->expsum(x, n, shift); }
@@ -204,8 +190,9 @@ float nn_exp_sum(float *x, size_t n, float shift) { return vx_pick()->expsum(x, 
 float nn_max(const float *x, size_t n) { return vx_pick()->max(x, n); }
 
 double nn_exp_check(const char *set, uint64_t seed) {
-    const vx_kernels *k = vx_named(set);
-    if (!k) return -1;
+    int which = cpu_set_named(set);
+    if (which < 0) return -1;
+    const vx_kernels *k = &VX_SETS[which];
     rng g;
     rng_seed(&g, seed);
     enum { N = 4099 }; /* every tail length of both vector widths */

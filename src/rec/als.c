@@ -369,34 +369,19 @@ __attribute__((target("avx512f,avx2,fma"))) static void data_avx512(const als_st
 }
 #endif
 
-static const als_kernels ALS_SCALAR = {"scalar", symv_scalar, data_scalar};
+/* By cpu_set (the vector sets exist on x86-64 only). */
+static const als_kernels ALS_SETS[CPU_SET_COUNT] = {
+    {"scalar", symv_scalar, data_scalar},
 #if defined(__x86_64__)
-static const als_kernels ALS_AVX2 = {"avx2", symv_avx2, data_avx2};
-static const als_kernels ALS_AVX512 = {"avx512", symv_avx512, data_avx512};
+    {"avx2", symv_avx2, data_avx2},
+    {"avx512", symv_avx512, data_avx512},
 #endif
+};
 
-/* The kernel set by name when this CPU runs it, else NULL. */
-static const als_kernels *als_kernels_named(const char *name) {
-    if (!strcmp(name, "scalar")) return &ALS_SCALAR;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &ALS_AVX2;
-    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f")) return &ALS_AVX512;
-#endif
-    return NULL;
-}
-
-/* The best set this CPU runs; $TAILOR_LLM_KERNELS (scalar|avx2|avx512), the
- * engine-wide switch, forces one. */
 static const als_kernels *als_kernels_pick(void) {
     static const als_kernels *picked;
-    if (picked) return picked;
-    const char *force = getenv("TAILOR_LLM_KERNELS");
-    const als_kernels *k = force ? als_kernels_named(force) : NULL;
-    if (!k) k = als_kernels_named("avx512");
-    if (!k) k = als_kernels_named("avx2");
-    if (!k) k = &ALS_SCALAR;
-    return picked = k;
+    if (!picked) picked = &ALS_SETS[cpu_set_best()];
+    return picked;
 }
 
 /* Test hook (rec.h): the largest difference between the named set's two
@@ -404,8 +389,9 @@ static const als_kernels *als_kernels_pick(void) {
  * value; -1 when this CPU does not run the set. Widths cover the vector
  * blocks and every tail; row counts the eight-row groups and the windows. */
 double rec_als_kernel_check(const char *set, uint64_t seed) {
-    const als_kernels *kn = als_kernels_named(set);
-    if (!kn) return -1;
+    int which = cpu_set_named(set);
+    if (which < 0) return -1;
+    const als_kernels *kn = &ALS_SETS[which];
     static const int widths[] = {4, 6, 8, 13, 16, 24, 40, 64, 67, 100, 136, 256};
     static const int rows[] = {0, 1, 5, 8, 9, 17, 130, 300};
     rng g;
@@ -419,7 +405,7 @@ double rec_als_kernel_check(const char *set, uint64_t seed) {
         for (int i = 0; i < k; i++)
             for (int j = 0; j <= i; j++) A[i * k + j] = A[j * k + i] = (float)(rng_uniform(&g) - 0.5);
         for (int i = 0; i < k; i++) v[i] = (float)(rng_uniform(&g) - 0.5);
-        ALS_SCALAR.symv(A, v, o1, k);
+        ALS_SETS[CPU_SET_SCALAR].symv(A, v, o1, k);
         kn->symv(A, v, o2, k);
         double big = 1e-30, diff = 0;
         for (int i = 0; i < k; i++) big = fmax(big, fabs(o1[i])), diff = fmax(diff, fabs(o1[i] - o2[i]));
@@ -434,7 +420,7 @@ double rec_als_kernel_check(const char *set, uint64_t seed) {
                 int64_t ptr[2] = {0, n};
                 als_half h = {&st, ptr, idx, val, fix, NULL, NULL};
                 for (int i = 0; i < k; i++) o1[i] = o2[i] = (float)(rng_uniform(&g) - 0.5);
-                ALS_SCALAR.data(&st, &h, 0, n, v, o1, mode & 2);
+                ALS_SETS[CPU_SET_SCALAR].data(&st, &h, 0, n, v, o1, mode & 2);
                 kn->data(&st, &h, 0, n, v, o2, mode & 2);
                 big = 1e-30, diff = 0;
                 for (int i = 0; i < k; i++) big = fmax(big, fabs(o1[i])), diff = fmax(diff, fabs(o1[i] - o2[i]));
