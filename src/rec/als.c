@@ -184,6 +184,14 @@ static void data_weights(const als_state *s, const als_half *h, int64_t a0, int 
     }
 }
 
+/* The columns past the last whole vector (k not a multiple of its width). */
+static void axpy_tail(const float *fix, const int32_t *idx, const float *w, int n, int k, int kv, float *out) {
+    for (int i = 0; kv < k && i < n; i++) {
+        const float *y = fix + (size_t)idx[i] * k;
+        for (int j = kv; j < k; j++) out[j] += w[i] * y[j];
+    }
+}
+
 __attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
 axpy_block_avx2(const float *fix, const int32_t *idx, const float *w, int n, int k, int c0, int nb, float *out) {
     __m256 e[4], o[4];
@@ -245,10 +253,7 @@ __attribute__((target("avx2,fma"))) static void data_avx2(const als_state *s, co
         case 1: axpy_block_avx2(h->fix, idx, w, n, k, c0, 1, out); break;
         default: break;
         }
-        for (i = 0; i < n; i++) {
-            const float *y = h->fix + (size_t)idx[i] * k;
-            for (int j = kv; j < k; j++) out[j] += w[i] * y[j];
-        }
+        axpy_tail(h->fix, idx, w, n, k, kv, out);
     }
 }
 
@@ -361,10 +366,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void data_avx512(const als_st
         case 1: axpy_block_avx512(h->fix, idx, w, n, k, c0, 1, out); break;
         default: break;
         }
-        for (i = 0; i < n; i++) {
-            const float *y = h->fix + (size_t)idx[i] * k;
-            for (int j = kv; j < k; j++) out[j] += w[i] * y[j];
-        }
+        axpy_tail(h->fix, idx, w, n, k, kv, out);
     }
 }
 #endif
