@@ -224,6 +224,7 @@ typedef enum cpu_set { CPU_SET_SCALAR, CPU_SET_AVX2, CPU_SET_AVX512, CPU_SET_COU
 int cpu_set_named(const char *name);
 /* The set $TAILOR_LLM_KERNELS names when the CPU runs it, else the best. */
 cpu_set cpu_set_best(void);
+const char *cpu_set_name(cpu_set s); /* "scalar", "avx2", "avx512" */
 double timer_seconds_since(uint64_t start_ns);
 
 /* ---- progress bar ------------------------------------------------------ */

@@ -8,6 +8,10 @@
 
 #include "base/base.h"
 
+static const char *const NAMES[CPU_SET_COUNT] = {"scalar", "avx2", "avx512"};
+
+const char *cpu_set_name(cpu_set s) { return NAMES[s]; }
+
 int cpu_set_named(const char *name) {
     if (!name) return -1;
     if (!strcmp(name, "scalar")) return CPU_SET_SCALAR;

@@ -247,36 +247,36 @@ __attribute__((target("avx512f"))) static void dots_avx512(const float *v, size_
 }
 #endif
 
-static const char *kernel_name = NULL;
-static dots_fn kernel_fn = NULL;
+/* By cpu_set (base/cpu.c); -1: not chosen yet (the best, or $TAILOR_LLM_KERNELS). */
+static const dots_fn DOTS[CPU_SET_COUNT] = {
+    dots_scalar,
+#if defined(__x86_64__)
+    dots_avx2,
+    dots_avx512,
+#endif
+};
+static int kernel_set = -1;
 
 int kg_index_set_kernel(const char *name) {
     if (!name || !strcmp(name, "auto")) {
-        kernel_fn = NULL;
+        kernel_set = -1;
         return 0;
     }
-    if (!strcmp(name, "scalar")) return kernel_fn = dots_scalar, kernel_name = "scalar", 0;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return kernel_fn = dots_avx2, kernel_name = "avx2", 0;
-    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f"))
-        return kernel_fn = dots_avx512, kernel_name = "avx512", 0;
-#endif
-    return -1;
+    int set = cpu_set_named(name);
+    if (set < 0) return -1;
+    kernel_set = set;
+    return 0;
 }
 
-/* The best this CPU runs; $TAILOR_LLM_KERNELS (scalar|avx2|avx512) forces one. */
 static dots_fn dots_pick(void) {
-    if (kernel_fn) return kernel_fn;
-    const char *force = getenv("TAILOR_LLM_KERNELS");
-    if (force && !kg_index_set_kernel(force)) return kernel_fn;
-    if (!kg_index_set_kernel("avx512") || !kg_index_set_kernel("avx2")) return kernel_fn;
-    kg_index_set_kernel("scalar");
-    return kernel_fn;
+    if (kernel_set < 0) kernel_set = (int)cpu_set_best();
+    return DOTS[kernel_set];
 }
 
-const char *kg_index_kernel(void) { return dots_pick() ? kernel_name : "scalar"; }
+const char *kg_index_kernel(void) {
+    dots_pick();
+    return cpu_set_name((cpu_set)kernel_set);
+}
 
 /* Rows are scored in blocks small enough for the L2 cache; each thread
  * keeps its own k best per query, merged at the end. Several queries are

@@ -229,6 +229,18 @@ static void remote_set_sampling(llm_backend *b, const llm_sampler_params *p, int
     if (p) tl_sampling.sp = *p, tl_sampling.max_tokens = max_tokens;
 }
 
+/* The sampling fields of a request: the calling thread's settings when it
+ * set some (set_sampling), else the backend's. */
+static void sampling_json(const remote *r, sb *o) {
+    const llm_sampler_params *sp = &r->sampling;
+    int32_t max_tokens = r->max_tokens;
+    if (tl_sampling.r == r) sp = &tl_sampling.sp, max_tokens = tl_sampling.max_tokens ? tl_sampling.max_tokens : max_tokens;
+    if (sp->temperature >= 0) sb_printf(o, ",\"temperature\":%g", sp->temperature);
+    if (sp->top_p < 1) sb_printf(o, ",\"top_p\":%g", sp->top_p);
+    if (sp->seed) sb_printf(o, ",\"seed\":%llu", (unsigned long long)(sp->seed & 0x7fffffff));
+    if (max_tokens > 0) sb_printf(o, ",\"max_tokens\":%d", max_tokens);
+}
+
 static void request_json(remote *r, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
                          llm_tool_choice choice, const char *schema, sb *o) {
     sb_puts(o, "{\"model\":");
@@ -280,13 +292,7 @@ static void request_json(remote *r, const llm_msg *msgs, int n, const llm_tool_d
     }
     if (schema) sb_printf(o, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"answer\","
                              "\"strict\":true,\"schema\":%s}}", schema);
-    const llm_sampler_params *sp = &r->sampling;
-    int32_t max_tokens = r->max_tokens;
-    if (tl_sampling.r == r) sp = &tl_sampling.sp, max_tokens = tl_sampling.max_tokens ? tl_sampling.max_tokens : max_tokens;
-    if (sp->temperature >= 0) sb_printf(o, ",\"temperature\":%g", sp->temperature);
-    if (sp->top_p < 1) sb_printf(o, ",\"top_p\":%g", sp->top_p);
-    if (sp->seed) sb_printf(o, ",\"seed\":%llu", (unsigned long long)(sp->seed & 0x7fffffff));
-    if (max_tokens > 0) sb_printf(o, ",\"max_tokens\":%d", max_tokens);
+    sampling_json(r, o);
     sb_putc(o, '}');
 }
 
@@ -777,13 +783,7 @@ static int text_request(remote *r, const char *prompt, int top_n, const char *co
         sb_putc(&req, ']');
     }
     if (lp) sb_printf(&req, ",\"logprobs\":%d", top_n > 0 ? top_n : 0);
-    const llm_sampler_params *sp = &r->sampling;
-    int32_t max_tokens = r->max_tokens;
-    if (tl_sampling.r == r) sp = &tl_sampling.sp, max_tokens = tl_sampling.max_tokens ? tl_sampling.max_tokens : max_tokens;
-    if (sp->temperature >= 0) sb_printf(&req, ",\"temperature\":%g", sp->temperature);
-    if (sp->top_p < 1) sb_printf(&req, ",\"top_p\":%g", sp->top_p);
-    if (sp->seed) sb_printf(&req, ",\"seed\":%llu", (unsigned long long)(sp->seed & 0x7fffffff));
-    if (max_tokens > 0) sb_printf(&req, ",\"max_tokens\":%d", max_tokens);
+    sampling_json(r, &req);
     sb_putc(&req, '}');
     stream s = {0};
     sb_init(&s.line);

@@ -100,7 +100,6 @@ static inline __attribute__((always_inline)) void als_row_exact(const als_state 
  * take eight rows' dot products side by side, and the Gram product runs as
  * broadcast-FMAs over rows of A into accumulators kept in registers. */
 typedef struct als_kernels {
-    const char *name;
     void (*symv)(const float *A, const float *x, float *y, int k);
     void (*data)(const als_state *s, const als_half *h, int64_t b, int64_t e, const float *v, float *out,
                  bool rhs);
@@ -373,10 +372,10 @@ __attribute__((target("avx512f,avx2,fma"))) static void data_avx512(const als_st
 
 /* By cpu_set (the vector sets exist on x86-64 only). */
 static const als_kernels ALS_SETS[CPU_SET_COUNT] = {
-    {"scalar", symv_scalar, data_scalar},
+    {symv_scalar, data_scalar},
 #if defined(__x86_64__)
-    {"avx2", symv_avx2, data_avx2},
-    {"avx512", symv_avx512, data_avx512},
+    {symv_avx2, data_avx2},
+    {symv_avx512, data_avx512},
 #endif
 };
 
@@ -501,7 +500,7 @@ static void als_half_rows_base(void *ctx, size_t begin, size_t end, int thread) 
 
 static void als_half_rows(void *ctx, size_t begin, size_t end, int thread) {
     static int has_avx2 = -1;
-    if (has_avx2 < 0) has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (has_avx2 < 0) has_avx2 = cpu_set_named("avx2") >= 0;
     if (has_avx2) als_half_rows_avx2(ctx, begin, end, thread);
     else als_half_rows_base(ctx, begin, end, thread);
 }
