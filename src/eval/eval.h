@@ -308,6 +308,7 @@ typedef struct eval_llmrank_params {
      * scored by the best of its tokens among the top_logprobs most likely */
     struct llm_backend *backend;
     int top_logprobs;        /* default 20, OpenAI's limit */
+    bool chat;               /* ask the backend's chat endpoint (set by the run when its completions report none) */
     const char *ids_path;    /* llm-generative: items as the semantic IDs of this codes.tsv, not titles */
     int id_levels, id_codebook; /* semantic-ids: levels of codes (3) and codes per level (64) */
     bool quiet;

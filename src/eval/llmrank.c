@@ -183,14 +183,30 @@ static int score_local(const eval_llmrank_params *p, const sb *prompt, const int
  * " X" (what follows "Answer:" in the tokenizers we know, as letter_tokens
  * finds locally), else by "X", and one absent from the list ranks below
  * those present. The log-softmax keeps the logits' order, so a local
- * model served gives the same ranking whenever every letter is listed. */
-static int score_backend(const eval_llmrank_params *p, const sb *prompt, int nc, float *score, int64_t *tokens,
+ * model served gives the same ranking whenever every letter is listed.
+ * A server whose completions report none (chat-only models answer 404;
+ * some servers send null) is asked through its chat endpoint from then
+ * on (p->chat), the prompt as the user's message. */
+static int score_backend(eval_llmrank_params *p, const sb *prompt, int nc, float *score, int64_t *tokens,
                          tailor_error *err) {
     llm_backend *b = p->backend;
     char *text = NULL;
     llm_token_logprobs *lp = NULL;
     int n_lp = 0;
-    int rc = b->ops->complete_logprobs(b, sb_str(prompt), p->top_logprobs, NULL, 0, &text, &lp, &n_lp, err);
+    if (!b->ops->complete_logprobs) p->chat = true;
+    int rc = p->chat ? TAILOR_EUNSUPPORTED : b->ops->complete_logprobs(b, sb_str(prompt), p->top_logprobs, NULL, 0, &text, &lp, &n_lp, err);
+    if (rc && b->ops->chat_logprobs &&
+        (p->chat || rc == TAILOR_EUNSUPPORTED || (rc == TAILOR_EDATA && strstr(err->msg, "HTTP 404")))) {
+        if (!p->chat) log_info("the server's completions report no log-probabilities (%s); asking its chat endpoint",
+                               err->msg);
+        p->chat = true;
+        sb q;
+        sb_init(&q);
+        sb_printf(&q, "%s\nReply with the candidate's letter only.", sb_str(prompt));
+        llm_msg m = {.role = "user", .content = sb_str(&q)};
+        rc = b->ops->chat_logprobs(b, &m, 1, p->top_logprobs, &text, &lp, &n_lp, err);
+        sb_deinit(&q);
+    }
     *tokens += b->ops->count_tokens(b, prompt->buf, prompt->len);
     for (int c = 0; c < nc; c++) score[c] = -INFINITY;
     bool spaced[26] = {false};
@@ -210,7 +226,7 @@ static int score_backend(const eval_llmrank_params *p, const sb *prompt, int nc,
 
 /* The retriever's list of user u (cand, n entries) with its first
  * p->candidates re-ranked by the model's letter logits, into list. */
-static int rerank_user(const eval_llmrank_params *p, pz_engine *e, const eval_split *s, int32_t u, const int32_t *cand,
+static int rerank_user(eval_llmrank_params *p, pz_engine *e, const eval_split *s, int32_t u, const int32_t *cand,
                        int n, const int32_t *letters, rng *g, sb *prompt, int32_t *list, int64_t *tokens,
                        tailor_error *err) {
     int nc = n < p->candidates ? n : p->candidates;
@@ -247,7 +263,7 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
         return err_set(err, TAILOR_EINVAL, "candidates: 2 to 26 (one letter each)");
     if (!p.export_path && !p.lm && !p.backend)
         return err_set(err, TAILOR_EINVAL, "a language model (--model or --llm-url) ranks; or --export");
-    if (!p.export_path && !p.lm && !p.backend->ops->complete_logprobs)
+    if (!p.export_path && !p.lm && !p.backend->ops->complete_logprobs && !p.backend->ops->chat_logprobs)
         return err_set(err, TAILOR_EUNSUPPORTED, "the %s backend reports no log-probabilities to rank with",
                        p.backend->ops->name);
     if (!p.export_path && !p.lm && (p.top_logprobs < 1 || p.top_logprobs > 10000))
@@ -351,15 +367,17 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
             fprintf(f, "\nre-ranked minus retriever: HR@10 %+.4f (%+.4f to %+.4f, p %.3f), NDCG@10 %+.4f (%+.4f to "
                        "%+.4f, p %.3f)\n",
                     ph.diff, ph.lo, ph.hi, ph.p_value, pn.diff, pn.lo, pn.hi, pn.p_value);
-            fprintf(f, "retriever trained in %.1f s; the model read %s%lld prompt tokens in %.1f s (%.1f ms per user)\n",
-                    fit_s, p.lm ? "" : "about ", (long long)tokens, rank_s, n_eval ? 1000 * rank_s / n_eval : 0);
+            fprintf(f, "retriever trained in %.1f s; the model read %s%lld prompt tokens in %.1f s (%.1f ms per user)%s\n",
+                    fit_s, p.lm ? "" : "about ", (long long)tokens, rank_s, n_eval ? 1000 * rank_s / n_eval : 0,
+                    p.chat ? "; the letters scored through the server's chat endpoint" : "");
             sb_printf(json,
                       "{\"experiment\":\"llm-ranker\",\"shots\":%d,\"retriever\":\"%s\",\"candidates\":%d,\"users\":%d,"
                       "\"in_candidates\":%.6f,\"retriever_metrics\":{\"hr@10\":%.6f,\"ndcg@10\":%.6f},"
                       "\"reranked_metrics\":{\"hr@10\":%.6f,\"ndcg@10\":%.6f},\"ndcg_diff\":{\"mean\":%.6f,"
-                      "\"lo\":%.6f,\"hi\":%.6f,\"p\":%.6f},\"ms_per_user\":%.3f}",
+                      "\"lo\":%.6f,\"hi\":%.6f,\"p\":%.6f},\"ms_per_user\":%.3f,\"scored_by\":\"%s\"}",
                       p.shots, p.retriever, K, n_eval, n_eval ? (double)in_cands / n_eval : 0, a.mean, b.mean, c.mean, d.mean,
-                      pn.diff, pn.lo, pn.hi, pn.p_value, n_eval ? 1000 * rank_s / n_eval : 0);
+                      pn.diff, pn.lo, pn.hi, pn.p_value, n_eval ? 1000 * rank_s / n_eval : 0,
+                      p.lm ? "model" : p.chat ? "chat" : "completions");
         }
         free(order), free(hr_r), free(nd_r), free(hr_l), free(nd_l);
     }

@@ -742,6 +742,11 @@ typedef struct llm_backend_ops {
      * language model as a scorer (the ranker's letters) on any backend. */
     int (*complete_logprobs)(llm_backend *b, const char *prompt, int top_n, const char *const *stop, int n_stop,
                              char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err);
+    /* Optional: complete (an answer, no tools) that also reports each
+     * token's log-probability and the top_n likeliest at its step, as
+     * complete_logprobs does: OpenAI's chat logprobs. */
+    int (*chat_logprobs)(llm_backend *b, const llm_msg *msgs, int n, int top_n, char **text,
+                         llm_token_logprobs **lp, int *n_lp, tailor_error *err);
     /* Optional: what the last call cost. */
     void (*last_usage)(llm_backend *b, llm_usage *out);
     void (*free)(llm_backend *b);

@@ -489,12 +489,13 @@ static int local_complete_text(llm_backend *b, const char *prompt, const char *c
     return rc;
 }
 
-static int local_complete_logprobs(llm_backend *b, const char *prompt, int top_n, const char *const *stop, int n_stop,
-                                   char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
-    local *l = b->impl;
+/* The reply to a prompt (chat: the rendered conversation, under the
+ * answer grammar) with its log-probabilities. */
+static int logprobs_of(local *l, const char *prompt, size_t len, llm_grammar *g, int top_n, const char *const *stop,
+                       int n_stop, char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
     sink s = {.answer = true, .top_n = top_n > 0 ? top_n : 0};
     sb_init(&s.text);
-    int rc = decode_text(l, prompt, strlen(prompt), NULL, stop, n_stop, &s, err);
+    int rc = decode_text(l, prompt, len, g, stop, n_stop, &s, err);
     *text = rc ? NULL : sb_take(&s.text);
     if (!rc && !*text) *text = xstrdup("");
     sb_deinit(&s.text);
@@ -504,6 +505,24 @@ static int local_complete_logprobs(llm_backend *b, const char *prompt, int top_n
     }
     *lp = s.lp;
     *n_lp = s.n_lp;
+    return rc;
+}
+
+static int local_complete_logprobs(llm_backend *b, const char *prompt, int top_n, const char *const *stop, int n_stop,
+                                   char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
+    return logprobs_of(b->impl, prompt, strlen(prompt), NULL, top_n, stop, n_stop, text, lp, n_lp, err);
+}
+
+static int local_chat_logprobs(llm_backend *b, const llm_msg *msgs, int n, int top_n, char **text,
+                               llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
+    local *l = b->impl;
+    *text = NULL, *lp = NULL, *n_lp = 0;
+    sb prompt;
+    sb_init(&prompt);
+    int rc = build_grammars(l, NULL, 0, err);
+    if (!rc) rc = render(l->m, l->format, msgs, n, NULL, 0, true, &prompt, err);
+    if (!rc) rc = logprobs_of(l, prompt.buf, prompt.len, l->answer, top_n, NULL, 0, text, lp, n_lp, err);
+    sb_deinit(&prompt);
     return rc;
 }
 
@@ -584,6 +603,7 @@ static const llm_backend_ops LOCAL_OPS = {.name = "local",
                                          .set_sampling = local_set_sampling,
                                          .complete_text = local_complete_text,
                                          .complete_logprobs = local_complete_logprobs,
+                                         .chat_logprobs = local_chat_logprobs,
                                          .last_usage = local_last_usage,
                                          .free = local_free};
 

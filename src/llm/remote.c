@@ -241,11 +241,14 @@ static void sampling_json(const remote *r, sb *o) {
     if (max_tokens > 0) sb_printf(o, ",\"max_tokens\":%d", max_tokens);
 }
 
+/* A chat request, streamed; or, with top_n >= 0, not streamed and asking
+ * for the log-probabilities of the answer's tokens. */
 static void request_json(remote *r, const llm_msg *msgs, int n, const llm_tool_def *tools, int n_tools,
-                         llm_tool_choice choice, const char *schema, sb *o) {
+                         llm_tool_choice choice, const char *schema, int top_n, sb *o) {
     sb_puts(o, "{\"model\":");
     sb_json_str(o, r->model, strlen(r->model));
-    sb_puts(o, ",\"stream\":true,\"messages\":[");
+    if (top_n >= 0) sb_printf(o, ",\"logprobs\":true,\"top_logprobs\":%d", top_n);
+    sb_printf(o, ",\"stream\":%s,\"messages\":[", top_n >= 0 ? "false" : "true");
     int call_id = 0, pending = 0; /* ids pair each tool result with its call */
     for (int i = 0; i < n; i++) {
         const llm_msg *m = &msgs[i];
@@ -581,7 +584,7 @@ static int request(remote *r, const llm_msg *msgs, int n, const llm_tool_def *to
     memset(out, 0, sizeof *out);
     sb req;
     sb_init(&req);
-    request_json(r, msgs, n, tools, n_tools, choice, schema, &req);
+    request_json(r, msgs, n, tools, n_tools, choice, schema, -1, &req);
     stream s = {.cb = cb, .ud = ud};
     sb_init(&s.line);
     sb_init(&s.body);
@@ -824,6 +827,43 @@ static int remote_complete_logprobs(llm_backend *b, const char *prompt, int top_
     return text_request(b->impl, prompt, top_n, stop, n_stop, text, lp, n_lp, err);
 }
 
+/* POST /chat/completions with logprobs, not streamed. */
+static int remote_chat_logprobs(llm_backend *b, const llm_msg *msgs, int n, int top_n, char **text,
+                                llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
+    remote *r = b->impl;
+    *text = NULL, *lp = NULL, *n_lp = 0;
+    sb req;
+    sb_init(&req);
+    request_json(r, msgs, n, NULL, 0, LLM_TOOLS_NONE, NULL, top_n > 0 ? top_n : 0, &req);
+    stream s = {0};
+    sb_init(&s.line);
+    sb_init(&s.body);
+    sb_init(&s.text);
+    int rc = post(r, EP_CHAT, &req, false, &s, err);
+    if (!rc) {
+        cJSON *j = cJSON_Parse(sb_str(&s.body));
+        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+        const char *t = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "message"), "content"));
+        if (!t) {
+            rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the reply holds no answer (choices[0].message.content)",
+                         s.url);
+        } else if ((*n_lp = read_logprobs(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"), lp)) < 0) {
+            *n_lp = 0;
+            rc = err_set(err, TAILOR_EUNSUPPORTED,
+                         "remote LLM %s: the reply holds no log-probabilities (choices[0].logprobs.content): the "
+                         "server does not report them for chat",
+                         s.url);
+        } else {
+            *text = xstrdup(t);
+        }
+        cJSON_Delete(j);
+    }
+    stream_deinit(&s);
+    sb_deinit(&req);
+    return rc;
+}
+
 static int32_t remote_count(llm_backend *b, const char *text, size_t n) {
     (void)b, (void)text;
     return (int32_t)(n / 4 + 1); /* no tokenizer here: about 4 bytes a token */
@@ -867,6 +907,7 @@ static const llm_backend_ops REMOTE_OPS = {.name = "remote",
                                            .complete_json = remote_complete_json,
                                            .complete_text = remote_complete_text,
                                            .complete_logprobs = remote_complete_logprobs,
+                                           .chat_logprobs = remote_chat_logprobs,
                                            .count_tokens = remote_count,
                                            .context_size = remote_ctx,
                                            .free = remote_free,

@@ -102,10 +102,6 @@ static bool sampling_read(srv_req *r, const cJSON *j, llm_sampler_params *p, int
         srv_error(r, 400, "unsupported_parameter", "'n' must be 1 (one choice per request)");
         return false;
     }
-    if ((v = cJSON_GetObjectItemCaseSensitive(j, "logprobs")) && cJSON_IsTrue(v)) {
-        srv_error(r, 400, "unsupported_parameter", "'logprobs' is not supported");
-        return false;
-    }
     return true;
 }
 
@@ -387,11 +383,77 @@ static void tool_calls_json(sb *o, const llm_reply *rep, uint64_t id) {
     sb_puts(o, "]");
 }
 
+/* logprobs: true, with top_logprobs: N alternatives a token (OpenAI
+ * allows up to 20; a scorer may want every candidate, so up to 10,000).
+ * *top_n -1: not asked. The answer only: not with tools, a schema or a
+ * stream. */
+static bool chat_logprobs_read(srv_req *r, const cJSON *j, const llm_backend *b, const chat_in *c, bool stream,
+                               int *top_n) {
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(j, "logprobs");
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(j, "top_logprobs");
+    *top_n = -1;
+    if (lp && !cJSON_IsNull(lp) && !cJSON_IsBool(lp)) {
+        srv_error(r, 400, "invalid_request", "'logprobs' is true or false");
+        return false;
+    }
+    if (top && !cJSON_IsNull(top) &&
+        (!cJSON_IsNumber(top) || top->valuedouble != (int)top->valuedouble || top->valuedouble < 0 ||
+         top->valuedouble > 10000)) {
+        srv_error(r, 400, "invalid_request", "'top_logprobs' is an integer from 0 to 10000");
+        return false;
+    }
+    if (!cJSON_IsTrue(lp)) {
+        if (top && !cJSON_IsNull(top)) {
+            srv_error(r, 400, "invalid_request", "'top_logprobs' needs 'logprobs': true");
+            return false;
+        }
+        return true;
+    }
+    const char *why = stream ? "'logprobs' with 'stream' is not supported"
+                      : c->tools.len && c->choice != LLM_TOOLS_NONE ? "'logprobs' with 'tools' is not supported"
+                      : c->schema ? "'logprobs' with 'response_format' is not supported"
+                      : !b->ops->chat_logprobs ? "this model does not report log-probabilities"
+                                               : NULL;
+    if (why) {
+        srv_error(r, 400, "unsupported_parameter", "%s", why);
+        return false;
+    }
+    *top_n = top && !cJSON_IsNull(top) ? (int)top->valuedouble : 0;
+    return true;
+}
+
+/* A token's text and its UTF-8 bytes (a token may hold part of a
+ * character), as the chat logprobs spell them. */
+static void token_json(sb *o, const char *text, float logprob) {
+    sb_puts(o, "{\"token\":");
+    sb_json_str(o, text, strlen(text));
+    sb_printf(o, ",\"logprob\":%.6g,\"bytes\":[", logprob);
+    for (const unsigned char *t = (const unsigned char *)text; *t; t++) sb_printf(o, "%s%u", t > (const unsigned char *)text ? "," : "", *t);
+    sb_putc(o, ']');
+}
+
+/* The chat logprobs object: {"content": [token, top_logprobs], "refusal"}. */
+static void chat_logprobs_json(sb *o, const llm_token_logprobs *lp, int n) {
+    sb_puts(o, "{\"content\":[");
+    for (int i = 0; i < n; i++) {
+        if (i) sb_putc(o, ',');
+        token_json(o, lp[i].text, lp[i].logprob);
+        sb_puts(o, ",\"top_logprobs\":[");
+        for (int k = 0; k < lp[i].n_top; k++) {
+            if (k) sb_putc(o, ',');
+            token_json(o, lp[i].top[k].text, lp[i].top[k].logprob);
+            sb_putc(o, '}');
+        }
+        sb_puts(o, "]}");
+    }
+    sb_puts(o, "],\"refusal\":null}");
+}
+
 void oa_chat(srv_req *r) {
     static const char *const ALLOWED[] = {"model", "messages", "stream", "stream_options", "tools", "tool_choice",
                                           "parallel_tool_calls", "response_format", "temperature", "top_p",
                                           "max_tokens", "max_completion_tokens", "seed", "n", "presence_penalty",
-                                          "frequency_penalty", "logprobs", "user", NULL};
+                                          "frequency_penalty", "logprobs", "top_logprobs", "user", NULL};
     llm_backend *b = need_llm(r);
     cJSON *j = b ? srv_body_json(r, false) : NULL;
     if (!j) return;
@@ -403,6 +465,8 @@ void oa_chat(srv_req *r) {
               stream_flag(r, j, &stream, &with_usage) &&
               messages_read(r, cJSON_GetObjectItemCaseSensitive(j, "messages"), &c) && tools_read(r, j, &c) &&
               format_read(r, j, &c);
+    int top_n = -1;
+    ok = ok && chat_logprobs_read(r, j, b, &c, stream, &top_n);
     if (ok && c.schema && !b->ops->complete_json) {
         srv_error(r, 400, "unsupported_parameter", "this model cannot decode under a schema");
         ok = false;
@@ -432,10 +496,13 @@ void oa_chat(srv_req *r) {
     tailor_error err = {0};
     srv_llm_lock(r->srv);
     if (b->ops->set_sampling) b->ops->set_sampling(b, &sp, max_tokens);
-    int rc = c.schema ? b->ops->complete_json(b, c.msgs.data, (int)c.msgs.len, c.schema, stream ? chunk_text : NULL,
-                                              &cs, &json, &err)
-                      : b->ops->complete(b, c.msgs.data, (int)c.msgs.len, c.tools.data, (int)c.tools.len, c.choice,
-                                         stream ? chunk_text : NULL, &cs, &rep, &err);
+    llm_token_logprobs *lp = NULL;
+    int n_lp = 0;
+    int rc = top_n >= 0  ? b->ops->chat_logprobs(b, c.msgs.data, (int)c.msgs.len, top_n, &rep.text, &lp, &n_lp, &err)
+             : c.schema ? b->ops->complete_json(b, c.msgs.data, (int)c.msgs.len, c.schema,
+                                                stream ? chunk_text : NULL, &cs, &json, &err)
+                        : b->ops->complete(b, c.msgs.data, (int)c.msgs.len, c.tools.data, (int)c.tools.len, c.choice,
+                                           stream ? chunk_text : NULL, &cs, &rep, &err);
     if (b->ops->last_usage) b->ops->last_usage(b, &u);
     if (b->ops->set_sampling) b->ops->set_sampling(b, NULL, 0);
     srv_llm_unlock(r->srv);
@@ -475,13 +542,17 @@ void oa_chat(srv_req *r) {
             sb_puts(o, ",\"tool_calls\":");
             tool_calls_json(o, &rep, id);
         }
-        sb_printf(o, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],", finish);
+        sb_puts(o, ",\"refusal\":null},\"logprobs\":");
+        if (top_n >= 0) chat_logprobs_json(o, lp, n_lp);
+        else sb_puts(o, "null");
+        sb_printf(o, ",\"finish_reason\":\"%s\"}],", finish);
         usage_json(o, &u);
         sb_putc(o, '}');
         srv_json(r, 200);
     }
     if (stream) srv_stream_end(cs.st);
     free(json);
+    llm_token_logprobs_free(lp, n_lp);
     llm_reply_deinit(&rep);
     sb_deinit(&head);
     chat_in_deinit(&c);

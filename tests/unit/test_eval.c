@@ -2,10 +2,12 @@
  * a small store, sampled negatives, and on ml-100k: ALS, EASE and ItemKNN
  * beat popularity on NDCG@10 (full ranking, leave-one-out) by stated
  * margins, deterministically and whatever the thread count. */
+#include <cjson/cJSON.h>
 #include <math.h>
 
 #include "eval/eval.h"
 #include "ingest/ingest.h"
+#include "llm/llm.h"
 #include "test.h"
 
 static char *g_dir;
@@ -334,6 +336,75 @@ static void test_outputs(void) {
     eval_result_free(&r[1]);
 }
 
+/* The LLM ranker through a backend whose completions report no
+ * log-probabilities: it asks the chat endpoint from then on. The fake
+ * backend ranks the candidates backwards (the last letter likeliest), so
+ * the re-ranked list is the retriever's 20..1: reading the scores changes
+ * the figures, ignoring them would not. */
+static int g_text_calls, g_chat_calls;
+
+static int fake_text_logprobs(llm_backend *b, const char *prompt, int top_n, const char *const *stop, int n_stop,
+                              char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
+    (void)b, (void)prompt, (void)top_n, (void)stop, (void)n_stop;
+    *text = NULL, *lp = NULL, *n_lp = 0;
+    g_text_calls++;
+    return err_set(err, TAILOR_EUNSUPPORTED, "fake: completions report none");
+}
+
+static int fake_chat_logprobs(llm_backend *b, const llm_msg *msgs, int n, int top_n, char **text,
+                              llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
+    (void)b, (void)err;
+    g_chat_calls++;
+    CHECK(n == 1 && !strcmp(msgs[0].role, "user") && strstr(msgs[0].content, "\nReply with the candidate's letter"));
+    CHECK_EQ(top_n, 20);
+    llm_token_logprobs *t = calloc(1, sizeof *t);
+    t->text = strdup("T");
+    t->n_top = 20;
+    t->top = calloc(20, sizeof *t->top);
+    for (int c = 0; c < 20; c++) { /* " T" likeliest, " A" least; a bare "A" too, below its spaced twin */
+        char x[3] = {' ', (char)('T' - c), 0};
+        t->top[c] = (llm_top_logprob){strdup(x), -(float)c};
+    }
+    free(t->top[19].text);
+    t->top[19].text = strdup("S"); /* unspaced: " S" above counts */
+    *text = strdup("T"), *lp = t, *n_lp = 1;
+    return 0;
+}
+
+static int32_t fake_count(llm_backend *b, const char *text, size_t n) {
+    (void)b, (void)text;
+    return (int32_t)n;
+}
+
+static void test_llm_ranker_chat(void) {
+    if (!g_ml_ok) return;
+    static const llm_backend_ops ops = {.name = "fake", .complete_logprobs = fake_text_logprobs,
+                                        .chat_logprobs = fake_chat_logprobs, .count_tokens = fake_count};
+    llm_backend b = {.ops = &ops};
+    char *p = path_join(g_dir, "ml.db");
+    store *s = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(store_open(p, store_default_params(), &s, &e), 0);
+    free(p);
+    eval_llmrank_params rp = eval_llmrank_default_params();
+    rp.retriever = "itemknn", rp.users = 60, rp.backend = &b, rp.quiet = true;
+    sb j;
+    sb_init(&j);
+    FILE *devnull = fopen("/dev/null", "w");
+    CHECK_EQ(eval_llm_ranker(s, rp, devnull, &j, &e), 0);
+    fclose(devnull);
+    CHECK_EQ(g_text_calls, 1);
+    CHECK_EQ(g_chat_calls, 60);
+    cJSON *r = cJSON_Parse(sb_str(&j));
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "scored_by")), "chat");
+    double ret = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "retriever_metrics"), "ndcg@10")->valuedouble;
+    double rer = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "reranked_metrics"), "ndcg@10")->valuedouble;
+    CHECK(ret > 0 && rer < ret); /* backwards: the retriever's best ten pushed out of the top ten */
+    cJSON_Delete(r);
+    sb_deinit(&j);
+    store_close(s);
+}
+
 int main(void) {
     g_dir = test_tmpdir();
     RUN(test_metrics_hand_computed);
@@ -343,6 +414,7 @@ int main(void) {
     RUN(test_ml100k_models_beat_pop);
     RUN(test_neg_file);
     RUN(test_outputs);
+    RUN(test_llm_ranker_chat);
     if (g_ml_ok) eval_split_free(&g_ml);
     test_rmtree(g_dir);
     free(g_dir);

@@ -163,6 +163,16 @@ static void serve_one(fake *srv, int fd) {
         cJSON_Delete(j);
         return;
     }
+    if (strstr(body, "\"logprobs\":true")) { /* chat logprobs, not streamed; none for "no-logprobs" */
+        if (strstr(body, "no-logprobs"))
+            reply_json(fd, "200 OK", "{\"choices\":[{\"message\":{\"content\":\"x\"},\"logprobs\":null}]}");
+        else
+            reply_json(fd, "200 OK", "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Hi!\"},"
+                                     "\"logprobs\":{\"content\":[{\"token\":\"Hi\",\"logprob\":-0.25,\"bytes\":[72,105],"
+                                     "\"top_logprobs\":[{\"token\":\"Hey\",\"logprob\":-2},{\"token\":\"Hi\",\"logprob\":-0.25}]},"
+                                     "{\"token\":\"!\",\"logprob\":0,\"top_logprobs\":[]}],\"refusal\":null}}]}");
+        return;
+    }
     srv->chats++;
     /* The scenario: the last user message; after a tool result, an answer. */
     cJSON *j = cJSON_Parse(body);
@@ -645,6 +655,25 @@ static void test_logprobs(void) {
     CHECK_STR(text, " plain");
     CHECK(strstr(g_last_body, "\"stop\":[\"\\n\"]") && !strstr(g_last_body, "logprobs"));
     free(text);
+    /* Chat logprobs: asked for without streaming, read in the chat form. */
+    llm_msg m = {.role = "user", .content = "hello"};
+    CHECK_EQ(b->ops->chat_logprobs(b, &m, 1, 4, &text, &lp, &n, &e), 0);
+    CHECK(strstr(g_last_body, "\"logprobs\":true,\"top_logprobs\":4") && strstr(g_last_body, "\"stream\":false"));
+    CHECK_STR(text, "Hi!");
+    CHECK_EQ(n, 2);
+    if (n == 2) {
+        CHECK_STR(lp[0].text, "Hi");
+        CHECK(lp[0].logprob == -0.25f && lp[1].logprob == 0);
+        CHECK_EQ(lp[0].n_top, 2);
+        CHECK_STR(lp[0].top[0].text, "Hi");
+        CHECK_EQ(lp[1].n_top, 0);
+    }
+    free(text);
+    llm_token_logprobs_free(lp, n);
+    m.content = "no-logprobs";
+    CHECK_EQ(b->ops->chat_logprobs(b, &m, 1, 0, &text, &lp, &n, &e), TAILOR_EUNSUPPORTED);
+    CHECK_CONTAINS(e.msg, "does not report them for chat");
+    CHECK(!text && !lp && n == 0);
     b->ops->free(b);
 }
 

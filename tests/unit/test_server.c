@@ -664,6 +664,59 @@ static void test_v1(void) {
     resp_deinit(&r);
     CHECK_EQ(v1("/v1/completions", "{\"prompt\":\"Once\",\"logprobs\":2.5}", &r), 400);
     resp_deinit(&r);
+    /* Chat logprobs: the tokens spell the answer (bytes too); each step's
+     * alternatives come most likely first, the token's own among them or
+     * below them (the answer grammar may mask a likelier one). */
+    CHECK_EQ(v1("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Once\"}],\"max_tokens\":4,"
+                "\"temperature\":0,\"logprobs\":true,\"top_logprobs\":3}", &r), 200);
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "choices"), 0);
+    const cJSON *content_lp = cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "logprobs"), "content"), *t;
+    CHECK(cJSON_GetArraySize(content_lp) >= 1 && cJSON_GetArraySize(content_lp) <= 4);
+    sb_init(&joined_toks);
+    sb bytes;
+    sb_init(&bytes);
+    cJSON_ArrayForEach(t, content_lp) {
+        double mine = cJSON_GetObjectItem(t, "logprob")->valuedouble, prev = 1, best_alt = 1;
+        const cJSON *y, *by;
+        int k = 0;
+        cJSON_ArrayForEach(y, cJSON_GetObjectItem(t, "top_logprobs")) {
+            double lpv = cJSON_GetObjectItem(y, "logprob")->valuedouble;
+            CHECK(lpv <= prev && lpv <= 0 && cJSON_IsArray(cJSON_GetObjectItem(y, "bytes")));
+            if (!k) best_alt = lpv;
+            prev = lpv, k++;
+        }
+        CHECK_EQ(k, 3);
+        CHECK(mine <= best_alt + 1e-5);
+        sb_puts(&joined_toks, cJSON_GetStringValue(cJSON_GetObjectItem(t, "token")));
+        cJSON_ArrayForEach(by, cJSON_GetObjectItem(t, "bytes")) sb_putc(&bytes, (char)by->valueint);
+    }
+    const char *answer = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"), "content"));
+    CHECK(answer != NULL);
+    CHECK_STR(sb_str(&bytes), answer ? answer : "");
+    CHECK_STR(sb_str(&joined_toks), answer ? answer : "");
+    sb_deinit(&bytes);
+    sb_deinit(&joined_toks);
+    resp_deinit(&r);
+    CHECK_EQ(v1("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":2,"
+                "\"logprobs\":true}", &r), 200); /* no alternatives asked */
+    CHECK_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
+                 cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "choices"), 0), "logprobs"), "content"), 0), "top_logprobs")),
+             0);
+    resp_deinit(&r);
+    static const char *const bad_lp[][2] = {
+        {"\"logprobs\":true,\"stream\":true", "'logprobs' with 'stream'"},
+        {"\"top_logprobs\":2", "needs 'logprobs': true"},
+        {"\"logprobs\":true,\"top_logprobs\":-1", "'top_logprobs' is an integer"},
+        {"\"logprobs\":1", "'logprobs' is true or false"},
+        {"\"logprobs\":true,\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]",
+         "'logprobs' with 'tools'"}};
+    for (size_t i = 0; i < sizeof bad_lp / sizeof *bad_lp; i++) {
+        char req[512];
+        snprintf(req, sizeof req, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s}", bad_lp[i][0]);
+        CHECK_EQ(v1("/v1/chat/completions", req, &r), 400);
+        CHECK_CONTAINS(r.body.buf, bad_lp[i][1]);
+        resp_deinit(&r);
+    }
     resp f, b64;
     CHECK_EQ(v1("/v1/embeddings", "{\"input\":[\"a cat\",\"a dog\"]}", &f), 200);
     CHECK_EQ(v1("/v1/embeddings", "{\"input\":[\"a cat\"],\"encoding_format\":\"base64\"}", &b64), 200);
@@ -738,6 +791,22 @@ static void test_remote_backend(void) {
     CHECK_EQ(b->ops->complete_json(b, msgs, 1, schema, NULL, NULL, &json, &e), 0);
     CHECK(json && llm_schema_validate(schema, json, &e) == 0);
     free(json);
+    /* Chat logprobs through tailor's own endpoint. */
+    char *said = NULL;
+    llm_token_logprobs *lp = NULL;
+    int n_lp = 0;
+    CHECK_EQ(b->ops->chat_logprobs(b, msgs, 1, 2, &said, &lp, &n_lp, &e), 0);
+    CHECK(said && n_lp >= 1);
+    sb joined;
+    sb_init(&joined);
+    for (int i = 0; i < n_lp; i++) {
+        sb_puts(&joined, lp[i].text);
+        CHECK(lp[i].n_top == 2 && lp[i].top[0].logprob >= lp[i].top[1].logprob);
+    }
+    CHECK_STR(sb_str(&joined), said ? said : "");
+    sb_deinit(&joined);
+    free(said);
+    llm_token_logprobs_free(lp, n_lp);
     float *v = NULL;
     int32_t dim = 0;
     CHECK_EQ(b->ops->embed(b, "a cat", 5, &v, &dim, &e), 0);

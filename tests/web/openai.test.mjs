@@ -1,6 +1,6 @@
 // openai.test.mjs — the official openai package, unmodified, against
 // tailor serve's /v1 (stories260K behind it): models, chat (plain and
-// streamed), a tool call round trip, JSON-schema output, embeddings, and
+// streamed, with logprobs), a tool call round trip, JSON-schema output, embeddings, and
 // an unsupported field refused with 400.
 // env: TAILOR_LLM (the server), KEY (an API key).
 import OpenAI from "openai";
@@ -39,6 +39,19 @@ await step("chat.completions.create, streamed", async () => {
   assert.equal(text, plain); // same seed, same text
   assert.ok(chunks > 3);
   assert.equal(usage.completion_tokens, 12);
+});
+
+await step("chat.completions.create with logprobs", async () => {
+  const r = await client.chat.completions.create({ model, messages, max_tokens: 6, seed: 3, logprobs: true,
+                                                   top_logprobs: 4 });
+  const lp = r.choices[0].logprobs.content;
+  assert.equal(lp.length, 6);
+  assert.equal(lp.map((t) => t.token).join(""), r.choices[0].message.content);
+  for (const t of lp) {
+    assert.ok(t.logprob <= 0 && t.top_logprobs.length === 4);
+    assert.ok(t.top_logprobs.every((a, i) => i === 0 || a.logprob <= t.top_logprobs[i - 1].logprob));
+    assert.ok(t.logprob <= t.top_logprobs[0].logprob + 1e-5);
+  }
 });
 
 const tools = [{ type: "function", function: { name: "forecast", description: "the weather",
