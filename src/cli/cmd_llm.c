@@ -827,14 +827,15 @@ int cmd_llm_finetune(cli_args *a) {
     if (full && (merge || cli_opt_get(a, "lora-rank") || cli_opt_get(a, "lora-targets")))
         return cli_usage_error(a, "--full trains every weight: no --lora-* options, no --merge");
     llm_finetune_params p = llm_finetune_default_params();
-    long rank, epochs, steps, ctx, batch, threads, seed, warmup;
+    long rank, epochs, steps, ctx, batch, threads, seed, warmup, eval_every;
     double alpha = 0, lr = p.lr, val = p.val_share;
     const char *v;
     if (!cli_opt_int(a, "lora-rank", 8, 1, 64, &rank)) return cli_usage_error(a, "--lora-rank takes 1 to 64");
     if (!cli_opt_int(a, "epochs", p.epochs, 1, 100000, &epochs) || !cli_opt_int(a, "steps", 0, 0, INT64_MAX, &steps) ||
         !cli_opt_int(a, "ctx", p.ctx, 8, 1 << 16, &ctx) || !cli_opt_int(a, "batch", p.batch, 1, 4096, &batch) ||
         !cli_opt_int(a, "threads", 0, 0, 1024, &threads) || !cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed) ||
-        !cli_opt_int(a, "warmup", -1, -1, INT32_MAX, &warmup))
+        !cli_opt_int(a, "warmup", -1, -1, INT32_MAX, &warmup) ||
+        !cli_opt_int(a, "eval-every", 0, 0, INT32_MAX, &eval_every))
         return cli_usage_error(a, "a numeric option is out of range (see --help)");
     if ((v = cli_opt_get(a, "lora-alpha")) && (!parse_f64(v, strlen(v), &alpha) || !(alpha > 0)))
         return cli_usage_error(a, "--lora-alpha takes a positive number");
@@ -843,6 +844,7 @@ int cmd_llm_finetune(cli_args *a) {
         return cli_usage_error(a, "--lr takes a rate in (0, 1]");
     if ((v = cli_opt_get(a, "val")) && (!parse_f64(v, strlen(v), &val) || val < 0 || val >= 0.5))
         return cli_usage_error(a, "--val takes a share in [0, 0.5)");
+    if (eval_every > 0 && val == 0) return cli_usage_error(a, "--eval-every needs held-out examples (--val above 0)");
     /* --lora-targets attn_q,attn_v,...: the slots of every layer. */
     static const char *const SLOT[NN_LORA_SLOTS] = {"attn_q", "attn_k", "attn_v", "attn_output",
                                                      "ffn_gate", "ffn_up", "ffn_down"};
@@ -863,7 +865,7 @@ int cmd_llm_finetune(cli_args *a) {
     free(list);
     p.data = data, p.chat_format = cli_opt_get(a, "chat-template"), p.ctx = (int)ctx, p.batch = (int)batch;
     p.epochs = (int)epochs, p.steps = steps, p.lr = (float)lr, p.val_share = val, p.seed = (uint64_t)seed;
-    p.threads = (int)threads, p.warmup = (int)warmup, p.quiet = a->quiet;
+    p.threads = (int)threads, p.warmup = (int)warmup, p.quiet = a->quiet, p.eval_every = (int)eval_every;
     tailor_error err = {0};
     llm_model *base = NULL;
     nn_llama *m = NULL;
@@ -906,6 +908,9 @@ int cmd_llm_finetune(cli_args *a) {
                r.seconds, r.tokens / (r.seconds > 0 ? r.seconds : 1), r.first_loss, r.loss, r.val_loss,
                ru.ru_maxrss / 1024.0, bound / 1048576, outp,
                full ? "the whole model" : merge ? "the base with the adapter merged" : "a LoRA adapter");
+        if (p.eval_every > 0)
+            printf("kept the weights of step %lld, the lowest of %d validation losses (%.4f; the last step's %.4f)\n",
+                   (long long)r.best_step, r.evals, r.val_loss, r.last_val_loss);
     }
     nn_llama_free(m);
     llm_model_free(base);

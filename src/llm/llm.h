@@ -857,6 +857,11 @@ typedef struct llm_train_report {
     int64_t steps, resumed_at, tokens; /* tokens trained on in this run */
     int64_t data_tokens, train_windows, val_windows;
     int batch, width; /* fine-tuning: examples per step, tokens per example (the longest) */
+    /* fine-tuning with eval_every: the step whose weights were kept (the
+     * lowest validation loss, which val_loss then is) and the last step's */
+    int64_t best_step;
+    double last_val_loss;
+    int evals;
 } llm_train_report;
 /* The token stream `llm train` reads from a text file: every non-empty
  * line a document, tokenized with the vocabulary's BOS (malloc'd; *docs,
@@ -880,6 +885,8 @@ typedef struct llm_finetune_params {
     float lr, clip;          /* 1e-3, 1.0 */
     int warmup;              /* -1: 5% of the steps */
     double val_share;        /* examples held out (0.1, the last ones) */
+    int eval_every;          /* validation loss every this many steps, the best
+                                weights kept (0: once, at the end) */
     uint64_t seed;
     int threads;
     bool quiet;

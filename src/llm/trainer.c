@@ -541,6 +541,21 @@ static void fill_batch(const ft_example *ex, const int64_t *idx, int b, int T, i
     }
 }
 
+/* The held-out examples' loss on what should be said (examples n_train..,
+ * n_val of them, in batches of B). */
+static double ft_val_loss(nn_llama *m, const ft_example *ex, int64_t n_train, int64_t n_val, int B, int32_t pad,
+                          int64_t *idx, int32_t *tok, int32_t *tgt) {
+    double sum = 0;
+    for (int64_t v0 = 0; v0 < n_val; v0 += B) {
+        int b = (int)(n_val - v0 < B ? n_val - v0 : B);
+        for (int i = 0; i < b; i++) idx[i] = n_train + v0 + i;
+        int Tb = batch_width(ex, idx, b);
+        fill_batch(ex, idx, b, Tb, pad, tok, tgt);
+        sum += nn_llama_forward(m, tok, tgt, b, Tb) * b;
+    }
+    return sum / (double)n_val;
+}
+
 int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, llm_train_report *out,
                      tailor_error *err) {
     memset(out, 0, sizeof *out);
@@ -604,6 +619,7 @@ int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, 
     uint64_t t0 = timer_now_ns();
     rng g;
     double ema = NAN;
+    float *best = NULL; /* the trained weights at the best validation so far, when not the current ones */
     for (int64_t step = 0; step < steps; step++) {
         int64_t epoch = step * B / n_train, at = step * B % n_train;
         if (step == 0 || at < B) { /* a new epoch's shuffle */
@@ -629,24 +645,35 @@ int llm_finetune_run(nn_llama *m, const llm_model *base, llm_finetune_params p, 
         if (step == 0) out->first_loss = loss;
         out->loss = loss;
         out->steps = step + 1;
+        /* Validation every eval_every steps and at the end; with
+         * eval_every the best weights so far are kept aside. */
+        bool last = step + 1 == steps;
+        if (n_val && (last || (p.eval_every > 0 && (step + 1) % p.eval_every == 0))) {
+            double v = ft_val_loss(m, ex.data, n_train, n_val, B, pad, idx, tok, tgt);
+            out->evals++;
+            out->last_val_loss = v;
+            bool better = isnan(out->val_loss) || v < out->val_loss;
+            if (better) out->val_loss = v, out->best_step = step + 1;
+            if (p.eval_every > 0) {
+                if (better && !last) {
+                    if (!best) best = xmalloc(np * 4 + 4);
+                    memcpy(best, params, np * 4);
+                }
+                if (!p.quiet && progress_enabled()) fprintf(stderr, "\r\033[K");
+                if (!p.quiet)
+                    fprintf(stderr, "step %lld: train loss %.4f, validation loss %.4f%s\n", (long long)step + 1, ema, v,
+                            better ? " (best so far)" : "");
+            }
+        }
         snprintf(label, sizeof label, "step %lld/%lld loss %.3f", (long long)step + 1, (long long)steps, ema);
         if (!p.quiet) progress_update(&bar, (uint64_t)step + 1);
         (void)epoch;
     }
     if (!p.quiet) progress_end(&bar);
     out->seconds = timer_seconds_since(t0);
-
-    /* Validation: the held-out examples' loss on what should be said. */
-    if (n_val) {
-        double sum = 0;
-        for (int64_t v0 = 0; v0 < n_val; v0 += B) {
-            int b = (int)(n_val - v0 < B ? n_val - v0 : B);
-            for (int i = 0; i < b; i++) idx[i] = n_train + v0 + i;
-            int Tb = batch_width(ex.data, idx, b);
-            fill_batch(ex.data, idx, b, Tb, pad, tok, tgt);
-            sum += nn_llama_forward(m, tok, tgt, b, Tb) * b;
-        }
-        out->val_loss = sum / n_val;
+    if (best) { /* the best validation's weights are the ones written */
+        if (out->best_step != out->steps) memcpy(params, best, np * 4);
+        free(best);
     }
     openblas_set_num_threads(1);
     m->pool = NULL;
@@ -668,7 +695,9 @@ double llm_finetune_bound(const nn_llama *m, const llm_model *base, const llm_tr
     bool frozen = m->src.rows != NULL;
     double f32 = frozen ? 4.0 * (double)m->n_params + 4.0 * (double)m->wbuf_cap
                         : (full ? 16.0 : 4.0) * weights + 4.0 * (double)base->gguf->data_offset;
-    double bound = held_before + (double)base->gguf->size + f32 + (m->lora ? 16.0 * (double)m->lora->n_params : 0) +
+    double trained = m->lora ? (double)m->lora->n_params : (double)m->n_params;
+    double bound = held_before + (double)base->gguf->size + f32 + (m->lora ? 16.0 * trained : 0) +
+                   (r->evals > 1 ? 4.0 * trained : 0) + /* the best validation's weights, kept aside */
                    (double)nn_llama_bytes_per_token(&m->c, r->width, m->checkpoint) * r->batch * r->width +
                    32.0 * 1048576 * threads;
     return bound * 1.01;

@@ -1120,6 +1120,53 @@ out:
     free(mp);
 }
 
+/* Validation picks the checkpoint: the held-out examples want the
+ * opposite of the training ones, so their loss rises as training goes
+ * on; the run keeps its best step's adapter, which is bit for bit the
+ * adapter of a run stopped at that step (warm-up longer than the run
+ * keeps the learning rate of a step independent of the run's length). */
+static void test_finetune_keeps_best(void) {
+    char *mp = test_data_path("tinyllamas-stories260K/stories260K.gguf");
+    llm_model *m = NULL;
+    tailor_error err = {0};
+    CHECK_EQ(llm_model_load(mp, &m, &err), 0);
+    free(mp);
+    if (!m) return;
+    char *dir = test_tmpdir(), data[600];
+    snprintf(data, sizeof data, "%s/ft.jsonl", dir);
+    FILE *f = fopen(data, "w");
+    static const char *const animals[] = {"cat", "dog", "bird", "fish", "horse", "mouse", "frog", "bear"};
+    for (int i = 0; i < 40; i++) /* the last 10 (25%) held out, with the other answer */
+        fprintf(f, "{\"prompt\": \"Is a %s an animal? Answer:\", \"completion\": \"%s\"}\n", animals[i % 8],
+                i < 30 ? " yes" : " no");
+    fclose(f);
+    llm_finetune_params p = llm_finetune_default_params();
+    p.data = data, p.val_share = 0.25, p.steps = 12, p.eval_every = 1, p.warmup = 1000, p.lr = 5.0f, p.threads = 1;
+    p.quiet = true;
+    nn_llama *a = NULL, *b = NULL;
+    llm_train_report ra, rb;
+    CHECK_EQ(llm_train_frozen(m, &a, &err), 0);
+    CHECK_EQ(llm_train_frozen(m, &b, &err), 0);
+    if (!a || !b) goto out;
+    nn_llama_add_lora(a, 4, 8.0f, 1u << 0 | 1u << 2, 7);
+    nn_llama_add_lora(b, 4, 8.0f, 1u << 0 | 1u << 2, 7);
+    CHECK_EQ(llm_finetune_run(a, m, p, &ra, &err), 0);
+    printf("  validation picks the checkpoint: step %lld of %lld kept (%.4f; last %.4f)\n", (long long)ra.best_step,
+           (long long)ra.steps, ra.val_loss, ra.last_val_loss);
+    CHECK_EQ(ra.evals, 12);
+    CHECK(ra.best_step >= 1 && ra.best_step < ra.steps && ra.val_loss < ra.last_val_loss);
+    p.steps = ra.best_step, p.eval_every = 0;
+    CHECK_EQ(llm_finetune_run(b, m, p, &rb, &err), 0);
+    CHECK(rb.val_loss == ra.val_loss && rb.evals == 1 && rb.best_step == rb.steps);
+    CHECK(memcmp(a->lora->params, b->lora->params, a->lora->n_params * 4) == 0);
+out:
+    nn_llama_free(a);
+    nn_llama_free(b);
+    llm_model_free(m);
+    test_rmtree(dir);
+    free(dir);
+}
+
 /* QLoRA-style: a quantized base kept in its file's blocks (llm_train_frozen,
  * each matrix dequantized just before its product) trains the same adapter
  * as the base dequantized whole: the same loss and LoRA gradients (up to
@@ -1959,6 +2006,7 @@ int main(void) {
     RUN(test_train_forward);
     RUN(test_train_lora_roundtrip);
     RUN(test_train_frozen_base);
+    RUN(test_finetune_keeps_best);
     RUN(test_bpe_train);
     RUN(test_forward_f16);
     RUN(test_forward_quantized);
