@@ -313,8 +313,8 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
     eval_llmrank_params p = eval_llmrank_default_params();
     long cands, hist, users, ctx, threads, shots;
     if (!cli_opt_int(a, "shots", 0, 0, 20, &shots)) return cli_usage_error(a, "--shots takes 0 to 20");
-    if (strcmp(a->pos[0], "llm-ranker") && cli_opt_get(a, "export"))
-        return cli_usage_error(a, "%s measures; --export is llm-ranker's", a->pos[0]);
+    if (strcmp(a->pos[0], "llm-ranker") && strcmp(a->pos[0], "llm-generative") && cli_opt_get(a, "export"))
+        return cli_usage_error(a, "%s measures; --export is llm-ranker's and llm-generative's", a->pos[0]);
     if (!cli_opt_int(a, "candidates", 20, 2, 26, &cands)) return cli_usage_error(a, "--candidates takes 2 to 26");
     if (!cli_opt_int(a, "history", 10, 1, 200, &hist)) return cli_usage_error(a, "--history takes 1 to 200");
     if (!cli_opt_int(a, "users", 200, 1, 10000000, &users)) return cli_usage_error(a, "--users takes a number");
@@ -337,7 +337,8 @@ static int experiment_llm_ranker(cli_args *a, bool icl) {
         return cli_usage_error(a, "%s decodes with a local model (--model); --llm-url serves llm-ranker and icl-shots",
                                a->pos[0]);
     if (!p.export_path && !model && !url && !versus)
-        return cli_usage_error(a, "--model FILE.gguf or --llm-url URL ranks (or --export FILE writes examples)");
+        return cli_usage_error(a, "--model FILE.gguf or --llm-url URL ranks (or --export FILE writes %s)",
+                               ranks ? "examples" : "the training text");
     int code;
     store *s = cli_open_store(a, true, &code);
     if (!s) return code;
@@ -417,6 +418,7 @@ static int experiment_semantic_ids(cli_args *a) {
     if (!cli_opt_int(a, "codebook", 64, 2, 4096, &codebook)) return cli_usage_error(a, "--codebook takes 2 to 4096");
     if (!cli_opt_int(a, "seed", 42, 0, INT64_MAX, &seed)) return cli_usage_error(a, "bad --seed");
     p.id_levels = (int)levels, p.id_codebook = (int)codebook, p.seed = (uint64_t)seed;
+    p.id_balanced = !cli_flag(a, "unbalanced");
     if (cli_opt_get(a, "retriever")) p.retriever = cli_opt_get(a, "retriever");
     int code;
     store *s = cli_open_store(a, true, &code);

@@ -310,10 +310,12 @@ static const cli_cmd COMMANDS[] = {
      "llm-generative: the model writes the next item's title under a trie of the catalogue's titles\n"
      "(beam search, width 20): HR@10 and NDCG@10 against the retriever's top 10; with --ids FILE, the\n"
      "item's semantic ID instead.\n"
-     "semantic-ids: TIGER-style IDs (\"aam bad cbo\", a word per code) learned by residual k-means (--levels,\n"
-     "--codebook)\n"
-     "from the item vectors of --retriever (default als) trained on the split's training part; to\n"
-     "--export DIR: codes.tsv, and train.txt (the training sequences in IDs, for llm train).\n"
+     "llm-generative --export FILE writes the text a generator's base learns from (every title, then\n"
+     "the training part's sequences in titles, for llm train).\n"
+     "semantic-ids: TIGER-style IDs (\"aam bad cbo\", a word per code) learned by residual k-means\n"
+     "(--levels, --codebook; balanced, every code on at most items / codebook items, unless\n"
+     "--unbalanced) from the item vectors of --retriever (default als) trained on the split's\n"
+     "training part; to --export DIR: codes.tsv, and train.txt (the training sequences in IDs).\n"
      "llm-vs-traditional: --models (default pop,als,ease,sasrec) and, with --model, llm-ranker and\n"
      "llm-generative on the same users: the harness's table, paired tests, --report DIR (report.md, ndcg.svg).\n"
      "agent-data: --examples conversations made from the catalogue (a request in one of many phrasings,\n"
@@ -334,6 +336,7 @@ static const cli_cmd COMMANDS[] = {
       {"ids", 0, "FILE", "llm-generative: items as the semantic IDs of FILE (semantic-ids' codes.tsv)"},
       {"levels", 0, "N", "semantic-ids: levels of codes (default 3)"},
       {"codebook", 0, "N", "semantic-ids: codes per level (default 64)"},
+      {"unbalanced", 0, NULL, "semantic-ids: plain k-means, codes of any size (default: balanced, at most items / codebook each)"},
       {"top-logprobs", 0, "N", "llm-ranker, icl-shots with --llm-url: likeliest tokens asked for (default 20, OpenAI's limit)"},
       {"hide", 0, "SHARE", "cold-items: share of the items hidden (default 0.1)"},
       {"min-events", 0, "N", "cold-items: items with fewer events are never hidden (default 5)"},
@@ -343,7 +346,7 @@ static const cli_cmd COMMANDS[] = {
       {"candidates", 0, "N", "llm-ranker: candidates re-ranked, 2 to 26 (default 20)"},
       {"history", 0, "N", "llm-ranker: recent items the prompt shows (default 10)"},
       {"users", 0, "N", "llm-ranker: test users at most (default 200); tool-calls: requests at most (default all)"},
-      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring; agent-data, semantic-ids: the DIR"},
+      {"export", 0, "FILE", "llm-ranker: write fine-tuning examples (JSON Lines) instead of measuring; llm-generative: the base's text; agent-data, semantic-ids: the DIR"},
       {"examples", 0, "N", "agent-data: training conversations (default 2000; a fifth as many held out, 50 at least)"},
       {"seed", 0, "N", "agent-data: the seed of the phrasings and slots (default 42)"},
       {"data", 0, "FILE", "tool-calls: conversations whose requests and first calls are asked and checked"},
@@ -521,7 +524,9 @@ static const cli_cmd COMMANDS[] = {
      "(loss on the assistant's turns) or {\"prompt\", \"completion\"} (loss on the completion).\n"
      "The adapter is llama.cpp's adapter GGUF (tailor llm run --lora, llama-cli --lora);\n"
      "--merge writes the base with it folded in, --full trains and writes every weight (F32;\n"
-     "tailor llm quantize makes it smaller). The last 10% of the examples are held out.\n"
+     "tailor llm quantize makes it smaller). The last 10% of the examples are held out;\n"
+     "with --eval-every N their loss is measured every N steps and the best step's weights are\n"
+     "the ones written (validation picks the checkpoint).\n"
      "An adapter trains on the base as its file has it (QLoRA-style: each matrix dequantized\n"
      "just before its product); --merge and --full hold every weight in F32.",
      0, 0,
@@ -541,6 +546,7 @@ static const cli_cmd COMMANDS[] = {
       {"ctx", 'c', "N", "an example is cut at N tokens (default 256)"},
       {"batch", 'b', "N", "examples per step (default 8)"},
       {"val", 0, "SHARE", "share of the examples held out (default 0.1)"},
+      {"eval-every", 0, "N", "validation loss every N steps, the best step's weights written (default 0: at the end only)"},
       {"activation-checkpointing", 0, NULL, "keep each layer's input only, recompute the rest (less memory, more time)"},
       {"seed", 's', "S", "initialisation and order (default 42)"},
       {"threads", 't', "N", "threads (default: all cores)"}},

@@ -311,6 +311,8 @@ typedef struct eval_llmrank_params {
     bool chat;               /* ask the backend's chat endpoint (set by the run when its completions report none) */
     const char *ids_path;    /* llm-generative: items as the semantic IDs of this codes.tsv, not titles */
     int id_levels, id_codebook; /* semantic-ids: levels of codes (3) and codes per level (64) */
+    bool id_balanced;        /* semantic-ids: every code of a level given to at most ceil(items / codebook) items
+                                (eval_llmrank_default_params: true) */
     bool quiet;
 } eval_llmrank_params;
 eval_llmrank_params eval_llmrank_default_params(void);

@@ -25,7 +25,7 @@
 
 eval_llmrank_params eval_llmrank_default_params(void) {
     return (eval_llmrank_params){.retriever = "als", .candidates = 20, .history = 10, .users = 200, .seed = 42,
-                                 .top_logprobs = 20, .id_levels = 3, .id_codebook = 64};
+                                 .top_logprobs = 20, .id_levels = 3, .id_codebook = 64, .id_balanced = true};
 }
 
 static const char *title_of(pz_engine *e, const char *ext) {
@@ -548,7 +548,40 @@ static double sqdist(const float *a, const float *b, int d) {
 
 /* k-means++ seeding, then Lloyd's iterations; an empty cluster takes the
  * point farthest from its centroid. */
-static void kmeans(const float *X, int32_t n, int d, int K, int iters, rng *g, float *C, int32_t *assign) {
+/* Balanced assignment: each point to the nearest centre with room, the
+ * closest (point, centre) pairs served first; a centre takes at most
+ * ceil(n / K) points. dist gets each point's distance to its centre. */
+typedef struct km_pair {
+    double d;
+    int32_t i, c;
+} km_pair;
+
+static int km_pair_cmp(const void *a, const void *b) {
+    const km_pair *x = a, *y = b;
+    return x->d < y->d ? -1 : x->d > y->d ? 1 : x->i != y->i ? (x->i < y->i ? -1 : 1) : (x->c > y->c) - (x->c < y->c);
+}
+
+static void assign_balanced(const float *X, int32_t n, int d, int K, const float *C, int32_t *assign, double *dist) {
+    km_pair *pairs = xmalloc((size_t)n * K * sizeof *pairs);
+    for (int32_t i = 0; i < n; i++)
+        for (int c = 0; c < K; c++)
+            pairs[(size_t)i * K + c] = (km_pair){sqdist(X + (size_t)i * d, C + (size_t)c * d, d), i, c};
+    qsort(pairs, (size_t)n * K, sizeof *pairs, km_pair_cmp);
+    int32_t cap = (n + K - 1) / K, *room = xmalloc((size_t)K * sizeof *room), left = n;
+    for (int c = 0; c < K; c++) room[c] = cap;
+    for (int32_t i = 0; i < n; i++) assign[i] = -1;
+    for (size_t k = 0; left > 0 && k < (size_t)n * K; k++) {
+        const km_pair *q = &pairs[k];
+        if (assign[q->i] >= 0 || room[q->c] == 0) continue;
+        assign[q->i] = q->c, dist[q->i] = q->d, room[q->c]--, left--;
+    }
+    free(room), free(pairs);
+}
+
+/* k-means++ seeding, then Lloyd's iterations; balanced: every cluster
+ * holds at most ceil(n / K) points (assign_balanced). */
+static void kmeans(const float *X, int32_t n, int d, int K, int iters, bool balanced, rng *g, float *C,
+                   int32_t *assign) {
     double *dist = xmalloc((size_t)n * sizeof *dist);
     memcpy(C, X + (size_t)rng_below(g, (uint64_t)n) * d, (size_t)d * sizeof *C);
     for (int32_t i = 0; i < n; i++) dist[i] = sqdist(X + (size_t)i * d, C, d);
@@ -565,9 +598,15 @@ static void kmeans(const float *X, int32_t n, int d, int K, int iters, rng *g, f
     }
     int *count = xmalloc((size_t)K * sizeof *count);
     double *sum = xmalloc((size_t)K * d * sizeof *sum);
+    int32_t *before = xmalloc((size_t)n * sizeof *before);
     for (int it = 0; it < iters; it++) {
         bool moved = false;
-        for (int32_t i = 0; i < n; i++) {
+        if (balanced) {
+            memcpy(before, assign, (size_t)n * sizeof *before);
+            assign_balanced(X, n, d, K, C, assign, dist);
+            moved = it == 0 || memcmp(before, assign, (size_t)n * sizeof *before) != 0;
+        }
+        for (int32_t i = 0; !balanced && i < n; i++) {
             int best = 0;
             double bd = INFINITY;
             for (int c = 0; c < K; c++) {
@@ -596,7 +635,7 @@ static void kmeans(const float *X, int32_t n, int d, int K, int iters, rng *g, f
             dist[far] = 0;
         }
     }
-    free(dist), free(count), free(sum);
+    free(dist), free(count), free(sum), free(before);
 }
 
 /* A code as a word: the level's letter, then the code in letters (base
@@ -610,6 +649,35 @@ static void code_word(sb *o, int level, int32_t code, int32_t codebook) {
     for (int32_t c = 26; c < codebook; c *= 26) n++;
     for (int k = n - 1; k >= 0; k--, code /= 26) w[k] = (char)('a' + code % 26);
     sb_printf(o, "%s%c%.*s", o->len ? " " : "", 'a' + level, n, w);
+}
+
+/* The training part's sequences for a generator to learn from, each
+ * user's items oldest first as names (titles or semantic IDs) in windows
+ * of SEQ_WINDOW overlapping by half, in the form the generator prompts;
+ * after each name of `alone` on a line of its own (NULL: none). */
+enum { SEQ_WINDOW = 20 };
+static int write_sequences(const eval_split *s, const char *const *names, const char *const *alone, const char *path,
+                           int64_t *lines, tailor_error *err) {
+    *lines = 0;
+    FILE *o = fopen(path, "w");
+    if (!o) return err_set(err, TAILOR_EIO, "cannot write %s: %s", path, strerror(errno));
+    for (int32_t i = 0; alone && i < s->n_items; i++) fprintf(o, "%s\n", alone[i]), ++*lines;
+    for (int32_t u = 0; u < s->n_users; u++) {
+        int64_t len = s->train.ptr[u + 1] - s->train.ptr[u];
+        if (len < 2) continue;
+        int32_t *ordered = xmalloc((size_t)len * sizeof *ordered);
+        int k = recent(&s->train, u, (int)len, ordered);
+        for (int w = 0; w < k; w += SEQ_WINDOW / 2) { /* windows overlapping by half */
+            fputs("A user's recent items, oldest first:", o);
+            for (int j = w; j < k && j < w + SEQ_WINDOW; j++) fprintf(o, " %s;", names[ordered[j]]);
+            fputc('\n', o);
+            ++*lines;
+            if (w + SEQ_WINDOW >= k) break;
+        }
+        free(ordered);
+    }
+    if (fclose(o)) return err_set(err, TAILOR_EIO, "cannot write %s", path);
+    return 0;
 }
 
 int eval_semantic_ids(store *st, eval_llmrank_params p, const char *dir, FILE *f, tailor_error *err) {
@@ -641,7 +709,7 @@ int eval_semantic_ids(store *st, eval_llmrank_params p, const char *dir, FILE *f
         rng g;
         rng_seed(&g, p.seed);
         for (int l = 0; l < L; l++) {
-            kmeans(R, n, d, K, 25, &g, C, assign);
+            kmeans(R, n, d, K, 25, p.id_balanced, &g, C, assign);
             for (int32_t i = 0; i < n; i++) {
                 code[(size_t)i * (L + 1) + l] = assign[i];
                 for (int j = 0; j < d; j++) R[(size_t)i * d + j] -= C[(size_t)assign[i] * d + j];
@@ -696,33 +764,16 @@ int eval_semantic_ids(store *st, eval_llmrank_params p, const char *dir, FILE *f
         if (o && fclose(o) && !rc) rc = err_set(err, TAILOR_EIO, "cannot write %s", sb_str(&path));
         sb_clear(&path);
         sb_printf(&path, "%s/train.txt", dir);
-        o = rc ? NULL : fopen(sb_str(&path), "w");
-        if (!rc && !o) rc = err_set(err, TAILOR_EIO, "cannot write %s: %s", sb_str(&path), strerror(errno));
         int64_t lines = 0;
-        enum { WINDOW = 20 };
-        for (int32_t u = 0; !rc && u < s.n_users; u++) {
-            int64_t len = s.train.ptr[u + 1] - s.train.ptr[u];
-            if (len < 2) continue;
-            int32_t *ordered = xmalloc((size_t)len * sizeof *ordered);
-            int k = recent(&s.train, u, (int)len, ordered);
-            for (int w = 0; w < k; w += WINDOW / 2) { /* windows overlapping by half */
-                fputs("A user's recent items, oldest first:", o);
-                for (int j = w; j < k && j < w + WINDOW; j++) fprintf(o, " %s;", names[ordered[j]]);
-                fputc('\n', o);
-                lines++;
-                if (w + WINDOW >= k) break;
-            }
-            free(ordered);
-        }
-        if (o && fclose(o) && !rc) rc = err_set(err, TAILOR_EIO, "cannot write %s", sb_str(&path));
+        if (!rc) rc = write_sequences(&s, (const char *const *)names, NULL, sb_str(&path), &lines, err);
         if (!rc)
             fprintf(f,
                     "semantic IDs of %d items from %s's %d-wide item vectors (trained in %.1f s): %d levels of %d "
-                    "codes by residual k-means; %d distinct %d-code prefixes, %d items share theirs (largest group "
+                    "codes by residual %sk-means; %d distinct %d-code prefixes, %d items share theirs (largest group "
                     "%d) and carry one more code (level %d)\nwrote %s/codes.tsv and %s/train.txt (%lld sequences, windows of %d "
                     "items)\n",
-                    n, p.retriever, d, timer_seconds_since(t0), L, K, prefixes, L, shared, largest, L + 1, dir, dir,
-                    (long long)lines, WINDOW);
+                    n, p.retriever, d, timer_seconds_since(t0), L, K, p.id_balanced ? "balanced " : "", prefixes, L,
+                    shared, largest, L + 1, dir, dir, (long long)lines, SEQ_WINDOW);
         for (int32_t i = 0; i < n; i++) free(names[i]);
         free(names), free(first), free(groups);
         pz_engine_free(e);
@@ -803,12 +854,30 @@ static int generate_user(const eval_llmrank_params *p, pz_engine *e, const eval_
 }
 
 int eval_llm_generative(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_error *err) {
-    if (!p.lm) return err_set(err, TAILOR_EINVAL, "a language model (--model) generates");
+    if (!p.lm && !p.export_path) return err_set(err, TAILOR_EINVAL, "a language model (--model) generates");
     eval_split s;
     int rc = load_split(st, &s, err);
     if (rc) return rc;
     pz_engine *e = NULL;
     pz_engine_new(st, &e, NULL);
+    if (p.export_path) { /* the text a base generator learns from: every title, then the sequences in titles */
+        const char **titles = xmalloc(((size_t)s.n_items + 1) * sizeof *titles);
+        for (int32_t i = 0; i < s.n_items; i++) titles[i] = title_of(e, s.item_ext[i]);
+        int64_t lines = 0;
+        rc = write_sequences(&s, titles, titles, p.export_path, &lines, err);
+        if (!rc) {
+            fprintf(f, "wrote %s: %d titles, then the training part's sequences in titles (%lld lines, windows of %d "
+                       "items), for llm train\n",
+                    p.export_path, s.n_items, (long long)lines, SEQ_WINDOW);
+            sb_printf(json, "{\"experiment\":\"llm-generative\",\"export\":");
+            sb_json_str(json, p.export_path, strlen(p.export_path));
+            sb_printf(json, ",\"lines\":%lld}", (long long)lines);
+        }
+        free(titles);
+        pz_engine_free(e);
+        eval_split_free(&s);
+        return rc;
+    }
     char **names = NULL;
     if (p.ids_path && (rc = read_ids(p.ids_path, &s, &names, err))) {
         pz_engine_free(e);

@@ -68,10 +68,12 @@ awk -F, 'NR > 1 && NR <= 121 { t = $2; g = $NF; gsub(/"/, "", t); gsub(/[|]/, ",
      printf "{\"prompt\": \"Film: %s. Genres:\", \"completion\": \" %s\"}\n", t, g }' \
     "$DATA/ml-latest-small/movies.csv" >"$W/genres.jsonl"
 BASE="$F/tiny-llama-spm-F32.gguf"
-expect 0 "llm finetune (LoRA)" -- "$T" -q llm finetune -m "$BASE" --data "$W/genres.jsonl" -o "$W/ad.gguf" --epochs 2 --ctx 48 -t 2
+expect 0 "llm finetune (LoRA)" -- "$T" -q llm finetune -m "$BASE" --data "$W/genres.jsonl" -o "$W/ad.gguf" --epochs 2 --ctx 48 -t 2 --eval-every 2
 has "$W/out" "a LoRA adapter" "finetune says what it wrote"
+has "$W/out" "kept the weights of step" "validation picks the checkpoint"
 awk '{ for (i = 1; i <= NF; i++) if ($i == "loss") { a = $(i + 1); b = $(i + 3) } }
      END { exit !(a + 0 > b + 0) }' "$W/out" && ok || bad "the fine-tuning loss did not fall: $(cat "$W/out")"
+expect 64 "--eval-every without held-out examples" -- "$T" -q llm finetune -m "$BASE" --data "$W/genres.jsonl" -o "$W/x.gguf" --val 0 --eval-every 2
 expect 0 "the adapter applies" -- "$T" -q llm run -m "$BASE" --lora "$W/ad.gguf" -p "Film: Heat (1995). Genres:" -n 4 --temp 0
 QB="$F/tiny-llama-spm-Q4_K_M.gguf"
 expect 0 "llm finetune on a Q4_K_M base (kept quantized)" -- "$T" -q llm finetune -m "$QB" --data "$W/genres.jsonl" -o "$W/adq.gguf" --epochs 2 --ctx 48 -t 2
@@ -123,8 +125,9 @@ awk -F'"items_generated":' '{ split($2, a, ","); split($0, b, "\"in_catalogue\":
      exit !(a[1] + 0 > 0 && a[1] == c[1]) }' "$W/gen.json" && ok || bad "generated items outside the catalogue: $(cat "$W/gen.json")"
 # Learned semantic IDs: one per item, all distinct; the training
 # sequences written in them; the generator decodes IDs under their trie.
-expect 0 "semantic-ids" -- "$T" --db "$W/rk.db" experiment semantic-ids --export "$W/sid" --levels 2 --codebook 16
+expect 0 "semantic-ids, unbalanced" -- "$T" --db "$W/rk.db" experiment semantic-ids --export "$W/sid" --levels 2 --codebook 16 --unbalanced
 has "$W/out" "semantic IDs of 1682 items" "semantic-ids says what it learned"
+grep -o "[0-9]* distinct" "$W/out" >"$W/plain-prefixes"
 [ "$(wc -l <"$W/sid/codes.tsv")" -eq 1682 ] && [ -z "$(cut -f2 "$W/sid/codes.tsv" | sort | uniq -d)" ] && ok ||
     bad "not one distinct ID per item"
 grep -q "^A user's recent items, oldest first: a[a-z] b[a-z]" "$W/sid/train.txt" && ok || bad "no sequences in IDs"
@@ -133,6 +136,19 @@ expect 0 "llm-generative --ids" -- "$T" --db "$W/rk.db" experiment llm-generativ
 has "$W/out" "language model generating semantic IDs" "the semantic-ID row"
 awk -F'"items_generated":' '{ split($2, a, ","); split($0, b, "\"in_catalogue\":"); split(b[2], c, ",");
      exit !(a[1] + 0 > 0 && a[1] == c[1]) }' "$W/gensid.json" && ok || bad "IDs outside the catalogue: $(cat "$W/gensid.json")"
+# Balanced codebooks: no level-1 code on more than ceil(1682 / 16) = 106
+# items, and more distinct prefixes than plain k-means finds.
+expect 0 "semantic-ids (balanced)" -- "$T" --db "$W/rk.db" experiment semantic-ids --export "$W/sidb" --levels 2 --codebook 16
+has "$W/out" "residual balanced k-means" "balanced says so"
+[ "$(cut -f2 "$W/sidb/codes.tsv" | cut -d' ' -f1 | sort | uniq -c | sort -n | tail -n 1 | awk '{print $1}')" -le 106 ] && ok ||
+    bad "a level-1 code holds more than its share"
+[ "$(grep -o "[0-9]* distinct" "$W/out" | cut -d' ' -f1)" -gt "$(cut -d' ' -f1 "$W/plain-prefixes")" ] && ok ||
+    bad "balanced codes collide as much as plain ones: $(cat "$W/out")"
+# The titles' training text for a generator's base.
+expect 0 "llm-generative --export" -- "$T" --db "$W/rk.db" experiment llm-generative --export "$W/gen.txt"
+has "$W/out" "1682 titles, then the training part's sequences" "the export says what it wrote"
+[ "$(head -n 1 "$W/gen.txt")" = "Toy Story (1995)" ] && grep -q "^A user's recent items, oldest first: .*(19[0-9][0-9]);" "$W/gen.txt" &&
+    ok || bad "no titles and sequences in the generator's text"
 head -n 5 "$W/sid/codes.tsv" | cut -f1 >"$W/bad-ids.tsv"
 expect 65 "an ID file without IDs" -- "$T" --db "$W/rk.db" experiment llm-generative -m "$BASE" --ids "$W/bad-ids.tsv"
 has "$W/err" "bad-ids.tsv:1" "the line is named"
