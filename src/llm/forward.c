@@ -26,6 +26,9 @@ struct llm_ctx {
     float *x, *h, *q, *kb, *vb, *att, *gate, *up, *rope_cs;
     uint8_t *act;
     uint8_t *pack; /* activations in a tile's own layout (llm_tile.pack) */
+    float *wpanel; /* [threads][F16_PANEL][widest + N_BATCH]: F16 weight rows in F32 and their outputs for a
+                      prompt's GEMM (made when needed) */
+    int64_t widest;
     float *scores; /* [threads][group * n_ctx + S]: scores, then a V row */
     uint8_t *qconv; /* [threads][group * S * 4]: queries in the cache's dot type */
     float *ablk;    /* [threads][ATT_SCRATCH floats]: blocked attention's tiles */
@@ -108,6 +111,7 @@ int llm_ctx_new(const llm_model *m, llm_ctx_params p, llm_ctx **out, tailor_erro
     c->act = xmalloc(B * (size_t)widest * 4 + 64);
     /* Packed layouts hold at most 2 bytes per value and token (llm_tile). */
     c->pack = xmalloc(B * (size_t)widest * 2 + 64);
+    c->widest = widest;
     int group = hp->n_head / hp->n_head_kv;
     c->scores = xmalloc((size_t)c->n_threads * ((size_t)group * (size_t)n_ctx + (size_t)hp->head_dim) * 4);
     c->qconv = xmalloc((size_t)c->n_threads * (size_t)group * (size_t)hp->head_dim * 4 + 64);
@@ -132,6 +136,7 @@ void llm_ctx_free(llm_ctx *c) {
     free(c->rope_cs);
     free(c->act);
     free(c->pack);
+    free(c->wpanel);
     free(c->scores);
     free(c->qconv);
     free(c->ablk);
@@ -273,8 +278,99 @@ static void prep_rows(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
+/* F16 weights times a prompt's tokens: a GEMM in F32. The reference
+ * rounds the activations to F16 and sums F16 x F16 products in F32; a
+ * product of two F16 values is exact in F32, so both sides in F32 give the
+ * same sums up to their order. The activations are rounded and laid out
+ * token-minor once per product (xt: [cols][n_pad]); each thread converts
+ * a panel of F16_PANEL weight rows once for all the chunk's tokens and
+ * runs the kernel set's gemm4 over blocks of F16_KB values, so a block
+ * of xt stays in L2 while every row group of the panel passes over it. */
+#define F16_PANEL 64
+#define F16_KB 256
+#define F16_GEMM_MIN_TOKENS 32
+typedef struct f16_job {
+    llm_ctx *c;
+    const uint8_t *w;
+    size_t w_row;
+    float *xt; /* [cols][n_pad]: the activations token-minor */
+    int64_t cols, rows;
+    int n, n_pad;
+    float *y;
+} f16_job;
+
+static void f16_panels(void *ctx, size_t b, size_t e, int thread) {
+    const f16_job *j = ctx;
+    const llm_ctx *c = j->c;
+    void (*deq)(const void *, float *, int64_t) = c->k->deq[LLM_TYPE_F16];
+    size_t per = (size_t)F16_PANEL * ((size_t)c->widest + (size_t)N_BATCH);
+    float *wp = c->wpanel + (size_t)thread * per, *yt = wp + (size_t)F16_PANEL * (size_t)j->cols;
+    for (size_t p = b; p < e; p++) {
+        int64_t r0 = (int64_t)p * F16_PANEL, nr = j->rows - r0 < F16_PANEL ? j->rows - r0 : F16_PANEL;
+        int64_t nr4 = (nr + LLM_GEMM_ROWS - 1) / LLM_GEMM_ROWS * LLM_GEMM_ROWS;
+        for (int64_t r = 0; r < nr4; r++) {
+            float *dst = wp + r * j->cols;
+            if (r >= nr) memset(dst, 0, (size_t)j->cols * 4); /* a last group's missing rows */
+            else if (deq) deq(j->w + (size_t)(r0 + r) * j->w_row, dst, j->cols);
+            else llm_dequant_row(LLM_TYPE_F16, j->w + (size_t)(r0 + r) * j->w_row, dst, j->cols);
+        }
+        memset(yt, 0, (size_t)nr4 * (size_t)j->n_pad * 4);
+        for (int64_t k0 = 0; k0 < j->cols; k0 += F16_KB) {
+            int64_t kb = j->cols - k0 < F16_KB ? j->cols - k0 : F16_KB;
+            for (int64_t r = 0; r < nr4; r += LLM_GEMM_ROWS)
+                c->k->gemm4(wp + r * j->cols + k0, (size_t)j->cols, j->xt + (size_t)k0 * (size_t)j->n_pad,
+                            (size_t)j->n_pad, kb, j->n_pad, yt + (size_t)r * (size_t)j->n_pad, (size_t)j->n_pad);
+        }
+        for (int t = 0; t < j->n; t++) {
+            float *out = j->y + (size_t)t * (size_t)j->rows + (size_t)r0;
+            for (int64_t r = 0; r < nr; r++) out[r] = yt[(size_t)r * (size_t)j->n_pad + (size_t)t];
+        }
+    }
+}
+
+/* The activations token-minor: xt[k][t] from the F16 rows in pack, for
+ * the columns of blocks [b, e) of 64 (zeros past the last token). */
+static void f16_transpose(void *ctx, size_t b, size_t e, int thread) {
+    (void)thread;
+    const f16_job *j = ctx;
+    const llm_ctx *c = j->c;
+    void (*deq)(const void *, float *, int64_t) = c->k->deq[LLM_TYPE_F16];
+    float *xt = j->xt, v[64];
+    size_t h_row = llm_row_bytes(LLM_TYPE_F16, j->cols);
+    for (size_t blk = b; blk < e; blk++) {
+        int64_t k0 = (int64_t)blk * 64, nk = j->cols - k0 < 64 ? j->cols - k0 : 64;
+        for (int t = 0; t < j->n_pad; t++) {
+            if (t >= j->n) memset(v, 0, sizeof v);
+            else if (deq) deq(c->pack + (size_t)t * h_row + (size_t)k0 * 2, v, nk);
+            else llm_dequant_row(LLM_TYPE_F16, c->pack + (size_t)t * h_row + (size_t)k0 * 2, v, nk);
+            for (int64_t i = 0; i < nk; i++) xt[(size_t)(k0 + i) * (size_t)j->n_pad + (size_t)t] = v[i];
+        }
+    }
+}
+
+static void matmul_f16_gemm(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y) {
+    int64_t cols = w->ne[0], rows = w->ne[1];
+    int n_pad = (n + 15) / 16 * 16;
+    size_t per = (size_t)F16_PANEL * ((size_t)c->widest + (size_t)N_BATCH);
+    if (!c->wpanel) c->wpanel = xmalloc((size_t)c->n_threads * per * 4);
+    /* x rounded to F16 (into pack), then token-minor in F32 (into act) */
+    size_t h_row = llm_row_bytes(LLM_TYPE_F16, cols);
+    for (int t = 0; t < n; t++) c->k->quant[LLM_TYPE_F16](x + (size_t)t * cols, c->pack + (size_t)t * h_row, cols);
+    f16_job j = {c, w->data, llm_row_bytes(LLM_TYPE_F16, cols), (float *)c->act, cols, rows, n, n_pad, y};
+    size_t blocks = (size_t)((cols + 63) / 64);
+    if (c->n_threads == 1) f16_transpose(&j, 0, blocks, 0);
+    else pool_for(c->pool, blocks, f16_transpose, &j);
+    size_t panels = (size_t)((rows + F16_PANEL - 1) / F16_PANEL);
+    if (c->n_threads == 1 || panels == 1) f16_panels(&j, 0, panels, 0);
+    else pool_for(c->pool, panels, f16_panels, &j);
+}
+
 /* y[t][r] = W[r] . x[t] for T = n rows of x. */
 static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y) {
+    if (w->type == LLM_TYPE_F16 && n >= F16_GEMM_MIN_TOKENS && c->k->gemm4 && w->ne[0] <= c->widest) {
+        matmul_f16_gemm(c, w, x, n, y);
+        return;
+    }
     llm_type at = llm_type_get(w->type)->dot_type;
     int64_t cols = w->ne[0], rows = w->ne[1];
     size_t a_row = llm_row_bytes(at, cols);

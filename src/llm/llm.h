@@ -143,6 +143,18 @@ void llm_att_block_ref(int R, int S, const float *Q, const float *KT, const floa
 /* gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i], the reference's way. */
 void llm_swiglu_ref(float *gate, const float *up, int64_t n);
 
+/* A prompt's product as an F32 GEMM (F16 weights, forward.c): for 4
+ * weight rows of kb values (w_row floats apart) and the tokens of xt (kb
+ * rows of n values, xt_row floats apart; n a multiple of 16),
+ * yt[r * yt_row + t] += sum_k w[r][k] xt[k][t]. Tokens lie in the vector
+ * lanes, each weight value is broadcast once for them all. */
+#define LLM_GEMM_ROWS 4
+typedef void (*llm_gemm4_fn)(const float *w, size_t w_row, const float *xt, size_t xt_row, int64_t kb, int n, float *yt,
+                             size_t yt_row);
+/* The scalar twin. */
+void llm_gemm4_ref(const float *w, size_t w_row, const float *xt, size_t xt_row, int64_t kb, int n, float *yt,
+                   size_t yt_row);
+
 typedef struct llm_kernels {
     const char *name;                 /* "scalar", "avx2", "avxvnni" or "avx512" */
     llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
@@ -154,6 +166,7 @@ typedef struct llm_kernels {
     int att_align;  /* att needs S to be a multiple of this */
     /* A row to F32, bit for bit llm_dequant_row (NULL: that one). */
     void (*deq[LLM_TYPE_COUNT])(const void *src, float *dst, int64_t n);
+    llm_gemm4_fn gemm4; /* NULL: F16 prompts go through rows and tiles */
 } llm_kernels;
 
 const llm_kernels *llm_kernels_scalar(void);

@@ -493,3 +493,13 @@ const llm_kernels *llm_kernels_best(void) {
     if (!k) k = llm_kernels_avx2();
     return k ? k : &SCALAR;
 }
+
+void llm_gemm4_ref(const float *w, size_t w_row, const float *xt, size_t xt_row, int64_t kb, int n, float *yt,
+                   size_t yt_row) {
+    for (int r = 0; r < LLM_GEMM_ROWS; r++)
+        for (int t = 0; t < n; t++) {
+            float acc = yt[r * yt_row + t];
+            for (int64_t k = 0; k < kb; k++) acc = fmaf(w[r * w_row + k], xt[(size_t)k * xt_row + t], acc);
+            yt[r * yt_row + t] = acc;
+        }
+}

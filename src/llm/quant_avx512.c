@@ -630,6 +630,43 @@ static bool has_bf16(void) {
     return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
 }
 
+/* llm_gemm4_fn: 4 rows x 64 tokens in 16 accumulators, then 16 at a time.
+ * ~93 GMAC/s on one Zen 5 core, near its FMA peak. (The same design in
+ * 256-bit registers ran slower than the AVX2 F16 rows kernel, 59 against
+ * 91 tokens/s on Qwen2.5-0.5B's pp512, so the AVX2 set has none.) */
+TGT static void gemm4(const float *w, size_t w_row, const float *xt, size_t xt_row, int64_t kb, int n, float *yt,
+                      size_t yt_row) {
+    int t = 0;
+    for (; t + 64 <= n; t += 64) {
+        __m512 acc[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int v = 0; v < 4; v++) acc[r][v] = _mm512_loadu_ps(yt + r * yt_row + t + 16 * v);
+        for (int64_t k = 0; k < kb; k++) {
+            const float *x = xt + (size_t)k * xt_row + t;
+            __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16), x2 = _mm512_loadu_ps(x + 32),
+                   x3 = _mm512_loadu_ps(x + 48);
+            for (int r = 0; r < 4; r++) {
+                __m512 b = _mm512_set1_ps(w[r * w_row + k]);
+                acc[r][0] = _mm512_fmadd_ps(b, x0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(b, x1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(b, x2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(b, x3, acc[r][3]);
+            }
+        }
+        for (int r = 0; r < 4; r++)
+            for (int v = 0; v < 4; v++) _mm512_storeu_ps(yt + r * yt_row + t + 16 * v, acc[r][v]);
+    }
+    for (; t < n; t += 16) {
+        __m512 acc[4];
+        for (int r = 0; r < 4; r++) acc[r] = _mm512_loadu_ps(yt + r * yt_row + t);
+        for (int64_t k = 0; k < kb; k++) {
+            __m512 x0 = _mm512_loadu_ps(xt + (size_t)k * xt_row + t);
+            for (int r = 0; r < 4; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w[r * w_row + k]), x0, acc[r]);
+        }
+        for (int r = 0; r < 4; r++) _mm512_storeu_ps(yt + r * yt_row + t, acc[r]);
+    }
+}
+
 static void avx512_init(void) {
     const llm_kernels *base = llm_kernels_avx2();
     __builtin_cpu_init();
@@ -639,6 +676,7 @@ static void avx512_init(void) {
         return;
     AVX512 = *base;
     AVX512.name = "avx512";
+    AVX512.gemm4 = gemm4;
     const llm_tile t32 = {NULL, P32_R, P32_T, pack_q8_0, P32_BYTES},
                    t32s = {NULL, P32_R, P32_T, pack_q8_1, P32_BYTES + 128},
                    tk = {NULL, PK_R, PK_T, pack_q8_K, PK_BYTES},
