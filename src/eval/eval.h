@@ -333,6 +333,9 @@ int eval_llm_generative(store *s, eval_llmrank_params p, FILE *f, sb *json, tail
  * (the training part's sequences written in IDs, for llm train), for
  * llm-generative with ids_path. */
 int eval_semantic_ids(store *s, eval_llmrank_params p, const char *dir, FILE *f, tailor_error *err);
+/* Tests: the most (item, code) pairs balanced k-means queues whole (0: the
+ * default, 2^24); beyond it each item queues its 16 nearest codes. */
+void eval_kmeans_pair_limit(size_t pairs);
 /* The traditional models (comma-separated kinds, full ranking) and, with
  * p.lm, the language model's ranker and generator, on the same sample of
  * test users: the harness's table, JSON (paired tests against the first)

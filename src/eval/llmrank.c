@@ -194,7 +194,8 @@ static int score_backend(eval_llmrank_params *p, const sb *prompt, int nc, float
     llm_token_logprobs *lp = NULL;
     int n_lp = 0;
     if (!b->ops->complete_logprobs) p->chat = true;
-    int rc = p->chat ? TAILOR_EUNSUPPORTED : b->ops->complete_logprobs(b, sb_str(prompt), p->top_logprobs, NULL, 0, &text, &lp, &n_lp, err);
+    int rc = p->chat ? TAILOR_EUNSUPPORTED
+                     : b->ops->complete_logprobs(b, sb_str(prompt), p->top_logprobs, NULL, 0, &text, &lp, &n_lp, err);
     if (rc && b->ops->chat_logprobs &&
         (p->chat || rc == TAILOR_EUNSUPPORTED || (rc == TAILOR_EDATA && strstr(err->msg, "HTTP 404")))) {
         if (!p->chat) log_info("the server's completions report no log-probabilities (%s); asking its chat endpoint",
@@ -367,7 +368,8 @@ int eval_llm_ranker(store *st, eval_llmrank_params p, FILE *f, sb *json, tailor_
             fprintf(f, "\nre-ranked minus retriever: HR@10 %+.4f (%+.4f to %+.4f, p %.3f), NDCG@10 %+.4f (%+.4f to "
                        "%+.4f, p %.3f)\n",
                     ph.diff, ph.lo, ph.hi, ph.p_value, pn.diff, pn.lo, pn.hi, pn.p_value);
-            fprintf(f, "retriever trained in %.1f s; the model read %s%lld prompt tokens in %.1f s (%.1f ms per user)%s\n",
+            fprintf(f,
+                    "retriever trained in %.1f s; the model read %s%lld prompt tokens in %.1f s (%.1f ms per user)%s\n",
                     fit_s, p.lm ? "" : "about ", (long long)tokens, rank_s, n_eval ? 1000 * rank_s / n_eval : 0,
                     p.chat ? "; the letters scored through the server's chat endpoint" : "");
             sb_printf(json,
@@ -546,11 +548,16 @@ static double sqdist(const float *a, const float *b, int d) {
     return s;
 }
 
-/* k-means++ seeding, then Lloyd's iterations; an empty cluster takes the
- * point farthest from its centroid. */
 /* Balanced assignment: each point to the nearest centre with room, the
  * closest (point, centre) pairs served first; a centre takes at most
- * ceil(n / K) points. dist gets each point's distance to its centre. */
+ * ceil(n / K) points. Every pair is queued up to km_pairs of them; past
+ * that (a large catalogue) only each point's KM_NEAR nearest centres, and
+ * a point whose near centres all filled takes the nearest with room.
+ * dist gets each point's distance to its centre. */
+#define KM_NEAR 16
+static size_t km_pairs = (size_t)1 << 24;
+
+void eval_kmeans_pair_limit(size_t pairs) { km_pairs = pairs ? pairs : (size_t)1 << 24; }
 typedef struct km_pair {
     double d;
     int32_t i, c;
@@ -562,24 +569,48 @@ static int km_pair_cmp(const void *a, const void *b) {
 }
 
 static void assign_balanced(const float *X, int32_t n, int d, int K, const float *C, int32_t *assign, double *dist) {
-    km_pair *pairs = xmalloc((size_t)n * K * sizeof *pairs);
-    for (int32_t i = 0; i < n; i++)
-        for (int c = 0; c < K; c++)
-            pairs[(size_t)i * K + c] = (km_pair){sqdist(X + (size_t)i * d, C + (size_t)c * d, d), i, c};
-    qsort(pairs, (size_t)n * K, sizeof *pairs, km_pair_cmp);
+    int near = (size_t)n * (size_t)K <= km_pairs || K < KM_NEAR ? K : KM_NEAR;
+    km_pair *pairs = xmalloc((size_t)n * near * sizeof *pairs);
+    double *all = xmalloc((size_t)K * sizeof *all);
+    for (int32_t i = 0; i < n; i++) {
+        km_pair *q = pairs + (size_t)i * near; /* every pair, or the near nearest by insertion */
+        int k = 0;
+        for (int c = 0; c < K; c++) {
+            double x = sqdist(X + (size_t)i * d, C + (size_t)c * d, d);
+            if (near == K) {
+                q[c] = (km_pair){x, i, c};
+                continue;
+            }
+            if (k == near && x >= q[near - 1].d) continue;
+            int at = k < near ? k++ : near - 1;
+            while (at > 0 && q[at - 1].d > x) q[at] = q[at - 1], at--;
+            q[at] = (km_pair){x, i, c};
+        }
+    }
+    qsort(pairs, (size_t)n * near, sizeof *pairs, km_pair_cmp);
     int32_t cap = (n + K - 1) / K, *room = xmalloc((size_t)K * sizeof *room), left = n;
     for (int c = 0; c < K; c++) room[c] = cap;
     for (int32_t i = 0; i < n; i++) assign[i] = -1;
-    for (size_t k = 0; left > 0 && k < (size_t)n * K; k++) {
+    for (size_t k = 0; left > 0 && k < (size_t)n * near; k++) {
         const km_pair *q = &pairs[k];
         if (assign[q->i] >= 0 || room[q->c] == 0) continue;
         assign[q->i] = q->c, dist[q->i] = q->d, room[q->c]--, left--;
     }
-    free(room), free(pairs);
+    for (int32_t i = 0; left > 0 && i < n; i++) {
+        if (assign[i] >= 0) continue;
+        int best = -1;
+        for (int c = 0; c < K; c++) {
+            all[c] = sqdist(X + (size_t)i * d, C + (size_t)c * d, d);
+            if (room[c] > 0 && (best < 0 || all[c] < all[best])) best = c;
+        }
+        assign[i] = best, dist[i] = all[best], room[best]--, left--;
+    }
+    free(all), free(room), free(pairs);
 }
 
-/* k-means++ seeding, then Lloyd's iterations; balanced: every cluster
- * holds at most ceil(n / K) points (assign_balanced). */
+/* k-means++ seeding, then Lloyd's iterations; an empty cluster takes the
+ * point farthest from its centroid. Balanced: every cluster holds at most
+ * ceil(n / K) points (assign_balanced). */
 static void kmeans(const float *X, int32_t n, int d, int K, int iters, bool balanced, rng *g, float *C,
                    int32_t *assign) {
     double *dist = xmalloc((size_t)n * sizeof *dist);
@@ -602,7 +633,7 @@ static void kmeans(const float *X, int32_t n, int d, int K, int iters, bool bala
     for (int it = 0; it < iters; it++) {
         bool moved = false;
         if (balanced) {
-            memcpy(before, assign, (size_t)n * sizeof *before);
+            if (it) memcpy(before, assign, (size_t)n * sizeof *before);
             assign_balanced(X, n, d, K, C, assign, dist);
             moved = it == 0 || memcmp(before, assign, (size_t)n * sizeof *before) != 0;
         }

@@ -397,8 +397,8 @@ static bool chat_logprobs_read(srv_req *r, const cJSON *j, const llm_backend *b,
         return false;
     }
     if (top && !cJSON_IsNull(top) &&
-        (!cJSON_IsNumber(top) || top->valuedouble != (int)top->valuedouble || top->valuedouble < 0 ||
-         top->valuedouble > 10000)) {
+        (!cJSON_IsNumber(top) || top->valuedouble < 0 || top->valuedouble > 10000 ||
+         top->valuedouble != floor(top->valuedouble))) {
         srv_error(r, 400, "invalid_request", "'top_logprobs' is an integer from 0 to 10000");
         return false;
     }
@@ -428,7 +428,8 @@ static void token_json(sb *o, const char *text, float logprob) {
     sb_puts(o, "{\"token\":");
     sb_json_str(o, text, strlen(text));
     sb_printf(o, ",\"logprob\":%.6g,\"bytes\":[", logprob);
-    for (const unsigned char *t = (const unsigned char *)text; *t; t++) sb_printf(o, "%s%u", t > (const unsigned char *)text ? "," : "", *t);
+    const unsigned char *b = (const unsigned char *)text;
+    for (size_t i = 0; b[i]; i++) sb_printf(o, "%s%u", i ? "," : "", b[i]);
     sb_putc(o, ']');
 }
 
@@ -640,8 +641,8 @@ void oa_completions(srv_req *r) {
     const cJSON *lpj = cJSON_GetObjectItemCaseSensitive(j, "logprobs");
     int top_n = -1;
     if (ok && lpj && !cJSON_IsNull(lpj)) {
-        if (!cJSON_IsNumber(lpj) || lpj->valuedouble != (int)lpj->valuedouble || lpj->valuedouble < 0 ||
-            lpj->valuedouble > 10000) {
+        if (!cJSON_IsNumber(lpj) || lpj->valuedouble < 0 || lpj->valuedouble > 10000 ||
+            lpj->valuedouble != floor(lpj->valuedouble)) {
             srv_error(r, 400, "invalid_request", "'logprobs' is an integer from 0 to 10000");
             ok = false;
         } else if (stream) {

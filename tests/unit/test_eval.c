@@ -405,6 +405,58 @@ static void test_llm_ranker_chat(void) {
     store_close(s);
 }
 
+/* Balanced semantic IDs: whole (every item-code pair queued) and bounded
+ * (each item's 16 nearest codes, as for a large catalogue), no level-1
+ * code holds more than ceil(items / codebook) items and every item gets
+ * its own ID. */
+static void test_semantic_ids_balanced(void) {
+    if (!g_ml_ok) return;
+    char *p = path_join(g_dir, "ml.db");
+    store *s = NULL;
+    tailor_error e = {0};
+    CHECK_EQ(store_open(p, store_default_params(), &s, &e), 0);
+    free(p);
+    for (int bounded = 0; bounded < 2; bounded++) {
+        eval_kmeans_pair_limit(bounded ? 1000 : 0);
+        eval_llmrank_params rp = eval_llmrank_default_params();
+        rp.id_levels = 2, rp.id_codebook = 32;
+        char *dir = path_join(g_dir, bounded ? "sid-bounded" : "sid-whole");
+        FILE *devnull = fopen("/dev/null", "w");
+        CHECK_EQ(eval_semantic_ids(s, rp, dir, devnull, &e), 0);
+        fclose(devnull);
+        char *codes = path_join(dir, "codes.tsv");
+        FILE *f = fopen(codes, "r");
+        int count[32] = {0}, items = 0, worst = 0;
+        char line[1024], first[64];
+        hmap ids;
+        hmap_init(&ids, 2048);
+        while (f && fgets(line, sizeof line, f)) {
+            char *id = strchr(line, '\t');
+            CHECK(id != NULL);
+            if (!id) break;
+            char *end = strchr(++id, '\t');
+            if (end) *end = 0;
+            int64_t at;
+            CHECK(!hmap_get(&ids, id, strlen(id), &at)); /* one ID per item */
+            hmap_put(&ids, id, strlen(id), items++);
+            sscanf(id, "a%63s", first);
+            int c = (first[0] - 'a') * 26 + (first[1] ? first[1] - 'a' : 0);
+            if (!first[1]) c = first[0] - 'a';
+            if (c >= 0 && c < 32) worst = ++count[c] > worst ? count[c] : worst;
+        }
+        if (f) fclose(f);
+        hmap_deinit(&ids);
+        CHECK_EQ(items, 1682);
+        CHECK(worst >= 1 && worst <= (1682 + 31) / 32);
+        printf("  semantic IDs (%s pairs): %d items, the largest level-1 code holds %d\n", bounded ? "bounded" : "whole",
+               items, worst);
+        free(codes);
+        free(dir);
+    }
+    eval_kmeans_pair_limit(0);
+    store_close(s);
+}
+
 int main(void) {
     g_dir = test_tmpdir();
     RUN(test_metrics_hand_computed);
@@ -415,6 +467,7 @@ int main(void) {
     RUN(test_neg_file);
     RUN(test_outputs);
     RUN(test_llm_ranker_chat);
+    RUN(test_semantic_ids_balanced);
     if (g_ml_ok) eval_split_free(&g_ml);
     test_rmtree(g_dir);
     free(g_dir);
