@@ -766,6 +766,39 @@ static int read_logprobs(const cJSON *lp, llm_token_logprobs **out) {
     return n;
 }
 
+/* A non-streamed reply's choices[0]: its text (completions: "text"; chat:
+ * "message"."content") and, when lp is given, its log-probabilities. */
+static int post_whole(remote *r, int endpoint, const sb *req, char **text, llm_token_logprobs **lp, int *n_lp,
+                      tailor_error *err) {
+    bool chat = endpoint == EP_CHAT;
+    stream s = {0};
+    sb_init(&s.line);
+    sb_init(&s.body);
+    sb_init(&s.text);
+    int rc = post(r, endpoint, req, false, &s, err);
+    if (!rc) {
+        cJSON *j = cJSON_Parse(sb_str(&s.body));
+        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+        const cJSON *holder = chat ? cJSON_GetObjectItemCaseSensitive(c0, "message") : c0;
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(holder, chat ? "content" : "text"));
+        if (!t) {
+            rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the reply holds no %s", s.url,
+                         chat ? "answer (choices[0].message.content)" : "completion (choices[0].text)");
+        } else if (lp && (*n_lp = read_logprobs(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"), lp)) < 0) {
+            *n_lp = 0;
+            rc = err_set(err, TAILOR_EUNSUPPORTED,
+                         "remote LLM %s: the reply holds no log-probabilities (choices[0].logprobs): the server does "
+                         "not report them for %s",
+                         s.url, chat ? "chat" : "completions");
+        } else {
+            *text = xstrdup(t);
+        }
+        cJSON_Delete(j);
+    }
+    stream_deinit(&s);
+    return rc;
+}
+
 /* POST /completions {"model", "prompt", "logprobs"?}, not streamed. */
 static int text_request(remote *r, const char *prompt, int top_n, const char *const *stop, int n_stop, char **text,
                         llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
@@ -788,29 +821,7 @@ static int text_request(remote *r, const char *prompt, int top_n, const char *co
     if (lp) sb_printf(&req, ",\"logprobs\":%d", top_n > 0 ? top_n : 0);
     sampling_json(r, &req);
     sb_putc(&req, '}');
-    stream s = {0};
-    sb_init(&s.line);
-    sb_init(&s.body);
-    sb_init(&s.text);
-    int rc = post(r, EP_TEXT, &req, false, &s, err);
-    if (!rc) {
-        cJSON *j = cJSON_Parse(sb_str(&s.body));
-        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-        const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "text"));
-        if (!t) {
-            rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the reply holds no completion (choices[0].text)", s.url);
-        } else if (lp && (*n_lp = read_logprobs(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"), lp)) < 0) {
-            *n_lp = 0;
-            rc = err_set(err, TAILOR_EUNSUPPORTED,
-                         "remote LLM %s: the reply holds no log-probabilities (choices[0].logprobs): the server does not "
-                         "report them for completions",
-                         s.url);
-        } else {
-            *text = xstrdup(t);
-        }
-        cJSON_Delete(j);
-    }
-    stream_deinit(&s);
+    int rc = post_whole(r, EP_TEXT, &req, text, lp, n_lp, err);
     sb_deinit(&req);
     return rc;
 }
@@ -835,31 +846,7 @@ static int remote_chat_logprobs(llm_backend *b, const llm_msg *msgs, int n, int 
     sb req;
     sb_init(&req);
     request_json(r, msgs, n, NULL, 0, LLM_TOOLS_NONE, NULL, top_n > 0 ? top_n : 0, &req);
-    stream s = {0};
-    sb_init(&s.line);
-    sb_init(&s.body);
-    sb_init(&s.text);
-    int rc = post(r, EP_CHAT, &req, false, &s, err);
-    if (!rc) {
-        cJSON *j = cJSON_Parse(sb_str(&s.body));
-        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-        const char *t = cJSON_GetStringValue(
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "message"), "content"));
-        if (!t) {
-            rc = err_set(err, TAILOR_EDATA, "remote LLM %s: the reply holds no answer (choices[0].message.content)",
-                         s.url);
-        } else if ((*n_lp = read_logprobs(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"), lp)) < 0) {
-            *n_lp = 0;
-            rc = err_set(err, TAILOR_EUNSUPPORTED,
-                         "remote LLM %s: the reply holds no log-probabilities (choices[0].logprobs.content): the "
-                         "server does not report them for chat",
-                         s.url);
-        } else {
-            *text = xstrdup(t);
-        }
-        cJSON_Delete(j);
-    }
-    stream_deinit(&s);
+    int rc = post_whole(r, EP_CHAT, &req, text, lp, n_lp, err);
     sb_deinit(&req);
     return rc;
 }
