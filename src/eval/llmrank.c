@@ -193,14 +193,18 @@ static int score_backend(eval_llmrank_params *p, const sb *prompt, int nc, float
     char *text = NULL;
     llm_token_logprobs *lp = NULL;
     int n_lp = 0;
-    if (!b->ops->complete_logprobs) p->chat = true;
-    int rc = p->chat ? TAILOR_EUNSUPPORTED
-                     : b->ops->complete_logprobs(b, sb_str(prompt), p->top_logprobs, NULL, 0, &text, &lp, &n_lp, err);
-    if (rc && b->ops->chat_logprobs &&
-        (p->chat || rc == TAILOR_EUNSUPPORTED || (rc == TAILOR_EDATA && strstr(err->msg, "HTTP 404")))) {
-        if (!p->chat) log_info("the server's completions report no log-probabilities (%s); asking its chat endpoint",
-                               err->msg);
+    int rc = 0;
+    if (!b->ops->complete_logprobs) {
         p->chat = true;
+    } else if (!p->chat) {
+        rc = b->ops->complete_logprobs(b, sb_str(prompt), p->top_logprobs, NULL, 0, &text, &lp, &n_lp, err);
+        bool none = rc == TAILOR_EUNSUPPORTED || (rc == TAILOR_EDATA && strstr(err->msg, "HTTP 404"));
+        if (none && b->ops->chat_logprobs) {
+            log_info("the server's completions report no log-probabilities (%s); asking its chat endpoint", err->msg);
+            p->chat = true;
+        }
+    }
+    if (p->chat) {
         sb q;
         sb_init(&q);
         sb_printf(&q, "%s\nReply with the candidate's letter only.", sb_str(prompt));
@@ -555,9 +559,11 @@ static double sqdist(const float *a, const float *b, int d) {
  * a point whose near centres all filled takes the nearest with room.
  * dist gets each point's distance to its centre. */
 #define KM_NEAR 16
-static size_t km_pairs = (size_t)1 << 24;
+#define KM_PAIRS ((size_t)1 << 24)
+static size_t km_pairs = KM_PAIRS; /* eval_kmeans_pair_limit changes it for tests */
 
-void eval_kmeans_pair_limit(size_t pairs) { km_pairs = pairs ? pairs : (size_t)1 << 24; }
+void eval_kmeans_pair_limit(size_t pairs) { km_pairs = pairs ? pairs : KM_PAIRS; }
+
 typedef struct km_pair {
     double d;
     int32_t i, c;
@@ -571,7 +577,6 @@ static int km_pair_cmp(const void *a, const void *b) {
 static void assign_balanced(const float *X, int32_t n, int d, int K, const float *C, int32_t *assign, double *dist) {
     int near = (size_t)n * (size_t)K <= km_pairs || K < KM_NEAR ? K : KM_NEAR;
     km_pair *pairs = xmalloc((size_t)n * near * sizeof *pairs);
-    double *all = xmalloc((size_t)K * sizeof *all);
     for (int32_t i = 0; i < n; i++) {
         km_pair *q = pairs + (size_t)i * near; /* every pair, or the near nearest by insertion */
         int k = 0;
@@ -599,13 +604,15 @@ static void assign_balanced(const float *X, int32_t n, int d, int K, const float
     for (int32_t i = 0; left > 0 && i < n; i++) {
         if (assign[i] >= 0) continue;
         int best = -1;
+        double bd = INFINITY;
         for (int c = 0; c < K; c++) {
-            all[c] = sqdist(X + (size_t)i * d, C + (size_t)c * d, d);
-            if (room[c] > 0 && (best < 0 || all[c] < all[best])) best = c;
+            if (room[c] == 0) continue;
+            double x = sqdist(X + (size_t)i * d, C + (size_t)c * d, d);
+            if (best < 0 || x < bd) best = c, bd = x;
         }
-        assign[i] = best, dist[i] = all[best], room[best]--, left--;
+        assign[i] = best, dist[i] = bd, room[best]--, left--;
     }
-    free(all), free(room), free(pairs);
+    free(room), free(pairs);
 }
 
 /* k-means++ seeding, then Lloyd's iterations; an empty cluster takes the
@@ -636,16 +643,17 @@ static void kmeans(const float *X, int32_t n, int d, int K, int iters, bool bala
             if (it) memcpy(before, assign, (size_t)n * sizeof *before);
             assign_balanced(X, n, d, K, C, assign, dist);
             moved = it == 0 || memcmp(before, assign, (size_t)n * sizeof *before) != 0;
-        }
-        for (int32_t i = 0; !balanced && i < n; i++) {
-            int best = 0;
-            double bd = INFINITY;
-            for (int c = 0; c < K; c++) {
-                double x = sqdist(X + (size_t)i * d, C + (size_t)c * d, d);
-                if (x < bd) bd = x, best = c;
+        } else {
+            for (int32_t i = 0; i < n; i++) {
+                int best = 0;
+                double bd = INFINITY;
+                for (int c = 0; c < K; c++) {
+                    double x = sqdist(X + (size_t)i * d, C + (size_t)c * d, d);
+                    if (x < bd) bd = x, best = c;
+                }
+                moved |= it == 0 || assign[i] != best;
+                assign[i] = best, dist[i] = bd;
             }
-            moved |= it == 0 || assign[i] != best;
-            assign[i] = best, dist[i] = bd;
         }
         if (!moved) break;
         memset(count, 0, (size_t)K * sizeof *count);
@@ -707,7 +715,7 @@ static int write_sequences(const eval_split *s, const char *const *names, const 
         }
         free(ordered);
     }
-    if (fclose(o)) return err_set(err, TAILOR_EIO, "cannot write %s", path);
+    if (ferror(o) | fclose(o)) return err_set(err, TAILOR_EIO, "cannot write %s", path);
     return 0;
 }
 
@@ -792,7 +800,7 @@ int eval_semantic_ids(store *st, eval_llmrank_params p, const char *dir, FILE *f
             for (const char *c = title; *c; c++) fputc(*c == '\t' || *c == '\n' ? ' ' : *c, o);
             fputc('\n', o);
         }
-        if (o && fclose(o) && !rc) rc = err_set(err, TAILOR_EIO, "cannot write %s", sb_str(&path));
+        if (o && (ferror(o) | fclose(o)) && !rc) rc = err_set(err, TAILOR_EIO, "cannot write %s", sb_str(&path));
         sb_clear(&path);
         sb_printf(&path, "%s/train.txt", dir);
         int64_t lines = 0;

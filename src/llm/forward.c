@@ -299,12 +299,15 @@ typedef struct f16_job {
     float *y;
 } f16_job;
 
+/* Floats of one thread's share of wpanel: F16_PANEL rows of weights and
+ * of their outputs. */
+static size_t f16_per_thread(const llm_ctx *c) { return (size_t)F16_PANEL * ((size_t)c->widest + (size_t)N_BATCH); }
+
 static void f16_panels(void *ctx, size_t b, size_t e, int thread) {
     const f16_job *j = ctx;
     const llm_ctx *c = j->c;
     void (*deq)(const void *, float *, int64_t) = c->k->deq[LLM_TYPE_F16];
-    size_t per = (size_t)F16_PANEL * ((size_t)c->widest + (size_t)N_BATCH);
-    float *wp = c->wpanel + (size_t)thread * per, *yt = wp + (size_t)F16_PANEL * (size_t)j->cols;
+    float *wp = c->wpanel + (size_t)thread * f16_per_thread(c), *yt = wp + (size_t)F16_PANEL * (size_t)j->cols;
     for (size_t p = b; p < e; p++) {
         int64_t r0 = (int64_t)p * F16_PANEL, nr = j->rows - r0 < F16_PANEL ? j->rows - r0 : F16_PANEL;
         int64_t nr4 = (nr + LLM_GEMM_ROWS - 1) / LLM_GEMM_ROWS * LLM_GEMM_ROWS;
@@ -351,8 +354,7 @@ static void f16_transpose(void *ctx, size_t b, size_t e, int thread) {
 static void matmul_f16_gemm(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y) {
     int64_t cols = w->ne[0], rows = w->ne[1];
     int n_pad = (n + 15) / 16 * 16;
-    size_t per = (size_t)F16_PANEL * ((size_t)c->widest + (size_t)N_BATCH);
-    if (!c->wpanel) c->wpanel = xmalloc((size_t)c->n_threads * per * 4);
+    if (!c->wpanel) c->wpanel = xmalloc((size_t)c->n_threads * f16_per_thread(c) * 4);
     /* x rounded to F16 (into pack), then token-minor in F32 (into act) */
     size_t h_row = llm_row_bytes(LLM_TYPE_F16, cols);
     for (int t = 0; t < n; t++) c->k->quant[LLM_TYPE_F16](x + (size_t)t * cols, c->pack + (size_t)t * h_row, cols);

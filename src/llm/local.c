@@ -489,41 +489,39 @@ static int local_complete_text(llm_backend *b, const char *prompt, const char *c
     return rc;
 }
 
-/* The reply to a prompt (chat: the rendered conversation, under the
- * answer grammar) with its log-probabilities. */
-static int logprobs_of(local *l, const char *prompt, size_t len, llm_grammar *g, int top_n, const char *const *stop,
-                       int n_stop, char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
-    sink s = {.answer = true, .top_n = top_n > 0 ? top_n : 0};
-    sb_init(&s.text);
-    int rc = decode_text(l, prompt, len, g, stop, n_stop, &s, err);
-    *text = rc ? NULL : sb_take(&s.text);
+/* A decode's outcome with log-probabilities: its text and the tokens'
+ * figures handed over (none on failure). */
+static int take_logprobs(int rc, sink *s, char **text, llm_token_logprobs **lp, int *n_lp) {
+    *text = rc ? NULL : sb_take(&s->text);
     if (!rc && !*text) *text = xstrdup("");
-    sb_deinit(&s.text);
+    sb_deinit(&s->text);
     if (rc) {
-        llm_token_logprobs_free(s.lp, s.n_lp);
-        s.lp = NULL, s.n_lp = 0;
+        llm_token_logprobs_free(s->lp, s->n_lp);
+        s->lp = NULL, s->n_lp = 0;
     }
-    *lp = s.lp;
-    *n_lp = s.n_lp;
+    *lp = s->lp;
+    *n_lp = s->n_lp;
     return rc;
 }
 
 static int local_complete_logprobs(llm_backend *b, const char *prompt, int top_n, const char *const *stop, int n_stop,
                                    char **text, llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
-    return logprobs_of(b->impl, prompt, strlen(prompt), NULL, top_n, stop, n_stop, text, lp, n_lp, err);
+    sink s = {.answer = true, .top_n = top_n > 0 ? top_n : 0};
+    sb_init(&s.text);
+    int rc = decode_text(b->impl, prompt, strlen(prompt), NULL, stop, n_stop, &s, err);
+    return take_logprobs(rc, &s, text, lp, n_lp);
 }
 
+/* The conversation's answer (under the answer grammar, as complete
+ * without tools) with its log-probabilities. */
 static int local_chat_logprobs(llm_backend *b, const llm_msg *msgs, int n, int top_n, char **text,
                                llm_token_logprobs **lp, int *n_lp, tailor_error *err) {
     local *l = b->impl;
-    *text = NULL, *lp = NULL, *n_lp = 0;
-    sb prompt;
-    sb_init(&prompt);
+    sink s = {.answer = true, .top_n = top_n > 0 ? top_n : 0};
+    sb_init(&s.text);
     int rc = build_grammars(l, NULL, 0, err);
-    if (!rc) rc = render(l->m, l->format, msgs, n, NULL, 0, true, &prompt, err);
-    if (!rc) rc = logprobs_of(l, prompt.buf, prompt.len, l->answer, top_n, NULL, 0, text, lp, n_lp, err);
-    sb_deinit(&prompt);
-    return rc;
+    if (!rc) rc = decode(l, msgs, n, NULL, 0, l->answer, &s, err);
+    return take_logprobs(rc, &s, text, lp, n_lp);
 }
 
 static void local_set_sampling(llm_backend *b, const llm_sampler_params *p, int32_t max_tokens) {

@@ -406,6 +406,13 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
+static void stream_init(stream *s, llm_stream_fn cb, void *ud) {
+    *s = (stream){.cb = cb, .ud = ud};
+    sb_init(&s->line);
+    sb_init(&s->body);
+    sb_init(&s->text);
+}
+
 static void stream_reset(stream *s) {
     sb_clear(&s->line);
     sb_clear(&s->body);
@@ -585,10 +592,8 @@ static int request(remote *r, const llm_msg *msgs, int n, const llm_tool_def *to
     sb req;
     sb_init(&req);
     request_json(r, msgs, n, tools, n_tools, choice, schema, -1, &req);
-    stream s = {.cb = cb, .ud = ud};
-    sb_init(&s.line);
-    sb_init(&s.body);
-    sb_init(&s.text);
+    stream s;
+    stream_init(&s, cb, ud);
     int rc = post(r, EP_CHAT, &req, true, &s, err);
     if (!rc) {
         if (!s.sse) parse_whole(&s);
@@ -677,10 +682,8 @@ static int remote_embed(llm_backend *b, const char *text, size_t n, float **out,
     sb_puts(&req, ",\"input\":");
     sb_json_str(&req, text, n);
     sb_putc(&req, '}');
-    stream s = {0};
-    sb_init(&s.line);
-    sb_init(&s.body);
-    sb_init(&s.text);
+    stream s;
+    stream_init(&s, NULL, NULL);
     int rc = post(r, EP_EMBED, &req, false, &s, err);
     if (!rc) {
         cJSON *j = cJSON_Parse(sb_str(&s.body));
@@ -771,10 +774,8 @@ static int read_logprobs(const cJSON *lp, llm_token_logprobs **out) {
 static int post_whole(remote *r, int endpoint, const sb *req, char **text, llm_token_logprobs **lp, int *n_lp,
                       tailor_error *err) {
     bool chat = endpoint == EP_CHAT;
-    stream s = {0};
-    sb_init(&s.line);
-    sb_init(&s.body);
-    sb_init(&s.text);
+    stream s;
+    stream_init(&s, NULL, NULL);
     int rc = post(r, endpoint, req, false, &s, err);
     if (!rc) {
         cJSON *j = cJSON_Parse(sb_str(&s.body));

@@ -50,6 +50,12 @@ static bool model_ok(srv_req *r, const cJSON *j) {
     return false;
 }
 
+/* A JSON number that is a whole number in [lo, hi] (compared before any
+ * cast, so no value is out of an integer's range). */
+static bool whole_in(const cJSON *v, double lo, double hi) {
+    return cJSON_IsNumber(v) && v->valuedouble >= lo && v->valuedouble <= hi && v->valuedouble == floor(v->valuedouble);
+}
+
 /* Sampling fields into p; false after a 400. */
 static bool sampling_read(srv_req *r, const cJSON *j, llm_sampler_params *p, int32_t *max_tokens) {
     *p = llm_sampler_default_params();
@@ -92,7 +98,7 @@ static bool sampling_read(srv_req *r, const cJSON *j, llm_sampler_params *p, int
     const char *names[] = {"max_completion_tokens", "max_tokens"};
     for (int i = 0; i < 2; i++)
         if ((v = cJSON_GetObjectItemCaseSensitive(j, names[i])) && !cJSON_IsNull(v)) {
-            if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e6 || v->valuedouble != floor(v->valuedouble)) {
+            if (!whole_in(v, 1, 1e6)) {
                 srv_error(r, 400, "invalid_request", "'%s' is a positive integer", names[i]);
                 return false;
             }
@@ -396,9 +402,7 @@ static bool chat_logprobs_read(srv_req *r, const cJSON *j, const llm_backend *b,
         srv_error(r, 400, "invalid_request", "'logprobs' is true or false");
         return false;
     }
-    if (top && !cJSON_IsNull(top) &&
-        (!cJSON_IsNumber(top) || top->valuedouble < 0 || top->valuedouble > 10000 ||
-         top->valuedouble != floor(top->valuedouble))) {
+    if (top && !cJSON_IsNull(top) && !whole_in(top, 0, 10000)) {
         srv_error(r, 400, "invalid_request", "'top_logprobs' is an integer from 0 to 10000");
         return false;
     }
@@ -641,8 +645,7 @@ void oa_completions(srv_req *r) {
     const cJSON *lpj = cJSON_GetObjectItemCaseSensitive(j, "logprobs");
     int top_n = -1;
     if (ok && lpj && !cJSON_IsNull(lpj)) {
-        if (!cJSON_IsNumber(lpj) || lpj->valuedouble < 0 || lpj->valuedouble > 10000 ||
-            lpj->valuedouble != floor(lpj->valuedouble)) {
+        if (!whole_in(lpj, 0, 10000)) {
             srv_error(r, 400, "invalid_request", "'logprobs' is an integer from 0 to 10000");
             ok = false;
         } else if (stream) {
