@@ -367,10 +367,82 @@ static void matmul_f16_gemm(llm_ctx *c, const llm_tensor *w, const float *x, int
     else pool_for(c->pool, panels, f16_panels, &j);
 }
 
+/* Q4_0/Q5_0 laid out 16 rows to a group (repack.c): the tokens' Q8_0 rows
+ * packed per block for the kernels (whole tiles of r16.t tokens, then the
+ * rest one by one), the work cut in groups of rows. */
+typedef struct r16_job {
+    llm_ctx *c;
+    llm_type wt;
+    llm_r16 k;
+    const uint8_t *w;
+    uint8_t *pack;
+    size_t g_bytes, a_row, one_bytes; /* a group of 16 weight rows; a token's Q8_0 row; its packed blocks */
+    int64_t cols, rows;
+    int n, tiled; /* tokens in whole tiles (a multiple of k.t) */
+    float *y;
+} r16_job;
+
+static const uint8_t *r16_acts(const r16_job *j, int t) {
+    return j->pack + (size_t)(t < j->tiled ? t / j->k.t * j->k.t : t) * j->one_bytes;
+}
+
+static void r16_pack(void *ctx, size_t b, size_t e, int thread) {
+    (void)thread;
+    const r16_job *j = ctx;
+    size_t tiles = j->tiled ? (size_t)(j->tiled / j->k.t) : 0;
+    for (size_t i = b; i < e; i++) { /* item i: tile i, then the tokens past the tiles one by one */
+        int T = i < tiles ? j->k.t : 1, t = i < tiles ? (int)i * T : j->tiled + (int)(i - tiles);
+        llm_r16_pack_acts(j->wt, j->c->act + (size_t)t * j->a_row, j->a_row, T, j->cols, (uint8_t *)r16_acts(j, t));
+    }
+}
+
+static void r16_groups(void *ctx, size_t b, size_t e, int thread) {
+    (void)thread;
+    const r16_job *j = ctx;
+    int T = j->k.t;
+    /* tokens in chunks whose packed activations stay in L2 */
+    int chunk = (int)(MM_L2_BYTES / j->one_bytes);
+    chunk = chunk < T ? T : chunk / T * T;
+    for (int t0 = 0; t0 < j->n; t0 += chunk) {
+        int t1 = t0 + chunk < j->n ? t0 + chunk : j->n;
+        for (size_t g = b; g < e; g++) {
+            const uint8_t *w = j->w + g * j->g_bytes;
+            float *y = j->y + g * LLM_R16;
+            int t = t0;
+            for (; t + T <= t1 && t < j->tiled; t += T)
+                j->k.tile(w, r16_acts(j, t), j->cols, y + (size_t)t * (size_t)j->rows, (size_t)j->rows);
+            for (; t < t1; t++) j->k.one(w, r16_acts(j, t), j->cols, y + (size_t)t * (size_t)j->rows, 0);
+        }
+    }
+}
+
+static void matmul_r16(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y) {
+    int64_t cols = w->ne[0], rows = w->ne[1];
+    llm_r16 k = c->k->r16[w->type];
+    int T = k.tile && n >= k.t ? k.t : 0;
+    r16_job j = {c, w->type, k, w->data, c->pack, LLM_R16 * llm_row_bytes(w->type, cols),
+                 llm_row_bytes(LLM_TYPE_Q8_0, cols), (size_t)(cols / 32) * sizeof(llm_x8), cols, rows, n,
+                 T ? n / T * T : 0, y};
+    bool wide = c->n_threads > 1 && (double)n * (double)cols >= 65536.0;
+    prep_job pj = {c, LLM_TYPE_Q8_0, {0}, x, cols, j.a_row, 0, n};
+    if (n > 1 && wide) pool_for(c->pool, (size_t)n, prep_rows, &pj);
+    else prep_rows(&pj, 0, (size_t)n, 0);
+    size_t items = (size_t)(T ? j.tiled / T : 0) + (size_t)(n - j.tiled);
+    if (items > 1 && wide) pool_for(c->pool, items, r16_pack, &j);
+    else r16_pack(&j, 0, items, 0);
+    size_t groups = (size_t)(rows / LLM_R16);
+    if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) r16_groups(&j, 0, groups, 0);
+    else pool_for(c->pool, groups, r16_groups, &j);
+}
+
 /* y[t][r] = W[r] . x[t] for T = n rows of x. */
 static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y) {
     if (w->type == LLM_TYPE_F16 && n >= F16_GEMM_MIN_TOKENS && c->k->gemm4 && w->ne[0] <= c->widest) {
         matmul_f16_gemm(c, w, x, n, y);
+        return;
+    }
+    if (w->layout == LLM_LAYOUT_R16) {
+        matmul_r16(c, w, x, n, y);
         return;
     }
     llm_type at = llm_type_get(w->type)->dot_type;

@@ -6,7 +6,9 @@
  * Rules: every byte read from a GGUF file is bounds-checked before use;
  * weights stay in the mapping (never copied); numerics follow the
  * reference engine (activations rounded to the weight's dot-product type
- * before each matmul), so results match llama.cpp to its own tolerances. */
+ * before each matmul), so results match llama.cpp to its own tolerances.
+ * (Q4_0/Q5_0 matrices are rearranged in place in the private mapping for
+ * the kernels: repack.c.) */
 #ifndef TAILOR_LLM_H
 #define TAILOR_LLM_H
 
@@ -155,6 +157,45 @@ typedef void (*llm_gemm4_fn)(const float *w, size_t w_row, const float *xt, size
 void llm_gemm4_ref(const float *w, size_t w_row, const float *xt, size_t xt_row, int64_t kb, int n, float *yt,
                    size_t yt_row);
 
+/* Q4_0 and Q5_0 weights laid out for the kernels (repack.c): 16 rows
+ * interleaved block by block, in the same bytes as those 16 rows
+ * (LLM_LAYOUT_R16), so one vector holds a block's values of 16 rows and
+ * the rows' dot products lie in its lanes. Per block of the group, 16 x
+ * the block's bytes:
+ *   uint16_t d[16]        the rows' scales
+ *   uint8_t qs[4][16][4]  part j, row k: the row's qs bytes 4j..4j+3 (low
+ *                         nibbles: values 4j..4j+3, high: 16+4j..16+4j+3)
+ *   uint64_t qh[8] (Q5_0) mask c: bit 4k+i = row k's fifth bit of value 4c+i
+ * The kernels take the activations (Q8_0 rows) packed per block and
+ * token as llm_x8, groups of T tokens block-major ([block][token]). */
+#define LLM_R16 16
+struct llm_tensor;
+enum { LLM_LAYOUT_ROWS = 0, LLM_LAYOUT_R16 = 1 };
+typedef struct { float d; int32_t s; int8_t qs[32]; } llm_x8; /* s = OFF * sum(qs): 8 for Q4_0, 16 for Q5_0 */
+/* 16 rows from w (a group) times T tokens (a packed group): y[t * y_stride + k] = row k . token t. */
+typedef void (*llm_r16_fn)(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
+typedef struct llm_r16 {
+    llm_r16_fn one;  /* T = 1 (generation and the tiles' edges) */
+    llm_r16_fn tile; /* T = t; NULL: one token at a time */
+    int t;
+} llm_r16;
+/* Whether t can be laid out so (Q4_0 or Q5_0, a matrix of whole groups). */
+bool llm_r16_fits(const struct llm_tensor *t);
+/* 16 rows in the file's layout (row_bytes apart, n values each) -> one group at dst. */
+void llm_r16_pack(llm_type t, const void *rows, size_t row_bytes, int64_t n, void *dst);
+/* Row k of a group back in the file's layout. */
+void llm_r16_unpack_row(llm_type t, const void *group, int64_t n, int k, void *dst);
+/* T tokens' Q8_0 rows (a_row bytes apart) -> the kernels' packed group for weights of type wt. */
+void llm_r16_pack_acts(llm_type wt, const void *q8, size_t a_row, int T, int64_t n, void *dst);
+/* The scalar twin: what every kernel computes, bit for bit; for one token as llm_r16_fn. */
+void llm_r16_ref(llm_type t, const void *w, const void *a, int T, int64_t n, float *y, size_t y_stride);
+void llm_r16_ref1_q4_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
+void llm_r16_ref1_q5_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
+#define LLM_R16_REF {[LLM_TYPE_Q4_0] = {llm_r16_ref1_q4_0, NULL, 1}, [LLM_TYPE_Q5_0] = {llm_r16_ref1_q5_0, NULL, 1}}
+/* Rows [r0, r1) of a matrix in F32, whatever its layout (fast: with the
+ * best kernel set's conversions, as llm_dequant_row_fast). */
+void llm_tensor_rows(const struct llm_tensor *t, int64_t r0, int64_t r1, float *dst, bool fast);
+
 typedef struct llm_kernels {
     const char *name;                 /* "scalar", "avx2", "avxvnni" or "avx512" */
     llm_dot_fn dot[LLM_TYPE_COUNT];   /* NULL for unsupported types */
@@ -167,6 +208,7 @@ typedef struct llm_kernels {
     /* A row to F32, bit for bit llm_dequant_row (NULL: that one). */
     void (*deq[LLM_TYPE_COUNT])(const void *src, float *dst, int64_t n);
     llm_gemm4_fn gemm4; /* NULL: F16 prompts go through rows and tiles */
+    llm_r16 r16[LLM_TYPE_COUNT]; /* Q4_0/Q5_0 in LLM_LAYOUT_R16; the set lays weights out so where r16.tile is set */
 } llm_kernels;
 
 const llm_kernels *llm_kernels_scalar(void);
@@ -231,6 +273,7 @@ typedef struct llm_tensor {
     uint64_t offset;   /* from the start of the data section */
     const void *data;  /* inside the mapping */
     size_t bytes;
+    int layout;        /* LLM_LAYOUT_ROWS as in the file; LLM_LAYOUT_R16 once laid out for the kernels */
 } llm_tensor;
 
 typedef struct llm_gguf {
@@ -388,6 +431,10 @@ int llm_model_load(const char *path, llm_model **out, tailor_error *err);
 int llm_model_load_ex(const char *path, bool vocab_only, llm_model **out, tailor_error *err);
 void llm_model_free(llm_model *m);
 size_t llm_model_weight_bytes(const llm_model *m);
+/* Lays the model's Q4_0/Q5_0 matrices out for the kernel set k where it
+ * has tiles for them (repack.c; at load, for the best set; the other sets
+ * read the layout too). $TAILOR_LLM_REPACK=0 keeps the file's layout. */
+int llm_model_lay_out(llm_model *m, const llm_kernels *k, tailor_error *err);
 
 /* ---- inference context ------------------------------------------------- */
 

@@ -206,6 +206,7 @@ int llm_model_load_ex(const char *path, bool vocab_only, llm_model **out, tailor
         l->ffn_up = want_blk(&L, i, "ffn_up.weight", d, hp->n_ff, true);
         l->ffn_down = want_blk(&L, i, "ffn_down.weight", hp->n_ff, d, true);
     }
+    if (!err->code) llm_model_lay_out(m, llm_kernels_best(), err);
     if (err->code) {
         llm_model_free(m);
         return err->code;

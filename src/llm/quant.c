@@ -467,6 +467,7 @@ static const llm_kernels SCALAR = {
     .quant = {[LLM_TYPE_F32] = q_f32_fn, [LLM_TYPE_F16] = q_f16_fn, [LLM_TYPE_BF16] = q_bf16_fn,
               [LLM_TYPE_Q8_0] = q_q8_0_fn, [LLM_TYPE_Q8_1] = q_q8_1_fn, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
     .swiglu = llm_swiglu_ref,
+    .r16 = LLM_R16_REF,
 };
 
 const llm_kernels *llm_kernels_scalar(void) { return &SCALAR; }

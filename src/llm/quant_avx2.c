@@ -1022,6 +1022,7 @@ static const llm_kernels AVX2 = {
     .swiglu = swiglu,
     .deq = {[LLM_TYPE_F16] = deq_f16, [LLM_TYPE_Q8_0] = deq_q8_0, [LLM_TYPE_Q4_0] = deq_q4_0,
             [LLM_TYPE_Q5_0] = deq_q5_0, [LLM_TYPE_Q4_K] = deq_q4_K, [LLM_TYPE_Q6_K] = deq_q6_K},
+    .r16 = LLM_R16_REF,
 };
 
 const llm_kernels *llm_kernels_avx2(void) {

@@ -619,6 +619,68 @@ TGT static void swiglu(float *gate, const float *up, int64_t n) {
     llm_swiglu_ref(gate + i, up + i, n - i);
 }
 
+/* ---- Q4_0/Q5_0 laid out 16 rows to a group (repack.c) ----------------- */
+
+/* A block of 16 rows is four 64-byte loads of nibbles (the low nibbles of
+ * part j are values 4j..4j+3 of every row, the high ones 16+4j..) and, for
+ * Q5_0, eight ready masks of fifth bits; each of the eight value vectors
+ * meets a token's 4 activation bytes broadcast from memory in one
+ * vpdpbusd, so the 16 rows' sums build up in the lanes. One scale step per
+ * block and token for all 16 rows; generation reads the group as one
+ * sequential stream. */
+static inline int32_t ld32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+TGT static inline __attribute__((always_inline)) void r16_kernel(const uint8_t *w, const uint8_t *a, int64_t n,
+                                                                 float *y, size_t y_stride, const int T,
+                                                                 const bool q5) {
+    const size_t gb = LLM_R16 * (q5 ? sizeof(blk_q5_0) : sizeof(blk_q4_0));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), h5 = _mm512_set1_epi8(0x10);
+    __m512 acc[LLM_TILE_MAX_T];
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / QK; b++) {
+        const uint8_t *x = w + (size_t)b * gb;
+        const llm_x8 *ab = (const llm_x8 *)a + (size_t)b * (size_t)T;
+        __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)x));
+        __m512i u[8];
+        for (int j = 0; j < 4; j++) {
+            __m512i v = _mm512_loadu_si512((const void *)(x + 32 + 64 * j));
+            u[j] = _mm512_and_si512(v, m4);
+            u[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        if (q5)
+            for (int c = 0; c < 8; c++)
+                u[c] = _mm512_mask_add_epi8(u[c], _load_mask64((__mmask64 *)(x + 288 + 8 * c)), u[c], h5);
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = ab[t].qs;
+            /* two chains, so one token's sums do not wait on each other */
+            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[0], _mm512_set1_epi32(ld32(q)));
+            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[1], _mm512_set1_epi32(ld32(q + 4)));
+            for (int c = 2; c < 8; c += 2) {
+                p0 = _mm512_dpbusd_epi32(p0, u[c], _mm512_set1_epi32(ld32(q + 4 * c)));
+                p1 = _mm512_dpbusd_epi32(p1, u[c + 1], _mm512_set1_epi32(ld32(q + 4 * c + 4)));
+            }
+            __m512i p = _mm512_sub_epi32(_mm512_add_epi32(p0, p1), _mm512_set1_epi32(ab[t].s));
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(ab[t].d)), _mm512_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(y + (size_t)t * y_stride, acc[t]);
+}
+
+#define R16_T 16
+#define R16FN(NAME, T, Q5)                                                                         \
+    TGT static void NAME(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {     \
+        r16_kernel(w, a, n, y, y_stride, T, Q5);                                                   \
+    }
+R16FN(r16_one_q4_0, 1, false)
+R16FN(r16_one_q5_0, 1, true)
+R16FN(r16_tile_q4_0, R16_T, false)
+R16FN(r16_tile_q5_0, R16_T, true)
+#undef R16FN
+
 /* ---- the set ------------------------------------------------------------- */
 
 static llm_kernels AVX512;
@@ -684,6 +746,8 @@ static void avx512_init(void) {
     AVX512.att = att_block;
     AVX512.swiglu = swiglu;
     AVX512.att_align = 16;
+    AVX512.r16[LLM_TYPE_Q4_0] = (llm_r16){r16_one_q4_0, r16_tile_q4_0, R16_T};
+    AVX512.r16[LLM_TYPE_Q5_0] = (llm_r16){r16_one_q5_0, r16_tile_q5_0, R16_T};
     AVX512.rows[LLM_TYPE_Q8_0] = rows_q8_0;
     AVX512.rows[LLM_TYPE_Q4_0] = rows_q4_0;
     AVX512.rows[LLM_TYPE_Q5_0] = rows_q5_0;

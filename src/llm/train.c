@@ -76,10 +76,8 @@ int llm_train_shape(const char *shape, const char *config, int32_t n_vocab, nn_l
 }
 
 static void take(float *dst, const llm_tensor *t) {
-    int64_t cols = t->ne[0], rows = t->n_dims > 1 ? t->ne[1] : 1;
-    size_t rb = llm_row_bytes(t->type, cols);
-    for (int64_t r = 0; r < rows; r++)
-        llm_dequant_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst + (size_t)r * (size_t)cols, cols);
+    int64_t rows = t->n_dims > 1 ? t->ne[1] : 1;
+    llm_tensor_rows(t, 0, rows, dst, false);
 }
 
 int llm_train_from_model(const llm_model *m, nn_llama **out, tailor_error *err) {
@@ -112,11 +110,7 @@ static void model_rows(void *ctx, int layer, int which, int64_t r0, int64_t r1, 
         const llm_tensor *mats[NN_LORA_SLOTS] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down};
         t = mats[which];
     }
-    int64_t cols = t->ne[0];
-    size_t rb = llm_row_bytes(t->type, cols);
-    for (int64_t r = r0; r < r1; r++)
-        llm_dequant_row_fast(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst + (size_t)(r - r0) * (size_t)cols,
-                        cols);
+    llm_tensor_rows(t, r0, r1, dst, true);
 }
 
 int llm_train_frozen(const llm_model *m, nn_llama **out, tailor_error *err) {

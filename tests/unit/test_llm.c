@@ -195,6 +195,53 @@ static void check_kernel_set(const llm_kernels *fast) {
         tiles++;
     }
     fprintf(stderr, "note: %s kernels: %d tile types checked against the scalar reference\n", fast->name, tiles);
+    /* Q4_0/Q5_0 laid out 16 rows to a group: the layout gives the rows
+     * back, and each kernel (one token, a tile of tokens) is bit for bit
+     * the layout's scalar twin and within rounding of the plain dots. */
+    const llm_type r16_types[] = {LLM_TYPE_Q4_0, LLM_TYPE_Q5_0};
+    for (size_t i = 0; i < 2; i++) {
+        llm_type t = r16_types[i];
+        llm_r16 k = fast->r16[t];
+        CHECK(k.one != NULL);
+        int64_t len = 544; /* 17 blocks */
+        size_t rb = llm_row_bytes(t, len), ab = llm_row_bytes(LLM_TYPE_Q8_0, len);
+        int T = k.tile ? k.t : 1;
+        CHECK(T >= 1 && T <= LLM_TILE_MAX_T);
+        uint8_t *rowsq = malloc(rb * LLM_R16), *group = malloc(rb * LLM_R16), *back = malloc(rb);
+        uint8_t *aq = malloc(ab * (size_t)T);
+        llm_x8 *packed = malloc((size_t)(len / 32) * (size_t)T * sizeof(llm_x8));
+        for (int r = 0; r < LLM_R16; r++) {
+            fill(w, len, 1300 + r);
+            for (int64_t j = 0; j < len; j++) w[j] *= (r + j) % 37 == 0 ? 20.0f : 1.0f;
+            llm_quant_row(t, w, rowsq + r * rb, len);
+        }
+        llm_r16_pack(t, rowsq, rb, len, group);
+        for (int r = 0; r < LLM_R16; r++) {
+            llm_r16_unpack_row(t, group, len, r, back);
+            CHECK(memcmp(back, rowsq + r * rb, rb) == 0);
+        }
+        for (int tok = 0; tok < T; tok++) {
+            fill(x, len, 1400 + tok);
+            ref->quant[LLM_TYPE_Q8_0](x, aq + tok * ab, len);
+        }
+        float got[LLM_TILE_MAX_T * LLM_R16], want[LLM_TILE_MAX_T * LLM_R16];
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1 && !k.tile) break;
+            int nt = pass ? T : 1;
+            llm_r16_pack_acts(t, aq, ab, nt, len, packed);
+            (pass ? k.tile : k.one)(group, packed, len, got, LLM_R16);
+            llm_r16_ref(t, group, packed, nt, len, want, LLM_R16);
+            CHECK(memcmp(got, want, sizeof(float) * (size_t)nt * LLM_R16) == 0);
+            for (int tok = 0; tok < nt; tok++)
+                for (int r = 0; r < LLM_R16; r++) {
+                    double d = ref->dot[t](rowsq + r * rb, aq + tok * ab, len);
+                    CHECK(fabs(got[tok * LLM_R16 + r] - d) <= 1e-5 * (fabs(d) + 10));
+                }
+        }
+        free(rowsq), free(group), free(back), free(aq), free(packed);
+    }
+    fprintf(stderr, "note: %s kernels: Q4_0/Q5_0 in 16-row groups (%s) checked bit for bit\n", fast->name,
+            fast->r16[LLM_TYPE_Q4_0].tile ? "one token and tiles" : "one token");
     /* The F16 prompt GEMM: 4 rows over a whole 64-token group and a
      * 16-token tail, an odd block length, added to what yt held. */
     if (fast->gemm4) {
@@ -1341,6 +1388,70 @@ static void test_forward_quantized(void) {
     check_model("tiny-qwen2-bpe-Q4_K_M", TOL_Q, 0.1, NULL, 2);
 }
 
+/* A Q4_0 model laid out for the kernels at load (where the best set has
+ * tiles for the layout) gives the logits of the file's layout, and readers
+ * of the weights (the trainer) see the file's values. */
+static void test_repacked_model(void) {
+    char *mp = test_data_path("llm-fixtures/models/tiny-llama-spm-Q4_0.gguf");
+    tailor_error err = {0};
+    llm_model *m[2] = {NULL, NULL};
+    setenv("TAILOR_LLM_REPACK", "0", 1);
+    CHECK_EQ(llm_model_load(mp, &m[0], &err), 0);
+    unsetenv("TAILOR_LLM_REPACK");
+    CHECK_EQ(llm_model_load(mp, &m[1], &err), 0);
+    if (!m[0] || !m[1]) goto out;
+    const llm_tensor *g0 = m[0]->layers[0].ffn_gate, *g1 = m[1]->layers[0].ffn_gate;
+    CHECK_EQ(g0->layout, LLM_LAYOUT_ROWS);
+    bool laid = llm_kernels_best()->r16[LLM_TYPE_Q4_0].tile != NULL;
+    if (!laid) fprintf(stderr, "note: this CPU's best kernels have no tiles for 16-row groups; none laid out\n");
+    CHECK_EQ(g1->layout, laid ? LLM_LAYOUT_R16 : LLM_LAYOUT_ROWS);
+    CHECK_EQ(m[1]->tok_embd->layout, LLM_LAYOUT_ROWS); /* its rows are looked up */
+    if (laid) CHECK(memcmp(g0->data, g1->data, g0->bytes) != 0);
+    int64_t cols = g0->ne[0], rows = g0->ne[1];
+    float *a = malloc(sizeof(float) * (size_t)(cols * rows)), *b = malloc(sizeof(float) * (size_t)(cols * rows));
+    llm_tensor_rows(g0, 0, rows, a, false);
+    llm_tensor_rows(g1, 0, rows, b, true);
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)(cols * rows)) == 0);
+    free(a), free(b);
+    /* a prompt (tiles and their edges) and then single tokens, both layouts, every kernel set */
+    int32_t ids[37];
+    for (int i = 0; i < 37; i++) ids[i] = 1 + (i * 7919) % 31000;
+    const char *names[] = {"scalar", "avx2", "avx512"};
+    for (int s = 0; s < 3; s++) {
+        const llm_kernels *k = llm_kernels_named(names[s]);
+        if (!k) continue;
+        float *lg[2];
+        int V = m[0]->hp.n_vocab;
+        for (int v = 0; v < 2; v++) {
+            llm_ctx_params cp = llm_ctx_default_params();
+            cp.n_ctx = 64;
+            cp.n_threads = 2;
+            cp.kernels = k;
+            llm_ctx *c = NULL;
+            CHECK_EQ(llm_ctx_new(m[v], cp, &c, &err), 0);
+            lg[v] = malloc(sizeof(float) * (size_t)V * 2);
+            CHECK_EQ(llm_decode(c, ids, 35, false, &err), 0);
+            memcpy(lg[v], llm_ctx_logits(c, -1), sizeof(float) * (size_t)V);
+            CHECK_EQ(llm_decode(c, ids + 35, 1, false, &err), 0);
+            memcpy(lg[v] + V, llm_ctx_logits(c, -1), sizeof(float) * (size_t)V);
+            llm_ctx_free(c);
+        }
+        double worst = 0, range = 0;
+        for (int i = 0; i < 2 * V; i++) {
+            worst = fmax(worst, fabs(lg[0][i] - lg[1][i]));
+            range = fmax(range, fabs(lg[0][i]));
+        }
+        fprintf(stderr, "note: %s kernels: logits of the 16-row layout within %.1e of the file's (largest %.2f)\n",
+                names[s], worst, range);
+        CHECK(range > 0.1 && worst <= 1e-4 * range);
+        free(lg[0]), free(lg[1]);
+    }
+out:
+    llm_model_free(m[0]);
+    llm_model_free(m[1]);
+    free(mp);
+}
+
 /* The scalar reference path gives the same results within the same
  * tolerances. */
 static void test_forward_scalar(void) {
@@ -2033,6 +2144,7 @@ int main(void) {
     RUN(test_forward_f16);
     RUN(test_forward_quantized);
     RUN(test_forward_scalar);
+    RUN(test_repacked_model);
     RUN(test_threads_and_sequential);
     RUN(test_kv_cache_types);
     RUN(test_refusals);

@@ -1,0 +1,188 @@
+/* repack.c — Q4_0 and Q5_0 matrices laid out for the kernels at load
+ * (LLM_LAYOUT_R16, described in llm.h): 16 rows interleaved block by
+ * block, so a 512-bit vector holds one block's values of 16 rows and the
+ * 16 dot products accumulate in its lanes — no horizontal sums, one scale
+ * step per block for 16 rows, and the Q5_0 fifth bits as ready-made
+ * 64-bit masks. In the file's layout each 22-byte Q5_0 block is unpacked
+ * alone (nibbles shuffled into order, fifth bits spread, a scale
+ * converted and broadcast), which made generation on Q4_K_M files bound
+ * by arithmetic rather than memory.
+ *
+ * A group takes the same bytes as its 16 rows, so the layout is written in
+ * place in the model's private mapping: the written pages replace the
+ * file's pages in the process (copy on write) rather than doubling them.
+ * Readers other than the kernels go through llm_tensor_rows. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "llm/llm.h"
+
+#define QK 32
+
+static int off_of(llm_type t) { return t == LLM_TYPE_Q5_0 ? 16 : 8; }
+
+bool llm_r16_fits(const llm_tensor *t) {
+    return (t->type == LLM_TYPE_Q4_0 || t->type == LLM_TYPE_Q5_0) && t->ne[0] % QK == 0 && t->ne[1] >= LLM_R16 &&
+           t->ne[1] % LLM_R16 == 0 && t->ne[2] == 1 && t->ne[3] == 1;
+}
+
+/* A block's pieces in the file's layout. */
+static const uint8_t *blk_qs(llm_type t, const uint8_t *b) { return b + (t == LLM_TYPE_Q5_0 ? 6 : 2); }
+
+void llm_r16_pack(llm_type t, const void *rows, size_t row_bytes, int64_t n, void *dst) {
+    size_t bsz = (size_t)llm_type_get(t)->bytes;
+    uint8_t *out = dst;
+    for (int64_t b = 0; b < n / QK; b++, out += LLM_R16 * bsz) {
+        uint64_t qh[8] = {0};
+        for (int k = 0; k < LLM_R16; k++) {
+            const uint8_t *x = (const uint8_t *)rows + (size_t)k * row_bytes + (size_t)b * bsz;
+            memcpy(out + 2 * k, x, 2);
+            const uint8_t *qs = blk_qs(t, x);
+            for (int j = 0; j < 4; j++) memcpy(out + 32 + 64 * j + 4 * k, qs + 4 * j, 4);
+            if (t == LLM_TYPE_Q5_0) { /* mask c takes the row's fifth bits 4c..4c+3 at 4k */
+                uint32_t h;
+                memcpy(&h, x + 2, 4);
+                for (int c = 0; c < 8; c++) qh[c] |= (uint64_t)((h >> (4 * c)) & 0xF) << (4 * k);
+            }
+        }
+        if (t == LLM_TYPE_Q5_0) memcpy(out + 32 + 256, qh, sizeof qh);
+    }
+}
+
+void llm_r16_unpack_row(llm_type t, const void *group, int64_t n, int k, void *dst) {
+    size_t bsz = (size_t)llm_type_get(t)->bytes;
+    const uint8_t *g = group;
+    uint8_t *x = dst;
+    for (int64_t b = 0; b < n / QK; b++, g += LLM_R16 * bsz, x += bsz) {
+        memcpy(x, g + 2 * k, 2);
+        uint8_t *qs = (uint8_t *)blk_qs(t, x);
+        for (int j = 0; j < 4; j++) memcpy(qs + 4 * j, g + 32 + 64 * j + 4 * k, 4);
+        if (t == LLM_TYPE_Q5_0) {
+            uint64_t qh[8];
+            memcpy(qh, g + 32 + 256, sizeof qh);
+            uint32_t h = 0;
+            for (int c = 0; c < 8; c++) h |= (uint32_t)((qh[c] >> (4 * k)) & 0xF) << (4 * c);
+            memcpy(x + 2, &h, 4);
+        }
+    }
+}
+
+void llm_r16_pack_acts(llm_type wt, const void *q8, size_t a_row, int T, int64_t n, void *dst) {
+    int off = off_of(wt);
+    llm_x8 *out = dst;
+    for (int64_t b = 0; b < n / QK; b++)
+        for (int t = 0; t < T; t++, out++) {
+            const blk_q8_0 *y = (const blk_q8_0 *)((const uint8_t *)q8 + (size_t)t * a_row) + b;
+            int s = 0;
+            for (int i = 0; i < QK; i++) s += y->qs[i];
+            out->d = f32_from_f16(y->d);
+            out->s = off * s;
+            memcpy(out->qs, y->qs, QK);
+        }
+}
+
+/* Row k's unsigned value v (the weight plus OFF) in a group's block. */
+static int r16_value(llm_type t, const uint8_t *g, int k, int v) {
+    int j = v % 16, byte = g[32 + 64 * (j / 4) + 4 * k + j % 4];
+    int u = v < 16 ? byte & 0x0F : byte >> 4;
+    if (t == LLM_TYPE_Q5_0) {
+        uint64_t m;
+        memcpy(&m, g + 32 + 256 + 8 * (v / 4), 8);
+        u |= (int)((m >> (4 * k + v % 4)) & 1) << 4;
+    }
+    return u;
+}
+
+void llm_r16_ref(llm_type t, const void *w, const void *a, int T, int64_t n, float *y, size_t y_stride) {
+    size_t gb = LLM_R16 * (size_t)llm_type_get(t)->bytes;
+    for (int tt = 0; tt < T; tt++)
+        for (int k = 0; k < LLM_R16; k++) {
+            float acc = 0;
+            for (int64_t b = 0; b < n / QK; b++) {
+                const uint8_t *g = (const uint8_t *)w + (size_t)b * gb;
+                const llm_x8 *x = (const llm_x8 *)a + (size_t)b * (size_t)T + tt;
+                uint16_t dh;
+                memcpy(&dh, g + 2 * k, 2);
+                int p = 0;
+                for (int v = 0; v < QK; v++) p += r16_value(t, g, k, v) * x->qs[v];
+                /* as the vector kernels round: (dx * dy) once, then one fused step */
+                acc = fmaf(f32_from_f16(dh) * x->d, (float)(p - x->s), acc);
+            }
+            y[(size_t)tt * y_stride + (size_t)k] = acc;
+        }
+}
+
+void llm_tensor_rows(const llm_tensor *t, int64_t r0, int64_t r1, float *dst, bool fast) {
+    int64_t cols = t->ne[0];
+    size_t rb = llm_row_bytes(t->type, cols);
+    void *tmp = t->layout == LLM_LAYOUT_R16 ? xmalloc(rb) : NULL;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *src = (const uint8_t *)t->data + (size_t)r * rb;
+        if (tmp) {
+            llm_r16_unpack_row(t->type, (const uint8_t *)t->data + (size_t)(r - r % LLM_R16) * rb, cols,
+                               (int)(r % LLM_R16), tmp);
+            src = tmp;
+        }
+        float *out = dst + (size_t)(r - r0) * (size_t)cols;
+        if (fast) llm_dequant_row_fast(t->type, src, out, cols);
+        else llm_dequant_row(t->type, src, out, cols);
+    }
+    free(tmp);
+}
+
+/* Lays one matrix out in place: its pages made writable (the mapping is
+ * private, so they become the process's own copies), each group copied
+ * aside and written back interleaved. */
+static int lay_out(llm_gguf *g, llm_tensor *t, tailor_error *err) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t b = (uintptr_t)t->data & ~(uintptr_t)(page - 1), e = (uintptr_t)t->data + t->bytes;
+    if (mprotect((void *)b, e - b, PROT_READ | PROT_WRITE) < 0)
+        return err_set(err, TAILOR_EIO, "%s: tensor '%s': mprotect: %s", g->path, t->name, strerror(errno));
+#ifdef MADV_POPULATE_WRITE
+    /* the private copies made in one call rather than a fault per page (a hint: older kernels fault) */
+    (void)madvise((void *)b, e - b, MADV_POPULATE_WRITE);
+#endif
+    size_t rb = llm_row_bytes(t->type, t->ne[0]), gsz = LLM_R16 * rb;
+    uint8_t *tmp = xmalloc(gsz), *data = (uint8_t *)t->data;
+    for (int64_t r = 0; r < t->ne[1]; r += LLM_R16) {
+        memcpy(tmp, data + (size_t)r * rb, gsz);
+        llm_r16_pack(t->type, tmp, rb, t->ne[0], data + (size_t)r * rb);
+    }
+    free(tmp);
+    mprotect((void *)b, e - b, PROT_READ); /* back to read-only; a failure here leaves it writable, harmless */
+    t->layout = LLM_LAYOUT_R16;
+    return 0;
+}
+
+int llm_model_lay_out(llm_model *m, const llm_kernels *k, tailor_error *err) {
+    llm_gguf *g = m->gguf;
+    if (!g->map || m->vocab_only || m->arch == LLM_ARCH_BERT) return 0; /* a borrowed buffer stays as it is */
+    const char *env = getenv("TAILOR_LLM_REPACK");
+    if (env && !strcmp(env, "0")) return 0;
+    /* the matrices only the forward pass's products read: not the token
+     * embedding, whose rows are looked up (nor the output when tied to it) */
+    for (int i = 0; i < m->hp.n_layer; i++) {
+        const llm_layer *L = &m->layers[i];
+        const llm_tensor *mats[] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down,
+                                    i == 0 && m->output != m->tok_embd ? m->output : NULL};
+        for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++) {
+            const llm_tensor *t = mats[j];
+            if (!t || !llm_r16_fits(t) || !k->r16[t->type].tile || t->layout == LLM_LAYOUT_R16) continue;
+            if (lay_out(g, &g->tensors[t - g->tensors], err) < 0) return err->code;
+        }
+    }
+    return 0;
+}
+
+/* The scalar twin for one token, as the sets without vector code for the
+ * layout read it. */
+void llm_r16_ref1_q4_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {
+    llm_r16_ref(LLM_TYPE_Q4_0, w, a, 1, n, y, y_stride);
+}
+void llm_r16_ref1_q5_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {
+    llm_r16_ref(LLM_TYPE_Q5_0, w, a, 1, n, y, y_stride);
+}
