@@ -26,6 +26,8 @@ struct llm_ctx {
     float *x, *h, *q, *kb, *vb, *att, *gate, *up, *rope_cs;
     uint8_t *act;
     uint8_t *pack; /* activations in a tile's own layout (llm_tile.pack) */
+    uint8_t *rowbuf; /* [threads][rowbuf_per]: rows of laid-out matrices back in the file's layout (prompts) */
+    size_t rowbuf_per;
     float *wpanel; /* [threads][F16_PANEL][widest + N_BATCH]: F16 weight rows in F32 and their outputs for a
                       prompt's GEMM (made when needed) */
     int64_t widest;
@@ -137,6 +139,7 @@ void llm_ctx_free(llm_ctx *c) {
     free(c->act);
     free(c->pack);
     free(c->wpanel);
+    free(c->rowbuf);
     free(c->scores);
     free(c->qconv);
     free(c->ablk);
@@ -367,23 +370,25 @@ static void matmul_f16_gemm(llm_ctx *c, const llm_tensor *w, const float *x, int
     else pool_for(c->pool, panels, f16_panels, &j);
 }
 
-/* Q4_0/Q5_0 laid out 16 rows to a group (repack.c): the tokens' Q8_0 rows
- * packed per block for the kernels (whole tiles of r16.t tokens, then the
- * rest one by one), the work cut in groups of rows. */
+/* Matrices laid out 16 rows to a group (repack.c): the tokens' rows
+ * rounded to the dot type (Q4_0/Q5_0: Q8_0, then packed per block for the
+ * kernels, whole tiles of r16.t tokens and the rest one by one; K-quants:
+ * Q8_K rows as they are), the work cut in groups of rows. */
 typedef struct r16_job {
     llm_ctx *c;
     llm_type wt;
     llm_r16 k;
     const uint8_t *w;
-    uint8_t *pack;
-    size_t g_bytes, a_row, one_bytes; /* a group of 16 weight rows; a token's Q8_0 row; its packed blocks */
+    bool packed;                      /* activations as llm_x8 groups (else the act rows) */
+    size_t g_bytes, a_row, one_bytes; /* a group of 16 weight rows; a token's row; its packed blocks */
     int64_t cols, rows;
     int n, tiled; /* tokens in whole tiles (a multiple of k.t) */
     float *y;
 } r16_job;
 
 static const uint8_t *r16_acts(const r16_job *j, int t) {
-    return j->pack + (size_t)(t < j->tiled ? t / j->k.t * j->k.t : t) * j->one_bytes;
+    if (!j->packed) return j->c->act + (size_t)t * j->a_row;
+    return j->c->pack + (size_t)(t < j->tiled ? t / j->k.t * j->k.t : t) * j->one_bytes;
 }
 
 static void r16_pack(void *ctx, size_t b, size_t e, int thread) {
@@ -400,8 +405,8 @@ static void r16_groups(void *ctx, size_t b, size_t e, int thread) {
     (void)thread;
     const r16_job *j = ctx;
     int T = j->k.t;
-    /* tokens in chunks whose packed activations stay in L2 */
-    int chunk = (int)(MM_L2_BYTES / j->one_bytes);
+    /* tokens in chunks whose activations stay in L2 */
+    int chunk = (int)(MM_L2_BYTES / (j->packed ? j->one_bytes : j->a_row));
     chunk = chunk < T ? T : chunk / T * T;
     for (int t0 = 0; t0 < j->n; t0 += chunk) {
         int t1 = t0 + chunk < j->n ? t0 + chunk : j->n;
@@ -416,20 +421,67 @@ static void r16_groups(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
+/* Room for each thread's rows unpacked for a prompt (at least a group). */
+#define R16_BUF (1u << 20)
+
+typedef struct unpack_job {
+    const llm_tensor *w;
+    uint8_t *buf;
+    size_t per_thread; /* bytes of buf per thread */
+    mm_job mm;
+} unpack_job;
+
+/* A laid-out matrix in a prompt, where the set's tiles read the file's
+ * layout: each thread puts its rows back a block at a time into its own
+ * buffer and runs them as the file's rows; the buffer's rows stay in
+ * cache for the whole prompt while its tokens stream past. */
+static void unpack_rows(void *ctx, size_t b, size_t e, int thread) {
+    const unpack_job *u = ctx;
+    size_t rb = u->mm.w_row, per = u->per_thread / rb / LLM_R16 * LLM_R16; /* rows at a time */
+    uint8_t *buf = u->buf + (size_t)thread * u->per_thread;
+    for (size_t r0 = b * LLM_R16; r0 < e * LLM_R16; r0 += per) {
+        size_t nr = e * LLM_R16 - r0 < per ? e * LLM_R16 - r0 : per;
+        for (size_t g = 0; g < nr; g += LLM_R16)
+            llm_r16_unpack(u->w->type, (const uint8_t *)u->w->data + (r0 + g) * rb, u->mm.cols, buf + g * rb, rb);
+        mm_job local = u->mm;
+        local.w = buf;
+        local.y = u->mm.y + r0;
+        mm_rows(&local, 0, nr, thread);
+    }
+}
+
+static void matmul_rows(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y, const uint8_t *data);
+
 static void matmul_r16(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y) {
     int64_t cols = w->ne[0], rows = w->ne[1];
     llm_r16 k = c->k->r16[w->type];
+    llm_type at = llm_type_get(w->type)->dot_type;
+    llm_tile ft = c->k->tile[w->type];
+    if (!k.tile && ft.fn && n >= ft.t) { /* the file's rows for the set's tiles */
+        size_t need = LLM_R16 * llm_row_bytes(w->type, cols);
+        if (need < R16_BUF) need = R16_BUF;
+        if (need > c->rowbuf_per) {
+            free(c->rowbuf);
+            c->rowbuf = xmalloc((size_t)c->n_threads * need);
+            c->rowbuf_per = need;
+        }
+        matmul_rows(c, w, x, n, y, NULL);
+        return;
+    }
     int T = k.tile && n >= k.t ? k.t : 0;
-    r16_job j = {c, w->type, k, w->data, c->pack, LLM_R16 * llm_row_bytes(w->type, cols),
-                 llm_row_bytes(LLM_TYPE_Q8_0, cols), (size_t)(cols / 32) * sizeof(llm_x8), cols, rows, n,
+    r16_job j = {c, w->type, k, w->data, at == LLM_TYPE_Q8_0, LLM_R16 * llm_row_bytes(w->type, cols),
+                 llm_row_bytes(at, cols), (size_t)(cols / 32) * sizeof(llm_x8), cols, rows, n,
                  T ? n / T * T : 0, y};
+    if (!T) j.k.t = 1;
     bool wide = c->n_threads > 1 && (double)n * (double)cols >= 65536.0;
-    prep_job pj = {c, LLM_TYPE_Q8_0, {0}, x, cols, j.a_row, 0, n};
+    prep_job pj = {c, at, {0}, x, cols, j.a_row, 0, n};
     if (n > 1 && wide) pool_for(c->pool, (size_t)n, prep_rows, &pj);
     else prep_rows(&pj, 0, (size_t)n, 0);
-    size_t items = (size_t)(T ? j.tiled / T : 0) + (size_t)(n - j.tiled);
-    if (items > 1 && wide) pool_for(c->pool, items, r16_pack, &j);
-    else r16_pack(&j, 0, items, 0);
+    if (j.packed) {
+        size_t items = (size_t)(T ? j.tiled / T : 0) + (size_t)(n - j.tiled);
+        if (items > 1 && wide) pool_for(c->pool, items, r16_pack, &j);
+        else r16_pack(&j, 0, items, 0);
+    }
     size_t groups = (size_t)(rows / LLM_R16);
     if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) r16_groups(&j, 0, groups, 0);
     else pool_for(c->pool, groups, r16_groups, &j);
@@ -445,6 +497,12 @@ static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float
         matmul_r16(c, w, x, n, y);
         return;
     }
+    matmul_rows(c, w, x, n, y, w->data);
+}
+
+/* The file's layout: rows from data, or, with data NULL, a laid-out
+ * matrix's rows unpacked by each thread (unpack_rows). */
+static void matmul_rows(llm_ctx *c, const llm_tensor *w, const float *x, int n, float *y, const uint8_t *data) {
     llm_type at = llm_type_get(w->type)->dot_type;
     int64_t cols = w->ne[0], rows = w->ne[1];
     size_t a_row = llm_row_bytes(at, cols);
@@ -456,10 +514,15 @@ static void matmul(llm_ctx *c, const llm_tensor *w, const float *x, int n, float
     size_t items = packed ? (size_t)((n + tl.t - 1) / tl.t) : (size_t)n;
     if (items > 1 && c->n_threads > 1 && (double)n * (double)cols >= 65536.0) pool_for(c->pool, items, prep_rows, &pj);
     else prep_rows(&pj, 0, items, 0);
-    mm_job j = {c->k->dot[w->type], c->k->rows[w->type], tl, w->data, c->act,
+    mm_job j = {c->k->dot[w->type], c->k->rows[w->type], tl, data, c->act,
                 llm_row_bytes(w->type, cols), a_row, packed ? c->pack : NULL, group, cols, rows, n, y};
     /* Small products are not worth waking the pool. */
-    if ((double)rows * (double)cols * n < 32768.0 || c->n_threads == 1) mm_rows(&j, 0, (size_t)rows, 0);
+    bool solo = (double)rows * (double)cols * n < 32768.0 || c->n_threads == 1;
+    if (!data) {
+        unpack_job u = {w, c->rowbuf, c->rowbuf_per, j};
+        if (solo) unpack_rows(&u, 0, (size_t)(rows / LLM_R16), 0);
+        else pool_for(c->pool, (size_t)(rows / LLM_R16), unpack_rows, &u);
+    } else if (solo) mm_rows(&j, 0, (size_t)rows, 0);
     else pool_for(c->pool, (size_t)rows, mm_rows, &j);
 }
 
@@ -741,10 +804,8 @@ static void forward_chunk(llm_ctx *c, const int32_t *tokens, int n, float *hid, 
     const llm_hparams *hp = &m->hp;
     int64_t D = hp->n_embd, F = hp->n_ff, S = hp->head_dim;
     int64_t DQ = (int64_t)hp->n_head * S, DKV = (int64_t)hp->n_head_kv * S;
-    size_t erow = llm_row_bytes(m->tok_embd->type, D);
-    for (int t = 0; t < n; t++)
-        llm_dequant_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tokens[t] * erow,
-                        c->x + (size_t)t * (size_t)D, D);
+    for (int t = 0; t < n; t++) /* (a tied embedding may be laid out for the output's product) */
+        llm_tensor_rows(m->tok_embd, tokens[t], tokens[t] + 1, c->x + (size_t)t * (size_t)D, false);
     rope_table(c, n);
     for (int l = 0; l < hp->n_layer; l++) {
         const llm_layer *L = &m->layers[l];

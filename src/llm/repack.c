@@ -25,49 +25,83 @@
 
 static int off_of(llm_type t) { return t == LLM_TYPE_Q5_0 ? 16 : 8; }
 
-bool llm_r16_fits(const llm_tensor *t) {
-    return (t->type == LLM_TYPE_Q4_0 || t->type == LLM_TYPE_Q5_0) && t->ne[0] % QK == 0 && t->ne[1] >= LLM_R16 &&
-           t->ne[1] % LLM_R16 == 0 && t->ne[2] == 1 && t->ne[3] == 1;
-}
+/* How a type's block is laid out across a group: its pieces in order, each
+ * an F16 field (16 halves side by side), dword fields (part i: dword i of
+ * each row), or Q5_0's fifth bits (eight 64-bit masks). */
+enum { SEG_HALF, SEG_DWORDS, SEG_QH5 };
+typedef struct { int kind, at, len; } seg;
+typedef struct { int n; seg s[4]; } segs;
 
-/* A block's pieces in the file's layout. */
-static const uint8_t *blk_qs(llm_type t, const uint8_t *b) { return b + (t == LLM_TYPE_Q5_0 ? 6 : 2); }
-
-void llm_r16_pack(llm_type t, const void *rows, size_t row_bytes, int64_t n, void *dst) {
-    size_t bsz = (size_t)llm_type_get(t)->bytes;
-    uint8_t *out = dst;
-    for (int64_t b = 0; b < n / QK; b++, out += LLM_R16 * bsz) {
-        uint64_t qh[8] = {0};
-        for (int k = 0; k < LLM_R16; k++) {
-            const uint8_t *x = (const uint8_t *)rows + (size_t)k * row_bytes + (size_t)b * bsz;
-            memcpy(out + 2 * k, x, 2);
-            const uint8_t *qs = blk_qs(t, x);
-            for (int j = 0; j < 4; j++) memcpy(out + 32 + 64 * j + 4 * k, qs + 4 * j, 4);
-            if (t == LLM_TYPE_Q5_0) { /* mask c takes the row's fifth bits 4c..4c+3 at 4k */
-                uint32_t h;
-                memcpy(&h, x + 2, 4);
-                for (int c = 0; c < 8; c++) qh[c] |= (uint64_t)((h >> (4 * c)) & 0xF) << (4 * k);
-            }
-        }
-        if (t == LLM_TYPE_Q5_0) memcpy(out + 32 + 256, qh, sizeof qh);
+static segs segs_of(llm_type t) {
+    switch (t) {
+    case LLM_TYPE_Q4_0: return (segs){2, {{SEG_HALF, 0, 2}, {SEG_DWORDS, 2, 16}}};
+    case LLM_TYPE_Q5_0: return (segs){3, {{SEG_HALF, 0, 2}, {SEG_DWORDS, 6, 16}, {SEG_QH5, 2, 4}}};
+    case LLM_TYPE_Q4_K: return (segs){4, {{SEG_HALF, 0, 2}, {SEG_HALF, 2, 2}, {SEG_DWORDS, 4, 12}, {SEG_DWORDS, 16, 128}}};
+    case LLM_TYPE_Q6_K:
+        return (segs){4, {{SEG_DWORDS, 0, 128}, {SEG_DWORDS, 128, 64}, {SEG_DWORDS, 192, 16}, {SEG_HALF, 208, 2}}};
+    default: return (segs){0, {{0, 0, 0}}};
     }
 }
 
-void llm_r16_unpack_row(llm_type t, const void *group, int64_t n, int k, void *dst) {
-    size_t bsz = (size_t)llm_type_get(t)->bytes;
-    const uint8_t *g = group;
-    uint8_t *x = dst;
-    for (int64_t b = 0; b < n / QK; b++, g += LLM_R16 * bsz, x += bsz) {
-        memcpy(x, g + 2 * k, 2);
-        uint8_t *qs = (uint8_t *)blk_qs(t, x);
-        for (int j = 0; j < 4; j++) memcpy(qs + 4 * j, g + 32 + 64 * j + 4 * k, 4);
-        if (t == LLM_TYPE_Q5_0) {
-            uint64_t qh[8];
-            memcpy(qh, g + 32 + 256, sizeof qh);
-            uint32_t h = 0;
-            for (int c = 0; c < 8; c++) h |= (uint32_t)((qh[c] >> (4 * k)) & 0xF) << (4 * c);
-            memcpy(x + 2, &h, 4);
+bool llm_r16_fits(const llm_tensor *t) {
+    return segs_of(t->type).n && t->ne[0] % llm_type_get(t->type)->block == 0 && t->ne[1] >= LLM_R16 &&
+           t->ne[1] % LLM_R16 == 0 && t->ne[2] == 1 && t->ne[3] == 1;
+}
+
+/* Moves one block of 16 rows between the layouts (to_group: rows -> group). */
+static void move_block(llm_type t, uint8_t *rows, size_t row_bytes, uint8_t *g, bool to_group) {
+    segs L = segs_of(t);
+    for (int i = 0; i < L.n; i++) {
+        seg s = L.s[i];
+        for (int k = 0; k < LLM_R16; k++) {
+            uint8_t *x = rows + (size_t)k * row_bytes + s.at;
+            if (s.kind == SEG_HALF) {
+                if (to_group) memcpy(g + 2 * k, x, 2);
+                else memcpy(x, g + 2 * k, 2);
+            } else if (s.kind == SEG_DWORDS) {
+                for (int j = 0; j < s.len / 4; j++)
+                    if (to_group) memcpy(g + 64 * j + 4 * k, x + 4 * j, 4);
+                    else memcpy(x + 4 * j, g + 64 * j + 4 * k, 4);
+            } else { /* mask c holds row k's fifth bits 4c..4c+3 at 4k */
+                uint64_t qh[8];
+                uint32_t h = 0;
+                memcpy(qh, g, sizeof qh);
+                if (to_group) {
+                    if (k == 0) memset(qh, 0, sizeof qh);
+                    memcpy(&h, x, 4);
+                    for (int c = 0; c < 8; c++) qh[c] |= (uint64_t)((h >> (4 * c)) & 0xF) << (4 * k);
+                    memcpy(g, qh, sizeof qh);
+                } else {
+                    for (int c = 0; c < 8; c++) h |= (uint32_t)((qh[c] >> (4 * k)) & 0xF) << (4 * c);
+                    memcpy(x, &h, 4);
+                }
+            }
         }
+        g += s.kind == SEG_HALF ? 32 : s.kind == SEG_DWORDS ? 16 * s.len : 64;
+    }
+}
+
+void llm_r16_pack(llm_type t, const void *rows, size_t row_bytes, int64_t n, void *dst) {
+    const llm_type_info *ti = llm_type_get(t);
+    for (int64_t b = 0; b < n / ti->block; b++)
+        move_block(t, (uint8_t *)rows + (size_t)b * (size_t)ti->bytes, row_bytes,
+                   (uint8_t *)dst + (size_t)b * LLM_R16 * (size_t)ti->bytes, true);
+}
+
+void llm_r16_unpack(llm_type t, const void *group, int64_t n, void *rows, size_t row_bytes) {
+    const llm_type_info *ti = llm_type_get(t);
+    for (int64_t b = 0; b < n / ti->block; b++)
+        move_block(t, (uint8_t *)rows + (size_t)b * (size_t)ti->bytes, row_bytes,
+                   (uint8_t *)group + (size_t)b * LLM_R16 * (size_t)ti->bytes, false);
+}
+
+void llm_r16_unpack_row(llm_type t, const void *group, int64_t n, int k, void *dst) {
+    const llm_type_info *ti = llm_type_get(t);
+    size_t bsz = (size_t)ti->bytes;
+    uint8_t rows[LLM_R16 * 256]; /* one block of each row (the largest block is 210 bytes) */
+    for (int64_t b = 0; b < n / ti->block; b++) {
+        move_block(t, rows, bsz, (uint8_t *)group + (size_t)b * LLM_R16 * bsz, false);
+        memcpy((uint8_t *)dst + (size_t)b * bsz, rows + (size_t)k * bsz, bsz);
     }
 }
 
@@ -98,7 +132,24 @@ static int r16_value(llm_type t, const uint8_t *g, int k, int v) {
 }
 
 void llm_r16_ref(llm_type t, const void *w, const void *a, int T, int64_t n, float *y, size_t y_stride) {
-    size_t gb = LLM_R16 * (size_t)llm_type_get(t)->bytes;
+    const llm_type_info *ti = llm_type_get(t);
+    size_t gb = LLM_R16 * (size_t)ti->bytes;
+    if (ti->block == 256) { /* K-quants: T Q8_K rows; each block as the format's own dot, summed in order */
+        size_t a_row = llm_row_bytes(LLM_TYPE_Q8_K, n);
+        float (*dot)(const void *, const void *, int64_t) = t == LLM_TYPE_Q4_K ? qk_dot_q4_K : qk_dot_q6_K;
+        uint8_t rows[LLM_R16 * 256];
+        for (int tt = 0; tt < T; tt++)
+            for (int k = 0; k < LLM_R16; k++) {
+                float acc = 0;
+                for (int64_t b = 0; b < n / 256; b++) {
+                    move_block(t, rows, (size_t)ti->bytes, (uint8_t *)w + (size_t)b * gb, false);
+                    acc += dot(rows + (size_t)k * (size_t)ti->bytes,
+                               (const uint8_t *)a + (size_t)tt * a_row + (size_t)b * sizeof(blk_q8_K), 256);
+                }
+                y[(size_t)tt * y_stride + (size_t)k] = acc;
+            }
+        return;
+    }
     for (int tt = 0; tt < T; tt++)
         for (int k = 0; k < LLM_R16; k++) {
             float acc = 0;
@@ -163,15 +214,16 @@ int llm_model_lay_out(llm_model *m, const llm_kernels *k, tailor_error *err) {
     if (!g->map || m->vocab_only || m->arch == LLM_ARCH_BERT) return 0; /* a borrowed buffer stays as it is */
     const char *env = getenv("TAILOR_LLM_REPACK");
     if (env && !strcmp(env, "0")) return 0;
-    /* the matrices only the forward pass's products read: not the token
-     * embedding, whose rows are looked up (nor the output when tied to it) */
+    /* the matrices of the forward pass's products; a token embedding only
+     * when it is the output too (its rows are looked up through
+     * llm_tensor_rows, one row unpacked per token) */
     for (int i = 0; i < m->hp.n_layer; i++) {
         const llm_layer *L = &m->layers[i];
         const llm_tensor *mats[] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down,
-                                    i == 0 && m->output != m->tok_embd ? m->output : NULL};
+                                    i == 0 ? m->output : NULL};
         for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++) {
             const llm_tensor *t = mats[j];
-            if (!t || !llm_r16_fits(t) || !k->r16[t->type].tile || t->layout == LLM_LAYOUT_R16) continue;
+            if (!t || !llm_r16_fits(t) || !k->r16[t->type].lay_out || t->layout == LLM_LAYOUT_R16) continue;
             if (lay_out(g, &g->tensors[t - g->tensors], err) < 0) return err->code;
         }
     }
@@ -185,4 +237,10 @@ void llm_r16_ref1_q4_0(const void *w, const void *a, int64_t n, float *y, size_t
 }
 void llm_r16_ref1_q5_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {
     llm_r16_ref(LLM_TYPE_Q5_0, w, a, 1, n, y, y_stride);
+}
+void llm_r16_ref1_q4_K(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {
+    llm_r16_ref(LLM_TYPE_Q4_K, w, a, 1, n, y, y_stride);
+}
+void llm_r16_ref1_q6_K(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {
+    llm_r16_ref(LLM_TYPE_Q6_K, w, a, 1, n, y, y_stride);
 }

@@ -198,16 +198,17 @@ static void check_kernel_set(const llm_kernels *fast) {
     /* Q4_0/Q5_0 laid out 16 rows to a group: the layout gives the rows
      * back, and each kernel (one token, a tile of tokens) is bit for bit
      * the layout's scalar twin and within rounding of the plain dots. */
-    const llm_type r16_types[] = {LLM_TYPE_Q4_0, LLM_TYPE_Q5_0};
-    for (size_t i = 0; i < 2; i++) {
-        llm_type t = r16_types[i];
+    const llm_type r16_types[] = {LLM_TYPE_Q4_0, LLM_TYPE_Q5_0, LLM_TYPE_Q4_K, LLM_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof r16_types / sizeof *r16_types; i++) {
+        llm_type t = r16_types[i], at = llm_type_get(t)->dot_type;
+        bool x8 = at == LLM_TYPE_Q8_0; /* Q4_0/Q5_0: packed activations; K-quants: Q8_K rows */
         llm_r16 k = fast->r16[t];
         CHECK(k.one != NULL);
-        int64_t len = 544; /* 17 blocks */
-        size_t rb = llm_row_bytes(t, len), ab = llm_row_bytes(LLM_TYPE_Q8_0, len);
+        int64_t len = x8 ? 544 : 768; /* 17 and 3 blocks */
+        size_t rb = llm_row_bytes(t, len), ab = llm_row_bytes(at, len);
         int T = k.tile ? k.t : 1;
-        CHECK(T >= 1 && T <= LLM_TILE_MAX_T);
-        uint8_t *rowsq = malloc(rb * LLM_R16), *group = malloc(rb * LLM_R16), *back = malloc(rb);
+        CHECK(T >= 1 && T <= LLM_TILE_MAX_T && (x8 || !k.tile));
+        uint8_t *rowsq = malloc(rb * LLM_R16), *group = malloc(rb * LLM_R16), *back = malloc(rb * LLM_R16);
         uint8_t *aq = malloc(ab * (size_t)T);
         llm_x8 *packed = malloc((size_t)(len / 32) * (size_t)T * sizeof(llm_x8));
         for (int r = 0; r < LLM_R16; r++) {
@@ -216,21 +217,27 @@ static void check_kernel_set(const llm_kernels *fast) {
             llm_quant_row(t, w, rowsq + r * rb, len);
         }
         llm_r16_pack(t, rowsq, rb, len, group);
+        CHECK(memcmp(group, rowsq, rb * LLM_R16) != 0);
+        llm_r16_unpack(t, group, len, back, rb);
+        CHECK(memcmp(back, rowsq, rb * LLM_R16) == 0);
         for (int r = 0; r < LLM_R16; r++) {
             llm_r16_unpack_row(t, group, len, r, back);
             CHECK(memcmp(back, rowsq + r * rb, rb) == 0);
         }
         for (int tok = 0; tok < T; tok++) {
             fill(x, len, 1400 + tok);
-            ref->quant[LLM_TYPE_Q8_0](x, aq + tok * ab, len);
+            ref->quant[at](x, aq + tok * ab, len);
         }
         float got[LLM_TILE_MAX_T * LLM_R16], want[LLM_TILE_MAX_T * LLM_R16];
         for (int pass = 0; pass < 2; pass++) {
             if (pass == 1 && !k.tile) break;
             int nt = pass ? T : 1;
-            llm_r16_pack_acts(t, aq, ab, nt, len, packed);
-            (pass ? k.tile : k.one)(group, packed, len, got, LLM_R16);
-            llm_r16_ref(t, group, packed, nt, len, want, LLM_R16);
+            if (x8) llm_r16_pack_acts(t, aq, ab, nt, len, packed);
+            const void *acts = x8 ? (const void *)packed : aq;
+            (pass ? k.tile : k.one)(group, acts, len, got, LLM_R16);
+            llm_r16_ref(t, group, acts, nt, len, want, LLM_R16);
+            if (memcmp(got, want, sizeof(float) * (size_t)nt * LLM_R16))
+                fprintf(stderr, "%s r16 %s: %g vs %g\n", fast->name, llm_type_get(t)->name, got[0], want[0]);
             CHECK(memcmp(got, want, sizeof(float) * (size_t)nt * LLM_R16) == 0);
             for (int tok = 0; tok < nt; tok++)
                 for (int r = 0; r < LLM_R16; r++) {
@@ -240,8 +247,8 @@ static void check_kernel_set(const llm_kernels *fast) {
         }
         free(rowsq), free(group), free(back), free(aq), free(packed);
     }
-    fprintf(stderr, "note: %s kernels: Q4_0/Q5_0 in 16-row groups (%s) checked bit for bit\n", fast->name,
-            fast->r16[LLM_TYPE_Q4_0].tile ? "one token and tiles" : "one token");
+    fprintf(stderr, "note: %s kernels: Q4_0/Q5_0/Q4_K/Q6_K in 16-row groups (%s) checked bit for bit\n",
+            fast->name, fast->r16[LLM_TYPE_Q4_0].tile ? "one token, Q4_0/Q5_0 tiles" : "one token");
     /* The F16 prompt GEMM: 4 rows over a whole 64-token group and a
      * 16-token tail, an odd block length, added to what yt held. */
     if (fast->gemm4) {
@@ -1388,11 +1395,11 @@ static void test_forward_quantized(void) {
     check_model("tiny-qwen2-bpe-Q4_K_M", TOL_Q, 0.1, NULL, 2);
 }
 
-/* A Q4_0 model laid out for the kernels at load (where the best set has
- * tiles for the layout) gives the logits of the file's layout, and readers
- * of the weights (the trainer) see the file's values. */
-static void test_repacked_model(void) {
-    char *mp = test_data_path("llm-fixtures/models/tiny-llama-spm-Q4_0.gguf");
+/* A model laid out for the kernels at load (where the best set gains from
+ * the layout) gives the logits of the file's layout with every kernel set,
+ * and readers of the weights (the trainer) see the file's values. */
+static void check_repacked_model(const char *file, int vocab) {
+    char *mp = file[0] == '/' ? strdup(file) : test_data_path(file);
     tailor_error err = {0};
     llm_model *m[2] = {NULL, NULL};
     setenv("TAILOR_LLM_REPACK", "0", 1);
@@ -1400,12 +1407,19 @@ static void test_repacked_model(void) {
     unsetenv("TAILOR_LLM_REPACK");
     CHECK_EQ(llm_model_load(mp, &m[1], &err), 0);
     if (!m[0] || !m[1]) goto out;
-    const llm_tensor *g0 = m[0]->layers[0].ffn_gate, *g1 = m[1]->layers[0].ffn_gate;
+    CHECK_EQ(m[0]->hp.n_vocab, vocab);
+    /* a layer's matrix, or else the output */
+    bool in_layer = llm_r16_fits(m[0]->layers[0].ffn_down);
+    const llm_tensor *g0 = in_layer ? m[0]->layers[0].ffn_down : m[0]->output,
+                     *g1 = in_layer ? m[1]->layers[0].ffn_down : m[1]->output;
+    CHECK(llm_r16_fits(g0));
     CHECK_EQ(g0->layout, LLM_LAYOUT_ROWS);
-    bool laid = llm_kernels_best()->r16[LLM_TYPE_Q4_0].tile != NULL;
-    if (!laid) fprintf(stderr, "note: this CPU's best kernels have no tiles for 16-row groups; none laid out\n");
+    bool laid = llm_kernels_best()->r16[g0->type].lay_out;
+    if (!laid) fprintf(stderr, "note: this CPU's best kernels do not lay %s out; the layout was not run here\n",
+                       llm_type_get(g0->type)->name);
     CHECK_EQ(g1->layout, laid ? LLM_LAYOUT_R16 : LLM_LAYOUT_ROWS);
-    CHECK_EQ(m[1]->tok_embd->layout, LLM_LAYOUT_ROWS); /* its rows are looked up */
+    /* an embedding only looked up stays as it is */
+    if (m[1]->output != m[1]->tok_embd) CHECK_EQ(m[1]->tok_embd->layout, LLM_LAYOUT_ROWS);
     if (laid) CHECK(memcmp(g0->data, g1->data, g0->bytes) != 0);
     int64_t cols = g0->ne[0], rows = g0->ne[1];
     float *a = malloc(sizeof(float) * (size_t)(cols * rows)), *b = malloc(sizeof(float) * (size_t)(cols * rows));
@@ -1415,7 +1429,7 @@ static void test_repacked_model(void) {
     free(a), free(b);
     /* a prompt (tiles and their edges) and then single tokens, both layouts, every kernel set */
     int32_t ids[37];
-    for (int i = 0; i < 37; i++) ids[i] = 1 + (i * 7919) % 31000;
+    for (int i = 0; i < 37; i++) ids[i] = 1 + (i * 7919) % (vocab - 1);
     const char *names[] = {"scalar", "avx2", "avx512"};
     for (int s = 0; s < 3; s++) {
         const llm_kernels *k = llm_kernels_named(names[s]);
@@ -1441,8 +1455,8 @@ static void test_repacked_model(void) {
             worst = fmax(worst, fabs(lg[0][i] - lg[1][i]));
             range = fmax(range, fabs(lg[0][i]));
         }
-        fprintf(stderr, "note: %s kernels: logits of the 16-row layout within %.1e of the file's (largest %.2f)\n",
-                names[s], worst, range);
+        fprintf(stderr, "note: %s, %s kernels: logits of the 16-row layout within %.1e of the file's (largest %.2f)\n",
+                file, names[s], worst, range);
         CHECK(range > 0.1 && worst <= 1e-4 * range);
         free(lg[0]), free(lg[1]);
     }
@@ -1450,6 +1464,52 @@ out:
     llm_model_free(m[0]);
     llm_model_free(m[1]);
     free(mp);
+}
+
+static void test_repacked_model(void) {
+    check_repacked_model("llm-fixtures/models/tiny-llama-spm-Q4_0.gguf", 32000);      /* Q4_0 */
+    check_repacked_model("llm-fixtures/models/tiny-qwen2-bpe-Q4_K_M.gguf", 50257);   /* Q5_0, Q4_K, Q6_K */
+    /* A tied embedding in Q4_0 (the fixture without its output matrix):
+     * laid out for the output's product, its rows looked up through the
+     * layout. */
+    char *src = test_data_path("llm-fixtures/models/tiny-llama-spm-F32.gguf"), *dir = test_tmpdir();
+    char rel[700];
+    snprintf(rel, sizeof rel, "%s/tied-q4_0.gguf", dir);
+    tailor_error err = {0};
+    llm_gguf *g = NULL;
+    CHECK_EQ(llm_gguf_open(src, &g, &err), 0);
+    if (g) {
+        llm_gguf_writer *w = llm_gguf_writer_new();
+        for (int64_t i = 0; i < g->n_kv; i++) llm_gguf_set_kv(w, &g->kv[i]);
+        void *q = NULL;
+        for (int64_t i = 0; i < g->n_tensors; i++) {
+            const llm_tensor *t = &g->tensors[i];
+            if (!strcmp(t->name, "output.weight")) continue;
+            if (!strcmp(t->name, "token_embd.weight")) {
+                int64_t rows = t->ne[1];
+                size_t rb = llm_row_bytes(LLM_TYPE_Q4_0, t->ne[0]);
+                q = malloc(rb * (size_t)rows);
+                for (int64_t r = 0; r < rows; r++)
+                    llm_quant_row(LLM_TYPE_Q4_0, (const float *)t->data + r * t->ne[0], (uint8_t *)q + r * rb, t->ne[0]);
+                llm_gguf_add_tensor(w, t->name, LLM_TYPE_Q4_0, t->n_dims, t->ne, q);
+            } else llm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
+        }
+        CHECK_EQ(llm_gguf_writer_write(w, rel, &err), 0);
+        llm_gguf_writer_free(w);
+        free(q);
+        llm_gguf_free(g);
+        check_repacked_model(rel, 32000);
+        llm_model *m = NULL;
+        CHECK_EQ(llm_model_load(rel, &m, &err), 0);
+        if (m) {
+            CHECK(m->output == m->tok_embd);
+            CHECK_EQ(m->tok_embd->layout, llm_kernels_best()->r16[LLM_TYPE_Q4_0].lay_out ? LLM_LAYOUT_R16 : LLM_LAYOUT_ROWS);
+        }
+        llm_model_free(m);
+    }
+    test_rmtree(dir);
+    free(dir);
+    free(src);
 }
 
 /* The scalar reference path gives the same results within the same
