@@ -315,8 +315,7 @@ int llm_gguf_open(const char *path, llm_gguf **out, tailor_error *err) {
         return err_set(err, TAILOR_EDATA, "%s: file truncated (%lld bytes, not a GGUF file)", path,
                        (long long)st.st_size);
     }
-    /* private: the pages repack.c rewrites become the process's own copies, never the file's */
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return err_set(err, TAILOR_EIO, "%s: mmap: %s", path, strerror(errno));
     llm_gguf *g = gguf_alloc(path);

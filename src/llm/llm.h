@@ -7,8 +7,8 @@
  * weights stay in the mapping (never copied); numerics follow the
  * reference engine (activations rounded to the weight's dot-product type
  * before each matmul), so results match llama.cpp to its own tolerances.
- * (Q4_0/Q5_0 matrices are rearranged in place in the private mapping for
- * the kernels: repack.c.) */
+ * (Q4_0/Q5_0/Q4_K/Q6_K matrices are laid out for the kernels at load
+ * into a region of their own, the file's pages released: repack.c.) */
 #ifndef TAILOR_LLM_H
 #define TAILOR_LLM_H
 
@@ -421,6 +421,8 @@ typedef struct llm_model {
     const char *chat_template; /* tokenizer.chat_template, or NULL */
     bool vocab_only;           /* loaded for tokenization only: no weights */
     llm_bert *bert;            /* LLM_ARCH_BERT: the encoder (embeddings only, no generation) */
+    void *laid;                /* the laid-out matrices' region (repack.c), or NULL */
+    size_t laid_bytes;
 } llm_model;
 
 /* BERT embedding models (bert.c): loading (weights dequantized to F32),

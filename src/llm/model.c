@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "llm/llm.h"
 
@@ -219,6 +220,7 @@ void llm_model_free(llm_model *m) {
     if (!m) return;
     llm_vocab_free(m->vocab);
     llm_bert_free(m->bert);
+    if (m->laid) munmap(m->laid, m->laid_bytes);
     free(m->layers);
     llm_gguf_free(m->gguf);
     free(m);

@@ -8,10 +8,12 @@
  * converted and broadcast), which made generation on Q4_K_M files bound
  * by arithmetic rather than memory.
  *
- * A group takes the same bytes as its 16 rows, so the layout is written in
- * place in the model's private mapping: the written pages replace the
- * file's pages in the process (copy on write) rather than doubling them.
- * Readers other than the kernels go through llm_tensor_rows. */
+ * A group takes the same bytes as its 16 rows. The laid-out matrices go to
+ * one anonymous region (in 2 MiB pages where the system gives them), and
+ * the file's pages each was read from are released as it is written, so
+ * the process holds one copy of the weights, not two (peak RSS: the file
+ * and a few MiB). Readers other than the kernels go through
+ * llm_tensor_rows. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -185,28 +187,23 @@ void llm_tensor_rows(const llm_tensor *t, int64_t r0, int64_t r1, float *dst, bo
     free(tmp);
 }
 
-/* Lays one matrix out in place: its pages made writable (the mapping is
- * private, so they become the process's own copies), each group copied
- * aside and written back interleaved. */
-static int lay_out(llm_gguf *g, llm_tensor *t, tailor_error *err) {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t b = (uintptr_t)t->data & ~(uintptr_t)(page - 1), e = (uintptr_t)t->data + t->bytes;
-    if (mprotect((void *)b, e - b, PROT_READ | PROT_WRITE) < 0)
-        return err_set(err, TAILOR_EIO, "%s: tensor '%s': mprotect: %s", g->path, t->name, strerror(errno));
-#ifdef MADV_POPULATE_WRITE
-    /* the private copies made in one call rather than a fault per page (a hint: older kernels fault) */
-    (void)madvise((void *)b, e - b, MADV_POPULATE_WRITE);
-#endif
-    size_t rb = llm_row_bytes(t->type, t->ne[0]), gsz = LLM_R16 * rb;
-    uint8_t *tmp = xmalloc(gsz), *data = (uint8_t *)t->data;
+/* One matrix laid out into dst, group by group; the file's pages it
+ * has been read from are let go as it goes (whole pages inside the
+ * tensor), so the process holds the new copy instead of both. */
+static void lay_out(llm_tensor *t, uint8_t *dst, size_t page) {
+    size_t rb = llm_row_bytes(t->type, t->ne[0]);
+    const uint8_t *src = t->data;
+    uintptr_t done = ((uintptr_t)src + page - 1) & ~(uintptr_t)(page - 1); /* first page wholly inside */
     for (int64_t r = 0; r < t->ne[1]; r += LLM_R16) {
-        memcpy(tmp, data + (size_t)r * rb, gsz);
-        llm_r16_pack(t->type, tmp, rb, t->ne[0], data + (size_t)r * rb);
+        llm_r16_pack(t->type, src + (size_t)r * rb, rb, t->ne[0], dst + (size_t)r * rb);
+        uintptr_t read = ((uintptr_t)src + (size_t)(r + LLM_R16) * rb) & ~(uintptr_t)(page - 1);
+        if (read >= done + (2u << 20) || (r + LLM_R16 >= t->ne[1] && read > done)) {
+            (void)madvise((void *)done, read - done, MADV_DONTNEED); /* a hint: the pages stay in the page cache */
+            done = read;
+        }
     }
-    free(tmp);
-    mprotect((void *)b, e - b, PROT_READ); /* back to read-only; a failure here leaves it writable, harmless */
+    t->data = dst;
     t->layout = LLM_LAYOUT_R16;
-    return 0;
 }
 
 int llm_model_lay_out(llm_model *m, const llm_kernels *k, tailor_error *err) {
@@ -217,16 +214,42 @@ int llm_model_lay_out(llm_model *m, const llm_kernels *k, tailor_error *err) {
     /* the matrices of the forward pass's products; a token embedding only
      * when it is the output too (its rows are looked up through
      * llm_tensor_rows, one row unpacked per token) */
+    VEC(llm_tensor *) todo = {0};
+    size_t total = 0;
     for (int i = 0; i < m->hp.n_layer; i++) {
         const llm_layer *L = &m->layers[i];
         const llm_tensor *mats[] = {L->wq, L->wk, L->wv, L->wo, L->ffn_gate, L->ffn_up, L->ffn_down,
                                     i == 0 ? m->output : NULL};
         for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++) {
             const llm_tensor *t = mats[j];
-            if (!t || !llm_r16_fits(t) || !k->r16[t->type].lay_out || t->layout == LLM_LAYOUT_R16) continue;
-            if (lay_out(g, &g->tensors[t - g->tensors], err) < 0) return err->code;
+            if (!t || !llm_r16_fits(t) || !k->r16[t->type].lay_out) continue;
+            vec_push(&todo, &g->tensors[t - g->tensors]);
+            total += (t->bytes + 63) / 64 * 64;
         }
     }
+    if (!todo.len) return 0;
+    /* One region in 2 MiB pages where the kernel gives them: written once
+     * at load, read every token (a 4 KiB page a fault, and a TLB entry, per
+     * 4 KiB of weights otherwise). */
+    size_t huge = 2u << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = total + huge;
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) {
+        vec_free(&todo);
+        return err_set(err, TAILOR_ENOMEM, "%s: laying %zu bytes of weights out: mmap: %s", g->path, total,
+                       strerror(errno));
+    }
+    uint8_t *at = (uint8_t *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(at, total, MADV_HUGEPAGE);
+#endif
+    for (size_t i = 0; i < todo.len; i++) {
+        lay_out(todo.data[i], at, page);
+        at += (todo.data[i]->bytes + 63) / 64 * 64;
+    }
+    vec_free(&todo);
+    m->laid = map;
+    m->laid_bytes = len;
     return 0;
 }
 
