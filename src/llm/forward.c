@@ -408,6 +408,15 @@ static void r16_groups(void *ctx, size_t b, size_t e, int thread) {
     /* tokens in chunks whose activations stay in L2 */
     int chunk = (int)(MM_L2_BYTES / (j->packed ? j->one_bytes : j->a_row));
     chunk = chunk < T ? T : chunk / T * T;
+    if (j->n == 1 && j->k.four) { /* generation: the range in four parts read side by side */
+        size_t part = (e - b) / 4;
+        float out[4 * LLM_R16];
+        for (size_t i = 0; i < part; i++) {
+            j->k.four(j->w + (b + i) * j->g_bytes, part * j->g_bytes, r16_acts(j, 0), j->cols, out);
+            for (int g = 0; g < 4; g++) memcpy(j->y + (b + i + g * part) * LLM_R16, out + LLM_R16 * g, sizeof(float) * LLM_R16);
+        }
+        b += 4 * part;
+    }
     for (int t0 = 0; t0 < j->n; t0 += chunk) {
         int t1 = t0 + chunk < j->n ? t0 + chunk : j->n;
         for (size_t g = b; g < e; g++) {

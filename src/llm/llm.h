@@ -157,7 +157,7 @@ typedef void (*llm_gemm4_fn)(const float *w, size_t w_row, const float *xt, size
 void llm_gemm4_ref(const float *w, size_t w_row, const float *xt, size_t xt_row, int64_t kb, int n, float *yt,
                    size_t yt_row);
 
-/* Q4_0, Q5_0, Q4_K and Q6_K weights laid out for the kernels (repack.c):
+/* Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights laid out for the kernels (repack.c):
  * 16 rows interleaved block by block, in the same bytes as those 16 rows
  * (LLM_LAYOUT_R16), so one vector holds a block's values of 16 rows and
  * the rows' dot products lie in its lanes. Per block of the group, 16 x
@@ -165,23 +165,27 @@ void llm_gemm4_ref(const float *w, size_t w_row, const float *xt, size_t xt_row,
  * halves (the rows' in order); dword fields as parts of 64 bytes, part i
  * holding dword i of each row (row k at 4k); Q5_0's fifth bits as eight
  * 64-bit masks (mask c: bit 4k+i = row k's fifth bit of value 4c+i). So a
- * Q4_0 block is d[16], then qs parts 0..3 (low nibbles of part j: values
+ * Q8_0 block is d[16], then qs parts 0..7 (values 4j..4j+3); a Q4_0 block is
+ * d[16], then qs parts 0..3 (low nibbles of part j: values
  * 4j..4j+3, high: 16+4j..); Q5_0 d[16], qs parts, masks; Q4_K d[16],
  * dmin[16], 3 scales parts, 32 qs parts; Q6_K 32 ql parts, 16 qh parts,
  * 4 scales parts, d[16].
- * The Q4_0/Q5_0 kernels take the activations (Q8_0 rows) packed per
+ * The Q8_0/Q4_0/Q5_0 kernels take the activations (Q8_0 rows) packed per
  * block and token as llm_x8, groups of T tokens block-major
  * ([block][token]); the K-quant kernels take a token's Q8_K row. */
 #define LLM_R16 16
 struct llm_tensor;
 enum { LLM_LAYOUT_ROWS = 0, LLM_LAYOUT_R16 = 1 };
-typedef struct { float d; int32_t s; int8_t qs[32]; } llm_x8; /* s = OFF * sum(qs): 8 for Q4_0, 16 for Q5_0 */
+typedef struct { float d; int32_t s; int8_t qs[32]; } llm_x8; /* s = OFF * sum(qs): 128 for Q8_0, 8 for Q4_0, 16 for Q5_0 */
 /* 16 rows from w (a group) times T tokens (a packed group): y[t * y_stride + k] = row k . token t. */
 typedef void (*llm_r16_fn)(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
 typedef struct llm_r16 {
     llm_r16_fn one;  /* T = 1 (generation and the tiles' edges) */
     llm_r16_fn tile; /* T = t; NULL: prompts unpack the rows for the set's own tiles */
     int t;
+    /* one token times four groups g_stride bytes apart, side by side (four
+     * streams): y[16 * g + k]; NULL: one group at a time */
+    void (*four)(const void *w, size_t g_stride, const void *a, int64_t n, float *y);
     bool lay_out;    /* the set's kernels gain from the layout: models are laid out for it */
 } llm_r16;
 /* Whether t can be laid out so (Q4_0 or Q5_0, a matrix of whole groups). */
@@ -196,13 +200,15 @@ void llm_r16_unpack_row(llm_type t, const void *group, int64_t n, int k, void *d
 void llm_r16_pack_acts(llm_type wt, const void *q8, size_t a_row, int T, int64_t n, void *dst);
 /* The scalar twin: what every kernel computes, bit for bit; for one token as llm_r16_fn. */
 void llm_r16_ref(llm_type t, const void *w, const void *a, int T, int64_t n, float *y, size_t y_stride);
+void llm_r16_ref1_q8_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
 void llm_r16_ref1_q4_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
 void llm_r16_ref1_q5_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
 void llm_r16_ref1_q4_K(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
 void llm_r16_ref1_q6_K(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
 #define LLM_R16_REF                                                                                \
-    {[LLM_TYPE_Q4_0] = {llm_r16_ref1_q4_0, NULL, 1, false}, [LLM_TYPE_Q5_0] = {llm_r16_ref1_q5_0, NULL, 1, false}, \
-     [LLM_TYPE_Q4_K] = {llm_r16_ref1_q4_K, NULL, 1, false}, [LLM_TYPE_Q6_K] = {llm_r16_ref1_q6_K, NULL, 1, false}}
+    {[LLM_TYPE_Q8_0] = {llm_r16_ref1_q8_0, NULL, 1, NULL, false}, [LLM_TYPE_Q4_0] = {llm_r16_ref1_q4_0, NULL, 1, NULL, false}, \
+      [LLM_TYPE_Q5_0] = {llm_r16_ref1_q5_0, NULL, 1, NULL, false}, \
+     [LLM_TYPE_Q4_K] = {llm_r16_ref1_q4_K, NULL, 1, NULL, false}, [LLM_TYPE_Q6_K] = {llm_r16_ref1_q6_K, NULL, 1, NULL, false}}
 /* Rows [r0, r1) of a matrix in F32, whatever its layout (fast: with the
  * best kernel set's conversions, as llm_dequant_row_fast). */
 void llm_tensor_rows(const struct llm_tensor *t, int64_t r0, int64_t r1, float *dst, bool fast);

@@ -25,7 +25,7 @@
 
 #define QK 32
 
-static int off_of(llm_type t) { return t == LLM_TYPE_Q5_0 ? 16 : 8; }
+static int off_of(llm_type t) { return t == LLM_TYPE_Q8_0 ? 128 : t == LLM_TYPE_Q5_0 ? 16 : 8; }
 
 /* How a type's block is laid out across a group: its pieces in order, each
  * an F16 field (16 halves side by side), dword fields (part i: dword i of
@@ -36,6 +36,7 @@ typedef struct { int n; seg s[4]; } segs;
 
 static segs segs_of(llm_type t) {
     switch (t) {
+    case LLM_TYPE_Q8_0: return (segs){2, {{SEG_HALF, 0, 2}, {SEG_DWORDS, 2, 32}}};
     case LLM_TYPE_Q4_0: return (segs){2, {{SEG_HALF, 0, 2}, {SEG_DWORDS, 2, 16}}};
     case LLM_TYPE_Q5_0: return (segs){3, {{SEG_HALF, 0, 2}, {SEG_DWORDS, 6, 16}, {SEG_QH5, 2, 4}}};
     case LLM_TYPE_Q4_K: return (segs){4, {{SEG_HALF, 0, 2}, {SEG_HALF, 2, 2}, {SEG_DWORDS, 4, 12}, {SEG_DWORDS, 16, 128}}};
@@ -123,6 +124,7 @@ void llm_r16_pack_acts(llm_type wt, const void *q8, size_t a_row, int T, int64_t
 
 /* Row k's unsigned value v (the weight plus OFF) in a group's block. */
 static int r16_value(llm_type t, const uint8_t *g, int k, int v) {
+    if (t == LLM_TYPE_Q8_0) return g[32 + 64 * (v / 4) + 4 * k + v % 4] ^ 0x80;
     int j = v % 16, byte = g[32 + 64 * (j / 4) + 4 * k + j % 4];
     int u = v < 16 ? byte & 0x0F : byte >> 4;
     if (t == LLM_TYPE_Q5_0) {
@@ -255,6 +257,9 @@ int llm_model_lay_out(llm_model *m, const llm_kernels *k, tailor_error *err) {
 
 /* The scalar twin for one token, as the sets without vector code for the
  * layout read it. */
+void llm_r16_ref1_q8_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {
+    llm_r16_ref(LLM_TYPE_Q8_0, w, a, 1, n, y, y_stride);
+}
 void llm_r16_ref1_q4_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {
     llm_r16_ref(LLM_TYPE_Q4_0, w, a, 1, n, y, y_stride);
 }

@@ -198,7 +198,7 @@ static void check_kernel_set(const llm_kernels *fast) {
     /* Q4_0/Q5_0 laid out 16 rows to a group: the layout gives the rows
      * back, and each kernel (one token, a tile of tokens) is bit for bit
      * the layout's scalar twin and within rounding of the plain dots. */
-    const llm_type r16_types[] = {LLM_TYPE_Q4_0, LLM_TYPE_Q5_0, LLM_TYPE_Q4_K, LLM_TYPE_Q6_K};
+    const llm_type r16_types[] = {LLM_TYPE_Q8_0, LLM_TYPE_Q4_0, LLM_TYPE_Q5_0, LLM_TYPE_Q4_K, LLM_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof r16_types / sizeof *r16_types; i++) {
         llm_type t = r16_types[i], at = llm_type_get(t)->dot_type;
         bool x8 = at == LLM_TYPE_Q8_0; /* Q4_0/Q5_0: packed activations; K-quants: Q8_K rows */
@@ -239,6 +239,21 @@ static void check_kernel_set(const llm_kernels *fast) {
             if (memcmp(got, want, sizeof(float) * (size_t)nt * LLM_R16))
                 fprintf(stderr, "%s r16 %s: %g vs %g\n", fast->name, llm_type_get(t)->name, got[0], want[0]);
             CHECK(memcmp(got, want, sizeof(float) * (size_t)nt * LLM_R16) == 0);
+            if (pass == 0 && k.four) { /* four groups side by side (the rows rotated by g), bit for bit */
+                uint8_t *four = malloc(4 * LLM_R16 * rb), *rot = malloc(LLM_R16 * rb);
+                float got4[4 * LLM_R16], want4[LLM_R16];
+                for (int g = 0; g < 4; g++) {
+                    for (int r = 0; r < LLM_R16; r++) memcpy(rot + r * rb, rowsq + ((r + g) % LLM_R16) * rb, rb);
+                    llm_r16_pack(t, rot, rb, len, four + (size_t)g * LLM_R16 * rb);
+                }
+                k.four(four, LLM_R16 * rb, acts, len, got4);
+                for (int g = 0; g < 4; g++) {
+                    llm_r16_ref(t, four + (size_t)g * LLM_R16 * rb, acts, 1, len, want4, LLM_R16);
+                    CHECK(memcmp(got4 + LLM_R16 * g, want4, sizeof want4) == 0);
+                    CHECK(got4[LLM_R16 * g] == got[g]); /* row g of the unrotated group */
+                }
+                free(four), free(rot);
+            }
             for (int tok = 0; tok < nt; tok++)
                 for (int r = 0; r < LLM_R16; r++) {
                     double d = ref->dot[t](rowsq + r * rb, aq + tok * ab, len);
@@ -247,8 +262,8 @@ static void check_kernel_set(const llm_kernels *fast) {
         }
         free(rowsq), free(group), free(back), free(aq), free(packed);
     }
-    fprintf(stderr, "note: %s kernels: Q4_0/Q5_0/Q4_K/Q6_K in 16-row groups (%s) checked bit for bit\n",
-            fast->name, fast->r16[LLM_TYPE_Q4_0].tile ? "one token, Q4_0/Q5_0 tiles" : "one token");
+    fprintf(stderr, "note: %s kernels: Q8_0/Q4_0/Q5_0/Q4_K/Q6_K in 16-row groups (%s) checked bit for bit\n",
+            fast->name, fast->r16[LLM_TYPE_Q4_0].tile ? "one token, Q8_0/Q4_0/Q5_0 tiles" : "one token");
     /* The F16 prompt GEMM: 4 rows over a whole 64-token group and a
      * 16-token tail, an odd block length, added to what yt held. */
     if (fast->gemm4) {
