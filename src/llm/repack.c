@@ -56,31 +56,35 @@ static void move_block(llm_type t, uint8_t *rows, size_t row_bytes, uint8_t *g, 
     segs L = segs_of(t);
     for (int i = 0; i < L.n; i++) {
         seg s = L.s[i];
-        for (int k = 0; k < LLM_R16; k++) {
-            uint8_t *x = rows + (size_t)k * row_bytes + s.at;
-            if (s.kind == SEG_HALF) {
-                if (to_group) memcpy(g + 2 * k, x, 2);
-                else memcpy(x, g + 2 * k, 2);
-            } else if (s.kind == SEG_DWORDS) {
-                for (int j = 0; j < s.len / 4; j++)
-                    if (to_group) memcpy(g + 64 * j + 4 * k, x + 4 * j, 4);
-                    else memcpy(x + 4 * j, g + 64 * j + 4 * k, 4);
-            } else { /* mask c holds row k's fifth bits 4c..4c+3 at 4k */
-                uint64_t qh[8];
+        if (s.kind == SEG_QH5) { /* mask c holds row k's fifth bits 4c..4c+3 at 4k */
+            uint64_t qh[8] = {0};
+            if (!to_group) memcpy(qh, g, sizeof qh);
+            for (int k = 0; k < LLM_R16; k++) {
+                uint8_t *x = rows + (size_t)k * row_bytes + s.at;
                 uint32_t h = 0;
-                memcpy(qh, g, sizeof qh);
                 if (to_group) {
-                    if (k == 0) memset(qh, 0, sizeof qh);
                     memcpy(&h, x, 4);
                     for (int c = 0; c < 8; c++) qh[c] |= (uint64_t)((h >> (4 * c)) & 0xF) << (4 * k);
-                    memcpy(g, qh, sizeof qh);
                 } else {
                     for (int c = 0; c < 8; c++) h |= (uint32_t)((qh[c] >> (4 * k)) & 0xF) << (4 * c);
                     memcpy(x, &h, 4);
                 }
             }
+            if (to_group) memcpy(g, qh, sizeof qh);
+            g += 64;
+            continue;
         }
-        g += s.kind == SEG_HALF ? 32 : s.kind == SEG_DWORDS ? 16 * s.len : 64;
+        for (int k = 0; k < LLM_R16; k++) {
+            uint8_t *x = rows + (size_t)k * row_bytes + s.at;
+            if (s.kind == SEG_HALF) {
+                if (to_group) memcpy(g + 2 * k, x, 2);
+                else memcpy(x, g + 2 * k, 2);
+            } else if (to_group)
+                for (int j = 0; j < s.len / 4; j++) memcpy(g + 64 * j + 4 * k, x + 4 * j, 4);
+            else
+                for (int j = 0; j < s.len / 4; j++) memcpy(x + 4 * j, g + 64 * j + 4 * k, 4);
+        }
+        g += s.kind == SEG_HALF ? 32 : 16 * s.len;
     }
 }
 
