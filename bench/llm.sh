@@ -19,10 +19,23 @@ for shape in smollm2-135m qwen2.5-0.5b; do
         [ -f "$f" ] || "$T" -q llm synth --shape "$shape" --type "$type" "$f"
     done
 done
+# A Llama-shaped Q4_K_M: all K-quants (2,048 and 8,192 wide, no Q5_0 fallback).
+f="$M/llama-3.2-1b-q4_k_m.gguf"
+[ -f "$f" ] || "$T" -q llm synth --shape llama-3.2-1b --type q4_k_m "$f"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for shape in smollm2-135m qwen2.5-0.5b; do
     for type in q8_0 q4_0 q4_k_m f16; do
         "$T" llm bench -m "$M/$shape-$type.gguf" -p 512 -n 64 -r 2 -t 1,2 --json
+    done
+done
+# Weights laid out at load (src/llm/repack.c) against the file's layout,
+# alternated in three rounds: generation, one and two threads.
+for f in qwen2.5-0.5b-q4_k_m llama-3.2-1b-q4_k_m; do
+    for r in 1 2 3; do
+        for lay in 1 0; do
+            TAILOR_LLM_REPACK=$lay "$T" llm bench -m "$M/$f.gguf" -p 0 -n 64 -r 2 -t 1,2 --json --no-bandwidth |
+                sed "s/^{/{\"laid_out\": $lay, \"round\": $r, /"
+        done
     done
 done
 # A busy neighbour: one core spinning for the length of the run.
@@ -56,8 +69,8 @@ if [ -x "$LB" ]; then
     side="$M/side"
     rm -rf "$side"
     mkdir -p "$side"
-    for shape in smollm2-135m qwen2.5-0.5b; do
-        for type in q8_0 q4_k_m; do
+    for shape in smollm2-135m qwen2.5-0.5b llama-3.2-1b; do
+        for type in q8_0 q4_0 q4_k_m f16; do
             f="$M/$shape-$type.gguf"
             [ -f "$f" ] || continue
             r=1
