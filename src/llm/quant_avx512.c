@@ -619,37 +619,55 @@ TGT static void swiglu(float *gate, const float *up, int64_t n) {
     llm_swiglu_ref(gate + i, up + i, n - i);
 }
 
-/* ---- Q4_0/Q5_0 laid out 16 rows to a group (repack.c) ----------------- */
+/* ---- weights laid out 16 rows to a group (repack.c) -------------------- */
 
-/* A block of 16 rows is four 64-byte loads of nibbles (the low nibbles of
- * part j are values 4j..4j+3 of every row, the high ones 16+4j..) and, for
- * Q5_0, eight ready masks of fifth bits; each of the eight value vectors
- * meets a token's 4 activation bytes broadcast from memory in one
- * vpdpbusd, so the 16 rows' sums build up in the lanes. One scale step per
- * block and token for all 16 rows; generation reads the group as one
- * sequential stream. */
-/* A K-quant group's block is 2-3 KB read through a long chain of
- * arithmetic, and the hardware prefetcher alone left the stream at 13-29
- * GB/s from memory on Zen 5 (45 GB/s with this): each block asks for the
- * one two ahead. (The 32-value kernels read short blocks, and measured no
- * faster with it.) */
-TGT static inline void r16_prefetch(const uint8_t *p, size_t n) {
-    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
-}
-
+/* A Q4_0/Q5_0 block of 16 rows is four 64-byte loads of nibbles (the low
+ * nibbles of part j are values 4j..4j+3 of every row, the high ones
+ * 16+4j..) and, for Q5_0, eight ready masks of fifth bits; Q8_0's is eight
+ * loads with the sign bits flipped. Each of the eight value vectors meets
+ * a token's 4 activation bytes broadcast from memory in one vpdpbusd, so
+ * the 16 rows' sums build up in the lanes; one scale step per block and
+ * token for all 16 rows. */
 static inline int32_t ld32(const void *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return v;
 }
 
+/* A group block's eight value vectors, unsigned (the weight plus OFF). */
+TGT static inline __attribute__((always_inline)) void r16_values(const uint8_t *x, const int kind, __m512i u[8]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    if (kind == 8)
+        for (int c = 0; c < 8; c++)
+            u[c] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + 32 + 64 * c)), _mm512_set1_epi8((char)0x80));
+    else
+        for (int j = 0; j < 4; j++) {
+            __m512i v = _mm512_loadu_si512((const void *)(x + 32 + 64 * j));
+            u[j] = _mm512_and_si512(v, m4);
+            u[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+    if (kind == 5)
+        for (int c = 0; c < 8; c++)
+            u[c] = _mm512_mask_add_epi8(u[c], _load_mask64((__mmask64 *)(x + 288 + 8 * c)), u[c], _mm512_set1_epi8(0x10));
+}
+
+/* The 16 rows' integer sums with a token's 32 activation bytes, in two
+ * chains so they do not wait on each other. */
+TGT static inline __attribute__((always_inline)) __m512i r16_dot(const __m512i u[8], const int8_t *q) {
+    __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[0], _mm512_set1_epi32(ld32(q)));
+    __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[1], _mm512_set1_epi32(ld32(q + 4)));
+    for (int c = 2; c < 8; c += 2) {
+        p0 = _mm512_dpbusd_epi32(p0, u[c], _mm512_set1_epi32(ld32(q + 4 * c)));
+        p1 = _mm512_dpbusd_epi32(p1, u[c + 1], _mm512_set1_epi32(ld32(q + 4 * c + 4)));
+    }
+    return _mm512_add_epi32(p0, p1);
+}
+
 TGT static inline __attribute__((always_inline)) void r16_kernel(const uint8_t *w, const uint8_t *a, int64_t n,
                                                                  float *y, size_t y_stride, const int T,
                                                                  const int kind) {
     /* kind: 8 = Q8_0 (the sign bits flipped), 4 = Q4_0, 5 = Q5_0 */
-    const bool q5 = kind == 5;
-    const size_t gb = LLM_R16 * (kind == 8 ? sizeof(blk_q8_0) : q5 ? sizeof(blk_q5_0) : sizeof(blk_q4_0));
-    const __m512i m4 = _mm512_set1_epi8(0x0F), h5 = _mm512_set1_epi8(0x10);
+    const size_t gb = LLM_R16 * (kind == 8 ? sizeof(blk_q8_0) : kind == 5 ? sizeof(blk_q5_0) : sizeof(blk_q4_0));
     __m512 acc[LLM_TILE_MAX_T];
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QK; b++) {
@@ -657,28 +675,9 @@ TGT static inline __attribute__((always_inline)) void r16_kernel(const uint8_t *
         const llm_x8 *ab = (const llm_x8 *)a + (size_t)b * (size_t)T;
         __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)x));
         __m512i u[8];
-        if (kind == 8)
-            for (int c = 0; c < 8; c++)
-                u[c] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + 32 + 64 * c)), _mm512_set1_epi8((char)0x80));
-        else
-            for (int j = 0; j < 4; j++) {
-                __m512i v = _mm512_loadu_si512((const void *)(x + 32 + 64 * j));
-                u[j] = _mm512_and_si512(v, m4);
-                u[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            }
-        if (q5)
-            for (int c = 0; c < 8; c++)
-                u[c] = _mm512_mask_add_epi8(u[c], _load_mask64((__mmask64 *)(x + 288 + 8 * c)), u[c], h5);
+        r16_values(x, kind, u);
         for (int t = 0; t < T; t++) {
-            const int8_t *q = ab[t].qs;
-            /* two chains, so one token's sums do not wait on each other */
-            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[0], _mm512_set1_epi32(ld32(q)));
-            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[1], _mm512_set1_epi32(ld32(q + 4)));
-            for (int c = 2; c < 8; c += 2) {
-                p0 = _mm512_dpbusd_epi32(p0, u[c], _mm512_set1_epi32(ld32(q + 4 * c)));
-                p1 = _mm512_dpbusd_epi32(p1, u[c + 1], _mm512_set1_epi32(ld32(q + 4 * c + 4)));
-            }
-            __m512i p = _mm512_sub_epi32(_mm512_add_epi32(p0, p1), _mm512_set1_epi32(ab[t].s));
+            __m512i p = _mm512_sub_epi32(r16_dot(u, ab[t].qs), _mm512_set1_epi32(ab[t].s));
             acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(ab[t].d)), _mm512_cvtepi32_ps(p), acc[t]);
         }
     }
@@ -690,9 +689,7 @@ TGT static inline __attribute__((always_inline)) void r16_kernel(const uint8_t *
  * serves faster than one (Q8_0 from memory ~33 -> ~38 GB/s a core). */
 TGT static inline __attribute__((always_inline)) void r16_four(const uint8_t *w, size_t gs, const uint8_t *a, int64_t n,
                                                                float *y, const int kind) {
-    const bool q5 = kind == 5;
-    const size_t gb = LLM_R16 * (kind == 8 ? sizeof(blk_q8_0) : q5 ? sizeof(blk_q5_0) : sizeof(blk_q4_0));
-    const __m512i m4 = _mm512_set1_epi8(0x0F), h5 = _mm512_set1_epi8(0x10);
+    const size_t gb = LLM_R16 * (kind == 8 ? sizeof(blk_q8_0) : kind == 5 ? sizeof(blk_q5_0) : sizeof(blk_q4_0));
     __m512 acc[4];
     for (int g = 0; g < 4; g++) acc[g] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QK; b++) {
@@ -703,25 +700,8 @@ TGT static inline __attribute__((always_inline)) void r16_four(const uint8_t *w,
         for (int g = 0; g < 4; g++) {
             const uint8_t *x = w + g * gs + (size_t)b * gb;
             __m512i u[8];
-            if (kind == 8)
-                for (int c = 0; c < 8; c++)
-                    u[c] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + 32 + 64 * c)), _mm512_set1_epi8((char)0x80));
-            else
-                for (int j = 0; j < 4; j++) {
-                    __m512i v = _mm512_loadu_si512((const void *)(x + 32 + 64 * j));
-                    u[j] = _mm512_and_si512(v, m4);
-                    u[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-                }
-            if (q5)
-                for (int c = 0; c < 8; c++)
-                    u[c] = _mm512_mask_add_epi8(u[c], _load_mask64((__mmask64 *)(x + 288 + 8 * c)), u[c], h5);
-            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[0], _mm512_set1_epi32(ld32(q)));
-            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[1], _mm512_set1_epi32(ld32(q + 4)));
-            for (int c = 2; c < 8; c += 2) {
-                p0 = _mm512_dpbusd_epi32(p0, u[c], _mm512_set1_epi32(ld32(q + 4 * c)));
-                p1 = _mm512_dpbusd_epi32(p1, u[c + 1], _mm512_set1_epi32(ld32(q + 4 * c + 4)));
-            }
-            __m512i p = _mm512_sub_epi32(_mm512_add_epi32(p0, p1), sy);
+            r16_values(x, kind, u);
+            __m512i p = _mm512_sub_epi32(r16_dot(u, q), sy);
             __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)x));
             acc[g] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(p), acc[g]);
         }
@@ -733,9 +713,9 @@ TGT static void r16_four_q4_0(const void *w, size_t gs, const void *a, int64_t n
 TGT static void r16_four_q5_0(const void *w, size_t gs, const void *a, int64_t n, float *y) { r16_four(w, gs, a, n, y, 5); }
 
 #define R16_T 16
-#define R16FN(NAME, T, Q5)                                                                         \
+#define R16FN(NAME, T, KIND)                                                                       \
     TGT static void NAME(const void *w, const void *a, int64_t n, float *y, size_t y_stride) {     \
-        r16_kernel(w, a, n, y, y_stride, T, Q5);                                                   \
+        r16_kernel(w, a, n, y, y_stride, T, KIND);                                                 \
     }
 R16FN(r16_one_q8_0, 1, 8)
 R16FN(r16_one_q4_0, 1, 4)
@@ -744,6 +724,15 @@ R16FN(r16_tile_q8_0, R16_T, 8)
 R16FN(r16_tile_q4_0, R16_T, 4)
 R16FN(r16_tile_q5_0, R16_T, 5)
 #undef R16FN
+
+/* A K-quant group's block is 2-3 KB read through a long chain of
+ * arithmetic, and the hardware prefetcher alone left the stream at 13-29
+ * GB/s from memory on Zen 5 (45 GB/s with this): each block asks for the
+ * one two ahead. (The 32-value kernels read short blocks, and measured no
+ * faster with it.) */
+TGT static inline void r16_prefetch(const uint8_t *p, size_t n) {
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
 
 /* Q4_K: per 256-value block, 32 parts of nibbles (part 8i+q: bytes
  * 4q..4q+3 of pair i's 32, low nibbles sub-block 2i, high 2i+1), the 6-bit

@@ -1,12 +1,13 @@
-/* repack.c — Q4_0 and Q5_0 matrices laid out for the kernels at load
- * (LLM_LAYOUT_R16, described in llm.h): 16 rows interleaved block by
- * block, so a 512-bit vector holds one block's values of 16 rows and the
- * 16 dot products accumulate in its lanes — no horizontal sums, one scale
- * step per block for 16 rows, and the Q5_0 fifth bits as ready-made
- * 64-bit masks. In the file's layout each 22-byte Q5_0 block is unpacked
- * alone (nibbles shuffled into order, fifth bits spread, a scale
- * converted and broadcast), which made generation on Q4_K_M files bound
- * by arithmetic rather than memory.
+/* repack.c — Q8_0, Q4_0, Q5_0, Q4_K and Q6_K matrices laid out for the
+ * kernels at load (LLM_LAYOUT_R16, described in llm.h): 16 rows
+ * interleaved block by block, so a 512-bit vector (two 256-bit halves on
+ * AVX2) holds one block's values of 16 rows and the 16 dot products
+ * accumulate in its lanes — no horizontal sums, one scale step per block
+ * for 16 rows, the Q5_0 fifth bits as ready-made 64-bit masks. In the
+ * file's layout each small block is unpacked alone (nibbles shuffled into
+ * order, fifth bits spread, a scale converted and broadcast), which made
+ * generation on Q4_K_M files bound by arithmetic rather than memory. Which
+ * types a kernel set lays out is its llm_r16.lay_out.
  *
  * A group takes the same bytes as its 16 rows. The laid-out matrices go to
  * one anonymous region (in 2 MiB pages where the system gives them), and
