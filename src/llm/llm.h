@@ -7,7 +7,7 @@
  * weights stay in the mapping (never copied); numerics follow the
  * reference engine (activations rounded to the weight's dot-product type
  * before each matmul), so results match llama.cpp to its own tolerances.
- * (Q4_0/Q5_0/Q4_K/Q6_K matrices are laid out for the kernels at load
+ * (Q8_0/Q4_0/Q5_0/Q4_K/Q6_K matrices are laid out for the kernels at load
  * into a region of their own, the file's pages released: repack.c.) */
 #ifndef TAILOR_LLM_H
 #define TAILOR_LLM_H
@@ -188,7 +188,7 @@ typedef struct llm_r16 {
     void (*four)(const void *w, size_t g_stride, const void *a, int64_t n, float *y);
     bool lay_out;    /* the set's kernels gain from the layout: models are laid out for it */
 } llm_r16;
-/* Whether t can be laid out so (Q4_0 or Q5_0, a matrix of whole groups). */
+/* Whether t can be laid out so (one of those five types, a matrix of whole groups). */
 bool llm_r16_fits(const struct llm_tensor *t);
 /* 16 rows in the file's layout (row_bytes apart, n values each) -> one group at dst. */
 void llm_r16_pack(llm_type t, const void *rows, size_t row_bytes, int64_t n, void *dst);
@@ -205,10 +205,6 @@ void llm_r16_ref1_q4_0(const void *w, const void *a, int64_t n, float *y, size_t
 void llm_r16_ref1_q5_0(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
 void llm_r16_ref1_q4_K(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
 void llm_r16_ref1_q6_K(const void *w, const void *a, int64_t n, float *y, size_t y_stride);
-#define LLM_R16_REF                                                                                \
-    {[LLM_TYPE_Q8_0] = {llm_r16_ref1_q8_0, NULL, 1, NULL, false}, [LLM_TYPE_Q4_0] = {llm_r16_ref1_q4_0, NULL, 1, NULL, false}, \
-      [LLM_TYPE_Q5_0] = {llm_r16_ref1_q5_0, NULL, 1, NULL, false}, \
-     [LLM_TYPE_Q4_K] = {llm_r16_ref1_q4_K, NULL, 1, NULL, false}, [LLM_TYPE_Q6_K] = {llm_r16_ref1_q6_K, NULL, 1, NULL, false}}
 /* Rows [r0, r1) of a matrix in F32, whatever its layout (fast: with the
  * best kernel set's conversions, as llm_dequant_row_fast). */
 void llm_tensor_rows(const struct llm_tensor *t, int64_t r0, int64_t r1, float *dst, bool fast);
@@ -225,7 +221,7 @@ typedef struct llm_kernels {
     /* A row to F32, bit for bit llm_dequant_row (NULL: that one). */
     void (*deq[LLM_TYPE_COUNT])(const void *src, float *dst, int64_t n);
     llm_gemm4_fn gemm4; /* NULL: F16 prompts go through rows and tiles */
-    llm_r16 r16[LLM_TYPE_COUNT]; /* Q4_0/Q5_0 in LLM_LAYOUT_R16; the set lays weights out so where r16.tile is set */
+    llm_r16 r16[LLM_TYPE_COUNT]; /* matrices in LLM_LAYOUT_R16 (every set reads the layout) */
 } llm_kernels;
 
 const llm_kernels *llm_kernels_scalar(void);
@@ -450,8 +446,8 @@ int llm_model_load(const char *path, llm_model **out, tailor_error *err);
 int llm_model_load_ex(const char *path, bool vocab_only, llm_model **out, tailor_error *err);
 void llm_model_free(llm_model *m);
 size_t llm_model_weight_bytes(const llm_model *m);
-/* Lays the model's Q4_0/Q5_0 matrices out for the kernel set k where it
- * has tiles for them (repack.c; at load, for the best set; the other sets
+/* Lays the model's matrices out for the kernel set k, the types whose
+ * r16.lay_out it sets (repack.c; at load, for the best set; the other sets
  * read the layout too). $TAILOR_LLM_REPACK=0 keeps the file's layout. */
 int llm_model_lay_out(llm_model *m, const llm_kernels *k, tailor_error *err);
 

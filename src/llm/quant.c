@@ -467,7 +467,11 @@ static const llm_kernels SCALAR = {
     .quant = {[LLM_TYPE_F32] = q_f32_fn, [LLM_TYPE_F16] = q_f16_fn, [LLM_TYPE_BF16] = q_bf16_fn,
               [LLM_TYPE_Q8_0] = q_q8_0_fn, [LLM_TYPE_Q8_1] = q_q8_1_fn, [LLM_TYPE_Q8_K] = qk_quant_q8_K},
     .swiglu = llm_swiglu_ref,
-    .r16 = LLM_R16_REF,
+    .r16 = {[LLM_TYPE_Q8_0] = {llm_r16_ref1_q8_0, NULL, 1, NULL, false},
+            [LLM_TYPE_Q4_0] = {llm_r16_ref1_q4_0, NULL, 1, NULL, false},
+            [LLM_TYPE_Q5_0] = {llm_r16_ref1_q5_0, NULL, 1, NULL, false},
+            [LLM_TYPE_Q4_K] = {llm_r16_ref1_q4_K, NULL, 1, NULL, false},
+            [LLM_TYPE_Q6_K] = {llm_r16_ref1_q6_K, NULL, 1, NULL, false}},
 };
 
 const llm_kernels *llm_kernels_scalar(void) { return &SCALAR; }

@@ -195,13 +195,14 @@ static void check_kernel_set(const llm_kernels *fast) {
         tiles++;
     }
     fprintf(stderr, "note: %s kernels: %d tile types checked against the scalar reference\n", fast->name, tiles);
-    /* Q4_0/Q5_0 laid out 16 rows to a group: the layout gives the rows
-     * back, and each kernel (one token, a tile of tokens) is bit for bit
-     * the layout's scalar twin and within rounding of the plain dots. */
+    /* Matrices laid out 16 rows to a group: the layout gives the rows
+     * back, and each kernel (one token, a tile of tokens, four groups) is
+     * bit for bit the layout's scalar twin and within rounding of the
+     * plain dots. */
     const llm_type r16_types[] = {LLM_TYPE_Q8_0, LLM_TYPE_Q4_0, LLM_TYPE_Q5_0, LLM_TYPE_Q4_K, LLM_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof r16_types / sizeof *r16_types; i++) {
         llm_type t = r16_types[i], at = llm_type_get(t)->dot_type;
-        bool x8 = at == LLM_TYPE_Q8_0; /* Q4_0/Q5_0: packed activations; K-quants: Q8_K rows */
+        bool x8 = at == LLM_TYPE_Q8_0; /* Q8_0/Q4_0/Q5_0: packed activations; K-quants: Q8_K rows */
         llm_r16 k = fast->r16[t];
         CHECK(k.one != NULL);
         int64_t len = x8 ? 544 : 768; /* 17 and 3 blocks */
