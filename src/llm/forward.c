@@ -467,13 +467,6 @@ static void matmul_r16(llm_ctx *c, const llm_tensor *w, const float *x, int n, f
     llm_type at = llm_type_get(w->type)->dot_type;
     llm_tile ft = c->k->tile[w->type];
     if (!k.tile && ft.fn && n >= ft.t) { /* the file's rows for the set's tiles */
-        size_t need = LLM_R16 * llm_row_bytes(w->type, cols);
-        if (need < R16_BUF) need = R16_BUF;
-        if (need > c->rowbuf_per) {
-            free(c->rowbuf);
-            c->rowbuf = xmalloc((size_t)c->n_threads * need);
-            c->rowbuf_per = need;
-        }
         matmul_rows(c, w, x, n, y, NULL);
         return;
     }
@@ -528,6 +521,13 @@ static void matmul_rows(llm_ctx *c, const llm_tensor *w, const float *x, int n, 
     /* Small products are not worth waking the pool. */
     bool solo = (double)rows * (double)cols * n < 32768.0 || c->n_threads == 1;
     if (!data) {
+        size_t need = LLM_R16 * j.w_row; /* a group of rows at least */
+        if (need < R16_BUF) need = R16_BUF;
+        if (need > c->rowbuf_per) {
+            free(c->rowbuf);
+            c->rowbuf = xmalloc((size_t)c->n_threads * need);
+            c->rowbuf_per = need;
+        }
         unpack_job u = {w, c->rowbuf, c->rowbuf_per, j};
         if (solo) unpack_rows(&u, 0, (size_t)(rows / LLM_R16), 0);
         else pool_for(c->pool, (size_t)(rows / LLM_R16), unpack_rows, &u);

@@ -52,16 +52,18 @@ bool llm_r16_fits(const llm_tensor *t) {
            t->ne[1] % LLM_R16 == 0 && t->ne[2] == 1 && t->ne[3] == 1;
 }
 
-/* Moves one block of 16 rows between the layouts (to_group: rows -> group). */
-static void move_block(llm_type t, uint8_t *rows, size_t row_bytes, uint8_t *g, bool to_group) {
+/* Moves one block of rows k0..k1-1 of a group between the layouts
+ * (to_group: rows -> group; packing takes all 16); row k's block is at
+ * rows + (k - k0) * row_bytes. */
+static void move_block(llm_type t, uint8_t *rows, size_t row_bytes, uint8_t *g, bool to_group, int k0, int k1) {
     segs L = segs_of(t);
     for (int i = 0; i < L.n; i++) {
         seg s = L.s[i];
         if (s.kind == SEG_QH5) { /* mask c holds row k's fifth bits 4c..4c+3 at 4k */
             uint64_t qh[8] = {0};
             if (!to_group) memcpy(qh, g, sizeof qh);
-            for (int k = 0; k < LLM_R16; k++) {
-                uint8_t *x = rows + (size_t)k * row_bytes + s.at;
+            for (int k = k0; k < k1; k++) {
+                uint8_t *x = rows + (size_t)(k - k0) * row_bytes + s.at;
                 uint32_t h = 0;
                 if (to_group) {
                     memcpy(&h, x, 4);
@@ -75,8 +77,8 @@ static void move_block(llm_type t, uint8_t *rows, size_t row_bytes, uint8_t *g, 
             g += 64;
             continue;
         }
-        for (int k = 0; k < LLM_R16; k++) {
-            uint8_t *x = rows + (size_t)k * row_bytes + s.at;
+        for (int k = k0; k < k1; k++) {
+            uint8_t *x = rows + (size_t)(k - k0) * row_bytes + s.at;
             if (s.kind == SEG_HALF) {
                 if (to_group) memcpy(g + 2 * k, x, 2);
                 else memcpy(x, g + 2 * k, 2);
@@ -93,24 +95,21 @@ void llm_r16_pack(llm_type t, const void *rows, size_t row_bytes, int64_t n, voi
     const llm_type_info *ti = llm_type_get(t);
     for (int64_t b = 0; b < n / ti->block; b++)
         move_block(t, (uint8_t *)rows + (size_t)b * (size_t)ti->bytes, row_bytes,
-                   (uint8_t *)dst + (size_t)b * LLM_R16 * (size_t)ti->bytes, true);
+                   (uint8_t *)dst + (size_t)b * LLM_R16 * (size_t)ti->bytes, true, 0, LLM_R16);
 }
 
 void llm_r16_unpack(llm_type t, const void *group, int64_t n, void *rows, size_t row_bytes) {
     const llm_type_info *ti = llm_type_get(t);
     for (int64_t b = 0; b < n / ti->block; b++)
         move_block(t, (uint8_t *)rows + (size_t)b * (size_t)ti->bytes, row_bytes,
-                   (uint8_t *)group + (size_t)b * LLM_R16 * (size_t)ti->bytes, false);
+                   (uint8_t *)group + (size_t)b * LLM_R16 * (size_t)ti->bytes, false, 0, LLM_R16);
 }
 
 void llm_r16_unpack_row(llm_type t, const void *group, int64_t n, int k, void *dst) {
     const llm_type_info *ti = llm_type_get(t);
     size_t bsz = (size_t)ti->bytes;
-    uint8_t rows[LLM_R16 * 256]; /* one block of each row (the largest block is 210 bytes) */
-    for (int64_t b = 0; b < n / ti->block; b++) {
-        move_block(t, rows, bsz, (uint8_t *)group + (size_t)b * LLM_R16 * bsz, false);
-        memcpy((uint8_t *)dst + (size_t)b * bsz, rows + (size_t)k * bsz, bsz);
-    }
+    for (int64_t b = 0; b < n / ti->block; b++)
+        move_block(t, (uint8_t *)dst + (size_t)b * bsz, bsz, (uint8_t *)group + (size_t)b * LLM_R16 * bsz, false, k, k + 1);
 }
 
 void llm_r16_pack_acts(llm_type wt, const void *q8, size_t a_row, int T, int64_t n, void *dst) {
@@ -146,14 +145,13 @@ void llm_r16_ref(llm_type t, const void *w, const void *a, int T, int64_t n, flo
     if (ti->block == 256) { /* K-quants: T Q8_K rows; each block as the format's own dot, summed in order */
         size_t a_row = llm_row_bytes(LLM_TYPE_Q8_K, n);
         float (*dot)(const void *, const void *, int64_t) = t == LLM_TYPE_Q4_K ? qk_dot_q4_K : qk_dot_q6_K;
-        uint8_t rows[LLM_R16 * 256];
+        uint8_t row[256]; /* one row's block (the largest is 210 bytes) */
         for (int tt = 0; tt < T; tt++)
             for (int k = 0; k < LLM_R16; k++) {
                 float acc = 0;
                 for (int64_t b = 0; b < n / 256; b++) {
-                    move_block(t, rows, (size_t)ti->bytes, (uint8_t *)w + (size_t)b * gb, false);
-                    acc += dot(rows + (size_t)k * (size_t)ti->bytes,
-                               (const uint8_t *)a + (size_t)tt * a_row + (size_t)b * sizeof(blk_q8_K), 256);
+                    move_block(t, row, (size_t)ti->bytes, (uint8_t *)w + (size_t)b * gb, false, k, k + 1);
+                    acc += dot(row, (const uint8_t *)a + (size_t)tt * a_row + (size_t)b * sizeof(blk_q8_K), 256);
                 }
                 y[(size_t)tt * y_stride + (size_t)k] = acc;
             }
