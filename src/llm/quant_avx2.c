@@ -1005,12 +1005,6 @@ TGT static void deq_q6_K(const void *src, float *y, int64_t n) {
  * rows' sums lie in the lanes as with AVX-512, and each block's float step
  * is the one the scalar twin takes. Q8_0 (values to 255) would saturate
  * vpmaddubsw, so this set does not lay it out. */
-static inline int32_t ld32(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 TGT static inline __m256i madd_ones(__m256i p16) { return _mm256_madd_epi16(p16, _mm256_set1_epi16(1)); }
 
 /* kind 4 = Q4_0, 5 = Q5_0. (Four groups side by side, as the AVX-512 set
@@ -1027,7 +1021,7 @@ TGT static inline __attribute__((always_inline)) void r16_x8(const uint8_t *w, c
         const uint8_t *x = w + (size_t)b * gb;
         __m256 dy = _mm256_set1_ps(ab->d);
         __m256i sy = _mm256_set1_epi32(ab->s), yq[8];
-        for (int c = 0; c < 8; c++) yq[c] = _mm256_set1_epi32(ld32(ab->qs + 4 * c));
+        for (int c = 0; c < 8; c++) yq[c] = _mm256_set1_epi32(sx_ld32(ab->qs + 4 * c));
         for (int h = 0; h < 2; h++) {
             __m256i u[8];
             for (int j = 0; j < 4; j++) {
@@ -1069,10 +1063,6 @@ TGT static void r16_one_q5_0(const void *w, const void *a, int64_t n, float *y, 
     r16_x8(w, a, n, y, 5);
 }
 
-TGT static inline void r16_prefetch(const uint8_t *p, size_t n) {
-    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
-}
-
 /* Q4_K: as the AVX-512 kernel, a sub-block's eight parts summed in 16 bits. */
 TGT static void r16_one_q4_K(const void *w, const void *a, int64_t n, float *y, size_t ys) {
     (void)ys;
@@ -1082,7 +1072,7 @@ TGT static void r16_one_q4_K(const void *w, const void *a, int64_t n, float *y, 
     for (int64_t b = 0; b < n / QK_K; b++) {
         const uint8_t *x = (const uint8_t *)w + (size_t)b * LLM_R16 * sizeof(blk_q4_K);
         const blk_q8_K *yb = (const blk_q8_K *)a + b;
-        r16_prefetch(x + 2 * LLM_R16 * sizeof(blk_q4_K), LLM_R16 * sizeof(blk_q4_K));
+        sx_prefetch(x + 2 * LLM_R16 * sizeof(blk_q4_K), LLM_R16 * sizeof(blk_q4_K));
         __m256 dy = _mm256_set1_ps(yb->d);
         for (int h = 0; h < 2; h++) {
             __m256 dxy = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 16 * h))), dy);
@@ -1096,9 +1086,9 @@ TGT static void r16_one_q4_K(const void *w, const void *a, int64_t n, float *y, 
                 for (int q = 0; q < 8; q++) {
                     __m256i v = _mm256_loadu_si256((const __m256i *)(x + 256 + 64 * (8 * i + q) + 32 * h));
                     slo = _mm256_add_epi16(slo, _mm256_maddubs_epi16(_mm256_and_si256(v, m4),
-                                                                     _mm256_set1_epi32(ld32(yb->qs + 64 * i + 4 * q))));
+                                                                     _mm256_set1_epi32(sx_ld32(yb->qs + 64 * i + 4 * q))));
                     shi = _mm256_add_epi16(shi, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
-                                                                     _mm256_set1_epi32(ld32(yb->qs + 64 * i + 32 + 4 * q))));
+                                                                     _mm256_set1_epi32(sx_ld32(yb->qs + 64 * i + 32 + 4 * q))));
                 }
                 for (int hh = 0; hh < 2; hh++) {
                     int j = 2 * i + hh;
@@ -1135,7 +1125,7 @@ TGT static void r16_one_q6_K(const void *w, const void *a, int64_t n, float *y, 
         const uint8_t *x = (const uint8_t *)w + (size_t)b * LLM_R16 * sizeof(blk_q6_K);
         const uint8_t *ql = x, *qhp = x + 2048, *scp = x + 3072;
         const blk_q8_K *yb = (const blk_q8_K *)a + b;
-        r16_prefetch(x + 2 * LLM_R16 * sizeof(blk_q6_K), LLM_R16 * sizeof(blk_q6_K));
+        sx_prefetch(x + 2 * LLM_R16 * sizeof(blk_q6_K), LLM_R16 * sizeof(blk_q6_K));
         __m256 dy = _mm256_set1_ps(yb->d);
         for (int hv = 0; hv < 2; hv++) { /* rows 8hv.. */
             __m256 dxy = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 3328 + 16 * hv))), dy);
@@ -1155,7 +1145,7 @@ TGT static void r16_one_q6_K(const void *w, const void *a, int64_t n, float *y, 
                             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4),
                                             _mm256_and_si256(_mm256_srli_epi16(H, 2), m30))};
                         for (int i = 0; i < 4; i++) {
-                            __m256i t = _mm256_maddubs_epi16(u[i], _mm256_set1_epi32(ld32(yb->qs + 128 * h + 32 * i + l)));
+                            __m256i t = _mm256_maddubs_epi16(u[i], _mm256_set1_epi32(sx_ld32(yb->qs + 128 * h + 32 * i + l)));
                             if (q % 2 == 0) P16[i][q / 2] = t;
                             else P16[i][q / 2] = _mm256_add_epi16(P16[i][q / 2], t);
                         }

@@ -628,12 +628,6 @@ TGT static void swiglu(float *gate, const float *up, int64_t n) {
  * a token's 4 activation bytes broadcast from memory in one vpdpbusd, so
  * the 16 rows' sums build up in the lanes; one scale step per block and
  * token for all 16 rows. */
-static inline int32_t ld32(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 /* A group block's eight value vectors, unsigned (the weight plus OFF). */
 TGT static inline __attribute__((always_inline)) void r16_values(const uint8_t *x, const int kind, __m512i u[8]) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -654,11 +648,11 @@ TGT static inline __attribute__((always_inline)) void r16_values(const uint8_t *
 /* The 16 rows' integer sums with a token's 32 activation bytes, in two
  * chains so they do not wait on each other. */
 TGT static inline __attribute__((always_inline)) __m512i r16_dot(const __m512i u[8], const int8_t *q) {
-    __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[0], _mm512_set1_epi32(ld32(q)));
-    __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[1], _mm512_set1_epi32(ld32(q + 4)));
+    __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[0], _mm512_set1_epi32(sx_ld32(q)));
+    __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[1], _mm512_set1_epi32(sx_ld32(q + 4)));
     for (int c = 2; c < 8; c += 2) {
-        p0 = _mm512_dpbusd_epi32(p0, u[c], _mm512_set1_epi32(ld32(q + 4 * c)));
-        p1 = _mm512_dpbusd_epi32(p1, u[c + 1], _mm512_set1_epi32(ld32(q + 4 * c + 4)));
+        p0 = _mm512_dpbusd_epi32(p0, u[c], _mm512_set1_epi32(sx_ld32(q + 4 * c)));
+        p1 = _mm512_dpbusd_epi32(p1, u[c + 1], _mm512_set1_epi32(sx_ld32(q + 4 * c + 4)));
     }
     return _mm512_add_epi32(p0, p1);
 }
@@ -725,15 +719,6 @@ R16FN(r16_tile_q4_0, R16_T, 4)
 R16FN(r16_tile_q5_0, R16_T, 5)
 #undef R16FN
 
-/* A K-quant group's block is 2-3 KB read through a long chain of
- * arithmetic, and the hardware prefetcher alone left the stream at 13-29
- * GB/s from memory on Zen 5 (45 GB/s with this): each block asks for the
- * one two ahead. (The 32-value kernels read short blocks, and measured no
- * faster with it.) */
-TGT static inline void r16_prefetch(const uint8_t *p, size_t n) {
-    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
-}
-
 /* Q4_K: per 256-value block, 32 parts of nibbles (part 8i+q: bytes
  * 4q..4q+3 of pair i's 32, low nibbles sub-block 2i, high 2i+1), the 6-bit
  * scales and mins decoded in the lanes from the rows' 12 bytes, integer
@@ -746,7 +731,7 @@ TGT static void r16_one_q4_K(const void *w, const void *a, int64_t n, float *y, 
     for (int64_t b = 0; b < n / QK_K; b++) {
         const uint8_t *x = (const uint8_t *)w + (size_t)b * LLM_R16 * sizeof(blk_q4_K);
         const blk_q8_K *yb = (const blk_q8_K *)a + b;
-        r16_prefetch(x + 2 * LLM_R16 * sizeof(blk_q4_K), LLM_R16 * sizeof(blk_q4_K));
+        sx_prefetch(x + 2 * LLM_R16 * sizeof(blk_q4_K), LLM_R16 * sizeof(blk_q4_K));
         __m512 dy = _mm512_set1_ps(yb->d);
         __m512 dxy = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)x)), dy);
         __m512 dmy = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + 32))), dy);
@@ -757,9 +742,9 @@ TGT static void r16_one_q4_K(const void *w, const void *a, int64_t n, float *y, 
             __m512i plo = _mm512_setzero_si512(), phi = _mm512_setzero_si512();
             for (int q = 0; q < 8; q++) {
                 __m512i v = _mm512_loadu_si512((const void *)(x + 256 + 64 * (8 * i + q)));
-                plo = _mm512_dpbusd_epi32(plo, _mm512_and_si512(v, m4), _mm512_set1_epi32(ld32(yb->qs + 64 * i + 4 * q)));
+                plo = _mm512_dpbusd_epi32(plo, _mm512_and_si512(v, m4), _mm512_set1_epi32(sx_ld32(yb->qs + 64 * i + 4 * q)));
                 phi = _mm512_dpbusd_epi32(phi, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
-                                          _mm512_set1_epi32(ld32(yb->qs + 64 * i + 32 + 4 * q)));
+                                          _mm512_set1_epi32(sx_ld32(yb->qs + 64 * i + 32 + 4 * q)));
             }
             for (int h = 0; h < 2; h++) {
                 int j = 2 * i + h;
@@ -795,7 +780,7 @@ TGT static void r16_one_q6_K(const void *w, const void *a, int64_t n, float *y, 
     for (int64_t b = 0; b < n / QK_K; b++) {
         const uint8_t *x = (const uint8_t *)w + (size_t)b * LLM_R16 * sizeof(blk_q6_K);
         const uint8_t *ql = x, *qh = x + 2048, *scp = x + 3072;
-        r16_prefetch(x + 2 * LLM_R16 * sizeof(blk_q6_K), LLM_R16 * sizeof(blk_q6_K));
+        sx_prefetch(x + 2 * LLM_R16 * sizeof(blk_q6_K), LLM_R16 * sizeof(blk_q6_K));
         const blk_q8_K *yb = (const blk_q8_K *)a + b;
         __m512 dxy = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + 3328))), _mm512_set1_ps(yb->d));
         __m512i isum = _mm512_setzero_si512();
@@ -815,7 +800,7 @@ TGT static void r16_one_q6_K(const void *w, const void *a, int64_t n, float *y, 
                         _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(B, 4), m4),
                                         _mm512_and_si512(_mm512_srli_epi16(H, 2), m30))};
                     for (int i = 0; i < 4; i++)
-                        P[i] = _mm512_dpbusd_epi32(P[i], u[i], _mm512_set1_epi32(ld32(yb->qs + 128 * h + 32 * i + l)));
+                        P[i] = _mm512_dpbusd_epi32(P[i], u[i], _mm512_set1_epi32(sx_ld32(yb->qs + 128 * h + 32 * i + l)));
                 }
                 for (int i = 0; i < 4; i++) {
                     int j = 8 * h + 2 * i + g; /* the 16-value sub-block */
